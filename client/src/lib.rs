@@ -1,0 +1,20 @@
+//! tagtrust client library: everything the `tagtrust` CLI does, callable from
+//! other programs and tests.
+//!
+//! * [`trusted`]: the trusted-metadata state machine. Pure: handed bytes, it
+//!   says accept or why not. Every TUF client rule lives there.
+//! * [`fetch`]: downloading with size limits and timeouts.
+//! * [`updater`]: the TUF client workflow, fetching and persisting around
+//!   [`trusted`].
+//! * [`home`]: the local state directory (trusted metadata, keys, config).
+//! * [`remote`]: the tagtrust server's write API (publish, online keys).
+//! * [`publisher`]: init, tag set/rm, list.
+//! * [`lookup`]: resolve a tag with trust bootstrapping.
+
+pub mod fetch;
+pub mod home;
+pub mod lookup;
+pub mod publisher;
+pub mod remote;
+pub mod trusted;
+pub mod updater;

@@ -1,0 +1,271 @@
+//! Public keys as TUF writes them, key IDs, signature checks per scheme, and
+//! the ed25519 signing keys tagtrust creates (stored as encrypted PKCS#8 PEM).
+
+use crate::canonical::to_canonical_json;
+use crate::error::{Error, Result};
+use crate::metadata::Signature;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The `keyval` object of a TUF key. Only `public` matters to verification;
+/// anything else is kept so re-serialising does not change key content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVal {
+    pub public: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A public key as listed in root or a delegating targets role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    pub keytype: String,
+    pub scheme: String,
+    pub keyval: KeyVal,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl PublicKey {
+    /// An ed25519 key from its 32 raw bytes.
+    pub fn ed25519(public: &[u8; 32]) -> Self {
+        PublicKey {
+            keytype: "ed25519".into(),
+            scheme: "ed25519".into(),
+            keyval: KeyVal {
+                public: hex::encode(public),
+                extra: Map::new(),
+            },
+            extra: Map::new(),
+        }
+    }
+
+    /// The key ID tagtrust assigns to keys it creates: SHA-256 of the key's
+    /// canonical JSON, as securesystemslib does. Only used when *creating*
+    /// metadata; when verifying, the key ID is whatever the delegator lists.
+    pub fn key_id(&self) -> String {
+        let canonical = to_canonical_json(self).expect("a key has no floats");
+        hex::encode(Sha256::digest(canonical))
+    }
+
+    /// Check one signature over `message`. `Ok(false)` means a well-formed
+    /// key whose signature does not verify; `Err` means the key or signature
+    /// is of a kind we cannot check.
+    pub fn verify(&self, message: &[u8], signature_hex: &str) -> Result<bool> {
+        let sig = hex::decode(signature_hex)
+            .map_err(|_| Error::InvalidKey(format!("signature is not hex: {signature_hex:.16}")))?;
+        match (self.keytype.as_str(), self.scheme.as_str()) {
+            ("ed25519", "ed25519") => self.verify_ed25519(message, &sig),
+            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => {
+                self.verify_ecdsa_p256(message, &sig)
+            }
+            ("rsa", "rsassa-pss-sha256") => self.verify_rsa_pss_sha256(message, &sig),
+            (keytype, scheme) => Err(Error::UnsupportedKey(format!(
+                "keytype {keytype:?} with scheme {scheme:?}"
+            ))),
+        }
+    }
+
+    fn verify_ed25519(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
+        let raw: [u8; 32] = hex::decode(&self.keyval.public)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::InvalidKey("ed25519 public key is not 32 hex bytes".into()))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
+            .map_err(|e| Error::InvalidKey(format!("ed25519: {e}")))?;
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+            return Ok(false);
+        };
+        // verify_strict refuses small-order keys and malleable signatures.
+        Ok(key.verify_strict(message, &sig).is_ok())
+    }
+
+    fn verify_ecdsa_p256(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
+        use p256::ecdsa::signature::Verifier;
+        use p256::pkcs8::DecodePublicKey;
+        let public = self.keyval.public.trim();
+        // securesystemslib writes PEM (SubjectPublicKeyInfo); some tools write
+        // the SEC1 point in hex.
+        let key = if public.starts_with("-----BEGIN") {
+            p256::ecdsa::VerifyingKey::from_public_key_pem(public)
+                .map_err(|e| Error::InvalidKey(format!("ecdsa PEM: {e}")))?
+        } else {
+            let point = hex::decode(public)
+                .map_err(|_| Error::InvalidKey("ecdsa public key is neither PEM nor hex".into()))?;
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                .map_err(|e| Error::InvalidKey(format!("ecdsa point: {e}")))?
+        };
+        let sig = match p256::ecdsa::Signature::from_der(sig) {
+            Ok(sig) => sig,
+            Err(_) => match p256::ecdsa::Signature::from_slice(sig) {
+                Ok(sig) => sig,
+                Err(_) => return Ok(false),
+            },
+        };
+        Ok(key.verify(message, &sig).is_ok())
+    }
+
+    fn verify_rsa_pss_sha256(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
+        use rsa::pkcs8::DecodePublicKey;
+        use rsa::traits::PublicKeyParts;
+        let key = rsa::RsaPublicKey::from_public_key_pem(self.keyval.public.trim())
+            .map_err(|e| Error::InvalidKey(format!("rsa PEM: {e}")))?;
+        let digest = Sha256::digest(message);
+        // Signers differ in PSS salt length: securesystemslib uses the digest
+        // length, OpenSSL's default is the maximum. Accept either.
+        let max_salt = key.size().saturating_sub(32 + 2);
+        Ok([32, max_salt].into_iter().any(|salt_len| {
+            key.verify(rsa::Pss::new_with_salt::<Sha256>(salt_len), &digest, sig)
+                .is_ok()
+        }))
+    }
+}
+
+/// An ed25519 private key that tagtrust signs with.
+pub struct SigningKey {
+    inner: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    // Never print key material, even in debug logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.key_id())
+    }
+}
+
+impl SigningKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        SigningKey {
+            inner: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// From the 32-byte seed (used by the server, which stores the seed
+    /// encrypted under its master key).
+    pub fn from_seed(seed: &[u8]) -> Result<Self> {
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| Error::PrivateKey("ed25519 seed must be 32 bytes".into()))?;
+        Ok(SigningKey {
+            inner: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The 32-byte seed. Callers must encrypt it before it touches storage.
+    pub fn seed(&self) -> [u8; 32] {
+        self.inner.to_bytes()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::ed25519(self.inner.verifying_key().as_bytes())
+    }
+
+    pub fn key_id(&self) -> String {
+        self.public_key().key_id()
+    }
+
+    /// Sign `message` (the canonical bytes of a role's `signed`).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        use ed25519_dalek::Signer;
+        Signature {
+            keyid: self.key_id(),
+            sig: hex::encode(self.inner.sign(message).to_bytes()),
+            extra: Map::new(),
+        }
+    }
+
+    /// Encrypted PKCS#8 PEM (PBES2: scrypt + AES-256-CBC), readable by
+    /// `openssl pkey`.
+    pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<String> {
+        use pkcs8::EncodePrivateKey;
+        let pem = self
+            .inner
+            .to_pkcs8_encrypted_pem(&mut rand::rngs::OsRng, passphrase, pkcs8::LineEnding::LF)
+            .map_err(|e| Error::PrivateKey(format!("cannot encrypt key: {e}")))?;
+        Ok(pem.to_string())
+    }
+
+    /// Read an encrypted PKCS#8 PEM written by [`SigningKey::to_encrypted_pem`]
+    /// (or by `openssl genpkey -algorithm ed25519 -aes-256-cbc`).
+    pub fn from_encrypted_pem(pem: &str, passphrase: &str) -> Result<Self> {
+        use pkcs8::DecodePrivateKey;
+        if !pem.contains("ENCRYPTED PRIVATE KEY") {
+            return Err(Error::PrivateKey(
+                "not an encrypted PKCS#8 PEM file (expected 'BEGIN ENCRYPTED PRIVATE KEY')".into(),
+            ));
+        }
+        let inner = ed25519_dalek::SigningKey::from_pkcs8_encrypted_pem(pem, passphrase)
+            .map_err(|e| match e {
+                pkcs8::Error::EncryptedPrivateKey(_) | pkcs8::Error::Asn1(_) => {
+                    Error::WrongPassphrase
+                }
+                other => Error::PrivateKey(other.to_string()),
+            })?;
+        Ok(SigningKey { inner })
+    }
+}
+
+/// Parse a public key from a PEM file (`-----BEGIN PUBLIC KEY-----`, ed25519)
+/// as `tagtrust key generate` prints it, into the TUF form.
+pub fn ed25519_public_from_pem(pem: &str) -> Result<PublicKey> {
+    use pkcs8::DecodePublicKey;
+    let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
+        .map_err(|e| Error::InvalidKey(format!("not an ed25519 public key PEM: {e}")))?;
+    Ok(PublicKey::ed25519(key.as_bytes()))
+}
+
+/// The PEM (SubjectPublicKeyInfo) form of an ed25519 TUF key.
+pub fn ed25519_public_to_pem(key: &PublicKey) -> Result<String> {
+    use pkcs8::EncodePublicKey;
+    let raw: [u8; 32] = hex::decode(&key.keyval.public)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::InvalidKey("ed25519 public key is not 32 hex bytes".into()))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
+        .map_err(|e| Error::InvalidKey(format!("ed25519: {e}")))?;
+    key.to_public_key_pem(pkcs8::LineEnding::LF)
+        .map_err(|e| Error::InvalidKey(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify_ed25519() {
+        let key = SigningKey::generate();
+        let sig = key.sign(b"hello");
+        assert_eq!(sig.keyid, key.key_id());
+        assert!(key.public_key().verify(b"hello", &sig.sig).unwrap());
+        assert!(!key.public_key().verify(b"hellp", &sig.sig).unwrap());
+    }
+
+    #[test]
+    fn encrypted_pem_round_trip_and_wrong_passphrase() {
+        let key = SigningKey::generate();
+        let pem = key.to_encrypted_pem("correct horse").unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let back = SigningKey::from_encrypted_pem(&pem, "correct horse").unwrap();
+        assert_eq!(back.key_id(), key.key_id());
+        assert!(matches!(
+            SigningKey::from_encrypted_pem(&pem, "wrong"),
+            Err(Error::WrongPassphrase)
+        ));
+    }
+
+    #[test]
+    fn public_pem_round_trip() {
+        let key = SigningKey::generate().public_key();
+        let pem = ed25519_public_to_pem(&key).unwrap();
+        assert_eq!(ed25519_public_from_pem(&pem).unwrap(), key);
+    }
+
+    #[test]
+    fn unknown_scheme_is_an_error() {
+        let mut key = SigningKey::generate().public_key();
+        key.scheme = "rot13".into();
+        assert!(matches!(key.verify(b"x", "00"), Err(Error::UnsupportedKey(_))));
+    }
+}

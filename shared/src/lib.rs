@@ -1,0 +1,34 @@
+//! The TUF core shared by the tagtrust server and client.
+//!
+//! * [`metadata`]: one small type per role and the generic signed envelope.
+//! * [`canonical`]: OLPC canonical JSON, the bytes signatures cover.
+//! * [`keys`]: public keys, key IDs, signing keys and their encrypted PEM form.
+//! * [`verify`]: the one place that answers "is this signed by a threshold of these keys".
+//! * [`hashes`]: length and hash checks of downloaded bytes.
+//! * [`pathmatch`]: which targets a delegated role may sign.
+//! * [`gun`] and [`reference`]: image repository names and `host/repo:tag` references.
+//!
+//! Why not tough's schema types: tough recomputes key IDs from key content
+//! (TUF says key IDs are whatever the delegating role lists), rejects keys with
+//! fields it does not know, requires `sha256` in every hash set and has no TAP 15
+//! succinct delegations. Other TUF repositories (python-tuf's) legitimately do
+//! all of those, so our types keep unknown fields and take key IDs as listed.
+
+pub mod canonical;
+pub mod error;
+pub mod gun;
+pub mod hashes;
+pub mod keys;
+pub mod metadata;
+pub mod pathmatch;
+pub mod reference;
+pub mod verify;
+
+pub use error::Error;
+pub use gun::Gun;
+pub use keys::{PublicKey, SigningKey};
+pub use metadata::{
+    DelegatedRole, Delegations, MetaFile, Metadata, Role, RoleKeys, Root, Signature, Snapshot,
+    SuccinctRoles, TargetFile, Targets, Timestamp,
+};
+pub use reference::ImageReference;

@@ -1,0 +1,754 @@
+//! TUF metadata: one small type per role and the generic signed envelope.
+//!
+//! Every type keeps the fields it does not know in `extra`, so metadata made
+//! by newer or other TUF implementations survives a round trip. Signatures are
+//! never checked against a re-serialisation: [`Metadata::from_bytes`] keeps
+//! the canonical form of `signed` exactly as received.
+
+use crate::canonical::to_canonical_json;
+use crate::error::{Error, Result};
+use crate::keys::{PublicKey, SigningKey};
+use crate::verify::verify_signatures;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The TUF specification version tagtrust writes.
+pub const SPEC_VERSION: &str = "1.0.31";
+
+/// One signature in the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What every role has in common; implemented by the four top-level role types.
+pub trait Role: Serialize + DeserializeOwned {
+    /// The `_type` value and the role's name in URLs and snapshots.
+    const TYPE: &'static str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> DateTime<Utc>;
+    fn spec_version(&self) -> &str;
+    /// Checks beyond the schema (thresholds >= 1, consistent key lists).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires() <= now
+    }
+}
+
+/// `expires` in the one form TUF allows: `YYYY-MM-DDTHH:MM:SSZ`.
+pub mod expiry {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        if !s.ends_with('Z') {
+            return Err(serde::de::Error::custom(format!(
+                "expires {s:?} must be UTC ending in 'Z'"
+            )));
+        }
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("expires {s:?}: {e}")))
+    }
+}
+
+/// Truncate to whole seconds: the wire form has no fractions, so a value we
+/// sign must equal the value a reader parses back.
+pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).expect("in range")
+}
+
+/// Key IDs and threshold of one role (in root's `roles`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl RoleKeys {
+    pub fn new(keyids: Vec<String>, threshold: u64) -> Self {
+        RoleKeys {
+            keyids,
+            threshold,
+            extra: Map::new(),
+        }
+    }
+}
+
+fn check_role_keys(
+    role: &str,
+    owner: &str,
+    keyids: &[String],
+    threshold: u64,
+    keys: &BTreeMap<String, PublicKey>,
+) -> Result<()> {
+    let schema = |reason: String| Error::Schema {
+        role: owner.to_string(),
+        reason,
+    };
+    if threshold < 1 {
+        return Err(schema(format!("role {role} has threshold 0")));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in keyids {
+        if !seen.insert(id) {
+            return Err(schema(format!("role {role} lists key {id} twice")));
+        }
+        if !keys.contains_key(id) {
+            return Err(schema(format!("role {role} lists unknown key {id}")));
+        }
+    }
+    Ok(())
+}
+
+/// The root role: the keys and thresholds of all top-level roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub consistent_snapshot: bool,
+    pub version: u64,
+    #[serde(with = "expiry")]
+    pub expires: DateTime<Utc>,
+    pub keys: BTreeMap<String, PublicKey>,
+    pub roles: BTreeMap<String, RoleKeys>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The four roles root must define.
+pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+impl Role for Root {
+    const TYPE: &'static str = "root";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn spec_version(&self) -> &str {
+        &self.spec_version
+    }
+    fn validate(&self) -> Result<()> {
+        for role in TOP_LEVEL_ROLES {
+            let keys = self.roles.get(role).ok_or_else(|| Error::Schema {
+                role: "root".into(),
+                reason: format!("no {role} role"),
+            })?;
+            check_role_keys(role, "root", &keys.keyids, keys.threshold, &self.keys)?;
+        }
+        Ok(())
+    }
+}
+
+impl Root {
+    pub fn new(expires: DateTime<Utc>) -> Self {
+        Root {
+            type_: Self::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            consistent_snapshot: true,
+            version: 1,
+            expires: whole_seconds(expires),
+            keys: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// The keys and threshold root assigns to a top-level role.
+    pub fn role_keys(&self, role: &str) -> Result<&RoleKeys> {
+        self.roles.get(role).ok_or_else(|| Error::Schema {
+            role: "root".into(),
+            reason: format!("no {role} role"),
+        })
+    }
+
+    /// Is `metadata` signed by a threshold of the keys root gives `role`?
+    pub fn verify_role<T: Role>(&self, role: &str, metadata: &Metadata<T>) -> Result<()> {
+        let keys = self.role_keys(role)?;
+        verify_signatures(
+            role,
+            metadata.canonical_signed(),
+            &metadata.signatures,
+            &self.keys,
+            &keys.keyids,
+            keys.threshold,
+        )
+    }
+
+    /// Add `key` to `role` (and to `keys`).
+    pub fn add_key(&mut self, role: &str, key: PublicKey) {
+        let id = key.key_id();
+        self.keys.insert(id.clone(), key);
+        let entry = self
+            .roles
+            .entry(role.to_string())
+            .or_insert_with(|| RoleKeys::new(Vec::new(), 1));
+        if !entry.keyids.contains(&id) {
+            entry.keyids.push(id);
+        }
+    }
+
+    /// Drop keys no role uses any more.
+    pub fn prune_keys(&mut self) {
+        let used: std::collections::BTreeSet<&String> =
+            self.roles.values().flat_map(|r| r.keyids.iter()).collect();
+        self.keys.retain(|id, _| used.contains(id));
+    }
+}
+
+/// One entry of snapshot's or timestamp's `meta`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaFile {
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl MetaFile {
+    /// An entry describing `bytes` fully: version, length and sha256.
+    pub fn describing(version: u64, bytes: &[u8]) -> Self {
+        let mut hashes = BTreeMap::new();
+        hashes.insert("sha256".to_string(), crate::hashes::sha256_hex(bytes));
+        MetaFile {
+            version,
+            length: Some(bytes.len() as u64),
+            hashes: Some(hashes),
+            extra: Map::new(),
+        }
+    }
+
+    /// Check downloaded bytes against the length and hashes, where given.
+    pub fn verify_bytes(&self, bytes: &[u8]) -> Result<()> {
+        if let Some(length) = self.length {
+            crate::hashes::verify_length(bytes, length)?;
+        }
+        if let Some(hashes) = &self.hashes {
+            crate::hashes::verify_hashes(bytes, hashes)?;
+        }
+        Ok(())
+    }
+}
+
+/// The timestamp role: version and hash of the current snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timestamp {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    #[serde(with = "expiry")]
+    pub expires: DateTime<Utc>,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Role for Timestamp {
+    const TYPE: &'static str = "timestamp";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn spec_version(&self) -> &str {
+        &self.spec_version
+    }
+    fn validate(&self) -> Result<()> {
+        self.snapshot_meta().map(|_| ())
+    }
+}
+
+impl Timestamp {
+    pub fn new(version: u64, expires: DateTime<Utc>, snapshot: MetaFile) -> Self {
+        let mut meta = BTreeMap::new();
+        meta.insert("snapshot.json".to_string(), snapshot);
+        Timestamp {
+            type_: Self::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version,
+            expires: whole_seconds(expires),
+            meta,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn snapshot_meta(&self) -> Result<&MetaFile> {
+        self.meta.get("snapshot.json").ok_or_else(|| Error::Schema {
+            role: "timestamp".into(),
+            reason: "meta has no snapshot.json".into(),
+        })
+    }
+}
+
+/// The snapshot role: the versions of targets and every delegated role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    #[serde(with = "expiry")]
+    pub expires: DateTime<Utc>,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Role for Snapshot {
+    const TYPE: &'static str = "snapshot";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn spec_version(&self) -> &str {
+        &self.spec_version
+    }
+}
+
+impl Snapshot {
+    pub fn new(version: u64, expires: DateTime<Utc>, meta: BTreeMap<String, MetaFile>) -> Self {
+        Snapshot {
+            type_: Self::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version,
+            expires: whole_seconds(expires),
+            meta,
+            extra: Map::new(),
+        }
+    }
+
+    /// The entry for a targets role (`targets` or a delegated name).
+    pub fn role_meta(&self, role: &str) -> Option<&MetaFile> {
+        self.meta.get(&format!("{role}.json"))
+    }
+}
+
+/// One target: for tagtrust, a tag whose hashes and length are the image
+/// manifest's digest and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetFile {
+    pub length: u64,
+    pub hashes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl TargetFile {
+    /// The `sha256:HEX` digest, if the target has a sha256 hash.
+    pub fn digest(&self) -> Option<String> {
+        self.hashes.get("sha256").map(|h| format!("sha256:{h}"))
+    }
+
+    /// The OCI `mediaType` from `custom`, if any.
+    pub fn media_type(&self) -> Option<&str> {
+        self.custom.as_ref()?.get("mediaType")?.as_str()
+    }
+
+    /// Check a downloaded artifact against length and every hash.
+    pub fn verify_bytes(&self, bytes: &[u8]) -> Result<()> {
+        crate::hashes::verify_length(bytes, self.length)?;
+        crate::hashes::verify_hashes(bytes, &self.hashes)
+    }
+}
+
+/// One delegated targets role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(default)]
+    pub terminating: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl DelegatedRole {
+    /// May this role sign `target`?
+    pub fn is_delegated_path(&self, target: &str) -> bool {
+        crate::pathmatch::is_delegated_path(
+            target,
+            self.paths.as_deref(),
+            self.path_hash_prefixes.as_deref(),
+        )
+    }
+}
+
+/// TAP 15 succinct hash-bin delegations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    pub bit_length: u32,
+    pub name_prefix: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl SuccinctRoles {
+    /// The bin role responsible for `target` (TAP 15).
+    pub fn role_for_target(&self, target: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(target.as_bytes());
+        let first = u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
+        let bin = if self.bit_length == 0 {
+            0
+        } else {
+            first >> (32 - self.bit_length)
+        };
+        let width = self.bit_length.div_ceil(4) as usize;
+        format!("{}-{:0width$x}", self.name_prefix, bin)
+    }
+
+    /// Is `role` one of the bins (name and number in range)?
+    pub fn is_bin(&self, role: &str) -> bool {
+        let Some(suffix) = role
+            .strip_prefix(&self.name_prefix)
+            .and_then(|s| s.strip_prefix('-'))
+        else {
+            return false;
+        };
+        let width = self.bit_length.div_ceil(4) as usize;
+        suffix.len() == width
+            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < (1u64 << self.bit_length))
+    }
+}
+
+/// The `delegations` object of a targets role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegations {
+    pub keys: BTreeMap<String, PublicKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Delegations {
+    pub fn roles(&self) -> &[DelegatedRole] {
+        self.roles.as_deref().unwrap_or(&[])
+    }
+
+    /// Key IDs and threshold for a delegated role name, if delegated here.
+    pub fn role_keys(&self, name: &str) -> Option<(&[String], u64)> {
+        if let Some(role) = self.roles().iter().find(|r| r.name == name) {
+            return Some((&role.keyids, role.threshold));
+        }
+        match &self.succinct_roles {
+            Some(s) if s.is_bin(name) => Some((&s.keyids, s.threshold)),
+            _ => None,
+        }
+    }
+
+    /// Is `metadata` signed by a threshold of the keys delegated to `name`?
+    pub fn verify_delegate(&self, name: &str, metadata: &Metadata<Targets>) -> Result<()> {
+        let (keyids, threshold) = self.role_keys(name).ok_or_else(|| Error::Schema {
+            role: name.to_string(),
+            reason: "no such delegated role".into(),
+        })?;
+        verify_signatures(
+            name,
+            metadata.canonical_signed(),
+            &metadata.signatures,
+            &self.keys,
+            keyids,
+            threshold,
+        )
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.roles.is_some() == self.succinct_roles.is_some() {
+            return Err(Error::Schema {
+                role: "targets".into(),
+                reason: "delegations must have exactly one of roles and succinct_roles".into(),
+            });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for role in self.roles() {
+            crate::pathmatch::validate_role_name(&role.name)?;
+            if crate::metadata::TOP_LEVEL_ROLES.contains(&role.name.as_str()) {
+                return Err(Error::Schema {
+                    role: "targets".into(),
+                    reason: format!("delegated role may not be named {}", role.name),
+                });
+            }
+            if !names.insert(&role.name) {
+                return Err(Error::Schema {
+                    role: "targets".into(),
+                    reason: format!("role {} delegated twice", role.name),
+                });
+            }
+            if role.paths.is_some() && role.path_hash_prefixes.is_some() {
+                return Err(Error::Schema {
+                    role: "targets".into(),
+                    reason: format!("role {} has both paths and path_hash_prefixes", role.name),
+                });
+            }
+            check_role_keys(&role.name, "targets", &role.keyids, role.threshold, &self.keys)?;
+        }
+        if let Some(s) = &self.succinct_roles {
+            if !(1..=32).contains(&s.bit_length) {
+                return Err(Error::Schema {
+                    role: "targets".into(),
+                    reason: "succinct_roles bit_length must be 1..=32".into(),
+                });
+            }
+            check_role_keys(&s.name_prefix, "targets", &s.keyids, s.threshold, &self.keys)?;
+        }
+        Ok(())
+    }
+}
+
+/// The targets role (top-level or delegated): tags and their digests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    #[serde(with = "expiry")]
+    pub expires: DateTime<Utc>,
+    pub targets: BTreeMap<String, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Role for Targets {
+    const TYPE: &'static str = "targets";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn spec_version(&self) -> &str {
+        &self.spec_version
+    }
+    fn validate(&self) -> Result<()> {
+        match &self.delegations {
+            Some(d) => d.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Targets {
+    pub fn new(version: u64, expires: DateTime<Utc>) -> Self {
+        Targets {
+            type_: Self::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version,
+            expires: whole_seconds(expires),
+            targets: BTreeMap::new(),
+            delegations: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The signed envelope: `{"signatures": [...], "signed": {...}}`.
+#[derive(Debug, Clone)]
+pub struct Metadata<T> {
+    pub signed: T,
+    pub signatures: Vec<Signature>,
+    /// Canonical JSON of `signed` as received: what signatures cover.
+    canonical_signed: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    signatures: Vec<Signature>,
+    signed: Value,
+}
+
+#[derive(Serialize)]
+struct EnvelopeRef<'a, T> {
+    signatures: &'a [Signature],
+    signed: &'a T,
+}
+
+impl<T: Role> Metadata<T> {
+    /// Parse metadata bytes. Checks the schema (including `_type` and a 1.x
+    /// `spec_version`) but not signatures or expiry: that is the caller's
+    /// job, with the right delegator.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let raw: RawEnvelope = serde_json::from_slice(bytes)?;
+        let found = raw
+            .signed
+            .get("_type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if found != T::TYPE {
+            return Err(Error::WrongType {
+                expected: T::TYPE.into(),
+                found,
+            });
+        }
+        let canonical_signed = to_canonical_json(&raw.signed)?;
+        let signed: T = serde_json::from_value(raw.signed).map_err(|e| Error::Schema {
+            role: T::TYPE.into(),
+            reason: e.to_string(),
+        })?;
+        if signed.spec_version().split('.').next() != Some("1") {
+            return Err(Error::SpecVersion(signed.spec_version().to_string()));
+        }
+        if signed.version() < 1 {
+            return Err(Error::Schema {
+                role: T::TYPE.into(),
+                reason: "version must be at least 1".into(),
+            });
+        }
+        signed.validate()?;
+        Ok(Metadata {
+            signed,
+            signatures: raw.signatures,
+            canonical_signed,
+        })
+    }
+
+    /// Unsigned metadata wrapping `signed`, ready for [`Metadata::sign`].
+    pub fn new(signed: T) -> Result<Self> {
+        let canonical_signed = to_canonical_json(&signed)?;
+        Ok(Metadata {
+            signed,
+            signatures: Vec::new(),
+            canonical_signed,
+        })
+    }
+
+    /// The bytes signatures cover.
+    pub fn canonical_signed(&self) -> &[u8] {
+        &self.canonical_signed
+    }
+
+    /// Add (or replace) `key`'s signature.
+    pub fn sign(&mut self, key: &SigningKey) {
+        let sig = key.sign(&self.canonical_signed);
+        self.signatures.retain(|s| s.keyid != sig.keyid);
+        self.signatures.push(sig);
+    }
+
+    /// The envelope as canonical JSON: what tagtrust uploads and stores.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // `signed` must be written exactly as it was signed: re-parse the
+        // canonical bytes rather than re-serialise `self.signed`, which a
+        // caller may have mutated after signing.
+        let signed: Value =
+            serde_json::from_slice(&self.canonical_signed).expect("canonical bytes are JSON");
+        to_canonical_json(&EnvelopeRef {
+            signatures: &self.signatures,
+            signed: &signed,
+        })
+        .expect("no floats in metadata")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn signed_root() -> (Metadata<Root>, SigningKey) {
+        let key = SigningKey::generate();
+        let mut root = Root::new(Utc::now() + Duration::days(1));
+        for role in TOP_LEVEL_ROLES {
+            root.add_key(role, key.public_key());
+        }
+        let mut md = Metadata::new(root).unwrap();
+        md.sign(&key);
+        (md, key)
+    }
+
+    #[test]
+    fn round_trip_keeps_signature_valid() {
+        let (md, _) = signed_root();
+        let back = Metadata::<Root>::from_bytes(&md.to_bytes()).unwrap();
+        back.signed.verify_role("root", &back).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_signed_over() {
+        let (md, key) = signed_root();
+        let mut v: Value = serde_json::from_slice(&md.to_bytes()).unwrap();
+        v["signed"]["x-custom"] = serde_json::json!({"a": 1});
+        // Re-sign over the canonical form with the unknown field.
+        let canonical = to_canonical_json(&v["signed"]).unwrap();
+        v["signatures"] = serde_json::json!([key.sign(&canonical)]);
+        let bytes = serde_json::to_vec_pretty(&v).unwrap();
+        let md = Metadata::<Root>::from_bytes(&bytes).unwrap();
+        md.signed.verify_role("root", &md).unwrap();
+        // And tampering with the unknown field breaks the signature.
+        v["signed"]["x-custom"]["a"] = serde_json::json!(2);
+        let md = Metadata::<Root>::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(md.signed.verify_role("root", &md).is_err());
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let (md, _) = signed_root();
+        assert!(matches!(
+            Metadata::<Targets>::from_bytes(&md.to_bytes()),
+            Err(Error::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_threshold_is_refused() {
+        let (md, key) = signed_root();
+        let mut root = md.signed.clone();
+        root.roles.get_mut("targets").unwrap().threshold = 0;
+        let mut md = Metadata::new(root).unwrap();
+        md.sign(&key);
+        assert!(Metadata::<Root>::from_bytes(&md.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn succinct_bins() {
+        let s = SuccinctRoles {
+            keyids: vec![],
+            threshold: 1,
+            bit_length: 8,
+            name_prefix: "bin".into(),
+            extra: Map::new(),
+        };
+        let name = s.role_for_target("latest");
+        assert!(s.is_bin(&name), "{name}");
+        assert_eq!(name.len(), "bin-".len() + 2);
+        assert!(!s.is_bin("bin-100"));
+    }
+}

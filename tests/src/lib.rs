@@ -1,0 +1,313 @@
+//! Test harness shared by the end-to-end tests: find the built binaries,
+//! spawn a real `tagtrust-server` on a free loopback port (SQLite file or a
+//! fresh PostgreSQL database), and run the `tagtrust` CLI with its own home.
+//!
+//! Build the binaries before running these tests (`cargo build --workspace
+//! --bins`); `scripts/test.sh` does.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary in the same target directory as this test.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Both backends, for tests that must pass on each. PostgreSQL comes from
+    /// `TAGTRUST_TEST_POSTGRES_URL`; without it the PostgreSQL run is skipped
+    /// with a notice, except under `CI=true`, where that is a failure.
+    pub fn all() -> Vec<Backend> {
+        if postgres_admin_url().is_some() {
+            vec![Backend::Sqlite, Backend::Postgres]
+        } else {
+            vec![Backend::Sqlite]
+        }
+    }
+}
+
+/// The PostgreSQL URL tests create their databases through.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TAGTRUST_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TAGTRUST_TEST_POSTGRES_URL must be set under CI=true"
+            );
+            eprintln!("notice: TAGTRUST_TEST_POSTGRES_URL unset; skipping PostgreSQL runs");
+            None
+        }
+    }
+}
+
+/// Create a fresh, uniquely named PostgreSQL database and return its URL.
+pub fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url().expect("TAGTRUST_TEST_POSTGRES_URL");
+    let name = format!("tagtrust_test_{:016x}", rand::random::<u64>());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to TAGTRUST_TEST_POSTGRES_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+    });
+    // Replace the database name (the last path segment) in the admin URL.
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (admin.clone(), String::new()),
+    };
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(&base);
+    format!("{base}/{name}{query}")
+}
+
+/// A running `tagtrust-server`, killed when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+    pub backend: Backend,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl TestServer {
+    pub fn spawn(backend: Backend) -> TestServer {
+        Self::spawn_with(backend, &[])
+    }
+
+    /// Spawn with extra command-line arguments (e.g. short expiries).
+    pub fn spawn_with(backend: Backend, extra_args: &[&str]) -> TestServer {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_database()),
+        };
+        let mut server = TestServer {
+            url: String::new(),
+            port: 0,
+            data_dir,
+            database_url,
+            backend,
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.start();
+        server
+    }
+
+    /// Arguments that select this server's data directory and database.
+    pub fn storage_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_string(),
+            self.data_dir.path().display().to_string(),
+        ];
+        if let Some(url) = &self.database_url {
+            args.push("--database-url".into());
+            args.push(url.clone());
+        }
+        args
+    }
+
+    /// Start (or restart, on a new free port) the server process and wait
+    /// until `/healthz` answers.
+    pub fn start(&mut self) {
+        self.stop();
+        let port = free_port();
+        let child = Command::new(bin_path("tagtrust-server"))
+            .args(self.storage_args())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(&self.extra_args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tagtrust-server");
+        self.child = Some(child);
+        self.port = port;
+        self.url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(resp) = reqwest::blocking::get(format!("{}/healthz", self.url)) {
+                if resp.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("tagtrust-server exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "tagtrust-server did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill the server process (SIGKILL) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Run `tagtrust-server token create` for these scopes; returns the token.
+    pub fn create_token(&self, scopes: &[&str]) -> String {
+        let mut cmd = Command::new(bin_path("tagtrust-server"));
+        cmd.args(self.storage_args()).args(["token", "create"]);
+        for scope in scopes {
+            cmd.args(["--scope", scope]);
+        }
+        let out = cmd.env("RUST_LOG", "warn").output().expect("run token create");
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `{url}/v2/{gun}/_trust/tuf/`
+    pub fn tuf_url(&self, gun: &str) -> String {
+        format!("{}/v2/{gun}/_trust/tuf/", self.url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `tagtrust` CLI user with their own `TAGTRUST_HOME`.
+pub struct Cli {
+    pub home: tempfile::TempDir,
+    pub server: String,
+    pub token: Option<String>,
+}
+
+/// The passphrase test users encrypt their keys with.
+pub const TEST_PASSPHRASE: &str = "test passphrase";
+
+impl Cli {
+    pub fn new(server_url: &str) -> Cli {
+        Cli {
+            home: tempfile::tempdir().unwrap(),
+            server: server_url.to_string(),
+            token: None,
+        }
+    }
+
+    pub fn with_token(mut self, token: &str) -> Cli {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    /// The command, with home, server, token and passphrase set.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin_path("tagtrust"));
+        cmd.env("TAGTRUST_HOME", self.home.path())
+            .env("TAGTRUST_SERVER", &self.server)
+            .env("TAGTRUST_PASSPHRASE", TEST_PASSPHRASE)
+            .env_remove("TAGTRUST_TOKEN")
+            .stdin(Stdio::null());
+        if let Some(token) = &self.token {
+            cmd.env("TAGTRUST_TOKEN", token);
+        }
+        cmd
+    }
+
+    /// Run with `args`; returns the output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run tagtrust")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tagtrust {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run and require failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "tagtrust {args:?} unexpectedly succeeded:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+/// A random `sha256:` digest and size, as a stand-in manifest.
+pub fn random_digest() -> (String, u64) {
+    let bytes: [u8; 32] = rand::random();
+    (format!("sha256:{}", hex::encode(bytes)), 500 + u64::from(bytes[0]))
+}
+
+/// The python interpreter of the virtualenv with python-tuf, from
+/// `TAGTRUST_TEST_PYTHON` (set by scripts/test.sh). Missing: `None` with a
+/// notice, except under `CI=true`, where that is a failure.
+pub fn python_with_tuf() -> Option<PathBuf> {
+    match std::env::var("TAGTRUST_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TAGTRUST_TEST_PYTHON must be set under CI=true (scripts/test.sh sets it)"
+            );
+            eprintln!("notice: TAGTRUST_TEST_PYTHON unset; skipping python-tuf interop");
+            None
+        }
+    }
+}
+
+/// Directory of the test crate (for scripts under tests/python).
+pub fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
