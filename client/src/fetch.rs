@@ -1,1 +1,288 @@
-//! (being written)
+//! Downloading with size limits and timeouts.
+//!
+//! The updater asks for at most `max_length` bytes of every file; a fetcher
+//! must stop reading once that is exceeded (an endless-data attack must not
+//! exhaust memory) and give up on a server that drips bytes too slowly
+//! (slow-retrieval attack).
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// 404 or 403: the file is not there. Ends the root chain walk.
+    #[error("{url}: not found (HTTP {status})")]
+    NotFound { url: String, status: u16 },
+
+    /// Any other non-success HTTP status.
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+
+    /// More bytes than allowed (endless data attack or an oversized file).
+    #[error("endless data attack refused: {url} is larger than the {max_length}-byte limit")]
+    TooLarge { url: String, max_length: u64 },
+
+    /// Connect or transfer took longer than allowed.
+    #[error("slow retrieval attack refused: {url} did not download within {seconds}s")]
+    Timeout { url: String, seconds: u64 },
+
+    /// Transport failure (DNS, connection refused, TLS, ...).
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+
+    /// The HTTP client could not be built (say, an invalid header).
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// Fetches bytes from a URL, reading at most `max_length` of them.
+pub trait Fetcher {
+    fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError>;
+}
+
+impl<F: Fetcher + ?Sized> Fetcher for &F {
+    fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
+        (**self).fetch(url, max_length)
+    }
+}
+
+/// Settings of [`HttpFetcher`].
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, body included.
+    pub timeout: Duration,
+    /// Extra request headers, e.g. `("Authorization", "Bearer …")`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Add `Authorization: Bearer <token>`.
+    pub fn with_bearer_token(mut self, token: &str) -> Self {
+        self.headers
+            .push(("Authorization".into(), format!("Bearer {token}")));
+        self
+    }
+}
+
+/// [`Fetcher`] over HTTP(S) with reqwest's blocking client.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: reqwest::blocking::Client,
+    timeout: Duration,
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !message.contains(&s) {
+            message.push_str(": ");
+            message.push_str(&s);
+        }
+        source = e.source();
+    }
+    message
+}
+
+impl HttpFetcher {
+    pub fn new(options: HttpOptions) -> Result<Self, FetchError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &options.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| FetchError::Client(format!("header name {name:?}: {e}")))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| FetchError::Client(format!("header {name}: {e}")))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.timeout)
+            .default_headers(headers)
+            .user_agent(concat!("tagtrust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Client(chain(&e)))?;
+        Ok(HttpFetcher {
+            client,
+            timeout: options.timeout,
+        })
+    }
+
+    fn timeout_error(&self, url: &str) -> FetchError {
+        FetchError::Timeout {
+            url: url.to_string(),
+            seconds: self.timeout.as_secs(),
+        }
+    }
+
+    fn map_reqwest(&self, url: &str, e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            return self.timeout_error(url);
+        }
+        FetchError::Transport {
+            url: url.to_string(),
+            message: chain(&e),
+        }
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
+        let started = Instant::now();
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .map_err(|e| self.map_reqwest(url, e))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(FetchError::NotFound {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        let too_large = || FetchError::TooLarge {
+            url: url.to_string(),
+            max_length,
+        };
+        if response.content_length().is_some_and(|n| n > max_length) {
+            return Err(too_large());
+        }
+        // Read in chunks, never more than max_length + 1 bytes in total:
+        // the extra byte tells "exactly at the limit" from "over it".
+        let mut body = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let room = (max_length + 1).saturating_sub(body.len() as u64);
+            let want = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            if want == 0 {
+                return Err(too_large());
+            }
+            let n = match response.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                        || e.get_ref()
+                            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+                            .is_some_and(reqwest::Error::is_timeout)
+                        || started.elapsed() >= self.timeout;
+                    if timed_out {
+                        return Err(self.timeout_error(url));
+                    }
+                    return Err(FetchError::Transport {
+                        url: url.to_string(),
+                        message: chain(&e),
+                    });
+                }
+            };
+            body.extend_from_slice(&chunk[..n]);
+            // reqwest's timeout bounds each wait; this bounds the whole
+            // transfer against a server that sends a byte now and then.
+            if started.elapsed() >= self.timeout {
+                return Err(self.timeout_error(url));
+            }
+        }
+        if body.len() as u64 > max_length {
+            return Err(too_large());
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A one-shot HTTP server answering each connection with `respond`.
+    fn serve(respond: impl Fn(&mut std::net::TcpStream) + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                respond(&mut stream);
+            }
+        });
+        format!("http://{addr}/file")
+    }
+
+    fn fetcher(timeout: Duration) -> HttpFetcher {
+        HttpFetcher::new(HttpOptions {
+            connect_timeout: Duration::from_secs(2),
+            timeout,
+            headers: vec![("Authorization".into(), "Bearer t".into())],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn body_limits_and_statuses() {
+        let url = serve(|s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        });
+        let f = fetcher(Duration::from_secs(5));
+        assert_eq!(f.fetch(&url, 5).unwrap(), b"hello");
+        assert!(matches!(f.fetch(&url, 4), Err(FetchError::TooLarge { .. })));
+
+        // No Content-Length: the limit is enforced while streaming.
+        let url = serve(|s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            for _ in 0..64 {
+                if s.write_all(&[b'x'; 1024]).is_err() {
+                    return;
+                }
+            }
+        });
+        let err = f.fetch(&url, 1000).unwrap_err();
+        assert!(matches!(err, FetchError::TooLarge { max_length: 1000, .. }), "{err}");
+
+        for (code, not_found) in [(404, true), (403, true), (500, false)] {
+            let url = serve(move |s| {
+                let _ = write!(s, "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            });
+            let err = f.fetch(&url, 10).unwrap_err();
+            assert_eq!(matches!(err, FetchError::NotFound { .. }), not_found, "{err}");
+        }
+    }
+
+    #[test]
+    fn slow_retrieval_times_out() {
+        let url = serve(|s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(300));
+                if s.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        });
+        let err = fetcher(Duration::from_secs(1)).fetch(&url, 1000).unwrap_err();
+        assert!(err.to_string().starts_with("slow retrieval attack refused"), "{err}");
+    }
+}

@@ -1,1 +1,214 @@
-//! (being written)
+//! The local state directory, `TAGTRUST_HOME` (default `~/.tagtrust`):
+//!
+//! ```text
+//! config.toml                      servers, trust pins
+//! tuf/<server>/<gun>/*.json        trusted metadata per server and GUN (the rollback memory)
+//! keys/<gun>/<role>.<keyid>.pem    private keys, encrypted PKCS#8 PEM, mode 0600
+//! ```
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tagtrust_shared::{Gun, SigningKey};
+
+/// What `config.toml` holds.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server used when neither `--server` nor `TAGTRUST_SERVER` is given.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Trust pins per GUN: how trust in a GUN seen for the first time is established.
+    #[serde(default)]
+    pub pins: BTreeMap<String, TrustPin>,
+}
+
+/// How to trust a GUN's first root instead of trust on first use.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPin {
+    /// A root.json file to start from.
+    #[serde(default)]
+    pub root_file: Option<PathBuf>,
+    /// Key IDs of root keys: the first root fetched must be signed by a
+    /// threshold of these.
+    #[serde(default)]
+    pub root_keys: Vec<String>,
+}
+
+/// The home directory and what lives in it.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// `TAGTRUST_HOME`, else `~/.tagtrust`.
+    pub fn from_env() -> Result<Home> {
+        let root = match std::env::var_os("TAGTRUST_HOME") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => dirs::home_dir()
+                .context("cannot find the home directory; set TAGTRUST_HOME")?
+                .join(".tagtrust"),
+        };
+        Ok(Home { root })
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The config, or the default if there is no config file.
+    pub fn config(&self) -> Result<Config> {
+        let path = self.root.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Directory of the trusted metadata of `gun` as served by `server`.
+    pub fn metadata_dir(&self, server: &str, gun: &Gun) -> PathBuf {
+        self.root
+            .join("tuf")
+            .join(server_dir_name(server))
+            .join(gun.as_str())
+    }
+
+    fn key_dir(&self, gun: &Gun) -> PathBuf {
+        self.root.join("keys").join(gun.as_str())
+    }
+
+    /// Encrypt `key` with `passphrase` and store it as `gun`'s `role` key.
+    pub fn save_key(&self, gun: &Gun, role: &str, key: &SigningKey, passphrase: &str) -> Result<PathBuf> {
+        let dir = self.key_dir(gun);
+        let path = dir.join(format!("{role}.{}.pem", key.key_id()));
+        let pem = key.to_encrypted_pem(passphrase)?;
+        write_private_file(&path, pem.as_bytes())?;
+        Ok(path)
+    }
+
+    /// Load `gun`'s private key for `role` whose key ID is one of `keyids`.
+    pub fn load_key(&self, gun: &Gun, role: &str, keyids: &[String], passphrase: &str) -> Result<SigningKey> {
+        for keyid in keyids {
+            let path = self.key_dir(gun).join(format!("{role}.{keyid}.pem"));
+            if path.exists() {
+                let pem = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                return SigningKey::from_encrypted_pem(&pem, passphrase)
+                    .with_context(|| format!("{} key {}", role, path.display()));
+            }
+        }
+        bail!(
+            "no private {role} key for {gun} in {} (the role's keys are {})",
+            self.key_dir(gun).display(),
+            keyids.join(", ")
+        )
+    }
+}
+
+/// A file-system-safe name for a server URL: `http://127.0.0.1:4443` ->
+/// `127.0.0.1_4443`. The scheme is dropped: the same host over http and
+/// https is the same repository.
+pub fn server_dir_name(server: &str) -> String {
+    let without_scheme = server
+        .split_once("://")
+        .map_or(server, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let name: String = without_scheme
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    // Never "", "." or "..": those would not be a directory of their own.
+    if name.chars().all(|c| c == '.') {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
+/// Write `bytes` to `path` atomically with mode 0600 (parent created).
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // NamedTempFile is created 0600 on Unix; say so explicitly anyway.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically (write a temporary file, then rename).
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The passphrase for private keys: `TAGTRUST_PASSPHRASE`, else a prompt on
+/// the terminal. With neither, a one-line error rather than a hang.
+pub fn passphrase(prompt: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if let Ok(p) = std::env::var("TAGTRUST_PASSPHRASE") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set TAGTRUST_PASSPHRASE or run on a terminal");
+    }
+    let p = rpassword::prompt_password(prompt).context("reading passphrase")?;
+    if p.is_empty() {
+        bail!("empty passphrase");
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_path_safe() {
+        assert_eq!(server_dir_name("http://127.0.0.1:4443/"), "127.0.0.1_4443");
+        assert_eq!(server_dir_name("https://a.example/x"), "a.example_x");
+        assert!(!server_dir_name("http://h/../../etc").contains('/'));
+        assert_eq!(server_dir_name("http://.."), "_..");
+    }
+
+    #[test]
+    fn keys_round_trip_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let gun = Gun::parse("acme/app").unwrap();
+        let key = SigningKey::generate();
+        let path = home.save_key(&gun, "targets", &key, "pw").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let loaded = home.load_key(&gun, "targets", &[key.key_id()], "pw").unwrap();
+        assert_eq!(loaded.key_id(), key.key_id());
+        let err = home.load_key(&gun, "targets", &[key.key_id()], "bad").unwrap_err();
+        assert!(format!("{err:#}").contains("wrong passphrase"), "{err:#}");
+    }
+}

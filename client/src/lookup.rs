@@ -1,1 +1,200 @@
-//! (being written)
+//! Resolving a tag to a digest the consumer can prove is signed, not rolled
+//! back and not frozen: trust bootstrap for a GUN seen for the first time,
+//! then the TUF client workflow of [`crate::updater`].
+
+use crate::fetch::HttpFetcher;
+use crate::home::{write_file_atomically, Home, TrustPin};
+use crate::remote::metadata_url;
+use crate::updater::{Updater, UpdaterConfig};
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::path::Path;
+use tagtrust_shared::verify::verify_signatures;
+use tagtrust_shared::{Gun, ImageReference, Metadata, Role, Root};
+
+/// Where the first trusted root of a GUN came from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustSource {
+    /// Already trusted from an earlier run.
+    Stored,
+    /// A root file given on the command line.
+    RootFile,
+    /// A root file pinned in config.
+    PinnedFile,
+    /// Fetched and checked against root key IDs pinned in config.
+    PinnedKeys,
+    /// Trust on first use: accepted whatever the server served.
+    FirstUse,
+}
+
+/// A repository whose metadata has just been brought up to date and verified.
+pub struct Repository {
+    pub gun: Gun,
+    pub updater: Updater<HttpFetcher>,
+    pub trust: TrustSource,
+    /// Key IDs of the root role when trust was established now (not `Stored`).
+    pub new_root_keyids: Vec<String>,
+}
+
+/// Options a consumer can give.
+#[derive(Debug, Default, Clone)]
+pub struct OpenOptions {
+    /// Trust this root file for a GUN seen for the first time.
+    pub root_file: Option<std::path::PathBuf>,
+    /// Bearer token for servers that require `pull:` for reads.
+    pub token: Option<String>,
+}
+
+/// Establish trust in `gun` if needed, then run the TUF update workflow.
+pub fn open_repository(home: &Home, server: &str, gun: &Gun, options: &OpenOptions) -> Result<Repository> {
+    let dir = home.metadata_dir(server, gun);
+    let base_url = metadata_url(server, gun);
+    let fetcher = HttpFetcher::new(options.token.clone())?;
+    let (trust, new_root_keyids) = ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
+    let mut updater = Updater::new(&dir, &base_url, fetcher, UpdaterConfig::default())
+        .with_context(|| format!("loading trusted metadata of {gun}"))?;
+    updater
+        .refresh()
+        .with_context(|| format!("updating trusted metadata of {gun} from {server}"))?;
+    Ok(Repository {
+        gun: gun.clone(),
+        updater,
+        trust,
+        new_root_keyids,
+    })
+}
+
+/// Make sure `dir/root.json` holds a root we have a reason to trust.
+fn ensure_trusted_root(
+    home: &Home,
+    dir: &Path,
+    base_url: &str,
+    fetcher: &HttpFetcher,
+    gun: &Gun,
+    options: &OpenOptions,
+) -> Result<(TrustSource, Vec<String>)> {
+    let root_path = dir.join("root.json");
+    if root_path.exists() {
+        return Ok((TrustSource::Stored, Vec::new()));
+    }
+    let pin = home.config()?.pins.get(gun.as_str()).cloned().unwrap_or_default();
+    let (bytes, source) = if let Some(file) = &options.root_file {
+        (read_root_file(file)?, TrustSource::RootFile)
+    } else if let Some(file) = &pin.root_file {
+        (read_root_file(file)?, TrustSource::PinnedFile)
+    } else {
+        let bytes = fetch_first_root(fetcher, base_url)?;
+        let source = if pin.root_keys.is_empty() {
+            TrustSource::FirstUse
+        } else {
+            TrustSource::PinnedKeys
+        };
+        (bytes, source)
+    };
+    let root = Metadata::<Root>::from_bytes(&bytes).context("initial root")?;
+    // A root must be signed by its own root keys; a pin additionally
+    // requires a threshold of the pinned keys.
+    root.signed
+        .verify_role("root", &root)
+        .context("initial root is not signed by its own root keys")?;
+    if source == TrustSource::PinnedKeys {
+        check_pinned_keys(&root, &pin).context("initial root does not match the pinned root keys")?;
+    }
+    let keyids = root.signed.role_keys("root")?.keyids.clone();
+    write_file_atomically(&root_path, &bytes)?;
+    Ok((source, keyids))
+}
+
+fn read_root_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading root file {}", path.display()))
+}
+
+/// Trust on first use starts from version 1 so every later rotation in the
+/// chain is verified, not just accepted.
+fn fetch_first_root(fetcher: &HttpFetcher, base_url: &str) -> Result<Vec<u8>> {
+    use crate::fetch::Fetcher;
+    let url = format!("{base_url}1.root.json");
+    fetcher
+        .fetch(&url, UpdaterConfig::default().root_max_length)
+        .with_context(|| format!("fetching the first root from {url} (is the GUN initialised on this server?)"))
+}
+
+fn check_pinned_keys(root: &Metadata<Root>, pin: &TrustPin) -> Result<()> {
+    let threshold = root.signed.role_keys("root")?.threshold;
+    verify_signatures(
+        "root",
+        root.canonical_signed(),
+        &root.signatures,
+        &root.signed.keys,
+        &pin.root_keys,
+        threshold,
+    )?;
+    Ok(())
+}
+
+/// Version and expiry of one role the answer relied on.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleState {
+    pub version: u64,
+    pub expires: DateTime<Utc>,
+}
+
+impl RoleState {
+    fn of<T: Role>(md: &Metadata<T>) -> RoleState {
+        RoleState {
+            version: md.signed.version(),
+            expires: md.signed.expires(),
+        }
+    }
+}
+
+/// A verified answer to "what does GUN:TAG point to".
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    pub gun: String,
+    pub tag: String,
+    pub digest: String,
+    pub size: u64,
+    pub media_type: Option<String>,
+    /// The targets role that signed the tag (`targets` or a delegated role).
+    pub signed_by: String,
+    pub trust: TrustSource,
+    pub root: RoleState,
+    pub timestamp: RoleState,
+    pub snapshot: RoleState,
+    pub targets: RoleState,
+}
+
+/// Resolve `reference` (`GUN:TAG`) with every TUF check applied.
+pub fn lookup(home: &Home, server: &str, reference: &ImageReference, options: &OpenOptions) -> Result<(Resolution, Repository)> {
+    let mut repo = open_repository(home, server, &reference.gun, options)?;
+    let info = repo
+        .updater
+        .get_targetinfo(&reference.tag)
+        .with_context(|| format!("searching the signed targets of {}", reference.gun))?;
+    let Some(info) = info else {
+        bail!("{reference} is not signed: no trusted targets metadata lists tag {:?}", reference.tag);
+    };
+    let digest = info
+        .target_file
+        .digest()
+        .with_context(|| format!("{reference} is signed without a sha256 hash"))?;
+    let trusted = repo.updater.trusted();
+    let missing = |role: &str| anyhow::anyhow!("no trusted {role} after update");
+    let resolution = Resolution {
+        gun: reference.gun.to_string(),
+        tag: reference.tag.clone(),
+        digest,
+        size: info.target_file.length,
+        media_type: info.target_file.media_type().map(str::to_string),
+        signed_by: info.role.clone(),
+        trust: repo.trust.clone(),
+        root: RoleState::of(trusted.root()),
+        timestamp: RoleState::of(trusted.timestamp().ok_or_else(|| missing("timestamp"))?),
+        snapshot: RoleState::of(trusted.snapshot().ok_or_else(|| missing("snapshot"))?),
+        targets: RoleState::of(trusted.targets().ok_or_else(|| missing("targets"))?),
+    };
+    Ok((resolution, repo))
+}

@@ -1,1 +1,272 @@
-//! (being written)
+//! Publisher operations: create a signed repository for a GUN, move and
+//! remove tags. Every change starts from metadata the updater has just
+//! verified, is signed locally, and is published atomically; a lost race
+//! (409) is retried on top of the winner's version.
+
+use crate::home::{passphrase, Home};
+use crate::lookup::{open_repository, OpenOptions};
+use crate::remote::{PublishError, ServerClient};
+use anyhow::{bail, Context, Result};
+use chrono::{Duration, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
+use tagtrust_shared::{Gun, Metadata, Root, SigningKey, TargetFile, Targets};
+
+/// Default lifetimes of the roles the publisher signs (DESIGN.md section 2).
+pub const ROOT_LIFETIME_DAYS: i64 = 365;
+pub const TARGETS_LIFETIME_DAYS: i64 = 90;
+
+/// How often a conflicting publish is retried before giving up.
+pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
+
+/// The OCI image manifest media type, the default for `tag set`.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Who is publishing where.
+pub struct Publisher {
+    pub home: Home,
+    pub server: String,
+    pub token: Option<String>,
+}
+
+/// What `init` created.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    pub gun: String,
+    pub root_key_id: String,
+    pub targets_key_id: String,
+    pub timestamp_key_id: String,
+    pub snapshot_key_id: String,
+    pub root_version: u64,
+    pub targets_version: u64,
+}
+
+/// What a tag change published.
+#[derive(Debug, Serialize)]
+pub struct TagReport {
+    pub gun: String,
+    pub tag: String,
+    /// The new digest, or `None` when the tag was removed.
+    pub digest: Option<String>,
+    pub targets_version: u64,
+    /// Conflicting publishes by others that were retried.
+    pub conflicts_retried: u32,
+}
+
+/// A tag and what it points to.
+#[derive(Debug, Serialize)]
+pub struct TagEntry {
+    pub tag: String,
+    pub digest: Option<String>,
+    pub size: u64,
+    pub media_type: Option<String>,
+}
+
+/// What to point a tag at.
+#[derive(Debug, Clone)]
+pub struct TagTarget {
+    /// `sha256:<64 hex>`
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+impl TagTarget {
+    /// Check the digest form and build the TUF target entry. `custom`
+    /// carries the OCI descriptor's media type, so it is signed too.
+    pub fn to_target_file(&self) -> Result<TargetFile> {
+        let hex = self
+            .digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .with_context(|| format!("digest {:?} is not sha256:<64 lower-case hex>", self.digest))?;
+        let mut hashes = BTreeMap::new();
+        hashes.insert("sha256".to_string(), hex.to_string());
+        Ok(TargetFile {
+            length: self.size,
+            hashes,
+            custom: Some(serde_json::json!({ "mediaType": self.media_type })),
+            extra: Default::default(),
+        })
+    }
+}
+
+impl Publisher {
+    fn server_client(&self) -> Result<ServerClient> {
+        ServerClient::new(&self.server, self.token.clone())
+    }
+
+    fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            root_file: None,
+            token: self.token.clone(),
+        }
+    }
+
+    /// Create the GUN's repository: local root and targets keys, the
+    /// server's timestamp and snapshot keys, root v1 and an empty targets v1.
+    pub fn init(&self, gun: &Gun) -> Result<InitReport> {
+        let dir = self.home.metadata_dir(&self.server, gun);
+        if dir.join("root.json").exists() {
+            bail!("{gun} is already initialised here ({} exists)", dir.display());
+        }
+        let client = self.server_client()?;
+        let timestamp_key = client.online_key(gun, "timestamp")?;
+        let snapshot_key = client.online_key(gun, "snapshot")?;
+        let pass = passphrase("Passphrase for the new root and targets keys: ")?;
+
+        let root_key = SigningKey::generate();
+        let targets_key = SigningKey::generate();
+        let now = Utc::now();
+        let mut root = Root::new(now + Duration::days(ROOT_LIFETIME_DAYS));
+        root.add_key("root", root_key.public_key());
+        root.add_key("targets", targets_key.public_key());
+        root.add_key("timestamp", timestamp_key.clone());
+        root.add_key("snapshot", snapshot_key.clone());
+        let mut root_md = Metadata::new(root)?;
+        root_md.sign(&root_key);
+        let mut targets_md = Metadata::new(Targets::new(1, now + Duration::days(TARGETS_LIFETIME_DAYS)))?;
+        targets_md.sign(&targets_key);
+
+        // Keys are stored before publishing (losing them after a successful
+        // publish would orphan the GUN) and removed if the publish fails.
+        let saved = [
+            self.home.save_key(gun, "root", &root_key, &pass)?,
+            self.home.save_key(gun, "targets", &targets_key, &pass)?,
+        ];
+        let published = client.publish(
+            gun,
+            &[
+                ("root".to_string(), root_md.to_bytes()),
+                ("targets".to_string(), targets_md.to_bytes()),
+            ],
+        );
+        if let Err(e) = published {
+            for path in &saved {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e).with_context(|| format!("publishing the new repository {gun}"));
+        }
+        crate::home::write_file_atomically(&dir.join("root.json"), &root_md.to_bytes())?;
+        Ok(InitReport {
+            gun: gun.to_string(),
+            root_key_id: root_key.key_id(),
+            targets_key_id: targets_key.key_id(),
+            timestamp_key_id: timestamp_key.key_id(),
+            snapshot_key_id: snapshot_key.key_id(),
+            root_version: 1,
+            targets_version: 1,
+        })
+    }
+
+    /// Point `tag` at `target` (add or move).
+    pub fn tag_set(&self, gun: &Gun, tag: &str, target: &TagTarget) -> Result<TagReport> {
+        tagtrust_shared::reference::validate_tag(tag)?;
+        let file = target.to_target_file()?;
+        let version = self.change_targets(gun, |targets| {
+            targets.insert(tag.to_string(), file.clone());
+            Ok(())
+        })?;
+        Ok(TagReport {
+            gun: gun.to_string(),
+            tag: tag.to_string(),
+            digest: Some(target.digest.clone()),
+            targets_version: version.0,
+            conflicts_retried: version.1,
+        })
+    }
+
+    /// Remove `tag`.
+    pub fn tag_rm(&self, gun: &Gun, tag: &str) -> Result<TagReport> {
+        let version = self.change_targets(gun, |targets| match targets.remove(tag) {
+            Some(_) => Ok(()),
+            None => bail!("{gun}:{tag} is not a signed tag"),
+        })?;
+        Ok(TagReport {
+            gun: gun.to_string(),
+            tag: tag.to_string(),
+            digest: None,
+            targets_version: version.0,
+            conflicts_retried: version.1,
+        })
+    }
+
+    /// Apply `change` to the verified current targets, sign a new version and
+    /// publish it; on conflict start again from the new current version.
+    /// Returns the published version and the number of conflicts retried.
+    fn change_targets(
+        &self,
+        gun: &Gun,
+        change: impl Fn(&mut BTreeMap<String, TargetFile>) -> Result<()>,
+    ) -> Result<(u64, u32)> {
+        let client = self.server_client()?;
+        let mut key: Option<SigningKey> = None;
+        for attempt in 0..MAX_PUBLISH_ATTEMPTS {
+            let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+            let trusted = repo.updater.trusted();
+            let root = &trusted.root().signed;
+            let current = trusted
+                .targets()
+                .context("the server has no trusted targets metadata for this GUN")?;
+            let mut targets = current.signed.clone();
+            change(&mut targets.targets)?;
+            targets.version = current.signed.version + 1;
+            targets.expires =
+                tagtrust_shared::metadata::whole_seconds(Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS));
+            let key = match &key {
+                Some(key) => key,
+                None => key.insert(self.role_key(gun, root, "targets")?),
+            };
+            let mut md = Metadata::new(targets)?;
+            md.sign(key);
+            match client.publish(gun, &[("targets".to_string(), md.to_bytes())]) {
+                Ok(()) => return Ok((md.signed.version, attempt)),
+                Err(PublishError::Conflict(_)) => backoff(attempt),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        bail!("gave up after {MAX_PUBLISH_ATTEMPTS} conflicting publishes to {gun}; try again")
+    }
+
+    /// Load the local private key of a top-level role listed in `root`.
+    fn role_key(&self, gun: &Gun, root: &Root, role: &str) -> Result<SigningKey> {
+        debug_assert!(TOP_LEVEL_ROLES.contains(&role));
+        let keys = root.role_keys(role)?;
+        if keys.threshold > 1 {
+            bail!("{role} of {gun} needs {} signatures; tagtrust signs with one key", keys.threshold);
+        }
+        let pass = passphrase(&format!("Passphrase for the {role} key of {gun}: "))?;
+        self.home.load_key(gun, role, &keys.keyids, &pass)
+    }
+
+    /// The verified tags of `gun` (top-level targets).
+    pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>> {
+        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+        let targets = repo
+            .updater
+            .trusted()
+            .targets()
+            .context("no trusted targets metadata")?;
+        Ok(targets
+            .signed
+            .targets
+            .iter()
+            .map(|(tag, file)| TagEntry {
+                tag: tag.clone(),
+                digest: file.digest(),
+                size: file.length,
+                media_type: file.media_type().map(str::to_string),
+            })
+            .collect())
+    }
+}
+
+/// Sleep a little, longer on each attempt, with jitter so racing publishers
+/// spread out.
+fn backoff(attempt: u32) {
+    use rand::Rng;
+    let base = 20u64 * u64::from(attempt.min(10) + 1);
+    let jitter = rand::thread_rng().gen_range(0..=base);
+    std::thread::sleep(std::time::Duration::from_millis(base + jitter));
+}

@@ -1,1 +1,149 @@
-//! (being written)
+//! The tagtrust server's HTTP API as the publisher uses it: online public
+//! keys and atomic multi-file publishes. Reads of metadata go through the
+//! [`crate::updater`], never through here, so they are always verified.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::time::Duration;
+use tagtrust_shared::{Gun, PublicKey};
+
+/// A server's answer to a refused request: `{"errors":[{"code","message","detail"}]}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorItem {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// Why a publish did not land.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Someone else published first; re-read and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("server refused the upload ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The write side of one tagtrust server.
+pub struct ServerClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+impl ServerClient {
+    pub fn new(base: &str, token: Option<String>) -> Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(ServerClient {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `{server}/v2/{gun}/_trust/tuf/`: the metadata base URL of a GUN.
+    pub fn metadata_url(&self, gun: &Gun) -> String {
+        metadata_url(&self.base, gun)
+    }
+
+    fn authorized(&self, req: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    /// The server-held public key of `role` (timestamp or snapshot) for
+    /// `gun`, created on the server if it has none yet.
+    pub fn online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey> {
+        let url = format!("{}{role}.key", self.metadata_url(gun));
+        let resp = self
+            .authorized(self.http.get(&url))
+            .send()
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().unwrap_or_default();
+            anyhow::bail!(
+                "server refused the {role} key for {gun} ({status}): {}",
+                describe_error(&body)
+            );
+        }
+        resp.json().with_context(|| format!("{role} key from {url}"))
+    }
+
+    /// Upload role files (`(role name, bytes)`) in one atomic publish.
+    pub fn publish(&self, gun: &Gun, files: &[(String, Vec<u8>)]) -> Result<(), PublishError> {
+        let url = self.metadata_url(gun);
+        let mut form = reqwest::blocking::multipart::Form::new();
+        for (role, bytes) in files {
+            let part = reqwest::blocking::multipart::Part::bytes(bytes.clone())
+                .file_name(role.clone())
+                .mime_str("application/json")
+                .map_err(anyhow::Error::from)?;
+            form = form.part("files", part);
+        }
+        let resp = self
+            .authorized(self.http.post(&url))
+            .multipart(form)
+            .send()
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().unwrap_or_default();
+        let message = describe_error(&body);
+        if status == reqwest::StatusCode::CONFLICT {
+            return Err(PublishError::Conflict(message));
+        }
+        Err(PublishError::Rejected {
+            status: status.as_u16(),
+            message,
+        })
+    }
+}
+
+/// `{server}/v2/{gun}/_trust/tuf/`
+pub fn metadata_url(server: &str, gun: &Gun) -> String {
+    format!("{}/v2/{gun}/_trust/tuf/", server.trim_end_matches('/'))
+}
+
+/// One line from an error body: the server's messages if it sent its JSON
+/// error form, else the start of the body.
+fn describe_error(body: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(parsed) if !parsed.errors.is_empty() => parsed
+            .errors
+            .iter()
+            .map(|e| {
+                if e.message.is_empty() {
+                    e.code.clone()
+                } else {
+                    e.message.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => body.chars().take(200).collect::<String>().replace('\n', " "),
+    }
+}

@@ -1,1 +1,829 @@
-//! (being written)
+//! The TUF client workflow (specification 1.0.x, section 5), modelled on
+//! python-tuf's ngclient `Updater`: fetch each file with a size limit, hand
+//! it to [`TrustedMetadataSet`], persist it only once it is trusted.
+//!
+//! The metadata directory is the rollback memory. It holds exactly the bytes
+//! received: `root.json`, `timestamp.json`, `snapshot.json`, `targets.json`
+//! and `<percent-encoded role>.json` per delegated role, each written
+//! atomically (temporary file in the same directory, then rename). Nothing
+//! else in it ends in `.json`.
+
+use crate::fetch::{FetchError, Fetcher};
+use crate::trusted::{TimestampUpdate, TrustedMetadataSet, UpdateError};
+use chrono::Utc;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tagtrust_shared::{Delegations, TargetFile};
+
+/// What Python's `urllib.parse.quote(name, safe="")` leaves alone: letters,
+/// digits and `_.-~`. Role names are encoded this way in URLs and file
+/// names, so a name cannot traverse directories or clash with another file.
+const QUOTE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
+
+/// `urllib.parse.quote(name, safe="")`.
+pub fn encode_role(role: &str) -> String {
+    utf8_percent_encode(role, QUOTE).to_string()
+}
+
+/// The metadata-directory file name of a role: `<encoded role>.json`.
+pub fn role_file_name(role: &str) -> String {
+    format!("{}.json", encode_role(role))
+}
+
+/// Limits of one updater.
+#[derive(Debug, Clone)]
+pub struct UpdaterConfig {
+    /// Size limit of each `N.root.json`.
+    pub root_max_length: u64,
+    /// Size limit of `timestamp.json`.
+    pub timestamp_max_length: u64,
+    /// Size limit of snapshot when timestamp does not give its length.
+    pub snapshot_max_length: u64,
+    /// Size limit of a targets role when snapshot does not give its length.
+    pub targets_max_length: u64,
+    /// At most this many new roots per refresh.
+    pub max_root_rotations: u64,
+    /// At most this many targets roles visited per target search.
+    pub max_delegations: usize,
+    /// Download targets as `{dirs/}{HASH}.{basename}` when root says
+    /// `consistent_snapshot`.
+    pub prefix_targets_with_hash: bool,
+}
+
+impl Default for UpdaterConfig {
+    fn default() -> Self {
+        UpdaterConfig {
+            root_max_length: 512 * 1024,
+            timestamp_max_length: 16 * 1024,
+            snapshot_max_length: 2 * 1024 * 1024,
+            targets_max_length: 5 * 1024 * 1024,
+            max_root_rotations: 32,
+            max_delegations: 32,
+            prefix_targets_with_hash: true,
+        }
+    }
+}
+
+/// A target found by [`Updater::get_targetinfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetInfo {
+    /// The target path as asked for (a tag, for tagtrust).
+    pub path: String,
+    /// Length, hashes and custom data as the signing role lists them.
+    pub target: TargetFile,
+    /// The targets role that signed it (`targets` or a delegated name).
+    pub role: String,
+}
+
+/// The TUF client for one repository.
+pub struct Updater<F: Fetcher> {
+    dir: PathBuf,
+    base_url: String,
+    fetcher: F,
+    config: UpdaterConfig,
+    trusted: TrustedMetadataSet,
+    refreshed: bool,
+}
+
+fn with_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    }
+}
+
+/// Read a file; `Ok(None)` if it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, UpdateError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(UpdateError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same
+/// directory (its name does not end in `.json`), synced, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let context = || format!("writing {}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| UpdateError::io(context(), e))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| UpdateError::io(context(), e))?;
+    tmp.persist(path)
+        .map_err(|e| UpdateError::io(context(), e.error))?;
+    Ok(())
+}
+
+/// `target_dir` joined with a target path, refusing paths that would leave
+/// the directory or cannot be a file name.
+fn local_target_path(target_dir: &Path, target: &str) -> Result<PathBuf, UpdateError> {
+    let refuse = |reason: &str| UpdateError::TargetPath {
+        path: target.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut path = target_dir.to_path_buf();
+    for segment in target.split('/') {
+        match segment {
+            "" => return Err(refuse("empty path segment (or absolute path)")),
+            "." | ".." => return Err(refuse("'.' and '..' segments are not allowed")),
+            s if s.contains('\0') => return Err(refuse("NUL in path")),
+            s => path.push(s),
+        }
+    }
+    Ok(path)
+}
+
+/// The roles `delegations` sends the search for `target` to, in order, with
+/// their terminating flag. Succinct (TAP 15) bins are terminating.
+fn roles_for_target(delegations: &Delegations, target: &str) -> Vec<(String, bool)> {
+    if let Some(succinct) = &delegations.succinct_roles {
+        return vec![(succinct.role_for_target(target), true)];
+    }
+    delegations
+        .roles()
+        .iter()
+        .filter(|r| r.is_delegated_path(target))
+        .map(|r| (r.name.clone(), r.terminating))
+        .collect()
+}
+
+impl<F: Fetcher> Updater<F> {
+    /// Open the metadata directory `metadata_dir`, which must hold a trusted
+    /// `root.json`. Locally trusted timestamp, snapshot and targets are loaded
+    /// for [`Self::trusted`] where they verify against that root; a damaged
+    /// local file is ignored here (refresh replaces it).
+    pub fn new(
+        metadata_dir: &Path,
+        metadata_base_url: &str,
+        fetcher: F,
+        config: UpdaterConfig,
+    ) -> Result<Self, UpdateError> {
+        let root_path = metadata_dir.join("root.json");
+        let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
+        let mut trusted = TrustedMetadataSet::new(&root, Utc::now())?;
+        let read = |name: &str| read_optional(&metadata_dir.join(name)).ok().flatten();
+        // Best effort: each step needs the previous one; errors only mean
+        // less is shown before the next refresh.
+        if let Some(ts) = read("timestamp.json") {
+            if trusted.load_local_timestamp(&ts).is_ok() {
+                if let Some(snap) = read("snapshot.json") {
+                    if trusted.load_local_snapshot(&snap).is_ok() {
+                        if let Some(targets) = read("targets.json") {
+                            let _ = trusted.update_targets(&targets);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Updater {
+            dir: metadata_dir.to_path_buf(),
+            base_url: with_slash(metadata_base_url),
+            fetcher,
+            config,
+            trusted,
+            refreshed: false,
+        })
+    }
+
+    /// The trusted metadata: after [`Self::refresh`], what this run verified
+    /// (versions and expiries for reports); before it, the local state.
+    pub fn trusted(&self) -> &TrustedMetadataSet {
+        &self.trusted
+    }
+
+    /// The metadata directory.
+    pub fn metadata_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn persist(&self, file: &str, bytes: &[u8]) -> Result<(), UpdateError> {
+        write_atomic(&self.dir.join(file), bytes)
+    }
+
+    fn remove(&self, file: &str) -> Result<(), UpdateError> {
+        let path = self.dir.join(file);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(UpdateError::io(format!("removing {}", path.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn read_local(&self, file: &str) -> Option<Vec<u8>> {
+        // An unreadable local file is treated as absent: it is rollback
+        // memory to use if possible, never a reason to stop updating.
+        read_optional(&self.dir.join(file)).ok().flatten()
+    }
+
+    fn download(&self, file: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
+        self.fetcher
+            .fetch(&format!("{}{file}", self.base_url), max_length)
+    }
+
+    /// Run the update workflow: root chain, timestamp, snapshot, top-level
+    /// targets. Every expiry check uses the time this call started.
+    pub fn refresh(&mut self) -> Result<(), UpdateError> {
+        self.refreshed = false;
+        let root_path = self.dir.join("root.json");
+        let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
+        self.trusted = TrustedMetadataSet::new(&root, Utc::now())?;
+        self.load_root()?;
+        self.load_timestamp()?;
+        self.load_snapshot()?;
+        self.load_targets("targets", "root")?;
+        self.refreshed = true;
+        Ok(())
+    }
+
+    /// Spec 5.3: `N+1.root.json` until the repository has none (404/403).
+    fn load_root(&mut self) -> Result<(), UpdateError> {
+        let start = self.trusted.root().signed.version;
+        for version in (start + 1)..=(start + self.config.max_root_rotations) {
+            let bytes = match self.download(&format!("{version}.root.json"), self.config.root_max_length) {
+                Ok(bytes) => bytes,
+                Err(FetchError::NotFound { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            self.trusted.update_root(&bytes)?;
+            if self.trusted.timestamp_or_snapshot_keys_rotated() {
+                // Spec 5.3.11, before the new root is stored: once root.json
+                // is the new one, nothing would tell these files are stale.
+                self.remove("timestamp.json")?;
+                self.remove("snapshot.json")?;
+            }
+            self.persist("root.json", &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Spec 5.4. The local timestamp (if any still trusted) is the rollback
+    /// memory; an equal remote version keeps it.
+    fn load_timestamp(&mut self) -> Result<(), UpdateError> {
+        if let Some(local) = self.read_local("timestamp.json") {
+            // Errors are fine: an expired local timestamp still stays loaded
+            // for rollback checks; an invalid one is simply not used.
+            let _ = self.trusted.load_local_timestamp(&local);
+        }
+        let bytes = self.download("timestamp.json", self.config.timestamp_max_length)?;
+        if self.trusted.update_timestamp(&bytes)? == TimestampUpdate::Updated {
+            self.persist("timestamp.json", &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Spec 5.5: the local snapshot if it is the one timestamp names, else
+    /// a download checked against timestamp.
+    fn load_snapshot(&mut self) -> Result<(), UpdateError> {
+        if let Some(local) = self.read_local("snapshot.json") {
+            if self.trusted.load_local_snapshot(&local).is_ok() {
+                return Ok(());
+            }
+        }
+        let meta = self
+            .trusted
+            .timestamp()
+            .ok_or_else(|| UpdateError::Order("snapshot before timestamp".into()))?
+            .signed
+            .snapshot_meta()
+            .map_err(|source| UpdateError::Invalid {
+                role: "timestamp".into(),
+                source,
+            })?
+            .clone();
+        let max = meta.length.unwrap_or(self.config.snapshot_max_length);
+        let file = if self.trusted.root().signed.consistent_snapshot {
+            format!("{}.snapshot.json", meta.version)
+        } else {
+            "snapshot.json".to_string()
+        };
+        let bytes = self.download(&file, max)?;
+        self.trusted.update_snapshot(&bytes, false)?;
+        self.persist("snapshot.json", &bytes)
+    }
+
+    /// Spec 5.6/5.7 for one targets role: already trusted this run, the
+    /// local copy if snapshot still lists it, else a download.
+    fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), UpdateError> {
+        if self.trusted.targets_role(role).is_some() {
+            return Ok(());
+        }
+        let local_file = role_file_name(role);
+        if let Some(local) = self.read_local(&local_file) {
+            if self.trusted.update_delegated_targets(&local, role, delegator).is_ok() {
+                return Ok(());
+            }
+        }
+        let snapshot = self
+            .trusted
+            .snapshot()
+            .ok_or_else(|| UpdateError::Order("targets before snapshot".into()))?;
+        let meta = snapshot.signed.role_meta(role).cloned().ok_or_else(|| {
+            UpdateError::MixAndMatch(format!(
+                "{role} is delegated by {delegator} but snapshot does not list {role}.json"
+            ))
+        })?;
+        let max = meta.length.unwrap_or(self.config.targets_max_length);
+        let remote_file = if self.trusted.root().signed.consistent_snapshot {
+            format!("{}.{local_file}", meta.version)
+        } else {
+            local_file.clone()
+        };
+        let bytes = self.download(&remote_file, max)?;
+        self.trusted.update_delegated_targets(&bytes, role, delegator)?;
+        self.persist(&local_file, &bytes)
+    }
+
+    /// Find `target_path` by a lazy pre-order depth-first search of the
+    /// delegation graph (spec 5.7): only roles the search visits are
+    /// fetched, in delegation order, each once; a terminating role ends the
+    /// search after its subtree; at most `max_delegations` roles. Refreshes
+    /// first if this updater has not refreshed successfully.
+    pub fn get_targetinfo(&mut self, target_path: &str) -> Result<Option<TargetInfo>, UpdateError> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        // Stack of (role, delegator); popped from the end.
+        let mut to_visit = vec![("targets".to_string(), "root".to_string())];
+        let mut visited = BTreeSet::new();
+        // As python-tuf: top-level targets plus at most max_delegations roles.
+        while visited.len() <= self.config.max_delegations {
+            let Some((role, delegator)) = to_visit.pop() else {
+                break;
+            };
+            if visited.contains(&role) {
+                continue;
+            }
+            self.load_targets(&role, &delegator)?;
+            let targets = self
+                .trusted
+                .targets_role(&role)
+                .ok_or_else(|| UpdateError::Order(format!("{role} not loaded")))?;
+            if let Some(target) = targets.signed.targets.get(target_path) {
+                return Ok(Some(TargetInfo {
+                    path: target_path.to_string(),
+                    target: target.clone(),
+                    role,
+                }));
+            }
+            visited.insert(role.clone());
+            if let Some(delegations) = &targets.signed.delegations {
+                let mut children = Vec::new();
+                for (child, terminating) in roles_for_target(delegations, target_path) {
+                    children.push((child, role.clone()));
+                    if terminating {
+                        // Nothing after a terminating role is consulted,
+                        // including roles still waiting further up.
+                        to_visit.clear();
+                        break;
+                    }
+                }
+                to_visit.extend(children.into_iter().rev());
+            }
+        }
+        Ok(None)
+    }
+
+    /// The local path of `info` under `target_dir` if it is already there
+    /// with the right length and hashes.
+    pub fn find_cached_target(&self, info: &TargetInfo, target_dir: &Path) -> Result<Option<PathBuf>, UpdateError> {
+        let path = local_target_path(target_dir, &info.path)?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() == info.target.length => {}
+            _ => return Ok(None),
+        }
+        let bytes = read_optional(&path)?.unwrap_or_default();
+        Ok(info.target.verify_bytes(&bytes).is_ok().then_some(path))
+    }
+
+    /// Download `info` from `target_base_url` into `target_dir` (under its
+    /// target path), checking length and hashes before writing anything.
+    /// A file already there with the right length and hashes is kept.
+    pub fn download_target(
+        &self,
+        info: &TargetInfo,
+        target_dir: &Path,
+        target_base_url: &str,
+    ) -> Result<PathBuf, UpdateError> {
+        if let Some(path) = self.find_cached_target(info, target_dir)? {
+            return Ok(path);
+        }
+        let path = local_target_path(target_dir, &info.path)?;
+        let mut remote = info.path.clone();
+        if self.trusted.root().signed.consistent_snapshot && self.config.prefix_targets_with_hash {
+            let hash = info.target.hashes.values().next().ok_or_else(|| UpdateError::TargetPath {
+                path: info.path.clone(),
+                reason: "target lists no hashes".into(),
+            })?;
+            remote = match info.path.rsplit_once('/') {
+                Some((dirs, base)) => format!("{dirs}/{hash}.{base}"),
+                None => format!("{hash}.{}", info.path),
+            };
+        }
+        let url = format!("{}{remote}", with_slash(target_base_url));
+        let bytes = self.fetcher.fetch(&url, info.target.length)?;
+        info.target
+            .verify_bytes(&bytes)
+            .map_err(|source| UpdateError::TargetMismatch {
+                path: info.path.clone(),
+                source,
+            })?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| UpdateError::io(format!("creating {}", parent.display()), e))?;
+        }
+        write_atomic(&path, &bytes)?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trusted::tests::{sign, target_file, Repo};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use tagtrust_shared::{SigningKey, Targets};
+
+    const BASE: &str = "https://repo.test/meta/";
+
+    /// An in-memory repository that records every URL asked for.
+    #[derive(Default)]
+    struct MemFetcher {
+        files: RefCell<HashMap<String, Vec<u8>>>,
+        log: RefCell<Vec<String>>,
+    }
+
+    impl MemFetcher {
+        fn put(&self, file: &str, bytes: &[u8]) {
+            self.files.borrow_mut().insert(format!("{BASE}{file}"), bytes.to_vec());
+        }
+        fn publish(&self, repo: &Repo, version: u64) {
+            let [ts, snap, targets, dev] = repo.release(version);
+            self.put("timestamp.json", &ts);
+            self.put(&format!("{version}.snapshot.json"), &snap);
+            self.put(&format!("{version}.targets.json"), &targets);
+            self.put(&format!("{version}.dev.json"), &dev);
+        }
+        fn take_log(&self) -> Vec<String> {
+            std::mem::take(&mut *self.log.borrow_mut())
+                .into_iter()
+                .map(|u| u.trim_start_matches(BASE).to_string())
+                .collect()
+        }
+    }
+
+    impl Fetcher for MemFetcher {
+        fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
+            self.log.borrow_mut().push(url.to_string());
+            match self.files.borrow().get(url) {
+                None => Err(FetchError::NotFound {
+                    url: url.into(),
+                    status: 404,
+                }),
+                Some(b) if b.len() as u64 > max_length => Err(FetchError::TooLarge {
+                    url: url.into(),
+                    max_length,
+                }),
+                Some(b) => Ok(b.clone()),
+            }
+        }
+    }
+
+    fn init(repo: &Repo) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("root.json"), &repo.roots[0]).unwrap();
+        dir
+    }
+
+    fn json_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn role_names_are_quoted_like_python() {
+        assert_eq!(encode_role("dev+ops team/x~y_z.-"), "dev%2Bops%20team%2Fx~y_z.-");
+        assert_eq!(role_file_name("ünï"), "%C3%BCn%C3%AF.json");
+    }
+
+    #[test]
+    fn missing_root_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Updater::new(dir.path(), BASE, MemFetcher::default(), UpdaterConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("no trusted root at "), "{err}");
+    }
+
+    #[test]
+    fn refresh_persists_exact_bytes_and_searches_lazily() {
+        let repo = Repo::new();
+        let fetcher = MemFetcher::default();
+        fetcher.publish(&repo, 1);
+        let dir = init(&repo);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        up.refresh().unwrap();
+        assert_eq!(
+            fetcher.take_log(),
+            ["2.root.json", "timestamp.json", "1.snapshot.json", "1.targets.json"]
+        );
+        let [ts, snap, targets, dev] = repo.release(1);
+        // ed25519 signatures are deterministic: release(1) again gives the
+        // bytes that were served.
+        assert_eq!(std::fs::read(dir.path().join("timestamp.json")).unwrap(), ts);
+        assert_eq!(std::fs::read(dir.path().join("snapshot.json")).unwrap(), snap);
+        assert_eq!(std::fs::read(dir.path().join("targets.json")).unwrap(), targets);
+
+        // A top-level target needs no delegated role.
+        let top = up.get_targetinfo("top").unwrap().unwrap();
+        assert_eq!(top.role, "targets");
+        assert!(fetcher.take_log().is_empty());
+        // Not delegated anywhere (paths do not match): still nothing fetched.
+        assert_eq!(up.get_targetinfo("other/x").unwrap(), None);
+        assert!(fetcher.take_log().is_empty());
+        let app = up.get_targetinfo("apps/app").unwrap().unwrap();
+        assert_eq!(app.role, "dev");
+        assert_eq!(app.target, target_file(b"app bytes"));
+        assert_eq!(fetcher.take_log(), ["1.dev.json"]);
+        assert_eq!(std::fs::read(dir.path().join("dev.json")).unwrap(), dev);
+        assert_eq!(
+            json_files(dir.path()),
+            ["dev.json", "root.json", "snapshot.json", "targets.json", "timestamp.json"]
+        );
+
+        // A new process: same remote, so only root and timestamp are asked for.
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        assert_eq!(up.trusted().targets().unwrap().signed.version, 1);
+        up.get_targetinfo("apps/app").unwrap().unwrap();
+        assert_eq!(fetcher.take_log(), ["2.root.json", "timestamp.json"]);
+    }
+
+    #[test]
+    fn rollback_across_runs_is_refused_and_leaves_state_alone() {
+        let repo = Repo::new();
+        let fetcher = MemFetcher::default();
+        fetcher.publish(&repo, 1);
+        let old_ts = repo.release(1)[0].clone();
+        fetcher.publish(&repo, 2);
+        let dir = init(&repo);
+        Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default())
+            .unwrap()
+            .refresh()
+            .unwrap();
+        let before: Vec<Vec<u8>> = json_files(dir.path())
+            .iter()
+            .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+            .collect();
+        fetcher.put("timestamp.json", &old_ts);
+        let err = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default())
+            .unwrap()
+            .refresh()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "rollback attack refused: timestamp version 1 is older than trusted version 2");
+        let after: Vec<Vec<u8>> = json_files(dir.path())
+            .iter()
+            .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+            .collect();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn failed_update_does_not_block_later_updates() {
+        let repo = Repo::new();
+        let fetcher = MemFetcher::default();
+        fetcher.publish(&repo, 1);
+        let dir = init(&repo);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        up.refresh().unwrap();
+        // Release 2 with damaged targets bytes: refresh fails after timestamp
+        // and snapshot were accepted and stored.
+        fetcher.publish(&repo, 2);
+        let mut bad = repo.release(2)[2].clone();
+        let last = bad.len() - 2;
+        bad[last] ^= 1;
+        fetcher.put("2.targets.json", &bad);
+        let err = up.refresh().unwrap_err().to_string();
+        assert!(err.starts_with("mix-and-match refused: targets does not match"), "{err}");
+        // The repository is repaired: the next run recovers.
+        fetcher.publish(&repo, 2);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        assert!(up.get_targetinfo("apps/app").unwrap().is_some());
+        assert_eq!(up.trusted().targets().unwrap().signed.version, 2);
+        // A corrupt local file is ignored, not fatal.
+        std::fs::write(dir.path().join("snapshot.json"), b"garbage").unwrap();
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        up.refresh().unwrap();
+    }
+
+    #[test]
+    fn timestamp_key_rotation_recovers_from_fast_forward() {
+        let mut repo = Repo::new();
+        let fetcher = MemFetcher::default();
+        let dir = init(&repo);
+        // Fast-forward: a timestamp v1000 made with the (compromised) key.
+        let [_, snap, targets, dev] = repo.release(1);
+        let ff = repo.timestamp(1000, &snap, 1);
+        fetcher.put("timestamp.json", &ff);
+        fetcher.put("1.snapshot.json", &snap);
+        fetcher.put("1.targets.json", &targets);
+        fetcher.put("1.dev.json", &dev);
+        Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default())
+            .unwrap()
+            .refresh()
+            .unwrap();
+        fetcher.publish(&repo, 2);
+        let err = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default())
+            .unwrap()
+            .refresh()
+            .unwrap_err();
+        assert!(matches!(err, UpdateError::Rollback { .. }), "{err}");
+
+        // Recovery: root v2 rotates the timestamp key.
+        let new_key = SigningKey::generate();
+        let v2 = repo.rotate_root(|root, repo| {
+            root.roles.get_mut("timestamp").unwrap().keyids = vec![];
+            root.add_key("timestamp", new_key.public_key());
+            repo.timestamp_key = new_key.clone();
+        });
+        fetcher.put("2.root.json", &v2);
+        fetcher.publish(&repo, 2);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        up.refresh().unwrap();
+        assert_eq!(up.trusted().timestamp().unwrap().signed.version, 2);
+        assert_eq!(std::fs::read(dir.path().join("root.json")).unwrap(), v2);
+    }
+
+    #[test]
+    fn delegation_search_order_terminating_and_bounds() {
+        // targets delegates `*` to a (terminating) then b; a delegates to c.
+        let repo = Repo::new();
+        let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate()).collect();
+        let role = |name: &str, key: &SigningKey, terminating: bool| tagtrust_shared::DelegatedRole {
+            name: name.into(),
+            keyids: vec![key.key_id()],
+            threshold: 1,
+            terminating,
+            paths: Some(vec!["*".into()]),
+            path_hash_prefixes: None,
+            extra: Default::default(),
+        };
+        let delegations = |roles: Vec<tagtrust_shared::DelegatedRole>, ks: &[&SigningKey]| Delegations {
+            keys: ks.iter().map(|k| (k.key_id(), k.public_key())).collect(),
+            roles: Some(roles),
+            succinct_roles: None,
+            extra: Default::default(),
+        };
+        let build = |a_terminating: bool| {
+            let mut top = Targets::new(1, repo.expires());
+            top.delegations = Some(delegations(
+                vec![role("a", &keys[0], a_terminating), role("b", &keys[1], false)],
+                &[&keys[0], &keys[1]],
+            ));
+            let top = sign(top, &[&repo.targets_key]);
+            let mut a = Targets::new(1, repo.expires());
+            a.delegations = Some(delegations(vec![role("c", &keys[2], false)], &[&keys[2]]));
+            let a = sign(a, &[&keys[0]]);
+            let mut b = Targets::new(1, repo.expires());
+            b.targets.insert("x".into(), target_file(b"from b"));
+            let b = sign(b, &[&keys[1]]);
+            let mut c = Targets::new(1, repo.expires());
+            c.targets.insert("y".into(), target_file(b"from c"));
+            let c = sign(c, &[&keys[2]]);
+            let files = [("targets", top), ("a", a), ("b", b), ("c", c)];
+            let snap = repo.snapshot(
+                1,
+                &files.iter().map(|(n, b)| (*n, b.as_slice(), 1)).collect::<Vec<_>>(),
+            );
+            let fetcher = MemFetcher::default();
+            fetcher.put("timestamp.json", &repo.timestamp(1, &snap, 1));
+            fetcher.put("1.snapshot.json", &snap);
+            for (name, bytes) in &files {
+                fetcher.put(&format!("1.{name}.json"), bytes);
+            }
+            fetcher
+        };
+
+        let fetcher = build(false);
+        let dir = init(&repo);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        up.refresh().unwrap();
+        fetcher.take_log();
+        // Pre-order: a, then a's child c, then b.
+        assert_eq!(up.get_targetinfo("x").unwrap().unwrap().role, "b");
+        assert_eq!(fetcher.take_log(), ["1.a.json", "1.c.json", "1.b.json"]);
+        assert_eq!(up.get_targetinfo("y").unwrap().unwrap().role, "c");
+        assert!(fetcher.take_log().is_empty(), "roles are loaded once per run");
+
+        // a terminating: b is never consulted.
+        let fetcher = build(true);
+        let dir = init(&repo);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        assert_eq!(up.get_targetinfo("x").unwrap(), None);
+        assert!(!fetcher.take_log().iter().any(|u| u == "1.b.json"));
+
+        // max_delegations bounds the walk: with 1, only targets and a are visited.
+        let fetcher = build(false);
+        let dir = init(&repo);
+        let config = UpdaterConfig {
+            max_delegations: 1,
+            ..UpdaterConfig::default()
+        };
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, config).unwrap();
+        assert_eq!(up.get_targetinfo("x").unwrap(), None);
+        assert!(!fetcher.take_log().iter().any(|u| u == "1.b.json" || u == "1.c.json"));
+    }
+
+    #[test]
+    fn succinct_delegations_route_to_the_bin() {
+        let repo = Repo::new();
+        let bin_key = SigningKey::generate();
+        let succinct = tagtrust_shared::SuccinctRoles {
+            keyids: vec![bin_key.key_id()],
+            threshold: 1,
+            bit_length: 4,
+            name_prefix: "bin".into(),
+            extra: Default::default(),
+        };
+        let bin = succinct.role_for_target("latest");
+        let mut top = Targets::new(1, repo.expires());
+        top.delegations = Some(Delegations {
+            keys: [(bin_key.key_id(), bin_key.public_key())].into_iter().collect(),
+            roles: None,
+            succinct_roles: Some(succinct),
+            extra: Default::default(),
+        });
+        let top = sign(top, &[&repo.targets_key]);
+        let mut b = Targets::new(1, repo.expires());
+        b.targets.insert("latest".into(), target_file(b"digest"));
+        let b = sign(b, &[&bin_key]);
+        let snap = repo.snapshot(1, &[("targets", &top, 1), (&bin, &b, 1)]);
+        let fetcher = MemFetcher::default();
+        fetcher.put("timestamp.json", &repo.timestamp(1, &snap, 1));
+        fetcher.put("1.snapshot.json", &snap);
+        fetcher.put("1.targets.json", &top);
+        fetcher.put(&format!("1.{bin}.json"), &b);
+        let dir = init(&repo);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        assert_eq!(up.get_targetinfo("latest").unwrap().unwrap().role, bin);
+    }
+
+    #[test]
+    fn download_checks_bytes_and_uses_cache() {
+        let repo = Repo::new();
+        let fetcher = MemFetcher::default();
+        fetcher.publish(&repo, 1);
+        let dir = init(&repo);
+        let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
+        let info = up.get_targetinfo("apps/app").unwrap().unwrap();
+        let hash = &info.target.hashes["sha256"];
+        let td = tempfile::tempdir().unwrap();
+        let url = format!("https://repo.test/targets/apps/{hash}.app");
+        fetcher.files.borrow_mut().insert(url.clone(), b"app bytez".to_vec());
+        fetcher.take_log();
+        let err = up
+            .download_target(&info, td.path(), "https://repo.test/targets")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("arbitrary software attack refused: target apps/app"), "{err}");
+        assert!(!td.path().join("apps/app").exists());
+        fetcher.files.borrow_mut().insert(url.clone(), b"app bytes".to_vec());
+        let path = up
+            .download_target(&info, td.path(), "https://repo.test/targets/")
+            .unwrap();
+        assert_eq!(path, td.path().join("apps/app"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"app bytes");
+        fetcher.take_log();
+        up.download_target(&info, td.path(), "https://repo.test/targets/")
+            .unwrap();
+        assert!(fetcher.take_log().is_empty(), "cached target is not downloaded again");
+
+        let evil = TargetInfo {
+            path: "../escape".into(),
+            ..info
+        };
+        assert!(matches!(
+            up.download_target(&evil, td.path(), "https://repo.test/targets/"),
+            Err(UpdateError::TargetPath { .. })
+        ));
+    }
+}

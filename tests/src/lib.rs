@@ -5,6 +5,8 @@
 //! Build the binaries before running these tests (`cargo build --workspace
 //! --bins`); `scripts/test.sh` does.
 
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

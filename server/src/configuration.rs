@@ -1,0 +1,204 @@
+//! Command line, configuration file and environment, merged into one
+//! [`Settings`]. Precedence (highest first): command-line flags,
+//! `TAGTRUST_SERVER_*` environment variables, the TOML file given with
+//! `--config`, built-in defaults.
+
+use clap::{Args, Parser, Subcommand};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything the server and its subcommands need to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Directory for the SQLite database and the generated master key.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Base64 of 32 bytes; encrypts online keys at rest. Never logged.
+    pub master_key: Option<Secret>,
+    /// Lifetime of each timestamp the server signs.
+    pub timestamp_expiry_secs: u64,
+    /// Lifetime of each snapshot the server signs.
+    pub snapshot_expiry_secs: u64,
+    /// Require a `pull:` token for reads.
+    pub require_pull: bool,
+    /// Largest request body accepted (publish).
+    pub max_body_bytes: usize,
+    /// Largest single metadata file in a publish.
+    pub max_file_bytes: usize,
+    /// Most files in one publish.
+    pub max_parts: usize,
+    /// Deepest JSON nesting accepted in uploaded metadata.
+    pub max_json_depth: usize,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:4443".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            master_key: None,
+            timestamp_expiry_secs: 24 * 60 * 60,
+            snapshot_expiry_secs: 7 * 24 * 60 * 60,
+            require_pull: false,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_file_bytes: 4 * 1024 * 1024,
+            max_parts: 32,
+            max_json_depth: 64,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// A configured secret: its `Debug` form never shows the value, so logging
+/// the settings cannot leak it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "tagtrust-server", version, about = "TUF trust metadata server for container image tags")]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that override the file and environment (only when given).
+#[derive(Debug, Default, Args, Serialize)]
+pub struct Overrides {
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4443].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./data].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (postgres://… or sqlite://…) [default: SQLite in the data directory].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Lifetime of signed timestamps in seconds [default: 86400].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp_expiry_secs: Option<u64>,
+    /// Lifetime of signed snapshots in seconds [default: 604800].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_expiry_secs: Option<u64>,
+    /// Require a `pull:` token for reads.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_pull: bool,
+    /// Largest request body in bytes [default: 8 MiB].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest uploaded metadata file in bytes [default: 4 MiB].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<usize>,
+    /// Most files in one publish [default: 32].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parts: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it once on stdout (only its hash is stored).
+    Create {
+        /// `pull:GLOB`, `push:GLOB` or `admin:GLOB` (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A label for `token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by ID.
+    Revoke { id: String },
+}
+
+impl Overrides {
+    /// Merge defaults, the config file, the environment and these flags.
+    pub fn settings(&self) -> Result<Settings, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &self.config {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment
+            .merge(Env::prefixed("TAGTRUST_SERVER_"))
+            .merge(Serialized::defaults(self))
+            .extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::parse_from([
+            "tagtrust-server",
+            "--data-dir",
+            "/tmp/x",
+            "token",
+            "create",
+            "--scope",
+            "push:*",
+        ]);
+        let settings = cli.overrides.settings().unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(settings.listen, "127.0.0.1:4443");
+        assert_eq!(settings.timestamp_expiry_secs, 86400);
+        assert!(matches!(cli.command, Some(Command::Token(TokenCommand::Create { .. }))));
+    }
+
+    #[test]
+    fn config_file_is_read() {
+        let dir = std::env::temp_dir().join(format!("tagtrust-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("server.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9\"\nsnapshot_expiry_secs = 5\n").unwrap();
+        let cli = Cli::parse_from(["tagtrust-server", "--config", file.to_str().unwrap()]);
+        let settings = cli.overrides.settings().unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:9");
+        assert_eq!(settings.snapshot_expiry_secs, 5);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

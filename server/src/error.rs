@@ -1,0 +1,116 @@
+//! The API's error type and its JSON form:
+//! `{"errors":[{"code":"…","message":"…","detail":…}]}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+/// An error answered to an HTTP client. `message` is written for people,
+/// `code` for programs, `detail` carries the specifics (role, versions).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: Value::Null,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A 400 about one role's metadata.
+    pub fn invalid_role(code: &'static str, role: &str, message: impl Into<String>) -> Self {
+        Self::bad_request(code, message).with_detail(json!({ "role": role }))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// A lost race or stale upload: the client should re-fetch and retry.
+    pub fn conflict(role: &str, current_version: u64, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+            .with_detail(json!({ "role": role, "current_version": current_version }))
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "DENIED", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"tagtrust\""));
+        }
+        builder.insert_header((header::CACHE_CONTROL, "no-store"));
+        builder.json(json!({
+            "errors": [{
+                "code": self.code,
+                "message": self.message,
+                "detail": self.detail,
+            }]
+        }))
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError;
+        match &e {
+            StorageError::Unavailable(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "the database is unavailable; retry later",
+                )
+            }
+            StorageError::Database(_) | StorageError::Corrupt(_) => {
+                tracing::error!(error = %e, "storage error");
+                Self::internal("internal storage error")
+            }
+        }
+    }
+}
+
+impl From<crate::signer::SignerError> for ApiError {
+    fn from(e: crate::signer::SignerError) -> Self {
+        tracing::error!(error = %e, "online key error");
+        Self::internal("the server cannot use its online keys")
+    }
+}

@@ -1,0 +1,165 @@
+//! End to end through the real `tagtrust` and `tagtrust-server` binaries:
+//! a publisher creates a repository and moves tags; independent consumers
+//! (their own homes) resolve them with every TUF check, and refuse rollback
+//! and freeze staged by a man-in-the-middle.
+
+use serde_json::Value;
+use tagtrust_tests::proxy::TamperingProxy;
+use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+
+const GUN: &str = "localhost:5000/acme/app";
+
+fn publisher(server: &TestServer) -> Cli {
+    let token = server.create_token(&["push:localhost:5000/acme/*"]);
+    let cli = Cli::new(&server.url).with_token(&token);
+    cli.ok(&["init", GUN]);
+    cli
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn publish_move_remove_and_resolve_from_another_home() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let publisher = publisher(&server);
+        let (d1, s1) = random_digest();
+        let (d2, s2) = random_digest();
+        let latest = format!("{GUN}:latest");
+
+        publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+        assert_eq!(publisher.ok(&["lookup", &latest]).trim(), d1);
+
+        // A consumer on "another machine": own home, no token, trust on first use.
+        let consumer = Cli::new(&server.url);
+        let out = consumer.run(&["lookup", &latest]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), d1);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("on first use"), "TOFU notice missing: {stderr}");
+
+        // Rolling tag: move it and the consumer follows.
+        publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+        let v = json(&consumer.ok(&["lookup", &latest, "--output", "json"]));
+        assert_eq!(v["digest"], d2.as_str());
+        assert_eq!(v["size"], s2);
+        assert_eq!(v["gun"], GUN);
+        assert_eq!(v["tag"], "latest");
+        assert_eq!(v["media_type"], "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(v["targets"]["version"], 3);
+        assert_eq!(v["trust"], "stored");
+        for role in ["root", "timestamp", "snapshot", "targets"] {
+            assert!(v[role]["expires"].is_string(), "{role} expiry missing: {v}");
+        }
+
+        // A second tag, list, then remove the first.
+        publisher.ok(&["tag", "set", &format!("{GUN}:1.5"), &d1, "--size", &s1.to_string()]);
+        let tags = json(&consumer.ok(&["list", GUN, "--output", "json"]));
+        let names: Vec<&str> = tags
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["1.5", "latest"], "{backend:?}");
+
+        let rm = json(&publisher.ok(&["tag", "rm", &latest, "--output", "json"]));
+        assert_eq!(rm["digest"], Value::Null);
+        let err = consumer.fails(&["lookup", &latest]);
+        assert!(err.contains("not signed"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:1.5")]).trim(), d1);
+
+        // A consumer that starts from the publisher's root file.
+        let root_file = publisher
+            .home
+            .path()
+            .join("tuf")
+            .join(format!("127.0.0.1_{}", server.port))
+            .join(GUN)
+            .join("root.json");
+        let pinned = Cli::new(&server.url);
+        let out = pinned
+            .command()
+            .args(["lookup", &format!("{GUN}:1.5"), "--root"])
+            .arg(&root_file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("first use"));
+    }
+}
+
+#[test]
+fn publishing_needs_a_token_with_push_scope() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let anonymous = Cli::new(&server.url);
+    let err = anonymous.fails(&["init", GUN]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let other = Cli::new(&server.url).with_token(&server.create_token(&["push:other/*"]));
+    other.fails(&["init", GUN]);
+    // Nothing was created: a consumer finds no repository.
+    Cli::new(&server.url).fails(&["lookup", &format!("{GUN}:latest")]);
+}
+
+#[test]
+fn bad_input_gets_one_line_and_non_zero_exit() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = publisher(&server);
+    for args in [
+        vec!["tag", "set", "localhost:5000/acme/app", "sha256:00", "--size", "1"],
+        vec!["tag", "set", "localhost:5000/acme/app:x", "sha256:zz", "--size", "1"],
+        vec!["lookup", "../etc:latest"],
+        vec!["lookup", "localhost:5000/acme/app@sha256:00"],
+    ] {
+        let err = publisher.fails(&args);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// A man in the middle replays an older timestamp (and an older targets)
+/// to a consumer that has seen newer ones: refused, and the consumer's
+/// trusted state still works once the network is honest again.
+#[test]
+fn rollback_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = publisher(&server);
+    let latest = format!("{GUN}:latest");
+    let (d1, s1) = random_digest();
+    let (d2, s2) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", server.tuf_url(GUN)))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec()
+    };
+    let old_timestamp = get("timestamp.json");
+    let old_targets = get("targets.json");
+    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
+
+    let prefix = format!("/v2/{GUN}/_trust/tuf/");
+    proxy.serve(&format!("{prefix}timestamp.json"), 200, old_timestamp);
+    let err = consumer.fails(&["lookup", &latest]);
+    assert!(err.contains("rollback"), "{err}");
+
+    // Older targets served where the newer version is expected.
+    proxy.clear();
+    proxy.serve(&format!("{prefix}3.targets.json"), 200, old_targets);
+    let fresh = Cli::new(&proxy.url);
+    let err = fresh.fails(&["lookup", &latest]);
+    assert!(err.contains("targets"), "{err}");
+
+    proxy.clear();
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
+    assert_eq!(fresh.ok(&["lookup", &latest]).trim(), d2);
+}

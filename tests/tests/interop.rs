@@ -1,0 +1,93 @@
+//! Independent TUF clients read a repository that `tagtrust` published on
+//! `tagtrust-server` and agree with `tagtrust lookup`: python-tuf's ngclient
+//! (in the virtualenv scripts/test.sh creates) and tough's RepositoryLoader.
+
+use std::process::Command;
+use tagtrust_tests::{python_with_tuf, random_digest, tests_dir, Backend, Cli, TestServer};
+
+const GUN: &str = "registry.example.com/acme/heavylifter";
+
+/// A published repository with `latest` moved once (so there are several
+/// versions) and the publisher's trusted root file.
+fn published(server: &TestServer) -> (Cli, String, u64, std::path::PathBuf) {
+    let token = server.create_token(&["push:*"]);
+    let publisher = Cli::new(&server.url).with_token(&token);
+    publisher.ok(&["init", GUN]);
+    let (d1, s1) = random_digest();
+    let (d2, s2) = random_digest();
+    let latest = format!("{GUN}:latest");
+    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+    let root = publisher
+        .home
+        .path()
+        .join("tuf")
+        .join(format!("127.0.0.1_{}", server.port))
+        .join(GUN)
+        .join("root.json");
+    (publisher, d2, s2, root)
+}
+
+#[test]
+fn python_tuf_ngclient_agrees_with_tagtrust() {
+    let Some(python) = python_with_tuf() else {
+        return;
+    };
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let (publisher, digest, size, root) = published(&server);
+        let ours: serde_json::Value = serde_json::from_str(
+            &publisher.ok(&["lookup", &format!("{GUN}:latest"), "--output", "json"]),
+        )
+        .unwrap();
+        let md = tempfile::tempdir().unwrap();
+        let out = Command::new(&python)
+            .arg(tests_dir().join("python/ngclient_lookup.py"))
+            .arg(server.tuf_url(GUN))
+            .arg(&root)
+            .arg(md.path())
+            .arg("latest")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ngclient refused the repository ({backend:?}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(format!("sha256:{}", theirs["sha256"].as_str().unwrap()), digest);
+        assert_eq!(theirs["length"], size);
+        assert_eq!(ours["digest"], digest.as_str());
+        assert_eq!(ours["size"], theirs["length"]);
+    }
+}
+
+#[test]
+fn tough_repository_loader_agrees_with_tagtrust() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (_publisher, digest, size, root) = published(&server);
+    let root_bytes = std::fs::read(&root).unwrap();
+    let base = url::Url::parse(&server.tuf_url(GUN)).unwrap();
+    let datastore = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let repo = rt
+        .block_on(
+            // tough never re-reads a stored root: the caller passes the
+            // trusted root each time (here, the publisher's).
+            tough::RepositoryLoader::new(&root_bytes, base.clone(), base)
+                .datastore(datastore.path())
+                .load(),
+        )
+        .expect("tough loads the repository");
+    let (_, target) = repo
+        .targets()
+        .signed
+        .targets_iter()
+        .find(|(name, _)| name.raw() == "latest")
+        .expect("tough finds latest");
+    assert_eq!(target.length, size);
+    assert_eq!(format!("sha256:{}", hex::encode(&target.hashes.sha256)), digest);
+}
