@@ -13,8 +13,8 @@
 
 pub mod fetch;
 pub mod home;
-// WIP pub mod lookup;
-// WIP pub mod publisher;
+pub mod lookup;
+pub mod publisher;
 pub mod remote;
 pub mod trusted;
 pub mod updater;

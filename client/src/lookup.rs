@@ -2,7 +2,7 @@
 //! back and not frozen: trust bootstrap for a GUN seen for the first time,
 //! then the TUF client workflow of [`crate::updater`].
 
-use crate::fetch::HttpFetcher;
+use crate::fetch::{HttpFetcher, HttpOptions};
 use crate::home::{write_file_atomically, Home, TrustPin};
 use crate::remote::metadata_url;
 use crate::updater::{Updater, UpdaterConfig};
@@ -51,7 +51,11 @@ pub struct OpenOptions {
 pub fn open_repository(home: &Home, server: &str, gun: &Gun, options: &OpenOptions) -> Result<Repository> {
     let dir = home.metadata_dir(server, gun);
     let base_url = metadata_url(server, gun);
-    let fetcher = HttpFetcher::new(options.token.clone())?;
+    let mut http = HttpOptions::default();
+    if let Some(token) = &options.token {
+        http = http.with_bearer_token(token);
+    }
+    let fetcher = HttpFetcher::new(http)?;
     let (trust, new_root_keyids) = ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
     let mut updater = Updater::new(&dir, &base_url, fetcher, UpdaterConfig::default())
         .with_context(|| format!("loading trusted metadata of {gun}"))?;
@@ -178,7 +182,7 @@ pub fn lookup(home: &Home, server: &str, reference: &ImageReference, options: &O
         bail!("{reference} is not signed: no trusted targets metadata lists tag {:?}", reference.tag);
     };
     let digest = info
-        .target_file
+        .target
         .digest()
         .with_context(|| format!("{reference} is signed without a sha256 hash"))?;
     let trusted = repo.updater.trusted();
@@ -187,8 +191,8 @@ pub fn lookup(home: &Home, server: &str, reference: &ImageReference, options: &O
         gun: reference.gun.to_string(),
         tag: reference.tag.clone(),
         digest,
-        size: info.target_file.length,
-        media_type: info.target_file.media_type().map(str::to_string),
+        size: info.target.length,
+        media_type: info.target.media_type().map(str::to_string),
         signed_by: info.role.clone(),
         trust: repo.trust.clone(),
         root: RoleState::of(trusted.root()),

@@ -588,15 +588,11 @@ pub(crate) mod tests {
         pub(crate) fn rotate_root(&mut self, change: impl FnOnce(&mut Root, &mut Repo)) -> Vec<u8> {
             let mut root = self.root.clone();
             root.version += 1;
+            // `change` pushes any new root keys onto root_keys, so this
+            // signs with the old keys and the new ones.
             change(&mut root, self);
-            let old_keys = self.root_keys.clone();
             let new_ids: Vec<String> = root.roles["root"].keyids.clone();
-            let mut signers: Vec<&SigningKey> = old_keys.iter().collect();
-            for k in &self.root_keys {
-                if new_ids.contains(&k.key_id()) && !signers.iter().any(|s| s.key_id() == k.key_id()) {
-                    signers.push(k);
-                }
-            }
+            let signers: Vec<&SigningKey> = self.root_keys.iter().collect();
             let bytes = sign(root.clone(), &signers);
             self.root = root;
             self.root_keys.retain(|k| new_ids.contains(&k.key_id()));
@@ -661,6 +657,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// SigningKey is deliberately not Clone; tests need copies.
+    pub(crate) fn dup(key: &SigningKey) -> SigningKey {
+        SigningKey::from_seed(&key.seed()).unwrap()
+    }
+
     pub(crate) fn target_file(bytes: &[u8]) -> TargetFile {
         let mut hashes = BTreeMap::new();
         hashes.insert("sha256".to_string(), tagtrust_shared::hashes::sha256_hex(bytes));
@@ -700,7 +701,7 @@ pub(crate) mod tests {
         let v2 = repo.rotate_root(|root, repo| {
             root.roles.get_mut("root").unwrap().keyids.clear();
             root.add_key("root", new_key.public_key());
-            repo.root_keys.push(new_key.clone());
+            repo.root_keys.push(dup(&new_key));
         });
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         set.update_root(&v2).unwrap();
@@ -930,7 +931,7 @@ pub(crate) mod tests {
             root.keys.remove(&old);
             root.roles.get_mut("timestamp").unwrap().keyids = vec![];
             root.add_key("timestamp", new_ts_key.public_key());
-            repo.timestamp_key = new_ts_key.clone();
+            repo.timestamp_key = dup(&new_ts_key);
         });
         let ts2 = repo.timestamp(2, &snap2, 2);
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
@@ -950,7 +951,7 @@ pub(crate) mod tests {
         let v2 = repo.rotate_root(|root, repo| {
             root.roles.get_mut("snapshot").unwrap().keyids = vec![];
             root.add_key("snapshot", new_snap_key.public_key());
-            repo.snapshot_key = new_snap_key.clone();
+            repo.snapshot_key = dup(&new_snap_key);
         });
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         set.update_root(&v2).unwrap();

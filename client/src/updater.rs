@@ -663,7 +663,7 @@ mod tests {
         let v2 = repo.rotate_root(|root, repo| {
             root.roles.get_mut("timestamp").unwrap().keyids = vec![];
             root.add_key("timestamp", new_key.public_key());
-            repo.timestamp_key = new_key.clone();
+            repo.timestamp_key = crate::trusted::tests::dup(&new_key);
         });
         fetcher.put("2.root.json", &v2);
         fetcher.publish(&repo, 2);

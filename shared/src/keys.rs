@@ -123,6 +123,7 @@ impl PublicKey {
 }
 
 /// An ed25519 private key that tagtrust signs with.
+#[derive(Clone)]
 pub struct SigningKey {
     inner: ed25519_dalek::SigningKey,
 }

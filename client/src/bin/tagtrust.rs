@@ -1,1 +1,198 @@
-fn main() {}
+//! `tagtrust`: sign and resolve container image tags with TUF.
+//! Argument parsing and output only; the work is in the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use std::path::PathBuf;
+use tagtrust::home::Home;
+use tagtrust::lookup::{lookup, OpenOptions};
+use tagtrust::publisher::{Publisher, TagTarget, OCI_MANIFEST};
+use tagtrust_shared::{Gun, ImageReference};
+
+#[derive(Parser)]
+#[command(name = "tagtrust", version, about = "Sign and resolve container image tags with TUF")]
+struct Cli {
+    /// tagtrust server URL [env: TAGTRUST_SERVER; else `server` in config.toml]
+    #[arg(long, global = true, env = "TAGTRUST_SERVER", hide_env = true)]
+    server: Option<String>,
+
+    /// Output format
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a signed repository for GUN: local root and targets keys, the
+    /// server's timestamp and snapshot keys, root v1 and an empty targets v1.
+    Init { gun: Gun },
+    /// Add, move or remove signed tags.
+    #[command(subcommand)]
+    Tag(TagCommand),
+    /// List the verified tags of GUN.
+    List { gun: Gun },
+    /// Resolve GUN:TAG to a digest with every TUF check applied.
+    Lookup {
+        reference: String,
+        /// Trust this root.json for a GUN seen for the first time (instead of
+        /// a pin in config or trust on first use).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TagCommand {
+    /// Point GUN:TAG at a manifest digest, sign and publish.
+    Set {
+        reference: String,
+        /// sha256:<64 hex> of the image manifest
+        digest: String,
+        /// Size of the manifest in bytes
+        #[arg(long)]
+        size: u64,
+        /// Media type of the manifest
+        #[arg(long, default_value = OCI_MANIFEST)]
+        media_type: String,
+    },
+    /// Remove GUN:TAG, sign and publish.
+    Rm { reference: String },
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("tagtrust: {} (see --help)", first.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cli) {
+        // One line: the error and its causes.
+        let line = format!("{e:#}").replace('\n', " ");
+        eprintln!("tagtrust: error: {line}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let home = Home::from_env()?;
+    let config = home.config()?;
+    let server = cli
+        .server
+        .clone()
+        .or(config.server.clone())
+        .context("no server: give --server URL or set TAGTRUST_SERVER")?;
+    let token = std::env::var("TAGTRUST_TOKEN").ok().filter(|t| !t.is_empty());
+    let publisher = Publisher {
+        home: home.clone(),
+        server: server.clone(),
+        token: token.clone(),
+    };
+    let out = Printer(cli.output);
+    match cli.command {
+        Command::Init { gun } => {
+            let report = publisher.init(&gun)?;
+            out.print(&report, || {
+                format!(
+                    "initialised {} (root key {}, targets key {})",
+                    report.gun, report.root_key_id, report.targets_key_id
+                )
+            })
+        }
+        Command::Tag(TagCommand::Set {
+            reference,
+            digest,
+            size,
+            media_type,
+        }) => {
+            let reference = ImageReference::parse(&reference)?;
+            let target = TagTarget {
+                digest,
+                size,
+                media_type,
+            };
+            let report = publisher.tag_set(&reference.gun, &reference.tag, &target)?;
+            out.print(&report, || {
+                format!(
+                    "{reference} -> {} (targets version {})",
+                    target.digest, report.targets_version
+                )
+            })
+        }
+        Command::Tag(TagCommand::Rm { reference }) => {
+            let reference = ImageReference::parse(&reference)?;
+            let report = publisher.tag_rm(&reference.gun, &reference.tag)?;
+            out.print(&report, || {
+                format!("removed {reference} (targets version {})", report.targets_version)
+            })
+        }
+        Command::List { gun } => {
+            let tags = publisher.list(&gun)?;
+            out.print(&tags, || {
+                tags.iter()
+                    .map(|t| {
+                        format!(
+                            "{}\t{}\t{}",
+                            t.tag,
+                            t.digest.as_deref().unwrap_or("-"),
+                            t.size
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::Lookup { reference, root } => {
+            let reference = ImageReference::parse(&reference)?;
+            let options = OpenOptions {
+                root_file: root,
+                token,
+            };
+            let (resolution, repo) = lookup(&home, &server, &reference, &options)?;
+            if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
+                eprintln!(
+                    "notice: trusting {} on first use: root keys {}",
+                    reference.gun,
+                    repo.new_root_keyids.join(", ")
+                );
+            }
+            out.print(&resolution, || resolution.digest.clone())
+        }
+    }
+}
+
+/// Prints a result as text or JSON.
+struct Printer(Output);
+
+impl Printer {
+    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+        match self.0 {
+            Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+            Output::Text => {
+                let text = text();
+                if !text.is_empty() {
+                    println!("{text}");
+                }
+            }
+        }
+        Ok(())
+    }
+}

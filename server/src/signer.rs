@@ -1,0 +1,215 @@
+//! The online signer: server-held ed25519 keys (timestamp, snapshot) and the
+//! master key that encrypts them at rest with AES-256-GCM.
+//!
+//! A stored key is `nonce (12 bytes) || ciphertext+tag` of the 32-byte seed.
+//! The GUN, role and key ID are the associated data, so a ciphertext copied
+//! to another repository's row does not decrypt.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use std::path::Path;
+use tagtrust_shared::SigningKey;
+
+const NONCE_LEN: usize = 12;
+/// File in the data directory holding a generated master key (base64).
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("master key file {path}: {source}")]
+    MasterKeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored online key {key_id} cannot be decrypted (wrong master key or damaged row)")]
+    Decrypt { key_id: String },
+}
+
+/// The key that encrypts online keys. Its `Debug` form shows nothing.
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// From base64 of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, SignerError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| SignerError::MasterKey("not valid base64".into()))?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignerError> {
+        if bytes.len() != 32 {
+            return Err(SignerError::MasterKey(format!(
+                "must be 32 bytes, got {}",
+                bytes.len()
+            )));
+        }
+        let cipher = Aes256Gcm::new_from_slice(bytes)
+            .map_err(|_| SignerError::MasterKey("bad key length".into()))?;
+        Ok(MasterKey { cipher })
+    }
+
+    /// The configured key, else the one in `data_dir/master.key`, else a new
+    /// one written there with mode 0600 (and a warning: whoever can read the
+    /// data directory can then decrypt the online keys).
+    pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> Result<Self, SignerError> {
+        if let Some(text) = configured {
+            return Self::from_base64(text);
+        }
+        let path = data_dir.join(MASTER_KEY_FILE);
+        let file_err = |source| SignerError::MasterKeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_base64(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let bytes: [u8; 32] = rand::random();
+                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                write_private_file(&path, text.as_bytes()).map_err(file_err)?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "no master key configured (TAGTRUST_SERVER_MASTER_KEY); generated one in the data directory. \
+                     Anyone who can read it can decrypt the online signing keys: keep it apart from backups of the database"
+                );
+                Self::from_bytes(&bytes)
+            }
+            Err(e) => Err(file_err(e)),
+        }
+    }
+
+    fn aad(gun: &str, role: &str, key_id: &str) -> Vec<u8> {
+        format!("tagtrust-online-key\0{gun}\0{role}\0{key_id}").into_bytes()
+    }
+
+    /// Encrypt `key`'s seed for storage.
+    pub fn seal(&self, gun: &str, role: &str, key: &SigningKey) -> Vec<u8> {
+        let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+        let seed = key.seed();
+        let aad = Self::aad(gun, role, &key.key_id());
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce_bytes),
+                Payload {
+                    msg: &seed,
+                    aad: &aad,
+                },
+            )
+            .expect("AES-GCM encryption of 32 bytes cannot fail");
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    /// Decrypt a stored key and check it is the key the row claims.
+    pub fn open(
+        &self,
+        gun: &str,
+        role: &str,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<SigningKey, SignerError> {
+        let fail = || SignerError::Decrypt {
+            key_id: key_id.to_string(),
+        };
+        if sealed.len() <= NONCE_LEN {
+            return Err(fail());
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let aad = Self::aad(gun, role, key_id);
+        let seed = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| fail())?;
+        let key = SigningKey::from_seed(&seed).map_err(|_| fail())?;
+        if key.key_id() != key_id {
+            return Err(fail());
+        }
+        Ok(key)
+    }
+}
+
+/// Create `path` with mode 0600 (never readable by others, not even briefly).
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open() {
+        let master = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let key = SigningKey::generate();
+        let sealed = master.seal("acme/app", "timestamp", &key);
+        assert!(!sealed
+            .windows(32)
+            .any(|w| w == key.seed().as_slice()));
+        let back = master
+            .open("acme/app", "timestamp", &key.key_id(), &sealed)
+            .unwrap();
+        assert_eq!(back.key_id(), key.key_id());
+        // Bound to its repository and role.
+        assert!(master
+            .open("acme/other", "timestamp", &key.key_id(), &sealed)
+            .is_err());
+        assert!(master
+            .open("acme/app", "snapshot", &key.key_id(), &sealed)
+            .is_err());
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        assert!(other
+            .open("acme/app", "timestamp", &key.key_id(), &sealed)
+            .is_err());
+    }
+
+    #[test]
+    fn generated_master_key_is_private_and_reused() {
+        let dir = std::env::temp_dir().join(format!("tagtrust-mk-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = SigningKey::generate();
+        let first = MasterKey::load_or_generate(None, &dir).unwrap();
+        let sealed = first.seal("g", "snapshot", &key);
+        let second = MasterKey::load_or_generate(None, &dir).unwrap();
+        second.open("g", "snapshot", &key.key_id(), &sealed).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(MASTER_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    }
+}

@@ -1,0 +1,424 @@
+//! Storage: one implementation over `sqlx::AnyPool` for both backends
+//! (SQLite, the embedded default, and PostgreSQL), with one migration
+//! folder per backend. Only BIGINT, TEXT and BLOB/BYTEA columns and `$N`
+//! placeholders are used, which both engines understand the same way.
+//!
+//! Writes to one repository serialise on its `repositories` row: the first
+//! statements of every write transaction insert-if-missing and then bump
+//! `lock_seq`. In PostgreSQL that row-locks until commit; in SQLite a write
+//! as the *first* statement takes the database write lock at once (waiting
+//! through `busy_timeout`), which avoids the deadlock of a deferred
+//! transaction that reads first and then tries to upgrade.
+
+use crate::configuration::Settings;
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use std::time::Duration;
+use tagtrust_shared::PublicKey;
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Name of the SQLite database file in the data directory.
+pub const SQLITE_FILE: &str = "tagtrust.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or is too busy: worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    /// Stored data that does not parse (should never happen).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e),
+            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+                StorageError::Unavailable(e)
+            }
+            _ => StorageError::Database(e),
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// One stored version of one role's metadata.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub role: String,
+    pub version: u64,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+}
+
+/// One server-held key (public part plus the sealed seed).
+#[derive(Debug, Clone)]
+pub struct OnlineKeyRow {
+    pub role: String,
+    pub key_id: String,
+    pub public_key: PublicKey,
+    pub sealed_seed: Vec<u8>,
+}
+
+/// An API token as stored (the secret itself is never stored).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn file_from_row(row: &AnyRow) -> Result<StoredFile> {
+    let version: i64 = row.try_get("version")?;
+    Ok(StoredFile {
+        role: row.try_get("role")?,
+        version: u64::try_from(version)
+            .map_err(|_| StorageError::Corrupt(format!("negative version {version}")))?,
+        sha256: row.try_get("sha256")?,
+        bytes: row.try_get("bytes")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<OnlineKeyRow> {
+    let public: String = row.try_get("public_key")?;
+    Ok(OnlineKeyRow {
+        role: row.try_get("role")?,
+        key_id: row.try_get("key_id")?,
+        public_key: serde_json::from_str(&public)
+            .map_err(|e| StorageError::Corrupt(format!("stored public key: {e}")))?,
+        sealed_seed: row.try_get("encrypted_seed")?,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRow> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(TokenRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        scopes: scopes.lines().map(str::to_string).collect(),
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// Versions are u64 in TUF but BIGINT in the database.
+pub fn version_to_db(version: u64) -> Result<i64> {
+    i64::try_from(version).map_err(|_| StorageError::Corrupt(format!("version {version} too large")))
+}
+
+const SELECT_FILE: &str = "SELECT role, version, sha256, bytes FROM metadata";
+const SELECT_KEY: &str = "SELECT role, key_id, public_key, encrypted_seed FROM online_keys";
+
+impl Storage {
+    /// Connect (creating the SQLite file and data directory if needed) and
+    /// run the migrations.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Storage> {
+        sqlx::any::install_default_drivers();
+        let url = match &settings.database_url {
+            Some(url) => url.clone(),
+            None => {
+                std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                    format!("creating data directory {}", settings.data_dir.display())
+                })?;
+                let dir = settings.data_dir.canonicalize().with_context(|| {
+                    format!("resolving data directory {}", settings.data_dir.display())
+                })?;
+                format!("sqlite://{}?mode=rwc", dir.join(SQLITE_FILE).display())
+            }
+        };
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use postgres:// or sqlite://)");
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never wait for the writer. The busy
+                        // timeout makes concurrent writers queue instead of
+                        // failing with "database is locked".
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            // The URL may carry a password: do not echo it.
+            .context("connecting to the database")?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .context("running database migrations")?;
+        Ok(Storage { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Is the database answering?
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The newest version of `role`.
+    pub async fn current(&self, gun: &str, role: &str) -> Result<Option<StoredFile>> {
+        let row = sqlx::query(&format!(
+            "{SELECT_FILE} WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(gun)
+        .bind(role)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(file_from_row).transpose()
+    }
+
+    pub async fn by_version(&self, gun: &str, role: &str, version: u64) -> Result<Option<StoredFile>> {
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND version = $3"
+        ))
+        .bind(gun)
+        .bind(role)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(file_from_row).transpose()
+    }
+
+    pub async fn by_sha256(&self, gun: &str, role: &str, sha256: &str) -> Result<Option<StoredFile>> {
+        let row = sqlx::query(&format!(
+            "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(gun)
+        .bind(role)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(file_from_row).transpose()
+    }
+
+    /// The most recently created server key for `role`, if any.
+    pub async fn latest_key(&self, gun: &str, role: &str) -> Result<Option<OnlineKeyRow>> {
+        let row = sqlx::query(&format!(
+            "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(gun)
+        .bind(role)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// Start a write transaction holding `gun`'s lock until commit or drop
+    /// (drop rolls back).
+    pub async fn lock(&self, gun: &str) -> Result<RepoTx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO repositories (gun, lock_seq, created_at) VALUES ($1, 0, $2) \
+             ON CONFLICT (gun) DO NOTHING",
+        )
+        .bind(gun)
+        .bind(now_secs())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE repositories SET lock_seq = lock_seq + 1 WHERE gun = $1")
+            .bind(gun)
+            .execute(&mut *tx)
+            .await?;
+        Ok(RepoTx {
+            tx,
+            gun: gun.to_string(),
+        })
+    }
+
+    /// Delete all metadata and keys of `gun`. Returns whether anything existed.
+    pub async fn delete_repository(&self, gun: &str) -> Result<bool> {
+        let mut repo = self.lock(gun).await?;
+        let mut deleted = 0;
+        for table in ["metadata", "online_keys"] {
+            deleted += sqlx::query(&format!("DELETE FROM {table} WHERE gun = $1"))
+                .bind(gun)
+                .execute(&mut *repo.tx)
+                .await?
+                .rows_affected();
+        }
+        sqlx::query("DELETE FROM repositories WHERE gun = $1")
+            .bind(gun)
+            .execute(&mut *repo.tx)
+            .await?;
+        repo.tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    pub async fn insert_token(&self, id: &str, name: &str, token_hash: &str, scopes: &[String]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(scopes.join("\n"))
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live (not revoked) token with this secret hash.
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>> {
+        let row = sqlx::query(
+            "SELECT id, name, scopes, created_at, revoked_at FROM tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, scopes, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revoke a token; false if there is no live token with that ID.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_secs())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// A write transaction on one repository, holding its lock.
+pub struct RepoTx {
+    tx: Transaction<'static, Any>,
+    gun: String,
+}
+
+impl RepoTx {
+    /// The newest stored version of every role of the repository.
+    pub async fn current_files(&mut self) -> Result<Vec<StoredFile>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_FILE} m WHERE m.gun = $1 AND m.version = \
+             (SELECT MAX(m2.version) FROM metadata m2 WHERE m2.gun = m.gun AND m2.role = m.role)"
+        ))
+        .bind(&self.gun)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// Every server key of `role`, oldest first.
+    pub async fn keys(&mut self, role: &str) -> Result<Vec<OnlineKeyRow>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq"
+        ))
+        .bind(&self.gun)
+        .bind(role)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Store a new server key for `role`; it becomes the latest.
+    pub async fn insert_key(&mut self, role: &str, public_key: &PublicKey, sealed_seed: &[u8]) -> Result<()> {
+        let seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM online_keys WHERE gun = $1 AND role = $2",
+        )
+        .bind(&self.gun)
+        .bind(role)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("next")?;
+        let public = serde_json::to_string(public_key)
+            .map_err(|e| StorageError::Corrupt(format!("public key: {e}")))?;
+        sqlx::query(
+            "INSERT INTO online_keys (gun, role, seq, key_id, public_key, encrypted_seed, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&self.gun)
+        .bind(role)
+        .bind(seq)
+        .bind(public_key.key_id())
+        .bind(public)
+        .bind(sealed_seed.to_vec())
+        .bind(now_secs())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Store one new metadata version (exact bytes).
+    pub async fn insert_metadata(&mut self, role: &str, version: u64, bytes: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&self.gun)
+        .bind(role)
+        .bind(version_to_db(version)?)
+        .bind(tagtrust_shared::hashes::sha256_hex(bytes))
+        .bind(bytes.to_vec())
+        .bind(now_secs())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
