@@ -244,7 +244,9 @@ mod tests {
     #[test]
     fn body_limits_and_statuses() {
         let url = serve(|s| {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            );
         });
         let f = fetcher(Duration::from_secs(5));
         assert_eq!(f.fetch(&url, 5).unwrap(), b"hello");
@@ -260,21 +262,38 @@ mod tests {
             }
         });
         let err = f.fetch(&url, 1000).unwrap_err();
-        assert!(matches!(err, FetchError::TooLarge { max_length: 1000, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                FetchError::TooLarge {
+                    max_length: 1000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         for (code, not_found) in [(404, true), (403, true), (500, false)] {
             let url = serve(move |s| {
-                let _ = write!(s, "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
             });
             let err = f.fetch(&url, 10).unwrap_err();
-            assert_eq!(matches!(err, FetchError::NotFound { .. }), not_found, "{err}");
+            assert_eq!(
+                matches!(err, FetchError::NotFound { .. }),
+                not_found,
+                "{err}"
+            );
         }
     }
 
     #[test]
     fn slow_retrieval_times_out() {
         let url = serve(|s| {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
             for _ in 0..100 {
                 std::thread::sleep(Duration::from_millis(300));
                 if s.write_all(b"x").is_err() {
@@ -282,7 +301,12 @@ mod tests {
                 }
             }
         });
-        let err = fetcher(Duration::from_secs(1)).fetch(&url, 1000).unwrap_err();
-        assert!(err.to_string().starts_with("slow retrieval attack refused"), "{err}");
+        let err = fetcher(Duration::from_secs(1))
+            .fetch(&url, 1000)
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("slow retrieval attack refused"),
+            "{err}"
+        );
     }
 }

@@ -13,6 +13,27 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use tagtrust_shared::{Gun, SigningKey};
 
+/// Folder under `keys/` for keys not tied to one GUN.
+const ROBOT_KEY_DIR: &str = "_named";
+
+/// A private key file found in the home.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyFile {
+    pub gun: Option<String>,
+    /// The role (for GUN keys) or the name given to `key generate`.
+    pub role: String,
+    pub key_id: String,
+    pub path: PathBuf,
+}
+
+/// Read a private key file (encrypted PKCS#8 PEM) with `passphrase`.
+pub fn load_key_file(path: &Path, passphrase: &str) -> Result<SigningKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SigningKey::from_encrypted_pem(&pem, passphrase)
+        .with_context(|| format!("key {}", path.display()))
+}
+
 /// What `config.toml` holds.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +89,9 @@ impl Home {
     pub fn config(&self) -> Result<Config> {
         let path = self.root.join("config.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -87,7 +110,13 @@ impl Home {
     }
 
     /// Encrypt `key` with `passphrase` and store it as `gun`'s `role` key.
-    pub fn save_key(&self, gun: &Gun, role: &str, key: &SigningKey, passphrase: &str) -> Result<PathBuf> {
+    pub fn save_key(
+        &self,
+        gun: &Gun,
+        role: &str,
+        key: &SigningKey,
+        passphrase: &str,
+    ) -> Result<PathBuf> {
         let dir = self.key_dir(gun);
         let path = dir.join(format!("{role}.{}.pem", key.key_id()));
         let pem = key.to_encrypted_pem(passphrase)?;
@@ -95,15 +124,82 @@ impl Home {
         Ok(path)
     }
 
+    /// Every private key file under `keys/`, with the GUN and role its
+    /// path names (robot keys made by `key generate` have no GUN).
+    pub fn list_keys(&self) -> Result<Vec<KeyFile>> {
+        let dir = self.root.join("keys");
+        let mut found = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let entries = match std::fs::read_dir(&d) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", d.display())),
+            };
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Some(stem) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".pem"))
+                else {
+                    continue;
+                };
+                let Some((role, key_id)) = stem.rsplit_once('.') else {
+                    continue;
+                };
+                let parent = path.parent().unwrap_or(&dir);
+                let gun = parent
+                    .strip_prefix(&dir)
+                    .ok()
+                    .map(|p| p.to_string_lossy().to_string())
+                    .filter(|g| !g.is_empty() && g != ROBOT_KEY_DIR);
+                found.push(KeyFile {
+                    gun,
+                    role: role.to_string(),
+                    key_id: key_id.to_string(),
+                    path,
+                });
+            }
+        }
+        found.sort_by(|a, b| (&a.gun, &a.role, &a.key_id).cmp(&(&b.gun, &b.role, &b.key_id)));
+        Ok(found)
+    }
+
+    /// Store a key made by `key generate NAME` (for a robot or a delegated
+    /// signer), not tied to a GUN.
+    pub fn save_named_key(
+        &self,
+        name: &str,
+        key: &SigningKey,
+        passphrase: &str,
+    ) -> Result<PathBuf> {
+        tagtrust_shared::pathmatch::validate_role_name(name)?;
+        let path = self
+            .root
+            .join("keys")
+            .join(ROBOT_KEY_DIR)
+            .join(format!("{name}.{}.pem", key.key_id()));
+        write_private_file(&path, key.to_encrypted_pem(passphrase)?.as_bytes())?;
+        Ok(path)
+    }
+
     /// Load `gun`'s private key for `role` whose key ID is one of `keyids`.
-    pub fn load_key(&self, gun: &Gun, role: &str, keyids: &[String], passphrase: &str) -> Result<SigningKey> {
+    pub fn load_key(
+        &self,
+        gun: &Gun,
+        role: &str,
+        keyids: &[String],
+        passphrase: &str,
+    ) -> Result<SigningKey> {
         for keyid in keyids {
             let path = self.key_dir(gun).join(format!("{role}.{keyid}.pem"));
             if path.exists() {
-                let pem = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                return SigningKey::from_encrypted_pem(&pem, passphrase)
-                    .with_context(|| format!("{} key {}", role, path.display()));
+                return load_key_file(&path, passphrase);
             }
         }
         bail!(
@@ -124,7 +220,13 @@ pub fn server_dir_name(server: &str) -> String {
         .trim_end_matches('/');
     let name: String = without_scheme
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     // Never "", "." or "..": those would not be a directory of their own.
     if name.chars().all(|c| c == '.') {
@@ -204,11 +306,26 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
-        let loaded = home.load_key(&gun, "targets", &[key.key_id()], "pw").unwrap();
+        let loaded = home
+            .load_key(&gun, "targets", &[key.key_id()], "pw")
+            .unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
-        let err = home.load_key(&gun, "targets", &[key.key_id()], "bad").unwrap_err();
+        let err = home
+            .load_key(&gun, "targets", &[key.key_id()], "bad")
+            .unwrap_err();
         assert!(format!("{err:#}").contains("wrong passphrase"), "{err:#}");
+        let robot = SigningKey::generate();
+        home.save_named_key("ci-robot", &robot, "pw").unwrap();
+        let listed = home.list_keys().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].gun, None);
+        assert_eq!(listed[0].role, "ci-robot");
+        assert_eq!(listed[1].gun.as_deref(), Some("acme/app"));
+        assert_eq!(listed[1].key_id, key.key_id());
     }
 }

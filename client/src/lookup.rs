@@ -48,7 +48,12 @@ pub struct OpenOptions {
 }
 
 /// Establish trust in `gun` if needed, then run the TUF update workflow.
-pub fn open_repository(home: &Home, server: &str, gun: &Gun, options: &OpenOptions) -> Result<Repository> {
+pub fn open_repository(
+    home: &Home,
+    server: &str,
+    gun: &Gun,
+    options: &OpenOptions,
+) -> Result<Repository> {
     let dir = home.metadata_dir(server, gun);
     let base_url = metadata_url(server, gun);
     let mut http = HttpOptions::default();
@@ -56,7 +61,8 @@ pub fn open_repository(home: &Home, server: &str, gun: &Gun, options: &OpenOptio
         http = http.with_bearer_token(token);
     }
     let fetcher = HttpFetcher::new(http)?;
-    let (trust, new_root_keyids) = ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
+    let (trust, new_root_keyids) =
+        ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
     let mut updater = Updater::new(&dir, &base_url, fetcher, UpdaterConfig::default())
         .with_context(|| format!("loading trusted metadata of {gun}"))?;
     updater
@@ -83,7 +89,12 @@ fn ensure_trusted_root(
     if root_path.exists() {
         return Ok((TrustSource::Stored, Vec::new()));
     }
-    let pin = home.config()?.pins.get(gun.as_str()).cloned().unwrap_or_default();
+    let pin = home
+        .config()?
+        .pins
+        .get(gun.as_str())
+        .cloned()
+        .unwrap_or_default();
     let (bytes, source) = if let Some(file) = &options.root_file {
         (read_root_file(file)?, TrustSource::RootFile)
     } else if let Some(file) = &pin.root_file {
@@ -104,7 +115,8 @@ fn ensure_trusted_root(
         .verify_role("root", &root)
         .context("initial root is not signed by its own root keys")?;
     if source == TrustSource::PinnedKeys {
-        check_pinned_keys(&root, &pin).context("initial root does not match the pinned root keys")?;
+        check_pinned_keys(&root, &pin)
+            .context("initial root does not match the pinned root keys")?;
     }
     let keyids = root.signed.role_keys("root")?.keyids.clone();
     write_file_atomically(&root_path, &bytes)?;
@@ -122,7 +134,9 @@ fn fetch_first_root(fetcher: &HttpFetcher, base_url: &str) -> Result<Vec<u8>> {
     let url = format!("{base_url}1.root.json");
     fetcher
         .fetch(&url, UpdaterConfig::default().root_max_length)
-        .with_context(|| format!("fetching the first root from {url} (is the GUN initialised on this server?)"))
+        .with_context(|| {
+            format!("fetching the first root from {url} (is the GUN initialised on this server?)")
+        })
 }
 
 fn check_pinned_keys(root: &Metadata<Root>, pin: &TrustPin) -> Result<()> {
@@ -172,14 +186,22 @@ pub struct Resolution {
 }
 
 /// Resolve `reference` (`GUN:TAG`) with every TUF check applied.
-pub fn lookup(home: &Home, server: &str, reference: &ImageReference, options: &OpenOptions) -> Result<(Resolution, Repository)> {
+pub fn lookup(
+    home: &Home,
+    server: &str,
+    reference: &ImageReference,
+    options: &OpenOptions,
+) -> Result<(Resolution, Repository)> {
     let mut repo = open_repository(home, server, &reference.gun, options)?;
     let info = repo
         .updater
         .get_targetinfo(&reference.tag)
         .with_context(|| format!("searching the signed targets of {}", reference.gun))?;
     let Some(info) = info else {
-        bail!("{reference} is not signed: no trusted targets metadata lists tag {:?}", reference.tag);
+        bail!(
+            "{reference} is not signed: no trusted targets metadata lists tag {:?}",
+            reference.tag
+        );
     };
     let digest = info
         .target

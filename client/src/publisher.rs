@@ -79,8 +79,14 @@ impl TagTarget {
         let hex = self
             .digest
             .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .with_context(|| format!("digest {:?} is not sha256:<64 lower-case hex>", self.digest))?;
+            .filter(|h| {
+                h.len() == 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+            .with_context(|| {
+                format!("digest {:?} is not sha256:<64 lower-case hex>", self.digest)
+            })?;
         let mut hashes = BTreeMap::new();
         hashes.insert("sha256".to_string(), hex.to_string());
         Ok(TargetFile {
@@ -109,7 +115,10 @@ impl Publisher {
     pub fn init(&self, gun: &Gun) -> Result<InitReport> {
         let dir = self.home.metadata_dir(&self.server, gun);
         if dir.join("root.json").exists() {
-            bail!("{gun} is already initialised here ({} exists)", dir.display());
+            bail!(
+                "{gun} is already initialised here ({} exists)",
+                dir.display()
+            );
         }
         let client = self.server_client()?;
         let timestamp_key = client.online_key(gun, "timestamp")?;
@@ -126,7 +135,8 @@ impl Publisher {
         root.add_key("snapshot", snapshot_key.clone());
         let mut root_md = Metadata::new(root)?;
         root_md.sign(&root_key);
-        let mut targets_md = Metadata::new(Targets::new(1, now + Duration::days(TARGETS_LIFETIME_DAYS)))?;
+        let mut targets_md =
+            Metadata::new(Targets::new(1, now + Duration::days(TARGETS_LIFETIME_DAYS)))?;
         targets_md.sign(&targets_key);
 
         // Keys are stored before publishing (losing them after a successful
@@ -212,8 +222,9 @@ impl Publisher {
             let mut targets = current.signed.clone();
             change(&mut targets.targets)?;
             targets.version = current.signed.version + 1;
-            targets.expires =
-                tagtrust_shared::metadata::whole_seconds(Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS));
+            targets.expires = tagtrust_shared::metadata::whole_seconds(
+                Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS),
+            );
             let key = match &key {
                 Some(key) => key,
                 None => key.insert(self.role_key(gun, root, "targets")?),
@@ -234,7 +245,10 @@ impl Publisher {
         debug_assert!(TOP_LEVEL_ROLES.contains(&role));
         let keys = root.role_keys(role)?;
         if keys.threshold > 1 {
-            bail!("{role} of {gun} needs {} signatures; tagtrust signs with one key", keys.threshold);
+            bail!(
+                "{role} of {gun} needs {} signatures; tagtrust signs with one key",
+                keys.threshold
+            );
         }
         let pass = passphrase(&format!("Passphrase for the {role} key of {gun}: "))?;
         self.home.load_key(gun, role, &keys.keyids, &pass)

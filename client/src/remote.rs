@@ -65,7 +65,10 @@ impl ServerClient {
         metadata_url(&self.base, gun)
     }
 
-    fn authorized(&self, req: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+    fn authorized(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
         match &self.token {
             Some(token) => req.bearer_auth(token),
             None => req,
@@ -88,7 +91,8 @@ impl ServerClient {
                 describe_error(&body)
             );
         }
-        resp.json().with_context(|| format!("{role} key from {url}"))
+        resp.json()
+            .with_context(|| format!("{role} key from {url}"))
     }
 
     /// Upload role files (`(role name, bytes)`) in one atomic publish.
@@ -144,6 +148,10 @@ fn describe_error(body: &str) -> String {
             })
             .collect::<Vec<_>>()
             .join("; "),
-        _ => body.chars().take(200).collect::<String>().replace('\n', " "),
+        _ => body
+            .chars()
+            .take(200)
+            .collect::<String>()
+            .replace('\n', " "),
     }
 }

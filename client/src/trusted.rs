@@ -24,15 +24,23 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tagtrust_shared::metadata::Role;
-use tagtrust_shared::{Error as TufError, Metadata, MetaFile, PublicKey, Root, Snapshot, Targets, Timestamp};
+use tagtrust_shared::{
+    Error as TufError, MetaFile, Metadata, PublicKey, Root, Snapshot, Targets, Timestamp,
+};
 
 /// Why an update was refused. Messages name the attack the check defends
 /// against, so a user seeing one knows whether to suspect the repository.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
     /// A role's version went down compared with what the client trusts.
-    #[error("rollback attack refused: {role} version {new} is older than trusted version {trusted}")]
-    Rollback { role: String, new: u64, trusted: u64 },
+    #[error(
+        "rollback attack refused: {role} version {new} is older than trusted version {trusted}"
+    )]
+    Rollback {
+        role: String,
+        new: u64,
+        trusted: u64,
+    },
 
     /// A role listed in timestamp or snapshot went down in version.
     #[error("rollback attack refused: {role} lists {file} version {new}, older than trusted version {trusted}")]
@@ -153,7 +161,11 @@ fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn check_expiry<T: Role>(role: &str, md: &Metadata<T>, now: DateTime<Utc>) -> Result<(), UpdateError> {
+fn check_expiry<T: Role>(
+    role: &str,
+    md: &Metadata<T>,
+    now: DateTime<Utc>,
+) -> Result<(), UpdateError> {
     if md.signed.is_expired(now) {
         return Err(UpdateError::Expired {
             role: role.to_string(),
@@ -163,9 +175,16 @@ fn check_expiry<T: Role>(role: &str, md: &Metadata<T>, now: DateTime<Utc>) -> Re
     Ok(())
 }
 
-fn check_meta_bytes(meta: &MetaFile, bytes: &[u8], role: &str, referrer: &str) -> Result<(), UpdateError> {
+fn check_meta_bytes(
+    meta: &MetaFile,
+    bytes: &[u8],
+    role: &str,
+    referrer: &str,
+) -> Result<(), UpdateError> {
     meta.verify_bytes(bytes).map_err(|e| {
-        UpdateError::MixAndMatch(format!("{role} does not match its entry in {referrer}: {e}"))
+        UpdateError::MixAndMatch(format!(
+            "{role} does not match its entry in {referrer}: {e}"
+        ))
     })
 }
 
@@ -204,9 +223,13 @@ impl TrustedMetadataSet {
     /// lead to a newer one: only the final root's expiry matters).
     pub fn new(root_bytes: &[u8], now: DateTime<Utc>) -> Result<Self, UpdateError> {
         let root: Metadata<Root> = parse(root_bytes, "root")?;
-        root.signed
-            .verify_role("root", &root)
-            .map_err(|e| signature_error("root", "trusted root is not signed by its own keys: ".into(), e))?;
+        root.signed.verify_role("root", &root).map_err(|e| {
+            signature_error(
+                "root",
+                "trusted root is not signed by its own keys: ".into(),
+                e,
+            )
+        })?;
         Ok(TrustedMetadataSet {
             now,
             root,
@@ -363,7 +386,10 @@ impl TrustedMetadataSet {
         Ok(TimestampUpdate::Updated)
     }
 
-    fn timestamp_snapshot_meta<'a>(&self, ts: &'a Metadata<Timestamp>) -> Result<&'a MetaFile, UpdateError> {
+    fn timestamp_snapshot_meta<'a>(
+        &self,
+        ts: &'a Metadata<Timestamp>,
+    ) -> Result<&'a MetaFile, UpdateError> {
         ts.signed
             .snapshot_meta()
             .map_err(|source| UpdateError::Invalid {
@@ -482,9 +508,10 @@ impl TrustedMetadataSet {
         self.check_final_snapshot()?;
         let snapshot = self.trusted_snapshot()?;
         let file = format!("{role}.json");
-        let meta = snapshot.signed.role_meta(role).ok_or_else(|| {
-            UpdateError::MixAndMatch(format!("snapshot does not list {file}"))
-        })?;
+        let meta = snapshot
+            .signed
+            .role_meta(role)
+            .ok_or_else(|| UpdateError::MixAndMatch(format!("snapshot does not list {file}")))?;
         check_meta_bytes(meta, bytes, role, "snapshot")?;
         let new: Metadata<Targets> = parse(bytes, role)?;
         if role == "targets" {
@@ -499,7 +526,9 @@ impl TrustedMetadataSet {
                 .map_err(|e| signature_error(role, String::new(), e))?;
         } else {
             let parent = self.targets_role(delegator).ok_or_else(|| {
-                UpdateError::Order(format!("{role} cannot be loaded before its delegator {delegator}"))
+                UpdateError::Order(format!(
+                    "{role} cannot be loaded before its delegator {delegator}"
+                ))
             })?;
             let delegations = parent.signed.delegations.as_ref().ok_or_else(|| {
                 UpdateError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
@@ -509,9 +538,9 @@ impl TrustedMetadataSet {
                     "{delegator} does not delegate to {role}"
                 )));
             }
-            delegations
-                .verify_delegate(role, &new)
-                .map_err(|e| signature_error(role, format!("{role} (delegated by {delegator}): "), e))?;
+            delegations.verify_delegate(role, &new).map_err(|e| {
+                signature_error(role, format!("{role} (delegated by {delegator}): "), e)
+            })?;
         }
         if new.signed.version != meta.version {
             return Err(UpdateError::MixAndMatch(format!(
@@ -600,7 +629,12 @@ pub(crate) mod tests {
             bytes
         }
 
-        pub(crate) fn timestamp(&self, version: u64, snapshot: &[u8], snapshot_version: u64) -> Vec<u8> {
+        pub(crate) fn timestamp(
+            &self,
+            version: u64,
+            snapshot: &[u8],
+            snapshot_version: u64,
+        ) -> Vec<u8> {
             let ts = Timestamp::new(
                 version,
                 self.expires(),
@@ -614,7 +648,10 @@ pub(crate) mod tests {
                 .iter()
                 .map(|(name, bytes, v)| (format!("{name}.json"), MetaFile::describing(*v, bytes)))
                 .collect();
-            sign(Snapshot::new(version, self.expires(), meta), &[&self.snapshot_key])
+            sign(
+                Snapshot::new(version, self.expires(), meta),
+                &[&self.snapshot_key],
+            )
         }
 
         /// Top-level targets with one target `top` and a delegation to
@@ -643,7 +680,8 @@ pub(crate) mod tests {
 
         pub(crate) fn delegated(&self, version: u64, signer: &SigningKey) -> Vec<u8> {
             let mut t = Targets::new(version, self.expires());
-            t.targets.insert("apps/app".into(), target_file(b"app bytes"));
+            t.targets
+                .insert("apps/app".into(), target_file(b"app bytes"));
             sign(t, &[signer])
         }
 
@@ -651,7 +689,10 @@ pub(crate) mod tests {
         pub(crate) fn release(&self, version: u64) -> [Vec<u8>; 4] {
             let targets = self.targets(version);
             let dev = self.delegated(version, &self.delegate_key);
-            let snapshot = self.snapshot(version, &[("targets", &targets, version), ("dev", &dev, version)]);
+            let snapshot = self.snapshot(
+                version,
+                &[("targets", &targets, version), ("dev", &dev, version)],
+            );
             let timestamp = self.timestamp(version, &snapshot, version);
             [timestamp, snapshot, targets, dev]
         }
@@ -664,7 +705,10 @@ pub(crate) mod tests {
 
     pub(crate) fn target_file(bytes: &[u8]) -> TargetFile {
         let mut hashes = BTreeMap::new();
-        hashes.insert("sha256".to_string(), tagtrust_shared::hashes::sha256_hex(bytes));
+        hashes.insert(
+            "sha256".to_string(),
+            tagtrust_shared::hashes::sha256_hex(bytes),
+        );
         TargetFile {
             length: bytes.len() as u64,
             hashes,
@@ -682,7 +726,8 @@ pub(crate) mod tests {
         assert_eq!(set.update_timestamp(&ts).unwrap(), TimestampUpdate::Updated);
         set.update_snapshot(&snap, false).unwrap();
         set.update_targets(&targets).unwrap();
-        set.update_delegated_targets(&dev, "dev", "targets").unwrap();
+        set.update_delegated_targets(&dev, "dev", "targets")
+            .unwrap();
         set
     }
 
@@ -691,7 +736,12 @@ pub(crate) mod tests {
         let repo = Repo::new();
         let set = trusted_at(&repo, 1);
         assert_eq!(set.timestamp().unwrap().signed.version, 1);
-        assert!(set.delegated_targets("dev").unwrap().signed.targets.contains_key("apps/app"));
+        assert!(set
+            .delegated_targets("dev")
+            .unwrap()
+            .signed
+            .targets
+            .contains_key("apps/app"));
     }
 
     #[test]
@@ -729,9 +779,22 @@ pub(crate) mod tests {
         r4.version = 4;
         let skip = sign(r4, &[&new_key]);
         let err = set.update_root(&skip).unwrap_err();
-        assert!(matches!(err, UpdateError::RootVersion { expected: 3, found: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                UpdateError::RootVersion {
+                    expected: 3,
+                    found: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // A replay of v2 is refused the same way.
-        assert!(matches!(set.update_root(&v2), Err(UpdateError::RootVersion { .. })));
+        assert!(matches!(
+            set.update_root(&v2),
+            Err(UpdateError::RootVersion { .. })
+        ));
     }
 
     #[test]
@@ -741,12 +804,17 @@ pub(crate) mod tests {
         // Root v1 expired: still a valid start of the chain.
         repo.root.expires = tagtrust_shared::metadata::whole_seconds(now - Duration::days(1));
         repo.roots[0] = sign(repo.root.clone(), &[&repo.root_keys[0]]);
-        let v2 = repo.rotate_root(|root, _| root.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(1)));
+        let v2 = repo.rotate_root(|root, _| {
+            root.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(1))
+        });
         let [ts, ..] = repo.release(1);
 
         let mut set = TrustedMetadataSet::new(&repo.roots[0], now).unwrap();
         let err = set.clone().update_timestamp(&ts).unwrap_err().to_string();
-        assert!(err.starts_with("freeze attack refused: root expired at"), "{err}");
+        assert!(
+            err.starts_with("freeze attack refused: root expired at"),
+            "{err}"
+        );
         set.update_root(&v2).unwrap();
         set.update_timestamp(&ts).unwrap();
     }
@@ -761,34 +829,66 @@ pub(crate) mod tests {
         next.load_local_timestamp(&ts5).unwrap();
         let [ts3, ..] = repo.release(3);
         let err = next.update_timestamp(&ts3).unwrap_err().to_string();
-        assert_eq!(err, "rollback attack refused: timestamp version 3 is older than trusted version 5");
-        assert_eq!(next.update_timestamp(&ts5).unwrap(), TimestampUpdate::Unchanged);
+        assert_eq!(
+            err,
+            "rollback attack refused: timestamp version 3 is older than trusted version 5"
+        );
+        assert_eq!(
+            next.update_timestamp(&ts5).unwrap(),
+            TimestampUpdate::Unchanged
+        );
 
         // Timestamp v6 pointing at an older snapshot version.
         let [_, snap4, ..] = repo.release(4);
         let ts6 = repo.timestamp(6, &snap4, 4);
         let err = next.update_timestamp(&ts6).unwrap_err();
-        assert!(matches!(err, UpdateError::MetaRollback { new: 4, trusted: 5, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                UpdateError::MetaRollback {
+                    new: 4,
+                    trusted: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // Out of order use is refused.
-        assert!(matches!(set.update_timestamp(&ts5), Err(UpdateError::Order(_))));
+        assert!(matches!(
+            set.update_timestamp(&ts5),
+            Err(UpdateError::Order(_))
+        ));
     }
 
     #[test]
     fn expired_timestamp_is_a_freeze_but_still_guards_rollback() {
         let repo = Repo::new();
         let [_, snap, ..] = repo.release(2);
-        let mut ts = Timestamp::new(7, repo.now - Duration::hours(1), MetaFile::describing(2, &snap));
+        let mut ts = Timestamp::new(
+            7,
+            repo.now - Duration::hours(1),
+            MetaFile::describing(2, &snap),
+        );
         let expired = sign(ts.clone(), &[&repo.timestamp_key]);
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         let err = set.load_local_timestamp(&expired).unwrap_err().to_string();
-        assert!(err.starts_with("freeze attack refused: timestamp expired at"), "{err}");
+        assert!(
+            err.starts_with("freeze attack refused: timestamp expired at"),
+            "{err}"
+        );
         // The expired v7 still refuses an older v6...
         ts.version = 6;
         ts.expires = repo.expires();
         let older = sign(ts.clone(), &[&repo.timestamp_key]);
-        assert!(matches!(set.update_timestamp(&older), Err(UpdateError::Rollback { .. })));
+        assert!(matches!(
+            set.update_timestamp(&older),
+            Err(UpdateError::Rollback { .. })
+        ));
         // ...and snapshot cannot be loaded while the trusted timestamp is expired.
-        assert!(matches!(set.update_snapshot(&snap, false), Err(UpdateError::Expired { .. })));
+        assert!(matches!(
+            set.update_snapshot(&snap, false),
+            Err(UpdateError::Expired { .. })
+        ));
         ts.version = 8;
         let fresh = sign(ts, &[&repo.timestamp_key]);
         set.update_timestamp(&fresh).unwrap();
@@ -802,7 +902,10 @@ pub(crate) mod tests {
         let ts = Timestamp::new(1, repo.expires(), MetaFile::describing(1, &snap));
         let by_snapshot_key = sign(ts, &[&repo.snapshot_key]);
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
-        let err = set.update_timestamp(&by_snapshot_key).unwrap_err().to_string();
+        let err = set
+            .update_timestamp(&by_snapshot_key)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "arbitrary metadata refused: timestamp is not signed by enough keys: 0 valid signature(s), threshold 1"
@@ -818,13 +921,21 @@ pub(crate) mod tests {
         set.update_timestamp(&ts).unwrap();
         set.update_snapshot(&snap, false).unwrap();
         let err = set.update_targets(&targets).unwrap_err().to_string();
-        assert!(err.starts_with("arbitrary metadata refused: targets is not signed by enough keys"), "{err}");
+        assert!(
+            err.starts_with("arbitrary metadata refused: targets is not signed by enough keys"),
+            "{err}"
+        );
 
         // Tampered bytes (signature no longer covers them).
         let [ts1, ..] = repo.release(1);
-        let tampered = String::from_utf8(ts1).unwrap().replace("\"version\":1", "\"version\":9");
+        let tampered = String::from_utf8(ts1)
+            .unwrap()
+            .replace("\"version\":1", "\"version\":9");
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
-        assert!(matches!(set.update_timestamp(tampered.as_bytes()), Err(UpdateError::Signature { .. })));
+        assert!(matches!(
+            set.update_timestamp(tampered.as_bytes()),
+            Err(UpdateError::Signature { .. })
+        ));
     }
 
     #[test]
@@ -836,24 +947,44 @@ pub(crate) mod tests {
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         set.update_timestamp(&ts).unwrap();
         let err = set.update_snapshot(&other, false).unwrap_err().to_string();
-        assert!(err.starts_with("mix-and-match refused: snapshot does not match its entry in timestamp"), "{err}");
+        assert!(
+            err.starts_with(
+                "mix-and-match refused: snapshot does not match its entry in timestamp"
+            ),
+            "{err}"
+        );
 
         // Snapshot of the wrong version (timestamp without hashes).
         let mut meta = MetaFile::describing(3, &snap);
         meta.hashes = None;
         meta.length = None;
-        let ts_nohash = sign(Timestamp::new(2, repo.expires(), meta), &[&repo.timestamp_key]);
+        let ts_nohash = sign(
+            Timestamp::new(2, repo.expires(), meta),
+            &[&repo.timestamp_key],
+        );
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         set.update_timestamp(&ts_nohash).unwrap();
         let err = set.update_snapshot(&snap, false).unwrap_err().to_string();
-        assert_eq!(err, "mix-and-match refused: snapshot version 2 does not match version 3 in timestamp");
+        assert_eq!(
+            err,
+            "mix-and-match refused: snapshot version 2 does not match version 3 in timestamp"
+        );
 
         // A later run: local timestamp and snapshot v2 list dev v2; the
         // remote v3 snapshot lists dev v1 or drops dev.
         for (bad, expect) in [
-            (repo.snapshot(3, &[("targets", &targets, 3), ("dev", &dev, 1)]), "dev.json version 1, older than trusted version 2"),
-            (repo.snapshot(3, &[("targets", &targets, 3)]), "no longer lists dev.json"),
-            (repo.snapshot(1, &[("targets", &targets, 3), ("dev", &dev, 3)]), "snapshot version 1 is older than trusted version 2"),
+            (
+                repo.snapshot(3, &[("targets", &targets, 3), ("dev", &dev, 1)]),
+                "dev.json version 1, older than trusted version 2",
+            ),
+            (
+                repo.snapshot(3, &[("targets", &targets, 3)]),
+                "no longer lists dev.json",
+            ),
+            (
+                repo.snapshot(1, &[("targets", &targets, 3), ("dev", &dev, 3)]),
+                "snapshot version 1 is older than trusted version 2",
+            ),
         ] {
             let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
             set.load_local_timestamp(&ts).unwrap();
@@ -877,9 +1008,15 @@ pub(crate) mod tests {
         // Targets from another release: hash mismatch.
         let targets2 = repo.targets(2);
         let err = set.update_targets(&targets2).unwrap_err().to_string();
-        assert!(err.starts_with("mix-and-match refused: targets does not match its entry in snapshot"), "{err}");
+        assert!(
+            err.starts_with("mix-and-match refused: targets does not match its entry in snapshot"),
+            "{err}"
+        );
         // Delegated role before its delegator.
-        assert!(matches!(set.update_delegated_targets(&dev, "dev", "targets"), Err(UpdateError::Order(_))));
+        assert!(matches!(
+            set.update_delegated_targets(&dev, "dev", "targets"),
+            Err(UpdateError::Order(_))
+        ));
         set.update_targets(&targets).unwrap();
         // Delegated role signed by the targets key instead of the delegated key.
         let forged = repo.delegated(1, &repo.targets_key);
@@ -889,12 +1026,18 @@ pub(crate) mod tests {
         set2.update_timestamp(&forged_ts).unwrap();
         set2.update_snapshot(&forged_snap, false).unwrap();
         set2.update_targets(&targets).unwrap();
-        let err = set2.update_delegated_targets(&forged, "dev", "targets").unwrap_err().to_string();
+        let err = set2
+            .update_delegated_targets(&forged, "dev", "targets")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("arbitrary metadata refused: dev (delegated by targets): dev is not signed by enough keys"), "{err}");
         // A role the delegator does not delegate to.
-        let err = set.update_delegated_targets(&dev, "ops", "targets").unwrap_err();
+        let err = set
+            .update_delegated_targets(&dev, "ops", "targets")
+            .unwrap_err();
         assert!(matches!(err, UpdateError::MixAndMatch(_)), "{err}");
-        set.update_delegated_targets(&dev, "dev", "targets").unwrap();
+        set.update_delegated_targets(&dev, "dev", "targets")
+            .unwrap();
     }
 
     #[test]
@@ -909,7 +1052,10 @@ pub(crate) mod tests {
         set.update_timestamp(&ts).unwrap();
         set.update_snapshot(&snap, false).unwrap();
         let err = set.update_targets(&targets).unwrap_err().to_string();
-        assert!(err.starts_with("freeze attack refused: targets expired at"), "{err}");
+        assert!(
+            err.starts_with("freeze attack refused: targets expired at"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -922,7 +1068,10 @@ pub(crate) mod tests {
         set.load_local_timestamp(&ff).unwrap();
         // Without a key rotation the honest v2 looks like a rollback.
         let [ts2, snap2, ..] = repo.release(2);
-        assert!(matches!(set.update_timestamp(&ts2), Err(UpdateError::Rollback { .. })));
+        assert!(matches!(
+            set.update_timestamp(&ts2),
+            Err(UpdateError::Rollback { .. })
+        ));
 
         // The repository rotates the timestamp key in root v2.
         let new_ts_key = SigningKey::generate();
@@ -956,9 +1105,15 @@ pub(crate) mod tests {
         let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         set.update_root(&v2).unwrap();
         assert!(set.timestamp_or_snapshot_keys_rotated());
-        assert!(matches!(set.load_local_timestamp(&ts1), Err(UpdateError::FastForwardRecovery { .. })));
+        assert!(matches!(
+            set.load_local_timestamp(&ts1),
+            Err(UpdateError::FastForwardRecovery { .. })
+        ));
         assert!(set.timestamp().is_none());
-        assert!(matches!(set.load_local_snapshot(&snap1), Err(UpdateError::FastForwardRecovery { .. })));
+        assert!(matches!(
+            set.load_local_snapshot(&snap1),
+            Err(UpdateError::FastForwardRecovery { .. })
+        ));
         // Unchanged keys: no rotation flagged, and the local files load.
         let mut plain = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
         assert!(!plain.timestamp_or_snapshot_keys_rotated());
@@ -971,7 +1126,13 @@ pub(crate) mod tests {
         let repo = Repo::new();
         let stranger = SigningKey::generate();
         let bytes = sign(repo.root.clone(), &[&stranger]);
-        assert!(matches!(TrustedMetadataSet::new(&bytes, repo.now), Err(UpdateError::Signature { .. })));
-        assert!(matches!(TrustedMetadataSet::new(b"{}", repo.now), Err(UpdateError::Invalid { .. })));
+        assert!(matches!(
+            TrustedMetadataSet::new(&bytes, repo.now),
+            Err(UpdateError::Signature { .. })
+        ));
+        assert!(matches!(
+            TrustedMetadataSet::new(b"{}", repo.now),
+            Err(UpdateError::Invalid { .. })
+        ));
     }
 }

@@ -252,11 +252,12 @@ impl<F: Fetcher> Updater<F> {
     fn load_root(&mut self) -> Result<(), UpdateError> {
         let start = self.trusted.root().signed.version;
         for version in (start + 1)..=(start + self.config.max_root_rotations) {
-            let bytes = match self.download(&format!("{version}.root.json"), self.config.root_max_length) {
-                Ok(bytes) => bytes,
-                Err(FetchError::NotFound { .. }) => break,
-                Err(e) => return Err(e.into()),
-            };
+            let bytes =
+                match self.download(&format!("{version}.root.json"), self.config.root_max_length) {
+                    Ok(bytes) => bytes,
+                    Err(FetchError::NotFound { .. }) => break,
+                    Err(e) => return Err(e.into()),
+                };
             self.trusted.update_root(&bytes)?;
             if self.trusted.timestamp_or_snapshot_keys_rotated() {
                 // Spec 5.3.11, before the new root is stored: once root.json
@@ -322,7 +323,11 @@ impl<F: Fetcher> Updater<F> {
         }
         let local_file = role_file_name(role);
         if let Some(local) = self.read_local(&local_file) {
-            if self.trusted.update_delegated_targets(&local, role, delegator).is_ok() {
+            if self
+                .trusted
+                .update_delegated_targets(&local, role, delegator)
+                .is_ok()
+            {
                 return Ok(());
             }
         }
@@ -342,7 +347,8 @@ impl<F: Fetcher> Updater<F> {
             local_file.clone()
         };
         let bytes = self.download(&remote_file, max)?;
-        self.trusted.update_delegated_targets(&bytes, role, delegator)?;
+        self.trusted
+            .update_delegated_targets(&bytes, role, delegator)?;
         self.persist(&local_file, &bytes)
     }
 
@@ -398,7 +404,11 @@ impl<F: Fetcher> Updater<F> {
 
     /// The local path of `info` under `target_dir` if it is already there
     /// with the right length and hashes.
-    pub fn find_cached_target(&self, info: &TargetInfo, target_dir: &Path) -> Result<Option<PathBuf>, UpdateError> {
+    pub fn find_cached_target(
+        &self,
+        info: &TargetInfo,
+        target_dir: &Path,
+    ) -> Result<Option<PathBuf>, UpdateError> {
         let path = local_target_path(target_dir, &info.path)?;
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() && m.len() == info.target.length => {}
@@ -423,10 +433,15 @@ impl<F: Fetcher> Updater<F> {
         let path = local_target_path(target_dir, &info.path)?;
         let mut remote = info.path.clone();
         if self.trusted.root().signed.consistent_snapshot && self.config.prefix_targets_with_hash {
-            let hash = info.target.hashes.values().next().ok_or_else(|| UpdateError::TargetPath {
-                path: info.path.clone(),
-                reason: "target lists no hashes".into(),
-            })?;
+            let hash =
+                info.target
+                    .hashes
+                    .values()
+                    .next()
+                    .ok_or_else(|| UpdateError::TargetPath {
+                        path: info.path.clone(),
+                        reason: "target lists no hashes".into(),
+                    })?;
             remote = match info.path.rsplit_once('/') {
                 Some((dirs, base)) => format!("{dirs}/{hash}.{base}"),
                 None => format!("{hash}.{}", info.path),
@@ -468,7 +483,9 @@ mod tests {
 
     impl MemFetcher {
         fn put(&self, file: &str, bytes: &[u8]) {
-            self.files.borrow_mut().insert(format!("{BASE}{file}"), bytes.to_vec());
+            self.files
+                .borrow_mut()
+                .insert(format!("{BASE}{file}"), bytes.to_vec());
         }
         fn publish(&self, repo: &Repo, version: u64) {
             let [ts, snap, targets, dev] = repo.release(version);
@@ -520,17 +537,25 @@ mod tests {
 
     #[test]
     fn role_names_are_quoted_like_python() {
-        assert_eq!(encode_role("dev+ops team/x~y_z.-"), "dev%2Bops%20team%2Fx~y_z.-");
+        assert_eq!(
+            encode_role("dev+ops team/x~y_z.-"),
+            "dev%2Bops%20team%2Fx~y_z.-"
+        );
         assert_eq!(role_file_name("ünï"), "%C3%BCn%C3%AF.json");
     }
 
     #[test]
     fn missing_root_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Updater::new(dir.path(), BASE, MemFetcher::default(), UpdaterConfig::default())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = Updater::new(
+            dir.path(),
+            BASE,
+            MemFetcher::default(),
+            UpdaterConfig::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.starts_with("no trusted root at "), "{err}");
     }
 
@@ -544,14 +569,28 @@ mod tests {
         up.refresh().unwrap();
         assert_eq!(
             fetcher.take_log(),
-            ["2.root.json", "timestamp.json", "1.snapshot.json", "1.targets.json"]
+            [
+                "2.root.json",
+                "timestamp.json",
+                "1.snapshot.json",
+                "1.targets.json"
+            ]
         );
         let [ts, snap, targets, dev] = repo.release(1);
         // ed25519 signatures are deterministic: release(1) again gives the
         // bytes that were served.
-        assert_eq!(std::fs::read(dir.path().join("timestamp.json")).unwrap(), ts);
-        assert_eq!(std::fs::read(dir.path().join("snapshot.json")).unwrap(), snap);
-        assert_eq!(std::fs::read(dir.path().join("targets.json")).unwrap(), targets);
+        assert_eq!(
+            std::fs::read(dir.path().join("timestamp.json")).unwrap(),
+            ts
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("snapshot.json")).unwrap(),
+            snap
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("targets.json")).unwrap(),
+            targets
+        );
 
         // A top-level target needs no delegated role.
         let top = up.get_targetinfo("top").unwrap().unwrap();
@@ -567,7 +606,13 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("dev.json")).unwrap(), dev);
         assert_eq!(
             json_files(dir.path()),
-            ["dev.json", "root.json", "snapshot.json", "targets.json", "timestamp.json"]
+            [
+                "dev.json",
+                "root.json",
+                "snapshot.json",
+                "targets.json",
+                "timestamp.json"
+            ]
         );
 
         // A new process: same remote, so only root and timestamp are asked for.
@@ -599,7 +644,10 @@ mod tests {
             .refresh()
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "rollback attack refused: timestamp version 1 is older than trusted version 2");
+        assert_eq!(
+            err,
+            "rollback attack refused: timestamp version 1 is older than trusted version 2"
+        );
         let after: Vec<Vec<u8>> = json_files(dir.path())
             .iter()
             .map(|f| std::fs::read(dir.path().join(f)).unwrap())
@@ -623,7 +671,10 @@ mod tests {
         bad[last] ^= 1;
         fetcher.put("2.targets.json", &bad);
         let err = up.refresh().unwrap_err().to_string();
-        assert!(err.starts_with("mix-and-match refused: targets does not match"), "{err}");
+        assert!(
+            err.starts_with("mix-and-match refused: targets does not match"),
+            "{err}"
+        );
         // The repository is repaired: the next run recovers.
         fetcher.publish(&repo, 2);
         let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
@@ -678,25 +729,30 @@ mod tests {
         // targets delegates `*` to a (terminating) then b; a delegates to c.
         let repo = Repo::new();
         let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate()).collect();
-        let role = |name: &str, key: &SigningKey, terminating: bool| tagtrust_shared::DelegatedRole {
-            name: name.into(),
-            keyids: vec![key.key_id()],
-            threshold: 1,
-            terminating,
-            paths: Some(vec!["*".into()]),
-            path_hash_prefixes: None,
-            extra: Default::default(),
-        };
-        let delegations = |roles: Vec<tagtrust_shared::DelegatedRole>, ks: &[&SigningKey]| Delegations {
-            keys: ks.iter().map(|k| (k.key_id(), k.public_key())).collect(),
-            roles: Some(roles),
-            succinct_roles: None,
-            extra: Default::default(),
-        };
+        let role =
+            |name: &str, key: &SigningKey, terminating: bool| tagtrust_shared::DelegatedRole {
+                name: name.into(),
+                keyids: vec![key.key_id()],
+                threshold: 1,
+                terminating,
+                paths: Some(vec!["*".into()]),
+                path_hash_prefixes: None,
+                extra: Default::default(),
+            };
+        let delegations =
+            |roles: Vec<tagtrust_shared::DelegatedRole>, ks: &[&SigningKey]| Delegations {
+                keys: ks.iter().map(|k| (k.key_id(), k.public_key())).collect(),
+                roles: Some(roles),
+                succinct_roles: None,
+                extra: Default::default(),
+            };
         let build = |a_terminating: bool| {
             let mut top = Targets::new(1, repo.expires());
             top.delegations = Some(delegations(
-                vec![role("a", &keys[0], a_terminating), role("b", &keys[1], false)],
+                vec![
+                    role("a", &keys[0], a_terminating),
+                    role("b", &keys[1], false),
+                ],
                 &[&keys[0], &keys[1]],
             ));
             let top = sign(top, &[&repo.targets_key]);
@@ -712,7 +768,10 @@ mod tests {
             let files = [("targets", top), ("a", a), ("b", b), ("c", c)];
             let snap = repo.snapshot(
                 1,
-                &files.iter().map(|(n, b)| (*n, b.as_slice(), 1)).collect::<Vec<_>>(),
+                &files
+                    .iter()
+                    .map(|(n, b)| (*n, b.as_slice(), 1))
+                    .collect::<Vec<_>>(),
             );
             let fetcher = MemFetcher::default();
             fetcher.put("timestamp.json", &repo.timestamp(1, &snap, 1));
@@ -732,7 +791,10 @@ mod tests {
         assert_eq!(up.get_targetinfo("x").unwrap().unwrap().role, "b");
         assert_eq!(fetcher.take_log(), ["1.a.json", "1.c.json", "1.b.json"]);
         assert_eq!(up.get_targetinfo("y").unwrap().unwrap().role, "c");
-        assert!(fetcher.take_log().is_empty(), "roles are loaded once per run");
+        assert!(
+            fetcher.take_log().is_empty(),
+            "roles are loaded once per run"
+        );
 
         // a terminating: b is never consulted.
         let fetcher = build(true);
@@ -750,7 +812,10 @@ mod tests {
         };
         let mut up = Updater::new(dir.path(), BASE, &fetcher, config).unwrap();
         assert_eq!(up.get_targetinfo("x").unwrap(), None);
-        assert!(!fetcher.take_log().iter().any(|u| u == "1.b.json" || u == "1.c.json"));
+        assert!(!fetcher
+            .take_log()
+            .iter()
+            .any(|u| u == "1.b.json" || u == "1.c.json"));
     }
 
     #[test]
@@ -767,7 +832,9 @@ mod tests {
         let bin = succinct.role_for_target("latest");
         let mut top = Targets::new(1, repo.expires());
         top.delegations = Some(Delegations {
-            keys: [(bin_key.key_id(), bin_key.public_key())].into_iter().collect(),
+            keys: [(bin_key.key_id(), bin_key.public_key())]
+                .into_iter()
+                .collect(),
             roles: None,
             succinct_roles: Some(succinct),
             extra: Default::default(),
@@ -798,15 +865,24 @@ mod tests {
         let hash = &info.target.hashes["sha256"];
         let td = tempfile::tempdir().unwrap();
         let url = format!("https://repo.test/targets/apps/{hash}.app");
-        fetcher.files.borrow_mut().insert(url.clone(), b"app bytez".to_vec());
+        fetcher
+            .files
+            .borrow_mut()
+            .insert(url.clone(), b"app bytez".to_vec());
         fetcher.take_log();
         let err = up
             .download_target(&info, td.path(), "https://repo.test/targets")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("arbitrary software attack refused: target apps/app"), "{err}");
+        assert!(
+            err.starts_with("arbitrary software attack refused: target apps/app"),
+            "{err}"
+        );
         assert!(!td.path().join("apps/app").exists());
-        fetcher.files.borrow_mut().insert(url.clone(), b"app bytes".to_vec());
+        fetcher
+            .files
+            .borrow_mut()
+            .insert(url.clone(), b"app bytes".to_vec());
         let path = up
             .download_target(&info, td.path(), "https://repo.test/targets/")
             .unwrap();
@@ -815,7 +891,10 @@ mod tests {
         fetcher.take_log();
         up.download_target(&info, td.path(), "https://repo.test/targets/")
             .unwrap();
-        assert!(fetcher.take_log().is_empty(), "cached target is not downloaded again");
+        assert!(
+            fetcher.take_log().is_empty(),
+            "cached target is not downloaded again"
+        );
 
         let evil = TargetInfo {
             path: "../escape".into(),

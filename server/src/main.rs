@@ -1,1 +1,35 @@
-fn main(){}
+use anyhow::Context;
+use clap::Parser;
+use tagtrust_server::configuration::{Cli, Command, Settings};
+use tagtrust_server::storage::Storage;
+use tracing_subscriber::EnvFilter;
+
+/// Logs go to stderr: stdout is reserved for command output (`token create`).
+fn init_tracing(settings: &Settings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = cli
+        .overrides
+        .settings()
+        .context("reading configuration")?;
+    init_tracing(&settings);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => tagtrust_server::startup::run(settings).await,
+        Command::Token(command) => {
+            let storage = Storage::connect(&settings).await?;
+            tagtrust_server::tokens::run(&storage, command).await
+        }
+    }
+}

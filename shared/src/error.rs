@@ -18,7 +18,9 @@ pub enum Error {
     #[error("metadata cannot be canonicalised (floats are not allowed in canonical JSON): {0}")]
     Canonical(String),
 
-    #[error("{role} is not signed by enough keys: {valid} valid signature(s), threshold {threshold}")]
+    #[error(
+        "{role} is not signed by enough keys: {valid} valid signature(s), threshold {threshold}"
+    )]
     Threshold {
         role: String,
         valid: usize,

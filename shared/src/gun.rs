@@ -55,7 +55,9 @@ impl Gun {
             let alnum_ends = host.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && host.ends_with(|c: char| c.is_ascii_alphanumeric());
             if !alnum_ends {
-                return Err(invalid("segments must start and end with a letter or digit"));
+                return Err(invalid(
+                    "segments must start and end with a letter or digit",
+                ));
             }
         }
         Ok(Gun(name.to_string()))

@@ -54,7 +54,10 @@ mod tests {
         verify_hashes(b"abc", &h).unwrap();
         assert!(verify_hashes(b"abd", &h).is_err());
         h.insert("md5".into(), "00".into());
-        assert!(matches!(verify_hashes(b"abc", &h), Err(Error::HashAlgorithm(_))));
+        assert!(matches!(
+            verify_hashes(b"abc", &h),
+            Err(Error::HashAlgorithm(_))
+        ));
         verify_length(b"abc", 3).unwrap();
         assert!(verify_length(b"abc", 4).is_err());
     }

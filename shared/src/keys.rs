@@ -197,12 +197,14 @@ impl SigningKey {
                 "not an encrypted PKCS#8 PEM file (expected 'BEGIN ENCRYPTED PRIVATE KEY')".into(),
             ));
         }
-        let inner = ed25519_dalek::SigningKey::from_pkcs8_encrypted_pem(pem, passphrase)
-            .map_err(|e| match e {
-                pkcs8::Error::EncryptedPrivateKey(_) | pkcs8::Error::Asn1(_) => {
-                    Error::WrongPassphrase
+        let inner =
+            ed25519_dalek::SigningKey::from_pkcs8_encrypted_pem(pem, passphrase).map_err(|e| {
+                match e {
+                    pkcs8::Error::EncryptedPrivateKey(_) | pkcs8::Error::Asn1(_) => {
+                        Error::WrongPassphrase
+                    }
+                    other => Error::PrivateKey(other.to_string()),
                 }
-                other => Error::PrivateKey(other.to_string()),
             })?;
         Ok(SigningKey { inner })
     }
@@ -267,6 +269,9 @@ mod tests {
     fn unknown_scheme_is_an_error() {
         let mut key = SigningKey::generate().public_key();
         key.scheme = "rot13".into();
-        assert!(matches!(key.verify(b"x", "00"), Err(Error::UnsupportedKey(_))));
+        assert!(matches!(
+            key.verify(b"x", "00"),
+            Err(Error::UnsupportedKey(_))
+        ));
     }
 }

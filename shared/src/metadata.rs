@@ -516,7 +516,13 @@ impl Delegations {
                     reason: format!("role {} has both paths and path_hash_prefixes", role.name),
                 });
             }
-            check_role_keys(&role.name, "targets", &role.keyids, role.threshold, &self.keys)?;
+            check_role_keys(
+                &role.name,
+                "targets",
+                &role.keyids,
+                role.threshold,
+                &self.keys,
+            )?;
         }
         if let Some(s) = &self.succinct_roles {
             if !(1..=32).contains(&s.bit_length) {
@@ -525,7 +531,13 @@ impl Delegations {
                     reason: "succinct_roles bit_length must be 1..=32".into(),
                 });
             }
-            check_role_keys(&s.name_prefix, "targets", &s.keyids, s.threshold, &self.keys)?;
+            check_role_keys(
+                &s.name_prefix,
+                "targets",
+                &s.keyids,
+                s.threshold,
+                &self.keys,
+            )?;
         }
         Ok(())
     }

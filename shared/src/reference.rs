@@ -23,8 +23,9 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     } else {
         Err(Error::InvalidReference {
             reference: tag.to_string(),
-            reason: "a tag is 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'"
-                .into(),
+            reason:
+                "a tag is 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'"
+                    .into(),
         })
     }
 }
@@ -46,7 +47,11 @@ impl ImageReference {
                 &reference[..last_slash + i],
                 &reference[last_slash + i + 1..],
             ),
-            None => return Err(invalid("no tag (expected GUN:TAG, e.g. example.com/app:latest)")),
+            None => {
+                return Err(invalid(
+                    "no tag (expected GUN:TAG, e.g. example.com/app:latest)",
+                ))
+            }
         };
         validate_tag(tag)?;
         Ok(ImageReference {
@@ -77,7 +82,13 @@ mod tests {
 
     #[test]
     fn refuses_missing_or_bad_tags() {
-        for bad in ["localhost:5000/acme/app", "app:", "app:-x", "app@sha256:00", "app:a/b"] {
+        for bad in [
+            "localhost:5000/acme/app",
+            "app:",
+            "app:-x",
+            "app@sha256:00",
+            "app:a/b",
+        ] {
             assert!(ImageReference::parse(bad).is_err(), "{bad}");
         }
     }

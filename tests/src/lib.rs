@@ -177,7 +177,10 @@ impl TestServer {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("tagtrust-server exited during start-up: {status}");
             }
-            assert!(Instant::now() < deadline, "tagtrust-server did not become healthy");
+            assert!(
+                Instant::now() < deadline,
+                "tagtrust-server did not become healthy"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -197,7 +200,10 @@ impl TestServer {
         for scope in scopes {
             cmd.args(["--scope", scope]);
         }
-        let out = cmd.env("RUST_LOG", "warn").output().expect("run token create");
+        let out = cmd
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run token create");
         assert!(
             out.status.success(),
             "token create failed: {}",
@@ -289,7 +295,10 @@ impl Cli {
 /// A random `sha256:` digest and size, as a stand-in manifest.
 pub fn random_digest() -> (String, u64) {
     let bytes: [u8; 32] = rand::random();
-    (format!("sha256:{}", hex::encode(bytes)), 500 + u64::from(bytes[0]))
+    (
+        format!("sha256:{}", hex::encode(bytes)),
+        500 + u64::from(bytes[0]),
+    )
 }
 
 /// The python interpreter of the virtualenv with python-tuf, from

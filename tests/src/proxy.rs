@@ -136,7 +136,8 @@ fn handle(
     let (status, content_type, response_body) = match override_ {
         Some((status, bytes)) => (status, "application/json".to_string(), bytes),
         None => {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+            let method =
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
             let mut req = client.request(method, format!("{upstream}{path}"));
             for (name, value) in &headers {
                 let lower = name.to_ascii_lowercase();
@@ -153,7 +154,11 @@ fn handle(
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("application/octet-stream")
                         .to_string();
-                    (status, ct, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
+                    (
+                        status,
+                        ct,
+                        resp.bytes().map(|b| b.to_vec()).unwrap_or_default(),
+                    )
                 }
                 Err(_) => (502, "text/plain".to_string(), b"bad gateway".to_vec()),
             }

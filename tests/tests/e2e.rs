@@ -35,10 +35,17 @@ fn publish_move_remove_and_resolve_from_another_home() {
         // A consumer on "another machine": own home, no token, trust on first use.
         let consumer = Cli::new(&server.url);
         let out = consumer.run(&["lookup", &latest]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), d1);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("on first use"), "TOFU notice missing: {stderr}");
+        assert!(
+            stderr.contains("on first use"),
+            "TOFU notice missing: {stderr}"
+        );
 
         // Rolling tag: move it and the consumer follows.
         publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
@@ -47,7 +54,10 @@ fn publish_move_remove_and_resolve_from_another_home() {
         assert_eq!(v["size"], s2);
         assert_eq!(v["gun"], GUN);
         assert_eq!(v["tag"], "latest");
-        assert_eq!(v["media_type"], "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(
+            v["media_type"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
         assert_eq!(v["targets"]["version"], 3);
         assert_eq!(v["trust"], "stored");
         for role in ["root", "timestamp", "snapshot", "targets"] {
@@ -55,7 +65,14 @@ fn publish_move_remove_and_resolve_from_another_home() {
         }
 
         // A second tag, list, then remove the first.
-        publisher.ok(&["tag", "set", &format!("{GUN}:1.5"), &d1, "--size", &s1.to_string()]);
+        publisher.ok(&[
+            "tag",
+            "set",
+            &format!("{GUN}:1.5"),
+            &d1,
+            "--size",
+            &s1.to_string(),
+        ]);
         let tags = json(&consumer.ok(&["list", GUN, "--output", "json"]));
         let names: Vec<&str> = tags
             .as_array()
@@ -87,7 +104,11 @@ fn publish_move_remove_and_resolve_from_another_home() {
             .arg(&root_file)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!String::from_utf8_lossy(&out.stderr).contains("first use"));
     }
 }
@@ -109,8 +130,22 @@ fn bad_input_gets_one_line_and_non_zero_exit() {
     let server = TestServer::spawn(Backend::Sqlite);
     let publisher = publisher(&server);
     for args in [
-        vec!["tag", "set", "localhost:5000/acme/app", "sha256:00", "--size", "1"],
-        vec!["tag", "set", "localhost:5000/acme/app:x", "sha256:zz", "--size", "1"],
+        vec![
+            "tag",
+            "set",
+            "localhost:5000/acme/app",
+            "sha256:00",
+            "--size",
+            "1",
+        ],
+        vec![
+            "tag",
+            "set",
+            "localhost:5000/acme/app:x",
+            "sha256:zz",
+            "--size",
+            "1",
+        ],
         vec!["lookup", "../etc:latest"],
         vec!["lookup", "localhost:5000/acme/app@sha256:00"],
     ] {
@@ -162,4 +197,38 @@ fn rollback_is_refused() {
     proxy.clear();
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
     assert_eq!(fresh.ok(&["lookup", &latest]).trim(), d2);
+}
+
+/// Indefinite freeze: a consumer whose clock is past the timestamp's expiry
+/// (the server has not re-signed it, as a frozen mirror would serve it)
+/// refuses the answer instead of falling back to what it has.
+#[test]
+fn freeze_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = publisher(&server);
+    let latest = format!("{GUN}:latest");
+    let (d1, s1) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    let consumer = Cli::new(&server.url);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+
+    // The timestamp lives one day: two days on, everything served is stale.
+    let out = std::process::Command::new("faketime")
+        .args(["-f", "+2d"])
+        .arg(tagtrust_tests::bin_path("tagtrust"))
+        .args(["lookup", &latest])
+        .envs(
+            consumer
+                .command()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k, v?))),
+        )
+        .output()
+        .expect("faketime is installed (.ci/run installs it)");
+    assert!(!out.status.success(), "a frozen timestamp was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expired"), "{err}");
+    assert!(err.contains("freeze"), "{err}");
+    // The consumer's trusted state still works at the real time.
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
 }

@@ -36,9 +36,12 @@ fn python_tuf_ngclient_agrees_with_tagtrust() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
         let (publisher, digest, size, root) = published(&server);
-        let ours: serde_json::Value = serde_json::from_str(
-            &publisher.ok(&["lookup", &format!("{GUN}:latest"), "--output", "json"]),
-        )
+        let ours: serde_json::Value = serde_json::from_str(&publisher.ok(&[
+            "lookup",
+            &format!("{GUN}:latest"),
+            "--output",
+            "json",
+        ]))
         .unwrap();
         let md = tempfile::tempdir().unwrap();
         let out = Command::new(&python)
@@ -55,7 +58,10 @@ fn python_tuf_ngclient_agrees_with_tagtrust() {
             String::from_utf8_lossy(&out.stderr)
         );
         let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(format!("sha256:{}", theirs["sha256"].as_str().unwrap()), digest);
+        assert_eq!(
+            format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
+            digest
+        );
         assert_eq!(theirs["length"], size);
         assert_eq!(ours["digest"], digest.as_str());
         assert_eq!(ours["size"], theirs["length"]);
@@ -89,5 +95,8 @@ fn tough_repository_loader_agrees_with_tagtrust() {
         .find(|(name, _)| name.raw() == "latest")
         .expect("tough finds latest");
     assert_eq!(target.length, size);
-    assert_eq!(format!("sha256:{}", hex::encode(&target.hashes.sha256)), digest);
+    assert_eq!(
+        format!("sha256:{}", hex::encode(&target.hashes.sha256)),
+        digest
+    );
 }

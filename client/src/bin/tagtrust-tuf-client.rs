@@ -69,7 +69,12 @@ fn updater(cli: &Cli) -> anyhow::Result<Updater<HttpFetcher>> {
         .as_deref()
         .ok_or_else(|| anyhow!("--metadata-url is required"))?;
     let fetcher = HttpFetcher::new(HttpOptions::default())?;
-    Ok(Updater::new(&cli.metadata_dir, url, fetcher, UpdaterConfig::default())?)
+    Ok(Updater::new(
+        &cli.metadata_dir,
+        url,
+        fetcher,
+        UpdaterConfig::default(),
+    )?)
 }
 
 fn init(metadata_dir: &Path, trusted_root: &Path) -> anyhow::Result<()> {
@@ -125,7 +130,11 @@ fn main() -> ExitCode {
                 e.kind(),
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
-            return if asked { ExitCode::SUCCESS } else { ExitCode::from(1) };
+            return if asked {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
         }
     };
     // A panic is a failure like any other: exit status 1, not 101.

@@ -11,7 +11,11 @@ use tagtrust::publisher::{Publisher, TagTarget, OCI_MANIFEST};
 use tagtrust_shared::{Gun, ImageReference};
 
 #[derive(Parser)]
-#[command(name = "tagtrust", version, about = "Sign and resolve container image tags with TUF")]
+#[command(
+    name = "tagtrust",
+    version,
+    about = "Sign and resolve container image tags with TUF"
+)]
 struct Cli {
     /// tagtrust server URL [env: TAGTRUST_SERVER; else `server` in config.toml]
     #[arg(long, global = true, env = "TAGTRUST_SERVER", hide_env = true)]
@@ -41,6 +45,9 @@ enum Command {
     Tag(TagCommand),
     /// List the verified tags of GUN.
     List { gun: Gun },
+    /// Manage local private keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Resolve GUN:TAG to a digest with every TUF check applied.
     Lookup {
         reference: String,
@@ -49,6 +56,21 @@ enum Command {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a key pair (e.g. for a CI robot or delegated signer): the private
+    /// key is stored encrypted, the public key printed as PEM.
+    Generate {
+        /// A name for the key (no '/')
+        name: String,
+        /// Write the encrypted private key here instead of the home
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the local private keys with their GUNs, roles and key IDs.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -80,7 +102,10 @@ fn main() {
         Err(e) => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("tagtrust: {} (see --help)", first.trim_start_matches("error: "));
+            eprintln!(
+                "tagtrust: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
             std::process::exit(2);
         }
     };
@@ -95,21 +120,27 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let home = Home::from_env()?;
     let config = home.config()?;
-    let server = cli
-        .server
-        .clone()
-        .or(config.server.clone())
-        .context("no server: give --server URL or set TAGTRUST_SERVER")?;
-    let token = std::env::var("TAGTRUST_TOKEN").ok().filter(|t| !t.is_empty());
-    let publisher = Publisher {
-        home: home.clone(),
-        server: server.clone(),
-        token: token.clone(),
+    // Key commands work offline; everything else needs a server.
+    let server = cli.server.clone().or(config.server.clone());
+    let server = || {
+        server
+            .clone()
+            .context("no server: give --server URL or set TAGTRUST_SERVER")
+    };
+    let token = std::env::var("TAGTRUST_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let publisher = || -> Result<Publisher> {
+        Ok(Publisher {
+            home: home.clone(),
+            server: server()?,
+            token: token.clone(),
+        })
     };
     let out = Printer(cli.output);
     match cli.command {
         Command::Init { gun } => {
-            let report = publisher.init(&gun)?;
+            let report = publisher()?.init(&gun)?;
             out.print(&report, || {
                 format!(
                     "initialised {} (root key {}, targets key {})",
@@ -129,7 +160,7 @@ fn run(cli: Cli) -> Result<()> {
                 size,
                 media_type,
             };
-            let report = publisher.tag_set(&reference.gun, &reference.tag, &target)?;
+            let report = publisher()?.tag_set(&reference.gun, &reference.tag, &target)?;
             out.print(&report, || {
                 format!(
                     "{reference} -> {} (targets version {})",
@@ -139,13 +170,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tag(TagCommand::Rm { reference }) => {
             let reference = ImageReference::parse(&reference)?;
-            let report = publisher.tag_rm(&reference.gun, &reference.tag)?;
+            let report = publisher()?.tag_rm(&reference.gun, &reference.tag)?;
             out.print(&report, || {
-                format!("removed {reference} (targets version {})", report.targets_version)
+                format!(
+                    "removed {reference} (targets version {})",
+                    report.targets_version
+                )
             })
         }
         Command::List { gun } => {
-            let tags = publisher.list(&gun)?;
+            let tags = publisher()?.list(&gun)?;
             out.print(&tags, || {
                 tags.iter()
                     .map(|t| {
@@ -160,13 +194,52 @@ fn run(cli: Cli) -> Result<()> {
                     .join("\n")
             })
         }
+        Command::Key(KeyCommand::Generate { name, out: file }) => {
+            let key = tagtrust_shared::SigningKey::generate();
+            let pass = tagtrust::home::passphrase("Passphrase for the new key: ")?;
+            let path = match file {
+                Some(path) => {
+                    tagtrust::home::write_private_file(
+                        &path,
+                        key.to_encrypted_pem(&pass)?.as_bytes(),
+                    )?;
+                    path
+                }
+                None => home.save_named_key(&name, &key, &pass)?,
+            };
+            let public_pem = tagtrust_shared::keys::ed25519_public_to_pem(&key.public_key())?;
+            let report = serde_json::json!({
+                "name": name,
+                "key_id": key.key_id(),
+                "private_key_file": path,
+                "public_key_pem": public_pem,
+            });
+            out.print(&report, || public_pem.trim_end().to_string())
+        }
+        Command::Key(KeyCommand::List) => {
+            let keys = home.list_keys()?;
+            out.print(&keys, || {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            k.key_id,
+                            k.role,
+                            k.gun.as_deref().unwrap_or("-"),
+                            k.path.display()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
         Command::Lookup { reference, root } => {
             let reference = ImageReference::parse(&reference)?;
             let options = OpenOptions {
                 root_file: root,
                 token,
             };
-            let (resolution, repo) = lookup(&home, &server, &reference, &options)?;
+            let (resolution, repo) = lookup(&home, &server()?, &reference, &options)?;
             if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
                 eprintln!(
                     "notice: trusting {} on first use: root keys {}",

@@ -1,0 +1,427 @@
+//! Publish validation: given the repository's current metadata and the
+//! uploaded files, decide what may be stored, or why not. Pure (no I/O):
+//! the route holds the repository lock around it. Every signature check goes
+//! through `tagtrust_shared` (`Root::verify_role`, `Delegations::verify_delegate`).
+
+use crate::error::ApiError;
+use crate::storage::{OnlineKeyRow, StoredFile};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use tagtrust_shared::metadata::Role;
+use tagtrust_shared::{DelegatedRole, MetaFile, Metadata, Root, SuccinctRoles, Targets};
+
+/// Roles the server signs itself; publishers may not upload them.
+pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
+
+/// One uploaded file: role name (without `.json`) and exact bytes.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub role: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What a valid publish stores, before the server signs snapshot and timestamp.
+pub struct Plan {
+    /// Uploaded roles to store, with their versions (exact bytes).
+    pub store: Vec<(String, u64, Vec<u8>)>,
+    /// The root that will be current after the publish.
+    pub root: Metadata<Root>,
+    /// The new snapshot's `meta`.
+    pub snapshot_meta: BTreeMap<String, MetaFile>,
+    pub snapshot_version: u64,
+    pub timestamp_version: u64,
+}
+
+/// Refuse JSON nested deeper than `max` before any parser sees it (serde's
+/// own limit of 128 is a stack guard, not a policy). Counts `[` and `{`
+/// outside strings; cheap and allocation-free.
+pub fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Normalise an uploaded part's filename to a role name and check it.
+pub fn role_from_filename(filename: &str) -> Result<String, ApiError> {
+    let role = filename.strip_suffix(".json").unwrap_or(filename);
+    tagtrust_shared::pathmatch::validate_role_name(role).map_err(|e| {
+        ApiError::bad_request("INVALID_ROLE", e.to_string())
+            .with_detail(json!({ "role": role.chars().take(300).collect::<String>() }))
+    })?;
+    if ONLINE_ROLES.contains(&role) {
+        return Err(ApiError::invalid_role(
+            "ROLE_NOT_UPLOADABLE",
+            role,
+            format!("{role} is signed by the server and cannot be uploaded"),
+        ));
+    }
+    Ok(role.to_string())
+}
+
+fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Metadata<T>, ApiError> {
+    Metadata::<T>::from_bytes(bytes).map_err(|e| {
+        ApiError::invalid_role("MALFORMED_METADATA", role, format!("{role}: {e}"))
+    })
+}
+
+fn signature_error(role: &str, e: tagtrust_shared::Error) -> ApiError {
+    ApiError::invalid_role("SIGNATURE", role, format!("{role}: {e}"))
+}
+
+/// Version must be exactly `current + 1` (1 for a new role). Not newer than
+/// current means the publisher is behind: 409, re-fetch and retry.
+fn check_version(role: &str, uploaded: u64, current: Option<u64>) -> Result<(), ApiError> {
+    let current_version = current.unwrap_or(0);
+    if uploaded <= current_version {
+        return Err(ApiError::conflict(
+            role,
+            current_version,
+            format!(
+                "{role} version {uploaded} is not newer than the current version {current_version}; \
+                 fetch the current metadata and publish version {}",
+                current_version + 1
+            ),
+        ));
+    }
+    if uploaded != current_version + 1 {
+        return Err(ApiError::bad_request(
+            "VERSION",
+            format!(
+                "{role} version {uploaded} skips versions: the next version must be {}",
+                current_version + 1
+            ),
+        )
+        .with_detail(json!({ "role": role, "current_version": current_version, "uploaded_version": uploaded })));
+    }
+    Ok(())
+}
+
+fn check_expiry(role: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if expires <= now {
+        return Err(ApiError::invalid_role(
+            "EXPIRED",
+            role,
+            format!("{role} expired at {expires}"),
+        ));
+    }
+    Ok(())
+}
+
+/// One step of a delegation chain from top-level targets to a role.
+#[derive(Clone)]
+enum Hop {
+    Role(DelegatedRole),
+    Bin(SuccinctRoles, String),
+}
+
+impl Hop {
+    fn allows(&self, target: &str) -> bool {
+        match self {
+            Hop::Role(role) => role.is_delegated_path(target),
+            Hop::Bin(bins, name) => bins.role_for_target(target) == *name,
+        }
+    }
+}
+
+/// Find who delegates `name`: searched from top-level targets through the
+/// (effective) delegated roles, a role's direct delegations before deeper
+/// ones, each role visited once. Returns the delegator's name and the chain
+/// of delegations leading to `name` (every hop must allow each target).
+fn find_delegator(
+    effective: &BTreeMap<String, Metadata<Targets>>,
+    name: &str,
+) -> Option<(String, Vec<Hop>)> {
+    let mut stack = vec![("targets".to_string(), Vec::<Hop>::new())];
+    let mut visited = BTreeSet::new();
+    while let Some((role, hops)) = stack.pop() {
+        if !visited.insert(role.clone()) {
+            continue;
+        }
+        let Some(delegations) = effective.get(&role).and_then(|m| m.signed.delegations.as_ref())
+        else {
+            continue;
+        };
+        for child in delegations.roles() {
+            if child.name == name {
+                let mut chain = hops.clone();
+                chain.push(Hop::Role(child.clone()));
+                return Some((role, chain));
+            }
+        }
+        if let Some(bins) = &delegations.succinct_roles {
+            if bins.is_bin(name) {
+                let mut chain = hops.clone();
+                chain.push(Hop::Bin(bins.clone(), name.to_string()));
+                return Some((role, chain));
+            }
+        }
+        for child in delegations.roles().iter().rev() {
+            let mut chain = hops.clone();
+            chain.push(Hop::Role(child.clone()));
+            stack.push((child.name.clone(), chain));
+        }
+    }
+    None
+}
+
+/// The server keys a root trusts for an online role, as (key ID the root
+/// lists, our key). Refuses a root under which the server could not sign
+/// that role with enough keys to meet its threshold.
+pub fn online_signers<'a>(
+    root: &Root,
+    role: &str,
+    server_keys: &'a [OnlineKeyRow],
+) -> Result<Vec<(String, &'a OnlineKeyRow)>, ApiError> {
+    let role_keys = root.role_keys(role).map_err(|e| signature_error("root", e))?;
+    let mut signers = Vec::new();
+    for listed in &role_keys.keyids {
+        let Some(public) = root.keys.get(listed) else {
+            continue;
+        };
+        if let Some(ours) = server_keys.iter().find(|k| k.public_key.keyval.public == public.keyval.public && k.public_key.keytype == public.keytype) {
+            signers.push((listed.clone(), ours));
+        }
+    }
+    if signers.is_empty() || (signers.len() as u64) < role_keys.threshold {
+        let ours: Vec<&str> = server_keys.iter().map(|k| k.key_id.as_str()).collect();
+        return Err(ApiError::bad_request(
+            "SERVER_KEYS",
+            format!(
+                "root must list the server's {role} key (GET {role}.key) with threshold {} met by server keys; \
+                 it lists {} of them",
+                role_keys.threshold,
+                signers.len()
+            ),
+        )
+        .with_detail(json!({ "role": "root", "online_role": role, "server_key_ids": ours })));
+    }
+    Ok(signers)
+}
+
+/// Validate `uploads` against the repository's `current` files. On success,
+/// what to store; on failure, the first problem found (nothing is stored).
+pub fn plan(
+    current: &[StoredFile],
+    uploads: Vec<Upload>,
+    now: DateTime<Utc>,
+) -> Result<Plan, ApiError> {
+    let current: BTreeMap<&str, &StoredFile> =
+        current.iter().map(|f| (f.role.as_str(), f)).collect();
+    let mut uploaded: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for upload in uploads {
+        if uploaded.contains_key(&upload.role) {
+            return Err(ApiError::invalid_role(
+                "DUPLICATE_ROLE",
+                &upload.role,
+                format!("{} uploaded twice in one publish", upload.role),
+            ));
+        }
+        uploaded.insert(upload.role, upload.bytes);
+    }
+    if uploaded.is_empty() {
+        return Err(ApiError::bad_request(
+            "NO_FILES",
+            "no metadata files uploaded (multipart field \"files\", filename = role name)",
+        ));
+    }
+    let mut store = Vec::new();
+
+    // Root: exactly +1, signed by the previous root's threshold and its own.
+    let stored_root = current
+        .get("root")
+        .map(|f| parse::<Root>("root", &f.bytes))
+        .transpose()
+        .map_err(|e| ApiError::internal(format!("stored root does not parse: {}", e.message)))?;
+    let root = match (uploaded.remove("root"), stored_root) {
+        (Some(bytes), previous) => {
+            let new = parse::<Root>("root", &bytes)?;
+            check_version("root", new.signed.version, previous.as_ref().map(|r| r.signed.version))?;
+            if let Some(previous) = &previous {
+                previous
+                    .signed
+                    .verify_role("root", &new)
+                    .map_err(|e| signature_error("root", e))?;
+            }
+            new.signed
+                .verify_role("root", &new)
+                .map_err(|e| signature_error("root", e))?;
+            check_expiry("root", new.signed.expires, now)?;
+            store.push(("root".to_string(), new.signed.version, bytes));
+            new
+        }
+        (None, Some(previous)) => previous,
+        (None, None) => {
+            return Err(ApiError::invalid_role(
+                "MISSING_ROLE",
+                "root",
+                "the first publish of a repository must include root and targets",
+            ))
+        }
+    };
+    let root_uploaded = store.iter().any(|(r, _, _)| r == "root");
+
+    // Effective targets roles: stored, overridden by what is uploaded.
+    let mut effective: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
+    let mut current_versions: BTreeMap<String, u64> = BTreeMap::new();
+    for (role, file) in &current {
+        if ONLINE_ROLES.contains(role) || *role == "root" {
+            continue;
+        }
+        let md = parse::<Targets>(role, &file.bytes).map_err(|e| {
+            ApiError::internal(format!("stored {role} does not parse: {}", e.message))
+        })?;
+        current_versions.insert(role.to_string(), md.signed.version);
+        effective.insert(role.to_string(), md);
+    }
+    let mut parsed_uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (role, bytes) in uploaded {
+        let md = parse::<Targets>(&role, &bytes)?;
+        check_version(&role, md.signed.version, current_versions.get(&role).copied())?;
+        check_expiry(&role, md.signed.expires, now)?;
+        effective.insert(role.clone(), md);
+        parsed_uploads.insert(role, bytes);
+    }
+
+    // Top-level targets: signed per the (new) root.
+    match (parsed_uploads.contains_key("targets"), effective.get("targets")) {
+        (_, None) => {
+            return Err(ApiError::invalid_role(
+                "MISSING_ROLE",
+                "targets",
+                "the first publish of a repository must include root and targets",
+            ))
+        }
+        (true, Some(targets)) => {
+            root.signed
+                .verify_role("targets", targets)
+                .map_err(|e| signature_error("targets", e))?;
+        }
+        (false, Some(targets)) if root_uploaded => {
+            // Clients check targets against the newest root: refuse a root
+            // that would orphan the stored targets.
+            root.signed.verify_role("targets", targets).map_err(|e| {
+                ApiError::invalid_role(
+                    "SIGNATURE",
+                    "targets",
+                    format!(
+                        "the current targets is not signed by the new root's targets keys ({e}); \
+                         upload targets re-signed with them in the same publish"
+                    ),
+                )
+            })?;
+        }
+        (false, Some(_)) => {}
+    }
+
+    // Delegated roles: signed per their delegator, targets within every
+    // delegation on the way from top-level targets.
+    for role in parsed_uploads.keys().filter(|r| *r != "targets") {
+        let (delegator, chain) = find_delegator(&effective, role).ok_or_else(|| {
+            ApiError::invalid_role(
+                "UNKNOWN_ROLE",
+                role,
+                format!("no targets role delegates to {role}"),
+            )
+        })?;
+        let delegations = effective[&delegator]
+            .signed
+            .delegations
+            .as_ref()
+            .expect("find_delegator returns a role with delegations");
+        let md = &effective[role];
+        delegations
+            .verify_delegate(role, md)
+            .map_err(|e| signature_error(role, e))?;
+        for target in md.signed.targets.keys() {
+            if !chain.iter().all(|hop| hop.allows(target)) {
+                return Err(ApiError::bad_request(
+                    "PATH_NOT_DELEGATED",
+                    format!("{role} may not sign {target:?}: outside the paths delegated to it"),
+                )
+                .with_detail(json!({ "role": role, "target": target })));
+            }
+        }
+    }
+    for (role, bytes) in parsed_uploads {
+        let version = effective[&role].signed.version;
+        store.push((role, version, bytes));
+    }
+
+    // Snapshot: every targets role as it will be after this publish.
+    let mut snapshot_meta = BTreeMap::new();
+    for role in effective.keys() {
+        let bytes = store
+            .iter()
+            .find(|(r, _, _)| r == role)
+            .map(|(_, _, b)| b.as_slice())
+            .or_else(|| current.get(role.as_str()).map(|f| f.bytes.as_slice()))
+            .expect("an effective role is stored or uploaded");
+        snapshot_meta.insert(
+            format!("{role}.json"),
+            MetaFile::describing(effective[role].signed.version, bytes),
+        );
+    }
+    let next = |role: &str| current.get(role).map_or(1, |f| f.version + 1);
+    Ok(Plan {
+        store,
+        root,
+        snapshot_meta,
+        snapshot_version: next("snapshot"),
+        timestamp_version: next("timestamp"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_check_ignores_brackets_in_strings() {
+        assert!(!json_depth_exceeds(br#"{"a":"[[[[[[[[[["}"#, 2));
+        assert!(json_depth_exceeds(b"[[[1]]]", 2));
+        assert!(!json_depth_exceeds(b"[[1],[2]]", 2));
+        assert!(!json_depth_exceeds(br#"{"a\"[[[":1}"#, 1));
+    }
+
+    #[test]
+    fn filenames() {
+        assert_eq!(role_from_filename("targets.json").unwrap(), "targets");
+        assert_eq!(role_from_filename("ci-robot").unwrap(), "ci-robot");
+        for bad in ["timestamp", "snapshot.json", "../x", "", ".json", "a/b"] {
+            assert!(role_from_filename(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        check_version("targets", 1, None).unwrap();
+        check_version("targets", 3, Some(2)).unwrap();
+        assert_eq!(check_version("targets", 2, Some(2)).unwrap_err().status, 409);
+        assert_eq!(check_version("targets", 4, Some(2)).unwrap_err().status, 400);
+    }
+}

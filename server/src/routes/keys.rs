@@ -1,0 +1,71 @@
+//! Server-managed (online) keys: `GET {role}.key` returns the newest public
+//! key of a role, creating one for a repository that has none (which needs
+//! `push`); `POST {role}.key` rotates (adds a new newest key). The server
+//! signs with whichever of its keys the current root lists, so a rotation
+//! takes effect when the publisher publishes a root listing the new key.
+
+use crate::auth::{self, Action};
+use crate::error::ApiError;
+use crate::publish::ONLINE_ROLES;
+use crate::startup::AppState;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+use tagtrust_shared::{Gun, PublicKey, SigningKey};
+
+fn check_role(role: &str) -> Result<(), ApiError> {
+    if ONLINE_ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "UNSUPPORTED_ROLE",
+            format!("the server manages only timestamp and snapshot keys, not {role:?}"),
+        )
+        .with_detail(json!({ "role": role })))
+    }
+}
+
+fn key_response(status: actix_web::http::StatusCode, key: &PublicKey) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(key)
+}
+
+/// Generate, seal and store a new key for `role` under the repository lock.
+async fn create(state: &AppState, gun: &Gun, role: &str, only_if_none: bool) -> Result<PublicKey, ApiError> {
+    let mut repo = state.storage.lock(gun.as_str()).await?;
+    if only_if_none {
+        // Another request may have created one while we waited for the lock.
+        if let Some(existing) = repo.keys(role).await?.pop() {
+            repo.commit().await?;
+            return Ok(existing.public_key);
+        }
+    }
+    let key = SigningKey::generate();
+    let sealed = state.master.seal(gun.as_str(), role, &key);
+    let public = key.public_key();
+    repo.insert_key(role, &public, &sealed).await?;
+    repo.commit().await?;
+    tracing::info!(gun = %gun, role, key_id = %public.key_id(), "created online key");
+    Ok(public)
+}
+
+pub async fn get(req: &HttpRequest, state: &AppState, gun: &Gun, role: &str) -> Result<HttpResponse, ApiError> {
+    check_role(role)?;
+    if let Some(existing) = state.storage.latest_key(gun.as_str(), role).await? {
+        if state.settings.require_pull {
+            auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
+        }
+        return Ok(key_response(actix_web::http::StatusCode::OK, &existing.public_key));
+    }
+    auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+    let key = create(state, gun, role, true).await?;
+    Ok(key_response(actix_web::http::StatusCode::OK, &key))
+}
+
+pub async fn rotate(req: &HttpRequest, state: &AppState, gun: &Gun, role: &str) -> Result<HttpResponse, ApiError> {
+    check_role(role)?;
+    auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+    let key = create(state, gun, role, false).await?;
+    Ok(key_response(actix_web::http::StatusCode::CREATED, &key))
+}

@@ -1,0 +1,193 @@
+//! HTTP routes. A GUN contains `/`, so everything under `/v2/` is routed to
+//! one place and split here at `/_trust/tuf/`, from the raw (undecoded)
+//! path: a `%2F` or `%2E%2E` in a GUN must be refused, not decoded into a
+//! different name.
+
+pub mod admin;
+pub mod health;
+pub mod keys;
+pub mod publish;
+pub mod read;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use tagtrust_shared::Gun;
+
+const TUF_DIR: &str = "/_trust/tuf/";
+
+/// What a `/v2/{gun}/_trust/tuf/{file}` path names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The repository itself (`…/_trust/tuf/`): publish and delete.
+    Repository,
+    /// A server-managed key (`{role}.key`).
+    Key(String),
+    /// A metadata file.
+    File(FileRef),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileRef {
+    Current(String),
+    Version(String, u64),
+    Sha256(String, String),
+}
+
+impl FileRef {
+    pub fn role(&self) -> &str {
+        match self {
+            FileRef::Current(r) | FileRef::Version(r, _) | FileRef::Sha256(r, _) => r,
+        }
+    }
+}
+
+fn invalid_role(name: &str, e: tagtrust_shared::Error) -> ApiError {
+    ApiError::bad_request("INVALID_ROLE", e.to_string())
+        .with_detail(json!({ "role": name.chars().take(300).collect::<String>() }))
+}
+
+/// `{N}.{role}.json`, `{role}.{sha256}.json` or `{role}.json` (without `.json`).
+fn parse_file(stem: &str) -> Result<FileRef, ApiError> {
+    let file = if let Some((digits, role)) = stem
+        .split_once('.')
+        .filter(|(d, r)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !r.is_empty())
+    {
+        let version = digits
+            .parse::<u64>()
+            .map_err(|_| ApiError::not_found(format!("no version {digits}")))?;
+        FileRef::Version(role.to_string(), version)
+    } else if let Some((role, hash)) = stem.rsplit_once('.').filter(|(r, h)| {
+        !r.is_empty() && h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }) {
+        FileRef::Sha256(role.to_string(), hash.to_string())
+    } else {
+        FileRef::Current(stem.to_string())
+    };
+    tagtrust_shared::pathmatch::validate_role_name(file.role()).map_err(|e| invalid_role(file.role(), e))?;
+    Ok(file)
+}
+
+/// Split a raw request path into the GUN and what it names.
+pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
+    let rest = raw
+        .strip_prefix("/v2/")
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    let (gun, file) = rest
+        .split_once(TUF_DIR)
+        .ok_or_else(|| ApiError::not_found("no such endpoint (expected /v2/{gun}/_trust/tuf/…)"))?;
+    let gun = Gun::parse(gun).map_err(|e| {
+        ApiError::bad_request("INVALID_GUN", e.to_string())
+            .with_detail(json!({ "gun": gun.chars().take(300).collect::<String>() }))
+    })?;
+    if file.is_empty() {
+        return Ok((gun, Target::Repository));
+    }
+    let decoded = percent_encoding::percent_decode_str(file)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("INVALID_ROLE", "file name is not UTF-8"))?;
+    if let Some(role) = decoded.strip_suffix(".key") {
+        tagtrust_shared::pathmatch::validate_role_name(role).map_err(|e| invalid_role(role, e))?;
+        return Ok((gun, Target::Key(role.to_string())));
+    }
+    if let Some(stem) = decoded.strip_suffix(".json") {
+        return Ok((gun, Target::File(parse_file(stem)?)));
+    }
+    Err(ApiError::not_found(
+        "no such file (expected {role}.json, {version}.{role}.json, {role}.{sha256}.json or {role}.key)",
+    ))
+}
+
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match parse_path(req.uri().path())? {
+        (gun, Target::File(file)) => read::metadata(&req, &state, &gun, file).await,
+        (gun, Target::Key(role)) => keys::get(&req, &state, &gun, &role).await,
+        (_, Target::Repository) => Err(method_not_allowed("POST (publish) or DELETE")),
+    }
+}
+
+pub async fn post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    match parse_path(req.uri().path())? {
+        (gun, Target::Repository) => publish::publish(&req, payload, &state, &gun).await,
+        (gun, Target::Key(role)) => keys::rotate(&req, &state, &gun, &role).await,
+        (_, Target::File(_)) => Err(method_not_allowed("GET")),
+    }
+}
+
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match parse_path(req.uri().path())? {
+        (gun, Target::Repository) => admin::delete(&req, &state, &gun).await,
+        _ => Err(method_not_allowed("GET")),
+    }
+}
+
+fn method_not_allowed(allowed: &str) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("method not allowed here; use {allowed}"),
+    )
+}
+
+/// Anything else: a JSON 404.
+pub async fn not_found() -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::not_found("no such endpoint").error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(raw: &str) -> Target {
+        parse_path(raw).unwrap().1
+    }
+
+    #[test]
+    fn paths() {
+        let (gun, t) = parse_path("/v2/r.io/acme/app/_trust/tuf/").unwrap();
+        assert_eq!(gun.as_str(), "r.io/acme/app");
+        assert_eq!(t, Target::Repository);
+        assert_eq!(
+            file("/v2/a/_trust/tuf/root.json"),
+            Target::File(FileRef::Current("root".into()))
+        );
+        assert_eq!(
+            file("/v2/a/_trust/tuf/12.root.json"),
+            Target::File(FileRef::Version("root".into(), 12))
+        );
+        let hash = "ab".repeat(32);
+        assert_eq!(
+            file(&format!("/v2/a/_trust/tuf/targets.{hash}.json")),
+            Target::File(FileRef::Sha256("targets".into(), hash.clone()))
+        );
+        assert_eq!(
+            file("/v2/a/_trust/tuf/ci%2Drobot.json"),
+            Target::File(FileRef::Current("ci-robot".into()))
+        );
+        assert_eq!(file("/v2/a/_trust/tuf/timestamp.key"), Target::Key("timestamp".into()));
+    }
+
+    #[test]
+    fn hostile_paths() {
+        for bad in [
+            "/v2/a/../b/_trust/tuf/root.json",
+            "/v2/a%2Fb/_trust/tuf/root.json",
+            "/v2/a%00/_trust/tuf/root.json",
+            "/v2//_trust/tuf/root.json",
+            "/v2/a/_trust/tuf/%2E%2E.json",
+            "/v2/a/_trust/tuf/x%2Fy.json",
+            "/v2/a/_trust/tuf/.json",
+        ] {
+            let err = parse_path(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+        }
+        assert_eq!(parse_path(&format!("/v2/{}/_trust/tuf/", "a".repeat(300))).unwrap_err().status, 400);
+        assert_eq!(parse_path("/v2/a/_trust/tuf/root.txt").unwrap_err().status, 404);
+    }
+}

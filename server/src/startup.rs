@@ -1,0 +1,98 @@
+//! Start-up: open storage, load the master key, build and run the HTTP server.
+
+use crate::configuration::Settings;
+use crate::metrics::{route_label, Metrics};
+use crate::routes;
+use crate::signer::MasterKey;
+use crate::storage::Storage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+use tracing_actix_web::TracingLogger;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub storage: Storage,
+    pub master: MasterKey,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Connect storage (running migrations) and load the master key.
+    pub async fn load(settings: Settings) -> anyhow::Result<AppState> {
+        let storage = Storage::connect(&settings).await?;
+        if settings.database_url.is_some() {
+            // The generated master key still lives in the data directory.
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("creating data directory {}", settings.data_dir.display())
+            })?;
+        }
+        let master = MasterKey::load_or_generate(
+            settings.master_key.as_ref().map(|s| s.0.as_str()),
+            &settings.data_dir,
+        )?;
+        Ok(AppState {
+            settings,
+            storage,
+            master,
+            metrics: Metrics::new(),
+        })
+    }
+}
+
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let route = route_label(req.path());
+    let method = req.method().as_str().to_string();
+    let metrics = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if let Some(state) = metrics {
+        state
+            .metrics
+            .requests
+            .with_label_values(&[route, &method, res.status().as_str()])
+            .inc();
+    }
+    Ok(res)
+}
+
+/// Build the server on an already bound listener.
+pub fn build(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(count_requests))
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(routes::health::healthz))
+            .route("/metrics", web::get().to(routes::health::metrics))
+            .route("/v2/{tail:.*}", web::get().to(routes::get))
+            .route("/v2/{tail:.*}", web::post().to(routes::post))
+            .route("/v2/{tail:.*}", web::delete().to(routes::delete))
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Serve until stopped.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&settings.listen)
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    tracing::info!(
+        listen = %settings.listen,
+        data_dir = %settings.data_dir.display(),
+        database = if settings.database_url.is_some() { "postgres" } else { "sqlite" },
+        "starting tagtrust-server"
+    );
+    let state = AppState::load(settings).await?;
+    build(state, listener)?.await?;
+    Ok(())
+}
