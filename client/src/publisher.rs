@@ -11,7 +11,9 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
-use tagtrust_shared::{Gun, Metadata, Root, SigningKey, TargetFile, Targets};
+use tagtrust_shared::{
+    DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
+};
 
 /// Default lifetimes of the roles the publisher signs (DESIGN.md section 2).
 pub const ROOT_LIFETIME_DAYS: i64 = 365;
@@ -175,7 +177,7 @@ impl Publisher {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
         let version = self.change_targets(gun, |targets| {
-            targets.insert(tag.to_string(), file.clone());
+            targets.targets.insert(tag.to_string(), file.clone());
             Ok(())
         })?;
         Ok(TagReport {
@@ -189,7 +191,7 @@ impl Publisher {
 
     /// Remove `tag`.
     pub fn tag_rm(&self, gun: &Gun, tag: &str) -> Result<TagReport> {
-        let version = self.change_targets(gun, |targets| match targets.remove(tag) {
+        let version = self.change_targets(gun, |targets| match targets.targets.remove(tag) {
             Some(_) => Ok(()),
             None => bail!("{gun}:{tag} is not a signed tag"),
         })?;
@@ -208,7 +210,7 @@ impl Publisher {
     fn change_targets(
         &self,
         gun: &Gun,
-        change: impl Fn(&mut BTreeMap<String, TargetFile>) -> Result<()>,
+        change: impl Fn(&mut Targets) -> Result<()>,
     ) -> Result<(u64, u32)> {
         let client = self.server_client()?;
         let mut key: Option<SigningKey> = None;
@@ -220,7 +222,7 @@ impl Publisher {
                 .targets()
                 .context("the server has no trusted targets metadata for this GUN")?;
             let mut targets = current.signed.clone();
-            change(&mut targets.targets)?;
+            change(&mut targets)?;
             targets.version = current.signed.version + 1;
             targets.expires = tagtrust_shared::metadata::whole_seconds(
                 Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS),
@@ -274,6 +276,150 @@ impl Publisher {
             })
             .collect())
     }
+}
+
+/// A delegation to add to the top-level targets role.
+#[derive(Debug, Clone)]
+pub struct NewDelegation {
+    pub name: String,
+    pub keys: Vec<PublicKey>,
+    pub paths: Vec<String>,
+    pub threshold: u64,
+    pub terminating: bool,
+}
+
+/// A delegation as `delegation list` shows it.
+#[derive(Debug, Serialize)]
+pub struct DelegationEntry {
+    pub name: String,
+    pub key_ids: Vec<String>,
+    pub threshold: u64,
+    pub paths: Vec<String>,
+    pub terminating: bool,
+}
+
+/// What a delegation change published.
+#[derive(Debug, Serialize)]
+pub struct DelegationReport {
+    pub gun: String,
+    pub name: String,
+    pub added: bool,
+    pub targets_version: u64,
+}
+
+impl Publisher {
+    /// Delegate the tags matching `delegation.paths` to its keys (added or
+    /// replaced), signed into a new top-level targets version.
+    pub fn delegation_add(&self, gun: &Gun, delegation: &NewDelegation) -> Result<DelegationReport> {
+        tagtrust_shared::pathmatch::validate_role_name(&delegation.name)?;
+        if TOP_LEVEL_ROLES.contains(&delegation.name.as_str()) {
+            bail!("a delegated role cannot be named {}", delegation.name);
+        }
+        if delegation.keys.is_empty() || delegation.paths.is_empty() {
+            bail!("a delegation needs at least one --key and one --path");
+        }
+        if delegation.threshold < 1 || delegation.threshold > delegation.keys.len() as u64 {
+            bail!(
+                "threshold {} is impossible with {} key(s)",
+                delegation.threshold,
+                delegation.keys.len()
+            );
+        }
+        let (version, _) = self.change_targets(gun, |targets| {
+            let delegations = targets.delegations.get_or_insert_with(|| Delegations {
+                keys: BTreeMap::new(),
+                roles: Some(Vec::new()),
+                succinct_roles: None,
+                extra: Default::default(),
+            });
+            let roles = delegations
+                .roles
+                .as_mut()
+                .context("this GUN uses succinct hash-bin delegations; tagtrust cannot add named roles to them")?;
+            roles.retain(|r| r.name != delegation.name);
+            let keyids: Vec<String> = delegation.keys.iter().map(PublicKey::key_id).collect();
+            for key in &delegation.keys {
+                delegations.keys.insert(key.key_id(), key.clone());
+            }
+            let roles = delegations.roles.as_mut().expect("checked above");
+            roles.push(DelegatedRole {
+                name: delegation.name.clone(),
+                keyids,
+                threshold: delegation.threshold,
+                terminating: delegation.terminating,
+                paths: Some(delegation.paths.clone()),
+                path_hash_prefixes: None,
+                extra: Default::default(),
+            });
+            prune_delegation_keys(delegations);
+            Ok(())
+        })?;
+        Ok(DelegationReport {
+            gun: gun.to_string(),
+            name: delegation.name.clone(),
+            added: true,
+            targets_version: version,
+        })
+    }
+
+    /// Remove the delegation `name` from top-level targets.
+    pub fn delegation_rm(&self, gun: &Gun, name: &str) -> Result<DelegationReport> {
+        let (version, _) = self.change_targets(gun, |targets| {
+            let roles = targets
+                .delegations
+                .as_mut()
+                .and_then(|d| d.roles.as_mut())
+                .filter(|roles| roles.iter().any(|r| r.name == name))
+                .with_context(|| format!("{gun} has no delegation named {name}"))?;
+            roles.retain(|r| r.name != name);
+            if let Some(delegations) = targets.delegations.as_mut() {
+                prune_delegation_keys(delegations);
+            }
+            Ok(())
+        })?;
+        Ok(DelegationReport {
+            gun: gun.to_string(),
+            name: name.to_string(),
+            added: false,
+            targets_version: version,
+        })
+    }
+
+    /// The delegations of top-level targets, verified.
+    pub fn delegation_list(&self, gun: &Gun) -> Result<Vec<DelegationEntry>> {
+        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+        let targets = repo
+            .updater
+            .trusted()
+            .targets()
+            .context("no trusted targets metadata")?;
+        Ok(targets
+            .signed
+            .delegations
+            .as_ref()
+            .map(|d| d.roles())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| DelegationEntry {
+                name: r.name.clone(),
+                key_ids: r.keyids.clone(),
+                threshold: r.threshold,
+                paths: r.paths.clone().unwrap_or_default(),
+                terminating: r.terminating,
+            })
+            .collect())
+    }
+}
+
+/// Drop delegation keys no delegated role uses any more.
+fn prune_delegation_keys(delegations: &mut Delegations) {
+    let used: std::collections::BTreeSet<String> = delegations
+        .roles()
+        .iter()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .chain(delegations.succinct_roles.iter().flat_map(|s| s.keyids.iter().cloned()))
+        .collect();
+    delegations.keys.retain(|id, _| used.contains(id));
 }
 
 /// Sleep a little, longer on each attempt, with jitter so racing publishers

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use tagtrust::home::Home;
 use tagtrust::lookup::{lookup, OpenOptions};
-use tagtrust::publisher::{Publisher, TagTarget, OCI_MANIFEST};
+use tagtrust::publisher::{NewDelegation, Publisher, TagTarget, OCI_MANIFEST};
 use tagtrust_shared::{Gun, ImageReference};
 
 #[derive(Parser)]
@@ -45,6 +45,9 @@ enum Command {
     Tag(TagCommand),
     /// List the verified tags of GUN.
     List { gun: Gun },
+    /// Delegate tags to other signers (CI robots, teams).
+    #[command(subcommand)]
+    Delegation(DelegationCommand),
     /// Manage local private keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -56,6 +59,32 @@ enum Command {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum DelegationCommand {
+    /// Delegate tags matching --path to the given public keys.
+    Add {
+        gun: Gun,
+        /// Name of the delegated role (no '/')
+        name: String,
+        /// Public key PEM file of a signer (repeat for several)
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Tag pattern the role may sign, `*` and `?` per segment (repeatable)
+        #[arg(long = "path", required = true)]
+        paths: Vec<String>,
+        /// Signatures required
+        #[arg(long, default_value_t = 1)]
+        threshold: u64,
+        /// Stop the search at this role for tags it matches
+        #[arg(long)]
+        terminating: bool,
+    },
+    /// Remove a delegation.
+    Rm { gun: Gun, name: String },
+    /// List the delegations of GUN.
+    List { gun: Gun },
 }
 
 #[derive(Subcommand)]
@@ -188,6 +217,64 @@ fn run(cli: Cli) -> Result<()> {
                             t.tag,
                             t.digest.as_deref().unwrap_or("-"),
                             t.size
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::Delegation(DelegationCommand::Add {
+            gun,
+            name,
+            keys,
+            paths,
+            threshold,
+            terminating,
+        }) => {
+            let keys = keys
+                .iter()
+                .map(|path| {
+                    let pem = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    tagtrust_shared::keys::ed25519_public_from_pem(&pem)
+                        .with_context(|| format!("public key {}", path.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let delegation = NewDelegation {
+                name,
+                keys,
+                paths,
+                threshold,
+                terminating,
+            };
+            let report = publisher()?.delegation_add(&gun, &delegation)?;
+            out.print(&report, || {
+                format!(
+                    "delegated {} of {gun} to {} (targets version {})",
+                    delegation.paths.join(", "),
+                    delegation.name,
+                    report.targets_version
+                )
+            })
+        }
+        Command::Delegation(DelegationCommand::Rm { gun, name }) => {
+            let report = publisher()?.delegation_rm(&gun, &name)?;
+            out.print(&report, || {
+                format!("removed delegation {name} of {gun} (targets version {})", report.targets_version)
+            })
+        }
+        Command::Delegation(DelegationCommand::List { gun }) => {
+            let list = publisher()?.delegation_list(&gun)?;
+            out.print(&list, || {
+                list.iter()
+                    .map(|d| {
+                        format!(
+                            "{}\t{}\tthreshold {}\tkeys {}{}",
+                            d.name,
+                            d.paths.join(","),
+                            d.threshold,
+                            d.key_ids.join(","),
+                            if d.terminating { "\tterminating" } else { "" }
                         )
                     })
                     .collect::<Vec<_>>()
