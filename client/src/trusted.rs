@@ -757,8 +757,7 @@ pub(crate) mod tests {
         set.update_root(&v2).unwrap();
         assert_eq!(set.root().signed.version, 2);
 
-        // v3 signed by the new key only, but claiming to need the old one: fine;
-        // signed only by a stranger: refused.
+        // v3 signed only by a key the trusted root v2 does not list: refused.
         let stranger = SigningKey::generate();
         let mut r3 = repo.root.clone();
         r3.version = 3;

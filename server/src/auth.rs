@@ -43,7 +43,9 @@ pub fn validate_scope(scope: &str) -> Result<(), String> {
         .split_once(':')
         .ok_or_else(|| format!("scope {scope:?} must look like push:acme/*"))?;
     if Action::parse(action).is_none() {
-        return Err(format!("scope {scope:?}: action must be pull, push or admin"));
+        return Err(format!(
+            "scope {scope:?}: action must be pull, push or admin"
+        ));
     }
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-/:*".contains(c);
     if glob.is_empty() || !glob.chars().all(ok_char) {
@@ -111,17 +113,21 @@ pub async fn require(
     action: Action,
     gun: &str,
 ) -> Result<(), ApiError> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized(format!("{} access needs a bearer token", action.name())))?;
+    let header = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized(format!("{} access needs a bearer token", action.name()))
+    })?;
     let token = header
         .to_str()
         .ok()
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
-        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header (expected: Bearer TOKEN)"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("malformed Authorization header (expected: Bearer TOKEN)")
+        })?;
     let row = storage
         .token_by_hash(&hash_token(token))
         .await?

@@ -70,7 +70,11 @@ impl std::fmt::Debug for Secret {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "tagtrust-server", version, about = "TUF trust metadata server for container image tags")]
+#[command(
+    name = "tagtrust-server",
+    version,
+    about = "TUF trust metadata server for container image tags"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub overrides: Overrides,
@@ -155,7 +159,7 @@ pub enum TokenCommand {
 
 impl Overrides {
     /// Merge defaults, the config file, the environment and these flags.
-    pub fn settings(&self) -> Result<Settings, figment::Error> {
+    pub fn settings(&self) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = &self.config {
             figment = figment.merge(Toml::file_exact(path));
@@ -164,6 +168,7 @@ impl Overrides {
             .merge(Env::prefixed("TAGTRUST_SERVER_"))
             .merge(Serialized::defaults(self))
             .extract()
+            .map_err(Box::new)
     }
 }
 
@@ -186,7 +191,10 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(settings.listen, "127.0.0.1:4443");
         assert_eq!(settings.timestamp_expiry_secs, 86400);
-        assert!(matches!(cli.command, Some(Command::Token(TokenCommand::Create { .. }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token(TokenCommand::Create { .. }))
+        ));
     }
 
     #[test]

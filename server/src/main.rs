@@ -20,10 +20,7 @@ fn init_tracing(settings: &Settings) {
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = cli
-        .overrides
-        .settings()
-        .context("reading configuration")?;
+    let settings = cli.overrides.settings().context("reading configuration")?;
     init_tracing(&settings);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => tagtrust_server::startup::run(settings).await,

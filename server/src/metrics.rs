@@ -16,7 +16,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("tagtrust_http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "tagtrust_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("valid metric");
@@ -30,9 +33,15 @@ impl Metrics {
             "Publishes refused with 409 because the uploaded version was not newer",
         )
         .expect("valid metric");
-        registry.register(Box::new(requests.clone())).expect("register");
-        registry.register(Box::new(publishes.clone())).expect("register");
-        registry.register(Box::new(conflicts.clone())).expect("register");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("register");
+        registry
+            .register(Box::new(publishes.clone()))
+            .expect("register");
+        registry
+            .register(Box::new(conflicts.clone()))
+            .expect("register");
         Metrics {
             registry,
             requests,

@@ -84,9 +84,8 @@ pub fn role_from_filename(filename: &str) -> Result<String, ApiError> {
 }
 
 fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Metadata<T>, ApiError> {
-    Metadata::<T>::from_bytes(bytes).map_err(|e| {
-        ApiError::invalid_role("MALFORMED_METADATA", role, format!("{role}: {e}"))
-    })
+    Metadata::<T>::from_bytes(bytes)
+        .map_err(|e| ApiError::invalid_role("MALFORMED_METADATA", role, format!("{role}: {e}")))
 }
 
 fn signature_error(role: &str, e: tagtrust_shared::Error) -> ApiError {
@@ -162,7 +161,9 @@ fn find_delegator(
         if !visited.insert(role.clone()) {
             continue;
         }
-        let Some(delegations) = effective.get(&role).and_then(|m| m.signed.delegations.as_ref())
+        let Some(delegations) = effective
+            .get(&role)
+            .and_then(|m| m.signed.delegations.as_ref())
         else {
             continue;
         };
@@ -197,13 +198,18 @@ pub fn online_signers<'a>(
     role: &str,
     server_keys: &'a [OnlineKeyRow],
 ) -> Result<Vec<(String, &'a OnlineKeyRow)>, ApiError> {
-    let role_keys = root.role_keys(role).map_err(|e| signature_error("root", e))?;
+    let role_keys = root
+        .role_keys(role)
+        .map_err(|e| signature_error("root", e))?;
     let mut signers = Vec::new();
     for listed in &role_keys.keyids {
         let Some(public) = root.keys.get(listed) else {
             continue;
         };
-        if let Some(ours) = server_keys.iter().find(|k| k.public_key.keyval.public == public.keyval.public && k.public_key.keytype == public.keytype) {
+        if let Some(ours) = server_keys.iter().find(|k| {
+            k.public_key.keyval.public == public.keyval.public
+                && k.public_key.keytype == public.keytype
+        }) {
             signers.push((listed.clone(), ours));
         }
     }
@@ -260,7 +266,11 @@ pub fn plan(
     let root = match (uploaded.remove("root"), stored_root) {
         (Some(bytes), previous) => {
             let new = parse::<Root>("root", &bytes)?;
-            check_version("root", new.signed.version, previous.as_ref().map(|r| r.signed.version))?;
+            check_version(
+                "root",
+                new.signed.version,
+                previous.as_ref().map(|r| r.signed.version),
+            )?;
             if let Some(previous) = &previous {
                 previous
                     .signed
@@ -301,14 +311,21 @@ pub fn plan(
     let mut parsed_uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (role, bytes) in uploaded {
         let md = parse::<Targets>(&role, &bytes)?;
-        check_version(&role, md.signed.version, current_versions.get(&role).copied())?;
+        check_version(
+            &role,
+            md.signed.version,
+            current_versions.get(&role).copied(),
+        )?;
         check_expiry(&role, md.signed.expires, now)?;
         effective.insert(role.clone(), md);
         parsed_uploads.insert(role, bytes);
     }
 
     // Top-level targets: signed per the (new) root.
-    match (parsed_uploads.contains_key("targets"), effective.get("targets")) {
+    match (
+        parsed_uploads.contains_key("targets"),
+        effective.get("targets"),
+    ) {
         (_, None) => {
             return Err(ApiError::invalid_role(
                 "MISSING_ROLE",
@@ -421,7 +438,13 @@ mod tests {
     fn versions() {
         check_version("targets", 1, None).unwrap();
         check_version("targets", 3, Some(2)).unwrap();
-        assert_eq!(check_version("targets", 2, Some(2)).unwrap_err().status, 409);
-        assert_eq!(check_version("targets", 4, Some(2)).unwrap_err().status, 400);
+        assert_eq!(
+            check_version("targets", 2, Some(2)).unwrap_err().status,
+            409
+        );
+        assert_eq!(
+            check_version("targets", 4, Some(2)).unwrap_err().status,
+            400
+        );
     }
 }

@@ -63,7 +63,10 @@ impl MasterKey {
     /// The configured key, else the one in `data_dir/master.key`, else a new
     /// one written there with mode 0600 (and a warning: whoever can read the
     /// data directory can then decrypt the online keys).
-    pub fn load_or_generate(configured: Option<&str>, data_dir: &Path) -> Result<Self, SignerError> {
+    pub fn load_or_generate(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<Self, SignerError> {
         if let Some(text) = configured {
             return Self::from_base64(text);
         }
@@ -171,9 +174,7 @@ mod tests {
         let master = MasterKey::from_bytes(&[7u8; 32]).unwrap();
         let key = SigningKey::generate();
         let sealed = master.seal("acme/app", "timestamp", &key);
-        assert!(!sealed
-            .windows(32)
-            .any(|w| w == key.seed().as_slice()));
+        assert!(!sealed.windows(32).any(|w| w == key.seed().as_slice()));
         let back = master
             .open("acme/app", "timestamp", &key.key_id(), &sealed)
             .unwrap();
@@ -199,7 +200,9 @@ mod tests {
         let first = MasterKey::load_or_generate(None, &dir).unwrap();
         let sealed = first.seal("g", "snapshot", &key);
         let second = MasterKey::load_or_generate(None, &dir).unwrap();
-        second.open("g", "snapshot", &key.key_id(), &sealed).unwrap();
+        second
+            .open("g", "snapshot", &key.key_id(), &sealed)
+            .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -132,7 +132,8 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRow> {
 
 /// Versions are u64 in TUF but BIGINT in the database.
 pub fn version_to_db(version: u64) -> Result<i64> {
-    i64::try_from(version).map_err(|_| StorageError::Corrupt(format!("version {version} too large")))
+    i64::try_from(version)
+        .map_err(|_| StorageError::Corrupt(format!("version {version} too large")))
 }
 
 const SELECT_FILE: &str = "SELECT role, version, sha256, bytes FROM metadata";
@@ -171,9 +172,15 @@ impl Storage {
                         // WAL: readers never wait for the writer. The busy
                         // timeout makes concurrent writers queue instead of
                         // failing with "database is locked".
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 30000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -215,7 +222,12 @@ impl Storage {
         row.as_ref().map(file_from_row).transpose()
     }
 
-    pub async fn by_version(&self, gun: &str, role: &str, version: u64) -> Result<Option<StoredFile>> {
+    pub async fn by_version(
+        &self,
+        gun: &str,
+        role: &str,
+        version: u64,
+    ) -> Result<Option<StoredFile>> {
         let Ok(version) = i64::try_from(version) else {
             return Ok(None);
         };
@@ -230,7 +242,12 @@ impl Storage {
         row.as_ref().map(file_from_row).transpose()
     }
 
-    pub async fn by_sha256(&self, gun: &str, role: &str, sha256: &str) -> Result<Option<StoredFile>> {
+    pub async fn by_sha256(
+        &self,
+        gun: &str,
+        role: &str,
+        sha256: &str,
+    ) -> Result<Option<StoredFile>> {
         let row = sqlx::query(&format!(
             "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
         ))
@@ -295,7 +312,13 @@ impl Storage {
         Ok(deleted > 0)
     }
 
-    pub async fn insert_token(&self, id: &str, name: &str, token_hash: &str, scopes: &[String]) -> Result<()> {
+    pub async fn insert_token(
+        &self,
+        id: &str,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO tokens (id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -332,11 +355,12 @@ impl Storage {
 
     /// Revoke a token; false if there is no live token with that ID.
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_secs())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_secs())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -373,7 +397,12 @@ impl RepoTx {
     }
 
     /// Store a new server key for `role`; it becomes the latest.
-    pub async fn insert_key(&mut self, role: &str, public_key: &PublicKey, sealed_seed: &[u8]) -> Result<()> {
+    pub async fn insert_key(
+        &mut self,
+        role: &str,
+        public_key: &PublicKey,
+        sealed_seed: &[u8],
+    ) -> Result<()> {
         let seq: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM online_keys WHERE gun = $1 AND role = $2",
         )

@@ -7,7 +7,6 @@ tagtrust server and prints {"length": N, "sha256": HEX} for TARGET as JSON.
 Exits non-zero if ngclient refuses the repository or the target is missing.
 """
 import json
-import shutil
 import sys
 
 from tuf.ngclient import Updater
@@ -15,11 +14,13 @@ from tuf.ngclient import Updater
 
 def main() -> int:
     base_url, root_file, metadata_dir, target = sys.argv[1:5]
-    shutil.copyfile(root_file, f"{metadata_dir}/root.json")
+    with open(root_file, "rb") as f:
+        trusted_root = f.read()
     updater = Updater(
         metadata_dir=metadata_dir,
         metadata_base_url=base_url,
         target_base_url=base_url,
+        bootstrap=trusted_root,
     )
     updater.refresh()
     info = updater.get_targetinfo(target)

@@ -75,7 +75,12 @@ impl Api {
     }
 
     /// POST a publish with these `(filename, bytes)` parts.
-    fn publish_as(&self, gun: &str, token: Option<&str>, files: &[(&str, Vec<u8>)]) -> (StatusCode, Value) {
+    fn publish_as(
+        &self,
+        gun: &str,
+        token: Option<&str>,
+        files: &[(&str, Vec<u8>)],
+    ) -> (StatusCode, Value) {
         let mut form = Form::new();
         for (name, bytes) in files {
             form = form.part(
@@ -256,9 +261,13 @@ fn first_publish_then_reads_with_headers() {
         assert_eq!(api.get(GUN, "root.json").status(), StatusCode::NOT_FOUND);
         let root = publisher.signed_root(1);
         let targets = publisher.targets(targets_with(1, &["latest"]));
-        let (status, body) = api.publish(GUN, &[("root", root.clone()), ("targets", targets.clone())]);
+        let (status, body) =
+            api.publish(GUN, &[("root", root.clone()), ("targets", targets.clone())]);
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["versions"], json!({"root": 1, "targets": 1, "snapshot": 1, "timestamp": 1}));
+        assert_eq!(
+            body["versions"],
+            json!({"root": 1, "targets": 1, "snapshot": 1, "timestamp": 1})
+        );
 
         // Current, versioned and checksummed reads serve the exact bytes.
         let current = api.get(GUN, "root.json");
@@ -269,10 +278,16 @@ fn first_publish_then_reads_with_headers() {
         assert_eq!(current.headers()["etag"], etag.as_str());
         assert_eq!(current.bytes().unwrap().to_vec(), root);
         let versioned = api.get(GUN, "1.root.json");
-        assert_eq!(versioned.headers()["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(
+            versioned.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
         assert_eq!(versioned.bytes().unwrap().to_vec(), root);
         let by_hash = api.get(GUN, &format!("targets.{}.json", sha256_hex(&targets)));
-        assert_eq!(by_hash.headers()["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(
+            by_hash.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
         assert_eq!(by_hash.bytes().unwrap().to_vec(), targets);
         assert_eq!(api.bytes(GUN, "1.targets.json"), targets);
 
@@ -322,11 +337,27 @@ fn first_publish_then_reads_with_headers() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.json::<PublicKey>().unwrap(), publisher.timestamp);
         // Health and metrics.
-        let health = api.http.get(format!("{}/healthz", api.server.url)).send().unwrap();
+        let health = api
+            .http
+            .get(format!("{}/healthz", api.server.url))
+            .send()
+            .unwrap();
         assert_eq!(health.status(), StatusCode::OK);
-        let metrics = api.http.get(format!("{}/metrics", api.server.url)).send().unwrap().text().unwrap();
-        assert!(metrics.contains("tagtrust_publishes_total{result=\"ok\"} 1"), "{metrics}");
-        assert!(metrics.contains("tagtrust_http_requests_total"), "{metrics}");
+        let metrics = api
+            .http
+            .get(format!("{}/metrics", api.server.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            metrics.contains("tagtrust_publishes_total{result=\"ok\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("tagtrust_http_requests_total"),
+            "{metrics}"
+        );
     }
 }
 
@@ -340,13 +371,19 @@ fn targets_updates_and_root_rotation() {
         let v2 = publisher.targets(targets_with(2, &["latest", "1.0"]));
         let (status, body) = api.publish(GUN, &[("targets", v2.clone())]);
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["versions"], json!({"targets": 2, "snapshot": 2, "timestamp": 2}));
+        assert_eq!(
+            body["versions"],
+            json!({"targets": 2, "snapshot": 2, "timestamp": 2})
+        );
         assert_eq!(api.bytes(GUN, "targets.json"), v2);
         let snap = Metadata::<Snapshot>::from_bytes(&api.bytes(GUN, "2.snapshot.json")).unwrap();
         assert_eq!(snap.signed.role_meta("targets").unwrap().version, 2);
         // History is kept.
         assert_eq!(
-            Metadata::<Targets>::from_bytes(&api.bytes(GUN, "1.targets.json")).unwrap().signed.version,
+            Metadata::<Targets>::from_bytes(&api.bytes(GUN, "1.targets.json"))
+                .unwrap()
+                .signed
+                .version,
             1
         );
 
@@ -454,7 +491,11 @@ fn delegated_roles_inside_and_outside_their_paths() {
         assert_eq!(body["versions"]["ci"], 1);
         assert_eq!(api.bytes(GUN, "1.ci.json"), ci1);
         let snap = Metadata::<Snapshot>::from_bytes(&api.bytes(GUN, "snapshot.json")).unwrap();
-        snap.signed.role_meta("ci").unwrap().verify_bytes(&ci1).unwrap();
+        snap.signed
+            .role_meta("ci")
+            .unwrap()
+            .verify_bytes(&ci1)
+            .unwrap();
 
         // The robot alone moves a tag inside its paths.
         let ci2 = sign(targets_with(2, &["release-1", "release-2"]), &[&robot]);
@@ -476,7 +517,10 @@ fn delegated_roles_inside_and_outside_their_paths() {
         let stale = sign(targets_with(2, &["release-9"]), &[&robot]);
         let (status, body) = api.publish(GUN, &[("ci", stale)]);
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(body["errors"][0]["detail"], json!({"role": "ci", "current_version": 2}));
+        assert_eq!(
+            body["errors"][0]["detail"],
+            json!({"role": "ci", "current_version": 2})
+        );
         assert_eq!(api.state(GUN), before);
     }
 }
@@ -490,9 +534,17 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         // First publish without root, or without targets.
         let t1 = publisher.targets(Targets::new(1, far()));
         let (status, body) = api.publish(GUN, &[("targets", t1.clone())]);
-        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "MISSING_ROLE"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "MISSING_ROLE"),
+            "{body}"
+        );
         let (status, body) = api.publish(GUN, &[("root", publisher.signed_root(1))]);
-        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "MISSING_ROLE"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "MISSING_ROLE"),
+            "{body}"
+        );
         // A first root that does not list the server's keys.
         let mut foreign = publisher.root(1);
         let stranger = SigningKey::generate();
@@ -501,12 +553,26 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         foreign.prune_keys();
         let foreign = sign(foreign, &[&publisher.root_keys[0]]);
         let (status, body) = api.publish(GUN, &[("root", foreign), ("targets", t1.clone())]);
-        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "SERVER_KEYS"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "SERVER_KEYS"),
+            "{body}"
+        );
         // A first root at version 2.
-        let (status, body) = api.publish(GUN, &[("root", publisher.signed_root(2)), ("targets", t1.clone())]);
-        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "VERSION"), "{body}");
+        let (status, body) = api.publish(
+            GUN,
+            &[("root", publisher.signed_root(2)), ("targets", t1.clone())],
+        );
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "VERSION"),
+            "{body}"
+        );
         assert_eq!(api.get(GUN, "root.json").status(), StatusCode::NOT_FOUND);
-        assert_eq!(api.get(GUN, "timestamp.json").status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            api.get(GUN, "timestamp.json").status(),
+            StatusCode::NOT_FOUND
+        );
 
         publisher.init(&api);
         let before = api.state(GUN);
@@ -516,7 +582,8 @@ fn invalid_uploads_are_refused_and_change_nothing() {
             publisher.targets(t)
         };
         let bad_sig = {
-            let mut v: Value = serde_json::from_slice(&publisher.targets(targets_with(2, &["x"]))).unwrap();
+            let mut v: Value =
+                serde_json::from_slice(&publisher.targets(targets_with(2, &["x"]))).unwrap();
             v["signed"]["targets"]["x"]["length"] = json!(666);
             serde_json::to_vec(&v).unwrap()
         };
@@ -535,17 +602,37 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         )
         .into_bytes();
         let cases: Vec<(Vec<(&str, Vec<u8>)>, StatusCode, &str)> = vec![
-            (vec![("targets", b"{not json".to_vec())], StatusCode::BAD_REQUEST, "MALFORMED_METADATA"),
-            (vec![("targets", publisher.signed_root(2))], StatusCode::BAD_REQUEST, "MALFORMED_METADATA"),
+            (
+                vec![("targets", b"{not json".to_vec())],
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_METADATA",
+            ),
+            (
+                vec![("targets", publisher.signed_root(2))],
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_METADATA",
+            ),
             (vec![("targets", deep)], StatusCode::BAD_REQUEST, "TOO_DEEP"),
-            (vec![("targets", bad_sig)], StatusCode::BAD_REQUEST, "SIGNATURE"),
+            (
+                vec![("targets", bad_sig)],
+                StatusCode::BAD_REQUEST,
+                "SIGNATURE",
+            ),
             (
                 vec![("targets", sign(targets_with(2, &["x"]), &[&stranger]))],
                 StatusCode::BAD_REQUEST,
                 "SIGNATURE",
             ),
-            (vec![("root", below_threshold)], StatusCode::BAD_REQUEST, "SIGNATURE"),
-            (vec![("targets", expired)], StatusCode::BAD_REQUEST, "EXPIRED"),
+            (
+                vec![("root", below_threshold)],
+                StatusCode::BAD_REQUEST,
+                "SIGNATURE",
+            ),
+            (
+                vec![("targets", expired)],
+                StatusCode::BAD_REQUEST,
+                "EXPIRED",
+            ),
             (
                 vec![("targets", publisher.targets(targets_with(5, &["x"])))],
                 StatusCode::BAD_REQUEST,
@@ -556,11 +643,31 @@ fn invalid_uploads_are_refused_and_change_nothing() {
                 StatusCode::CONFLICT,
                 "CONFLICT",
             ),
-            (vec![("root", publisher.signed_root(1))], StatusCode::CONFLICT, "CONFLICT"),
-            (vec![("snapshot", b"{}".to_vec())], StatusCode::BAD_REQUEST, "ROLE_NOT_UPLOADABLE"),
-            (vec![("timestamp.json", b"{}".to_vec())], StatusCode::BAD_REQUEST, "ROLE_NOT_UPLOADABLE"),
-            (vec![("../targets", t1.clone())], StatusCode::BAD_REQUEST, "INVALID_ROLE"),
-            (vec![(".hidden", t1.clone())], StatusCode::BAD_REQUEST, "INVALID_ROLE"),
+            (
+                vec![("root", publisher.signed_root(1))],
+                StatusCode::CONFLICT,
+                "CONFLICT",
+            ),
+            (
+                vec![("snapshot", b"{}".to_vec())],
+                StatusCode::BAD_REQUEST,
+                "ROLE_NOT_UPLOADABLE",
+            ),
+            (
+                vec![("timestamp.json", b"{}".to_vec())],
+                StatusCode::BAD_REQUEST,
+                "ROLE_NOT_UPLOADABLE",
+            ),
+            (
+                vec![("../targets", t1.clone())],
+                StatusCode::BAD_REQUEST,
+                "INVALID_ROLE",
+            ),
+            (
+                vec![(".hidden", t1.clone())],
+                StatusCode::BAD_REQUEST,
+                "INVALID_ROLE",
+            ),
             (
                 vec![
                     ("targets", publisher.targets(targets_with(2, &["x"]))),
@@ -588,22 +695,46 @@ fn invalid_uploads_are_refused_and_change_nothing() {
             assert_eq!(api.state(GUN), before, "{names:?} changed the repository");
         }
         // The 409 names the current version, for the client's retry.
-        let (_, body) = api.publish(GUN, &[("targets", publisher.targets(targets_with(1, &["x"])))]);
-        assert_eq!(body["errors"][0]["detail"], json!({"role": "targets", "current_version": 1}));
+        let (_, body) = api.publish(
+            GUN,
+            &[("targets", publisher.targets(targets_with(1, &["x"])))],
+        );
+        assert_eq!(
+            body["errors"][0]["detail"],
+            json!({"role": "targets", "current_version": 1})
+        );
 
         // Framing problems: too many parts, oversized body and file, wrong
         // field name, not multipart at all.
         let many: Vec<(&str, Vec<u8>)> = (0..40).map(|_| ("ci", b"{}".to_vec())).collect();
         let (status, body) = api.publish(GUN, &many);
-        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "TOO_MANY_PARTS"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "TOO_MANY_PARTS"),
+            "{body}"
+        );
         let huge = vec![b' '; 9 * 1024 * 1024];
         let (status, body) = api.publish(GUN, &[("targets", huge)]);
-        assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE"),
+            "{body}"
+        );
         let big_file = vec![b' '; 5 * 1024 * 1024];
         let (status, body) = api.publish(GUN, &[("targets", big_file)]);
-        assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE"), "{body}");
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE"),
+            "{body}"
+        );
         let form = Form::new().part("other", Part::bytes(t1.clone()).file_name("targets"));
-        let resp = api.http.post(api.server.tuf_url(GUN)).bearer_auth(&api.push).multipart(form).send().unwrap();
+        let resp = api
+            .http
+            .post(api.server.tuf_url(GUN))
+            .bearer_auth(&api.push)
+            .multipart(form)
+            .send()
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         let resp = api
             .http
@@ -617,8 +748,17 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         let body: Value = resp.json().unwrap();
         assert_eq!(error_code(&body), "BAD_MULTIPART");
         assert_eq!(api.state(GUN), before);
-        let metrics = api.http.get(format!("{}/metrics", api.server.url)).send().unwrap().text().unwrap();
-        assert!(metrics.contains("tagtrust_publish_conflicts_total 3"), "{metrics}");
+        let metrics = api
+            .http
+            .get(format!("{}/metrics", api.server.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            metrics.contains("tagtrust_publish_conflicts_total 3"),
+            "{metrics}"
+        );
     }
 }
 
@@ -635,7 +775,7 @@ fn hostile_guns_and_role_names_are_refused() {
             "acme%2Fapp",
             "acme/app%00",
             "acme//app",
-            "ACME/app",
+            "acme/APP",
             "acme/%2E%2E/app",
             long.as_str(),
         ];
@@ -647,16 +787,32 @@ fn hostile_guns_and_role_names_are_refused() {
                 ("POST", ""),
                 ("DELETE", ""),
             ] {
-                let status = raw_status(&api, method, &format!("/v2/{gun}/_trust/tuf/{file}"), Some(&api.push));
+                let status = raw_status(
+                    &api,
+                    method,
+                    &format!("/v2/{gun}/_trust/tuf/{file}"),
+                    Some(&api.push),
+                );
                 assert_eq!(status, 400, "{method} {gun} {file}");
             }
         }
-        for file in ["%2E%2E.json", "a%2Fb.json", "a%00b.json", ".json", "1..json", "x%5Cy.key"] {
+        for file in [
+            "%2E%2E.json",
+            "a%2Fb.json",
+            "a%00b.json",
+            ".json",
+            "x%5Cy.key",
+        ] {
             let status = raw_status(&api, "GET", &format!("/v2/{GUN}/_trust/tuf/{file}"), None);
             assert_eq!(status, 400, "{file}");
         }
         // Roles the server does not manage have no key.
-        let resp = api.http.get(api.url(GUN, "targets.key")).bearer_auth(&api.push).send().unwrap();
+        let resp = api
+            .http
+            .get(api.url(GUN, "targets.key"))
+            .bearer_auth(&api.push)
+            .send()
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         assert_eq!(raw_status(&api, "GET", "/v2/nothing-here", None), 404);
         assert_eq!(api.state(GUN), before);
@@ -682,11 +838,14 @@ fn concurrent_publishers_lose_nothing() {
                         let tag = format!("t{t}-{i}");
                         for attempt in 0.. {
                             assert!(attempt < 200, "{tag}: too many retries");
-                            let current = Metadata::<Targets>::from_bytes(&api.bytes(GUN, "targets.json")).unwrap();
+                            let current =
+                                Metadata::<Targets>::from_bytes(&api.bytes(GUN, "targets.json"))
+                                    .unwrap();
                             let mut next = current.signed.clone();
                             next.version += 1;
                             next.targets.insert(tag.clone(), target(t * 100 + i));
-                            let (status, body) = api.publish(GUN, &[("targets", sign(next, &[&key]))]);
+                            let (status, body) =
+                                api.publish(GUN, &[("targets", sign(next, &[&key]))]);
                             match status {
                                 StatusCode::OK => break,
                                 StatusCode::CONFLICT => {
@@ -700,17 +859,31 @@ fn concurrent_publishers_lose_nothing() {
             }
         });
         let total = threads * per_thread;
-        let final_targets = Metadata::<Targets>::from_bytes(&api.bytes(GUN, "targets.json")).unwrap();
+        let final_targets =
+            Metadata::<Targets>::from_bytes(&api.bytes(GUN, "targets.json")).unwrap();
         assert_eq!(final_targets.signed.version, total + 1);
         assert_eq!(final_targets.signed.targets.len() as u64, total);
         // Every version is kept and the served snapshot matches the targets.
         for v in 1..=total + 1 {
-            assert_eq!(api.get(GUN, &format!("{v}.targets.json")).status(), StatusCode::OK);
+            assert_eq!(
+                api.get(GUN, &format!("{v}.targets.json")).status(),
+                StatusCode::OK
+            );
         }
         let ts = Metadata::<Timestamp>::from_bytes(&api.bytes(GUN, "timestamp.json")).unwrap();
         assert_eq!(ts.signed.version, total + 1);
-        let snap_bytes = api.bytes(GUN, &format!("{}.snapshot.json", ts.signed.snapshot_meta().unwrap().version));
-        ts.signed.snapshot_meta().unwrap().verify_bytes(&snap_bytes).unwrap();
+        let snap_bytes = api.bytes(
+            GUN,
+            &format!(
+                "{}.snapshot.json",
+                ts.signed.snapshot_meta().unwrap().version
+            ),
+        );
+        ts.signed
+            .snapshot_meta()
+            .unwrap()
+            .verify_bytes(&snap_bytes)
+            .unwrap();
         let snap = Metadata::<Snapshot>::from_bytes(&snap_bytes).unwrap();
         snap.signed
             .role_meta("targets")
@@ -752,27 +925,50 @@ fn writes_need_the_right_token() {
             let resp = rotate.send().unwrap();
             assert_eq!(resp.status(), want, "rotate {token:?}");
             if want == StatusCode::UNAUTHORIZED {
-                assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+                assert!(resp.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"));
             }
             assert_eq!(delete.send().unwrap().status(), want, "delete {token:?}");
-            assert_eq!(create.send().unwrap().status(), want, "create key {token:?}");
+            assert_eq!(
+                create.send().unwrap().status(),
+                want,
+                "create key {token:?}"
+            );
         }
         // push is not admin.
-        let resp = api.http.delete(api.server.tuf_url(GUN)).bearer_auth(&api.push).send().unwrap();
+        let resp = api
+            .http
+            .delete(api.server.tuf_url(GUN))
+            .bearer_auth(&api.push)
+            .send()
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert_eq!(api.state(GUN), before);
-        assert_eq!(api.get("acme/new", "timestamp.key").status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            api.get("acme/new", "timestamp.key").status(),
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(api.online_key(GUN, "timestamp"), publisher.timestamp);
 
         // Admin implies push: it can publish, and delete.
         let (status, body) = api.publish_as(GUN, Some(&admin), &[("targets", update)]);
         assert_eq!(status, StatusCode::OK, "{body}");
-        let resp = api.http.delete(api.server.tuf_url(GUN)).bearer_auth(&admin).send().unwrap();
+        let resp = api
+            .http
+            .delete(api.server.tuf_url(GUN))
+            .bearer_auth(&admin)
+            .send()
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         for file in ["root.json", "1.targets.json", "timestamp.json"] {
             assert_eq!(api.get(GUN, file).status(), StatusCode::NOT_FOUND, "{file}");
         }
-        assert_eq!(api.get(GUN, "timestamp.key").status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            api.get(GUN, "timestamp.key").status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 }
 
@@ -782,14 +978,22 @@ fn online_key_rotation_takes_effect_with_the_next_root() {
         let api = Api::new(backend);
         let mut publisher = Publisher::new(&api, GUN);
         publisher.init(&api);
-        let resp = api.http.post(api.url(GUN, "timestamp.key")).bearer_auth(&api.push).send().unwrap();
+        let resp = api
+            .http
+            .post(api.url(GUN, "timestamp.key"))
+            .bearer_auth(&api.push)
+            .send()
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED);
         let new_key: PublicKey = resp.json().unwrap();
         assert_ne!(new_key, publisher.timestamp);
         assert_eq!(api.online_key(GUN, "timestamp"), new_key);
 
         // Until a root lists it, the server keeps signing with the old key.
-        let (status, _) = api.publish(GUN, &[("targets", publisher.targets(targets_with(2, &["a"])))]);
+        let (status, _) = api.publish(
+            GUN,
+            &[("targets", publisher.targets(targets_with(2, &["a"])))],
+        );
         assert_eq!(status, StatusCode::OK);
         let root1 = Metadata::<Root>::from_bytes(&api.bytes(GUN, "1.root.json")).unwrap();
         let ts = Metadata::<Timestamp>::from_bytes(&api.bytes(GUN, "timestamp.json")).unwrap();
@@ -813,7 +1017,10 @@ fn reads_can_require_a_pull_token() {
         publisher.init(&api);
         let resp = api.get(GUN, "root.json");
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(api.get(GUN, "timestamp.key").status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            api.get(GUN, "timestamp.key").status(),
+            StatusCode::UNAUTHORIZED
+        );
         let pull = api.server.create_token(&["pull:registry.example.com/*"]);
         let elsewhere = api.server.create_token(&["pull:other/*"]);
         let get = |token: &str| {

@@ -9,7 +9,11 @@ use tagtrust_shared::Gun;
 
 /// `DELETE /v2/{gun}/_trust/tuf/`: remove every metadata version and every
 /// server key of the repository (needs `admin`).
-pub async fn delete(req: &HttpRequest, state: &AppState, gun: &Gun) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    req: &HttpRequest,
+    state: &AppState,
+    gun: &Gun,
+) -> Result<HttpResponse, ApiError> {
     auth::require(&state.storage, req, Action::Admin, gun.as_str()).await?;
     if !state.storage.delete_repository(gun.as_str()).await? {
         return Err(ApiError::not_found(format!("no trust data for {gun}")));

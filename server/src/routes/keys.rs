@@ -32,7 +32,12 @@ fn key_response(status: actix_web::http::StatusCode, key: &PublicKey) -> HttpRes
 }
 
 /// Generate, seal and store a new key for `role` under the repository lock.
-async fn create(state: &AppState, gun: &Gun, role: &str, only_if_none: bool) -> Result<PublicKey, ApiError> {
+async fn create(
+    state: &AppState,
+    gun: &Gun,
+    role: &str,
+    only_if_none: bool,
+) -> Result<PublicKey, ApiError> {
     let mut repo = state.storage.lock(gun.as_str()).await?;
     if only_if_none {
         // Another request may have created one while we waited for the lock.
@@ -50,20 +55,33 @@ async fn create(state: &AppState, gun: &Gun, role: &str, only_if_none: bool) -> 
     Ok(public)
 }
 
-pub async fn get(req: &HttpRequest, state: &AppState, gun: &Gun, role: &str) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: &HttpRequest,
+    state: &AppState,
+    gun: &Gun,
+    role: &str,
+) -> Result<HttpResponse, ApiError> {
     check_role(role)?;
     if let Some(existing) = state.storage.latest_key(gun.as_str(), role).await? {
         if state.settings.require_pull {
             auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
         }
-        return Ok(key_response(actix_web::http::StatusCode::OK, &existing.public_key));
+        return Ok(key_response(
+            actix_web::http::StatusCode::OK,
+            &existing.public_key,
+        ));
     }
     auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
     let key = create(state, gun, role, true).await?;
     Ok(key_response(actix_web::http::StatusCode::OK, &key))
 }
 
-pub async fn rotate(req: &HttpRequest, state: &AppState, gun: &Gun, role: &str) -> Result<HttpResponse, ApiError> {
+pub async fn rotate(
+    req: &HttpRequest,
+    state: &AppState,
+    gun: &Gun,
+    role: &str,
+) -> Result<HttpResponse, ApiError> {
     check_role(role)?;
     auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
     let key = create(state, gun, role, false).await?;

@@ -59,13 +59,17 @@ fn parse_file(stem: &str) -> Result<FileRef, ApiError> {
             .map_err(|_| ApiError::not_found(format!("no version {digits}")))?;
         FileRef::Version(role.to_string(), version)
     } else if let Some((role, hash)) = stem.rsplit_once('.').filter(|(r, h)| {
-        !r.is_empty() && h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        !r.is_empty()
+            && h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }) {
         FileRef::Sha256(role.to_string(), hash.to_string())
     } else {
         FileRef::Current(stem.to_string())
     };
-    tagtrust_shared::pathmatch::validate_role_name(file.role()).map_err(|e| invalid_role(file.role(), e))?;
+    tagtrust_shared::pathmatch::validate_role_name(file.role())
+        .map_err(|e| invalid_role(file.role(), e))?;
     Ok(file)
 }
 
@@ -119,7 +123,10 @@ pub async fn post(
     }
 }
 
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     match parse_path(req.uri().path())? {
         (gun, Target::Repository) => admin::delete(&req, &state, &gun).await,
         _ => Err(method_not_allowed("GET")),
@@ -170,7 +177,10 @@ mod tests {
             file("/v2/a/_trust/tuf/ci%2Drobot.json"),
             Target::File(FileRef::Current("ci-robot".into()))
         );
-        assert_eq!(file("/v2/a/_trust/tuf/timestamp.key"), Target::Key("timestamp".into()));
+        assert_eq!(
+            file("/v2/a/_trust/tuf/timestamp.key"),
+            Target::Key("timestamp".into())
+        );
     }
 
     #[test]
@@ -187,7 +197,15 @@ mod tests {
             let err = parse_path(bad).unwrap_err();
             assert_eq!(err.status, 400, "{bad}");
         }
-        assert_eq!(parse_path(&format!("/v2/{}/_trust/tuf/", "a".repeat(300))).unwrap_err().status, 400);
-        assert_eq!(parse_path("/v2/a/_trust/tuf/root.txt").unwrap_err().status, 404);
+        assert_eq!(
+            parse_path(&format!("/v2/{}/_trust/tuf/", "a".repeat(300)))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_path("/v2/a/_trust/tuf/root.txt").unwrap_err().status,
+            404
+        );
     }
 }

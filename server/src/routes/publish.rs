@@ -24,7 +24,11 @@ fn too_large(limit: usize) -> ApiError {
 
 /// Read the uploaded files, refusing oversized bodies, parts or files,
 /// too many parts, unexpected fields and too deeply nested JSON.
-async fn read_uploads(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Vec<Upload>, ApiError> {
+async fn read_uploads(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Vec<Upload>, ApiError> {
     let settings = &state.settings;
     let max_body = settings.max_body_bytes;
     let declared = req
@@ -55,7 +59,10 @@ async fn read_uploads(req: &HttpRequest, payload: web::Payload, state: &AppState
         if overflow.load(Ordering::Relaxed) {
             too_large(max_body)
         } else {
-            ApiError::bad_request("BAD_MULTIPART", format!("malformed multipart/form-data body: {e}"))
+            ApiError::bad_request(
+                "BAD_MULTIPART",
+                format!("malformed multipart/form-data body: {e}"),
+            )
         }
     };
     let mut uploads = Vec::new();
@@ -80,7 +87,12 @@ async fn read_uploads(req: &HttpRequest, payload: web::Payload, state: &AppState
         let filename = field
             .content_disposition()
             .and_then(|cd| cd.get_filename())
-            .ok_or_else(|| ApiError::bad_request("BAD_MULTIPART", "a part has no filename (it must be the role name)"))?
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "BAD_MULTIPART",
+                    "a part has no filename (it must be the role name)",
+                )
+            })?
             .to_string();
         let role = publish::role_from_filename(&filename)?;
         let mut bytes = Vec::new();
@@ -99,7 +111,10 @@ async fn read_uploads(req: &HttpRequest, payload: web::Payload, state: &AppState
             return Err(ApiError::invalid_role(
                 "TOO_DEEP",
                 &role,
-                format!("{role} nests JSON deeper than {} levels", settings.max_json_depth),
+                format!(
+                    "{role} nests JSON deeper than {} levels",
+                    settings.max_json_depth
+                ),
             ));
         }
         uploads.push(Upload { role, bytes });
@@ -116,7 +131,9 @@ fn sign_online<T: Role>(
     signers: &[(String, &OnlineKeyRow)],
 ) -> Result<(), ApiError> {
     for (listed_id, row) in signers {
-        let key = state.master.open(gun, role, &row.key_id, &row.sealed_seed)?;
+        let key = state
+            .master
+            .open(gun, role, &row.key_id, &row.sealed_seed)?;
         let mut sig = key.sign(md.canonical_signed());
         // Sign under the key ID the root lists (TUF lets a root name a key
         // by any ID).
@@ -162,8 +179,10 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
         repo.insert_metadata(role, *version, bytes).await?;
         versions.insert(role.clone(), json!(version));
     }
-    repo.insert_metadata("snapshot", plan.snapshot_version, &snapshot_bytes).await?;
-    repo.insert_metadata("timestamp", plan.timestamp_version, &timestamp_bytes).await?;
+    repo.insert_metadata("snapshot", plan.snapshot_version, &snapshot_bytes)
+        .await?;
+    repo.insert_metadata("timestamp", plan.timestamp_version, &timestamp_bytes)
+        .await?;
     repo.commit().await?;
     versions.insert("snapshot".into(), json!(plan.snapshot_version));
     versions.insert("timestamp".into(), json!(plan.timestamp_version));
