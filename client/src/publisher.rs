@@ -51,6 +51,8 @@ pub struct TagReport {
     pub tag: String,
     /// The new digest, or `None` when the tag was removed.
     pub digest: Option<String>,
+    /// The role that signed the change.
+    pub role: String,
     pub targets_version: u64,
     /// Conflicting publishes by others that were retried.
     pub conflicts_retried: u32,
@@ -63,6 +65,7 @@ pub struct TagEntry {
     pub digest: Option<String>,
     pub size: u64,
     pub media_type: Option<String>,
+    pub signed_by: String,
 }
 
 /// What to point a tag at.
@@ -172,11 +175,11 @@ impl Publisher {
         })
     }
 
-    /// Point `tag` at `target` (add or move).
-    pub fn tag_set(&self, gun: &Gun, tag: &str, target: &TagTarget) -> Result<TagReport> {
+    /// Point `tag` at `target` (add or move), signed by `signer`.
+    pub fn tag_set(&self, gun: &Gun, tag: &str, target: &TagTarget, signer: &Signer) -> Result<TagReport> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
-        let version = self.change_targets(gun, |targets| {
+        let (version, conflicts) = self.change_role(gun, signer, tag, |targets| {
             targets.targets.insert(tag.to_string(), file.clone());
             Ok(())
         })?;
@@ -184,56 +187,93 @@ impl Publisher {
             gun: gun.to_string(),
             tag: tag.to_string(),
             digest: Some(target.digest.clone()),
-            targets_version: version.0,
-            conflicts_retried: version.1,
+            role: signer.role().to_string(),
+            targets_version: version,
+            conflicts_retried: conflicts,
         })
     }
 
-    /// Remove `tag`.
-    pub fn tag_rm(&self, gun: &Gun, tag: &str) -> Result<TagReport> {
-        let version = self.change_targets(gun, |targets| match targets.targets.remove(tag) {
+    /// Remove `tag` from the role `signer` signs.
+    pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport> {
+        let (version, conflicts) = self.change_role(gun, signer, tag, |targets| match targets.targets.remove(tag) {
             Some(_) => Ok(()),
-            None => bail!("{gun}:{tag} is not a signed tag"),
+            None => bail!("{gun}:{tag} is not signed by {}", signer.role()),
         })?;
         Ok(TagReport {
             gun: gun.to_string(),
             tag: tag.to_string(),
             digest: None,
-            targets_version: version.0,
-            conflicts_retried: version.1,
+            role: signer.role().to_string(),
+            targets_version: version,
+            conflicts_retried: conflicts,
         })
     }
 
-    /// Apply `change` to the verified current targets, sign a new version and
-    /// publish it; on conflict start again from the new current version.
-    /// Returns the published version and the number of conflicts retried.
-    fn change_targets(
+    /// Top-level targets changes (delegations) signed with the local targets key.
+    fn change_targets(&self, gun: &Gun, change: impl Fn(&mut Targets) -> Result<()>) -> Result<(u64, u32)> {
+        self.change_role(gun, &Signer::Targets, "", change)
+    }
+
+    /// Apply `change` to the verified current metadata of the role `signer`
+    /// signs, sign a new version and publish it; on conflict start again
+    /// from the new current version. `tag` (if not empty) must be a tag the
+    /// role may sign. Returns the published version and the number of
+    /// conflicts retried.
+    fn change_role(
         &self,
         gun: &Gun,
+        signer: &Signer,
+        tag: &str,
         change: impl Fn(&mut Targets) -> Result<()>,
     ) -> Result<(u64, u32)> {
         let client = self.server_client()?;
         let mut key: Option<SigningKey> = None;
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
-            let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
-            let trusted = repo.updater.trusted();
-            let root = &trusted.root().signed;
-            let current = trusted
-                .targets()
-                .context("the server has no trusted targets metadata for this GUN")?;
-            let mut targets = current.signed.clone();
+            let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+            let current = match signer {
+                Signer::Targets => Some(
+                    repo.updater
+                        .trusted()
+                        .targets()
+                        .context("the server has no trusted targets metadata for this GUN")?
+                        .signed
+                        .clone(),
+                ),
+                Signer::Delegated { role, .. } => {
+                    let delegation = find_delegation(&mut repo, role)?;
+                    if !tag.is_empty() && !delegation.is_delegated_path(tag) {
+                        bail!(
+                            "role {role} may not sign tag {tag:?}: its paths are {}",
+                            delegation.paths.as_deref().unwrap_or_default().join(", ")
+                        );
+                    }
+                    repo.updater.trusted().delegated_targets(role).map(|m| m.signed.clone())
+                }
+            };
+            let mut targets = match current {
+                Some(mut t) => {
+                    t.version += 1;
+                    t
+                }
+                // A delegated role's first version.
+                None => Targets::new(1, Utc::now()),
+            };
             change(&mut targets)?;
-            targets.version = current.signed.version + 1;
-            targets.expires = tagtrust_shared::metadata::whole_seconds(
-                Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS),
-            );
+            targets.expires =
+                tagtrust_shared::metadata::whole_seconds(Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS));
             let key = match &key {
                 Some(key) => key,
-                None => key.insert(self.role_key(gun, root, "targets")?),
+                None => key.insert(match signer {
+                    Signer::Targets => self.role_key(gun, &repo.updater.trusted().root().signed, "targets")?,
+                    Signer::Delegated { key_file, .. } => {
+                        let pass = passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
+                        crate::home::load_key_file(key_file, &pass)?
+                    }
+                }),
             };
             let mut md = Metadata::new(targets)?;
             md.sign(key);
-            match client.publish(gun, &[("targets".to_string(), md.to_bytes())]) {
+            match client.publish(gun, &[(signer.role().to_string(), md.to_bytes())]) {
                 Ok(()) => return Ok((md.signed.version, attempt)),
                 Err(PublishError::Conflict(_)) => backoff(attempt),
                 Err(e) => return Err(e.into()),
@@ -256,26 +296,64 @@ impl Publisher {
         self.home.load_key(gun, role, &keys.keyids, &pass)
     }
 
-    /// The verified tags of `gun` (top-level targets).
+    /// The verified tags of `gun`, from top-level targets and every
+    /// delegated role, each resolved the way a lookup would (so a tag a
+    /// role lists outside its paths, or shadowed by an earlier role, shows
+    /// what a consumer would get).
     pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>> {
-        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
-        let targets = repo
-            .updater
-            .trusted()
-            .targets()
-            .context("no trusted targets metadata")?;
-        Ok(targets
-            .signed
-            .targets
+        let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+        let roles = repo.updater.load_all_roles()?;
+        let candidates: std::collections::BTreeSet<String> = roles
             .iter()
-            .map(|(tag, file)| TagEntry {
-                tag: tag.clone(),
-                digest: file.digest(),
-                size: file.length,
-                media_type: file.media_type().map(str::to_string),
-            })
-            .collect())
+            .filter_map(|role| repo.updater.trusted().targets_role(role))
+            .flat_map(|md| md.signed.targets.keys().cloned())
+            .collect();
+        let mut entries = Vec::new();
+        for tag in candidates {
+            if let Some(info) = repo.updater.get_targetinfo(&tag)? {
+                entries.push(TagEntry {
+                    tag,
+                    digest: info.target.digest(),
+                    size: info.target.length,
+                    media_type: info.target.media_type().map(str::to_string),
+                    signed_by: info.role,
+                });
+            }
+        }
+        Ok(entries)
     }
+}
+
+/// Which role a tag change is signed as.
+#[derive(Debug, Clone)]
+pub enum Signer {
+    /// Top-level targets, with the GUN's targets key from the home.
+    Targets,
+    /// A delegated role, with a private key file (e.g. a CI robot's).
+    Delegated { role: String, key_file: std::path::PathBuf },
+}
+
+impl Signer {
+    pub fn role(&self) -> &str {
+        match self {
+            Signer::Targets => "targets",
+            Signer::Delegated { role, .. } => role,
+        }
+    }
+}
+
+/// The delegation entry of `role`, wherever in the (verified) delegation
+/// tree it is.
+fn find_delegation(repo: &mut crate::lookup::Repository, role: &str) -> Result<DelegatedRole> {
+    let roles = repo.updater.load_all_roles()?;
+    roles
+        .iter()
+        .filter_map(|name| repo.updater.trusted().targets_role(name))
+        .filter_map(|md| md.signed.delegations.as_ref())
+        .flat_map(|d| d.roles().iter())
+        .find(|d| d.name == role)
+        .cloned()
+        .with_context(|| format!("{} has no delegated role named {role}", repo.gun))
 }
 
 /// A delegation to add to the top-level targets role.

@@ -402,6 +402,60 @@ impl<F: Fetcher> Updater<F> {
         Ok(None)
     }
 
+    /// Load every delegated role reachable from top-level targets that
+    /// snapshot lists (a delegated role not published yet has nothing to
+    /// load), pre-order, each once, at most `max_delegations`. Returns the
+    /// names in visiting order. For publishers and listings; a lookup uses
+    /// [`Self::get_targetinfo`], which fetches only what its search visits.
+    pub fn load_all_roles(&mut self) -> Result<Vec<String>, UpdateError> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        let mut to_visit = vec![("targets".to_string(), "root".to_string())];
+        let mut visited = Vec::new();
+        while let Some((role, delegator)) = to_visit.pop() {
+            if visited.contains(&role) {
+                continue;
+            }
+            if visited.len() > self.config.max_delegations {
+                break;
+            }
+            self.load_targets(&role, &delegator)?;
+            visited.push(role.clone());
+            let targets = self
+                .trusted
+                .targets_role(&role)
+                .ok_or_else(|| UpdateError::Order(format!("{role} not loaded")))?;
+            let snapshot = self
+                .trusted
+                .snapshot()
+                .ok_or_else(|| UpdateError::Order("targets before snapshot".into()))?;
+            let Some(delegations) = &targets.signed.delegations else {
+                continue;
+            };
+            let mut children: Vec<String> = delegations.roles().iter().map(|r| r.name.clone()).collect();
+            if let Some(succinct) = &delegations.succinct_roles {
+                children.extend(
+                    snapshot
+                        .signed
+                        .meta
+                        .keys()
+                        .filter_map(|file| file.strip_suffix(".json"))
+                        .filter(|name| succinct.is_bin(name))
+                        .map(str::to_string),
+                );
+            }
+            to_visit.extend(
+                children
+                    .into_iter()
+                    .filter(|child| snapshot.signed.role_meta(child).is_some())
+                    .map(|child| (child, role.clone()))
+                    .rev(),
+            );
+        }
+        Ok(visited)
+    }
+
     /// The local path of `info` under `target_dir` if it is already there
     /// with the right length and hashes.
     pub fn find_cached_target(

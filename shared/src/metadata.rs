@@ -497,7 +497,12 @@ impl Delegations {
         }
         let mut names = std::collections::BTreeSet::new();
         for role in self.roles() {
-            crate::pathmatch::validate_role_name(&role.name)?;
+            // Only emptiness is refused here: other TUF repositories may use
+            // '/' in role names (clients percent-encode them). tagtrust's own
+            // server and publisher apply `validate_role_name` on top.
+            if role.name.is_empty() {
+                return Err(Error::InvalidRoleName(String::new()));
+            }
             if crate::metadata::TOP_LEVEL_ROLES.contains(&role.name.as_str()) {
                 return Err(Error::Schema {
                     role: "targets".into(),

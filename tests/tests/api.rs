@@ -969,6 +969,88 @@ fn writes_need_the_right_token() {
             api.get(GUN, "timestamp.key").status(),
             StatusCode::UNAUTHORIZED
         );
+
+        // A revoked token stops working at once.
+        let server_cmd = || {
+            let mut cmd = std::process::Command::new(tagtrust_tests::bin_path("tagtrust-server"));
+            cmd.args(api.server.storage_args()).env("RUST_LOG", "warn");
+            cmd
+        };
+        let out = server_cmd()
+            .args([
+                "token",
+                "create",
+                "--scope",
+                "admin:*",
+                "--name",
+                "revoke-me",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let key_status = |token: &str| {
+            api.http
+                .post(api.url(GUN, "snapshot.key"))
+                .bearer_auth(token)
+                .send()
+                .unwrap()
+                .status()
+        };
+        assert_eq!(key_status(&token), StatusCode::CREATED);
+        let list = server_cmd().args(["token", "list"]).output().unwrap();
+        let list = String::from_utf8(list.stdout).unwrap();
+        assert!(!list.contains(&token), "token list must not show secrets");
+        let id = list
+            .lines()
+            .find(|l| l.contains("revoke-me"))
+            .and_then(|l| l.split('\t').next())
+            .unwrap()
+            .to_string();
+        let out = server_cmd()
+            .args(["token", "revoke", &id])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(key_status(&token), StatusCode::UNAUTHORIZED);
+        let out = server_cmd()
+            .args(["token", "revoke", &id])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "revoking twice is an error");
+        let out = server_cmd()
+            .args(["token", "create", "--scope", "write:*"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "unknown scope actions are refused");
+    }
+}
+
+#[test]
+fn configured_expiries_are_used() {
+    for backend in Backend::all() {
+        let api = Api::with_args(
+            backend,
+            &[
+                "--timestamp-expiry-secs",
+                "60",
+                "--snapshot-expiry-secs",
+                "120",
+            ],
+        );
+        let publisher = Publisher::new(&api, GUN);
+        publisher.init(&api);
+        let ts = Metadata::<Timestamp>::from_bytes(&api.bytes(GUN, "timestamp.json")).unwrap();
+        let snap = Metadata::<Snapshot>::from_bytes(&api.bytes(GUN, "snapshot.json")).unwrap();
+        let now = Utc::now();
+        assert!(
+            ts.signed.expires <= now + Duration::seconds(61),
+            "{}",
+            ts.signed.expires
+        );
+        assert!(ts.signed.expires > now + Duration::seconds(30));
+        assert!(snap.signed.expires <= now + Duration::seconds(121));
+        assert!(snap.signed.expires > now + Duration::seconds(90));
     }
 }
 

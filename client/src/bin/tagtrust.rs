@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use tagtrust::home::Home;
 use tagtrust::lookup::{lookup, OpenOptions};
-use tagtrust::publisher::{NewDelegation, Publisher, TagTarget, OCI_MANIFEST};
+use tagtrust::publisher::{NewDelegation, Publisher, Signer, TagTarget, OCI_MANIFEST};
 use tagtrust_shared::{Gun, ImageReference};
 
 #[derive(Parser)]
@@ -115,9 +115,35 @@ enum TagCommand {
         /// Media type of the manifest
         #[arg(long, default_value = OCI_MANIFEST)]
         media_type: String,
+        #[command(flatten)]
+        signer: SignerArgs,
     },
     /// Remove GUN:TAG, sign and publish.
-    Rm { reference: String },
+    Rm {
+        reference: String,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+}
+
+/// Sign as a delegated role instead of top-level targets.
+#[derive(clap::Args)]
+struct SignerArgs {
+    /// Delegated role to sign as (e.g. a CI robot's)
+    #[arg(long, requires = "key")]
+    role: Option<String>,
+    /// Encrypted private key file of the delegated role
+    #[arg(long, requires = "role")]
+    key: Option<PathBuf>,
+}
+
+impl SignerArgs {
+    fn signer(self) -> Signer {
+        match (self.role, self.key) {
+            (Some(role), Some(key_file)) => Signer::Delegated { role, key_file },
+            _ => Signer::Targets,
+        }
+    }
 }
 
 fn main() {
@@ -182,6 +208,7 @@ fn run(cli: Cli) -> Result<()> {
             digest,
             size,
             media_type,
+            signer,
         }) => {
             let reference = ImageReference::parse(&reference)?;
             let target = TagTarget {
@@ -189,7 +216,7 @@ fn run(cli: Cli) -> Result<()> {
                 size,
                 media_type,
             };
-            let report = publisher()?.tag_set(&reference.gun, &reference.tag, &target)?;
+            let report = publisher()?.tag_set(&reference.gun, &reference.tag, &target, &signer.signer())?;
             out.print(&report, || {
                 format!(
                     "{reference} -> {} (targets version {})",
@@ -197,9 +224,9 @@ fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
-        Command::Tag(TagCommand::Rm { reference }) => {
+        Command::Tag(TagCommand::Rm { reference, signer }) => {
             let reference = ImageReference::parse(&reference)?;
-            let report = publisher()?.tag_rm(&reference.gun, &reference.tag)?;
+            let report = publisher()?.tag_rm(&reference.gun, &reference.tag, &signer.signer())?;
             out.print(&report, || {
                 format!(
                     "removed {reference} (targets version {})",
@@ -213,10 +240,11 @@ fn run(cli: Cli) -> Result<()> {
                 tags.iter()
                     .map(|t| {
                         format!(
-                            "{}\t{}\t{}",
+                            "{}\t{}\t{}\t{}",
                             t.tag,
                             t.digest.as_deref().unwrap_or("-"),
-                            t.size
+                            t.size,
+                            t.signed_by
                         )
                     })
                     .collect::<Vec<_>>()

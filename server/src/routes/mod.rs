@@ -103,32 +103,54 @@ pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
     ))
 }
 
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match parse_path(req.uri().path())? {
-        (gun, Target::File(file)) => read::metadata(&req, &state, &gun, file).await,
-        (gun, Target::Key(role)) => keys::get(&req, &state, &gun, &role).await,
-        (_, Target::Repository) => Err(method_not_allowed("POST (publish) or DELETE")),
-    }
+/// Turn a refusal into its JSON response here rather than handing it to the
+/// middleware as an error: tracing-actix-web would log every 404 (a normal
+/// end of a client's root walk) as a warning. Server faults are logged where
+/// they happen.
+fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    use actix_web::ResponseError;
+    result.unwrap_or_else(|e| e.error_response())
+}
+
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    respond(get_inner(&req, &state).await)
 }
 
 pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+) -> HttpResponse {
+    respond(post_inner(&req, payload, &state).await)
+}
+
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    respond(delete_inner(&req, &state).await)
+}
+
+async fn get_inner(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
+    match parse_path(req.uri().path())? {
+        (gun, Target::File(file)) => read::metadata(req, state, &gun, file).await,
+        (gun, Target::Key(role)) => keys::get(req, state, &gun, &role).await,
+        (_, Target::Repository) => Err(method_not_allowed("POST (publish) or DELETE")),
+    }
+}
+
+async fn post_inner(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
     match parse_path(req.uri().path())? {
-        (gun, Target::Repository) => publish::publish(&req, payload, &state, &gun).await,
-        (gun, Target::Key(role)) => keys::rotate(&req, &state, &gun, &role).await,
+        (gun, Target::Repository) => publish::publish(req, payload, state, &gun).await,
+        (gun, Target::Key(role)) => keys::rotate(req, state, &gun, &role).await,
         (_, Target::File(_)) => Err(method_not_allowed("GET")),
     }
 }
 
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_inner(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     match parse_path(req.uri().path())? {
-        (gun, Target::Repository) => admin::delete(&req, &state, &gun).await,
+        (gun, Target::Repository) => admin::delete(req, state, &gun).await,
         _ => Err(method_not_allowed("GET")),
     }
 }
