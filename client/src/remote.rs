@@ -78,11 +78,21 @@ impl ServerClient {
     /// The server-held public key of `role` (timestamp or snapshot) for
     /// `gun`, created on the server if it has none yet.
     pub fn online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey> {
+        self.key_request(reqwest::Method::GET, gun, role)
+    }
+
+    /// Have the server generate a new key for `role`; it signs with it once
+    /// a root listing it is published.
+    pub fn rotate_online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey> {
+        self.key_request(reqwest::Method::POST, gun, role)
+    }
+
+    fn key_request(&self, method: reqwest::Method, gun: &Gun, role: &str) -> Result<PublicKey> {
         let url = format!("{}{role}.key", self.metadata_url(gun));
         let resp = self
-            .authorized(self.http.get(&url))
+            .authorized(self.http.request(method.clone(), &url))
             .send()
-            .with_context(|| format!("GET {url}"))?;
+            .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().unwrap_or_default();

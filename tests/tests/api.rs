@@ -19,6 +19,9 @@ use tagtrust_tests::{Backend, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
+/// The parts of one publish: `(filename, bytes)`.
+type Files<'a> = Vec<(&'a str, Vec<u8>)>;
+
 fn http() -> Client {
     Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -601,7 +604,7 @@ fn invalid_uploads_are_refused_and_change_nothing() {
             "]".repeat(100)
         )
         .into_bytes();
-        let cases: Vec<(Vec<(&str, Vec<u8>)>, StatusCode, &str)> = vec![
+        let cases: Vec<(Files, StatusCode, &str)> = vec![
             (
                 vec![("targets", b"{not json".to_vec())],
                 StatusCode::BAD_REQUEST,
@@ -1118,4 +1121,86 @@ fn reads_can_require_a_pull_token() {
         // push implies pull.
         assert_eq!(get(&api.push), StatusCode::OK);
     }
+}
+
+#[test]
+fn configuration_from_file_and_environment() {
+    for backend in Backend::all() {
+        // A TOML file with the master key and expiries: no key file is
+        // generated, and the expiry is the file's.
+        let config_dir = tempfile::tempdir().unwrap();
+        let config = config_dir.path().join("server.toml");
+        // 32 bytes: 32 ASCII hex digits.
+        let master = hex::encode([7u8; 16]);
+        let master = base64_of(master.as_bytes());
+        std::fs::write(
+            &config,
+            format!("master_key = \"{master}\"\ntimestamp_expiry_secs = 90\n"),
+        )
+        .unwrap();
+        let api = Api::with_args(backend, &["--config", config.to_str().unwrap()]);
+        let publisher = Publisher::new(&api, GUN);
+        publisher.init(&api);
+        assert!(!api.server.data_dir.path().join("master.key").exists());
+        let ts = Metadata::<Timestamp>::from_bytes(&api.bytes(GUN, "timestamp.json")).unwrap();
+        assert!(ts.signed.expires <= Utc::now() + Duration::seconds(91));
+    }
+
+    // TAGTRUST_SERVER_* variables: the data directory from the environment.
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(tagtrust_tests::bin_path("tagtrust-server"))
+        .args(["token", "create", "--scope", "pull:*"])
+        .env("TAGTRUST_SERVER_DATA_DIR", data.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .starts_with("tt_"));
+    assert!(data.path().join("tagtrust.db").exists());
+
+    // A malformed master key is a start-up error, not a silent new key.
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(tagtrust_tests::bin_path("tagtrust-server"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", tagtrust_tests::free_port()),
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("TAGTRUST_SERVER_MASTER_KEY", "too-short")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key"));
+    assert!(!data.path().join("master.key").exists());
+}
+
+/// Standard base64 (the master key's configured form), without a dependency.
+fn base64_of(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
