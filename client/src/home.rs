@@ -44,6 +44,31 @@ pub struct Config {
     /// Trust pins per GUN: how trust in a GUN seen for the first time is established.
     #[serde(default)]
     pub pins: BTreeMap<String, TrustPin>,
+    /// Lifetimes of the roles this publisher signs, and the warning window.
+    #[serde(default)]
+    pub expiry: ExpiryPolicy,
+}
+
+/// How long signed roles live, and when an expiry is near enough to act on:
+/// any publish re-signs a locally held role expiring within `warning_days`,
+/// and `status` warns about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpiryPolicy {
+    pub root_days: i64,
+    pub targets_days: i64,
+    pub warning_days: i64,
+}
+
+impl Default for ExpiryPolicy {
+    /// DESIGN.md section 2: root 1 year, targets 90 days; warn 30 days ahead.
+    fn default() -> Self {
+        ExpiryPolicy {
+            root_days: 365,
+            targets_days: 90,
+            warning_days: 30,
+        }
+    }
 }
 
 /// How to trust a GUN's first root instead of trust on first use.
@@ -186,6 +211,13 @@ impl Home {
             .join(format!("{name}.{}.pem", key.key_id()));
         write_private_file(&path, key.to_encrypted_pem(passphrase)?.as_bytes())?;
         Ok(path)
+    }
+
+    /// Does this home hold a private key of `gun`'s `role` among `keyids`?
+    pub fn has_key(&self, gun: &Gun, role: &str, keyids: &[String]) -> bool {
+        keyids
+            .iter()
+            .any(|id| self.key_dir(gun).join(format!("{role}.{id}.pem")).exists())
     }
 
     /// Load `gun`'s private key for `role` whose key ID is one of `keyids`.

@@ -10,11 +10,15 @@
 //! * [`remote`]: the tagtrust server's write API (publish, online keys).
 //! * [`publisher`]: init, tag set/rm, list.
 //! * [`lookup`]: resolve a tag with trust bootstrapping.
+//! * [`rotation`]: key rotation and re-signing roles before they expire.
+//! * [`registry`]: OCI registry client for verified pulls and `--from-registry`.
 
 pub mod fetch;
 pub mod home;
 pub mod lookup;
 pub mod publisher;
+pub mod registry;
 pub mod remote;
+pub mod rotation;
 pub mod trusted;
 pub mod updater;

@@ -57,6 +57,15 @@ pub fn open_repository(
     let dir = home.metadata_dir(server, gun);
     let base_url = metadata_url(server, gun);
     let mut http = HttpOptions::default();
+    // A shorter (or longer) whole-request limit for slow links and for the
+    // slow-retrieval attack test; whole seconds, at least 1.
+    if let Some(secs) = std::env::var("TAGTRUST_HTTP_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+    {
+        http.timeout = std::time::Duration::from_secs(secs);
+    }
     if let Some(token) = &options.token {
         http = http.with_bearer_token(token);
     }

@@ -3,7 +3,7 @@
 //! verified, is signed locally, and is published atomically; a lost race
 //! (409) is retried on top of the winner's version.
 
-use crate::home::{passphrase, Home};
+use crate::home::{passphrase, ExpiryPolicy, Home};
 use crate::lookup::{open_repository, OpenOptions};
 use crate::remote::{PublishError, ServerClient};
 use anyhow::{bail, Context, Result};
@@ -15,9 +15,6 @@ use tagtrust_shared::{
     DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
 };
 
-/// Default lifetimes of the roles the publisher signs (DESIGN.md section 2).
-pub const ROOT_LIFETIME_DAYS: i64 = 365;
-pub const TARGETS_LIFETIME_DAYS: i64 = 90;
 
 /// How often a conflicting publish is retried before giving up.
 pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
@@ -56,6 +53,19 @@ pub struct TagReport {
     pub targets_version: u64,
     /// Conflicting publishes by others that were retried.
     pub conflicts_retried: u32,
+    /// Locally held roles re-signed because they were about to expire.
+    pub resigned: Vec<String>,
+}
+
+/// What one publish of a role change did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The new version of the changed role.
+    pub version: u64,
+    pub conflicts_retried: u32,
+    /// Other locally held roles re-signed in the same publish because they
+    /// expire within the warning window.
+    pub resigned: Vec<String>,
 }
 
 /// A tag and what it points to.
@@ -69,17 +79,21 @@ pub struct TagEntry {
 }
 
 /// What to point a tag at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TagTarget {
     /// `sha256:<64 hex>`
     pub digest: String,
     pub size: u64,
     pub media_type: String,
+    /// OCI descriptor annotations, signed as `custom.annotations` (omitted
+    /// when empty).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl TagTarget {
     /// Check the digest form and build the TUF target entry. `custom`
-    /// carries the OCI descriptor's media type, so it is signed too.
+    /// carries the OCI descriptor's media type and annotations, so they are
+    /// signed too.
     pub fn to_target_file(&self) -> Result<TargetFile> {
         let hex = self
             .digest
@@ -97,18 +111,25 @@ impl TagTarget {
         Ok(TargetFile {
             length: self.size,
             hashes,
-            custom: Some(serde_json::json!({ "mediaType": self.media_type })),
+            custom: Some(if self.annotations.is_empty() {
+                serde_json::json!({ "mediaType": self.media_type })
+            } else {
+                serde_json::json!({
+                    "mediaType": self.media_type,
+                    "annotations": self.annotations,
+                })
+            }),
             extra: Default::default(),
         })
     }
 }
 
 impl Publisher {
-    fn server_client(&self) -> Result<ServerClient> {
+    pub(crate) fn server_client(&self) -> Result<ServerClient> {
         ServerClient::new(&self.server, self.token.clone())
     }
 
-    fn open_options(&self) -> OpenOptions {
+    pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
             root_file: None,
             token: self.token.clone(),
@@ -133,16 +154,16 @@ impl Publisher {
         let root_key = SigningKey::generate();
         let targets_key = SigningKey::generate();
         let now = Utc::now();
-        let mut root = Root::new(now + Duration::days(ROOT_LIFETIME_DAYS));
+        let expiry = self.home.config()?.expiry;
+        let mut root = Root::new(now + Duration::days(expiry.root_days));
         root.add_key("root", root_key.public_key());
         root.add_key("targets", targets_key.public_key());
         root.add_key("timestamp", timestamp_key.clone());
         root.add_key("snapshot", snapshot_key.clone());
+        tagtrust_shared::metadata::set_signed_at(&mut root.extra, now);
         let mut root_md = Metadata::new(root)?;
         root_md.sign(&root_key);
-        let mut targets_md =
-            Metadata::new(Targets::new(1, now + Duration::days(TARGETS_LIFETIME_DAYS)))?;
-        targets_md.sign(&targets_key);
+        let targets_bytes = sign_targets(Targets::new(1, now), &targets_key, &expiry)?;
 
         // Keys are stored before publishing (losing them after a successful
         // publish would orphan the GUN) and removed if the publish fails.
@@ -154,7 +175,7 @@ impl Publisher {
             gun,
             &[
                 ("root".to_string(), root_md.to_bytes()),
-                ("targets".to_string(), targets_md.to_bytes()),
+                ("targets".to_string(), targets_bytes),
             ],
         );
         if let Err(e) = published {
@@ -179,7 +200,7 @@ impl Publisher {
     pub fn tag_set(&self, gun: &Gun, tag: &str, target: &TagTarget, signer: &Signer) -> Result<TagReport> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
-        let (version, conflicts) = self.change_role(gun, signer, tag, |targets| {
+        let published = self.change_role(gun, signer, tag, |targets| {
             targets.targets.insert(tag.to_string(), file.clone());
             Ok(())
         })?;
@@ -188,14 +209,15 @@ impl Publisher {
             tag: tag.to_string(),
             digest: Some(target.digest.clone()),
             role: signer.role().to_string(),
-            targets_version: version,
-            conflicts_retried: conflicts,
+            targets_version: published.version,
+            conflicts_retried: published.conflicts_retried,
+            resigned: published.resigned,
         })
     }
 
     /// Remove `tag` from the role `signer` signs.
     pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport> {
-        let (version, conflicts) = self.change_role(gun, signer, tag, |targets| match targets.targets.remove(tag) {
+        let published = self.change_role(gun, signer, tag, |targets| match targets.targets.remove(tag) {
             Some(_) => Ok(()),
             None => bail!("{gun}:{tag} is not signed by {}", signer.role()),
         })?;
@@ -204,13 +226,14 @@ impl Publisher {
             tag: tag.to_string(),
             digest: None,
             role: signer.role().to_string(),
-            targets_version: version,
-            conflicts_retried: conflicts,
+            targets_version: published.version,
+            conflicts_retried: published.conflicts_retried,
+            resigned: published.resigned,
         })
     }
 
     /// Top-level targets changes (delegations) signed with the local targets key.
-    fn change_targets(&self, gun: &Gun, change: impl Fn(&mut Targets) -> Result<()>) -> Result<(u64, u32)> {
+    pub(crate) fn change_targets(&self, gun: &Gun, change: impl Fn(&mut Targets) -> Result<()>) -> Result<Published> {
         self.change_role(gun, &Signer::Targets, "", change)
     }
 
@@ -219,15 +242,16 @@ impl Publisher {
     /// from the new current version. `tag` (if not empty) must be a tag the
     /// role may sign. Returns the published version and the number of
     /// conflicts retried.
-    fn change_role(
+    pub(crate) fn change_role(
         &self,
         gun: &Gun,
         signer: &Signer,
         tag: &str,
         change: impl Fn(&mut Targets) -> Result<()>,
-    ) -> Result<(u64, u32)> {
+    ) -> Result<Published> {
         let client = self.server_client()?;
-        let mut key: Option<SigningKey> = None;
+        let mut keys = KeyCache::default();
+        let expiry = self.home.config()?.expiry;
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
             let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
             let current = match signer {
@@ -259,22 +283,21 @@ impl Publisher {
                 None => Targets::new(1, Utc::now()),
             };
             change(&mut targets)?;
-            targets.expires =
-                tagtrust_shared::metadata::whole_seconds(Utc::now() + Duration::days(TARGETS_LIFETIME_DAYS));
-            let key = match &key {
-                Some(key) => key,
-                None => key.insert(match signer {
-                    Signer::Targets => self.role_key(gun, &repo.updater.trusted().root().signed, "targets")?,
-                    Signer::Delegated { key_file, .. } => {
-                        let pass = passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
-                        crate::home::load_key_file(key_file, &pass)?
-                    }
-                }),
+            let key = match signer {
+                Signer::Targets => keys.top_level(self, gun, &repo.updater.trusted().root().signed, "targets")?,
+                Signer::Delegated { key_file, .. } => keys.file(key_file)?,
             };
-            let mut md = Metadata::new(targets)?;
-            md.sign(key);
-            match client.publish(gun, &[(signer.role().to_string(), md.to_bytes())]) {
-                Ok(()) => return Ok((md.signed.version, attempt)),
+            let mut files = vec![(signer.role().to_string(), sign_targets(targets, key, &expiry)?)];
+            let resigned = self.resign_expiring(gun, &repo, signer, &mut keys, &expiry, &mut files)?;
+            let version = Metadata::<Targets>::from_bytes(&files[0].1)?.signed.version;
+            match client.publish(gun, &files) {
+                Ok(()) => {
+                    return Ok(Published {
+                        version,
+                        conflicts_retried: attempt,
+                        resigned,
+                    })
+                }
                 Err(PublishError::Conflict(_)) => backoff(attempt),
                 Err(e) => return Err(e.into()),
             }
@@ -282,8 +305,44 @@ impl Publisher {
         bail!("gave up after {MAX_PUBLISH_ATTEMPTS} conflicting publishes to {gun}; try again")
     }
 
+    /// Expiry cliffs: add to `files` a re-signed version of every role this
+    /// home holds the key of that expires within the warning window (root;
+    /// top-level targets when a delegated role is being published). Returns
+    /// the roles re-signed.
+    fn resign_expiring(
+        &self,
+        gun: &Gun,
+        repo: &crate::lookup::Repository,
+        signer: &Signer,
+        keys: &mut KeyCache,
+        expiry: &ExpiryPolicy,
+        files: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<String>> {
+        let trusted = repo.updater.trusted();
+        let horizon = Utc::now() + Duration::days(expiry.warning_days);
+        let root = &trusted.root().signed;
+        let mut resigned = Vec::new();
+        if root.expires <= horizon && self.home.has_key(gun, "root", &root.role_keys("root")?.keyids) {
+            let key = keys.top_level(self, gun, root, "root")?;
+            files.push(("root".to_string(), renew_root(root, &[key], expiry)?));
+            resigned.push("root".to_string());
+        }
+        if let (Signer::Delegated { .. }, Some(targets)) = (signer, trusted.targets()) {
+            if targets.signed.expires <= horizon
+                && self.home.has_key(gun, "targets", &root.role_keys("targets")?.keyids)
+            {
+                let key = keys.top_level(self, gun, root, "targets")?;
+                let mut renewed = targets.signed.clone();
+                renewed.version += 1;
+                files.push(("targets".to_string(), sign_targets(renewed, key, expiry)?));
+                resigned.push("targets".to_string());
+            }
+        }
+        Ok(resigned)
+    }
+
     /// Load the local private key of a top-level role listed in `root`.
-    fn role_key(&self, gun: &Gun, root: &Root, role: &str) -> Result<SigningKey> {
+    pub(crate) fn role_key(&self, gun: &Gun, root: &Root, role: &str) -> Result<SigningKey> {
         debug_assert!(TOP_LEVEL_ROLES.contains(&role));
         let keys = root.role_keys(role)?;
         if keys.threshold > 1 {
@@ -403,7 +462,7 @@ impl Publisher {
                 delegation.keys.len()
             );
         }
-        let (version, _) = self.change_targets(gun, |targets| {
+        let published = self.change_targets(gun, |targets| {
             let delegations = targets.delegations.get_or_insert_with(|| Delegations {
                 keys: BTreeMap::new(),
                 roles: Some(Vec::new()),
@@ -436,13 +495,13 @@ impl Publisher {
             gun: gun.to_string(),
             name: delegation.name.clone(),
             added: true,
-            targets_version: version,
+            targets_version: published.version,
         })
     }
 
     /// Remove the delegation `name` from top-level targets.
     pub fn delegation_rm(&self, gun: &Gun, name: &str) -> Result<DelegationReport> {
-        let (version, _) = self.change_targets(gun, |targets| {
+        let published = self.change_targets(gun, |targets| {
             let roles = targets
                 .delegations
                 .as_mut()
@@ -459,7 +518,7 @@ impl Publisher {
             gun: gun.to_string(),
             name: name.to_string(),
             added: false,
-            targets_version: version,
+            targets_version: published.version,
         })
     }
 
@@ -487,6 +546,57 @@ impl Publisher {
             })
             .collect())
     }
+}
+
+/// Private keys loaded once per operation (each load asks for, or reads,
+/// the passphrase and runs scrypt).
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    keys: BTreeMap<String, SigningKey>,
+}
+
+impl KeyCache {
+    pub(crate) fn top_level(&mut self, publisher: &Publisher, gun: &Gun, root: &Root, role: &str) -> Result<&SigningKey> {
+        if !self.keys.contains_key(role) {
+            let key = publisher.role_key(gun, root, role)?;
+            self.keys.insert(role.to_string(), key);
+        }
+        Ok(&self.keys[role])
+    }
+
+    fn file(&mut self, path: &std::path::Path) -> Result<&SigningKey> {
+        let id = format!("file:{}", path.display());
+        if !self.keys.contains_key(&id) {
+            let pass = passphrase(&format!("Passphrase for {}: ", path.display()))?;
+            self.keys.insert(id.clone(), crate::home::load_key_file(path, &pass)?);
+        }
+        Ok(&self.keys[&id])
+    }
+}
+
+/// Sign `targets` with a fresh expiry and signing time.
+pub(crate) fn sign_targets(mut targets: Targets, key: &SigningKey, expiry: &ExpiryPolicy) -> Result<Vec<u8>> {
+    let now = Utc::now();
+    targets.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
+    tagtrust_shared::metadata::set_signed_at(&mut targets.extra, now);
+    let mut md = Metadata::new(targets)?;
+    md.sign(key);
+    Ok(md.to_bytes())
+}
+
+/// The next version of `root` (a copy, or changed by the caller first) with
+/// a fresh expiry and signing time, signed by `keys`.
+pub(crate) fn renew_root(root: &Root, keys: &[&SigningKey], expiry: &ExpiryPolicy) -> Result<Vec<u8>> {
+    let now = Utc::now();
+    let mut next = root.clone();
+    next.version = root.version + 1;
+    next.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.root_days));
+    tagtrust_shared::metadata::set_signed_at(&mut next.extra, now);
+    let mut md = Metadata::new(next)?;
+    for key in keys {
+        md.sign(key);
+    }
+    Ok(md.to_bytes())
 }
 
 /// Drop delegation keys no delegated role uses any more.

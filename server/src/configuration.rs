@@ -24,6 +24,15 @@ pub struct Settings {
     pub timestamp_expiry_secs: u64,
     /// Lifetime of each snapshot the server signs.
     pub snapshot_expiry_secs: u64,
+    /// How often the re-sign scheduler looks for timestamps and snapshots
+    /// that are due.
+    pub resign_interval_secs: u64,
+    /// Re-sign a server-signed role when less than this fraction of its
+    /// configured lifetime remains (0 < f < 1).
+    pub resign_margin_fraction: f64,
+    /// Instead of the fraction: re-sign when fewer than this many seconds
+    /// remain (must be less than both lifetimes).
+    pub resign_margin_secs: Option<u64>,
     /// Require a `pull:` token for reads.
     pub require_pull: bool,
     /// Largest request body accepted (publish).
@@ -47,6 +56,9 @@ impl Default for Settings {
             master_key: None,
             timestamp_expiry_secs: 24 * 60 * 60,
             snapshot_expiry_secs: 7 * 24 * 60 * 60,
+            resign_interval_secs: 60,
+            resign_margin_fraction: 0.5,
+            resign_margin_secs: None,
             require_pull: false,
             max_body_bytes: 8 * 1024 * 1024,
             max_file_bytes: 4 * 1024 * 1024,
@@ -109,6 +121,19 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_expiry_secs: Option<u64>,
+    /// Seconds between passes of the re-sign scheduler [default: 60].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resign_interval_secs: Option<u64>,
+    /// Re-sign timestamp/snapshot when less than this fraction of the
+    /// lifetime remains [default: 0.5].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resign_margin_fraction: Option<f64>,
+    /// Re-sign when fewer than this many seconds remain (overrides the fraction).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resign_margin_secs: Option<u64>,
     /// Require a `pull:` token for reads.
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -129,6 +154,56 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+}
+
+impl Settings {
+    /// Lifetime of a server-signed role.
+    pub fn lifetime(&self, role: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(match role {
+            "snapshot" => self.snapshot_expiry_secs,
+            _ => self.timestamp_expiry_secs,
+        })
+    }
+
+    /// Re-sign `role` when less than this much of its life remains.
+    pub fn resign_margin(&self, role: &str) -> std::time::Duration {
+        match self.resign_margin_secs {
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => self.lifetime(role).mul_f64(self.resign_margin_fraction),
+        }
+    }
+
+    /// Refuse settings under which the scheduler could not work: a zero
+    /// lifetime or interval, or a margin that would re-sign on every pass.
+    pub fn validate(&self) -> Result<(), String> {
+        for role in crate::publish::ONLINE_ROLES {
+            if self.lifetime(role).is_zero() {
+                return Err(format!("{role}_expiry_secs must be at least 1"));
+            }
+        }
+        if self.resign_interval_secs == 0 {
+            return Err("resign_interval_secs must be at least 1".into());
+        }
+        if self.resign_margin_secs.is_none()
+            && !(self.resign_margin_fraction > 0.0 && self.resign_margin_fraction < 1.0)
+        {
+            return Err(format!(
+                "resign_margin_fraction must be between 0 and 1 (exclusive), got {}",
+                self.resign_margin_fraction
+            ));
+        }
+        for role in crate::publish::ONLINE_ROLES {
+            let margin = self.resign_margin(role);
+            if margin.is_zero() || margin >= self.lifetime(role) {
+                return Err(format!(
+                    "the re-sign margin ({}s) must be positive and less than the {role} lifetime ({}s)",
+                    margin.as_secs_f64(),
+                    self.lifetime(role).as_secs()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +266,12 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(settings.listen, "127.0.0.1:4443");
         assert_eq!(settings.timestamp_expiry_secs, 86400);
+        assert_eq!(settings.resign_interval_secs, 60);
+        assert_eq!(
+            settings.resign_margin("timestamp"),
+            std::time::Duration::from_secs(43200)
+        );
+        settings.validate().unwrap();
         assert!(matches!(
             cli.command,
             Some(Command::Token(TokenCommand::Create { .. }))
@@ -208,5 +289,39 @@ mod tests {
         assert_eq!(settings.listen, "0.0.0.0:9");
         assert_eq!(settings.snapshot_expiry_secs, 5);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resign_settings_are_checked() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["tagtrust-server"];
+            all.extend_from_slice(args);
+            Cli::parse_from(all).overrides.settings().unwrap()
+        };
+        let s = parse(&[
+            "--timestamp-expiry-secs",
+            "3",
+            "--resign-interval-secs",
+            "1",
+            "--resign-margin-fraction",
+            "0.5",
+        ]);
+        s.validate().unwrap();
+        assert_eq!(
+            s.resign_margin("timestamp"),
+            std::time::Duration::from_millis(1500)
+        );
+        let s = parse(&["--resign-margin-secs", "600"]);
+        s.validate().unwrap();
+        assert_eq!(s.resign_margin("snapshot").as_secs(), 600);
+        for bad in [
+            vec!["--resign-margin-fraction", "1.0"],
+            vec!["--resign-margin-fraction", "0"],
+            vec!["--resign-interval-secs", "0"],
+            vec!["--timestamp-expiry-secs", "60", "--resign-margin-secs", "60"],
+            vec!["--snapshot-expiry-secs", "0"],
+        ] {
+            assert!(parse(&bad).validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -60,6 +60,46 @@ pub struct StoredFile {
     pub version: u64,
     pub sha256: String,
     pub bytes: Vec<u8>,
+    /// `signed.expires` as Unix seconds (NULL for rows stored before the
+    /// column existed; see [`expires_of`]).
+    pub expires_at: Option<i64>,
+}
+
+impl StoredFile {
+    /// When this version expires: the stored column, else parsed from the bytes.
+    pub fn expires(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.expires_at {
+            Some(secs) => chrono::DateTime::from_timestamp(secs, 0),
+            None => expires_of(&self.bytes),
+        }
+    }
+}
+
+/// The current version of one role of one repository and its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryRow {
+    pub gun: String,
+    pub role: String,
+    pub version: u64,
+    /// Unix seconds; `None` for a row stored before `expires_at` existed
+    /// whose bytes do not parse either (never for server-written rows).
+    pub expires_at: Option<i64>,
+}
+
+/// `signed.expires` of any TUF metadata file, without parsing the rest.
+pub fn expires_of(bytes: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        signed: Signed,
+    }
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        #[serde(with = "tagtrust_shared::metadata::expiry")]
+        expires: chrono::DateTime<chrono::Utc>,
+    }
+    serde_json::from_slice::<Head>(bytes)
+        .ok()
+        .map(|h| h.signed.expires)
 }
 
 /// One server-held key (public part plus the sealed seed).
@@ -105,6 +145,7 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile> {
             .map_err(|_| StorageError::Corrupt(format!("negative version {version}")))?,
         sha256: row.try_get("sha256")?,
         bytes: row.try_get("bytes")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
@@ -136,7 +177,7 @@ pub fn version_to_db(version: u64) -> Result<i64> {
         .map_err(|_| StorageError::Corrupt(format!("version {version} too large")))
 }
 
-const SELECT_FILE: &str = "SELECT role, version, sha256, bytes FROM metadata";
+const SELECT_FILE: &str = "SELECT role, version, sha256, bytes, expires_at FROM metadata";
 const SELECT_KEY: &str = "SELECT role, key_id, public_key, encrypted_seed FROM online_keys";
 
 impl Storage {
@@ -293,6 +334,64 @@ impl Storage {
         })
     }
 
+    /// The current version of every role of every repository (or of one
+    /// repository) with its expiry. Rows stored before `expires_at` existed
+    /// are parsed once and filled in. No lock: a snapshot of what is
+    /// committed, for the scheduler to pick candidates and for metrics.
+    pub async fn current_expiries(&self, gun: Option<&str>) -> Result<Vec<ExpiryRow>> {
+        let filter = if gun.is_some() { "m.gun = $1 AND " } else { "" };
+        let sql = format!(
+            "SELECT m.gun, m.role, m.version, m.expires_at FROM metadata m WHERE {filter}m.version = \
+             (SELECT MAX(m2.version) FROM metadata m2 WHERE m2.gun = m.gun AND m2.role = m.role) \
+             ORDER BY m.gun, m.role"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(gun) = gun {
+            query = query.bind(gun);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let version: i64 = row.try_get("version")?;
+            let mut entry = ExpiryRow {
+                gun: row.try_get("gun")?,
+                role: row.try_get("role")?,
+                version: u64::try_from(version)
+                    .map_err(|_| StorageError::Corrupt(format!("negative version {version}")))?,
+                expires_at: row.try_get("expires_at")?,
+            };
+            if entry.expires_at.is_none() {
+                entry.expires_at = self.backfill_expires_at(&entry.gun, &entry.role, version).await?;
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Parse one old row's expiry and store it (the bytes never change, so
+    /// this needs no lock).
+    async fn backfill_expires_at(&self, gun: &str, role: &str, version: i64) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT bytes FROM metadata WHERE gun = $1 AND role = $2 AND version = $3")
+            .bind(gun)
+            .bind(role)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Vec<u8> = row.try_get("bytes")?;
+        let Some(expires) = expires_of(&bytes) else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE metadata SET expires_at = $1 WHERE gun = $2 AND role = $3 AND version = $4")
+            .bind(expires.timestamp())
+            .bind(gun)
+            .bind(role)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(expires.timestamp()))
+    }
+
     /// Delete all metadata and keys of `gun`. Returns whether anything existed.
     pub async fn delete_repository(&self, gun: &str) -> Result<bool> {
         let mut repo = self.lock(gun).await?;
@@ -432,8 +531,8 @@ impl RepoTx {
     /// Store one new metadata version (exact bytes).
     pub async fn insert_metadata(&mut self, role: &str, version: u64, bytes: &[u8]) -> Result<()> {
         sqlx::query(
-            "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&self.gun)
         .bind(role)
@@ -441,6 +540,7 @@ impl RepoTx {
         .bind(tagtrust_shared::hashes::sha256_hex(bytes))
         .bind(bytes.to_vec())
         .bind(now_secs())
+        .bind(expires_of(bytes).map(|t| t.timestamp()))
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -70,6 +70,27 @@ pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).expect("in range")
 }
 
+/// The unknown-to-TUF field in `signed` where tagtrust records when it
+/// signed a role (UTC, `YYYY-MM-DDTHH:MM:SSZ`). Other TUF clients ignore it;
+/// tagtrust's `max_age` policy and `status` read it.
+pub const SIGNED_AT_FIELD: &str = "x-tagtrust-signed-at";
+
+/// Record `now` as the signing time in a role's `extra` fields.
+pub fn set_signed_at(extra: &mut Map<String, Value>, now: DateTime<Utc>) {
+    extra.insert(
+        SIGNED_AT_FIELD.to_string(),
+        Value::String(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+}
+
+/// The signing time recorded by [`set_signed_at`], if any.
+pub fn signed_at(extra: &Map<String, Value>) -> Option<DateTime<Utc>> {
+    let text = extra.get(SIGNED_AT_FIELD)?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// Key IDs and threshold of one role (in root's `roles`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleKeys {
@@ -203,6 +224,22 @@ impl Root {
         if !entry.keyids.contains(&id) {
             entry.keyids.push(id);
         }
+    }
+
+    /// Make `keys` (and only them) the keys of `role`, dropping keys no role
+    /// uses any more. The threshold is kept unless it exceeds the key count.
+    pub fn replace_role_keys(&mut self, role: &str, keys: &[PublicKey]) {
+        let ids: Vec<String> = keys.iter().map(PublicKey::key_id).collect();
+        for key in keys {
+            self.keys.insert(key.key_id(), key.clone());
+        }
+        let entry = self
+            .roles
+            .entry(role.to_string())
+            .or_insert_with(|| RoleKeys::new(Vec::new(), 1));
+        entry.threshold = entry.threshold.min(ids.len().max(1) as u64);
+        entry.keyids = ids;
+        self.prune_keys();
     }
 
     /// Drop keys no role uses any more.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tagtrust::home::Home;
 use tagtrust::lookup::{lookup, OpenOptions};
 use tagtrust::publisher::{NewDelegation, Publisher, Signer, TagTarget, OCI_MANIFEST};
+use tagtrust::registry;
 use tagtrust_shared::{Gun, ImageReference};
 
 #[derive(Parser)]
@@ -51,11 +52,35 @@ enum Command {
     /// Manage local private keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Re-sign a role with a new expiry, content unchanged.
+    Refresh {
+        gun: Gun,
+        /// root, targets (default) or a delegated role (with --key)
+        #[arg(long, default_value = "targets")]
+        role: String,
+        /// Encrypted private key file, for a delegated role
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Resolve GUN:TAG to a digest with every TUF check applied.
     Lookup {
         reference: String,
         /// Trust this root.json for a GUN seen for the first time (instead of
         /// a pin in config or trust on first use).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Resolve GUN:TAG with TUF, fetch its manifest by the signed digest from
+    /// the registry, check sha256 and size, then print or write it.
+    Pull {
+        reference: String,
+        /// Registry base URL [env: TAGTRUST_REGISTRY; else the GUN's host]
+        #[arg(long, value_name = "URL", env = "TAGTRUST_REGISTRY", hide_env = true)]
+        registry: Option<String>,
+        /// Write the manifest to FILE (atomically) instead of stdout
+        #[arg(long = "out", short = 'O', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Trust this root.json for a GUN seen for the first time.
         #[arg(long)]
         root: Option<PathBuf>,
     },
@@ -100,6 +125,13 @@ enum KeyCommand {
     },
     /// List the local private keys with their GUNs, roles and key IDs.
     List,
+    /// Replace the key of root, targets, snapshot or timestamp and publish
+    /// a new root listing it (snapshot and timestamp keys are made by the server).
+    Rotate {
+        gun: Gun,
+        #[arg(value_parser = ["root", "targets", "snapshot", "timestamp"])]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,13 +140,21 @@ enum TagCommand {
     Set {
         reference: String,
         /// sha256:<64 hex> of the image manifest
-        digest: String,
+        #[arg(required_unless_present = "from_registry", conflicts_with = "from_registry")]
+        digest: Option<String>,
         /// Size of the manifest in bytes
-        #[arg(long)]
-        size: u64,
-        /// Media type of the manifest
-        #[arg(long, default_value = OCI_MANIFEST)]
-        media_type: String,
+        #[arg(long, required_unless_present = "from_registry", conflicts_with = "from_registry")]
+        size: Option<u64>,
+        /// Media type of the manifest [default: OCI image manifest]
+        #[arg(long, conflicts_with = "from_registry")]
+        media_type: Option<String>,
+        /// Take digest, size, media type and annotations from what the tag
+        /// points to in this registry now (e.g. http://127.0.0.1:5000)
+        #[arg(long, value_name = "URL")]
+        from_registry: Option<String>,
+        /// OCI annotation to sign with the target (repeatable)
+        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        annotations: Vec<String>,
         #[command(flatten)]
         signer: SignerArgs,
     },
@@ -208,15 +248,20 @@ fn run(cli: Cli) -> Result<()> {
             digest,
             size,
             media_type,
+            from_registry,
+            annotations,
             signer,
         }) => {
             let reference = ImageReference::parse(&reference)?;
-            let target = TagTarget {
-                digest,
-                size,
+            let target = tag_target(
+                &reference,
+                digest.zip(size),
                 media_type,
-            };
+                from_registry.as_deref(),
+                &annotations,
+            )?;
             let report = publisher()?.tag_set(&reference.gun, &reference.tag, &target, &signer.signer())?;
+            announce_resigned(&report.resigned);
             out.print(&report, || {
                 format!(
                     "{reference} -> {} (targets version {})",
@@ -227,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tag(TagCommand::Rm { reference, signer }) => {
             let reference = ImageReference::parse(&reference)?;
             let report = publisher()?.tag_rm(&reference.gun, &reference.tag, &signer.signer())?;
+            announce_resigned(&report.resigned);
             out.print(&report, || {
                 format!(
                     "removed {reference} (targets version {})",
@@ -331,6 +377,33 @@ fn run(cli: Cli) -> Result<()> {
             });
             out.print(&report, || public_pem.trim_end().to_string())
         }
+        Command::Key(KeyCommand::Rotate { gun, role }) => {
+            let report = publisher()?.rotate_key(&gun, &role)?;
+            out.print(&report, || {
+                format!(
+                    "rotated the {role} key of {gun}: new key {} (root version {})",
+                    report.new_key_id.as_deref().unwrap_or("-"),
+                    report.root_version
+                )
+            })
+        }
+        Command::Refresh { gun, role, key } => {
+            let signer = match (role.as_str(), key) {
+                ("root" | "targets" | "snapshot" | "timestamp", _) => Signer::Targets,
+                (_, Some(key_file)) => Signer::Delegated {
+                    role: role.clone(),
+                    key_file,
+                },
+                (_, None) => anyhow::bail!("refreshing delegated role {role} needs --key KEYFILE"),
+            };
+            let report = publisher()?.refresh_role(&gun, &signer, &role)?;
+            out.print(&report, || {
+                format!(
+                    "re-signed {role} of {gun} (version {})",
+                    report.version.unwrap_or_default()
+                )
+            })
+        }
         Command::Key(KeyCommand::List) => {
             let keys = home.list_keys()?;
             out.print(&keys, || {
@@ -364,6 +437,129 @@ fn run(cli: Cli) -> Result<()> {
             }
             out.print(&resolution, || resolution.digest.clone())
         }
+        Command::Pull {
+            reference,
+            registry,
+            out: file,
+            root,
+        } => {
+            let options = OpenOptions {
+                root_file: root,
+                token,
+            };
+            pull(&home, &server()?, &reference, &options, registry, file, &out)
+        }
+    }
+}
+
+/// What `tag set` signs: the given digest and size, or what the tag points
+/// to in the registry now; `--annotation`s are added to (and override) the
+/// registry's.
+fn tag_target(
+    reference: &ImageReference,
+    digest_size: Option<(String, u64)>,
+    media_type: Option<String>,
+    from_registry: Option<&str>,
+    annotations: &[String],
+) -> Result<TagTarget> {
+    let mut target = match (from_registry, digest_size) {
+        (Some(url), _) => {
+            let location = registry::locate(&reference.gun, Some(url))?;
+            let descriptor = registry::RegistryClient::for_location(&location)?
+                .describe(&location.name, &reference.tag)
+                .with_context(|| format!("reading {} from {}", reference, location.base))?;
+            TagTarget {
+                digest: descriptor.digest,
+                size: descriptor.size,
+                media_type: descriptor.media_type,
+                annotations: descriptor.annotations,
+            }
+        }
+        (None, Some((digest, size))) => TagTarget {
+            digest,
+            size,
+            media_type: media_type.unwrap_or_else(|| OCI_MANIFEST.to_string()),
+            annotations: Default::default(),
+        },
+        (None, None) => anyhow::bail!("give DIGEST and --size, or --from-registry URL"),
+    };
+    for annotation in annotations {
+        let (key, value) = annotation
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .with_context(|| format!("--annotation {annotation:?} is not KEY=VALUE"))?;
+        target.annotations.insert(key.to_string(), value.to_string());
+    }
+    Ok(target)
+}
+
+/// `pull`: verified manifest to FILE or stdout.
+fn pull(
+    home: &Home,
+    server: &str,
+    reference: &str,
+    options: &OpenOptions,
+    registry: Option<String>,
+    file: Option<PathBuf>,
+    out: &Printer,
+) -> Result<()> {
+    let reference = ImageReference::parse(reference)?;
+    let (pulled, repo) = registry::pull(home, server, &reference, options, registry.as_deref())?;
+    if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
+        eprintln!(
+            "notice: trusting {} on first use: root keys {}",
+            reference.gun,
+            repo.new_root_keyids.join(", ")
+        );
+    }
+    if let Some(path) = &file {
+        tagtrust::home::write_file_atomically(path, &pulled.manifest)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let r = &pulled.resolution;
+    let mut report = serde_json::json!({
+        "gun": r.gun,
+        "tag": r.tag,
+        "digest": r.digest,
+        "size": r.size,
+        "media_type": r.media_type,
+        "annotations": pulled.annotations,
+        "signed_by": r.signed_by,
+        "registry": pulled.location.base,
+        "repository": pulled.location.name,
+        "written_to": file,
+    });
+    if file.is_none() {
+        report["manifest"] = serde_json::from_slice(&pulled.manifest)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&pulled.manifest).into());
+    }
+    match (&file, out.0) {
+        (None, Output::Text) => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&pulled.manifest)?;
+            stdout.flush()?;
+            Ok(())
+        }
+        (Some(path), _) => out.print(&report, || {
+            format!(
+                "{reference} -> {} ({} bytes) written to {}",
+                r.digest,
+                r.size,
+                path.display()
+            )
+        }),
+        (None, Output::Json) => out.print(&report, String::new),
+    }
+}
+
+/// Say which roles a publish re-signed because they were about to expire.
+fn announce_resigned(roles: &[String]) {
+    if !roles.is_empty() {
+        eprintln!(
+            "notice: also re-signed {} (expiring within the warning window)",
+            roles.join(" and ")
+        );
     }
 }
 

@@ -1,0 +1,161 @@
+//! Key rotation, refresh and expiry cliffs through the real binaries.
+
+use serde_json::Value;
+use tagtrust_shared::{Metadata, Root, SigningKey, Targets, Timestamp};
+use tagtrust_tests::{random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+
+const GUN: &str = "registry.example.com/acme/app";
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn fetch(server: &TestServer, file: &str) -> Vec<u8> {
+    reqwest::blocking::get(format!("{}{file}", server.tuf_url(GUN)))
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec()
+}
+
+fn root_file(cli: &Cli, server: &TestServer) -> std::path::PathBuf {
+    cli.home
+        .path()
+        .join("tuf")
+        .join(format!("127.0.0.1_{}", server.port))
+        .join(GUN)
+        .join("root.json")
+}
+
+#[test]
+fn every_top_level_key_rotates_and_consumers_follow() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let token = server.create_token(&["push:*"]);
+        let publisher = Cli::new(&server.url).with_token(&token);
+        publisher.ok(&["init", GUN]);
+        let latest = format!("{GUN}:latest");
+        let (d1, s1) = random_digest();
+        publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+        let original_root = std::fs::read(root_file(&publisher, &server)).unwrap();
+
+        let consumer = Cli::new(&server.url);
+        assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+
+        let old_targets_key = json(&publisher.ok(&["key", "list", "-o", "json"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["role"] == "targets")
+            .map(|k| k["path"].as_str().unwrap().to_string())
+            .unwrap();
+
+        for (i, role) in ["targets", "root", "timestamp", "snapshot"].into_iter().enumerate() {
+            let report = json(&publisher.ok(&["key", "rotate", GUN, role, "-o", "json"]));
+            let new_id = report["new_key_id"].as_str().unwrap().to_string();
+            assert_eq!(report["root_version"], 2 + i as u64, "{role}");
+            let root = Metadata::<Root>::from_bytes(&fetch(&server, "root.json")).unwrap();
+            assert_eq!(root.signed.roles[role].keyids, [new_id.clone()], "{role}");
+            let (d, s) = random_digest();
+            publisher.ok(&["tag", "set", &latest, &d, "--size", &s.to_string()]);
+            // The consumer that trusted the first root follows the chain.
+            assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d, "after rotating {role}");
+            if role == "timestamp" {
+                let ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
+                assert_eq!(ts.signatures.len(), 1);
+                assert_eq!(ts.signatures[0].keyid, new_id, "server signs with the new key");
+            }
+        }
+
+        // A consumer that pins the very first root still gets the update.
+        let pinned_root = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pinned_root.path(), &original_root).unwrap();
+        let pinned = Cli::new(&server.url);
+        let out = pinned
+            .command()
+            .args(["lookup", &latest, "--root"])
+            .arg(pinned_root.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        // The rotated-out targets key can no longer sign anything: the
+        // server refuses a targets version it signed.
+        let old_key = SigningKey::from_encrypted_pem(
+            &std::fs::read_to_string(&old_targets_key).unwrap(),
+            TEST_PASSPHRASE,
+        )
+        .unwrap();
+        let mut targets = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json"))
+            .unwrap()
+            .signed;
+        targets.version += 1;
+        let mut forged = Metadata::new(targets).unwrap();
+        forged.sign(&old_key);
+        let form = reqwest::blocking::multipart::Form::new().part(
+            "files",
+            reqwest::blocking::multipart::Part::bytes(forged.to_bytes()).file_name("targets"),
+        );
+        let resp = reqwest::blocking::Client::new()
+            .post(server.tuf_url(GUN))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{}", resp.text().unwrap());
+        let before = fetch(&server, "targets.json");
+        assert_eq!(
+            Metadata::<Targets>::from_bytes(&before).unwrap().signed.version,
+            forged.signed.version - 1
+        );
+    }
+}
+
+#[test]
+fn refresh_resigns_without_changing_content() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    publisher.ok(&["init", GUN]);
+    let (d, s) = random_digest();
+    publisher.ok(&["tag", "set", &format!("{GUN}:v1"), &d, "--size", &s.to_string()]);
+    let before = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
+
+    let report = json(&publisher.ok(&["refresh", GUN, "-o", "json"]));
+    assert_eq!(report["version"], before.signed.version + 1);
+    let after = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
+    assert_eq!(after.signed.targets, before.signed.targets);
+    assert!(after.signed.expires >= before.signed.expires);
+
+    let report = json(&publisher.ok(&["refresh", GUN, "--role", "root", "-o", "json"]));
+    assert_eq!(report["version"], 2);
+    let err = publisher.fails(&["refresh", GUN, "--role", "timestamp"]);
+    assert!(err.contains("server re-signs"), "{err}");
+    assert_eq!(Cli::new(&server.url).ok(&["lookup", &format!("{GUN}:v1")]).trim(), d);
+}
+
+/// A publisher whose root lives 20 days (under the 30-day warning window):
+/// the next tag change re-signs root too, in the same publish, and says so.
+#[test]
+fn publish_resigns_a_root_about_to_expire() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    std::fs::write(
+        publisher.home.path().join("config.toml"),
+        "[expiry]\nroot_days = 20\n",
+    )
+    .unwrap();
+    publisher.ok(&["init", GUN]);
+    std::fs::write(publisher.home.path().join("config.toml"), "").unwrap();
+    let (d, s) = random_digest();
+    let out = publisher.run(&["tag", "set", &format!("{GUN}:v1"), &d, "--size", &s.to_string(), "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("re-signed root"));
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["resigned"][0], "root");
+    let root = Metadata::<Root>::from_bytes(&fetch(&server, "root.json")).unwrap();
+    assert_eq!(root.signed.version, 2);
+    assert!(root.signed.expires > chrono::Utc::now() + chrono::Duration::days(300));
+    // Nothing more to do next time.
+    let report = json(&publisher.ok(&["tag", "rm", &format!("{GUN}:v1"), "-o", "json"]));
+    assert_eq!(report["resigned"].as_array().unwrap().len(), 0);
+}
