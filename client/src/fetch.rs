@@ -34,6 +34,10 @@ pub enum FetchError {
     /// The HTTP client could not be built (say, an invalid header).
     #[error("HTTP client: {0}")]
     Client(String),
+
+    /// Offline mode: nothing is downloaded.
+    #[error("offline: {url} is not in the local trusted metadata")]
+    Offline { url: String },
 }
 
 /// Fetches bytes from a URL, reading at most `max_length` of them.
@@ -44,6 +48,22 @@ pub trait Fetcher {
 impl<F: Fetcher + ?Sized> Fetcher for &F {
     fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
         (**self).fetch(url, max_length)
+    }
+}
+
+impl<F: Fetcher + ?Sized> Fetcher for Box<F> {
+    fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
+        (**self).fetch(url, max_length)
+    }
+}
+
+/// The fetcher of `--offline`: every download fails, so only local trusted
+/// metadata can be used.
+pub struct OfflineFetcher;
+
+impl Fetcher for OfflineFetcher {
+    fn fetch(&self, url: &str, _max_length: u64) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError::Offline { url: url.to_string() })
     }
 }
 

@@ -47,6 +47,30 @@ pub struct Config {
     /// Lifetimes of the roles this publisher signs, and the warning window.
     #[serde(default)]
     pub expiry: ExpiryPolicy,
+    /// Consumer freshness policy.
+    #[serde(default)]
+    pub freshness: Freshness,
+}
+
+/// Consumer freshness policy beyond TUF's expiry.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    /// Refuse a timestamp signed longer ago than this (e.g. "1h").
+    #[serde(default)]
+    pub max_age: Option<String>,
+}
+
+impl Freshness {
+    pub fn max_age(&self) -> Result<Option<std::time::Duration>> {
+        self.max_age
+            .as_deref()
+            .map(|text| {
+                humantime::parse_duration(text)
+                    .with_context(|| format!("freshness.max_age {text:?} in config.toml"))
+            })
+            .transpose()
+    }
 }
 
 /// How long signed roles live, and when an expiry is near enough to act on:

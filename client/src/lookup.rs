@@ -2,7 +2,7 @@
 //! back and not frozen: trust bootstrap for a GUN seen for the first time,
 //! then the TUF client workflow of [`crate::updater`].
 
-use crate::fetch::{HttpFetcher, HttpOptions};
+use crate::fetch::{Fetcher, HttpFetcher, HttpOptions, OfflineFetcher};
 use crate::home::{write_file_atomically, Home, TrustPin};
 use crate::remote::metadata_url;
 use crate::updater::{Updater, UpdaterConfig};
@@ -32,7 +32,7 @@ pub enum TrustSource {
 /// A repository whose metadata has just been brought up to date and verified.
 pub struct Repository {
     pub gun: Gun,
-    pub updater: Updater<HttpFetcher>,
+    pub updater: Updater<Box<dyn Fetcher>>,
     pub trust: TrustSource,
     /// Key IDs of the root role when trust was established now (not `Stored`).
     pub new_root_keyids: Vec<String>,
@@ -45,6 +45,12 @@ pub struct OpenOptions {
     pub root_file: Option<std::path::PathBuf>,
     /// Bearer token for servers that require `pull:` for reads.
     pub token: Option<String>,
+    /// Use only local trusted metadata; fetch nothing.
+    pub offline: bool,
+    /// Offline only: accept metadata expired at most this long ago.
+    pub max_stale: Option<std::time::Duration>,
+    /// Refuse a timestamp signed longer ago than this, even if unexpired.
+    pub max_age: Option<std::time::Duration>,
 }
 
 /// Establish trust in `gun` if needed, then run the TUF update workflow.
@@ -69,20 +75,58 @@ pub fn open_repository(
     if let Some(token) = &options.token {
         http = http.with_bearer_token(token);
     }
+    if options.offline {
+        let mut updater = Updater::new(&dir, &base_url, Box::new(OfflineFetcher) as Box<dyn Fetcher>, UpdaterConfig::default())
+            .with_context(|| format!("offline: no trusted metadata of {gun} from {server} yet"))?;
+        let grace = chrono::Duration::from_std(options.max_stale.unwrap_or_default())
+            .context("--max-stale is too large")?;
+        updater.load_local(Utc::now() - grace).with_context(|| {
+            format!("offline: the local trusted metadata of {gun} cannot be used (give --max-stale to accept expired metadata)")
+        })?;
+        check_max_age(&updater, options.max_age)?;
+        return Ok(Repository {
+            gun: gun.clone(),
+            updater,
+            trust: TrustSource::Stored,
+            new_root_keyids: Vec::new(),
+        });
+    }
     let fetcher = HttpFetcher::new(http)?;
     let (trust, new_root_keyids) =
         ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
-    let mut updater = Updater::new(&dir, &base_url, fetcher, UpdaterConfig::default())
+    let mut updater = Updater::new(&dir, &base_url, Box::new(fetcher) as Box<dyn Fetcher>, UpdaterConfig::default())
         .with_context(|| format!("loading trusted metadata of {gun}"))?;
     updater
         .refresh()
         .with_context(|| format!("updating trusted metadata of {gun} from {server}"))?;
+    check_max_age(&updater, options.max_age)?;
     Ok(Repository {
         gun: gun.clone(),
         updater,
         trust,
         new_root_keyids,
     })
+}
+
+/// The consumer's `max_age` policy: a timestamp signed longer ago than that
+/// is refused even if it has not expired ("signed but silently outdated").
+fn check_max_age(updater: &Updater<Box<dyn Fetcher>>, max_age: Option<std::time::Duration>) -> Result<()> {
+    let Some(max_age) = max_age else {
+        return Ok(());
+    };
+    let timestamp = updater.trusted().timestamp().context("no trusted timestamp")?;
+    let signed_at = tagtrust_shared::metadata::signed_at(&timestamp.signed.extra).context(
+        "max_age is set but the timestamp does not say when it was signed (x-tagtrust-signed-at)",
+    )?;
+    let age = (Utc::now() - signed_at).to_std().unwrap_or_default();
+    if age > max_age {
+        bail!(
+            "freeze suspected: the timestamp was signed {} ago, longer than max_age {}",
+            humantime::format_duration(std::time::Duration::from_secs(age.as_secs())),
+            humantime::format_duration(max_age)
+        );
+    }
+    Ok(())
 }
 
 /// Make sure `dir/root.json` holds a root we have a reason to trust.

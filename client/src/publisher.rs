@@ -131,8 +131,8 @@ impl Publisher {
 
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
-            root_file: None,
             token: self.token.clone(),
+            ..OpenOptions::default()
         }
     }
 

@@ -411,7 +411,7 @@ impl RegistryClient {
         {
             if length > size {
                 bail!(
-                    "registry announced a {length}-byte manifest for {name}@{digest}, larger than the signed {size} bytes; refused"
+                    "registry announced a {length}-byte manifest for {name}@{digest}, more than the signed {size} bytes; refused"
                 );
             }
         }

@@ -10,7 +10,7 @@
 
 use crate::fetch::{FetchError, Fetcher};
 use crate::trusted::{TimestampUpdate, TrustedMetadataSet, UpdateError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -244,6 +244,27 @@ impl<F: Fetcher> Updater<F> {
         self.load_timestamp()?;
         self.load_snapshot()?;
         self.load_targets("targets", "root")?;
+        self.refreshed = true;
+        Ok(())
+    }
+
+    /// Offline mode: trust only what is stored locally, checked as at
+    /// `reference_time` (the caller's grace: now minus `--max-stale`). Every
+    /// role must verify and be unexpired at that time; nothing is fetched
+    /// unless the fetcher does (use [`crate::fetch::OfflineFetcher`]).
+    pub fn load_local(&mut self, reference_time: DateTime<Utc>) -> Result<(), UpdateError> {
+        self.refreshed = false;
+        let root_path = self.dir.join("root.json");
+        let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
+        let mut trusted = TrustedMetadataSet::new(&root, reference_time)?;
+        let missing = |file: &str| UpdateError::MixAndMatch(format!("no local {file} to use offline"));
+        let ts = self.read_local("timestamp.json").ok_or_else(|| missing("timestamp.json"))?;
+        trusted.load_local_timestamp(&ts)?;
+        let snapshot = self.read_local("snapshot.json").ok_or_else(|| missing("snapshot.json"))?;
+        trusted.load_local_snapshot(&snapshot)?;
+        let targets = self.read_local("targets.json").ok_or_else(|| missing("targets.json"))?;
+        trusted.update_targets(&targets)?;
+        self.trusted = trusted;
         self.refreshed = true;
         Ok(())
     }

@@ -5,6 +5,8 @@
 //! * [`routes`]: HTTP handlers (reads, publish, keys, admin, health).
 //! * [`publish`]: publish validation (reusing `tagtrust_shared` verification).
 //! * [`storage`]: the database layer, one implementation for SQLite and PostgreSQL.
+//! * [`online`]: building, signing and storing the server-signed snapshot and timestamp.
+//! * [`resign`]: the re-sign scheduler (and the read path's safety net).
 //! * [`signer`]: online keys, encrypted at rest under the master key.
 //! * [`auth`]: bearer tokens and scopes.
 //! * [`error`]: the API's JSON errors.
@@ -14,7 +16,9 @@ pub mod auth;
 pub mod configuration;
 pub mod error;
 pub mod metrics;
+pub mod online;
 pub mod publish;
+pub mod resign;
 pub mod routes;
 pub mod signer;
 pub mod startup;

@@ -1,4 +1,5 @@
-//! Start-up: open storage, load the master key, build and run the HTTP server.
+//! Start-up: open storage, load the master key, build and run the HTTP
+//! server and the re-sign scheduler.
 
 use crate::configuration::Settings;
 use crate::metrics::{route_label, Metrics};
@@ -64,7 +65,11 @@ async fn count_requests(
 
 /// Build the server on an already bound listener.
 pub fn build(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
-    let state = web::Data::new(state);
+    build_shared(web::Data::new(state), listener)
+}
+
+/// Build the server around state shared with other tasks (the scheduler).
+pub fn build_shared(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(count_requests))
@@ -84,6 +89,9 @@ pub fn build(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
 
 /// Serve until stopped.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let listener = TcpListener::bind(&settings.listen)
         .with_context(|| format!("listening on {}", settings.listen))?;
     tracing::info!(
@@ -92,7 +100,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         database = if settings.database_url.is_some() { "postgres" } else { "sqlite" },
         "starting tagtrust-server"
     );
-    let state = AppState::load(settings).await?;
-    build(state, listener)?.await?;
+    let state = web::Data::new(AppState::load(settings).await?);
+    let server = build_shared(state.clone(), listener)?;
+    let scheduler = actix_web::rt::spawn(crate::resign::run_scheduler(state));
+    let result = server.await;
+    scheduler.abort();
+    result?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! --bins`); `scripts/test.sh` does.
 
 pub mod proxy;
+pub mod registry;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -138,7 +138,13 @@ impl TestRegistry {
     }
 
     /// `PUT /v2/<name>/manifests/<reference>`; returns the manifest digest.
-    pub fn push_manifest(&self, name: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+    pub fn push_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> String {
         let resp = self
             .http
             .put(format!("{}/v2/{name}/manifests/{reference}", self.url))
@@ -147,7 +153,12 @@ impl TestRegistry {
             .send()
             .expect("push manifest");
         let status = resp.status().as_u16();
-        assert_eq!(status, 201, "manifest push: {}", resp.text().unwrap_or_default());
+        assert_eq!(
+            status,
+            201,
+            "manifest push: {}",
+            resp.text().unwrap_or_default()
+        );
         sha256_digest(bytes)
     }
 
@@ -238,7 +249,8 @@ impl AuthGate {
             upstream: upstream.trim_end_matches('/').to_string(),
             url: url.clone(),
             token: format!("tok-{:016x}", rand::random::<u64>()),
-            basic: credentials.map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes()))),
+            basic: credentials
+                .map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes()))),
             scope: scope.to_string(),
         };
         let tokens_issued = Arc::new(AtomicUsize::new(0));
@@ -291,7 +303,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -367,7 +383,9 @@ fn respond(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {content_length}\r\nConnection: close\r\n\r\n"));
+    head.push_str(&format!(
+        "Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
+    ));
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     stream.flush()
@@ -387,7 +405,10 @@ fn gate(
     };
     let json = vec![("Content-Type".to_string(), "application/json".to_string())];
     if req.path.starts_with("/token") {
-        let expected_scope = format!("scope={}", config.scope.replace('/', "%2F").replace(':', "%3A"));
+        let expected_scope = format!(
+            "scope={}",
+            config.scope.replace('/', "%2F").replace(':', "%3A")
+        );
         let scope_ok = req.path.contains(&expected_scope)
             && req.path.contains(&format!("service={GATE_SERVICE}"));
         let auth_ok = match &config.basic {
@@ -395,7 +416,10 @@ fn gate(
             None => true,
         };
         if !scope_ok {
-            let body = format!("{{\"errors\":[{{\"message\":\"bad token request {}\"}}]}}", req.path);
+            let body = format!(
+                "{{\"errors\":[{{\"message\":\"bad token request {}\"}}]}}",
+                req.path
+            );
             return respond(&mut stream, 400, &json, body.as_bytes(), body.len());
         }
         if !auth_ok {
@@ -414,7 +438,8 @@ fn gate(
         );
         let mut headers = json.clone();
         headers.push(("WWW-Authenticate".to_string(), challenge));
-        let body = b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}";
+        let body =
+            b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}";
         let len = if req.method == "HEAD" { 0 } else { body.len() };
         return respond(&mut stream, 401, &headers, &body[..len], len);
     }

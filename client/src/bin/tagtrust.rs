@@ -65,10 +65,8 @@ enum Command {
     /// Resolve GUN:TAG to a digest with every TUF check applied.
     Lookup {
         reference: String,
-        /// Trust this root.json for a GUN seen for the first time (instead of
-        /// a pin in config or trust on first use).
-        #[arg(long)]
-        root: Option<PathBuf>,
+        #[command(flatten)]
+        consumer: ConsumerArgs,
     },
     /// Resolve GUN:TAG with TUF, fetch its manifest by the signed digest from
     /// the registry, check sha256 and size, then print or write it.
@@ -80,9 +78,8 @@ enum Command {
         /// Write the manifest to FILE (atomically) instead of stdout
         #[arg(long = "out", short = 'O', value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Trust this root.json for a GUN seen for the first time.
-        #[arg(long)]
-        root: Option<PathBuf>,
+        #[command(flatten)]
+        consumer: ConsumerArgs,
     },
 }
 
@@ -164,6 +161,40 @@ enum TagCommand {
         #[command(flatten)]
         signer: SignerArgs,
     },
+}
+
+/// How a consumer establishes and checks trust.
+#[derive(clap::Args)]
+struct ConsumerArgs {
+    /// Trust this root.json for a GUN seen for the first time (instead of
+    /// a pin in config or trust on first use).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Use only the local trusted metadata; fetch nothing.
+    #[arg(long)]
+    offline: bool,
+    /// With --offline: accept metadata that expired at most this long ago (e.g. 2h)
+    #[arg(long, value_parser = humantime::parse_duration, requires = "offline")]
+    max_stale: Option<std::time::Duration>,
+    /// Refuse a timestamp signed longer ago than this, even if unexpired
+    /// (e.g. 1h) [config: freshness.max_age]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_age: Option<std::time::Duration>,
+}
+
+impl ConsumerArgs {
+    fn options(self, token: Option<String>, config: &tagtrust::home::Config) -> Result<OpenOptions> {
+        Ok(OpenOptions {
+            root_file: self.root,
+            token,
+            offline: self.offline,
+            max_stale: self.max_stale,
+            max_age: match self.max_age {
+                Some(age) => Some(age),
+                None => config.freshness.max_age()?,
+            },
+        })
+    }
 }
 
 /// Sign as a delegated role instead of top-level targets.
@@ -421,12 +452,15 @@ fn run(cli: Cli) -> Result<()> {
                     .join("\n")
             })
         }
-        Command::Lookup { reference, root } => {
+        Command::Lookup {
+            reference,
+            consumer,
+        } => {
             let reference = ImageReference::parse(&reference)?;
-            let options = OpenOptions {
-                root_file: root,
-                token,
-            };
+            let options = consumer.options(token, &config)?;
+            if options.offline {
+                eprintln!("notice: offline: using only the local trusted metadata of {}", reference.gun);
+            }
             let (resolution, repo) = lookup(&home, &server()?, &reference, &options)?;
             if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
                 eprintln!(
@@ -441,12 +475,9 @@ fn run(cli: Cli) -> Result<()> {
             reference,
             registry,
             out: file,
-            root,
+            consumer,
         } => {
-            let options = OpenOptions {
-                root_file: root,
-                token,
-            };
+            let options = consumer.options(token, &config)?;
             pull(&home, &server()?, &reference, &options, registry, file, &out)
         }
     }

@@ -4,9 +4,9 @@
 
 use crate::auth::{self, Action};
 use crate::error::ApiError;
-use crate::publish::{self, online_signers, Upload};
+use crate::online::{self, SnapshotUpdate};
+use crate::publish::{self, Upload};
 use crate::startup::AppState;
-use crate::storage::OnlineKeyRow;
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,8 +14,6 @@ use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tagtrust_shared::metadata::Role;
-use tagtrust_shared::{MetaFile, Metadata, Snapshot, Timestamp};
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::too_large(format!("request body larger than {limit} bytes"))
@@ -122,67 +120,29 @@ async fn read_uploads(
     Ok(uploads)
 }
 
-/// Sign `md` with each (listed key ID, server key).
-fn sign_online<T: Role>(
-    state: &AppState,
-    gun: &str,
-    role: &str,
-    md: &mut Metadata<T>,
-    signers: &[(String, &OnlineKeyRow)],
-) -> Result<(), ApiError> {
-    for (listed_id, row) in signers {
-        let key = state
-            .master
-            .open(gun, role, &row.key_id, &row.sealed_seed)?;
-        let mut sig = key.sign(md.canonical_signed());
-        // Sign under the key ID the root lists (TUF lets a root name a key
-        // by any ID).
-        sig.keyid = listed_id.clone();
-        md.signatures.push(sig);
-    }
-    Ok(())
-}
-
-fn metadata_error(e: tagtrust_shared::Error) -> ApiError {
-    ApiError::internal(format!("cannot build server metadata: {e}"))
-}
-
 async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Value, ApiError> {
-    let now = chrono::Utc::now();
     let mut repo = state.storage.lock(gun).await?;
+    let now = chrono::Utc::now();
     let current = repo.current_files().await?;
     let plan = publish::plan(&current, uploads, now)?;
-    let snapshot_keys = repo.keys("snapshot").await?;
-    let timestamp_keys = repo.keys("timestamp").await?;
-    let snapshot_signers = online_signers(&plan.root.signed, "snapshot", &snapshot_keys)?;
-    let timestamp_signers = online_signers(&plan.root.signed, "timestamp", &timestamp_keys)?;
-
-    let snapshot = Snapshot::new(
-        plan.snapshot_version,
-        now + chrono::Duration::seconds(state.settings.snapshot_expiry_secs as i64),
-        plan.snapshot_meta,
-    );
-    let mut snapshot = Metadata::new(snapshot).map_err(metadata_error)?;
-    sign_online(state, gun, "snapshot", &mut snapshot, &snapshot_signers)?;
-    let snapshot_bytes = snapshot.to_bytes();
-    let timestamp = Timestamp::new(
-        plan.timestamp_version,
-        now + chrono::Duration::seconds(state.settings.timestamp_expiry_secs as i64),
-        MetaFile::describing(plan.snapshot_version, &snapshot_bytes),
-    );
-    let mut timestamp = Metadata::new(timestamp).map_err(metadata_error)?;
-    sign_online(state, gun, "timestamp", &mut timestamp, &timestamp_signers)?;
-    let timestamp_bytes = timestamp.to_bytes();
-
     let mut versions = Map::new();
     for (role, version, bytes) in &plan.store {
         repo.insert_metadata(role, *version, bytes).await?;
         versions.insert(role.clone(), json!(version));
     }
-    repo.insert_metadata("snapshot", plan.snapshot_version, &snapshot_bytes)
-        .await?;
-    repo.insert_metadata("timestamp", plan.timestamp_version, &timestamp_bytes)
-        .await?;
+    online::sign_and_store(
+        state,
+        &mut repo,
+        gun,
+        &plan.root.signed,
+        SnapshotUpdate::New {
+            version: plan.snapshot_version,
+            meta: plan.snapshot_meta,
+        },
+        plan.timestamp_version,
+        now,
+    )
+    .await?;
     repo.commit().await?;
     versions.insert("snapshot".into(), json!(plan.snapshot_version));
     versions.insert("timestamp".into(), json!(plan.timestamp_version));
@@ -204,6 +164,7 @@ pub async fn publish(
         Ok(body) => {
             state.metrics.publishes.with_label_values(&["ok"]).inc();
             tracing::info!(gun = %gun, versions = %body["versions"], "published");
+            crate::resign::refresh_metrics(state, gun.as_str()).await;
             Ok(HttpResponse::Ok().json(body))
         }
         Err(e) => {

@@ -46,6 +46,13 @@ pub async fn metadata(
         };
         ApiError::not_found(format!("{what} for {gun}"))
     })?;
+    // Never hand out an expired (or about to expire) current timestamp.
+    let found = match &file {
+        FileRef::Current(role) if role == "timestamp" => {
+            crate::resign::ensure_fresh_timestamp(state, gun.as_str(), found).await?
+        }
+        _ => found,
+    };
     let etag = format!("\"{}\"", found.sha256);
     if not_modified(req, &etag) {
         return Ok(HttpResponse::NotModified()

@@ -1,0 +1,111 @@
+//! The roles the server signs itself: building, signing and storing a new
+//! snapshot and timestamp inside a repository transaction. One code path for
+//! a publish (a snapshot with new meta) and for re-signing before expiry
+//! (the same meta, or only a new timestamp): see `routes::publish` and
+//! [`crate::resign`].
+
+use crate::error::ApiError;
+use crate::publish::online_signers;
+use crate::startup::AppState;
+use crate::storage::{OnlineKeyRow, RepoTx};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use tagtrust_shared::metadata::{set_signed_at, Role};
+use tagtrust_shared::{MetaFile, Metadata, Root, Snapshot, Timestamp};
+
+/// What the new timestamp points at.
+pub enum SnapshotUpdate {
+    /// Sign and store a new snapshot with this version and meta.
+    New {
+        version: u64,
+        meta: BTreeMap<String, MetaFile>,
+    },
+    /// Keep the stored snapshot (its version and exact bytes).
+    Keep { version: u64, bytes: Vec<u8> },
+}
+
+/// What [`sign_and_store`] stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signed {
+    /// The new snapshot's version, if one was signed.
+    pub snapshot_version: Option<u64>,
+    pub timestamp_version: u64,
+}
+
+/// Sign `md` with each (key ID the root lists, server key).
+fn sign_with<T: Role>(
+    state: &AppState,
+    gun: &str,
+    role: &str,
+    md: &mut Metadata<T>,
+    signers: &[(String, &OnlineKeyRow)],
+) -> Result<(), ApiError> {
+    for (listed_id, row) in signers {
+        let key = state
+            .master
+            .open(gun, role, &row.key_id, &row.sealed_seed)?;
+        let mut sig = key.sign(md.canonical_signed());
+        // Sign under the key ID the root lists (TUF lets a root name a key
+        // by any ID).
+        sig.keyid = listed_id.clone();
+        md.signatures.push(sig);
+    }
+    Ok(())
+}
+
+fn metadata_error(e: tagtrust_shared::Error) -> ApiError {
+    ApiError::internal(format!("cannot build server metadata: {e}"))
+}
+
+fn expiry(now: DateTime<Utc>, state: &AppState, role: &str) -> DateTime<Utc> {
+    let lifetime = state.settings.lifetime(role);
+    now + chrono::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2))
+}
+
+/// Sign (with the server keys `root` lists) and store in `repo` a new
+/// snapshot if asked, and a new timestamp at `timestamp_version` pointing at
+/// the new or kept snapshot. Both carry `x-tagtrust-signed-at` = `now`.
+/// The caller holds the repository lock (`repo`) and commits.
+pub async fn sign_and_store(
+    state: &AppState,
+    repo: &mut RepoTx,
+    gun: &str,
+    root: &Root,
+    snapshot: SnapshotUpdate,
+    timestamp_version: u64,
+    now: DateTime<Utc>,
+) -> Result<Signed, ApiError> {
+    let timestamp_keys = repo.keys("timestamp").await?;
+    let timestamp_signers = online_signers(root, "timestamp", &timestamp_keys)?;
+    let (snapshot_version, snapshot_bytes, new_snapshot) = match snapshot {
+        SnapshotUpdate::New { version, meta } => {
+            let snapshot_keys = repo.keys("snapshot").await?;
+            let snapshot_signers = online_signers(root, "snapshot", &snapshot_keys)?;
+            let mut signed = Snapshot::new(version, expiry(now, state, "snapshot"), meta);
+            set_signed_at(&mut signed.extra, now);
+            let mut md = Metadata::new(signed).map_err(metadata_error)?;
+            sign_with(state, gun, "snapshot", &mut md, &snapshot_signers)?;
+            (version, md.to_bytes(), true)
+        }
+        SnapshotUpdate::Keep { version, bytes } => (version, bytes, false),
+    };
+    let mut signed = Timestamp::new(
+        timestamp_version,
+        expiry(now, state, "timestamp"),
+        MetaFile::describing(snapshot_version, &snapshot_bytes),
+    );
+    set_signed_at(&mut signed.extra, now);
+    let mut timestamp = Metadata::new(signed).map_err(metadata_error)?;
+    sign_with(state, gun, "timestamp", &mut timestamp, &timestamp_signers)?;
+
+    if new_snapshot {
+        repo.insert_metadata("snapshot", snapshot_version, &snapshot_bytes)
+            .await?;
+    }
+    repo.insert_metadata("timestamp", timestamp_version, &timestamp.to_bytes())
+        .await?;
+    Ok(Signed {
+        snapshot_version: new_snapshot.then_some(snapshot_version),
+        timestamp_version,
+    })
+}

@@ -1,0 +1,854 @@
+//! The TUF threat list (specification 1.0.x, section 1.5.2), staged end to
+//! end against the real `tagtrust` client binary.
+//!
+//! Two kinds of attacker:
+//!
+//! * a man in the middle between the client and the real `tagtrust-server`
+//!   ([`TamperingProxy`]): it can replay, swap, delay, trickle, truncate and
+//!   inflate responses, but holds no key;
+//! * an attacker who also holds some keys (the online timestamp and snapshot
+//!   keys of a compromised server, one of two root keys, a robot's key). The
+//!   server's private keys cannot leave it, so that attacker's repository is
+//!   built here with `tagtrust_shared` ([`Forged`]) and served from a
+//!   loopback static server.
+//!
+//! Each test checks that the client refuses with a message naming the
+//! defence, that its trusted state on disk is byte-for-byte what it was
+//! (apart from genuine, correctly signed metadata it verified before the
+//! attack was reached, listed explicitly), and that an honest update works
+//! afterwards. SECURITY.md maps each threat to these tests.
+
+use chrono::{Duration, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tagtrust::home::server_dir_name;
+use tagtrust::remote::ServerClient;
+use tagtrust_shared::metadata::Role;
+use tagtrust_shared::{
+    DelegatedRole, Delegations, Gun, MetaFile, Metadata, Root, SigningKey, Snapshot, TargetFile,
+    Targets, Timestamp,
+};
+use tagtrust_tests::proxy::{Tamper, TamperingProxy};
+use tagtrust_tests::{random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+
+const GUN: &str = "localhost:5000/acme/app";
+const OTHER_GUN: &str = "localhost:5000/acme/other";
+const FORGED_GUN: &str = "localhost:5000/acme/forged";
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn prefix(gun: &str) -> String {
+    format!("/v2/{gun}/_trust/tuf/")
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The trusted metadata files (`*.json`) of `gun` in a consumer's home, as
+/// reached through `server_url`.
+type State = BTreeMap<String, Vec<u8>>;
+
+fn state_dir(cli: &Cli, server_url: &str, gun: &str) -> PathBuf {
+    cli.home
+        .path()
+        .join("tuf")
+        .join(server_dir_name(server_url))
+        .join(gun)
+}
+
+fn trusted_state(dir: &Path) -> State {
+    let mut state = State::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".json") {
+                state.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    state
+}
+
+/// After a refused attack the trusted state is `before`, except for the
+/// `advanced` files, which must now hold exactly the given bytes (genuine
+/// metadata the client verified before it reached the attacked file).
+fn assert_state_kept(dir: &Path, before: &State, advanced: &[(&str, &[u8])]) {
+    let mut expected = before.clone();
+    for (file, bytes) in advanced {
+        expected.insert(file.to_string(), bytes.to_vec());
+    }
+    let after = trusted_state(dir);
+    let names = |s: &State| s.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&after), names(&expected), "trusted files changed");
+    for (file, bytes) in &expected {
+        assert!(
+            after[file] == *bytes,
+            "trusted {file} changed: now {}",
+            String::from_utf8_lossy(&after[file])
+        );
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn sign<T: Role>(signed: T, keys: &[&SigningKey]) -> Vec<u8> {
+    let mut md = Metadata::new(signed).unwrap();
+    for key in keys {
+        md.sign(key);
+    }
+    md.to_bytes()
+}
+
+/// A target entry for `digest` (`sha256:HEX`) of `size` bytes.
+fn target_file(digest: &str, size: u64) -> TargetFile {
+    let mut hashes = BTreeMap::new();
+    hashes.insert(
+        "sha256".to_string(),
+        digest.strip_prefix("sha256:").unwrap().to_string(),
+    );
+    serde_json::from_value(serde_json::json!({
+        "length": size,
+        "hashes": hashes,
+        "custom": {"mediaType": "application/vnd.oci.image.manifest.v1+json"},
+    }))
+    .unwrap()
+}
+
+fn version_of<T: Role>(bytes: &[u8]) -> u64 {
+    Metadata::<T>::from_bytes(bytes).unwrap().signed.version()
+}
+
+/// GET a file of `gun`'s current repository straight from the real server.
+fn honest(server: &TestServer, gun: &str, file: &str) -> Vec<u8> {
+    let resp = reqwest::blocking::get(format!("{}{file}", server.tuf_url(gun))).unwrap();
+    assert!(resp.status().is_success(), "GET {file}: {}", resp.status());
+    resp.bytes().unwrap().to_vec()
+}
+
+fn publisher(server: &TestServer) -> (Cli, String) {
+    let token = server.create_token(&["push:localhost:5000/acme/*"]);
+    let cli = Cli::new(&server.url).with_token(&token);
+    cli.ok(&["init", GUN]);
+    (cli, token)
+}
+
+/// Sign and publish `gun:tag` -> a fresh random digest; returns the digest.
+fn tag_set(publisher: &Cli, gun: &str, tag: &str) -> String {
+    let (digest, size) = random_digest();
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{gun}:{tag}"),
+        &digest,
+        "--size",
+        &size.to_string(),
+    ]);
+    digest
+}
+
+fn lookup(cli: &Cli, gun: &str, tag: &str) -> String {
+    cli.ok(&["lookup", &format!("{gun}:{tag}")]).trim().to_string()
+}
+
+/// A lookup that must fail; returns stderr.
+fn refused(cli: &Cli, gun: &str, tag: &str) -> String {
+    cli.fails(&["lookup", &format!("{gun}:{tag}")])
+}
+
+/// A repository on the real server whose `ci-robot` role may sign
+/// `release-*`, with the robot's encrypted key file.
+struct Delegated {
+    publisher: Cli,
+    token: String,
+    robot: Cli,
+    robot_key_file: PathBuf,
+}
+
+fn delegated_repository(server: &TestServer) -> Delegated {
+    let (publisher, token) = publisher(server);
+    let robot = Cli::new(&server.url).with_token(&token);
+    let robot_key_file = robot.home.path().join("robot.pem");
+    let public_pem = robot.ok(&[
+        "key",
+        "generate",
+        "ci-robot",
+        "--out",
+        robot_key_file.to_str().unwrap(),
+    ]);
+    let pub_file = publisher.home.path().join("robot.pub.pem");
+    std::fs::write(&pub_file, public_pem).unwrap();
+    publisher.ok(&[
+        "delegation",
+        "add",
+        GUN,
+        "ci-robot",
+        "--key",
+        pub_file.to_str().unwrap(),
+        "--path",
+        "release-*",
+    ]);
+    Delegated {
+        publisher,
+        token,
+        robot,
+        robot_key_file,
+    }
+}
+
+impl Delegated {
+    fn robot_tag_set(&self, tag: &str) -> String {
+        let (digest, size) = random_digest();
+        self.robot.ok(&[
+            "tag",
+            "set",
+            &format!("{GUN}:{tag}"),
+            &digest,
+            "--size",
+            &size.to_string(),
+            "--role",
+            "ci-robot",
+            "--key",
+            self.robot_key_file.to_str().unwrap(),
+        ]);
+        digest
+    }
+
+    fn robot_key(&self) -> SigningKey {
+        tagtrust::home::load_key_file(&self.robot_key_file, TEST_PASSPHRASE).unwrap()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A repository built here, for attackers holding keys.
+
+/// A TUF repository for [`FORGED_GUN`] whose every key the test holds,
+/// served (consistent snapshots) from a loopback static server. The honest
+/// publisher and the attacker both write to it.
+struct Forged {
+    site: TamperingProxy,
+    root: Root,
+    root_keys: Vec<SigningKey>,
+    timestamp_key: SigningKey,
+    snapshot_key: SigningKey,
+    targets_keys: Vec<SigningKey>,
+    robot_key: SigningKey,
+}
+
+impl Forged {
+    /// Root v1 with `root_keys` root keys (threshold all of them) and
+    /// `targets_keys` targets keys (threshold all of them).
+    fn new(root_keys: usize, targets_keys: usize) -> Forged {
+        let keys = |n: usize| (0..n).map(|_| SigningKey::generate()).collect::<Vec<_>>();
+        let forged = Forged {
+            site: TamperingProxy::start_static(),
+            root: Root::new(Utc::now() + Duration::days(365)),
+            root_keys: keys(root_keys),
+            timestamp_key: SigningKey::generate(),
+            snapshot_key: SigningKey::generate(),
+            targets_keys: keys(targets_keys),
+            robot_key: SigningKey::generate(),
+        };
+        let mut forged = forged;
+        for key in &forged.root_keys {
+            forged.root.add_key("root", key.public_key());
+        }
+        for key in &forged.targets_keys {
+            forged.root.add_key("targets", key.public_key());
+        }
+        forged
+            .root
+            .add_key("timestamp", forged.timestamp_key.public_key());
+        forged
+            .root
+            .add_key("snapshot", forged.snapshot_key.public_key());
+        forged.root.roles.get_mut("root").unwrap().threshold = root_keys as u64;
+        forged.root.roles.get_mut("targets").unwrap().threshold = targets_keys as u64;
+        let keys: Vec<&SigningKey> = forged.root_keys.iter().collect();
+        forged.put("1.root.json", sign(forged.root.clone(), &keys));
+        forged
+    }
+
+    fn url(&self) -> &str {
+        &self.site.url
+    }
+
+    fn put(&self, file: &str, bytes: Vec<u8>) {
+        self.site
+            .serve(&format!("{}{file}", prefix(FORGED_GUN)), 200, bytes);
+    }
+
+    /// The publisher's next root (changed by `change`), signed by every old
+    /// and new root key, served as `N.root.json`.
+    fn rotate_root(&mut self, change: impl FnOnce(&mut Root, &mut Forged)) -> Vec<u8> {
+        let mut root = self.root.clone();
+        root.version += 1;
+        change(&mut root, self);
+        let keys: Vec<&SigningKey> = self.root_keys.iter().collect();
+        let bytes = sign(root.clone(), &keys);
+        self.put(&format!("{}.root.json", root.version), bytes.clone());
+        self.root = root;
+        bytes
+    }
+
+    /// Targets `version` listing `tags`, delegating `release-*` to the robot
+    /// when `delegate`; unsigned.
+    fn targets(&self, version: u64, tags: &[(&str, &str)], delegate: bool) -> Targets {
+        let mut targets = Targets::new(version, Utc::now() + Duration::days(90));
+        for (tag, digest) in tags {
+            targets
+                .targets
+                .insert(tag.to_string(), target_file(digest, 1234));
+        }
+        if delegate {
+            let robot = self.robot_key.public_key();
+            let mut keys = BTreeMap::new();
+            keys.insert(robot.key_id(), robot.clone());
+            let role: DelegatedRole = serde_json::from_value(serde_json::json!({
+                "name": "ci-robot",
+                "keyids": [robot.key_id()],
+                "threshold": 1,
+                "terminating": false,
+                "paths": ["release-*"],
+            }))
+            .unwrap();
+            targets.delegations = Some(Delegations {
+                keys,
+                roles: Some(vec![role]),
+                succinct_roles: None,
+                extra: Default::default(),
+            });
+        }
+        targets
+    }
+
+    /// Targets signed by the real targets keys.
+    fn signed_targets(&self, version: u64, tags: &[(&str, &str)], delegate: bool) -> Vec<u8> {
+        let keys: Vec<&SigningKey> = self.targets_keys.iter().collect();
+        sign(self.targets(version, tags, delegate), &keys)
+    }
+
+    /// The robot's `ci-robot` role, signed by the robot key.
+    fn robot_targets(&self, version: u64, tags: &[(&str, &str)]) -> Vec<u8> {
+        sign(self.targets(version, tags, false), &[&self.robot_key])
+    }
+
+    fn snapshot(&self, version: u64, meta: &[(&str, MetaFile)]) -> Vec<u8> {
+        let meta = meta
+            .iter()
+            .map(|(role, m)| (format!("{role}.json"), m.clone()))
+            .collect();
+        sign(
+            Snapshot::new(version, Utc::now() + Duration::days(7), meta),
+            &[&self.snapshot_key],
+        )
+    }
+
+    fn timestamp(&self, version: u64, snapshot: MetaFile) -> Vec<u8> {
+        sign(
+            Timestamp::new(version, Utc::now() + Duration::days(1), snapshot),
+            &[&self.timestamp_key],
+        )
+    }
+
+    /// Serve a release: targets roles (name, bytes) at their versions, a
+    /// snapshot `version` listing them with hashes, and timestamp `version`.
+    /// Returns (timestamp, snapshot) bytes.
+    fn release(&self, version: u64, roles: &[(&str, &[u8])]) -> (Vec<u8>, Vec<u8>) {
+        let meta: Vec<(&str, MetaFile)> = roles
+            .iter()
+            .map(|(role, bytes)| {
+                let v = version_of::<Targets>(bytes);
+                self.put(&format!("{v}.{role}.json"), bytes.to_vec());
+                (*role, MetaFile::describing(v, bytes))
+            })
+            .collect();
+        let snapshot = self.snapshot(version, &meta);
+        self.release_snapshot(version, snapshot)
+    }
+
+    /// Serve `snapshot` as `V.snapshot.json` (V its own version) and a
+    /// timestamp `ts_version` naming it with its hash.
+    fn release_snapshot(&self, ts_version: u64, snapshot: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+        let v = version_of::<Snapshot>(&snapshot);
+        self.put(&format!("{v}.snapshot.json"), snapshot.clone());
+        let timestamp = self.timestamp(ts_version, MetaFile::describing(v, &snapshot));
+        self.put("timestamp.json", timestamp.clone());
+        (timestamp, snapshot)
+    }
+
+    fn consumer(&self) -> Cli {
+        Cli::new(self.url())
+    }
+
+    fn dir(&self, cli: &Cli) -> PathBuf {
+        state_dir(cli, self.url(), FORGED_GUN)
+    }
+}
+
+fn digest() -> String {
+    random_digest().0
+}
+
+// ---------------------------------------------------------------------------
+// Arbitrary installation
+
+/// Targets signed by a key that is not the targets role's, or by too few of
+/// its keys. Through the real server a man in the middle cannot even get
+/// that far: snapshot pins the hash of every targets file, so a swapped file
+/// is a mix-and-match. With the online keys compromised (snapshot lists the
+/// forged file), the signature threshold check is what refuses.
+#[test]
+fn arbitrary_targets_is_refused() {
+    // 1. Network attacker in front of the real server.
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = publisher(&server);
+    let d1 = tag_set(&publisher, GUN, "latest");
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+
+    let d2 = tag_set(&publisher, GUN, "latest");
+    let version = version_of::<Targets>(&honest(&server, GUN, "targets.json"));
+    let evil = digest();
+    let attacker = SigningKey::generate();
+    let mut forged = Targets::new(version, Utc::now() + Duration::days(90));
+    forged
+        .targets
+        .insert("latest".into(), target_file(&evil, 1234));
+    proxy.serve(
+        &format!("{}{version}.targets.json", prefix(GUN)),
+        200,
+        sign(forged, &[&attacker]),
+    );
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("mix-and-match refused"), "{err}");
+    assert!(err.contains("targets"), "{err}");
+    assert!(!err.contains(&evil[7..]), "{err}");
+    assert_state_kept(
+        &dir,
+        &before,
+        &[
+            ("timestamp.json", &honest(&server, GUN, "timestamp.json")),
+            ("snapshot.json", &honest(&server, GUN, "snapshot.json")),
+        ],
+    );
+    proxy.clear();
+    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+
+    // 2. Online keys compromised: timestamp and snapshot vouch for whatever
+    // targets file the attacker wants; targets needs 2 of 2 targets keys.
+    let repo = Forged::new(1, 2);
+    let d1 = digest();
+    repo.release(2, &[("targets", &repo.signed_targets(2, &[("latest", &d1)], false))]);
+    let consumer = repo.consumer();
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    let dir = repo.dir(&consumer);
+
+    let evil = digest();
+    let unsigned = repo.targets(3, &[("latest", &evil)], false);
+    // Signed by two keys, neither of them a targets key.
+    let not_role_keys = sign(
+        unsigned.clone(),
+        &[&SigningKey::generate(), &repo.snapshot_key],
+    );
+    // Signed by one of the two targets keys: below threshold.
+    let below_threshold = sign(unsigned, &[&repo.targets_keys[0]]);
+    for (version, bytes) in [(3, not_role_keys), (4, below_threshold)] {
+        let before = trusted_state(&dir);
+        let (ts, snap) = repo.release(version, &[("targets", &bytes)]);
+        let err = refused(&consumer, FORGED_GUN, "latest");
+        assert!(err.contains("arbitrary metadata refused"), "{err}");
+        assert!(
+            err.contains("targets is not signed by enough keys"),
+            "{err}"
+        );
+        assert!(err.contains("threshold 2"), "{err}");
+        assert_state_kept(
+            &dir,
+            &before,
+            &[("timestamp.json", &ts), ("snapshot.json", &snap)],
+        );
+    }
+    let d2 = digest();
+    repo.release(5, &[("targets", &repo.signed_targets(5, &[("latest", &d2)], false))]);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d2);
+}
+
+// ---------------------------------------------------------------------------
+// Rollback (timestamp and top-level targets: e2e.rs rollback_is_refused)
+
+/// Older snapshot and older delegated role replayed after newer ones were
+/// seen. A man in the middle is stopped by the hashes timestamp and
+/// snapshot pin (mix-and-match); an attacker with the online keys, who can
+/// vouch for old files, by the version comparisons (rollback).
+#[test]
+fn snapshot_and_delegated_role_rollback_is_refused() {
+    // 1. Network attacker in front of the real server.
+    let server = TestServer::spawn(Backend::Sqlite);
+    let repo = delegated_repository(&server);
+    repo.robot_tag_set("release-1");
+    let robot_v = version_of::<Targets>(&honest(&server, GUN, "ci-robot.json"));
+    let old_robot = honest(&server, GUN, &format!("{robot_v}.ci-robot.json"));
+    let old_snapshot = honest(&server, GUN, "snapshot.json");
+    let r2 = repo.robot_tag_set("release-2");
+    let latest = tag_set(&repo.publisher, GUN, "latest");
+
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    // `latest` is top-level: the search does not fetch ci-robot yet.
+    assert_eq!(lookup(&consumer, GUN, "latest"), latest);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+    assert!(!before.contains_key("ci-robot.json"), "{:?}", before.keys());
+
+    let robot_now = version_of::<Targets>(&honest(&server, GUN, "ci-robot.json"));
+    assert!(robot_now > robot_v);
+    let robot_path = format!("{}{robot_now}.ci-robot.json", prefix(GUN));
+    proxy.serve(&robot_path, 200, old_robot.clone());
+    let err = refused(&consumer, GUN, "release-2");
+    assert!(err.contains("mix-and-match refused"), "{err}");
+    assert!(err.contains("ci-robot"), "{err}");
+    assert_state_kept(&dir, &before, &[]);
+    proxy.clear();
+    assert_eq!(lookup(&consumer, GUN, "release-2"), r2);
+
+    // An older snapshot where the one the new timestamp names is expected.
+    let before = trusted_state(&dir);
+    tag_set(&repo.publisher, GUN, "latest");
+    let snap_v = version_of::<Snapshot>(&honest(&server, GUN, "snapshot.json"));
+    proxy.serve(
+        &format!("{}{snap_v}.snapshot.json", prefix(GUN)),
+        200,
+        old_snapshot,
+    );
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("mix-and-match refused"), "{err}");
+    assert!(err.contains("snapshot"), "{err}");
+    assert_state_kept(
+        &dir,
+        &before,
+        &[("timestamp.json", &honest(&server, GUN, "timestamp.json"))],
+    );
+    proxy.clear();
+    lookup(&consumer, GUN, "latest");
+    assert_eq!(lookup(&consumer, GUN, "release-2"), r2);
+
+    // 2. Online keys compromised.
+    let repo = Forged::new(1, 1);
+    let (d1, d2) = (digest(), digest());
+    let targets = repo.signed_targets(2, &[], true);
+    let robot1 = repo.robot_targets(1, &[("release-1", &d1)]);
+    let (_, snapshot1) = repo.release(1, &[("targets", &targets), ("ci-robot", &robot1)]);
+    let robot2 = repo.robot_targets(2, &[("release-1", &d2)]);
+    repo.release(2, &[("targets", &targets), ("ci-robot", &robot2)]);
+    let consumer = repo.consumer();
+    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), d2);
+    let dir = repo.dir(&consumer);
+    let before = trusted_state(&dir);
+    assert!(before.contains_key("ci-robot.json"));
+
+    // a. A new timestamp naming the old snapshot version.
+    repo.release_snapshot(3, snapshot1.clone());
+    let err = refused(&consumer, FORGED_GUN, "release-1");
+    assert!(
+        err.contains("rollback attack refused: timestamp lists snapshot.json version 1, older than trusted version 2"),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[]);
+
+    // b. The old snapshot itself, under a new timestamp that vouches for its
+    // bytes under the new version number.
+    repo.put("4.snapshot.json", snapshot1.clone());
+    let ts = repo.timestamp(
+        4,
+        MetaFile {
+            version: 4,
+            ..MetaFile::describing(4, &snapshot1)
+        },
+    );
+    repo.put("timestamp.json", ts.clone());
+    let err = refused(&consumer, FORGED_GUN, "release-1");
+    assert!(
+        err.contains("rollback attack refused: snapshot version 1 is older than trusted version 2"),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[("timestamp.json", &ts)]);
+
+    // c. A new snapshot listing the old ci-robot.
+    let before = trusted_state(&dir);
+    let (ts, _) = repo.release(5, &[("targets", &targets), ("ci-robot", &robot1)]);
+    let err = refused(&consumer, FORGED_GUN, "release-1");
+    assert!(
+        err.contains("rollback attack refused: snapshot lists ci-robot.json version 1, older than trusted version 2"),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[("timestamp.json", &ts)]);
+
+    let robot3 = repo.robot_targets(3, &[("release-1", &d1)]);
+    repo.release(6, &[("targets", &targets), ("ci-robot", &robot3)]);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), d1);
+}
+
+// ---------------------------------------------------------------------------
+// Indefinite freeze (an expired timestamp: e2e.rs freeze_is_refused)
+
+/// A snapshot served after it expired while the timestamp naming it is
+/// still valid (the server signs timestamps for 30 days here, snapshots for
+/// the default 7): a consumer 10 days on refuses it.
+#[test]
+fn expired_snapshot_is_a_freeze() {
+    let server = TestServer::spawn_with(
+        Backend::Sqlite,
+        &["--timestamp-expiry-secs", &(30 * 24 * 3600).to_string()],
+    );
+    let (publisher, _) = publisher(&server);
+    let d1 = tag_set(&publisher, GUN, "latest");
+    let consumer = Cli::new(&server.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    let dir = state_dir(&consumer, &server.url, GUN);
+    let before = trusted_state(&dir);
+
+    let out = std::process::Command::new("faketime")
+        .args(["-f", "+10d"])
+        .arg(tagtrust_tests::bin_path("tagtrust"))
+        .args(["lookup", &format!("{GUN}:latest")])
+        .envs(
+            consumer
+                .command()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k, v?))),
+        )
+        .output()
+        .expect("faketime is installed (.ci/run installs it)");
+    assert!(!out.status.success(), "an expired snapshot was accepted");
+    let err = stderr_of(&out);
+    assert!(err.contains("freeze attack refused: snapshot expired"), "{err}");
+    assert_state_kept(&dir, &before, &[]);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+}
+
+// ---------------------------------------------------------------------------
+// Fast-forward
+
+/// An attacker with the online timestamp (then snapshot) key signs a huge
+/// version; the client accepts it (it is validly signed) and so refuses the
+/// honest repository as a rollback, until the publisher rotates the key:
+/// the new root makes the client discard its local timestamp and snapshot
+/// (spec 5.3.11) and it follows the honest repository again.
+#[test]
+fn fast_forward_recovery_after_online_key_rotation() {
+    const HUGE: u64 = 1_000_000_000;
+    let mut repo = Forged::new(1, 1);
+    let d1 = digest();
+    let targets = repo.signed_targets(1, &[("latest", &d1)], false);
+    let (_, snapshot2) = repo.release(2, &[("targets", &targets)]);
+    let consumer = repo.consumer();
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    let dir = repo.dir(&consumer);
+
+    // Timestamp fast-forward.
+    let ff = repo.timestamp(HUGE, MetaFile::describing(2, &snapshot2));
+    repo.put("timestamp.json", ff.clone());
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(trusted_state(&dir)["timestamp.json"], ff);
+    let before = trusted_state(&dir);
+    repo.release(3, &[("targets", &targets)]);
+    let err = refused(&consumer, FORGED_GUN, "latest");
+    assert!(
+        err.contains(&format!(
+            "rollback attack refused: timestamp version 3 is older than trusted version {HUGE}"
+        )),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[]);
+
+    let new_key = SigningKey::generate();
+    let root2 = repo.rotate_root(|root, _| {
+        root.replace_role_keys("timestamp", &[new_key.public_key()]);
+    });
+    repo.timestamp_key = new_key;
+    let (ts4, _) = repo.release(4, &[("targets", &targets)]);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    let state = trusted_state(&dir);
+    assert_eq!(state["root.json"], root2);
+    assert_eq!(state["timestamp.json"], ts4, "fast-forwarded timestamp kept");
+
+    // Snapshot fast-forward: the attacker also has the snapshot key.
+    let (ff_ts, ff_snap) = repo.release_snapshot(
+        5,
+        repo.snapshot(HUGE, &[("targets", MetaFile::describing(1, &targets))]),
+    );
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(trusted_state(&dir)["snapshot.json"], ff_snap);
+    let before = trusted_state(&dir);
+    repo.release(6, &[("targets", &targets)]);
+    let err = refused(&consumer, FORGED_GUN, "latest");
+    assert!(
+        err.contains(&format!(
+            "rollback attack refused: timestamp lists snapshot.json version 6, older than trusted version {HUGE}"
+        )),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[]);
+    assert_eq!(before["timestamp.json"], ff_ts);
+
+    let new_key = SigningKey::generate();
+    repo.rotate_root(|root, _| {
+        root.replace_role_keys("snapshot", &[new_key.public_key()]);
+    });
+    repo.snapshot_key = new_key;
+    let (ts7, snap7) = repo.release(7, &[("targets", &targets)]);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    let state = trusted_state(&dir);
+    assert_eq!(state["timestamp.json"], ts7);
+    assert_eq!(state["snapshot.json"], snap7);
+}
+
+// ---------------------------------------------------------------------------
+// Mix-and-match
+
+/// A targets file from one snapshot served with another: through the real
+/// server the older (still valid) timestamp and snapshot with the newer
+/// targets; in a repository whose snapshot lists versions without hashes
+/// (as TUF allows), the version comparison alone.
+#[test]
+fn mix_and_match_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = publisher(&server);
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    // Trusts version 1 of everything (no tags yet).
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("not signed"), "{err}");
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+
+    tag_set(&publisher, GUN, "latest");
+    let ts2 = honest(&server, GUN, "timestamp.json");
+    let snap2 = honest(&server, GUN, "snapshot.json");
+    let targets_v = version_of::<Targets>(&honest(&server, GUN, "targets.json"));
+    let d3 = tag_set(&publisher, GUN, "latest");
+    let targets3 = honest(&server, GUN, "targets.json");
+    let p = prefix(GUN);
+    proxy.serve(&format!("{p}timestamp.json"), 200, ts2.clone());
+    proxy.serve(&format!("{p}{targets_v}.targets.json"), 200, targets3);
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("mix-and-match refused"), "{err}");
+    assert!(err.contains("targets"), "{err}");
+    assert_state_kept(
+        &dir,
+        &before,
+        &[("timestamp.json", &ts2), ("snapshot.json", &snap2)],
+    );
+    proxy.clear();
+    assert_eq!(lookup(&consumer, GUN, "latest"), d3);
+
+    // Snapshot entries with versions only: the version check must refuse.
+    let repo = Forged::new(1, 1);
+    let version_only = |targets: &[u8]| MetaFile {
+        length: None,
+        hashes: None,
+        ..MetaFile::describing(version_of::<Targets>(targets), targets)
+    };
+    let d1 = digest();
+    let targets1 = repo.signed_targets(1, &[("latest", &d1)], false);
+    repo.put("1.targets.json", targets1.clone());
+    repo.release_snapshot(1, repo.snapshot(1, &[("targets", version_only(&targets1))]));
+    let consumer = repo.consumer();
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    let dir = repo.dir(&consumer);
+    let before = trusted_state(&dir);
+
+    let d2 = digest();
+    let targets2 = repo.signed_targets(2, &[("latest", &d2)], false);
+    // Snapshot 2 lists targets version 2, but version 1 is served for it.
+    repo.put("2.targets.json", targets1.clone());
+    let (ts, snap) =
+        repo.release_snapshot(2, repo.snapshot(2, &[("targets", version_only(&targets2))]));
+    let err = refused(&consumer, FORGED_GUN, "latest");
+    assert!(
+        err.contains("mix-and-match refused: targets version 1 does not match version 2 in snapshot"),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[("timestamp.json", &ts), ("snapshot.json", &snap)]);
+    repo.put("2.targets.json", targets2);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d2);
+}
+
+// ---------------------------------------------------------------------------
+// Endless data
+
+/// Responses far larger than the limits: the client stops reading at the
+/// limit (the proxy could write only a small part of 256 MiB before the
+/// client hung up) and says so.
+#[test]
+fn endless_data_is_refused() {
+    const TOTAL: u64 = 256 * 1024 * 1024;
+    const MOST_READ: u64 = 32 * 1024 * 1024;
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = publisher(&server);
+    let d1 = tag_set(&publisher, GUN, "latest");
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+    let p = prefix(GUN);
+
+    // timestamp.json has no referrer: the client's own 16 KiB limit.
+    let ts_path = format!("{p}timestamp.json");
+    for declare_length in [false, true] {
+        proxy.tamper(
+            &ts_path,
+            Tamper::Inflate {
+                total: TOTAL,
+                declare_length,
+            },
+        );
+        let sent_before = proxy.body_bytes_sent(&ts_path);
+        let err = refused(&consumer, GUN, "latest");
+        assert!(
+            err.contains("endless data attack refused") && err.contains("16384-byte limit"),
+            "{err}"
+        );
+        let sent = proxy.body_bytes_sent(&ts_path) - sent_before;
+        assert!(sent < MOST_READ, "client read {sent} bytes");
+        assert_state_kept(&dir, &before, &[]);
+    }
+    proxy.forward(&ts_path);
+
+    // Snapshot: limited to the length the (honest) timestamp gives.
+    tag_set(&publisher, GUN, "latest");
+    let snapshot = honest(&server, GUN, "snapshot.json");
+    let snap_path = format!("{p}{}.snapshot.json", version_of::<Snapshot>(&snapshot));
+    proxy.tamper(
+        &snap_path,
+        Tamper::Inflate {
+            total: TOTAL,
+            declare_length: false,
+        },
+    );
+    let err = refused(&consumer, GUN, "latest");
+    assert!(
+        err.contains("endless data attack refused")
+            && err.contains(&format!("{}-byte limit", snapshot.len())),
+        "{err}"
+    );
+    assert!(proxy.body_bytes_sent(&snap_path) < MOST_READ);
+    assert_state_kept(
+        &dir,
+        &before,
+        &[("timestamp.json", &honest(&server, GUN, "timestamp.json"))],
+    );
+    proxy.clear();
+    let d2 = tag_set(&publisher, GUN, "latest");
+    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+}

@@ -1,0 +1,85 @@
+//! The consumer's freshness policy through the real binaries: offline mode
+//! with and without a grace period, and `max_age` on the timestamp's
+//! signing time. The client's clock is moved with `faketime`.
+
+use std::process::{Command, Output};
+use tagtrust_tests::{bin_path, random_digest, Backend, Cli, TestServer};
+
+const GUN: &str = "registry.example.com/acme/app";
+
+/// Run `tagtrust` as `cli` would, with the clock moved by `offset`
+/// (faketime syntax, e.g. "+2d").
+fn at_time(cli: &Cli, offset: &str, args: &[&str]) -> Output {
+    Command::new("faketime")
+        .args(["-f", offset])
+        .arg(bin_path("tagtrust"))
+        .args(args)
+        .envs(cli.command().get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .expect("faketime is installed (.ci/run installs it)")
+}
+
+fn published() -> (TestServer, String) {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    publisher.ok(&["init", GUN]);
+    let (d, s) = random_digest();
+    publisher.ok(&["tag", "set", &format!("{GUN}:latest"), &d, "--size", &s.to_string()]);
+    (server, d)
+}
+
+#[test]
+fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
+    let (mut server, digest) = published();
+    let latest = format!("{GUN}:latest");
+    let consumer = Cli::new(&server.url);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), digest);
+
+    server.stop();
+    // Online fails without the server; offline works and says so.
+    consumer.fails(&["lookup", &latest]);
+    let out = consumer.run(&["lookup", &latest, "--offline"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("offline"));
+
+    // Two days on, the one-day timestamp has expired: refused offline too...
+    let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expired") && err.contains("--max-stale"), "{err}");
+    // ...unless the consumer grants a grace period that covers it.
+    let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline", "--max-stale", "3d"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline", "--max-stale", "12h"]);
+    assert!(!out.status.success());
+
+    // A GUN never seen cannot be used offline.
+    let err = consumer.fails(&["lookup", "registry.example.com/acme/other:latest", "--offline"]);
+    assert!(err.contains("offline"), "{err}");
+}
+
+#[test]
+fn max_age_refuses_a_timestamp_signed_too_long_ago() {
+    let (server, digest) = published();
+    let latest = format!("{GUN}:latest");
+    let consumer = Cli::new(&server.url);
+    assert_eq!(consumer.ok(&["lookup", &latest, "--max-age", "1h"]).trim(), digest);
+
+    // Three hours on, the timestamp is unexpired (it lives a day) but old.
+    let out = at_time(&consumer, "+3h", &["lookup", &latest, "--max-age", "1h"]);
+    assert!(!out.status.success(), "an old timestamp passed max_age");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_age"), "{err}");
+    let out = at_time(&consumer, "+3h", &["lookup", &latest, "--max-age", "4h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The same policy from config.toml.
+    std::fs::write(
+        consumer.home.path().join("config.toml"),
+        "[freshness]\nmax_age = \"1h\"\n",
+    )
+    .unwrap();
+    let out = at_time(&consumer, "+3h", &["lookup", &latest]);
+    assert!(!out.status.success(), "config max_age ignored");
+}
