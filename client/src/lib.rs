@@ -11,14 +11,18 @@
 //! * [`publisher`]: init, tag set/rm, list.
 //! * [`lookup`]: resolve a tag with trust bootstrapping.
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
+//! * [`status`]: versions, expiries and key holders of every role.
+//! * [`history`]: what a tag pointed to, version by version, verified.
 //! * [`registry`]: OCI registry client for verified pulls and `--from-registry`.
 
 pub mod fetch;
+pub mod history;
 pub mod home;
 pub mod lookup;
 pub mod publisher;
 pub mod registry;
 pub mod remote;
 pub mod rotation;
+pub mod status;
 pub mod trusted;
 pub mod updater;

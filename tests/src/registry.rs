@@ -58,7 +58,7 @@ impl TestRegistry {
             &config,
             format!(
                 "version: 0.1\n\
-                 log:\n  level: error\n  accesslog:\n    disabled: true\n\
+                 log:\n  level: fatal\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n",
                 dir.path().join("data").display()

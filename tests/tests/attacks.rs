@@ -19,7 +19,6 @@
 //! afterwards. SECURITY.md maps each threat to these tests.
 
 use chrono::{Duration, Utc};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tagtrust::home::server_dir_name;
@@ -91,10 +90,6 @@ fn assert_state_kept(dir: &Path, before: &State, advanced: &[(&str, &[u8])]) {
             String::from_utf8_lossy(&after[file])
         );
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn sign<T: Role>(signed: T, keys: &[&SigningKey]) -> Vec<u8> {
@@ -851,4 +846,283 @@ fn endless_data_is_refused() {
     proxy.clear();
     let d2 = tag_set(&publisher, GUN, "latest");
     assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+}
+
+/// A body cut short (Content-Length promises more than is sent): refused,
+/// nothing stored.
+#[test]
+fn truncated_metadata_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = publisher(&server);
+    let d1 = tag_set(&publisher, GUN, "latest");
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+    let d2 = tag_set(&publisher, GUN, "latest");
+    let ts_path = format!("{}timestamp.json", prefix(GUN));
+    proxy.tamper(&ts_path, Tamper::Truncate { keep: 40 });
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("timestamp.json"), "{err}");
+    assert_state_kept(&dir, &before, &[]);
+    proxy.clear();
+    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+}
+
+// ---------------------------------------------------------------------------
+// Slow retrieval
+
+/// A server that trickles bytes, and one that never answers: the client
+/// gives up after its whole-request limit (shortened here with
+/// TAGTRUST_HTTP_TIMEOUT_SECS) with a clear error. No timing is asserted.
+#[test]
+fn slow_retrieval_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = publisher(&server);
+    let d1 = tag_set(&publisher, GUN, "latest");
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+    let d2 = tag_set(&publisher, GUN, "latest");
+    let ts_path = format!("{}timestamp.json", prefix(GUN));
+    for how in [
+        Tamper::Trickle {
+            interval: std::time::Duration::from_millis(500),
+        },
+        Tamper::Delay(std::time::Duration::from_secs(150)),
+    ] {
+        proxy.tamper(&ts_path, how.clone());
+        let out = consumer
+            .command()
+            .env("TAGTRUST_HTTP_TIMEOUT_SECS", "4")
+            .args(["lookup", &format!("{GUN}:latest")])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{how:?}");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("slow retrieval attack refused")
+                && err.contains("timestamp.json did not download within 4s"),
+            "{how:?}: {err}"
+        );
+        assert_state_kept(&dir, &before, &[]);
+    }
+    proxy.clear();
+    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+}
+
+// ---------------------------------------------------------------------------
+// Wrong software
+
+/// Another GUN's signed metadata served for this GUN (each GUN has its own
+/// keys, so its signatures do not count here); and a delegated role that
+/// lists a tag outside its paths, signed with the robot's real key: the
+/// server refuses to publish it, and a client handed it anyway (by a
+/// repository with compromised online keys) never consults the role for
+/// that tag.
+#[test]
+fn wrong_software_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let repo = delegated_repository(&server);
+    let latest = tag_set(&repo.publisher, GUN, "latest");
+    let r1 = repo.robot_tag_set("release-1");
+    repo.publisher.ok(&["init", OTHER_GUN]);
+    let other_latest = tag_set(&repo.publisher, OTHER_GUN, "latest");
+
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), latest);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+
+    // Every file of the other GUN served under this GUN's paths.
+    tag_set(&repo.publisher, GUN, "latest");
+    let (p, other) = (prefix(GUN), prefix(OTHER_GUN));
+    let other_ts = honest(&server, OTHER_GUN, "timestamp.json");
+    let other_snap = honest(&server, OTHER_GUN, "snapshot.json");
+    let other_targets = honest(&server, OTHER_GUN, "targets.json");
+    proxy.serve(&format!("{p}timestamp.json"), 200, other_ts);
+    for (role, bytes) in [("snapshot", &other_snap), ("targets", &other_targets)] {
+        let v = if role == "snapshot" {
+            version_of::<Snapshot>(bytes)
+        } else {
+            version_of::<Targets>(bytes)
+        };
+        for version in 1..=v + 2 {
+            proxy.serve(&format!("{p}{version}.{role}.json"), 200, bytes.clone());
+        }
+    }
+    for version in 1..=3 {
+        let path = format!("{other}{version}.root.json");
+        let resp = reqwest::blocking::get(format!("{}{path}", server.url)).unwrap();
+        if resp.status().is_success() {
+            proxy.serve(&format!("{p}{version}.root.json"), 200, resp.bytes().unwrap().to_vec());
+        }
+    }
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("arbitrary metadata refused"), "{err}");
+    assert!(!err.contains(&other_latest[7..]), "{err}");
+    assert_state_kept(&dir, &before, &[]);
+    proxy.clear();
+    let latest = lookup(&consumer, GUN, "latest");
+    assert_eq!(latest, format!("sha256:{}", sha256_hex_of_target(&server, GUN, "latest")));
+
+    // The robot (or whoever stole its key) signs `latest`, outside release-*.
+    let robot_v = version_of::<Targets>(&honest(&server, GUN, "ci-robot.json"));
+    let mut rogue = Metadata::<Targets>::from_bytes(&honest(&server, GUN, "ci-robot.json"))
+        .unwrap()
+        .signed;
+    rogue.version = robot_v + 1;
+    let evil = digest();
+    rogue.targets.insert("latest".into(), target_file(&evil, 1234));
+    let rogue_bytes = sign(rogue, &[&repo.robot_key()]);
+    let publish = ServerClient::new(&server.url, Some(repo.token.clone()))
+        .unwrap()
+        .publish(
+            &Gun::parse(GUN).unwrap(),
+            &[("ci-robot".to_string(), rogue_bytes)],
+        );
+    let err = publish.expect_err("the server published a tag outside the role's paths");
+    assert!(err.to_string().contains("may not sign"), "{err}");
+    assert_eq!(lookup(&consumer, GUN, "release-1"), r1);
+
+    let forged = Forged::new(1, 1);
+    let (d1, evil) = (digest(), digest());
+    let targets = forged.signed_targets(1, &[], true);
+    let robot = forged.robot_targets(1, &[("release-1", &d1), ("latest", &evil)]);
+    forged.release(1, &[("targets", &targets), ("ci-robot", &robot)]);
+    let consumer = forged.consumer();
+    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), d1);
+    let dir = forged.dir(&consumer);
+    let before = trusted_state(&dir);
+    let err = refused(&consumer, FORGED_GUN, "latest");
+    assert!(err.contains("is not signed"), "{err}");
+    assert!(!err.contains(&evil[7..]), "{err}");
+    assert_state_kept(&dir, &before, &[]);
+}
+
+/// The sha256 the real server's current targets give `tag` (hex).
+fn sha256_hex_of_target(server: &TestServer, gun: &str, tag: &str) -> String {
+    Metadata::<Targets>::from_bytes(&honest(server, gun, "targets.json"))
+        .unwrap()
+        .signed
+        .targets[tag]
+        .hashes["sha256"]
+        .clone()
+}
+
+// ---------------------------------------------------------------------------
+// Key compromise below threshold
+
+/// The publisher moves to two root keys with threshold 2; an attacker holding
+/// one of them signs a malicious root (its own targets key). The server
+/// refuses to publish it, and a client handed it by a man in the middle
+/// refuses it too.
+#[test]
+fn root_signed_below_threshold_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, token) = publisher(&server);
+    let d1 = tag_set(&publisher, GUN, "latest");
+    let gun = Gun::parse(GUN).unwrap();
+    let remote = ServerClient::new(&server.url, Some(token)).unwrap();
+
+    // Root v2: a second root key, threshold 2.
+    let root1 = Metadata::<Root>::from_bytes(&honest(&server, GUN, "1.root.json")).unwrap();
+    let root_keyids = root1.signed.roles["root"].keyids.clone();
+    let home = tagtrust::home::Home::at(publisher.home.path());
+    let key1 = home
+        .load_key(&gun, "root", &root_keyids, TEST_PASSPHRASE)
+        .unwrap();
+    let key2 = SigningKey::generate();
+    let mut root2 = root1.signed.clone();
+    root2.version = 2;
+    root2.add_key("root", key2.public_key());
+    root2.roles.get_mut("root").unwrap().threshold = 2;
+    remote
+        .publish(&gun, &[("root".into(), sign(root2.clone(), &[&key1, &key2]))])
+        .unwrap();
+
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    let v: serde_json::Value = serde_json::from_str(&consumer.ok(&[
+        "lookup",
+        &format!("{GUN}:latest"),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["digest"], d1.as_str());
+    assert_eq!(v["root"]["version"], 2);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+
+    // Key 2 is compromised: root v3 hands targets to the attacker.
+    let attacker = SigningKey::generate();
+    let mut root3 = root2.clone();
+    root3.version = 3;
+    root3.replace_role_keys("targets", &[attacker.public_key()]);
+    let malicious = sign(root3, &[&key2]);
+    let err = remote
+        .publish(&gun, &[("root".into(), malicious.clone())])
+        .expect_err("the server published a root signed below threshold");
+    assert!(err.to_string().contains("threshold"), "{err}");
+
+    proxy.serve(&format!("{}3.root.json", prefix(GUN)), 200, malicious);
+    let err = refused(&consumer, GUN, "latest");
+    assert!(err.contains("arbitrary metadata refused"), "{err}");
+    assert!(err.contains("root is not signed by enough keys"), "{err}");
+    assert!(err.contains("threshold 2"), "{err}");
+    assert_state_kept(&dir, &before, &[]);
+    proxy.clear();
+    let d2 = tag_set(&publisher, GUN, "latest");
+    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+}
+
+// ---------------------------------------------------------------------------
+// Malicious mirror
+
+/// A transparent mirror serving a byte-for-byte copy of an older, still
+/// valid repository (every file consistent with the others) to a consumer
+/// that has seen newer: refused as a rollback; the consumer follows the
+/// honest repository again afterwards.
+#[test]
+fn mirror_serving_an_old_repository_is_refused() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = publisher(&server);
+    tag_set(&publisher, GUN, "latest");
+    // The mirror's copy: everything a client fetches, as it is now.
+    let p = prefix(GUN);
+    let ts = honest(&server, GUN, "timestamp.json");
+    let snap = honest(&server, GUN, "snapshot.json");
+    let targets = honest(&server, GUN, "targets.json");
+    let copy = [
+        ("1.root.json".to_string(), honest(&server, GUN, "1.root.json")),
+        ("timestamp.json".to_string(), ts),
+        (format!("{}.snapshot.json", version_of::<Snapshot>(&snap)), snap),
+        (format!("{}.targets.json", version_of::<Targets>(&targets)), targets),
+    ];
+    let d2 = tag_set(&publisher, GUN, "latest");
+
+    let proxy = TamperingProxy::start(&server.url);
+    let consumer = Cli::new(&proxy.url);
+    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    let dir = state_dir(&consumer, &proxy.url, GUN);
+    let before = trusted_state(&dir);
+
+    for (file, bytes) in &copy {
+        proxy.serve(&format!("{p}{file}"), 200, bytes.clone());
+    }
+    proxy.serve(&format!("{p}2.root.json"), 404, Vec::new());
+    let err = refused(&consumer, GUN, "latest");
+    assert!(
+        err.contains("rollback attack refused: timestamp version 2 is older than trusted version 3"),
+        "{err}"
+    );
+    assert_state_kept(&dir, &before, &[]);
+    proxy.clear();
+    let d3 = tag_set(&publisher, GUN, "latest");
+    assert_eq!(lookup(&consumer, GUN, "latest"), d3);
 }

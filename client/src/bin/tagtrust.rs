@@ -52,6 +52,16 @@ enum Command {
     /// Manage local private keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Versions, signing times, expiries and key holders of every role, with
+    /// warnings for roles expiring soon.
+    Status {
+        gun: Gun,
+        /// Warn about roles expiring within this many days [config: expiry.warning_days]
+        #[arg(long)]
+        warning_days: Option<i64>,
+    },
+    /// Every change of GUN:TAG (digest, targets version, signer, time), verified.
+    History { reference: String },
     /// Re-sign a role with a new expiry, content unchanged.
     Refresh {
         gun: Gun,
@@ -137,10 +147,17 @@ enum TagCommand {
     Set {
         reference: String,
         /// sha256:<64 hex> of the image manifest
-        #[arg(required_unless_present = "from_registry", conflicts_with = "from_registry")]
+        #[arg(
+            required_unless_present = "from_registry",
+            conflicts_with = "from_registry"
+        )]
         digest: Option<String>,
         /// Size of the manifest in bytes
-        #[arg(long, required_unless_present = "from_registry", conflicts_with = "from_registry")]
+        #[arg(
+            long,
+            required_unless_present = "from_registry",
+            conflicts_with = "from_registry"
+        )]
         size: Option<u64>,
         /// Media type of the manifest [default: OCI image manifest]
         #[arg(long, conflicts_with = "from_registry")]
@@ -418,6 +435,62 @@ fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
+        Command::Status { gun, warning_days } => {
+            let options = OpenOptions {
+                token,
+                ..OpenOptions::default()
+            };
+            let days = warning_days.unwrap_or(config.expiry.warning_days);
+            let report = tagtrust::status::status(&home, &server()?, &gun, &options, days)?;
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            out.print(&report, || {
+                report
+                    .roles
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{:<12} v{:<5} signed {:<20} expires {} ({}h left)  key: {}",
+                            r.role,
+                            r.version,
+                            r.signed_at
+                                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            r.expires.format("%Y-%m-%d %H:%M:%S"),
+                            r.seconds_left / 3600,
+                            r.key_holder
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::History { reference } => {
+            let reference = ImageReference::parse(&reference)?;
+            let options = OpenOptions {
+                token,
+                ..OpenOptions::default()
+            };
+            let entries = tagtrust::history::history(&home, &server()?, &reference, &options)?;
+            out.print(&entries, || {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "targets v{}\t{}\t{}\tsigned by {}",
+                            e.targets_version,
+                            e.digest.as_deref().unwrap_or("(removed)"),
+                            e.signed_at
+                                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            e.signed_by.join(",")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
         Command::Refresh { gun, role, key } => {
             let signer = match (role.as_str(), key) {
                 ("root" | "targets" | "snapshot" | "timestamp", _) => Signer::Targets,
@@ -478,7 +551,15 @@ fn run(cli: Cli) -> Result<()> {
             consumer,
         } => {
             let options = consumer.options(token, &config)?;
-            pull(&home, &server()?, &reference, &options, registry, file, &out)
+            pull(
+                &home,
+                &server()?,
+                &reference,
+                &options,
+                registry,
+                file,
+                &out,
+            )
         }
     }
 }
@@ -519,7 +600,9 @@ fn tag_target(
             .split_once('=')
             .filter(|(k, _)| !k.is_empty())
             .with_context(|| format!("--annotation {annotation:?} is not KEY=VALUE"))?;
-        target.annotations.insert(key.to_string(), value.to_string());
+        target
+            .annotations
+            .insert(key.to_string(), value.to_string());
     }
     Ok(target)
 }
@@ -535,6 +618,12 @@ fn pull(
     out: &Printer,
 ) -> Result<()> {
     let reference = ImageReference::parse(reference)?;
+    if options.offline {
+        eprintln!(
+            "notice: offline: using only the local trusted metadata of {}",
+            reference.gun
+        );
+    }
     let (pulled, repo) = registry::pull(home, server, &reference, options, registry.as_deref())?;
     if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
         eprintln!(
