@@ -185,7 +185,7 @@ impl Fetcher for HttpFetcher {
             url: url.to_string(),
             max_length,
         };
-        if response.content_length().is_some_and(|n| n > u64::MAX / 2) {
+        if response.content_length().is_some_and(|n| n > max_length) {
             return Err(too_large());
         }
         // Read in chunks, never more than max_length + 1 bytes in total:
@@ -193,7 +193,7 @@ impl Fetcher for HttpFetcher {
         let mut body = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {
-            let room = (u64::MAX / 2).saturating_sub(body.len() as u64);
+            let room = (max_length + 1).saturating_sub(body.len() as u64);
             let want = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             if want == 0 {
                 return Err(too_large());
@@ -223,6 +223,9 @@ impl Fetcher for HttpFetcher {
             if started.elapsed() >= self.timeout {
                 return Err(self.timeout_error(url));
             }
+        }
+        if body.len() as u64 > max_length {
+            return Err(too_large());
         }
         Ok(body)
     }

@@ -237,6 +237,21 @@ impl Home {
         Ok(path)
     }
 
+    /// Store an encrypted key file as it is (never re-encrypted or written
+    /// in the clear) after checking `passphrase` opens it: as `gun`'s `role`
+    /// key, or under `role` as a name when `gun` is `None`.
+    pub fn import_key(&self, pem: &str, passphrase: &str, gun: Option<&Gun>, role: &str) -> Result<(String, PathBuf)> {
+        let key = SigningKey::from_encrypted_pem(pem, passphrase).context("the imported key")?;
+        tagtrust_shared::pathmatch::validate_role_name(role)?;
+        let dir = match gun {
+            Some(gun) => self.key_dir(gun),
+            None => self.root.join("keys").join(ROBOT_KEY_DIR),
+        };
+        let path = dir.join(format!("{role}.{}.pem", key.key_id()));
+        write_private_file(&path, pem.as_bytes())?;
+        Ok((key.key_id(), path))
+    }
+
     /// Does this home hold a private key of `gun`'s `role` among `keyids`?
     pub fn has_key(&self, gun: &Gun, role: &str, keyids: &[String]) -> bool {
         keyids

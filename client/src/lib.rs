@@ -13,6 +13,7 @@
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
 //! * [`history`]: what a tag pointed to, version by version, verified.
+//! * [`staging`]: multi-party root signing.
 //! * [`registry`]: OCI registry client for verified pulls and `--from-registry`.
 
 pub mod fetch;
@@ -23,6 +24,7 @@ pub mod publisher;
 pub mod registry;
 pub mod remote;
 pub mod rotation;
+pub mod staging;
 pub mod status;
 pub mod trusted;
 pub mod updater;

@@ -33,12 +33,16 @@ pub struct Publisher {
 #[derive(Debug, Serialize)]
 pub struct InitReport {
     pub gun: String,
-    pub root_key_id: String,
+    pub root_key_ids: Vec<String>,
+    pub root_threshold: u64,
     pub targets_key_id: String,
     pub timestamp_key_id: String,
     pub snapshot_key_id: String,
     pub root_version: u64,
     pub targets_version: u64,
+    /// More root signatures needed before the staged root can be published
+    /// (0: published).
+    pub root_signatures_needed: u64,
 }
 
 /// What a tag change published.
@@ -138,62 +142,76 @@ impl Publisher {
 
     /// Create the GUN's repository: local root and targets keys, the
     /// server's timestamp and snapshot keys, root v1 and an empty targets v1.
-    pub fn init(&self, gun: &Gun) -> Result<InitReport> {
+    pub fn init(&self, gun: &Gun, root_keys: usize, root_threshold: u64) -> Result<InitReport> {
         let dir = self.home.metadata_dir(&self.server, gun);
         if dir.join("root.json").exists() {
-            bail!(
-                "{gun} is already initialised here ({} exists)",
-                dir.display()
-            );
+            bail!("{gun} is already initialised here ({} exists)", dir.display());
+        }
+        if root_keys < 1 || root_threshold < 1 || root_threshold > root_keys as u64 {
+            bail!("--root-threshold {root_threshold} is impossible with {root_keys} root key(s)");
+        }
+        let staging = crate::staging::Staging::new(&self.home, &self.server, gun);
+        if root_threshold > 1 && staging.exists() {
+            bail!("{gun} already has a staged root; sign it with `tagtrust root sign` or remove {}", staging.dir().display());
         }
         let client = self.server_client()?;
         let timestamp_key = client.online_key(gun, "timestamp")?;
         let snapshot_key = client.online_key(gun, "snapshot")?;
         let pass = passphrase("Passphrase for the new root and targets keys: ")?;
 
-        let root_key = SigningKey::generate();
+        let root_signers: Vec<SigningKey> = (0..root_keys).map(|_| SigningKey::generate()).collect();
         let targets_key = SigningKey::generate();
         let now = Utc::now();
         let expiry = self.home.config()?.expiry;
         let mut root = Root::new(now + Duration::days(expiry.root_days));
-        root.add_key("root", root_key.public_key());
+        for key in &root_signers {
+            root.add_key("root", key.public_key());
+        }
+        root.roles.get_mut("root").expect("added above").threshold = root_threshold;
         root.add_key("targets", targets_key.public_key());
         root.add_key("timestamp", timestamp_key.clone());
         root.add_key("snapshot", snapshot_key.clone());
         tagtrust_shared::metadata::set_signed_at(&mut root.extra, now);
         let mut root_md = Metadata::new(root)?;
-        root_md.sign(&root_key);
+        // One party signs now; with a threshold above one the others add
+        // their signatures to the staged root (`root sign`).
+        root_md.sign(&root_signers[0]);
         let targets_bytes = sign_targets(Targets::new(1, now), &targets_key, &expiry)?;
+        let files = vec![
+            ("root".to_string(), root_md.to_bytes()),
+            ("targets".to_string(), targets_bytes),
+        ];
 
         // Keys are stored before publishing (losing them after a successful
         // publish would orphan the GUN) and removed if the publish fails.
-        let saved = [
-            self.home.save_key(gun, "root", &root_key, &pass)?,
-            self.home.save_key(gun, "targets", &targets_key, &pass)?,
-        ];
-        let published = client.publish(
-            gun,
-            &[
-                ("root".to_string(), root_md.to_bytes()),
-                ("targets".to_string(), targets_bytes),
-            ],
-        );
-        if let Err(e) = published {
+        let mut saved = Vec::new();
+        for key in &root_signers {
+            saved.push(self.home.save_key(gun, "root", key, &pass)?);
+        }
+        saved.push(self.home.save_key(gun, "targets", &targets_key, &pass)?);
+        let report = InitReport {
+            gun: gun.to_string(),
+            root_key_ids: root_signers.iter().map(SigningKey::key_id).collect(),
+            root_threshold,
+            targets_key_id: targets_key.key_id(),
+            timestamp_key_id: timestamp_key.key_id(),
+            snapshot_key_id: snapshot_key.key_id(),
+            root_version: 1,
+            targets_version: 1,
+            root_signatures_needed: root_threshold - 1,
+        };
+        if root_threshold > 1 {
+            staging.save(&files)?;
+            return Ok(report);
+        }
+        if let Err(e) = client.publish(gun, &files) {
             for path in &saved {
                 let _ = std::fs::remove_file(path);
             }
             return Err(e).with_context(|| format!("publishing the new repository {gun}"));
         }
         crate::home::write_file_atomically(&dir.join("root.json"), &root_md.to_bytes())?;
-        Ok(InitReport {
-            gun: gun.to_string(),
-            root_key_id: root_key.key_id(),
-            targets_key_id: targets_key.key_id(),
-            timestamp_key_id: timestamp_key.key_id(),
-            snapshot_key_id: snapshot_key.key_id(),
-            root_version: 1,
-            targets_version: 1,
-        })
+        Ok(report)
     }
 
     /// Point `tag` at `target` (add or move), signed by `signer`.
@@ -322,7 +340,10 @@ impl Publisher {
         let horizon = Utc::now() + Duration::days(expiry.warning_days);
         let root = &trusted.root().signed;
         let mut resigned = Vec::new();
-        if root.expires <= horizon && self.home.has_key(gun, "root", &root.role_keys("root")?.keyids) {
+        let root_keys = root.role_keys("root")?;
+        // A multi-party root cannot be re-signed by one publisher alone:
+        // `status` warns about it instead.
+        if root.expires <= horizon && root_keys.threshold == 1 && self.home.has_key(gun, "root", &root_keys.keyids) {
             let key = keys.top_level(self, gun, root, "root")?;
             files.push(("root".to_string(), renew_root(root, &[key], expiry)?));
             resigned.push("root".to_string());

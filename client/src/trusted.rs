@@ -315,7 +315,7 @@ impl TrustedMetadataSet {
         })?;
         for role in ["timestamp", "snapshot"] {
             if role_key_material(&self.root.signed, role) != role_key_material(&new.signed, role) {
-                self.timestamp_or_snapshot_keys_rotated = false;
+                self.timestamp_or_snapshot_keys_rotated = true;
             }
         }
         self.root = new;
@@ -479,6 +479,7 @@ impl TrustedMetadataSet {
     /// The trusted snapshot is final: not expired, and the version timestamp names.
     fn check_final_snapshot(&self) -> Result<(), UpdateError> {
         let snapshot = self.trusted_snapshot()?;
+        check_expiry("snapshot", snapshot, self.now)?;
         let ts = self.trusted_timestamp()?;
         let expected = self.timestamp_snapshot_meta(ts)?.version;
         if snapshot.signed.version != expected {

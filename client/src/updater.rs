@@ -154,6 +154,7 @@ fn roles_for_target(delegations: &Delegations, target: &str) -> Vec<(String, boo
     delegations
         .roles()
         .iter()
+        .filter(|r| r.is_delegated_path(target))
         .map(|r| (r.name.clone(), r.terminating))
         .collect()
 }

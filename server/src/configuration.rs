@@ -318,7 +318,12 @@ mod tests {
             vec!["--resign-margin-fraction", "1.0"],
             vec!["--resign-margin-fraction", "0"],
             vec!["--resign-interval-secs", "0"],
-            vec!["--timestamp-expiry-secs", "60", "--resign-margin-secs", "60"],
+            vec![
+                "--timestamp-expiry-secs",
+                "60",
+                "--resign-margin-secs",
+                "60",
+            ],
             vec!["--snapshot-expiry-secs", "0"],
         ] {
             assert!(parse(&bad).validate().is_err(), "{bad:?}");

@@ -129,18 +129,21 @@ impl Metrics {
     pub fn set_all_expiries(&self, rows: &[ExpiryRow]) {
         let mut map = self.expiries();
         map.clear();
-        map.extend(rows.iter().filter_map(|r| {
-            Some(((r.gun.clone(), r.role.clone()), r.expires_at?))
-        }));
+        map.extend(
+            rows.iter()
+                .filter_map(|r| Some(((r.gun.clone(), r.role.clone()), r.expires_at?))),
+        );
     }
 
     /// Replace one repository's expiries.
     pub fn set_repository_expiries(&self, gun: &str, rows: &[ExpiryRow]) {
         let mut map = self.expiries();
         map.retain(|(g, _), _| g != gun);
-        map.extend(rows.iter().filter(|r| r.gun == gun).filter_map(|r| {
-            Some(((r.gun.clone(), r.role.clone()), r.expires_at?))
-        }));
+        map.extend(
+            rows.iter()
+                .filter(|r| r.gun == gun)
+                .filter_map(|r| Some(((r.gun.clone(), r.role.clone()), r.expires_at?))),
+        );
     }
 
     /// Forget a deleted repository.
@@ -217,7 +220,9 @@ mod tests {
         let text = metrics.render();
         let line = text
             .lines()
-            .find(|l| l.starts_with("tagtrust_metadata_expiry_seconds{gun=\"a/x\",role=\"timestamp\"}"))
+            .find(|l| {
+                l.starts_with("tagtrust_metadata_expiry_seconds{gun=\"a/x\",role=\"timestamp\"}")
+            })
             .expect(&text);
         let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(value > 90.0 && value <= 100.0, "{line}");
@@ -228,6 +233,8 @@ mod tests {
         assert!(!text.contains("role=\"root\""), "{text}");
         assert!(text.contains("gun=\"b/y\",role=\"targets\""), "{text}");
         metrics.set_all_expiries(&[]);
-        assert!(!metrics.render().contains("tagtrust_metadata_expiry_seconds{"));
+        assert!(!metrics
+            .render()
+            .contains("tagtrust_metadata_expiry_seconds{"));
     }
 }

@@ -76,7 +76,9 @@ pub async fn resign_if_due(state: &AppState, gun: &str) -> Result<Outcome, ApiEr
     let snapshot_due = is_due(expires(snapshot)?, now, settings.resign_margin("snapshot"));
     // Never less than the read path's window, so a read that finds the
     // timestamp inside it always gets a re-sign here.
-    let timestamp_margin = settings.resign_margin("timestamp").max(read_window(settings));
+    let timestamp_margin = settings
+        .resign_margin("timestamp")
+        .max(read_window(settings));
     let timestamp_due = snapshot_due || is_due(expires(timestamp)?, now, timestamp_margin);
     if !timestamp_due {
         return Ok(Outcome::NotDue);
@@ -109,7 +111,11 @@ pub async fn resign_if_due(state: &AppState, gun: &str) -> Result<Outcome, ApiEr
     if signed.snapshot_version.is_some() {
         state.metrics.resigns.with_label_values(&["snapshot"]).inc();
     }
-    state.metrics.resigns.with_label_values(&["timestamp"]).inc();
+    state
+        .metrics
+        .resigns
+        .with_label_values(&["timestamp"])
+        .inc();
     tracing::info!(
         gun,
         timestamp_version = signed.timestamp_version,
@@ -146,11 +152,13 @@ pub async fn pass(state: &AppState) -> Result<PassReport, ApiError> {
     let candidates: BTreeSet<&str> = rows
         .iter()
         .filter(|r| ONLINE_ROLES.contains(&r.role.as_str()))
-        .filter(|r| match r.expires_at.and_then(|s| DateTime::from_timestamp(s, 0)) {
-            Some(expires) => is_due(expires, now, settings.resign_margin(&r.role)),
-            // Unparsable: let the locked check report it.
-            None => true,
-        })
+        .filter(
+            |r| match r.expires_at.and_then(|s| DateTime::from_timestamp(s, 0)) {
+                Some(expires) => is_due(expires, now, settings.resign_margin(&r.role)),
+                // Unparsable: let the locked check report it.
+                None => true,
+            },
+        )
         .map(|r| r.gun.as_str())
         .collect();
     let mut report = PassReport::default();
@@ -185,7 +193,11 @@ pub async fn run_scheduler(state: web::Data<AppState>) {
         ticker.tick().await;
         match pass(&state).await {
             Ok(report) if report.resigned > 0 || report.failed > 0 => {
-                tracing::debug!(resigned = report.resigned, failed = report.failed, "re-sign pass")
+                tracing::debug!(
+                    resigned = report.resigned,
+                    failed = report.failed,
+                    "re-sign pass"
+                )
             }
             Ok(_) => {}
             Err(e) => {
@@ -227,7 +239,10 @@ pub async fn ensure_fresh_timestamp(
     match resign_if_due(state, gun).await {
         Ok(Outcome::Resigned(_)) => {
             state.metrics.resigns_on_read.inc();
-            tracing::warn!(gun, "re-signed an expiring timestamp on read: the scheduler is late");
+            tracing::warn!(
+                gun,
+                "re-signed an expiring timestamp on read: the scheduler is late"
+            );
         }
         Ok(_) => {}
         Err(e) => {

@@ -339,11 +339,9 @@ impl Storage {
     /// are parsed once and filled in. No lock: a snapshot of what is
     /// committed, for the scheduler to pick candidates and for metrics.
     pub async fn current_expiries(&self, gun: Option<&str>) -> Result<Vec<ExpiryRow>> {
-        let filter = if gun.is_some() { "m.gun = $1 AND " } else { "" };
+        let filter = if gun.is_some() { "WHERE gun = $1 " } else { "" };
         let sql = format!(
-            "SELECT m.gun, m.role, m.version, m.expires_at FROM metadata m WHERE {filter}m.version = \
-             (SELECT MAX(m2.version) FROM metadata m2 WHERE m2.gun = m.gun AND m2.role = m.role) \
-             ORDER BY m.gun, m.role"
+            "SELECT gun, role, version, expires_at FROM current_metadata {filter}ORDER BY gun, role"
         );
         let mut query = sqlx::query(&sql);
         if let Some(gun) = gun {
@@ -361,7 +359,9 @@ impl Storage {
                 expires_at: row.try_get("expires_at")?,
             };
             if entry.expires_at.is_none() {
-                entry.expires_at = self.backfill_expires_at(&entry.gun, &entry.role, version).await?;
+                entry.expires_at = self
+                    .backfill_expires_at(&entry.gun, &entry.role, version)
+                    .await?;
             }
             out.push(entry);
         }
@@ -369,26 +369,37 @@ impl Storage {
     }
 
     /// Parse one old row's expiry and store it (the bytes never change, so
-    /// this needs no lock).
-    async fn backfill_expires_at(&self, gun: &str, role: &str, version: i64) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT bytes FROM metadata WHERE gun = $1 AND role = $2 AND version = $3")
-            .bind(gun)
-            .bind(role)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// this needs no lock; the version condition leaves a newer current
+    /// row alone).
+    async fn backfill_expires_at(
+        &self,
+        gun: &str,
+        role: &str,
+        version: i64,
+    ) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("SELECT bytes FROM metadata WHERE gun = $1 AND role = $2 AND version = $3")
+                .bind(gun)
+                .bind(role)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let bytes: Vec<u8> = row.try_get("bytes")?;
         let Some(expires) = expires_of(&bytes) else {
             return Ok(None);
         };
-        sqlx::query("UPDATE metadata SET expires_at = $1 WHERE gun = $2 AND role = $3 AND version = $4")
+        for table in ["metadata", "current_metadata"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET expires_at = $1 WHERE gun = $2 AND role = $3 AND version = $4"
+            ))
             .bind(expires.timestamp())
             .bind(gun)
             .bind(role)
             .bind(version)
             .execute(&self.pool)
             .await?;
+        }
         Ok(Some(expires.timestamp()))
     }
 
@@ -396,7 +407,7 @@ impl Storage {
     pub async fn delete_repository(&self, gun: &str) -> Result<bool> {
         let mut repo = self.lock(gun).await?;
         let mut deleted = 0;
-        for table in ["metadata", "online_keys"] {
+        for table in ["metadata", "current_metadata", "online_keys"] {
             deleted += sqlx::query(&format!("DELETE FROM {table} WHERE gun = $1"))
                 .bind(gun)
                 .execute(&mut *repo.tx)
@@ -528,19 +539,32 @@ impl RepoTx {
         Ok(())
     }
 
-    /// Store one new metadata version (exact bytes).
+    /// Store one new metadata version (exact bytes) and make it current.
     pub async fn insert_metadata(&mut self, role: &str, version: u64, bytes: &[u8]) -> Result<()> {
+        let version = version_to_db(version)?;
+        let expires_at = expires_of(bytes).map(|t| t.timestamp());
         sqlx::query(
             "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&self.gun)
         .bind(role)
-        .bind(version_to_db(version)?)
+        .bind(version)
         .bind(tagtrust_shared::hashes::sha256_hex(bytes))
         .bind(bytes.to_vec())
         .bind(now_secs())
-        .bind(expires_of(bytes).map(|t| t.timestamp()))
+        .bind(expires_at)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO current_metadata (gun, role, version, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, expires_at = excluded.expires_at \
+             WHERE current_metadata.version < excluded.version",
+        )
+        .bind(&self.gun)
+        .bind(role)
+        .bind(version)
+        .bind(expires_at)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

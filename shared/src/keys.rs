@@ -122,6 +122,9 @@ impl PublicKey {
     }
 }
 
+/// PBKDF2 rounds for key files (OWASP's recommendation for HMAC-SHA256).
+const PBKDF2_ROUNDS: u32 = 600_000;
+
 /// An ed25519 private key that tagtrust signs with.
 #[derive(Clone)]
 pub struct SigningKey {
@@ -177,14 +180,34 @@ impl SigningKey {
         }
     }
 
-    /// Encrypted PKCS#8 PEM (PBES2: scrypt + AES-256-CBC), readable by
-    /// `openssl pkey`.
+    /// Encrypted PKCS#8 PEM (PBES2: PBKDF2-HMAC-SHA256, 600 000 rounds, and
+    /// AES-256-CBC), readable by `openssl pkey`. Not scrypt: the crate's
+    /// default scrypt cost exceeds OpenSSL's default memory limit, and a key
+    /// file users cannot open with standard tools is a trap.
     pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<String> {
         use pkcs8::EncodePrivateKey;
-        let pem = self
-            .inner
-            .to_pkcs8_encrypted_pem(&mut rand::rngs::OsRng, passphrase, pkcs8::LineEnding::LF)
-            .map_err(|e| Error::PrivateKey(format!("cannot encrypt key: {e}")))?;
+        use rand::RngCore;
+        let fail = |e: &dyn std::fmt::Display| Error::PrivateKey(format!("cannot encrypt key: {e}"));
+        // PKCS#8 v1 (seed only): OpenSSL does not read ed25519 keys in the
+        // v2 form with the public key that ed25519-dalek writes by default.
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.inner.to_bytes(),
+            public_key: None,
+        };
+        let der = v1.to_pkcs8_der().map_err(|e| fail(&e))?;
+        let info = pkcs8::PrivateKeyInfo::try_from(der.as_bytes()).map_err(|e| fail(&e))?;
+        let mut salt = [0u8; 16];
+        let mut iv = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        rand::rngs::OsRng.fill_bytes(&mut iv);
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, &iv)
+            .map_err(|e| fail(&e))?;
+        let encrypted = info
+            .encrypt_with_params(params, passphrase)
+            .map_err(|e| fail(&e))?;
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+            .map_err(|e| fail(&e))?;
         Ok(pem.to_string())
     }
 

@@ -264,8 +264,7 @@ fn forward(ctx: &Ctx, req: Request) -> (u16, String, Vec<u8>) {
     let Some(upstream) = &ctx.upstream else {
         return (404, "text/plain".to_string(), b"not found".to_vec());
     };
-    let method =
-        reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut builder = ctx
         .client
         .request(method, format!("{upstream}{}", req.path));
@@ -298,7 +297,9 @@ fn head(status: u16, content_type: &str, length: Option<u64>) -> String {
     let length = length
         .map(|n| format!("Content-Length: {n}\r\n"))
         .unwrap_or_default();
-    format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n{length}Connection: close\r\n\r\n")
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n{length}Connection: close\r\n\r\n"
+    )
 }
 
 fn handle(mut stream: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
@@ -323,7 +324,8 @@ fn handle(mut stream: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
             stream.write_all(&body)?;
         }
         Some(Tamper::Serve { status, body }) => {
-            stream.write_all(head(status, "application/json", Some(body.len() as u64)).as_bytes())?;
+            stream
+                .write_all(head(status, "application/json", Some(body.len() as u64)).as_bytes())?;
             stream.write_all(&body)?;
             ctx.count_sent(&path, body.len());
         }

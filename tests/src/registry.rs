@@ -58,19 +58,23 @@ impl TestRegistry {
             &config,
             format!(
                 "version: 0.1\n\
-                 log:\n  level: fatal\n  accesslog:\n    disabled: true\n\
+                 log:\n  level: error\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n",
                 dir.path().join("data").display()
             ),
         )
         .unwrap();
+        // Its log (errors only, e.g. every 404) goes to a file, shown if it
+        // fails to start.
+        let log_path = dir.path().join("registry.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(REGISTRY_BIN)
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
         let url = format!("http://127.0.0.1:{port}");
@@ -86,7 +90,10 @@ impl TestRegistry {
                 }
             }
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("docker-registry exited during start-up: {status}");
+                panic!(
+                    "docker-registry exited during start-up ({status}): {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();

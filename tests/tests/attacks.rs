@@ -148,7 +148,9 @@ fn tag_set(publisher: &Cli, gun: &str, tag: &str) -> String {
 }
 
 fn lookup(cli: &Cli, gun: &str, tag: &str) -> String {
-    cli.ok(&["lookup", &format!("{gun}:{tag}")]).trim().to_string()
+    cli.ok(&["lookup", &format!("{gun}:{tag}")])
+        .trim()
+        .to_string()
 }
 
 /// A lookup that must fail; returns stderr.
@@ -442,7 +444,13 @@ fn arbitrary_targets_is_refused() {
     // targets file the attacker wants; targets needs 2 of 2 targets keys.
     let repo = Forged::new(1, 2);
     let d1 = digest();
-    repo.release(2, &[("targets", &repo.signed_targets(2, &[("latest", &d1)], false))]);
+    repo.release(
+        2,
+        &[(
+            "targets",
+            &repo.signed_targets(2, &[("latest", &d1)], false),
+        )],
+    );
     let consumer = repo.consumer();
     assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
     let dir = repo.dir(&consumer);
@@ -473,7 +481,13 @@ fn arbitrary_targets_is_refused() {
         );
     }
     let d2 = digest();
-    repo.release(5, &[("targets", &repo.signed_targets(5, &[("latest", &d2)], false))]);
+    repo.release(
+        5,
+        &[(
+            "targets",
+            &repo.signed_targets(5, &[("latest", &d2)], false),
+        )],
+    );
     assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d2);
 }
 
@@ -625,7 +639,10 @@ fn expired_snapshot_is_a_freeze() {
         .expect("faketime is installed (.ci/run installs it)");
     assert!(!out.status.success(), "an expired snapshot was accepted");
     let err = stderr_of(&out);
-    assert!(err.contains("freeze attack refused: snapshot expired"), "{err}");
+    assert!(
+        err.contains("freeze attack refused: snapshot expired"),
+        "{err}"
+    );
     assert_state_kept(&dir, &before, &[]);
     assert_eq!(lookup(&consumer, GUN, "latest"), d1);
 }
@@ -674,7 +691,10 @@ fn fast_forward_recovery_after_online_key_rotation() {
     assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
     let state = trusted_state(&dir);
     assert_eq!(state["root.json"], root2);
-    assert_eq!(state["timestamp.json"], ts4, "fast-forwarded timestamp kept");
+    assert_eq!(
+        state["timestamp.json"], ts4,
+        "fast-forwarded timestamp kept"
+    );
 
     // Snapshot fast-forward: the attacker also has the snapshot key.
     let (ff_ts, ff_snap) = repo.release_snapshot(
@@ -770,10 +790,16 @@ fn mix_and_match_is_refused() {
         repo.release_snapshot(2, repo.snapshot(2, &[("targets", version_only(&targets2))]));
     let err = refused(&consumer, FORGED_GUN, "latest");
     assert!(
-        err.contains("mix-and-match refused: targets version 1 does not match version 2 in snapshot"),
+        err.contains(
+            "mix-and-match refused: targets version 1 does not match version 2 in snapshot"
+        ),
         "{err}"
     );
-    assert_state_kept(&dir, &before, &[("timestamp.json", &ts), ("snapshot.json", &snap)]);
+    assert_state_kept(
+        &dir,
+        &before,
+        &[("timestamp.json", &ts), ("snapshot.json", &snap)],
+    );
     repo.put("2.targets.json", targets2);
     assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d2);
 }
@@ -959,7 +985,11 @@ fn wrong_software_is_refused() {
         let path = format!("{other}{version}.root.json");
         let resp = reqwest::blocking::get(format!("{}{path}", server.url)).unwrap();
         if resp.status().is_success() {
-            proxy.serve(&format!("{p}{version}.root.json"), 200, resp.bytes().unwrap().to_vec());
+            proxy.serve(
+                &format!("{p}{version}.root.json"),
+                200,
+                resp.bytes().unwrap().to_vec(),
+            );
         }
     }
     let err = refused(&consumer, GUN, "latest");
@@ -968,7 +998,10 @@ fn wrong_software_is_refused() {
     assert_state_kept(&dir, &before, &[]);
     proxy.clear();
     let latest = lookup(&consumer, GUN, "latest");
-    assert_eq!(latest, format!("sha256:{}", sha256_hex_of_target(&server, GUN, "latest")));
+    assert_eq!(
+        latest,
+        format!("sha256:{}", sha256_hex_of_target(&server, GUN, "latest"))
+    );
 
     // The robot (or whoever stole its key) signs `latest`, outside release-*.
     let robot_v = version_of::<Targets>(&honest(&server, GUN, "ci-robot.json"));
@@ -977,7 +1010,9 @@ fn wrong_software_is_refused() {
         .signed;
     rogue.version = robot_v + 1;
     let evil = digest();
-    rogue.targets.insert("latest".into(), target_file(&evil, 1234));
+    rogue
+        .targets
+        .insert("latest".into(), target_file(&evil, 1234));
     let rogue_bytes = sign(rogue, &[&repo.robot_key()]);
     let publish = ServerClient::new(&server.url, Some(repo.token.clone()))
         .unwrap()
@@ -1042,18 +1077,17 @@ fn root_signed_below_threshold_is_refused() {
     root2.add_key("root", key2.public_key());
     root2.roles.get_mut("root").unwrap().threshold = 2;
     remote
-        .publish(&gun, &[("root".into(), sign(root2.clone(), &[&key1, &key2]))])
+        .publish(
+            &gun,
+            &[("root".into(), sign(root2.clone(), &[&key1, &key2]))],
+        )
         .unwrap();
 
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
-    let v: serde_json::Value = serde_json::from_str(&consumer.ok(&[
-        "lookup",
-        &format!("{GUN}:latest"),
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&consumer.ok(&["lookup", &format!("{GUN}:latest"), "-o", "json"]))
+            .unwrap();
     assert_eq!(v["digest"], d1.as_str());
     assert_eq!(v["root"]["version"], 2);
     let dir = state_dir(&consumer, &proxy.url, GUN);
@@ -1099,10 +1133,19 @@ fn mirror_serving_an_old_repository_is_refused() {
     let snap = honest(&server, GUN, "snapshot.json");
     let targets = honest(&server, GUN, "targets.json");
     let copy = [
-        ("1.root.json".to_string(), honest(&server, GUN, "1.root.json")),
+        (
+            "1.root.json".to_string(),
+            honest(&server, GUN, "1.root.json"),
+        ),
         ("timestamp.json".to_string(), ts),
-        (format!("{}.snapshot.json", version_of::<Snapshot>(&snap)), snap),
-        (format!("{}.targets.json", version_of::<Targets>(&targets)), targets),
+        (
+            format!("{}.snapshot.json", version_of::<Snapshot>(&snap)),
+            snap,
+        ),
+        (
+            format!("{}.targets.json", version_of::<Targets>(&targets)),
+            targets,
+        ),
     ];
     let d2 = tag_set(&publisher, GUN, "latest");
 
@@ -1118,7 +1161,9 @@ fn mirror_serving_an_old_repository_is_refused() {
     proxy.serve(&format!("{p}2.root.json"), 404, Vec::new());
     let err = refused(&consumer, GUN, "latest");
     assert!(
-        err.contains("rollback attack refused: timestamp version 2 is older than trusted version 3"),
+        err.contains(
+            "rollback attack refused: timestamp version 2 is older than trusted version 3"
+        ),
         "{err}"
     );
     assert_state_kept(&dir, &before, &[]);

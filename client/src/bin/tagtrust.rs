@@ -40,7 +40,19 @@ enum Output {
 enum Command {
     /// Create a signed repository for GUN: local root and targets keys, the
     /// server's timestamp and snapshot keys, root v1 and an empty targets v1.
-    Init { gun: Gun },
+    Init {
+        gun: Gun,
+        /// Number of root keys (multi-party root)
+        #[arg(long, default_value_t = 1)]
+        root_keys: usize,
+        /// Root signatures required; above 1, root v1 is staged until
+        /// enough holders have run `root sign`
+        #[arg(long, default_value_t = 1)]
+        root_threshold: u64,
+    },
+    /// Multi-party root: sign and publish a staged root.
+    #[command(subcommand)]
+    Root(RootCommand),
     /// Add, move or remove signed tags.
     #[command(subcommand)]
     Tag(TagCommand),
@@ -120,6 +132,19 @@ enum DelegationCommand {
 }
 
 #[derive(Subcommand)]
+enum RootCommand {
+    /// Add a root key holder's signature to the staged root.
+    Sign {
+        gun: Gun,
+        /// Encrypted private root key file
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Publish the staged root once it has enough signatures.
+    Publish { gun: Gun },
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
     /// Make a key pair (e.g. for a CI robot or delegated signer): the private
     /// key is stored encrypted, the public key printed as PEM.
@@ -132,6 +157,24 @@ enum KeyCommand {
     },
     /// List the local private keys with their GUNs, roles and key IDs.
     List,
+    /// Copy a private key (still encrypted) out of the home, e.g. for
+    /// another root key holder.
+    Export {
+        /// Key ID (or a unique prefix of it)
+        key_id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Bring an encrypted private key file into the home (checked with the passphrase).
+    Import {
+        file: PathBuf,
+        /// GUN the key belongs to (with --role); without it the key is stored by --role as a name
+        #[arg(long)]
+        gun: Option<Gun>,
+        /// Role (root, targets) or a name for the key
+        #[arg(long)]
+        role: String,
+    },
     /// Replace the key of root, targets, snapshot or timestamp and publish
     /// a new root listing it (snapshot and timestamp keys are made by the server).
     Rotate {
@@ -282,14 +325,38 @@ fn run(cli: Cli) -> Result<()> {
     };
     let out = Printer(cli.output);
     match cli.command {
-        Command::Init { gun } => {
-            let report = publisher()?.init(&gun)?;
+        Command::Init {
+            gun,
+            root_keys,
+            root_threshold,
+        } => {
+            let report = publisher()?.init(&gun, root_keys, root_threshold)?;
             out.print(&report, || {
-                format!(
-                    "initialised {} (root key {}, targets key {})",
-                    report.gun, report.root_key_id, report.targets_key_id
-                )
+                if report.root_signatures_needed > 0 {
+                    format!(
+                        "staged root v1 of {gun} with 1 of {} signatures; {} more needed: \
+                         tagtrust root sign {gun} --key FILE (root keys: {})",
+                        report.root_threshold,
+                        report.root_signatures_needed,
+                        report.root_key_ids.join(", ")
+                    )
+                } else {
+                    format!(
+                        "initialised {} (root key {}, targets key {})",
+                        report.gun,
+                        report.root_key_ids.join(", "),
+                        report.targets_key_id
+                    )
+                }
             })
+        }
+        Command::Root(RootCommand::Sign { gun, key }) => {
+            let report = publisher()?.root_sign(&gun, &key)?;
+            out.print(&report, || root_signing_line(&report))
+        }
+        Command::Root(RootCommand::Publish { gun }) => {
+            let report = publisher()?.root_publish(&gun)?;
+            out.print(&report, || root_signing_line(&report))
         }
         Command::Tag(TagCommand::Set {
             reference,
@@ -508,6 +575,26 @@ fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
+        Command::Key(KeyCommand::Export { key_id, out: file }) => {
+            let keys = home.list_keys()?;
+            let matching: Vec<_> = keys.iter().filter(|k| k.key_id.starts_with(&key_id)).collect();
+            let key = match matching.as_slice() {
+                [key] => *key,
+                [] => anyhow::bail!("no local key with ID {key_id}"),
+                _ => anyhow::bail!("key ID prefix {key_id} matches {} keys; give more of it", matching.len()),
+            };
+            let pem = std::fs::read(&key.path).with_context(|| format!("reading {}", key.path.display()))?;
+            tagtrust::home::write_private_file(&file, &pem)?;
+            let report = serde_json::json!({ "key_id": key.key_id, "file": file });
+            out.print(&report, || format!("exported key {} (encrypted) to {}", key.key_id, file.display()))
+        }
+        Command::Key(KeyCommand::Import { file, gun, role }) => {
+            let pem = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let pass = tagtrust::home::passphrase(&format!("Passphrase for {}: ", file.display()))?;
+            let (key_id, path) = home.import_key(&pem, &pass, gun.as_ref(), &role)?;
+            let report = serde_json::json!({ "key_id": key_id, "file": path });
+            out.print(&report, || format!("imported key {key_id} as {}", path.display()))
+        }
         Command::Key(KeyCommand::List) => {
             let keys = home.list_keys()?;
             out.print(&keys, || {
@@ -670,6 +757,23 @@ fn pull(
             )
         }),
         (None, Output::Json) => out.print(&report, String::new),
+    }
+}
+
+/// Where a staged root stands, in words.
+fn root_signing_line(r: &tagtrust::staging::RootSigning) -> String {
+    if r.published {
+        format!("published root v{} of {} ({} of {} signatures)", r.version, r.gun, r.signatures, r.threshold)
+    } else if r.needed == 0 {
+        format!(
+            "root v{} of {} has {} of {} signatures: ready, run `tagtrust root publish {}`",
+            r.version, r.gun, r.signatures, r.threshold, r.gun
+        )
+    } else {
+        format!(
+            "root v{} of {} has {} of {} signatures; {} more needed",
+            r.version, r.gun, r.signatures, r.threshold, r.needed
+        )
     }
 }
 

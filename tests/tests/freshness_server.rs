@@ -1,0 +1,426 @@
+//! Server-side freshness: the re-sign scheduler keeps timestamp and snapshot
+//! alive with expiries of seconds, several server processes on one database
+//! sign each new version exactly once, a read never gets an expired
+//! timestamp, and the expiry metrics are exported. Real binaries, SQLite and
+//! (with `TAGTRUST_TEST_POSTGRES_URL`) PostgreSQL. Bounded loops, no
+//! assertions on wall-clock speed.
+
+use chrono::{DateTime, Utc};
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tagtrust_shared::metadata::signed_at;
+use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
+use tagtrust_tests::{bin_path, free_port, random_digest, Backend, Cli, TestServer};
+
+const GUN: &str = "localhost:5000/acme/fresh";
+
+/// Timestamps live 3 s, snapshots 6 s, the scheduler looks every second.
+const SHORT: [&str; 6] = [
+    "--timestamp-expiry-secs",
+    "3",
+    "--snapshot-expiry-secs",
+    "6",
+    "--resign-interval-secs",
+    "1",
+];
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Another `tagtrust-server` process on an existing server's database,
+/// killed when dropped.
+struct Extra {
+    child: Child,
+    url: String,
+}
+
+impl Extra {
+    fn spawn(storage_args: &[String], args: &[&str], env: &[(&str, &str)]) -> Extra {
+        let port = free_port();
+        let mut cmd = Command::new(bin_path("tagtrust-server"));
+        cmd.args(storage_args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut extra = Extra {
+            child: cmd.spawn().expect("spawn tagtrust-server"),
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(resp) = reqwest::blocking::get(format!("{}/healthz", extra.url)) {
+                if resp.status().is_success() {
+                    return extra;
+                }
+            }
+            if let Some(status) = extra.child.try_wait().unwrap() {
+                panic!("second tagtrust-server exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "second server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Extra {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tuf(base: &str, file: &str) -> String {
+    format!("{base}/v2/{GUN}/_trust/tuf/{file}")
+}
+
+/// `init` and one tag through the real CLI; returns the tag's digest.
+fn publish(server: &TestServer) -> String {
+    let token = server.create_token(&["push:*"]);
+    let publisher = Cli::new(&server.url).with_token(&token);
+    publisher.ok(&["init", GUN]);
+    let (digest, size) = random_digest();
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:latest"),
+        &digest,
+        "--size",
+        &size.to_string(),
+    ]);
+    digest
+}
+
+/// A timestamp as served: parsed, with the time it was received.
+struct Served {
+    md: Metadata<Timestamp>,
+    received: DateTime<Utc>,
+}
+
+/// GET the current timestamp from `base`: must be 200 and unexpired when
+/// received, signed by the root's timestamp keys, carrying a signed-at no
+/// later than now; and the snapshot it names must be served with its hash.
+fn fetch_fresh(http: &Client, base: &str, root: &Root) -> Served {
+    let resp = http.get(tuf(base, "timestamp.json")).send().unwrap();
+    let received = Utc::now();
+    let status = resp.status();
+    let bytes = resp.bytes().unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "GET timestamp.json from {base}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let md = Metadata::<Timestamp>::from_bytes(&bytes).unwrap();
+    assert!(
+        md.signed.expires > received,
+        "served timestamp v{} expired at {}, received at {received}",
+        md.signed.version,
+        md.signed.expires
+    );
+    root.verify_role("timestamp", &md).unwrap();
+    let signed = signed_at(&md.signed.extra).expect("timestamp carries x-tagtrust-signed-at");
+    assert!(signed <= received + chrono::Duration::seconds(1));
+    assert!(signed < md.signed.expires);
+
+    let meta = md.signed.snapshot_meta().unwrap();
+    let resp = http
+        .get(tuf(base, &format!("{}.snapshot.json", meta.version)))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "snapshot v{}", meta.version);
+    let snap_bytes = resp.bytes().unwrap();
+    meta.verify_bytes(&snap_bytes).unwrap();
+    let snapshot = Metadata::<Snapshot>::from_bytes(&snap_bytes).unwrap();
+    root.verify_role("snapshot", &snapshot).unwrap();
+    assert_eq!(snapshot.signed.version, meta.version);
+    assert!(signed_at(&snapshot.signed.extra).is_some());
+    Served { md, received }
+}
+
+fn root_of(http: &Client, base: &str) -> Root {
+    let bytes = http
+        .get(tuf(base, "root.json"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    Metadata::<Root>::from_bytes(&bytes).unwrap().signed
+}
+
+/// The value of one sample in a Prometheus text exposition.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse().unwrap())
+}
+
+fn metrics(http: &Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+/// Over about five timestamp lifetimes, every timestamp served is
+/// unexpired, versions never go down, and consumers' lookups keep working:
+/// the scheduler re-signs timestamp and snapshot on its own.
+#[test]
+fn timestamps_stay_fresh_across_expiry_periods() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn_with(backend, &SHORT);
+        let digest = publish(&server);
+        let http = http();
+        let root = root_of(&http, &server.url);
+        let first = fetch_fresh(&http, &server.url, &root);
+
+        // Without any reader of the current timestamp, the scheduler signs
+        // the next version (versioned reads never re-sign).
+        let next = tuf(
+            &server.url,
+            &format!("{}.timestamp.json", first.md.signed.version + 1),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http.get(&next).send().unwrap().status() != StatusCode::OK {
+            assert!(Instant::now() < deadline, "the scheduler never re-signed");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+
+        let consumer = Cli::new(&server.url);
+        let latest = format!("{GUN}:latest");
+        let start = Instant::now();
+        let mut last = first.md.signed.version;
+        let mut snapshot_versions = std::collections::BTreeSet::new();
+        let mut i = 0;
+        while start.elapsed() < Duration::from_secs(15) {
+            let served = fetch_fresh(&http, &server.url, &root);
+            let version = served.md.signed.version;
+            assert!(
+                version >= last,
+                "timestamp version went down from {last} to {version}"
+            );
+            last = version;
+            snapshot_versions.insert(served.md.signed.snapshot_meta().unwrap().version);
+            assert!(served.received >= first.received);
+            if i % 5 == 0 {
+                assert_eq!(consumer.ok(&["lookup", &latest]).trim(), digest);
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(last > first.md.signed.version + 1, "no re-signs seen");
+        assert!(
+            snapshot_versions.len() >= 2,
+            "the snapshot was never re-signed: {snapshot_versions:?}"
+        );
+        let text = metrics(&http, &server.url);
+        let resigns = metric(&text, "tagtrust_resigns_total{role=\"timestamp\"}").expect(&text);
+        assert!(resigns >= 1.0, "{text}");
+        assert!(metric(&text, "tagtrust_resigns_total{role=\"snapshot\"}").is_some());
+    }
+}
+
+/// Two server processes on one database, both re-signing every second:
+/// every timestamp version from 1 to the current one exists exactly once,
+/// reads from both never fail, and no process counts a re-sign the other
+/// also made.
+#[test]
+fn two_servers_on_one_database_sign_each_version_once() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn_with(backend, &SHORT);
+        let other = Extra::spawn(&server.storage_args(), &SHORT, &[]);
+        publish(&server);
+        let http = http();
+        let root = root_of(&http, &server.url);
+        let bases = [server.url.as_str(), other.url.as_str()];
+
+        let start = Instant::now();
+        let mut last = 0;
+        let mut i = 0;
+        while start.elapsed() < Duration::from_secs(10) {
+            let served = fetch_fresh(&http, bases[i % 2], &root);
+            assert!(
+                served.md.signed.version >= last,
+                "timestamp version went down from {last} to {}",
+                served.md.signed.version
+            );
+            last = served.md.signed.version;
+            i += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(last > 3, "no re-signs seen (current version {last})");
+
+        // The history has no gaps, and both processes serve it.
+        for version in 1..=last {
+            for base in bases {
+                let resp = http
+                    .get(tuf(base, &format!("{version}.timestamp.json")))
+                    .send()
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::OK, "{version}.timestamp.json");
+                let md = Metadata::<Timestamp>::from_bytes(&resp.bytes().unwrap()).unwrap();
+                assert_eq!(md.signed.version, version);
+                root.verify_role("timestamp", &md).unwrap();
+            }
+        }
+        // Re-signs counted by the two processes never exceed what is stored
+        // (2 of the versions came from the publishes).
+        let counted: f64 = bases
+            .iter()
+            .map(|base| {
+                metric(
+                    &metrics(&http, base),
+                    "tagtrust_resigns_total{role=\"timestamp\"}",
+                )
+                .unwrap_or(0.0)
+            })
+            .sum();
+        let after = fetch_fresh(&http, bases[0], &root).md.signed.version;
+        assert!(counted >= 1.0);
+        assert!(
+            counted + 2.0 <= after as f64,
+            "{counted} re-signs counted, but only {after} timestamp versions exist"
+        );
+
+        if let Some(url) = &server.database_url {
+            assert_history_in_postgres(url);
+        }
+    }
+}
+
+/// Directly in the database: timestamp versions 1..=max, each once.
+fn assert_history_in_postgres(url: &str) {
+    use sqlx::{Connection, Row};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT version FROM metadata WHERE gun = $1 AND role = 'timestamp' ORDER BY version",
+        )
+        .bind(GUN)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let versions: Vec<i64> = rows.iter().map(|r| r.get("version")).collect();
+        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+        assert_eq!(versions, expected);
+    });
+}
+
+/// The scheduler is late (it ran once at start-up, the next pass is an hour
+/// away): a read of an expired timestamp re-signs it on the spot. A server
+/// that cannot sign (wrong master key) answers 503, never the expired bytes.
+#[test]
+fn expired_timestamp_is_never_served() {
+    let args = [
+        "--timestamp-expiry-secs",
+        "2",
+        "--snapshot-expiry-secs",
+        "4",
+        "--resign-interval-secs",
+        "3600",
+    ];
+    for backend in Backend::all() {
+        let mut server = TestServer::spawn_with(backend, &args);
+        let digest = publish(&server);
+        let http = http();
+        let root = root_of(&http, &server.url);
+        let before = fetch_fresh(&http, &server.url, &root);
+        // Versioned reads do not re-sign: wait until the stored one is
+        // expired.
+        std::thread::sleep(Duration::from_millis(2500));
+        let versioned = tuf(
+            &server.url,
+            &format!("{}.timestamp.json", before.md.signed.version),
+        );
+        let stored = Metadata::<Timestamp>::from_bytes(
+            &http.get(versioned).send().unwrap().bytes().unwrap(),
+        )
+        .unwrap();
+        assert!(stored.signed.expires <= Utc::now());
+        let after = fetch_fresh(&http, &server.url, &root);
+        assert!(after.md.signed.version > before.md.signed.version);
+        let text = metrics(&http, &server.url);
+        assert!(metric(&text, "tagtrust_resigns_on_read_total").unwrap() >= 1.0);
+        assert_eq!(
+            Cli::new(&server.url)
+                .ok(&["lookup", &format!("{GUN}:latest")])
+                .trim(),
+            digest
+        );
+
+        // Same database, a master key that cannot open the online keys.
+        server.stop();
+        let wrong_key = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+        let broken = Extra::spawn(
+            &server.storage_args(),
+            &args,
+            &[("TAGTRUST_SERVER_MASTER_KEY", wrong_key)],
+        );
+        std::thread::sleep(Duration::from_millis(2500));
+        let resp = http.get(tuf(&broken.url, "timestamp.json")).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = resp.json().unwrap();
+        assert_eq!(body["errors"][0]["code"], "TIMESTAMP_UNAVAILABLE", "{body}");
+        // Immutable versioned reads still work.
+        assert_eq!(
+            http.get(tuf(&broken.url, "1.root.json"))
+                .send()
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+}
+
+/// `/metrics` exports the seconds until expiry per GUN and role, refreshed
+/// on publish, and forgets a deleted repository.
+#[test]
+fn expiry_metrics_per_gun_and_role() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        publish(&server);
+        let http = http();
+        let text = metrics(&http, &server.url);
+        let series = |role: &str| {
+            format!("tagtrust_metadata_expiry_seconds{{gun=\"{GUN}\",role=\"{role}\"}}")
+        };
+        let timestamp = metric(&text, &series("timestamp")).expect(&text);
+        assert!(
+            timestamp > 86_400.0 - 120.0 && timestamp <= 86_400.0,
+            "timestamp expiry {timestamp}"
+        );
+        let snapshot = metric(&text, &series("snapshot")).expect(&text);
+        assert!(snapshot > 604_800.0 - 120.0 && snapshot <= 604_800.0);
+        for role in ["root", "targets"] {
+            let value = metric(&text, &series(role)).expect(&text);
+            assert!(value > 86_400.0, "{role} expiry {value}");
+        }
+
+        let admin = server.create_token(&["admin:*"]);
+        let resp = http
+            .delete(format!("{}/v2/{GUN}/_trust/tuf/", server.url))
+            .bearer_auth(admin)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = metrics(&http, &server.url);
+        assert!(!text.contains(&format!("gun=\"{GUN}\"")), "{text}");
+    }
+}
