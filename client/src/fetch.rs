@@ -63,7 +63,9 @@ pub struct OfflineFetcher;
 
 impl Fetcher for OfflineFetcher {
     fn fetch(&self, url: &str, _max_length: u64) -> Result<Vec<u8>, FetchError> {
-        Err(FetchError::Offline { url: url.to_string() })
+        Err(FetchError::Offline {
+            url: url.to_string(),
+        })
     }
 }
 

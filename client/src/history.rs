@@ -36,7 +36,12 @@ pub struct HistoryEntry {
 }
 
 /// The verified history of `reference`'s tag in top-level targets.
-pub fn history(home: &Home, server: &str, reference: &ImageReference, options: &OpenOptions) -> Result<Vec<HistoryEntry>> {
+pub fn history(
+    home: &Home,
+    server: &str,
+    reference: &ImageReference,
+    options: &OpenOptions,
+) -> Result<Vec<HistoryEntry>> {
     let gun = &reference.gun;
     let repo = open_repository(home, server, gun, options)?;
     let trusted = repo.updater.trusted();
@@ -62,7 +67,9 @@ pub fn history(home: &Home, server: &str, reference: &ImageReference, options: &
     let mut roots: Vec<Root> = vec![chain.root().signed.clone()];
     for version in 2..=current_root.signed.version {
         let bytes = get(&format!("{version}.root.json"), config.root_max_length)?;
-        chain.update_root(&bytes).with_context(|| format!("{version}.root.json"))?;
+        chain
+            .update_root(&bytes)
+            .with_context(|| format!("{version}.root.json"))?;
         roots.push(chain.root().signed.clone());
     }
     if chain.root().canonical_signed() != current_root.canonical_signed() {
@@ -72,12 +79,19 @@ pub fn history(home: &Home, server: &str, reference: &ImageReference, options: &
     let mut entries = Vec::new();
     let mut previous: Option<(String, u64)> = None;
     for version in 1..=current_targets.signed.version {
-        let bytes = get(&format!("{version}.targets.json"), config.targets_max_length)?;
-        let md = Metadata::<Targets>::from_bytes(&bytes).with_context(|| format!("{version}.targets.json"))?;
+        let bytes = get(
+            &format!("{version}.targets.json"),
+            config.targets_max_length,
+        )?;
+        let md = Metadata::<Targets>::from_bytes(&bytes)
+            .with_context(|| format!("{version}.targets.json"))?;
         if md.signed.version != version {
             bail!("{version}.targets.json has version {}", md.signed.version);
         }
-        if !roots.iter().any(|root| root.verify_role("targets", &md).is_ok()) {
+        if !roots
+            .iter()
+            .any(|root| root.verify_role("targets", &md).is_ok())
+        {
             bail!("{version}.targets.json is not signed by the targets keys of any root of {gun}");
         }
         let now_points = md

@@ -240,7 +240,13 @@ impl Home {
     /// Store an encrypted key file as it is (never re-encrypted or written
     /// in the clear) after checking `passphrase` opens it: as `gun`'s `role`
     /// key, or under `role` as a name when `gun` is `None`.
-    pub fn import_key(&self, pem: &str, passphrase: &str, gun: Option<&Gun>, role: &str) -> Result<(String, PathBuf)> {
+    pub fn import_key(
+        &self,
+        pem: &str,
+        passphrase: &str,
+        gun: Option<&Gun>,
+        role: &str,
+    ) -> Result<(String, PathBuf)> {
         let key = SigningKey::from_encrypted_pem(pem, passphrase).context("the imported key")?;
         tagtrust_shared::pathmatch::validate_role_name(role)?;
         let dir = match gun {

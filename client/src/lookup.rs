@@ -76,8 +76,13 @@ pub fn open_repository(
         http = http.with_bearer_token(token);
     }
     if options.offline {
-        let mut updater = Updater::new(&dir, &base_url, Box::new(OfflineFetcher) as Box<dyn Fetcher>, UpdaterConfig::default())
-            .with_context(|| format!("offline: no trusted metadata of {gun} from {server} yet"))?;
+        let mut updater = Updater::new(
+            &dir,
+            &base_url,
+            Box::new(OfflineFetcher) as Box<dyn Fetcher>,
+            UpdaterConfig::default(),
+        )
+        .with_context(|| format!("offline: no trusted metadata of {gun} from {server} yet"))?;
         let grace = chrono::Duration::from_std(options.max_stale.unwrap_or_default())
             .context("--max-stale is too large")?;
         updater.load_local(Utc::now() - grace).with_context(|| {
@@ -94,8 +99,13 @@ pub fn open_repository(
     let fetcher = HttpFetcher::new(http)?;
     let (trust, new_root_keyids) =
         ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
-    let mut updater = Updater::new(&dir, &base_url, Box::new(fetcher) as Box<dyn Fetcher>, UpdaterConfig::default())
-        .with_context(|| format!("loading trusted metadata of {gun}"))?;
+    let mut updater = Updater::new(
+        &dir,
+        &base_url,
+        Box::new(fetcher) as Box<dyn Fetcher>,
+        UpdaterConfig::default(),
+    )
+    .with_context(|| format!("loading trusted metadata of {gun}"))?;
     updater
         .refresh()
         .with_context(|| format!("updating trusted metadata of {gun} from {server}"))?;
@@ -110,11 +120,17 @@ pub fn open_repository(
 
 /// The consumer's `max_age` policy: a timestamp signed longer ago than that
 /// is refused even if it has not expired ("signed but silently outdated").
-fn check_max_age(updater: &Updater<Box<dyn Fetcher>>, max_age: Option<std::time::Duration>) -> Result<()> {
+fn check_max_age(
+    updater: &Updater<Box<dyn Fetcher>>,
+    max_age: Option<std::time::Duration>,
+) -> Result<()> {
     let Some(max_age) = max_age else {
         return Ok(());
     };
-    let timestamp = updater.trusted().timestamp().context("no trusted timestamp")?;
+    let timestamp = updater
+        .trusted()
+        .timestamp()
+        .context("no trusted timestamp")?;
     let signed_at = tagtrust_shared::metadata::signed_at(&timestamp.signed.extra).context(
         "max_age is set but the timestamp does not say when it was signed (x-tagtrust-signed-at)",
     )?;

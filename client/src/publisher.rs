@@ -15,7 +15,6 @@ use tagtrust_shared::{
     DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
 };
 
-
 /// How often a conflicting publish is retried before giving up.
 pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
 
@@ -145,21 +144,28 @@ impl Publisher {
     pub fn init(&self, gun: &Gun, root_keys: usize, root_threshold: u64) -> Result<InitReport> {
         let dir = self.home.metadata_dir(&self.server, gun);
         if dir.join("root.json").exists() {
-            bail!("{gun} is already initialised here ({} exists)", dir.display());
+            bail!(
+                "{gun} is already initialised here ({} exists)",
+                dir.display()
+            );
         }
         if root_keys < 1 || root_threshold < 1 || root_threshold > root_keys as u64 {
             bail!("--root-threshold {root_threshold} is impossible with {root_keys} root key(s)");
         }
         let staging = crate::staging::Staging::new(&self.home, &self.server, gun);
         if root_threshold > 1 && staging.exists() {
-            bail!("{gun} already has a staged root; sign it with `tagtrust root sign` or remove {}", staging.dir().display());
+            bail!(
+                "{gun} already has a staged root; sign it with `tagtrust root sign` or remove {}",
+                staging.dir().display()
+            );
         }
         let client = self.server_client()?;
         let timestamp_key = client.online_key(gun, "timestamp")?;
         let snapshot_key = client.online_key(gun, "snapshot")?;
         let pass = passphrase("Passphrase for the new root and targets keys: ")?;
 
-        let root_signers: Vec<SigningKey> = (0..root_keys).map(|_| SigningKey::generate()).collect();
+        let root_signers: Vec<SigningKey> =
+            (0..root_keys).map(|_| SigningKey::generate()).collect();
         let targets_key = SigningKey::generate();
         let now = Utc::now();
         let expiry = self.home.config()?.expiry;
@@ -215,7 +221,13 @@ impl Publisher {
     }
 
     /// Point `tag` at `target` (add or move), signed by `signer`.
-    pub fn tag_set(&self, gun: &Gun, tag: &str, target: &TagTarget, signer: &Signer) -> Result<TagReport> {
+    pub fn tag_set(
+        &self,
+        gun: &Gun,
+        tag: &str,
+        target: &TagTarget,
+        signer: &Signer,
+    ) -> Result<TagReport> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
         let published = self.change_role(gun, signer, tag, |targets| {
@@ -235,9 +247,11 @@ impl Publisher {
 
     /// Remove `tag` from the role `signer` signs.
     pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport> {
-        let published = self.change_role(gun, signer, tag, |targets| match targets.targets.remove(tag) {
-            Some(_) => Ok(()),
-            None => bail!("{gun}:{tag} is not signed by {}", signer.role()),
+        let published = self.change_role(gun, signer, tag, |targets| {
+            match targets.targets.remove(tag) {
+                Some(_) => Ok(()),
+                None => bail!("{gun}:{tag} is not signed by {}", signer.role()),
+            }
         })?;
         Ok(TagReport {
             gun: gun.to_string(),
@@ -251,7 +265,11 @@ impl Publisher {
     }
 
     /// Top-level targets changes (delegations) signed with the local targets key.
-    pub(crate) fn change_targets(&self, gun: &Gun, change: impl Fn(&mut Targets) -> Result<()>) -> Result<Published> {
+    pub(crate) fn change_targets(
+        &self,
+        gun: &Gun,
+        change: impl Fn(&mut Targets) -> Result<()>,
+    ) -> Result<Published> {
         self.change_role(gun, &Signer::Targets, "", change)
     }
 
@@ -289,7 +307,10 @@ impl Publisher {
                             delegation.paths.as_deref().unwrap_or_default().join(", ")
                         );
                     }
-                    repo.updater.trusted().delegated_targets(role).map(|m| m.signed.clone())
+                    repo.updater
+                        .trusted()
+                        .delegated_targets(role)
+                        .map(|m| m.signed.clone())
                 }
             };
             let mut targets = match current {
@@ -302,11 +323,17 @@ impl Publisher {
             };
             change(&mut targets)?;
             let key = match signer {
-                Signer::Targets => keys.top_level(self, gun, &repo.updater.trusted().root().signed, "targets")?,
+                Signer::Targets => {
+                    keys.top_level(self, gun, &repo.updater.trusted().root().signed, "targets")?
+                }
                 Signer::Delegated { key_file, .. } => keys.file(key_file)?,
             };
-            let mut files = vec![(signer.role().to_string(), sign_targets(targets, key, &expiry)?)];
-            let resigned = self.resign_expiring(gun, &repo, signer, &mut keys, &expiry, &mut files)?;
+            let mut files = vec![(
+                signer.role().to_string(),
+                sign_targets(targets, key, &expiry)?,
+            )];
+            let resigned =
+                self.resign_expiring(gun, &repo, signer, &mut keys, &expiry, &mut files)?;
             let version = Metadata::<Targets>::from_bytes(&files[0].1)?.signed.version;
             match client.publish(gun, &files) {
                 Ok(()) => {
@@ -343,14 +370,19 @@ impl Publisher {
         let root_keys = root.role_keys("root")?;
         // A multi-party root cannot be re-signed by one publisher alone:
         // `status` warns about it instead.
-        if root.expires <= horizon && root_keys.threshold == 1 && self.home.has_key(gun, "root", &root_keys.keyids) {
+        if root.expires <= horizon
+            && root_keys.threshold == 1
+            && self.home.has_key(gun, "root", &root_keys.keyids)
+        {
             let key = keys.top_level(self, gun, root, "root")?;
             files.push(("root".to_string(), renew_root(root, &[key], expiry)?));
             resigned.push("root".to_string());
         }
         if let (Signer::Delegated { .. }, Some(targets)) = (signer, trusted.targets()) {
             if targets.signed.expires <= horizon
-                && self.home.has_key(gun, "targets", &root.role_keys("targets")?.keyids)
+                && self
+                    .home
+                    .has_key(gun, "targets", &root.role_keys("targets")?.keyids)
             {
                 let key = keys.top_level(self, gun, root, "targets")?;
                 let mut renewed = targets.signed.clone();
@@ -410,7 +442,10 @@ pub enum Signer {
     /// Top-level targets, with the GUN's targets key from the home.
     Targets,
     /// A delegated role, with a private key file (e.g. a CI robot's).
-    Delegated { role: String, key_file: std::path::PathBuf },
+    Delegated {
+        role: String,
+        key_file: std::path::PathBuf,
+    },
 }
 
 impl Signer {
@@ -468,7 +503,11 @@ pub struct DelegationReport {
 impl Publisher {
     /// Delegate the tags matching `delegation.paths` to its keys (added or
     /// replaced), signed into a new top-level targets version.
-    pub fn delegation_add(&self, gun: &Gun, delegation: &NewDelegation) -> Result<DelegationReport> {
+    pub fn delegation_add(
+        &self,
+        gun: &Gun,
+        delegation: &NewDelegation,
+    ) -> Result<DelegationReport> {
         tagtrust_shared::pathmatch::validate_role_name(&delegation.name)?;
         if TOP_LEVEL_ROLES.contains(&delegation.name.as_str()) {
             bail!("a delegated role cannot be named {}", delegation.name);
@@ -577,7 +616,13 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    pub(crate) fn top_level(&mut self, publisher: &Publisher, gun: &Gun, root: &Root, role: &str) -> Result<&SigningKey> {
+    pub(crate) fn top_level(
+        &mut self,
+        publisher: &Publisher,
+        gun: &Gun,
+        root: &Root,
+        role: &str,
+    ) -> Result<&SigningKey> {
         if !self.keys.contains_key(role) {
             let key = publisher.role_key(gun, root, role)?;
             self.keys.insert(role.to_string(), key);
@@ -589,16 +634,22 @@ impl KeyCache {
         let id = format!("file:{}", path.display());
         if !self.keys.contains_key(&id) {
             let pass = passphrase(&format!("Passphrase for {}: ", path.display()))?;
-            self.keys.insert(id.clone(), crate::home::load_key_file(path, &pass)?);
+            self.keys
+                .insert(id.clone(), crate::home::load_key_file(path, &pass)?);
         }
         Ok(&self.keys[&id])
     }
 }
 
 /// Sign `targets` with a fresh expiry and signing time.
-pub(crate) fn sign_targets(mut targets: Targets, key: &SigningKey, expiry: &ExpiryPolicy) -> Result<Vec<u8>> {
+pub(crate) fn sign_targets(
+    mut targets: Targets,
+    key: &SigningKey,
+    expiry: &ExpiryPolicy,
+) -> Result<Vec<u8>> {
     let now = Utc::now();
-    targets.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
+    targets.expires =
+        tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
     tagtrust_shared::metadata::set_signed_at(&mut targets.extra, now);
     let mut md = Metadata::new(targets)?;
     md.sign(key);
@@ -607,7 +658,11 @@ pub(crate) fn sign_targets(mut targets: Targets, key: &SigningKey, expiry: &Expi
 
 /// The next version of `root` (a copy, or changed by the caller first) with
 /// a fresh expiry and signing time, signed by `keys`.
-pub(crate) fn renew_root(root: &Root, keys: &[&SigningKey], expiry: &ExpiryPolicy) -> Result<Vec<u8>> {
+pub(crate) fn renew_root(
+    root: &Root,
+    keys: &[&SigningKey],
+    expiry: &ExpiryPolicy,
+) -> Result<Vec<u8>> {
     let now = Utc::now();
     let mut next = root.clone();
     next.version = root.version + 1;
@@ -626,7 +681,12 @@ fn prune_delegation_keys(delegations: &mut Delegations) {
         .roles()
         .iter()
         .flat_map(|r| r.keyids.iter().cloned())
-        .chain(delegations.succinct_roles.iter().flat_map(|s| s.keyids.iter().cloned()))
+        .chain(
+            delegations
+                .succinct_roles
+                .iter()
+                .flat_map(|s| s.keyids.iter().cloned()),
+        )
         .collect();
     delegations.keys.retain(|id, _| used.contains(id));
 }

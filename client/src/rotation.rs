@@ -54,7 +54,9 @@ impl Publisher {
                 root.replace_role_keys(role, std::slice::from_ref(&key));
                 key.key_id()
             }
-            other => bail!("{other} is not a top-level role; delegated keys change with `delegation add`"),
+            other => bail!(
+                "{other} is not a top-level role; delegated keys change with `delegation add`"
+            ),
         };
         // The old root key always signs (the chain rule); a new root key too.
         let mut signers = vec![&old_root_key];
@@ -70,7 +72,11 @@ impl Publisher {
             targets.version += 1;
             files.push((
                 "targets".to_string(),
-                sign_targets(targets, new_local_key.as_ref().expect("generated above"), &expiry)?,
+                sign_targets(
+                    targets,
+                    new_local_key.as_ref().expect("generated above"),
+                    &expiry,
+                )?,
             ));
         }
 
@@ -93,14 +99,21 @@ impl Publisher {
             gun: gun.to_string(),
             role: role.to_string(),
             new_key_id: Some(new_key_id),
-            root_version: Metadata::<tagtrust_shared::Root>::from_bytes(&root_bytes)?.signed.version(),
+            root_version: Metadata::<tagtrust_shared::Root>::from_bytes(&root_bytes)?
+                .signed
+                .version(),
             version: None,
         })
     }
 
     /// Re-sign `role` with a new expiry, content unchanged (`root`,
     /// `targets`, or a delegated role with `signer`).
-    pub fn refresh_role(&self, gun: &Gun, signer: &crate::publisher::Signer, role: &str) -> Result<RoleReport> {
+    pub fn refresh_role(
+        &self,
+        gun: &Gun,
+        signer: &crate::publisher::Signer,
+        role: &str,
+    ) -> Result<RoleReport> {
         match role {
             "timestamp" | "snapshot" => {
                 bail!("the server re-signs {role} on its own schedule; nothing to refresh here")
@@ -114,7 +127,9 @@ impl Publisher {
                 self.server_client()?
                     .publish(gun, &[("root".to_string(), bytes.clone())])
                     .with_context(|| format!("publishing the refreshed root of {gun}"))?;
-                let version = Metadata::<tagtrust_shared::Root>::from_bytes(&bytes)?.signed.version;
+                let version = Metadata::<tagtrust_shared::Root>::from_bytes(&bytes)?
+                    .signed
+                    .version;
                 Ok(RoleReport {
                     gun: gun.to_string(),
                     role: "root".into(),

@@ -51,7 +51,9 @@ impl Staging {
             bail!("nothing is staged in {}", self.dir.display());
         }
         let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).with_context(|| format!("reading {}", self.dir.display()))? {
+        for entry in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("reading {}", self.dir.display()))?
+        {
             let path = entry?.path();
             let Some(role) = path
                 .file_name()
@@ -60,7 +62,8 @@ impl Staging {
             else {
                 continue;
             };
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             files.push((role.to_string(), bytes));
         }
         files.sort_by_key(|(role, _)| (role != "root", role.clone()));
@@ -68,9 +71,13 @@ impl Staging {
     }
 
     pub fn clear(&self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
+        std::fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("removing {}", self.dir.display()))
     }
 }
+
+/// The staging directory, its files (root first) and the parsed root.
+type StagedRoot = (Staging, Vec<(String, Vec<u8>)>, Metadata<Root>);
 
 /// Where a staged root stands.
 #[derive(Debug, Serialize)]
@@ -91,9 +98,9 @@ fn signatures_needed(signer_root: &Root, root: &Metadata<Root>) -> Result<(usize
     let threshold = signer_root.role_keys("root")?.threshold;
     match signer_root.verify_role("root", root) {
         Ok(()) => Ok((threshold as usize, threshold, 0)),
-        Err(TufError::Threshold { valid, threshold, .. }) => {
-            Ok((valid, threshold, threshold.saturating_sub(valid as u64)))
-        }
+        Err(TufError::Threshold {
+            valid, threshold, ..
+        }) => Ok((valid, threshold, threshold.saturating_sub(valid as u64))),
         Err(e) => Err(e.into()),
     }
 }
@@ -105,7 +112,8 @@ impl Publisher {
         let (mut signatures, mut threshold, mut needed) = signatures_needed(&root.signed, root)?;
         if root.signed.version > 1 {
             let trusted = self.home.metadata_dir(&self.server, gun).join("root.json");
-            let bytes = std::fs::read(&trusted).with_context(|| format!("reading {}", trusted.display()))?;
+            let bytes = std::fs::read(&trusted)
+                .with_context(|| format!("reading {}", trusted.display()))?;
             let previous = Metadata::<Root>::from_bytes(&bytes)?;
             let (s, t, n) = signatures_needed(&previous.signed, root)?;
             if n > needed {
@@ -122,9 +130,11 @@ impl Publisher {
         })
     }
 
-    fn staged_root(&self, gun: &Gun) -> Result<(Staging, Vec<(String, Vec<u8>)>, Metadata<Root>)> {
+    fn staged_root(&self, gun: &Gun) -> Result<StagedRoot> {
         let staging = Staging::new(&self.home, &self.server, gun);
-        let files = staging.load().with_context(|| format!("no staged root for {gun}"))?;
+        let files = staging
+            .load()
+            .with_context(|| format!("no staged root for {gun}"))?;
         let root = Metadata::<Root>::from_bytes(&files[0].1).context("staged root")?;
         Ok((staging, files, root))
     }
@@ -134,9 +144,16 @@ impl Publisher {
         let (staging, mut files, mut root) = self.staged_root(gun)?;
         let pass = passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
         let key = load_key_file(key_file, &pass)?;
-        let listed = root.signed.role_keys("root")?.keyids.contains(&key.key_id());
+        let listed = root
+            .signed
+            .role_keys("root")?
+            .keyids
+            .contains(&key.key_id());
         if !listed {
-            bail!("key {} is not a root key of the staged root of {gun}", key.key_id());
+            bail!(
+                "key {} is not a root key of the staged root of {gun}",
+                key.key_id()
+            );
         }
         root.sign(&key);
         files[0].1 = root.to_bytes();

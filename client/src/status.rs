@@ -36,7 +36,13 @@ pub struct Status {
 
 /// Verify `gun` and report on every role, warning about roles that expire
 /// within `warning_days`.
-pub fn status(home: &Home, server: &str, gun: &Gun, options: &OpenOptions, warning_days: i64) -> Result<Status> {
+pub fn status(
+    home: &Home,
+    server: &str,
+    gun: &Gun,
+    options: &OpenOptions,
+    warning_days: i64,
+) -> Result<Status> {
     let mut repo = open_repository(home, server, gun, options)?;
     let delegated = repo.updater.load_all_roles()?;
     let now = Utc::now();
@@ -44,7 +50,10 @@ pub fn status(home: &Home, server: &str, gun: &Gun, options: &OpenOptions, warni
     let root = &trusted.root().signed;
 
     let top_level_holder = |role: &str| -> (String, Vec<String>) {
-        let ids = root.role_keys(role).map(|k| k.keyids.clone()).unwrap_or_default();
+        let ids = root
+            .role_keys(role)
+            .map(|k| k.keyids.clone())
+            .unwrap_or_default();
         let holder = match role {
             "timestamp" | "snapshot" => "server",
             _ if home.has_key(gun, role, &ids) => "local",
@@ -53,7 +62,11 @@ pub fn status(home: &Home, server: &str, gun: &Gun, options: &OpenOptions, warni
         (holder.to_string(), ids)
     };
     let mut roles = Vec::new();
-    let mut push = |name: &str, extra: &serde_json::Map<String, serde_json::Value>, version: u64, expires: DateTime<Utc>, holder: (String, Vec<String>)| {
+    let mut push = |name: &str,
+                    extra: &serde_json::Map<String, serde_json::Value>,
+                    version: u64,
+                    expires: DateTime<Utc>,
+                    holder: (String, Vec<String>)| {
         roles.push(RoleStatus {
             role: name.to_string(),
             version,
@@ -64,21 +77,50 @@ pub fn status(home: &Home, server: &str, gun: &Gun, options: &OpenOptions, warni
             key_ids: holder.1,
         });
     };
-    push("root", &root.extra, root.version, root.expires, top_level_holder("root"));
+    push(
+        "root",
+        &root.extra,
+        root.version,
+        root.expires,
+        top_level_holder("root"),
+    );
     if let Some(md) = trusted.timestamp() {
-        push("timestamp", &md.signed.extra, md.signed.version, md.signed.expires, top_level_holder("timestamp"));
+        push(
+            "timestamp",
+            &md.signed.extra,
+            md.signed.version,
+            md.signed.expires,
+            top_level_holder("timestamp"),
+        );
     }
     if let Some(md) = trusted.snapshot() {
-        push("snapshot", &md.signed.extra, md.signed.version, md.signed.expires, top_level_holder("snapshot"));
+        push(
+            "snapshot",
+            &md.signed.extra,
+            md.signed.version,
+            md.signed.expires,
+            top_level_holder("snapshot"),
+        );
     }
     for name in &delegated {
-        let Some(md) = trusted.targets_role(name) else { continue };
+        let Some(md) = trusted.targets_role(name) else {
+            continue;
+        };
         let holder = if name == "targets" {
             top_level_holder("targets")
         } else {
-            ("delegated".to_string(), delegated_key_ids(trusted, &delegated, name))
+            (
+                "delegated".to_string(),
+                delegated_key_ids(trusted, &delegated, name),
+            )
         };
-        push(name, &md.signed.extra, md.signed.version(), md.signed.expires(), holder);
+        push(
+            name,
+            &md.signed.extra,
+            md.signed.version(),
+            md.signed.expires(),
+            holder,
+        );
     }
 
     // Timestamp and snapshot are the server's to re-sign; warn about the
@@ -110,7 +152,11 @@ pub fn status(home: &Home, server: &str, gun: &Gun, options: &OpenOptions, warni
 }
 
 /// The key IDs the delegator of `name` lists for it.
-fn delegated_key_ids(trusted: &crate::trusted::TrustedMetadataSet, loaded: &[String], name: &str) -> Vec<String> {
+fn delegated_key_ids(
+    trusted: &crate::trusted::TrustedMetadataSet,
+    loaded: &[String],
+    name: &str,
+) -> Vec<String> {
     loaded
         .iter()
         .filter_map(|parent| trusted.targets_role(parent))

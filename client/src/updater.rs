@@ -257,12 +257,19 @@ impl<F: Fetcher> Updater<F> {
         let root_path = self.dir.join("root.json");
         let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
         let mut trusted = TrustedMetadataSet::new(&root, reference_time)?;
-        let missing = |file: &str| UpdateError::MixAndMatch(format!("no local {file} to use offline"));
-        let ts = self.read_local("timestamp.json").ok_or_else(|| missing("timestamp.json"))?;
+        let missing =
+            |file: &str| UpdateError::MixAndMatch(format!("no local {file} to use offline"));
+        let ts = self
+            .read_local("timestamp.json")
+            .ok_or_else(|| missing("timestamp.json"))?;
         trusted.load_local_timestamp(&ts)?;
-        let snapshot = self.read_local("snapshot.json").ok_or_else(|| missing("snapshot.json"))?;
+        let snapshot = self
+            .read_local("snapshot.json")
+            .ok_or_else(|| missing("snapshot.json"))?;
         trusted.load_local_snapshot(&snapshot)?;
-        let targets = self.read_local("targets.json").ok_or_else(|| missing("targets.json"))?;
+        let targets = self
+            .read_local("targets.json")
+            .ok_or_else(|| missing("targets.json"))?;
         trusted.update_targets(&targets)?;
         self.trusted = trusted;
         self.refreshed = true;
@@ -454,7 +461,8 @@ impl<F: Fetcher> Updater<F> {
             let Some(delegations) = &targets.signed.delegations else {
                 continue;
             };
-            let mut children: Vec<String> = delegations.roles().iter().map(|r| r.name.clone()).collect();
+            let mut children: Vec<String> =
+                delegations.roles().iter().map(|r| r.name.clone()).collect();
             if let Some(succinct) = &delegations.succinct_roles {
                 children.extend(
                     snapshot

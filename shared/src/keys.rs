@@ -187,7 +187,8 @@ impl SigningKey {
     pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<String> {
         use pkcs8::EncodePrivateKey;
         use rand::RngCore;
-        let fail = |e: &dyn std::fmt::Display| Error::PrivateKey(format!("cannot encrypt key: {e}"));
+        let fail =
+            |e: &dyn std::fmt::Display| Error::PrivateKey(format!("cannot encrypt key: {e}"));
         // PKCS#8 v1 (seed only): OpenSSL does not read ed25519 keys in the
         // v2 form with the public key that ed25519-dalek writes by default.
         let v1 = ed25519_dalek::pkcs8::KeypairBytes {
@@ -200,8 +201,9 @@ impl SigningKey {
         let mut iv = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
         rand::rngs::OsRng.fill_bytes(&mut iv);
-        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, &iv)
-            .map_err(|e| fail(&e))?;
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, &iv)
+                .map_err(|e| fail(&e))?;
         let encrypted = info
             .encrypt_with_params(params, passphrase)
             .map_err(|e| fail(&e))?;

@@ -18,27 +18,57 @@ fn robot_signs_only_tags_its_delegation_covers() {
         // The robot makes its key pair and hands over the public half.
         let robot = Cli::new(&server.url).with_token(&token);
         let key_file = robot.home.path().join("robot.pem");
-        let public_pem = robot.ok(&["key", "generate", "ci-robot", "--out", key_file.to_str().unwrap()]);
-        assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{public_pem}");
+        let public_pem = robot.ok(&[
+            "key",
+            "generate",
+            "ci-robot",
+            "--out",
+            key_file.to_str().unwrap(),
+        ]);
+        assert!(
+            public_pem.starts_with("-----BEGIN PUBLIC KEY-----"),
+            "{public_pem}"
+        );
         let pub_file = publisher.home.path().join("robot.pub.pem");
         std::fs::write(&pub_file, &public_pem).unwrap();
 
         publisher.ok(&[
-            "delegation", "add", GUN, "ci-robot", "--key", pub_file.to_str().unwrap(), "--path", "release-*",
+            "delegation",
+            "add",
+            GUN,
+            "ci-robot",
+            "--key",
+            pub_file.to_str().unwrap(),
+            "--path",
+            "release-*",
         ]);
-        let list: Value = serde_json::from_str(&publisher.ok(&["delegation", "list", GUN, "-o", "json"])).unwrap();
+        let list: Value =
+            serde_json::from_str(&publisher.ok(&["delegation", "list", GUN, "-o", "json"]))
+                .unwrap();
         assert_eq!(list[0]["name"], "ci-robot");
         assert_eq!(list[0]["paths"][0], "release-*");
 
         let (digest, size) = random_digest();
         let signed_as_robot = |tag: &str| {
             robot.run(&[
-                "tag", "set", &format!("{GUN}:{tag}"), &digest, "--size", &size.to_string(),
-                "--role", "ci-robot", "--key", key_file.to_str().unwrap(),
+                "tag",
+                "set",
+                &format!("{GUN}:{tag}"),
+                &digest,
+                "--size",
+                &size.to_string(),
+                "--role",
+                "ci-robot",
+                "--key",
+                key_file.to_str().unwrap(),
             ])
         };
         let out = signed_as_robot("release-1");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // A second version of the delegated role.
         assert!(signed_as_robot("release-2").status.success());
 
@@ -49,9 +79,12 @@ fn robot_signs_only_tags_its_delegation_covers() {
         assert!(err.contains("may not sign"), "{err}");
 
         let consumer = Cli::new(&server.url);
-        let v: Value = serde_json::from_str(
-            &consumer.ok(&["lookup", &format!("{GUN}:release-1"), "--output", "json"]),
-        )
+        let v: Value = serde_json::from_str(&consumer.ok(&[
+            "lookup",
+            &format!("{GUN}:release-1"),
+            "--output",
+            "json",
+        ]))
         .unwrap();
         assert_eq!(v["digest"], digest.as_str());
         assert_eq!(v["signed_by"], "ci-robot");

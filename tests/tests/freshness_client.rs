@@ -24,7 +24,14 @@ fn published() -> (TestServer, String) {
     let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
     publisher.ok(&["init", GUN]);
     let (d, s) = random_digest();
-    publisher.ok(&["tag", "set", &format!("{GUN}:latest"), &d, "--size", &s.to_string()]);
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:latest"),
+        &d,
+        "--size",
+        &s.to_string(),
+    ]);
     (server, d)
 }
 
@@ -39,7 +46,11 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
     // Online fails without the server; offline works and says so.
     consumer.fails(&["lookup", &latest]);
     let out = consumer.run(&["lookup", &latest, "--offline"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     assert!(String::from_utf8_lossy(&out.stderr).contains("offline"));
 
@@ -47,15 +58,34 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
     let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("expired") && err.contains("--max-stale"), "{err}");
+    assert!(
+        err.contains("expired") && err.contains("--max-stale"),
+        "{err}"
+    );
     // ...unless the consumer grants a grace period that covers it.
-    let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline", "--max-stale", "3d"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline", "--max-stale", "12h"]);
+    let out = at_time(
+        &consumer,
+        "+2d",
+        &["lookup", &latest, "--offline", "--max-stale", "3d"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = at_time(
+        &consumer,
+        "+2d",
+        &["lookup", &latest, "--offline", "--max-stale", "12h"],
+    );
     assert!(!out.status.success());
 
     // A GUN never seen cannot be used offline.
-    let err = consumer.fails(&["lookup", "registry.example.com/acme/other:latest", "--offline"]);
+    let err = consumer.fails(&[
+        "lookup",
+        "registry.example.com/acme/other:latest",
+        "--offline",
+    ]);
     assert!(err.contains("offline"), "{err}");
 }
 
@@ -64,7 +94,10 @@ fn max_age_refuses_a_timestamp_signed_too_long_ago() {
     let (server, digest) = published();
     let latest = format!("{GUN}:latest");
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &latest, "--max-age", "1h"]).trim(), digest);
+    assert_eq!(
+        consumer.ok(&["lookup", &latest, "--max-age", "1h"]).trim(),
+        digest
+    );
 
     // Three hours on, the timestamp is unexpired (it lives a day) but old.
     let out = at_time(&consumer, "+3h", &["lookup", &latest, "--max-age", "1h"]);
@@ -72,7 +105,11 @@ fn max_age_refuses_a_timestamp_signed_too_long_ago() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_age"), "{err}");
     let out = at_time(&consumer, "+3h", &["lookup", &latest, "--max-age", "4h"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The same policy from config.toml.
     std::fs::write(

@@ -50,20 +50,35 @@ fn every_top_level_key_rotates_and_consumers_follow() {
             .map(|k| k["path"].as_str().unwrap().to_string())
             .unwrap();
 
-        for (i, role) in ["targets", "root", "timestamp", "snapshot"].into_iter().enumerate() {
+        for (i, role) in ["targets", "root", "timestamp", "snapshot"]
+            .into_iter()
+            .enumerate()
+        {
             let report = json(&publisher.ok(&["key", "rotate", GUN, role, "-o", "json"]));
             let new_id = report["new_key_id"].as_str().unwrap().to_string();
             assert_eq!(report["root_version"], 2 + i as u64, "{role}");
             let root = Metadata::<Root>::from_bytes(&fetch(&server, "root.json")).unwrap();
-            assert_eq!(root.signed.roles[role].keyids, [new_id.clone()], "{role}");
+            assert_eq!(
+                root.signed.roles[role].keyids,
+                std::slice::from_ref(&new_id),
+                "{role}"
+            );
             let (d, s) = random_digest();
             publisher.ok(&["tag", "set", &latest, &d, "--size", &s.to_string()]);
             // The consumer that trusted the first root follows the chain.
-            assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d, "after rotating {role}");
+            assert_eq!(
+                consumer.ok(&["lookup", &latest]).trim(),
+                d,
+                "after rotating {role}"
+            );
             if role == "timestamp" {
-                let ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
+                let ts =
+                    Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
                 assert_eq!(ts.signatures.len(), 1);
-                assert_eq!(ts.signatures[0].keyid, new_id, "server signs with the new key");
+                assert_eq!(
+                    ts.signatures[0].keyid, new_id,
+                    "server signs with the new key"
+                );
             }
         }
 
@@ -77,7 +92,11 @@ fn every_top_level_key_rotates_and_consumers_follow() {
             .arg(pinned_root.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         // The rotated-out targets key can no longer sign anything: the
         // server refuses a targets version it signed.
@@ -105,7 +124,10 @@ fn every_top_level_key_rotates_and_consumers_follow() {
         assert_eq!(resp.status().as_u16(), 400, "{}", resp.text().unwrap());
         let before = fetch(&server, "targets.json");
         assert_eq!(
-            Metadata::<Targets>::from_bytes(&before).unwrap().signed.version,
+            Metadata::<Targets>::from_bytes(&before)
+                .unwrap()
+                .signed
+                .version,
             forged.signed.version - 1
         );
     }
@@ -117,7 +139,14 @@ fn refresh_resigns_without_changing_content() {
     let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
     publisher.ok(&["init", GUN]);
     let (d, s) = random_digest();
-    publisher.ok(&["tag", "set", &format!("{GUN}:v1"), &d, "--size", &s.to_string()]);
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v1"),
+        &d,
+        "--size",
+        &s.to_string(),
+    ]);
     let before = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
 
     let report = json(&publisher.ok(&["refresh", GUN, "-o", "json"]));
@@ -130,7 +159,12 @@ fn refresh_resigns_without_changing_content() {
     assert_eq!(report["version"], 2);
     let err = publisher.fails(&["refresh", GUN, "--role", "timestamp"]);
     assert!(err.contains("server re-signs"), "{err}");
-    assert_eq!(Cli::new(&server.url).ok(&["lookup", &format!("{GUN}:v1")]).trim(), d);
+    assert_eq!(
+        Cli::new(&server.url)
+            .ok(&["lookup", &format!("{GUN}:v1")])
+            .trim(),
+        d
+    );
 }
 
 /// A publisher whose root lives 20 days (under the 30-day warning window):
@@ -147,8 +181,21 @@ fn publish_resigns_a_root_about_to_expire() {
     publisher.ok(&["init", GUN]);
     std::fs::write(publisher.home.path().join("config.toml"), "").unwrap();
     let (d, s) = random_digest();
-    let out = publisher.run(&["tag", "set", &format!("{GUN}:v1"), &d, "--size", &s.to_string(), "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = publisher.run(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v1"),
+        &d,
+        "--size",
+        &s.to_string(),
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("re-signed root"));
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report["resigned"][0], "root");

@@ -15,11 +15,23 @@ fn status_reports_every_role_and_warns_before_expiry() {
     let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
     publisher.ok(&["init", GUN]);
     let (d, s) = random_digest();
-    publisher.ok(&["tag", "set", &format!("{GUN}:latest"), &d, "--size", &s.to_string()]);
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:latest"),
+        &d,
+        "--size",
+        &s.to_string(),
+    ]);
 
     let report = json(&publisher.ok(&["status", GUN, "-o", "json"]));
     let roles = report["roles"].as_array().unwrap();
-    let role = |name: &str| roles.iter().find(|r| r["role"] == name).unwrap_or_else(|| panic!("{name}: {report}"));
+    let role = |name: &str| {
+        roles
+            .iter()
+            .find(|r| r["role"] == name)
+            .unwrap_or_else(|| panic!("{name}: {report}"))
+    };
     assert_eq!(role("root")["key_holder"], "local");
     assert_eq!(role("targets")["key_holder"], "local");
     assert_eq!(role("targets")["version"], 2);
@@ -35,14 +47,20 @@ fn status_reports_every_role_and_warns_before_expiry() {
     // 100-day window the 90-day targets role is flagged (root is not).
     let consumer = Cli::new(&server.url);
     let out = consumer.run(&["status", GUN, "--warning-days", "100", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&String::from_utf8_lossy(&out.stdout));
     let warnings = report["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].as_str().unwrap().starts_with("targets expires"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: targets expires"));
     let roles = report["roles"].as_array().unwrap();
-    assert!(roles.iter().any(|r| r["role"] == "root" && r["key_holder"] == "offline"));
+    assert!(roles
+        .iter()
+        .any(|r| r["role"] == "root" && r["key_holder"] == "offline"));
 }
 
 #[test]
@@ -56,7 +74,14 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
         let (d2, s2) = random_digest();
         let (other, so) = random_digest();
         publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // v2
-        publisher.ok(&["tag", "set", &format!("{GUN}:other"), &other, "--size", &so.to_string()]); // v3
+        publisher.ok(&[
+            "tag",
+            "set",
+            &format!("{GUN}:other"),
+            &other,
+            "--size",
+            &so.to_string(),
+        ]); // v3
         publisher.ok(&["key", "rotate", GUN, "targets"]); // v4, new key
         publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]); // v5
         publisher.ok(&["tag", "rm", &latest]); // v6
@@ -64,7 +89,10 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
         let consumer = Cli::new(&server.url);
         let entries = json(&consumer.ok(&["history", &latest, "-o", "json"]));
         let entries = entries.as_array().unwrap();
-        let versions: Vec<u64> = entries.iter().map(|e| e["targets_version"].as_u64().unwrap()).collect();
+        let versions: Vec<u64> = entries
+            .iter()
+            .map(|e| e["targets_version"].as_u64().unwrap())
+            .collect();
         assert_eq!(versions, [2, 5, 6], "{backend:?}: {entries:?}");
         assert_eq!(entries[0]["digest"], d1.as_str());
         assert_eq!(entries[1]["digest"], d2.as_str());

@@ -243,7 +243,11 @@ struct ConsumerArgs {
 }
 
 impl ConsumerArgs {
-    fn options(self, token: Option<String>, config: &tagtrust::home::Config) -> Result<OpenOptions> {
+    fn options(
+        self,
+        token: Option<String>,
+        config: &tagtrust::home::Config,
+    ) -> Result<OpenOptions> {
         Ok(OpenOptions {
             root_file: self.root,
             token,
@@ -375,7 +379,8 @@ fn run(cli: Cli) -> Result<()> {
                 from_registry.as_deref(),
                 &annotations,
             )?;
-            let report = publisher()?.tag_set(&reference.gun, &reference.tag, &target, &signer.signer())?;
+            let report =
+                publisher()?.tag_set(&reference.gun, &reference.tag, &target, &signer.signer())?;
             announce_resigned(&report.resigned);
             out.print(&report, || {
                 format!(
@@ -449,7 +454,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Delegation(DelegationCommand::Rm { gun, name }) => {
             let report = publisher()?.delegation_rm(&gun, &name)?;
             out.print(&report, || {
-                format!("removed delegation {name} of {gun} (targets version {})", report.targets_version)
+                format!(
+                    "removed delegation {name} of {gun} (targets version {})",
+                    report.targets_version
+                )
             })
         }
         Command::Delegation(DelegationCommand::List { gun }) => {
@@ -577,23 +585,39 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Key(KeyCommand::Export { key_id, out: file }) => {
             let keys = home.list_keys()?;
-            let matching: Vec<_> = keys.iter().filter(|k| k.key_id.starts_with(&key_id)).collect();
+            let matching: Vec<_> = keys
+                .iter()
+                .filter(|k| k.key_id.starts_with(&key_id))
+                .collect();
             let key = match matching.as_slice() {
                 [key] => *key,
                 [] => anyhow::bail!("no local key with ID {key_id}"),
-                _ => anyhow::bail!("key ID prefix {key_id} matches {} keys; give more of it", matching.len()),
+                _ => anyhow::bail!(
+                    "key ID prefix {key_id} matches {} keys; give more of it",
+                    matching.len()
+                ),
             };
-            let pem = std::fs::read(&key.path).with_context(|| format!("reading {}", key.path.display()))?;
+            let pem = std::fs::read(&key.path)
+                .with_context(|| format!("reading {}", key.path.display()))?;
             tagtrust::home::write_private_file(&file, &pem)?;
             let report = serde_json::json!({ "key_id": key.key_id, "file": file });
-            out.print(&report, || format!("exported key {} (encrypted) to {}", key.key_id, file.display()))
+            out.print(&report, || {
+                format!(
+                    "exported key {} (encrypted) to {}",
+                    key.key_id,
+                    file.display()
+                )
+            })
         }
         Command::Key(KeyCommand::Import { file, gun, role }) => {
-            let pem = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let pass = tagtrust::home::passphrase(&format!("Passphrase for {}: ", file.display()))?;
             let (key_id, path) = home.import_key(&pem, &pass, gun.as_ref(), &role)?;
             let report = serde_json::json!({ "key_id": key_id, "file": path });
-            out.print(&report, || format!("imported key {key_id} as {}", path.display()))
+            out.print(&report, || {
+                format!("imported key {key_id} as {}", path.display())
+            })
         }
         Command::Key(KeyCommand::List) => {
             let keys = home.list_keys()?;
@@ -619,7 +643,10 @@ fn run(cli: Cli) -> Result<()> {
             let reference = ImageReference::parse(&reference)?;
             let options = consumer.options(token, &config)?;
             if options.offline {
-                eprintln!("notice: offline: using only the local trusted metadata of {}", reference.gun);
+                eprintln!(
+                    "notice: offline: using only the local trusted metadata of {}",
+                    reference.gun
+                );
             }
             let (resolution, repo) = lookup(&home, &server()?, &reference, &options)?;
             if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
@@ -763,7 +790,10 @@ fn pull(
 /// Where a staged root stands, in words.
 fn root_signing_line(r: &tagtrust::staging::RootSigning) -> String {
     if r.published {
-        format!("published root v{} of {} ({} of {} signatures)", r.version, r.gun, r.signatures, r.threshold)
+        format!(
+            "published root v{} of {} ({} of {} signatures)",
+            r.version, r.gun, r.signatures, r.threshold
+        )
     } else if r.needed == 0 {
         format!(
             "root v{} of {} has {} of {} signatures: ready, run `tagtrust root publish {}`",
