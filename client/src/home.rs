@@ -332,15 +332,12 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Write `bytes` to `path` atomically (write a temporary file, then rename).
+/// Write `bytes` to `path` atomically (write a temporary file, then
+/// rename), creating the parent directory.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::updater::write_atomic(path, bytes)?;
     Ok(())
 }
 

@@ -293,6 +293,46 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Directory of the trusted metadata this user keeps for `gun` on `server`.
+    pub fn trusted_dir(&self, server: &TestServer, gun: &str) -> PathBuf {
+        self.home
+            .path()
+            .join("tuf")
+            .join(format!("127.0.0.1_{}", server.port))
+            .join(gun)
+    }
+
+    /// Run with `args` with the clock moved by `offset` (faketime syntax,
+    /// e.g. "+2d"); returns the output whatever the exit status.
+    pub fn run_at(&self, offset: &str, args: &[&str]) -> Output {
+        Command::new("faketime")
+            .args(["-f", offset])
+            .arg(bin_path("tagtrust"))
+            .args(args)
+            .envs(self.command().get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(Stdio::null())
+            .output()
+            .expect("faketime is installed (.ci/run installs it)")
+    }
+}
+
+impl TestServer {
+    /// GET `{tuf_url(gun)}{file}` and return the body (any status).
+    pub fn fetch(&self, gun: &str, file: &str) -> Vec<u8> {
+        reqwest::blocking::get(format!("{}{file}", self.tuf_url(gun)))
+            .expect("GET metadata")
+            .bytes()
+            .expect("body")
+            .to_vec()
+    }
+}
+
+/// Parse CLI output as JSON, failing the test with the output if it is not.
+pub fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
 /// A random `sha256:` digest and size, as a stand-in manifest.
 pub fn random_digest() -> (String, u64) {
     let bytes: [u8; 32] = rand::random();

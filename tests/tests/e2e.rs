@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/acme/app";
 
@@ -14,10 +14,6 @@ fn publisher(server: &TestServer) -> Cli {
     let cli = Cli::new(&server.url).with_token(&token);
     cli.ok(&["init", GUN]);
     cli
-}
-
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
 #[test]
@@ -90,13 +86,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:1.5")]).trim(), d1);
 
         // A consumer that starts from the publisher's root file.
-        let root_file = publisher
-            .home
-            .path()
-            .join("tuf")
-            .join(format!("127.0.0.1_{}", server.port))
-            .join(GUN)
-            .join("root.json");
+        let root_file = publisher.trusted_dir(&server, GUN).join("root.json");
         let pinned = Cli::new(&server.url);
         let out = pinned
             .command()
@@ -213,18 +203,7 @@ fn freeze_is_refused() {
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
 
     // The timestamp lives one day: two days on, everything served is stale.
-    let out = std::process::Command::new("faketime")
-        .args(["-f", "+2d"])
-        .arg(tagtrust_tests::bin_path("tagtrust"))
-        .args(["lookup", &latest])
-        .envs(
-            consumer
-                .command()
-                .get_envs()
-                .filter_map(|(k, v)| Some((k, v?))),
-        )
-        .output()
-        .expect("faketime is installed (.ci/run installs it)");
+    let out = consumer.run_at("+2d", &["lookup", &latest]);
     assert!(!out.status.success(), "a frozen timestamp was accepted");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expired"), "{err}");

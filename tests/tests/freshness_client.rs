@@ -2,22 +2,9 @@
 //! with and without a grace period, and `max_age` on the timestamp's
 //! signing time. The client's clock is moved with `faketime`.
 
-use std::process::{Command, Output};
-use tagtrust_tests::{bin_path, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
-
-/// Run `tagtrust` as `cli` would, with the clock moved by `offset`
-/// (faketime syntax, e.g. "+2d").
-fn at_time(cli: &Cli, offset: &str, args: &[&str]) -> Output {
-    Command::new("faketime")
-        .args(["-f", offset])
-        .arg(bin_path("tagtrust"))
-        .args(args)
-        .envs(cli.command().get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .output()
-        .expect("faketime is installed (.ci/run installs it)")
-}
 
 fn published() -> (TestServer, String) {
     let server = TestServer::spawn(Backend::Sqlite);
@@ -55,7 +42,7 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("offline"));
 
     // Two days on, the one-day timestamp has expired: refused offline too...
-    let out = at_time(&consumer, "+2d", &["lookup", &latest, "--offline"]);
+    let out = consumer.run_at("+2d", &["lookup", &latest, "--offline"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -63,8 +50,7 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
         "{err}"
     );
     // ...unless the consumer grants a grace period that covers it.
-    let out = at_time(
-        &consumer,
+    let out = consumer.run_at(
         "+2d",
         &["lookup", &latest, "--offline", "--max-stale", "3d"],
     );
@@ -73,8 +59,7 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = at_time(
-        &consumer,
+    let out = consumer.run_at(
         "+2d",
         &["lookup", &latest, "--offline", "--max-stale", "12h"],
     );
@@ -100,11 +85,11 @@ fn max_age_refuses_a_timestamp_signed_too_long_ago() {
     );
 
     // Three hours on, the timestamp is unexpired (it lives a day) but old.
-    let out = at_time(&consumer, "+3h", &["lookup", &latest, "--max-age", "1h"]);
+    let out = consumer.run_at("+3h", &["lookup", &latest, "--max-age", "1h"]);
     assert!(!out.status.success(), "an old timestamp passed max_age");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_age"), "{err}");
-    let out = at_time(&consumer, "+3h", &["lookup", &latest, "--max-age", "4h"]);
+    let out = consumer.run_at("+3h", &["lookup", &latest, "--max-age", "4h"]);
     assert!(
         out.status.success(),
         "{}",
@@ -117,6 +102,6 @@ fn max_age_refuses_a_timestamp_signed_too_long_ago() {
         "[freshness]\nmax_age = \"1h\"\n",
     )
     .unwrap();
-    let out = at_time(&consumer, "+3h", &["lookup", &latest]);
+    let out = consumer.run_at("+3h", &["lookup", &latest]);
     assert!(!out.status.success(), "config max_age ignored");
 }

@@ -18,13 +18,7 @@ fn published(server: &TestServer) -> (Cli, String, u64, std::path::PathBuf) {
     let latest = format!("{GUN}:latest");
     publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
     publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
-    let root = publisher
-        .home
-        .path()
-        .join("tuf")
-        .join(format!("127.0.0.1_{}", server.port))
-        .join(GUN)
-        .join("root.json");
+    let root = publisher.trusted_dir(server, GUN).join("root.json");
     (publisher, d2, s2, root)
 }
 

@@ -1,30 +1,12 @@
 //! Key rotation, refresh and expiry cliffs through the real binaries.
 
-use serde_json::Value;
 use tagtrust_shared::{Metadata, Root, SigningKey, Targets, Timestamp};
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
 
 const GUN: &str = "registry.example.com/acme/app";
 
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
 fn fetch(server: &TestServer, file: &str) -> Vec<u8> {
-    reqwest::blocking::get(format!("{}{file}", server.tuf_url(GUN)))
-        .unwrap()
-        .bytes()
-        .unwrap()
-        .to_vec()
-}
-
-fn root_file(cli: &Cli, server: &TestServer) -> std::path::PathBuf {
-    cli.home
-        .path()
-        .join("tuf")
-        .join(format!("127.0.0.1_{}", server.port))
-        .join(GUN)
-        .join("root.json")
+    server.fetch(GUN, file)
 }
 
 #[test]
@@ -37,7 +19,8 @@ fn every_top_level_key_rotates_and_consumers_follow() {
         let latest = format!("{GUN}:latest");
         let (d1, s1) = random_digest();
         publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
-        let original_root = std::fs::read(root_file(&publisher, &server)).unwrap();
+        let original_root =
+            std::fs::read(publisher.trusted_dir(&server, GUN).join("root.json")).unwrap();
 
         let consumer = Cli::new(&server.url);
         assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);

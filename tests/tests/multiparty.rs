@@ -1,14 +1,9 @@
 //! Multi-party root (threshold 2 of 3) and key export/import through the
 //! real binaries; exported keys stay encrypted PKCS#8 that OpenSSL reads.
 
-use serde_json::Value;
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
 
 const GUN: &str = "registry.example.com/acme/app";
-
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
 
 #[test]
 fn a_two_of_three_root_is_published_only_once_two_holders_signed() {

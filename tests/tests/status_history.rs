@@ -1,13 +1,9 @@
 //! `tagtrust status` and `tagtrust history` through the real binaries.
 
 use serde_json::Value;
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
-
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
 
 #[test]
 fn status_reports_every_role_and_warns_before_expiry() {
