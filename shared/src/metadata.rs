@@ -43,6 +43,22 @@ pub trait Role: Serialize + DeserializeOwned {
     }
 }
 
+/// The accessors every role type implements the same way, from its
+/// `version`, `expires` and `spec_version` fields.
+macro_rules! common_role_accessors {
+    () => {
+        fn version(&self) -> u64 {
+            self.version
+        }
+        fn expires(&self) -> DateTime<Utc> {
+            self.expires
+        }
+        fn spec_version(&self) -> &str {
+            &self.spec_version
+        }
+    };
+}
+
 /// `expires` in the one form TUF allows: `YYYY-MM-DDTHH:MM:SSZ`.
 pub mod expiry {
     use super::*;
@@ -157,15 +173,7 @@ pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestam
 
 impl Role for Root {
     const TYPE: &'static str = "root";
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn expires(&self) -> DateTime<Utc> {
-        self.expires
-    }
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
+    common_role_accessors!();
     fn validate(&self) -> Result<()> {
         for role in TOP_LEVEL_ROLES {
             let keys = self.roles.get(role).ok_or_else(|| Error::Schema {
@@ -303,15 +311,7 @@ pub struct Timestamp {
 
 impl Role for Timestamp {
     const TYPE: &'static str = "timestamp";
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn expires(&self) -> DateTime<Utc> {
-        self.expires
-    }
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
+    common_role_accessors!();
     fn validate(&self) -> Result<()> {
         self.snapshot_meta().map(|_| ())
     }
@@ -355,15 +355,7 @@ pub struct Snapshot {
 
 impl Role for Snapshot {
     const TYPE: &'static str = "snapshot";
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn expires(&self) -> DateTime<Utc> {
-        self.expires
-    }
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
+    common_role_accessors!();
 }
 
 impl Snapshot {
@@ -603,15 +595,7 @@ pub struct Targets {
 
 impl Role for Targets {
     const TYPE: &'static str = "targets";
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn expires(&self) -> DateTime<Utc> {
-        self.expires
-    }
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
+    common_role_accessors!();
     fn validate(&self) -> Result<()> {
         match &self.delegations {
             Some(d) => d.validate(),
