@@ -101,3 +101,67 @@ fn robot_signs_only_tags_its_delegation_covers() {
         assert!(err.contains("not signed"), "{err}");
     }
 }
+
+/// Two robots publish to their own delegated roles of one GUN at the same
+/// time: neither loses the other's updates (the server rebuilds snapshot
+/// under the repository lock from what is stored).
+#[test]
+fn robots_publishing_at_once_keep_each_others_tags() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let token = server.create_token(&["push:registry.example.com/acme/*"]);
+        let publisher = Cli::new(&server.url).with_token(&token);
+        publisher.ok(&["init", GUN]);
+        let robots: Vec<(String, Cli, std::path::PathBuf)> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let robot = Cli::new(&server.url).with_token(&token);
+                let key = robot.home.path().join("robot.pem");
+                let public = robot.ok(&["key", "generate", name, "--out", key.to_str().unwrap()]);
+                let public_file = publisher.home.path().join(format!("{name}.pub.pem"));
+                std::fs::write(&public_file, public).unwrap();
+                let pattern = format!("{name}-*");
+                publisher.ok(&[
+                    "delegation", "add", GUN, &format!("robot-{name}"),
+                    "--key", public_file.to_str().unwrap(), "--path", &pattern,
+                ]);
+                (name.to_string(), robot, key)
+            })
+            .collect();
+
+        const TAGS: usize = 5;
+        let published: Vec<Vec<(String, String)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = robots
+                .iter()
+                .map(|(name, robot, key)| {
+                    scope.spawn(move || {
+                        (0..TAGS)
+                            .map(|i| {
+                                let tag = format!("{name}-{i}");
+                                let (digest, size) = random_digest();
+                                robot.ok(&[
+                                    "tag", "set", &format!("{GUN}:{tag}"), &digest,
+                                    "--size", &size.to_string(),
+                                    "--role", &format!("robot-{name}"), "--key", key.to_str().unwrap(),
+                                ]);
+                                (tag, digest)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+
+        let consumer = Cli::new(&server.url);
+        let listed: Value = serde_json::from_str(&consumer.ok(&["list", GUN, "-o", "json"])).unwrap();
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 2 * TAGS, "{backend:?}: {listed:?}");
+        for (tag, digest) in published.iter().flatten() {
+            assert!(
+                listed.iter().any(|t| t["tag"] == tag.as_str() && t["digest"] == digest.as_str()),
+                "{backend:?}: {tag} lost"
+            );
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub async fn delete(
     gun: &Gun,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&state.storage, req, Action::Admin, gun.as_str()).await?;
+    super::refuse_body(req)?;
     if !state.storage.delete_repository(gun.as_str()).await? {
         return Err(ApiError::not_found(format!("no trust data for {gun}")));
     }

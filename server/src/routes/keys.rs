@@ -84,6 +84,7 @@ pub async fn rotate(
 ) -> Result<HttpResponse, ApiError> {
     check_role(role)?;
     auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+    super::refuse_body(req)?;
     let key = create(state, gun, role, false).await?;
     Ok(key_response(actix_web::http::StatusCode::CREATED, &key))
 }

@@ -155,6 +155,32 @@ async fn delete_inner(req: &HttpRequest, state: &AppState) -> Result<HttpRespons
     }
 }
 
+/// Refuse a request body on an endpoint that takes none (key rotation,
+/// delete): a body there is a confused or hostile client, and acting on the
+/// request while ignoring what it sent would change state it did not mean.
+/// An empty body (`Content-Length: 0` or none at all) is the normal case.
+pub(crate) fn refuse_body(req: &HttpRequest) -> Result<(), ApiError> {
+    use actix_web::http::header;
+    let headers = req.headers();
+    let declared = headers.get(header::CONTENT_LENGTH).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    });
+    let has_body = match declared {
+        Some(Some(0)) => false,
+        Some(_) => true,
+        None => headers.contains_key(header::TRANSFER_ENCODING),
+    };
+    if has_body {
+        return Err(ApiError::bad_request(
+            "UNEXPECTED_BODY",
+            format!("{} {} takes no request body", req.method(), req.path()),
+        ));
+    }
+    Ok(())
+}
+
 fn method_not_allowed(allowed: &str) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -203,6 +229,35 @@ mod tests {
             file("/v2/a/_trust/tuf/timestamp.key"),
             Target::Key("timestamp".into())
         );
+    }
+
+    #[test]
+    fn bodies_are_refused_where_none_is_expected() {
+        use actix_web::test::TestRequest;
+        let ok = [
+            TestRequest::post().to_http_request(),
+            TestRequest::post()
+                .insert_header(("content-length", "0"))
+                .to_http_request(),
+        ];
+        for req in ok {
+            refuse_body(&req).unwrap();
+        }
+        let refused = [
+            TestRequest::post()
+                .insert_header(("content-length", "3"))
+                .to_http_request(),
+            TestRequest::post()
+                .insert_header(("content-length", "x"))
+                .to_http_request(),
+            TestRequest::delete()
+                .insert_header(("transfer-encoding", "chunked"))
+                .to_http_request(),
+        ];
+        for req in refused {
+            let err = refuse_body(&req).unwrap_err();
+            assert_eq!((err.status.as_u16(), err.code), (400, "UNEXPECTED_BODY"));
+        }
     }
 
     #[test]
