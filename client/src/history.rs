@@ -1,13 +1,16 @@
 //! `tagtrust history GUN:TAG`: every change of a tag, from the versions of
 //! top-level targets the server retains, each verified.
 //!
-//! The root chain `1.root.json` .. current is walked forward with the same
-//! rules as an update (each root signed by the previous one's keys and its
-//! own) and must end at the root the updater just trusted; every old
-//! targets version must then be signed by a threshold of the targets keys
-//! of some root in that chain. An attacker who cannot forge the current
-//! root cannot slip in an old root with other targets keys: that root
-//! would need the real root keys' signatures.
+//! The root chain is walked forward from the anchor: the first root this
+//! home trusted for the GUN (kept by [`crate::lookup::store_initial_root`]),
+//! with the same rules as an update (each root signed by the previous one's
+//! keys and its own), and must end at the root the updater just trusted.
+//! Starting from the server's `1.root.json` instead would be unsound: a
+//! server can forge roots 1..N-1 and add its own signature to the real root
+//! N (signatures are outside what is signed). Every old targets version
+//! must then be signed by a threshold of the targets keys of some root in
+//! that chain; versions that are not (signed before the anchor, by keys no
+//! chained root lists) are reported as unverifiable, never shown as history.
 
 use crate::fetch::{Fetcher, HttpFetcher, HttpOptions};
 use crate::home::Home;
@@ -41,7 +44,7 @@ pub fn history(
     server: &str,
     reference: &ImageReference,
     options: &OpenOptions,
-) -> Result<Vec<HistoryEntry>> {
+) -> Result<History> {
     let gun = &reference.gun;
     let repo = open_repository(home, server, gun, options)?;
     let trusted = repo.updater.trusted();
@@ -61,11 +64,11 @@ pub fn history(
             .with_context(|| format!("fetching {file} of {gun}"))
     };
 
-    // The root chain, forward, ending at the trusted root.
-    let first = get("1.root.json", config.root_max_length)?;
-    let mut chain = TrustedMetadataSet::new(&first, Utc::now()).context("1.root.json")?;
+    // The root chain, forward from the anchor, ending at the trusted root.
+    let anchor = earliest_anchor(repo.updater.metadata_dir())?;
+    let mut chain = TrustedMetadataSet::new(&anchor, Utc::now()).context("anchor root")?;
     let mut roots: Vec<Root> = vec![chain.root().signed.clone()];
-    for version in 2..=current_root.signed.version {
+    for version in chain.root().signed.version + 1..=current_root.signed.version {
         let bytes = get(&format!("{version}.root.json"), config.root_max_length)?;
         chain
             .update_root(&bytes)
@@ -77,6 +80,7 @@ pub fn history(
     }
 
     let mut entries = Vec::new();
+    let mut unverifiable = Vec::new();
     let mut previous: Option<(String, u64)> = None;
     for version in 1..=current_targets.signed.version {
         let bytes = get(
@@ -92,7 +96,8 @@ pub fn history(
             .iter()
             .any(|root| root.verify_role("targets", &md).is_ok())
         {
-            bail!("{version}.targets.json is not signed by the targets keys of any root of {gun}");
+            unverifiable.push(version);
+            continue;
         }
         let now_points = md
             .signed
@@ -110,5 +115,37 @@ pub fn history(
             previous = now_points;
         }
     }
-    Ok(entries)
+    Ok(History {
+        gun: gun.to_string(),
+        tag: reference.tag.clone(),
+        entries,
+        unverifiable_versions: unverifiable,
+    })
+}
+
+/// The verified history of a tag.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub gun: String,
+    pub tag: String,
+    pub entries: Vec<HistoryEntry>,
+    /// Targets versions not signed by the targets keys of any root from
+    /// the anchor on: left out of `entries`.
+    pub unverifiable_versions: Vec<u64>,
+}
+
+/// The earliest root kept in the anchor directory of `dir`.
+fn earliest_anchor(dir: &std::path::Path) -> Result<Vec<u8>> {
+    let anchors = dir.join(crate::lookup::ANCHOR_DIR);
+    let earliest = std::fs::read_dir(&anchors)
+        .with_context(|| format!("no anchor root in {}", anchors.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let version: u64 = name.strip_suffix(".root.json")?.parse().ok()?;
+            Some((version, e.path()))
+        })
+        .min_by_key(|(version, _)| *version)
+        .with_context(|| format!("no anchor root in {}", anchors.display()))?;
+    std::fs::read(&earliest.1).with_context(|| format!("reading {}", earliest.1.display()))
 }

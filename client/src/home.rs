@@ -151,11 +151,19 @@ impl Home {
         self.root
             .join("tuf")
             .join(server_dir_name(server))
-            .join(gun.as_str())
+            .join(gun_dir_name(gun))
+    }
+
+    /// Directory of the staged (not yet published) metadata of `gun`.
+    pub fn staging_dir(&self, server: &str, gun: &Gun) -> PathBuf {
+        self.root
+            .join("staged")
+            .join(server_dir_name(server))
+            .join(gun_dir_name(gun))
     }
 
     fn key_dir(&self, gun: &Gun) -> PathBuf {
-        self.root.join("keys").join(gun.as_str())
+        self.root.join("keys").join(gun_dir_name(gun))
     }
 
     /// Encrypt `key` with `passphrase` and store it as `gun`'s `role` key.
@@ -205,7 +213,7 @@ impl Home {
                 let gun = parent
                     .strip_prefix(&dir)
                     .ok()
-                    .map(|p| p.to_string_lossy().to_string())
+                    .map(|p| p.to_string_lossy().replace("%2F", "/"))
                     .filter(|g| !g.is_empty() && g != ROBOT_KEY_DIR);
                 found.push(KeyFile {
                     gun,
@@ -313,6 +321,14 @@ pub fn server_dir_name(server: &str) -> String {
     }
 }
 
+/// One path component for a GUN: `/` becomes `%2F` (a GUN never contains
+/// `%`), so no GUN's directory can sit inside another's, where it could
+/// collide with that GUN's files (GUN `acme/timestamp.json` beside GUN
+/// `acme`'s `timestamp.json`).
+pub fn gun_dir_name(gun: &Gun) -> String {
+    gun.as_str().replace('/', "%2F")
+}
+
 /// Write `bytes` to `path` atomically with mode 0600 (parent created).
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent")?;
@@ -400,6 +416,7 @@ mod tests {
         assert_eq!(listed[0].gun, None);
         assert_eq!(listed[0].role, "ci-robot");
         assert_eq!(listed[1].gun.as_deref(), Some("acme/app"));
+        assert!(listed[1].path.parent().unwrap().ends_with("acme%2Fapp"));
         assert_eq!(listed[1].key_id, key.key_id());
     }
 }

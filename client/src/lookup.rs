@@ -188,8 +188,31 @@ fn ensure_trusted_root(
             .context("initial root does not match the pinned root keys")?;
     }
     let keyids = root.signed.role_keys("root")?.keyids.clone();
-    write_file_atomically(&root_path, &bytes)?;
+    store_initial_root(dir, &bytes, root.signed.version)?;
+    if source == TrustSource::FirstUse {
+        // Said here, not by each command: every command that meets a new
+        // GUN (lookup, list, status, tag set, …) must tell the user.
+        eprintln!(
+            "notice: trusting {gun} on first use: root v{} with root keys {}",
+            root.signed.version,
+            keyids.join(", ")
+        );
+    }
     Ok((source, keyids))
+}
+
+/// Where the first root trusted for a GUN is kept (inside its metadata
+/// directory): `history` verifies old versions forward from it.
+pub const ANCHOR_DIR: &str = "anchor";
+
+/// Make `bytes` (a root just established as trusted, of `version`) the
+/// trusted root of `dir`, and keep it as the anchor for `history`.
+pub fn store_initial_root(dir: &Path, bytes: &[u8], version: u64) -> Result<()> {
+    write_file_atomically(
+        &dir.join(ANCHOR_DIR).join(format!("{version}.root.json")),
+        bytes,
+    )?;
+    write_file_atomically(&dir.join("root.json"), bytes)
 }
 
 fn read_root_file(path: &Path) -> Result<Vec<u8>> {
@@ -208,17 +231,83 @@ fn fetch_first_root(fetcher: &HttpFetcher, base_url: &str) -> Result<Vec<u8>> {
         })
 }
 
+/// The root must be signed by a threshold of the pinned keys. A pin names a
+/// key by the SHA-256 of its canonical form, so only keys whose content
+/// hashes to a pinned ID count: the root chooses which IDs it lists under
+/// which keys, and must not be able to list its own key under a pinned ID.
 fn check_pinned_keys(root: &Metadata<Root>, pin: &TrustPin) -> Result<()> {
     let threshold = root.signed.role_keys("root")?.threshold;
+    let pinned_keys: std::collections::BTreeMap<String, tagtrust_shared::PublicKey> = root
+        .signed
+        .keys
+        .iter()
+        .filter(|(id, key)| pin.root_keys.contains(id) && key.key_id() == **id)
+        .map(|(id, key)| (id.clone(), key.clone()))
+        .collect();
     verify_signatures(
         "root",
         root.canonical_signed(),
         &root.signatures,
-        &root.signed.keys,
+        &pinned_keys,
         &pin.root_keys,
         threshold,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
+    use tagtrust_shared::SigningKey;
+
+    fn root_signed_by(key: &SigningKey, listed_as: &str) -> Metadata<Root> {
+        let mut root = Root::new(Utc::now() + chrono::Duration::days(1));
+        let mut public = key.public_key();
+        for role in TOP_LEVEL_ROLES {
+            root.add_key(role, public.clone());
+        }
+        // Re-list the key under `listed_as` (an attacker choosing the ID).
+        if listed_as != key.key_id() {
+            public = root.keys.remove(&key.key_id()).unwrap();
+            root.keys.insert(listed_as.to_string(), public);
+            for role in root.roles.values_mut() {
+                role.keyids = vec![listed_as.to_string()];
+            }
+        }
+        let mut md = Metadata::new(root).unwrap();
+        let mut sig = key.sign(md.canonical_signed());
+        sig.keyid = listed_as.to_string();
+        md.signatures.push(sig);
+        md
+    }
+
+    #[test]
+    fn a_pinned_key_must_sign() {
+        let pinned = SigningKey::generate();
+        let pin = TrustPin {
+            root_file: None,
+            root_keys: vec![pinned.key_id()],
+        };
+        check_pinned_keys(&root_signed_by(&pinned, &pinned.key_id()), &pin).unwrap();
+        let other = SigningKey::generate();
+        assert!(check_pinned_keys(&root_signed_by(&other, &other.key_id()), &pin).is_err());
+    }
+
+    #[test]
+    fn an_attacker_key_listed_under_the_pinned_id_does_not_count() {
+        let pinned = SigningKey::generate();
+        let attacker = SigningKey::generate();
+        let pin = TrustPin {
+            root_file: None,
+            root_keys: vec![pinned.key_id()],
+        };
+        let forged = root_signed_by(&attacker, &pinned.key_id());
+        // It is self-consistent (signed by the key it lists)...
+        forged.signed.verify_role("root", &forged).unwrap();
+        // ...but not by the pinned key.
+        assert!(check_pinned_keys(&forged, &pin).is_err());
+    }
 }
 
 /// Version and expiry of one role the answer relied on.

@@ -216,7 +216,7 @@ impl Publisher {
             }
             return Err(e).with_context(|| format!("publishing the new repository {gun}"));
         }
-        crate::home::write_file_atomically(&dir.join("root.json"), &root_md.to_bytes())?;
+        crate::lookup::store_initial_root(&dir, &root_md.to_bytes(), 1)?;
         Ok(report)
     }
 

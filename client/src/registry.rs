@@ -145,6 +145,13 @@ pub struct RegistryClient {
     authorization: Mutex<Option<String>>,
 }
 
+/// The host (without port or user info) of an http(s) URL.
+fn host_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+}
+
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -354,6 +361,15 @@ impl RegistryClient {
         }
         let mut req = self.http.get(realm).query(&query);
         if let Some((user, password)) = &self.credentials {
+            // The registry names the realm: send the password only over
+            // https or to the registry's own host, never in clear text to
+            // wherever a (possibly hostile) registry points.
+            if !(realm.starts_with("https://") || host_of(realm) == host_of(&self.base)) {
+                bail!(
+                    "registry token realm {realm} is neither https nor on the registry's host; \
+                     not sending {USER_ENV}/{PASSWORD_ENV} there"
+                );
+            }
             req = req.basic_auth(user, Some(password));
         }
         let resp = req

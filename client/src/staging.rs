@@ -21,11 +21,7 @@ pub struct Staging {
 impl Staging {
     pub fn new(home: &Home, server: &str, gun: &Gun) -> Staging {
         Staging {
-            dir: home
-                .path()
-                .join("staged")
-                .join(crate::home::server_dir_name(server))
-                .join(gun.as_str()),
+            dir: home.staging_dir(server, gun),
         }
     }
 
@@ -179,7 +175,7 @@ impl Publisher {
             .with_context(|| format!("publishing the staged root of {gun}"))?;
         if root.signed.version == 1 {
             let dir = self.home.metadata_dir(&self.server, gun);
-            write_file_atomically(&dir.join("root.json"), &files[0].1)?;
+            crate::lookup::store_initial_root(&dir, &files[0].1, 1)?;
         }
         staging.clear()?;
         report.published = true;

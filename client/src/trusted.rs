@@ -491,6 +491,30 @@ impl TrustedMetadataSet {
         Ok(())
     }
 
+    /// A delegated role already trusted through one delegator, reached
+    /// again through `delegator`: it must be signed by the keys this
+    /// delegator gives it too. Trusting it by name alone would let a role
+    /// delegated by a compromised sibling stand in for the real one.
+    pub fn check_delegated_by(&self, role: &str, delegator: &str) -> Result<(), UpdateError> {
+        if role == "targets" {
+            return Ok(());
+        }
+        let md = self
+            .delegated_targets(role)
+            .ok_or_else(|| UpdateError::Order(format!("{role} is not loaded")))?;
+        let parent = self.targets_role(delegator).ok_or_else(|| {
+            UpdateError::Order(format!(
+                "{role} cannot be checked before its delegator {delegator}"
+            ))
+        })?;
+        let delegations = parent.signed.delegations.as_ref().ok_or_else(|| {
+            UpdateError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
+        })?;
+        delegations
+            .verify_delegate(role, md)
+            .map_err(|e| signature_error(role, format!("{role} (delegated by {delegator}): "), e))
+    }
+
     /// Spec 5.6: top-level targets, signed per root.
     pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Metadata<Targets>, UpdateError> {
         self.update_delegated_targets(bytes, "targets", "root")

@@ -347,7 +347,9 @@ impl<F: Fetcher> Updater<F> {
     /// local copy if snapshot still lists it, else a download.
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), UpdateError> {
         if self.trusted.targets_role(role).is_some() {
-            return Ok(());
+            // Already trusted, perhaps through another delegator: this one
+            // must vouch for it as well.
+            return self.trusted.check_delegated_by(role, delegator);
         }
         let local_file = role_file_name(role);
         if let Some(local) = self.read_local(&local_file) {

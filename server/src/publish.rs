@@ -147,14 +147,15 @@ impl Hop {
     }
 }
 
-/// Find who delegates `name`: searched from top-level targets through the
-/// (effective) delegated roles, a role's direct delegations before deeper
-/// ones, each role visited once. Returns the delegator's name and the chain
-/// of delegations leading to `name` (every hop must allow each target).
-fn find_delegator(
+/// Find every role that delegates `name`: searched from top-level targets
+/// through the (effective) delegated roles that their delegators still
+/// vouch for, each role visited once. Returns each delegator's name with the
+/// chain of delegations leading to `name` (every hop must allow each target).
+fn find_delegators(
     effective: &BTreeMap<String, Metadata<Targets>>,
     name: &str,
-) -> Option<(String, Vec<Hop>)> {
+) -> Vec<(String, Vec<Hop>)> {
+    let mut found = Vec::new();
     let mut stack = vec![("targets".to_string(), Vec::<Hop>::new())];
     let mut visited = BTreeSet::new();
     while let Some((role, hops)) = stack.pop() {
@@ -171,23 +172,31 @@ fn find_delegator(
             if child.name == name {
                 let mut chain = hops.clone();
                 chain.push(Hop::Role(child.clone()));
-                return Some((role, chain));
+                found.push((role.clone(), chain));
             }
         }
         if let Some(bins) = &delegations.succinct_roles {
             if bins.is_bin(name) {
                 let mut chain = hops.clone();
                 chain.push(Hop::Bin(bins.clone(), name.to_string()));
-                return Some((role, chain));
+                found.push((role.clone(), chain));
             }
         }
         for child in delegations.roles().iter().rev() {
-            let mut chain = hops.clone();
-            chain.push(Hop::Role(child.clone()));
-            stack.push((child.name.clone(), chain));
+            // Only a child whose stored metadata its delegator still vouches
+            // for can pass delegations on: a stale role signed by a
+            // rotated-out key authorises nothing.
+            let vouched = effective
+                .get(&child.name)
+                .is_some_and(|md| delegations.verify_delegate(&child.name, md).is_ok());
+            if vouched {
+                let mut chain = hops.clone();
+                chain.push(Hop::Role(child.clone()));
+                stack.push((child.name.clone(), chain));
+            }
         }
     }
-    None
+    found
 }
 
 /// The server keys a root trusts for an online role, as (key ID the root
@@ -358,18 +367,35 @@ pub fn plan(
     // Delegated roles: signed per their delegator, targets within every
     // delegation on the way from top-level targets.
     for role in parsed_uploads.keys().filter(|r| *r != "targets") {
-        let (delegator, chain) = find_delegator(&effective, role).ok_or_else(|| {
-            ApiError::invalid_role(
-                "UNKNOWN_ROLE",
-                role,
-                format!("no targets role delegates to {role}"),
-            )
-        })?;
+        // A role name delegated from two places could be verified against
+        // the weaker delegator and then served where the stronger one is
+        // trusted: tagtrust requires each delegated name to be unique.
+        let (delegator, chain) = match find_delegators(&effective, role).as_slice() {
+            [] => {
+                return Err(ApiError::invalid_role(
+                    "UNKNOWN_ROLE",
+                    role,
+                    format!("no targets role delegates to {role}"),
+                ))
+            }
+            [one] => one.clone(),
+            many => {
+                let delegators: Vec<&str> = many.iter().map(|(d, _)| d.as_str()).collect();
+                return Err(ApiError::invalid_role(
+                    "AMBIGUOUS_DELEGATION",
+                    role,
+                    format!(
+                        "{role} is delegated by more than one role ({}); delegated role names must be unique",
+                        delegators.join(", ")
+                    ),
+                ));
+            }
+        };
         let delegations = effective[&delegator]
             .signed
             .delegations
             .as_ref()
-            .expect("find_delegator returns a role with delegations");
+            .expect("find_delegators returns roles with delegations");
         let md = &effective[role];
         delegations
             .verify_delegate(role, md)

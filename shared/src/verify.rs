@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 ///   a duplicate can only be an attempt to count one key twice.
 /// * Signatures by keys not in `keyids`, by unknown key types, or that do not
 ///   verify are ignored; they neither help nor hurt.
+/// * Each distinct key (by key material) counts once, whatever IDs list it.
 pub fn verify_signatures(
     role: &str,
     canonical: &[u8],
@@ -30,14 +31,16 @@ pub fn verify_signatures(
         }
     }
     let role_keys: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
+    // Count distinct key material, not distinct key IDs: one key listed
+    // under two IDs must not meet a threshold of two.
     let valid = signatures
         .iter()
         .filter(|sig| role_keys.contains(sig.keyid.as_str()))
-        .filter(|sig| {
-            keys.get(&sig.keyid)
-                .is_some_and(|key| key.verify(canonical, &sig.sig).unwrap_or(false))
-        })
-        .count();
+        .filter_map(|sig| keys.get(&sig.keyid).map(|key| (sig, key)))
+        .filter(|(sig, key)| key.verify(canonical, &sig.sig).unwrap_or(false))
+        .map(|(_, key)| (key.keytype.as_str(), key.keyval.public.trim()))
+        .collect::<BTreeSet<_>>()
+        .len();
     // threshold 0 is refused at parse time; max(1) keeps this function safe
     // on its own.
     if (valid as u64) < threshold.max(1) {
@@ -97,6 +100,21 @@ mod tests {
         let sigs = vec![outsider.sign(b"m"), bad, signers[0].sign(b"m")];
         verify_signatures("r", b"m", &sigs, &keys, &ids[..1], 1).unwrap();
         assert!(verify_signatures("r", b"m", &sigs, &keys, &ids, 2).is_err());
+    }
+
+    #[test]
+    fn one_key_under_two_ids_counts_once() {
+        let (signers, mut keys, _) = setup(1);
+        let key = signers[0].public_key();
+        keys.insert("alias".to_string(), key);
+        let mut alias_sig = signers[0].sign(b"m");
+        alias_sig.keyid = "alias".into();
+        let sigs = vec![signers[0].sign(b"m"), alias_sig];
+        let ids = vec![signers[0].key_id(), "alias".to_string()];
+        assert!(matches!(
+            verify_signatures("r", b"m", &sigs, &keys, &ids, 2),
+            Err(Error::Threshold { valid: 1, .. })
+        ));
     }
 
     #[test]

@@ -296,11 +296,10 @@ impl Cli {
 impl Cli {
     /// Directory of the trusted metadata this user keeps for `gun` on `server`.
     pub fn trusted_dir(&self, server: &TestServer, gun: &str) -> PathBuf {
-        self.home
-            .path()
-            .join("tuf")
-            .join(format!("127.0.0.1_{}", server.port))
-            .join(gun)
+        tagtrust::home::Home::at(self.home.path()).metadata_dir(
+            &server.url,
+            &tagtrust_shared::Gun::parse(gun).expect("a valid GUN"),
+        )
     }
 
     /// Run with `args` with the clock moved by `offset` (faketime syntax,

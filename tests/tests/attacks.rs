@@ -21,7 +21,6 @@
 use chrono::{Duration, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tagtrust::home::server_dir_name;
 use tagtrust::remote::ServerClient;
 use tagtrust_shared::metadata::Role;
 use tagtrust_shared::{
@@ -51,11 +50,8 @@ fn stderr_of(out: &std::process::Output) -> String {
 type State = BTreeMap<String, Vec<u8>>;
 
 fn state_dir(cli: &Cli, server_url: &str, gun: &str) -> PathBuf {
-    cli.home
-        .path()
-        .join("tuf")
-        .join(server_dir_name(server_url))
-        .join(gun)
+    tagtrust::home::Home::at(cli.home.path())
+        .metadata_dir(server_url, &tagtrust_shared::Gun::parse(gun).unwrap())
 }
 
 fn trusted_state(dir: &Path) -> State {

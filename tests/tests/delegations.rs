@@ -122,8 +122,14 @@ fn robots_publishing_at_once_keep_each_others_tags() {
                 std::fs::write(&public_file, public).unwrap();
                 let pattern = format!("{name}-*");
                 publisher.ok(&[
-                    "delegation", "add", GUN, &format!("robot-{name}"),
-                    "--key", public_file.to_str().unwrap(), "--path", &pattern,
+                    "delegation",
+                    "add",
+                    GUN,
+                    &format!("robot-{name}"),
+                    "--key",
+                    public_file.to_str().unwrap(),
+                    "--path",
+                    &pattern,
                 ]);
                 (name.to_string(), robot, key)
             })
@@ -140,9 +146,16 @@ fn robots_publishing_at_once_keep_each_others_tags() {
                                 let tag = format!("{name}-{i}");
                                 let (digest, size) = random_digest();
                                 robot.ok(&[
-                                    "tag", "set", &format!("{GUN}:{tag}"), &digest,
-                                    "--size", &size.to_string(),
-                                    "--role", &format!("robot-{name}"), "--key", key.to_str().unwrap(),
+                                    "tag",
+                                    "set",
+                                    &format!("{GUN}:{tag}"),
+                                    &digest,
+                                    "--size",
+                                    &size.to_string(),
+                                    "--role",
+                                    &format!("robot-{name}"),
+                                    "--key",
+                                    key.to_str().unwrap(),
                                 ]);
                                 (tag, digest)
                             })
@@ -154,12 +167,15 @@ fn robots_publishing_at_once_keep_each_others_tags() {
         });
 
         let consumer = Cli::new(&server.url);
-        let listed: Value = serde_json::from_str(&consumer.ok(&["list", GUN, "-o", "json"])).unwrap();
+        let listed: Value =
+            serde_json::from_str(&consumer.ok(&["list", GUN, "-o", "json"])).unwrap();
         let listed = listed.as_array().unwrap();
         assert_eq!(listed.len(), 2 * TAGS, "{backend:?}: {listed:?}");
         for (tag, digest) in published.iter().flatten() {
             assert!(
-                listed.iter().any(|t| t["tag"] == tag.as_str() && t["digest"] == digest.as_str()),
+                listed
+                    .iter()
+                    .any(|t| t["tag"] == tag.as_str() && t["digest"] == digest.as_str()),
                 "{backend:?}: {tag} lost"
             );
         }

@@ -567,7 +567,11 @@ fn hostile_bodies_on_every_other_endpoint() {
         .collect();
 
         for (label, body) in hostile_bodies(&valid) {
-            for ct in [None, Some("application/json"), Some(multipart_type().as_str())] {
+            for ct in [
+                None,
+                Some("application/json"),
+                Some(multipart_type().as_str()),
+            ] {
                 let what = |e: &str| format!("{e} with {label} body as {ct:?}");
                 // Reads ignore a body: same answer as without one.
                 for (file, expected) in &anonymous_reads {
@@ -704,7 +708,12 @@ fn hostile_guns_and_role_names_over_raw_tcp() {
             for (method, file, token, body) in [
                 ("GET", "root.json", None, &b""[..]),
                 ("GET", "1.root.json", None, b""),
-                ("GET", &format!("targets.{}.json", "a".repeat(64)), None, b""),
+                (
+                    "GET",
+                    &format!("targets.{}.json", "a".repeat(64)),
+                    None,
+                    b"",
+                ),
                 ("GET", "timestamp.key", Some(fx.push.as_str()), b""),
                 ("POST", "snapshot.key", Some(fx.push.as_str()), b""),
                 ("POST", "", Some(fx.push.as_str()), &publish_body),

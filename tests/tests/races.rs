@@ -123,7 +123,10 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
         ]);
         if out.status.success() {
             let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-                panic!("tag set -o json: {e}: {}", String::from_utf8_lossy(&out.stdout))
+                panic!(
+                    "tag set -o json: {e}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
             });
             assert_eq!(report["digest"], digest.as_str(), "{report}");
             assert!(report["targets_version"].as_u64().is_some(), "{report}");
@@ -132,7 +135,9 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
                 digest,
                 size,
                 published: true,
-                conflicts_retried: report["conflicts_retried"].as_u64().expect("conflicts_retried"),
+                conflicts_retried: report["conflicts_retried"]
+                    .as_u64()
+                    .expect("conflicts_retried"),
             });
         } else {
             // The only acceptable failure under contention: the CLI ran out
@@ -209,7 +214,9 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
             let entry = &signed_targets[&o.tag];
             if o.published {
                 assert_eq!(
-                    entry["hashes"]["sha256"].as_str().map(|h| format!("sha256:{h}")),
+                    entry["hashes"]["sha256"]
+                        .as_str()
+                        .map(|h| format!("sha256:{h}")),
                     Some(o.digest.clone()),
                     "{backend:?}: published tag {} missing or wrong in targets.json",
                     o.tag
@@ -272,7 +279,10 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
             get(&http, &server, &format!("{}.targets.json", current + 1)).0,
             404
         );
-        assert_eq!(targets_by_version[&current], get_ok(&http, &server, "targets.json"));
+        assert_eq!(
+            targets_by_version[&current],
+            get_ok(&http, &server, "targets.json")
+        );
 
         // Every snapshot ever served lists a targets version that exists
         // with exactly that length and hash; snapshot versions are gapless
@@ -292,7 +302,10 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
             assert!(listed >= last_listed, "snapshot {version} goes back");
             last_listed = listed;
         }
-        assert_eq!(last_listed, current, "the newest snapshot lists the newest targets");
+        assert_eq!(
+            last_listed, current,
+            "the newest snapshot lists the newest targets"
+        );
         eprintln!(
             "races {backend:?}: checked {current} targets and {snapshots} snapshot versions in {:.1?}",
             started.elapsed()

@@ -83,8 +83,12 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
         publisher.ok(&["tag", "rm", &latest]); // v6
 
         let consumer = Cli::new(&server.url);
-        let entries = json(&consumer.ok(&["history", &latest, "-o", "json"]));
-        let entries = entries.as_array().unwrap();
+        let history = json(&consumer.ok(&["history", &latest, "-o", "json"]));
+        assert_eq!(
+            history["unverifiable_versions"].as_array().unwrap().len(),
+            0
+        );
+        let entries = history["entries"].as_array().unwrap();
         let versions: Vec<u64> = entries
             .iter()
             .map(|e| e["targets_version"].as_u64().unwrap())
@@ -96,4 +100,52 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
         // Signed by different keys before and after the rotation.
         assert_ne!(entries[0]["signed_by"], entries[1]["signed_by"]);
     }
+}
+
+/// History is verified from the first root this home trusted, not from the
+/// server's `1.root.json`: a consumer that started from root v2 cannot vouch
+/// for targets signed by a key only root v1 listed, and says so.
+#[test]
+fn history_is_anchored_at_the_first_trusted_root() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    publisher.ok(&["init", GUN]);
+    let latest = format!("{GUN}:latest");
+    let (d1, s1) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // targets v2
+    publisher.ok(&["key", "rotate", GUN, "targets"]); // root v2, targets v3
+
+    let root_v2 = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root_v2.path(), server.fetch(GUN, "2.root.json")).unwrap();
+    let consumer = Cli::new(&server.url);
+    let out = consumer
+        .command()
+        .args(["history", &latest, "-o", "json", "--root"])
+        .arg(root_v2.path())
+        .output()
+        .unwrap();
+    // `history` takes no --root: establish trust with a lookup first.
+    assert!(!out.status.success());
+    let out = consumer
+        .command()
+        .args(["lookup", &latest, "--root"])
+        .arg(root_v2.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history = json(&consumer.ok(&["history", &latest, "-o", "json"]));
+    assert_eq!(history["unverifiable_versions"], serde_json::json!([1, 2]));
+    let entries = history["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["targets_version"], 3);
+    assert_eq!(entries[0]["digest"], d1.as_str());
+
+    // The publisher, anchored at root v1, verifies all of it.
+    let history = json(&publisher.ok(&["history", &latest, "-o", "json"]));
+    assert_eq!(history["unverifiable_versions"], serde_json::json!([]));
+    assert_eq!(history["entries"][0]["targets_version"], 2);
 }

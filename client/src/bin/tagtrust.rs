@@ -547,9 +547,16 @@ fn run(cli: Cli) -> Result<()> {
                 token,
                 ..OpenOptions::default()
             };
-            let entries = tagtrust::history::history(&home, &server()?, &reference, &options)?;
-            out.print(&entries, || {
-                entries
+            let history = tagtrust::history::history(&home, &server()?, &reference, &options)?;
+            out.print(&history, || {
+                if !history.unverifiable_versions.is_empty() {
+                    eprintln!(
+                        "notice: targets versions {:?} are not signed by keys this home can verify and are left out",
+                        history.unverifiable_versions
+                    );
+                }
+                history
+                    .entries
                     .iter()
                     .map(|e| {
                         format!(
@@ -648,14 +655,7 @@ fn run(cli: Cli) -> Result<()> {
                     reference.gun
                 );
             }
-            let (resolution, repo) = lookup(&home, &server()?, &reference, &options)?;
-            if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
-                eprintln!(
-                    "notice: trusting {} on first use: root keys {}",
-                    reference.gun,
-                    repo.new_root_keyids.join(", ")
-                );
-            }
+            let (resolution, _repo) = lookup(&home, &server()?, &reference, &options)?;
             out.print(&resolution, || resolution.digest.clone())
         }
         Command::Pull {
@@ -738,14 +738,7 @@ fn pull(
             reference.gun
         );
     }
-    let (pulled, repo) = registry::pull(home, server, &reference, options, registry.as_deref())?;
-    if repo.trust == tagtrust::lookup::TrustSource::FirstUse {
-        eprintln!(
-            "notice: trusting {} on first use: root keys {}",
-            reference.gun,
-            repo.new_root_keyids.join(", ")
-        );
-    }
+    let (pulled, _repo) = registry::pull(home, server, &reference, options, registry.as_deref())?;
     if let Some(path) = &file {
         tagtrust::home::write_file_atomically(path, &pulled.manifest)
             .with_context(|| format!("writing {}", path.display()))?;

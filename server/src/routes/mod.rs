@@ -162,11 +162,9 @@ async fn delete_inner(req: &HttpRequest, state: &AppState) -> Result<HttpRespons
 pub(crate) fn refuse_body(req: &HttpRequest) -> Result<(), ApiError> {
     use actix_web::http::header;
     let headers = req.headers();
-    let declared = headers.get(header::CONTENT_LENGTH).map(|v| {
-        v.to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-    });
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
     let has_body = match declared {
         Some(Some(0)) => false,
         Some(_) => true,

@@ -10,10 +10,8 @@ use crate::startup::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::too_large(format!("request body larger than {limit} bytes"))
@@ -37,31 +35,49 @@ async fn read_uploads(
     if declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large(max_body));
     }
-    // Count raw body bytes, so a body without Content-Length (or one the
-    // multipart parser would buffer looking for a boundary) is cut off too.
-    let seen = Arc::new(AtomicUsize::new(0));
-    let overflow = Arc::new(AtomicBool::new(false));
-    let counted = {
-        let (seen, overflow) = (seen.clone(), overflow.clone());
-        payload.map(move |chunk| {
-            let chunk = chunk?;
-            if seen.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > max_body {
-                overflow.store(true, Ordering::Relaxed);
-                return Err(actix_web::error::PayloadError::Overflow);
-            }
-            Ok(chunk)
-        })
-    };
-    let mut multipart = Multipart::new(req.headers(), counted);
-    let multipart_error = |e: actix_multipart::MultipartError| {
-        if overflow.load(Ordering::Relaxed) {
-            too_large(max_body)
-        } else {
-            ApiError::bad_request(
-                "BAD_MULTIPART",
-                format!("malformed multipart/form-data body: {e}"),
-            )
+    // Buffer the whole body first, counting bytes, so a body without
+    // Content-Length is cut off at the limit too.
+    let mut body = web::BytesMut::new();
+    let mut payload = payload;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("BAD_MULTIPART", format!("reading the request body: {e}"))
+        })?;
+        if body.len() + chunk.len() > max_body {
+            return Err(too_large(max_body));
         }
+        body.extend_from_slice(&chunk);
+    }
+    // Parse from memory. The stream never waits, so the parse either
+    // finishes at once or is stalled: actix-multipart waits forever for
+    // more data when a body ends inside a part or without the closing
+    // boundary, which would hold the connection open indefinitely.
+    let body = body.freeze();
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+    parse_multipart(req, stream, settings)
+        .now_or_never()
+        .unwrap_or_else(|| {
+            Err(ApiError::bad_request(
+                "BAD_MULTIPART",
+                "truncated multipart/form-data body (it ends inside a part or without the closing boundary)",
+            ))
+        })
+}
+
+/// Split an in-memory multipart body into the uploaded role files.
+async fn parse_multipart(
+    req: &HttpRequest,
+    stream: impl futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>
+        + 'static,
+    settings: &crate::configuration::Settings,
+) -> Result<Vec<Upload>, ApiError> {
+    let mut multipart = Multipart::new(req.headers(), stream);
+    let multipart_error = |e: actix_multipart::MultipartError| {
+        ApiError::bad_request(
+            "BAD_MULTIPART",
+            format!("malformed multipart/form-data body: {e}"),
+        )
     };
     let mut uploads = Vec::new();
     while let Some(field) = multipart.next().await {
@@ -179,6 +195,57 @@ pub async fn publish(
             state.metrics.publishes.with_label_values(&[label]).inc();
             tracing::info!(gun = %gun, status = e.status.as_u16(), code = e.code, message = %e.message, "publish refused");
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parse `body` from memory; `None` means the parser stalled.
+    fn parse(body: &'static [u8]) -> Option<Result<Vec<Upload>, ApiError>> {
+        let req = actix_web::test::TestRequest::post()
+            .insert_header(("content-type", "multipart/form-data; boundary=b"))
+            .to_http_request();
+        let stream = futures_util::stream::once(async move {
+            Ok::<_, actix_web::error::PayloadError>(web::Bytes::from_static(body))
+        });
+        parse_multipart(&req, stream, &crate::configuration::Settings::default()).now_or_never()
+    }
+
+    const PART: &[u8] =
+        b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"targets\"\r\n\r\n{}\r\n";
+
+    #[test]
+    fn complete_body_parses_at_once() {
+        let uploads = parse(b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"targets\"\r\n\r\n{}\r\n--b--\r\n")
+            .expect("no stall")
+            .unwrap();
+        assert_eq!(uploads.len(), 1);
+        assert_eq!(uploads[0].role, "targets");
+        assert_eq!(uploads[0].bytes, b"{}");
+    }
+
+    /// The parser waits forever on these (actix-multipart 0.7), which is
+    /// why `read_uploads` parses from memory and refuses a stall.
+    #[test]
+    fn truncated_bodies_stall_the_parser() {
+        assert!(parse(PART).is_none(), "no closing boundary");
+    }
+
+    /// No prefix of a body yields a truncated file: each stalls, fails, or
+    /// (once the closing boundary is there) carries the whole file.
+    #[test]
+    fn no_prefix_yields_a_truncated_file() {
+        const FULL: &[u8] = b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"targets\"\r\n\r\n{\"a\":1}\r\n--b--\r\n";
+        for end in 0..FULL.len() {
+            if let Some(Ok(uploads)) = parse(&FULL[..end]) {
+                assert!(
+                    uploads.iter().all(|u| u.bytes == b"{\"a\":1}"),
+                    "prefix of {end} bytes"
+                );
+            }
         }
     }
 }
