@@ -43,12 +43,41 @@ impl From<sqlx::Error> for StorageError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StorageError::Unavailable(e),
-            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+            sqlx::Error::Database(db)
+                if database_unavailable(db.code().as_deref(), db.message()) =>
+            {
                 StorageError::Unavailable(e)
             }
             _ => StorageError::Database(e),
         }
     }
+}
+
+/// Does an error the database returned mean it cannot serve us right now
+/// (worth a 503 and a retry), rather than a problem with the request or the
+/// data? PostgreSQL by SQLSTATE: connection exceptions (class 08), the
+/// server shutting down or terminating our session (57P01-57P03), too many
+/// connections (53300), and a database not accepting connections (55000 with
+/// that message, e.g. `ALLOW_CONNECTIONS false`). SQLite by its fixed
+/// result strings: busy or locked, read-only, disk full, cannot open, I/O.
+fn database_unavailable(code: Option<&str>, message: &str) -> bool {
+    const SQLITE: [&str; 6] = [
+        "database is locked",
+        "database table is locked",
+        "attempt to write a readonly database",
+        "database or disk is full",
+        "unable to open database file",
+        "disk I/O error",
+    ];
+    let postgres = match code {
+        Some(code) if code.len() == 5 => {
+            code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                || (code == "55000" && message.contains("not currently accepting connections"))
+        }
+        _ => false,
+    };
+    postgres || SQLITE.iter().any(|m| message.contains(m))
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -573,5 +602,36 @@ impl RepoTx {
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_unavailable;
+
+    #[test]
+    fn outages_are_told_apart_from_bad_requests() {
+        for (code, message) in [
+            (Some("55000"), "database \"x\" is not currently accepting connections"),
+            (Some("57P01"), "terminating connection due to administrator command"),
+            (Some("57P03"), "the database system is starting up"),
+            (Some("53300"), "sorry, too many clients already"),
+            (Some("08006"), "connection failure"),
+            (Some("5"), "database is locked"),
+            (Some("8"), "attempt to write a readonly database"),
+            (Some("13"), "database or disk is full"),
+            (Some("14"), "unable to open database file"),
+        ] {
+            assert!(database_unavailable(code, message), "{code:?} {message}");
+        }
+        for (code, message) in [
+            (Some("23505"), "duplicate key value violates unique constraint"),
+            (Some("55000"), "cannot execute nextval() in a read-only transaction"),
+            (Some("42P01"), "relation \"metadata\" does not exist"),
+            (Some("1555"), "UNIQUE constraint failed: metadata.gun"),
+            (None, "no such table: metadata"),
+        ] {
+            assert!(!database_unavailable(code, message), "{code:?} {message}");
+        }
     }
 }

@@ -116,7 +116,10 @@ impl Repo {
                 ("root", sign(root, &root_key)),
                 (
                     "targets",
-                    sign(Targets::new(1, Utc::now() + Duration::days(30)), &targets_key),
+                    sign(
+                        Targets::new(1, Utc::now() + Duration::days(30)),
+                        &targets_key,
+                    ),
                 ),
             ]))
             .send()
@@ -130,9 +133,7 @@ impl Repo {
     }
 
     fn get(&self, gun: &str, file: &str, token: Option<&str>) -> reqwest::blocking::Response {
-        let mut req = self
-            .http
-            .get(format!("{}{file}", self.server.tuf_url(gun)));
+        let mut req = self.http.get(format!("{}{file}", self.server.tuf_url(gun)));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -159,7 +160,12 @@ impl Repo {
         let snap = self.get(gun, "snapshot.json", token);
         if snap.status() == 200 {
             let md = Metadata::<Snapshot>::from_bytes(&snap.bytes().unwrap()).unwrap();
-            roles.extend(md.signed.meta.keys().map(|k| k.trim_end_matches(".json").into()));
+            roles.extend(
+                md.signed
+                    .meta
+                    .keys()
+                    .map(|k| k.trim_end_matches(".json").into()),
+            );
         }
         roles.sort();
         roles.dedup();
@@ -234,7 +240,10 @@ fn endpoints(repo: &Repo) -> Vec<(&'static str, RequestBuilder)> {
                 .post(url(GUN, ""))
                 .multipart(files_form(&[("targets", repo.next_targets())])),
         ),
-        ("rotate timestamp", repo.http.post(url(GUN, "timestamp.key"))),
+        (
+            "rotate timestamp",
+            repo.http.post(url(GUN, "timestamp.key")),
+        ),
         ("rotate snapshot", repo.http.post(url(GUN, "snapshot.key"))),
         (
             "create key for a new GUN",
@@ -254,7 +263,9 @@ fn assert_refused(resp: reqwest::blocking::Response, want: u16, what: &str) {
     match want {
         401 => {
             assert!(
-                challenge.as_deref().is_some_and(|c| c.starts_with("Bearer")),
+                challenge
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("Bearer")),
                 "{what}: 401 without a Bearer challenge"
             );
             assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED", "{what}: {body}");
@@ -286,7 +297,10 @@ fn every_write_endpoint_times_every_wrong_credential() {
         // A token that works, then is revoked: refused on the next request.
         let (revoked, id) = named_token(server, "admin:*", "revoked");
         let resp = Cred::Bearer(revoked.clone())
-            .apply(repo.http.post(format!("{}snapshot.key", server.tuf_url(GUN))))
+            .apply(
+                repo.http
+                    .post(format!("{}snapshot.key", server.tuf_url(GUN))),
+            )
             .send()
             .unwrap();
         assert_eq!(resp.status(), 201, "the token works before revocation");
@@ -446,12 +460,11 @@ fn postgres_rows(url: &str) -> Vec<String> {
         assert!(tables.iter().any(|t| t == "tokens"), "{tables:?}");
         let mut rows = Vec::new();
         for table in tables {
-            let text: Vec<String> = sqlx::query_scalar(&format!(
-                "SELECT row_to_json(t)::text FROM \"{table}\" t"
-            ))
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+            let text: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM \"{table}\" t"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
             rows.extend(text.into_iter().map(|r| format!("{table}: {r}")));
         }
         rows

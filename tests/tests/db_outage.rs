@@ -139,12 +139,20 @@ impl SqliteWriteLock {
             .write_all(b"PRAGMA busy_timeout = 60000;\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n")
             .unwrap();
         stdin.flush().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked", "sqlite3 did not take the lock");
-        SqliteWriteLock(child)
+        // The shell echoes the pragma's value first.
+        let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
+        let mut output = String::new();
+        for _ in 0..3 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            output.push_str(&line);
+            if line.trim() == "locked" {
+                return SqliteWriteLock(child);
+            }
+        }
+        panic!("sqlite3 did not take the lock: {output}");
     }
 }
 
