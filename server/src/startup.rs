@@ -12,7 +12,8 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use std::net::TcpListener;
-use tracing_actix_web::TracingLogger;
+use tracing::Span;
+use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -63,6 +64,35 @@ async fn count_requests(
     Ok(res)
 }
 
+/// Request spans as tracing-actix-web makes them, with quieter outcomes:
+/// a 4xx is normal traffic here (every client's root walk ends on a 404,
+/// refused uploads are answered, not failures of ours) and is logged at
+/// debug; a 5xx is logged at error with its cause.
+pub struct RequestSpans;
+
+impl RootSpanBuilder for RequestSpans {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        tracing_actix_web::root_span!(request)
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        let (status, error) = match outcome {
+            Ok(response) => match response.response().error() {
+                Some(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+                None => (response.status(), None),
+            },
+            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+        };
+        span.record("http.status_code", status.as_u16());
+        let error = error.unwrap_or_default();
+        if status.is_server_error() {
+            tracing::error!(parent: &span, status = status.as_u16(), %error, "request failed");
+        } else if status.is_client_error() {
+            tracing::debug!(parent: &span, status = status.as_u16(), %error, "request refused");
+        }
+    }
+}
+
 /// Build the server on an already bound listener.
 pub fn build(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
     build_shared(web::Data::new(state), listener)
@@ -73,7 +103,7 @@ pub fn build_shared(state: web::Data<AppState>, listener: TcpListener) -> anyhow
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(count_requests))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<RequestSpans>::new())
             .app_data(state.clone())
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/metrics", web::get().to(routes::health::metrics))

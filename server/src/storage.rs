@@ -612,8 +612,14 @@ mod tests {
     #[test]
     fn outages_are_told_apart_from_bad_requests() {
         for (code, message) in [
-            (Some("55000"), "database \"x\" is not currently accepting connections"),
-            (Some("57P01"), "terminating connection due to administrator command"),
+            (
+                Some("55000"),
+                "database \"x\" is not currently accepting connections",
+            ),
+            (
+                Some("57P01"),
+                "terminating connection due to administrator command",
+            ),
             (Some("57P03"), "the database system is starting up"),
             (Some("53300"), "sorry, too many clients already"),
             (Some("08006"), "connection failure"),
@@ -625,8 +631,14 @@ mod tests {
             assert!(database_unavailable(code, message), "{code:?} {message}");
         }
         for (code, message) in [
-            (Some("23505"), "duplicate key value violates unique constraint"),
-            (Some("55000"), "cannot execute nextval() in a read-only transaction"),
+            (
+                Some("23505"),
+                "duplicate key value violates unique constraint",
+            ),
+            (
+                Some("55000"),
+                "cannot execute nextval() in a read-only transaction",
+            ),
             (Some("42P01"), "relation \"metadata\" does not exist"),
             (Some("1555"), "UNIQUE constraint failed: metadata.gun"),
             (None, "no such table: metadata"),

@@ -468,7 +468,7 @@ fn sigkill_during_publishes_loses_nothing_acknowledged() {
                 .unwrap();
             for kill in 1..=kills {
                 // Let the load run for a random while, then SIGKILL.
-                std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
+                std::thread::sleep(Duration::from_millis(rng.gen_range(300..1500)));
                 forwarder.point_to(None);
                 server.stop();
                 server.start();

@@ -107,9 +107,19 @@ fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
     let publisher = Cli::new(&server.url).with_token(&token);
     publisher.ok(&["init", GUN]);
     let (digest, size) = random_digest();
-    publisher.ok(&["tag", "set", &format!("{GUN}:v1"), &digest, "--size", &size.to_string()]);
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v1"),
+        &digest,
+        "--size",
+        &size.to_string(),
+    ]);
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(), digest);
+    assert_eq!(
+        consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(),
+        digest
+    );
     (publisher, token, consumer, digest)
 }
 
@@ -117,8 +127,18 @@ fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
 fn assert_recovered(server: &TestServer, publisher: &Cli, consumer: &Cli, port: u16) {
     assert_eq!(server.port, port, "the server was not restarted");
     let (digest, size) = random_digest();
-    publisher.ok(&["tag", "set", &format!("{GUN}:v2"), &digest, "--size", &size.to_string()]);
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(), digest);
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v2"),
+        &digest,
+        "--size",
+        &size.to_string(),
+    ]);
+    assert_eq!(
+        consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(),
+        digest
+    );
     assert_eq!(healthz(server), 200);
 }
 
@@ -127,21 +147,25 @@ struct SqliteWriteLock(Child);
 
 impl SqliteWriteLock {
     fn take(db: &std::path::Path) -> SqliteWriteLock {
-        let mut child = Command::new("sqlite3")
-            .arg(db)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the sqlite3 shell is installed");
-        let stdin = child.stdin.as_mut().unwrap();
+        // Wrapped at once, so the shell is waited for on every path.
+        let mut lock = SqliteWriteLock(
+            Command::new("sqlite3")
+                .arg(db)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("the sqlite3 shell is installed"),
+        );
+        let stdin = lock.0.stdin.as_mut().unwrap();
         stdin
             .write_all(b"PRAGMA busy_timeout = 60000;\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n")
             .unwrap();
         stdin.flush().unwrap();
         // The shell echoes the pragma's value first.
-        let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
+        let mut reader = BufReader::new(lock.0.stdout.as_mut().unwrap());
         let mut output = String::new();
+        let mut locked = false;
         for _ in 0..3 {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap() == 0 {
@@ -149,10 +173,12 @@ impl SqliteWriteLock {
             }
             output.push_str(&line);
             if line.trim() == "locked" {
-                return SqliteWriteLock(child);
+                locked = true;
+                break;
             }
         }
-        panic!("sqlite3 did not take the lock: {output}");
+        assert!(locked, "sqlite3 did not take the lock: {output}");
+        lock
     }
 }
 
@@ -180,7 +206,14 @@ fn sqlite_write_lock_held_elsewhere_gives_503_then_recovers() {
     let (direct, cli) = std::thread::scope(|scope| {
         let direct = scope.spawn(|| post_publish(&server, &token));
         let (d, s) = random_digest();
-        let cli = publisher.run(&["tag", "set", &format!("{GUN}:v2"), &d, "--size", &s.to_string()]);
+        let cli = publisher.run(&[
+            "tag",
+            "set",
+            &format!("{GUN}:v2"),
+            &d,
+            "--size",
+            &s.to_string(),
+        ]);
         (direct.join().unwrap(), cli)
     });
     assert_unavailable("publish", direct.0, &direct.1);
@@ -191,8 +224,14 @@ fn sqlite_write_lock_held_elsewhere_gives_503_then_recovers() {
     // Reads: every stored version, the current timestamp, health, lookups.
     assert_eq!(stored_versions(&server), before);
     assert_eq!(healthz(&server), 200);
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(), digest);
-    eprintln!("sqlite outage: writes refused with 503 after {:.1?}", started.elapsed());
+    assert_eq!(
+        consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(),
+        digest
+    );
+    eprintln!(
+        "sqlite outage: writes refused with 503 after {:.1?}",
+        started.elapsed()
+    );
     drop(lock);
 
     assert_recovered(&server, &publisher, &consumer, port);
@@ -235,7 +274,10 @@ impl PostgresOutage {
                 .build()
                 .unwrap(),
         };
-        outage.run(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", outage.database));
+        outage.run(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+            outage.database
+        ));
         let terminated = outage.run(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{}' AND pid <> pg_backend_pid()",
@@ -252,7 +294,10 @@ impl PostgresOutage {
             let mut conn = sqlx::PgConnection::connect(&self.admin)
                 .await
                 .expect("connect to TAGTRUST_TEST_POSTGRES_URL");
-            let rows = conn.fetch_all(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let rows = conn
+                .fetch_all(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             rows.len() as u64
         })
     }
@@ -260,7 +305,10 @@ impl PostgresOutage {
 
 impl Drop for PostgresOutage {
     fn drop(&mut self) {
-        self.run(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.database));
+        self.run(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            self.database
+        ));
     }
 }
 
@@ -279,8 +327,16 @@ fn postgres_connections_refused_gives_503_then_recovers() {
     let (status, body) = post_publish(&server, &token);
     assert_unavailable("publish", status, &body);
     let (d, s) = random_digest();
-    let stderr = publisher.fails(&["tag", "set", &format!("{GUN}:v2"), &d, "--size", &s.to_string()]);
-    assert!(stderr.contains("unavailable"), "{stderr}");
+    let stderr = publisher.fails(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v2"),
+        &d,
+        "--size",
+        &s.to_string(),
+    ]);
+    // The CLI fails refreshing its metadata first (reads are down too).
+    assert!(stderr.contains("503"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // Reads need the database too (no server-side cache): 503, never a
     // 500 or a wrong answer.
@@ -295,7 +351,11 @@ fn postgres_connections_refused_gives_503_then_recovers() {
     }
     // The consumer's own trusted copy keeps answering offline.
     let out = consumer.run(&["lookup", &format!("{GUN}:v1"), "--offline"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     drop(outage);
 

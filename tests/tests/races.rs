@@ -6,7 +6,7 @@
 //! snapshot ever served describes exactly the targets version it lists.
 //!
 //! Counts: `TAGTRUST_RACE_PUBLISHERS` (default 8, at least 8) and
-//! `TAGTRUST_RACE_TAGS_PER_PUBLISHER` (default 40); randomness from
+//! `TAGTRUST_RACE_TAGS_PER_PUBLISHER` (default 30); randomness from
 //! `TAGTRUST_RACE_SEED` (printed).
 
 use rand::{Rng, SeedableRng};
@@ -163,7 +163,7 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
 #[test]
 fn racing_publishers_lose_nothing_and_leave_no_gaps() {
     let publishers = env_count("TAGTRUST_RACE_PUBLISHERS", 8).max(8);
-    let tags = env_count("TAGTRUST_RACE_TAGS_PER_PUBLISHER", 40).max(1);
+    let tags = env_count("TAGTRUST_RACE_TAGS_PER_PUBLISHER", 30).max(1);
     let seed = seed();
     eprintln!(
         "races: {publishers} publishers x {tags} tags, seed {seed} (TAGTRUST_RACE_SEED to replay)"
