@@ -15,9 +15,14 @@ pub enum FetchError {
     #[error("{url}: not found (HTTP {status})")]
     NotFound { url: String, status: u16 },
 
-    /// Any other non-success HTTP status.
-    #[error("{url}: HTTP {status}")]
-    Status { url: String, status: u16 },
+    /// Any other non-success HTTP status, with the server's reason if it
+    /// gave one (tagtrust-server's `{"errors":[{"message"}]}`).
+    #[error("{url}: HTTP {status}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Status {
+        url: String,
+        status: u16,
+        reason: Option<String>,
+    },
 
     /// More bytes than allowed (endless data attack or an oversized file).
     #[error("endless data attack refused: {url} is larger than the {max_length}-byte limit")]
@@ -162,6 +167,17 @@ impl HttpFetcher {
     }
 }
 
+/// The first error message of a tagtrust-style JSON error body, read from at
+/// most 4 KiB of it (an error body is never trusted to be small).
+fn error_reason(response: &mut reqwest::blocking::Response) -> Option<String> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    response.take(4096).read_to_end(&mut body).ok()?;
+    let parsed: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let message = parsed.get("errors")?.get(0)?.get("message")?.as_str()?;
+    Some(message.chars().take(300).collect())
+}
+
 impl Fetcher for HttpFetcher {
     fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
         let started = Instant::now();
@@ -181,6 +197,7 @@ impl Fetcher for HttpFetcher {
             return Err(FetchError::Status {
                 url: url.to_string(),
                 status: status.as_u16(),
+                reason: error_reason(&mut response),
             });
         }
         let too_large = || FetchError::TooLarge {
