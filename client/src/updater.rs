@@ -161,9 +161,8 @@ fn roles_for_target(delegations: &Delegations, target: &str) -> Vec<(String, boo
 
 impl<F: Fetcher> Updater<F> {
     /// Open the metadata directory `metadata_dir`, which must hold a trusted
-    /// `root.json`. Locally trusted timestamp, snapshot and targets are loaded
-    /// for [`Self::trusted`] where they verify against that root; a damaged
-    /// local file is ignored here (refresh replaces it).
+    /// `root.json`. Until [`Self::refresh`] or [`Self::load_local`],
+    /// [`Self::trusted`] holds only that root.
     pub fn new(
         metadata_dir: &Path,
         metadata_base_url: &str,
@@ -172,21 +171,11 @@ impl<F: Fetcher> Updater<F> {
     ) -> Result<Self, UpdateError> {
         let root_path = metadata_dir.join("root.json");
         let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
-        let mut trusted = TrustedMetadataSet::new(&root, Utc::now())?;
-        let read = |name: &str| read_optional(&metadata_dir.join(name)).ok().flatten();
-        // Best effort: each step needs the previous one; errors only mean
-        // less is shown before the next refresh.
-        if let Some(ts) = read("timestamp.json") {
-            if trusted.load_local_timestamp(&ts).is_ok() {
-                if let Some(snap) = read("snapshot.json") {
-                    if trusted.load_local_snapshot(&snap).is_ok() {
-                        if let Some(targets) = read("targets.json") {
-                            let _ = trusted.update_targets(&targets);
-                        }
-                    }
-                }
-            }
-        }
+        // Only the root is checked here; the local timestamp, snapshot and
+        // targets are verified once, by `refresh` (or `load_local`), which
+        // every use goes through. Verifying them here too doubled the CPU
+        // of a warm lookup (BENCHMARKS.md).
+        let trusted = TrustedMetadataSet::new(&root, Utc::now())?;
         Ok(Updater {
             dir: metadata_dir.to_path_buf(),
             base_url: with_slash(metadata_base_url),
@@ -702,8 +691,9 @@ mod tests {
 
         // A new process: same remote, so only root and timestamp are asked for.
         let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
-        assert_eq!(up.trusted().targets().unwrap().signed.version, 1);
+        assert!(up.trusted().targets().is_none(), "verified once, by refresh");
         up.get_targetinfo("apps/app").unwrap().unwrap();
+        assert_eq!(up.trusted().targets().unwrap().signed.version, 1);
         assert_eq!(fetcher.take_log(), ["2.root.json", "timestamp.json"]);
     }
 
