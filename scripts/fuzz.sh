@@ -46,6 +46,7 @@ for target in "${targets[@]}"; do
   # directory, so the committed seeds stay as they are.
   if ! cargo fuzz run "${flags[@]}" "$target" "$work" "corpus/$target" -- \
     -max_total_time="$seconds" -seed="$seed" -timeout=20 -rss_limit_mb=2048 \
+    -len_control=0 \
     -print_final_stats=1; then
     failed+=("$target")
   fi

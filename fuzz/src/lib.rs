@@ -123,8 +123,10 @@ impl Repo {
 
         let targets = |version: u64, succinct: bool| {
             let mut t = Targets::new(version, expires());
-            t.targets
-                .insert("latest".into(), target_file(format!("m{version}").as_bytes()));
+            t.targets.insert(
+                "latest".into(),
+                target_file(format!("m{version}").as_bytes()),
+            );
             let mut keys = BTreeMap::new();
             keys.insert(dev_key.key_id(), dev_key.public_key());
             t.delegations = Some(if succinct {
@@ -186,11 +188,7 @@ impl Repo {
             meta.insert("dev.json".to_string(), MetaFile::describing(version, &dev));
             let snapshot = sign(Snapshot::new(version, expires(), meta), &[&snap]);
             let timestamp = sign(
-                Timestamp::new(
-                    version,
-                    expires(),
-                    MetaFile::describing(version, &snapshot),
-                ),
+                Timestamp::new(version, expires(), MetaFile::describing(version, &snapshot)),
                 &[ts_key],
             );
             Release {
@@ -241,7 +239,9 @@ impl Repo {
         }
         for (role, bytes) in files {
             let canonical = match role {
-                "root" => Metadata::<Root>::from_bytes(&bytes).map(|m| m.canonical_signed().to_vec()),
+                "root" => {
+                    Metadata::<Root>::from_bytes(&bytes).map(|m| m.canonical_signed().to_vec())
+                }
                 "timestamp" => {
                     Metadata::<Timestamp>::from_bytes(&bytes).map(|m| m.canonical_signed().to_vec())
                 }
@@ -260,7 +260,7 @@ impl Repo {
     }
 
     /// Panic unless `md`'s signed content is one the repository signed as `role`.
-    pub fn assert_genuine<T>(&self, role: &str, md: &Metadata<T>, step: &str) {
+    pub fn assert_genuine<T: Role>(&self, role: &str, md: &Metadata<T>, step: &str) {
         let genuine = self
             .valid
             .get(role)
@@ -345,7 +345,12 @@ fn parse_round_trip<T: Role>(data: &[u8]) -> Option<Metadata<T>> {
         "{}: round trip changed the signed bytes",
         T::TYPE
     );
-    assert_eq!(back.to_bytes(), bytes, "{}: to_bytes is not stable", T::TYPE);
+    assert_eq!(
+        back.to_bytes(),
+        bytes,
+        "{}: to_bytes is not stable",
+        T::TYPE
+    );
     assert_eq!(back.signatures, md.signatures);
     let _ = md.signed.is_expired(now());
     let _ = metadata::signed_at(&serde_json::Map::new());
@@ -477,10 +482,11 @@ pub fn trusted_set(data: &[u8]) {
     } else {
         ("dev", "targets")
     };
-    if set.update_delegated_targets(file(4), role, delegator).is_ok() {
-        let md = set
-            .targets_role(role)
-            .expect("an accepted role is trusted");
+    if set
+        .update_delegated_targets(file(4), role, delegator)
+        .is_ok()
+    {
+        let md = set.targets_role(role).expect("an accepted role is trusted");
         repo.assert_genuine(
             if role == "targets" { "targets" } else { "dev" },
             md,
@@ -590,11 +596,8 @@ pub fn names(data: &[u8]) {
     if !pattern.contains(['*', '?', '[', ']']) {
         assert_eq!(matched, pattern == target, "{pattern:?} vs {target:?}");
     }
-    let _ = tagtrust_shared::pathmatch::is_delegated_path(
-        target,
-        None,
-        Some(&[pattern.to_string()]),
-    );
+    let _ =
+        tagtrust_shared::pathmatch::is_delegated_path(target, None, Some(&[pattern.to_string()]));
     let bit_length = data.first().map_or(0, |b| u32::from(*b % 33));
     let bins = SuccinctRoles {
         keyids: Vec::new(),
@@ -608,4 +611,47 @@ pub fn names(data: &[u8]) {
         assert!(bins.is_bin(&bin), "{bin} is not a bin");
     }
     let _ = bins.is_bin(target);
+}
+
+// ---------------------------------------------------------------------------
+// self-check
+
+/// The harness reaches the accepting paths: the real files are trusted by
+/// the client and accepted by the server. Run by `gen_corpus` (a target
+/// whose seeds are all refused would fuzz only the refusals).
+pub fn self_check() {
+    let repo = repo();
+    let (r1, r2) = (&repo.release1, &repo.release2);
+    let mut set = TrustedMetadataSet::new(&repo.root1, now()).expect("root v1");
+    set.update_root(&repo.root2).expect("root v2");
+    set.load_local_timestamp(&r1.timestamp)
+        .expect_err("root v2 rotated the timestamp key");
+    set.update_timestamp(&r2.timestamp).expect("timestamp v2");
+    set.update_snapshot(&r2.snapshot, false)
+        .expect("snapshot v2");
+    set.update_targets(&r2.targets).expect("targets v2");
+    set.update_delegated_targets(&r2.dev, "dev", "targets")
+        .expect("dev v2");
+    check_trusted(repo, &set, "self-check");
+
+    let upload = |role: &str, bytes: &[u8]| Upload {
+        role: role.to_string(),
+        bytes: bytes.to_vec(),
+    };
+    let first = vec![
+        upload("root", &repo.root1),
+        upload("targets", &r1.targets),
+        upload("dev", &r1.dev),
+    ];
+    if let Err(e) = publish::plan(&[], first, now()) {
+        panic!("first publish refused: {}", e.message);
+    }
+    let next = vec![
+        upload("root", &repo.root2),
+        upload("targets", &r2.targets),
+        upload("dev", &r2.dev),
+    ];
+    if let Err(e) = publish::plan(&repo.stored_release1(), next, now()) {
+        panic!("release 2 refused: {}", e.message);
+    }
 }

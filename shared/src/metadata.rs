@@ -633,12 +633,6 @@ struct RawEnvelope {
     signed: Value,
 }
 
-#[derive(Serialize)]
-struct EnvelopeRef<'a, T> {
-    signatures: &'a [Signature],
-    signed: &'a T,
-}
-
 impl<T: Role> Metadata<T> {
     /// Parse metadata bytes. Checks the schema (including `_type` and a 1.x
     /// `spec_version`) but not signatures or expiry: that is the caller's
@@ -658,6 +652,9 @@ impl<T: Role> Metadata<T> {
             });
         }
         let canonical_signed = to_canonical_json(&raw.signed)?;
+        // `to_bytes` writes signatures canonically: refuse what it cannot
+        // write (floats in a signature's unknown fields) here, not there.
+        to_canonical_json(&raw.signatures)?;
         let signed: T = serde_json::from_value(raw.signed).map_err(|e| Error::Schema {
             role: T::TYPE.into(),
             reason: e.to_string(),
@@ -702,17 +699,33 @@ impl<T: Role> Metadata<T> {
     }
 
     /// The envelope as canonical JSON: what tagtrust uploads and stores.
+    /// Control characters in strings (a PEM key's newlines), which canonical
+    /// JSON leaves raw and JSON parsers refuse, are written as `\u00XX`, so
+    /// the bytes parse back to the same canonical `signed`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // `signed` must be written exactly as it was signed: re-parse the
-        // canonical bytes rather than re-serialise `self.signed`, which a
-        // caller may have mutated after signing.
-        let signed: Value =
-            serde_json::from_slice(&self.canonical_signed).expect("canonical bytes are JSON");
-        to_canonical_json(&EnvelopeRef {
-            signatures: &self.signatures,
-            signed: &signed,
-        })
-        .expect("no floats in metadata")
+        // `signed` must be written exactly as it was signed: its canonical
+        // bytes, not a re-serialisation of `self.signed`, which a caller may
+        // have mutated after signing. The canonical envelope is its two
+        // members in key order, each in canonical form.
+        let signatures = to_canonical_json(&self.signatures)
+            .expect("no floats in signatures (checked at parse)");
+        let mut envelope = br#"{"signatures":"#.to_vec();
+        envelope.extend_from_slice(&signatures);
+        envelope.extend_from_slice(br#","signed":"#);
+        envelope.extend_from_slice(&self.canonical_signed);
+        envelope.push(b'}');
+        // Canonical JSON has no whitespace outside strings and UTF-8 has no
+        // byte below 0x20 in a multi-byte character: every such byte is a
+        // raw control character inside a string.
+        let mut out = Vec::with_capacity(envelope.len());
+        for b in envelope {
+            if b < 0x20 {
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+            } else {
+                out.push(b);
+            }
+        }
+        out
     }
 }
 
@@ -773,6 +786,47 @@ mod tests {
         let mut md = Metadata::new(root).unwrap();
         md.sign(&key);
         assert!(Metadata::<Root>::from_bytes(&md.to_bytes()).is_err());
+    }
+
+    /// Found by the `metadata_parse` fuzz target (fuzz/, seed
+    /// `root-ecdsa-rsa-keys.json`): `to_bytes` panicked on any string with a
+    /// control character in `signed`, such as a PEM public key's newlines,
+    /// because canonical JSON writes them raw and its re-parse refused them.
+    #[test]
+    fn control_characters_round_trip_through_to_bytes() {
+        let (md, key) = signed_root();
+        let mut root = md.signed.clone();
+        root.extra.insert(
+            "x-pem".into(),
+            Value::String("-----BEGIN\nline\r\t\u{1}\u{1f}é\n".into()),
+        );
+        let mut md = Metadata::new(root).unwrap();
+        md.sign(&key);
+        let bytes = md.to_bytes();
+        assert!(!bytes.iter().any(|b| *b < 0x20), "control bytes escaped");
+        let back = Metadata::<Root>::from_bytes(&bytes).unwrap();
+        assert_eq!(back.canonical_signed(), md.canonical_signed());
+        back.signed.verify_role("root", &back).unwrap();
+        assert_eq!(back.to_bytes(), bytes);
+        // Without control characters the envelope is exactly canonical JSON.
+        let (plain, _) = signed_root();
+        let v: Value = serde_json::from_slice(&plain.to_bytes()).unwrap();
+        assert_eq!(plain.to_bytes(), to_canonical_json(&v).unwrap());
+    }
+
+    /// Found writing the `metadata_parse` fuzz target (fuzz/; its round-trip
+    /// property): a float in a signature's unknown fields parsed, then made
+    /// `to_bytes` panic (canonical JSON has no floats). Refused at parse.
+    #[test]
+    fn float_in_a_signature_is_refused_at_parse() {
+        let (md, _) = signed_root();
+        let mut v: Value = serde_json::from_slice(&md.to_bytes()).unwrap();
+        v["signatures"][0]["x-weight"] = serde_json::json!(0.5);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        assert!(matches!(
+            Metadata::<Root>::from_bytes(&bytes),
+            Err(Error::Canonical(_))
+        ));
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! Writes the committed seed corpora, `fuzz/corpus/<target>/<name>`, from
-//! the fixed-seed repository in `tagtrust_fuzz::repo()`. Deterministic: run
-//! it again after changing the repository or the input formats, and commit
-//! the result.
+//! Not a fuzz target: writes the committed seed corpora,
+//! `fuzz/corpus/<target>/<name>`, from the fixed-seed repository in
+//! `tagtrust_fuzz::repo()`, then exits. Deterministic: run it again after
+//! changing the repository or the input formats, and commit the result.
+//! A libFuzzer binary (built like the targets, so no second build of the
+//! dependencies) that does its work at initialisation:
 //!
-//!     cd fuzz && cargo run --example gen_corpus
+//!     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none --debug-assertions gen_corpus
+#![no_main]
+// `init` writes the corpus and exits: the fuzz body never runs.
+#![allow(unreachable_code)]
 
 use std::path::Path;
 use tagtrust_fuzz::{join, repo};
@@ -28,7 +33,16 @@ fn pretty(bytes: &[u8]) -> Vec<u8> {
     serde_json::to_vec_pretty(&v).expect("json")
 }
 
-fn main() {
+libfuzzer_sys::fuzz_target!(
+    init: {
+        tagtrust_fuzz::self_check();
+        write_corpus();
+        std::process::exit(0);
+    },
+    |_data: &[u8]| {}
+);
+
+fn write_corpus() {
     let repo = repo();
     let (r1, r2, r3) = (&repo.release1, &repo.release2, &repo.release3);
 
@@ -48,7 +62,11 @@ fn main() {
     let mut v: serde_json::Value = serde_json::from_slice(&repo.root1).expect("json");
     v["signed"]["x-unknown"] = serde_json::json!({"nested": [1, "two", null, true]});
     v["signatures"][0]["x-extra"] = serde_json::json!("field");
-    write(m, "root-unknown-fields.json", &serde_json::to_vec(&v).expect("json"));
+    write(
+        m,
+        "root-unknown-fields.json",
+        &serde_json::to_vec(&v).expect("json"),
+    );
     let mut v: serde_json::Value = serde_json::from_slice(&repo.root1).expect("json");
     let keys = v["signed"]["keys"].as_object_mut().expect("keys");
     keys.insert(
@@ -70,7 +88,11 @@ fn main() {
         {"keyid": "ecdsa-key", "sig": "3006020101020101"},
         {"keyid": "rsa-key", "sig": "00"}
     ]);
-    write(m, "root-ecdsa-rsa-keys.json", &serde_json::to_vec(&v).expect("json"));
+    write(
+        m,
+        "root-ecdsa-rsa-keys.json",
+        &serde_json::to_vec(&v).expect("json"),
+    );
 
     // trusted_set: flags byte, then root, timestamp, snapshot, targets, dev.
     let t = "trusted_set";
@@ -89,7 +111,11 @@ fn main() {
         join(flags, &all)
     };
     write(t, "release1", &seed(0, b"", &release(r1), &[]));
-    write(t, "root2-release2", &seed(0, &repo.root2, &release(r2), &[]));
+    write(
+        t,
+        "root2-release2",
+        &seed(0, &repo.root2, &release(r2), &[]),
+    );
     write(
         t,
         "root2-release2-local-release1",
@@ -168,7 +194,11 @@ fn main() {
         "targets-only",
         &join(1, &[&named("targets.json", &r2.targets)]),
     );
-    write(p, "delegated-only", &join(1, &[&named("dev.json", &r2.dev)]));
+    write(
+        p,
+        "delegated-only",
+        &join(1, &[&named("dev.json", &r2.dev)]),
+    );
     write(
         p,
         "succinct-first-publish",
