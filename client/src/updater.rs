@@ -691,7 +691,10 @@ mod tests {
 
         // A new process: same remote, so only root and timestamp are asked for.
         let mut up = Updater::new(dir.path(), BASE, &fetcher, UpdaterConfig::default()).unwrap();
-        assert!(up.trusted().targets().is_none(), "verified once, by refresh");
+        assert!(
+            up.trusted().targets().is_none(),
+            "verified once, by refresh"
+        );
         up.get_targetinfo("apps/app").unwrap().unwrap();
         assert_eq!(up.trusted().targets().unwrap().signed.version, 1);
         assert_eq!(fetcher.take_log(), ["2.root.json", "timestamp.json"]);

@@ -75,7 +75,10 @@ impl RootSpanBuilder for RequestSpans {
         tracing_actix_web::root_span!(request)
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
         let (status, error) = match outcome {
             Ok(response) => match response.response().error() {
                 Some(e) => (e.as_response_error().status_code(), Some(e.to_string())),
