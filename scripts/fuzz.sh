@@ -44,11 +44,19 @@ for target in "${targets[@]}"; do
   echo "fuzz.sh: running $target for ${seconds}s (seed $seed)" >&2
   # The work corpus comes first: libFuzzer adds new inputs to the first
   # directory, so the committed seeds stay as they are.
-  if ! cargo fuzz run "${flags[@]}" "$target" "$work" "corpus/$target" -- \
+  # libFuzzer reports every new input; keep that in a log and show the
+  # final statistics (or, on a crash, the end of the log).
+  log="target/logs/$target.log"
+  mkdir -p target/logs
+  if cargo fuzz run "${flags[@]}" "$target" "$work" "corpus/$target" -- \
     -max_total_time="$seconds" -seed="$seed" -timeout=20 -rss_limit_mb=2048 \
     -len_control=0 \
-    -print_final_stats=1; then
+    -print_final_stats=1 >"$log" 2>&1; then
+    grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$log" \
+      | sed "s/^/fuzz.sh: $target: /" >&2 || true
+  else
     failed+=("$target")
+    tail -n 60 "$log" >&2
   fi
 done
 
