@@ -327,6 +327,22 @@ impl TestServer {
     }
 }
 
+/// The `meta` entry (version, length, sha256) for `file` in a snapshot or
+/// timestamp (as parsed JSON).
+pub fn meta_entry(md: &serde_json::Value, file: &str) -> (u64, u64, String) {
+    let entry = &md["signed"]["meta"][file];
+    (
+        entry["version"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {file} in {md}")),
+        entry["length"].as_u64().expect("length"),
+        entry["hashes"]["sha256"]
+            .as_str()
+            .expect("sha256")
+            .to_string(),
+    )
+}
+
 /// Parse CLI output as JSON, failing the test with the output if it is not.
 pub fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))

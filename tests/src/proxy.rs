@@ -202,14 +202,27 @@ impl Ctx {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// One HTTP/1.1 request as the test servers here read it.
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
-fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+impl Request {
+    /// The first header called `name` (any case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Read one request (head bounded to 64 KiB, body per Content-Length);
+/// `None` if the peer closed or sent an oversized head.
+pub(crate) fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     // Read the request head (bounded).
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -6,9 +6,9 @@
 //! registry demand the Bearer token flow.
 
 use crate::free_port;
+use crate::proxy::read_request;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -327,58 +327,6 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return Ok(None);
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.lines();
-    let mut parts = lines.next().unwrap_or_default().split_whitespace();
-    let method = parts.next().unwrap_or("GET").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
 fn respond(
     stream: &mut TcpStream,
     status: u16,
@@ -419,7 +367,7 @@ fn gate(
         let scope_ok = req.path.contains(&expected_scope)
             && req.path.contains(&format!("service={GATE_SERVICE}"));
         let auth_ok = match &config.basic {
-            Some(basic) => req.headers.get("authorization") == Some(basic),
+            Some(basic) => req.header("authorization") == Some(basic.as_str()),
             None => true,
         };
         if !scope_ok {
@@ -437,7 +385,7 @@ fn gate(
         let body = format!("{{\"token\":\"{}\",\"expires_in\":300}}", config.token);
         return respond(&mut stream, 200, &json, body.as_bytes(), body.len());
     }
-    if req.headers.get("authorization") != Some(&format!("Bearer {}", config.token)) {
+    if req.header("authorization") != Some(format!("Bearer {}", config.token).as_str()) {
         challenged.fetch_add(1, Ordering::SeqCst);
         let challenge = format!(
             "Bearer realm=\"{}/token\",service=\"{GATE_SERVICE}\",scope=\"{}\"",
@@ -454,7 +402,7 @@ fn gate(
     let is_head = method == reqwest::Method::HEAD;
     let mut upstream = client.request(method, format!("{}{}", config.upstream, req.path));
     for name in ["accept", "content-type"] {
-        if let Some(value) = req.headers.get(name) {
+        if let Some(value) = req.header(name) {
             upstream = upstream.header(name, value);
         }
     }

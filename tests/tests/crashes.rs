@@ -34,7 +34,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tagtrust_tests::{Backend, Cli, TestServer};
+use tagtrust_tests::{meta_entry, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/crash/app";
 /// Upper bound on tags per publisher, whatever happens.
@@ -156,21 +156,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("metadata is JSON")
-}
-
-/// `meta` entry (version, length, sha256) of a snapshot or timestamp.
-fn meta_entry(md: &Value, file: &str) -> (u64, u64, String) {
-    let entry = &md["signed"]["meta"][file];
-    (
-        entry["version"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {file} in {md}")),
-        entry["length"].as_u64().expect("length"),
-        entry["hashes"]["sha256"]
-            .as_str()
-            .expect("sha256")
-            .to_string(),
-    )
 }
 
 /// One publish and what its publisher was told.

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tagtrust_tests::{Backend, Cli, TestServer};
+use tagtrust_tests::{meta_entry, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/race/app";
 
@@ -77,21 +77,6 @@ fn parse(bytes: &[u8]) -> Value {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// `meta` entry (version, length, sha256) of a snapshot or timestamp.
-fn meta_entry(md: &Value, file: &str) -> (u64, u64, String) {
-    let entry = &md["signed"]["meta"][file];
-    (
-        entry["version"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {file} in {md}")),
-        entry["length"].as_u64().expect("length"),
-        entry["hashes"]["sha256"]
-            .as_str()
-            .expect("sha256")
-            .to_string(),
-    )
 }
 
 /// What one publisher was told about each tag: its digest and whether the
