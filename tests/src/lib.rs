@@ -294,6 +294,21 @@ impl Cli {
 }
 
 impl Cli {
+    /// Another machine that was given this publisher's keys: its own home
+    /// with copies of `keys/` and the trusted metadata `tuf/`, the same
+    /// token, talking to `server_url`.
+    pub fn copy_to(&self, server_url: &str) -> Cli {
+        let cli = Cli {
+            home: tempfile::tempdir().unwrap(),
+            server: server_url.to_string(),
+            token: self.token.clone(),
+        };
+        for dir in ["keys", "tuf"] {
+            copy_dir(&self.home.path().join(dir), &cli.home.path().join(dir));
+        }
+        cli
+    }
+
     /// Directory of the trusted metadata this user keeps for `gun` on `server`.
     pub fn trusted_dir(&self, server: &TestServer, gun: &str) -> PathBuf {
         tagtrust::home::Home::at(self.home.path()).metadata_dir(
@@ -325,6 +340,24 @@ impl TestServer {
             .expect("body")
             .to_vec()
     }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Parse metadata bytes as JSON (they must be).
+pub fn parse_json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).expect("metadata is JSON")
 }
 
 /// The `meta` entry (version, length, sha256) for `file` in a snapshot or

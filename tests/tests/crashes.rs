@@ -26,15 +26,14 @@
 //! `TAGTRUST_CRASH_SEED` (printed).
 
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tagtrust_tests::{meta_entry, Backend, Cli, TestServer};
+use tagtrust_shared::hashes::sha256_hex;
+use tagtrust_tests::{meta_entry, parse_json as parse, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/crash/app";
 /// Upper bound on tags per publisher, whatever happens.
@@ -134,28 +133,6 @@ fn pipe(client: TcpStream, target: &str) {
     let upstream = std::thread::spawn(move || copy(c2, s2));
     copy(server, client);
     let _ = upstream.join();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("metadata is JSON")
 }
 
 /// One publish and what its publisher was told.
@@ -378,11 +355,7 @@ fn sigkill_during_publishes_loses_nothing_acknowledged() {
         first.ok(&["init", GUN]);
         let mut clis = vec![first];
         for _ in 1..publishers {
-            let cli = Cli::new(&forwarder.url).with_token(&token);
-            for dir in ["keys", "tuf"] {
-                copy_dir(&clis[0].home.path().join(dir), &cli.home.path().join(dir));
-            }
-            clis.push(cli);
+            clis.push(clis[0].copy_to(&forwarder.url));
         }
         let (seed_tag, seed_digest) = ("seed", format!("sha256:{}", hex::encode([7u8; 32])));
         clis[0].ok(&[

@@ -12,10 +12,10 @@
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tagtrust_tests::{meta_entry, Backend, Cli, TestServer};
+use tagtrust_shared::hashes::sha256_hex;
+use tagtrust_tests::{meta_entry, parse_json as parse, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/race/app";
 
@@ -32,20 +32,6 @@ fn seed() -> u64 {
     match std::env::var("TAGTRUST_RACE_SEED") {
         Ok(v) if !v.is_empty() => v.parse().expect("TAGTRUST_RACE_SEED must be a number"),
         _ => rand::random(),
-    }
-}
-
-/// Copy a directory tree (keys and trusted metadata of a home).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 
@@ -68,15 +54,6 @@ fn get_ok(http: &reqwest::blocking::Client, server: &TestServer, file: &str) -> 
         String::from_utf8_lossy(&body)
     );
     body
-}
-
-fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("metadata is JSON")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// What one publisher was told about each tag: its digest and whether the
@@ -163,11 +140,7 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
         // keys: its own home with a copy of keys/ and the trusted metadata.
         let mut clis = vec![first];
         for _ in 1..publishers {
-            let cli = Cli::new(&server.url).with_token(&token);
-            for dir in ["keys", "tuf"] {
-                copy_dir(&clis[0].home.path().join(dir), &cli.home.path().join(dir));
-            }
-            clis.push(cli);
+            clis.push(clis[0].copy_to(&server.url));
         }
 
         let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
