@@ -156,6 +156,15 @@ fn ensure_trusted_root(
 ) -> Result<(TrustSource, Vec<String>)> {
     let root_path = dir.join("root.json");
     if root_path.exists() {
+        if let Some(file) = &options.root_file {
+            // Trust, once established, only moves forward along the root
+            // chain; a root file cannot reset it. Say so rather than
+            // silently ignore the option.
+            eprintln!(
+                "notice: {gun} is already trusted here; --root {} is ignored (the stored root and its chain are used)",
+                file.display()
+            );
+        }
         return Ok((TrustSource::Stored, Vec::new()));
     }
     let pin = home
