@@ -12,7 +12,7 @@
 //! that chain; versions that are not (signed before the anchor, by keys no
 //! chained root lists) are reported as unverifiable, never shown as history.
 
-use crate::fetch::{Fetcher, HttpFetcher, HttpOptions};
+use crate::fetch::Fetcher;
 use crate::home::Home;
 use crate::lookup::{open_repository, OpenOptions};
 use crate::remote::metadata_url;
@@ -51,11 +51,7 @@ pub fn history(
     let current_root = trusted.root();
     let current_targets = trusted.targets().context("no trusted targets metadata")?;
 
-    let mut http = HttpOptions::default();
-    if let Some(token) = &options.token {
-        http = http.with_bearer_token(token);
-    }
-    let fetcher = HttpFetcher::new(http)?;
+    let fetcher = crate::lookup::http_fetcher(options)?;
     let base = metadata_url(server, gun);
     let config = UpdaterConfig::default();
     let get = |file: &str, max: u64| {

@@ -53,18 +53,12 @@ pub struct OpenOptions {
     pub max_age: Option<std::time::Duration>,
 }
 
-/// Establish trust in `gun` if needed, then run the TUF update workflow.
-pub fn open_repository(
-    home: &Home,
-    server: &str,
-    gun: &Gun,
-    options: &OpenOptions,
-) -> Result<Repository> {
-    let dir = home.metadata_dir(server, gun);
-    let base_url = metadata_url(server, gun);
+/// The fetcher every read of a repository's metadata uses: the consumer's
+/// token if any, and `TAGTRUST_HTTP_TIMEOUT_SECS` (whole seconds, one or
+/// more) as the whole-request limit for slow links and for the
+/// slow-retrieval attack test.
+pub fn http_fetcher(options: &OpenOptions) -> Result<HttpFetcher> {
     let mut http = HttpOptions::default();
-    // A shorter (or longer) whole-request limit for slow links and for the
-    // slow-retrieval attack test; whole seconds, at least 1.
     if let Some(secs) = std::env::var("TAGTRUST_HTTP_TIMEOUT_SECS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -75,6 +69,18 @@ pub fn open_repository(
     if let Some(token) = &options.token {
         http = http.with_bearer_token(token);
     }
+    Ok(HttpFetcher::new(http)?)
+}
+
+/// Establish trust in `gun` if needed, then run the TUF update workflow.
+pub fn open_repository(
+    home: &Home,
+    server: &str,
+    gun: &Gun,
+    options: &OpenOptions,
+) -> Result<Repository> {
+    let dir = home.metadata_dir(server, gun);
+    let base_url = metadata_url(server, gun);
     if options.offline {
         let mut updater = Updater::new(
             &dir,
@@ -96,7 +102,7 @@ pub fn open_repository(
             new_root_keyids: Vec::new(),
         });
     }
-    let fetcher = HttpFetcher::new(http)?;
+    let fetcher = http_fetcher(options)?;
     let (trust, new_root_keyids) =
         ensure_trusted_root(home, &dir, &base_url, &fetcher, gun, options)?;
     let mut updater = Updater::new(
