@@ -167,15 +167,31 @@ impl HttpFetcher {
     }
 }
 
-/// The first error message of a tagtrust-style JSON error body, read from at
-/// most 4 KiB of it (an error body is never trusted to be small).
-fn error_reason(response: &mut reqwest::blocking::Response) -> Option<String> {
+/// At most 4 KiB of an error response's body: a server's error answer is
+/// never trusted to be small.
+pub fn read_error_body(response: reqwest::blocking::Response) -> Vec<u8> {
     use std::io::Read;
     let mut body = Vec::new();
-    response.take(4096).read_to_end(&mut body).ok()?;
-    let parsed: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    let message = parsed.get("errors")?.get(0)?.get("message")?.as_str()?;
-    Some(message.chars().take(300).collect())
+    let _ = response.take(4096).read_to_end(&mut body);
+    body
+}
+
+/// The messages (or codes) of a tagtrust-server error body,
+/// `{"errors":[{"code","message","detail"}]}`, joined with "; "; `None` if
+/// the body is not one.
+pub fn server_error_message(body: &[u8]) -> Option<String> {
+    let parsed: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let messages: Vec<String> = parsed
+        .get("errors")?
+        .as_array()?
+        .iter()
+        .filter_map(|e| {
+            let text = |k: &str| e.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+            text("message").or_else(|| text("code"))
+        })
+        .map(|m| m.chars().take(300).collect())
+        .collect();
+    (!messages.is_empty()).then(|| messages.join("; "))
 }
 
 impl Fetcher for HttpFetcher {
@@ -197,7 +213,7 @@ impl Fetcher for HttpFetcher {
             return Err(FetchError::Status {
                 url: url.to_string(),
                 status: status.as_u16(),
-                reason: error_reason(&mut response),
+                reason: server_error_message(&read_error_body(response)),
             });
         }
         let too_large = || FetchError::TooLarge {

@@ -3,26 +3,8 @@
 //! [`crate::updater`], never through here, so they are always verified.
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use std::time::Duration;
 use tagtrust_shared::{Gun, PublicKey};
-
-/// A server's answer to a refused request: `{"errors":[{"code","message","detail"}]}`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ErrorBody {
-    #[serde(default)]
-    pub errors: Vec<ErrorItem>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ErrorItem {
-    #[serde(default)]
-    pub code: String,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub detail: serde_json::Value,
-}
 
 /// Why a publish did not land.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +77,7 @@ impl ServerClient {
             .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
         if !status.is_success() {
-            let body = resp.text().unwrap_or_default();
+            let body = crate::fetch::read_error_body(resp);
             anyhow::bail!(
                 "server refused the {role} key for {gun} ({status}): {}",
                 describe_error(&body)
@@ -125,7 +107,7 @@ impl ServerClient {
         if status.is_success() {
             return Ok(());
         }
-        let body = resp.text().unwrap_or_default();
+        let body = crate::fetch::read_error_body(resp);
         let message = describe_error(&body);
         if status == reqwest::StatusCode::CONFLICT {
             return Err(PublishError::Conflict(message));
@@ -144,24 +126,12 @@ pub fn metadata_url(server: &str, gun: &Gun) -> String {
 
 /// One line from an error body: the server's messages if it sent its JSON
 /// error form, else the start of the body.
-fn describe_error(body: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(body) {
-        Ok(parsed) if !parsed.errors.is_empty() => parsed
-            .errors
-            .iter()
-            .map(|e| {
-                if e.message.is_empty() {
-                    e.code.clone()
-                } else {
-                    e.message.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => body
+fn describe_error(body: &[u8]) -> String {
+    crate::fetch::server_error_message(body).unwrap_or_else(|| {
+        String::from_utf8_lossy(body)
             .chars()
             .take(200)
             .collect::<String>()
-            .replace('\n', " "),
-    }
+            .replace('\n', " ")
+    })
 }
