@@ -15,6 +15,7 @@
 //! * [`history`]: what a tag pointed to, version by version, verified.
 //! * [`staging`]: multi-party root signing.
 //! * [`registry`]: OCI registry client for verified pulls and `--from-registry`.
+//! * [`terminal`]: escaping text from metadata and servers before it is shown.
 
 pub mod fetch;
 pub mod history;
@@ -26,5 +27,6 @@ pub mod remote;
 pub mod rotation;
 pub mod staging;
 pub mod status;
+pub mod terminal;
 pub mod trusted;
 pub mod updater;

@@ -89,9 +89,13 @@ pub fn open_repository(
             UpdaterConfig::default(),
         )
         .with_context(|| format!("offline: no trusted metadata of {gun} from {server} yet"))?;
-        let grace = chrono::Duration::from_std(options.max_stale.unwrap_or_default())
+        // A grace reaching before the calendar's start is a user error, not
+        // a panic in date arithmetic.
+        let reference_time = chrono::Duration::from_std(options.max_stale.unwrap_or_default())
+            .ok()
+            .and_then(|grace| Utc::now().checked_sub_signed(grace))
             .context("--max-stale is too large")?;
-        updater.load_local(Utc::now() - grace).with_context(|| {
+        updater.load_local(reference_time).with_context(|| {
             format!("offline: the local trusted metadata of {gun} cannot be used (give --max-stale to accept expired metadata)")
         })?;
         check_max_age(&updater, options.max_age)?;
@@ -210,7 +214,7 @@ fn ensure_trusted_root(
         eprintln!(
             "notice: trusting {gun} on first use: root v{} with root keys {}",
             root.signed.version,
-            keyids.join(", ")
+            crate::terminal::escape_join(&keyids, ", ")
         );
     }
     Ok((source, keyids))

@@ -1167,3 +1167,100 @@ fn mirror_serving_an_old_repository_is_refused() {
     let d3 = tag_set(&publisher, GUN, "latest");
     assert_eq!(lookup(&consumer, GUN, "latest"), d3);
 }
+
+// ---------------------------------------------------------------------------
+// Terminal injection: text from metadata and servers is shown escaped
+
+/// No raw control character (beyond the line breaks the CLI writes itself)
+/// reaches the terminal.
+fn assert_no_raw_controls(text: &str) {
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "raw control characters reached the terminal: {text:?}"
+    );
+}
+
+/// A signer who puts a tab- and newline-laden name into targets cannot
+/// forge a `latest` line in `tagtrust list`: the name is printed escaped,
+/// on its own line, and `lookup` of `latest` still says it is unsigned.
+#[test]
+fn forged_lines_in_list_are_escaped() {
+    let repo = Forged::new(1, 1);
+    let d = digest();
+    let forged_name = format!("dev-zzz\t-\t0\tdev-robot\nlatest\t{d}\t1234\ttargets");
+    let targets = repo.signed_targets(1, &[(forged_name.as_str(), &d), ("dev-1", &d)], false);
+    repo.release(1, &[("targets", &targets)]);
+    let consumer = repo.consumer();
+    let out = consumer.run(&["list", FORGED_GUN]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "one line per tag: {stdout}");
+    assert!(
+        !stdout.lines().any(|line| line.starts_with("latest")),
+        "a forged latest line: {stdout}"
+    );
+    assert!(
+        stdout.contains("dev-zzz\\t-\\t0\\tdev-robot\\nlatest"),
+        "{stdout}"
+    );
+    assert_no_raw_controls(&stdout);
+    // JSON output keeps the exact name, escaped by JSON itself.
+    let json = tagtrust_tests::json(&consumer.ok(&["list", FORGED_GUN, "-o", "json"]));
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["tag"] == forged_name.as_str()));
+    refused(&consumer, FORGED_GUN, "latest");
+}
+
+/// A root key ID carrying `CR ESC[2K` cannot erase the trust-on-first-use
+/// notice (nor anything else on the terminal): either the root is refused
+/// or the ID is shown escaped.
+#[test]
+fn a_hostile_key_id_cannot_erase_the_first_use_notice() {
+    let mut repo = Forged::new(1, 1);
+    let root_key = repo.root_keys[0].clone();
+    let hostile_id = format!("{}\r\u{1b}[2K", root_key.key_id());
+    // Root v1 lists the real root key under the hostile ID and signs with
+    // it under that ID.
+    let mut root = repo.root.clone();
+    let key = root.keys.remove(&root_key.key_id()).unwrap();
+    root.keys.insert(hostile_id.clone(), key);
+    root.roles.get_mut("root").unwrap().keyids = vec![hostile_id.clone()];
+    let mut md = Metadata::new(root.clone()).unwrap();
+    let mut sig = root_key.sign(md.canonical_signed());
+    sig.keyid = hostile_id;
+    md.signatures = vec![sig];
+    repo.put("1.root.json", md.to_bytes());
+    repo.root = root;
+    let d = digest();
+    let targets = repo.signed_targets(1, &[("latest", &d)], false);
+    repo.release(1, &[("targets", &targets)]);
+    let out = repo
+        .consumer()
+        .run(&["lookup", &format!("{FORGED_GUN}:latest")]);
+    assert_no_raw_controls(&stderr_of(&out));
+    assert_no_raw_controls(&String::from_utf8_lossy(&out.stdout));
+}
+
+/// A server's error message with terminal escape sequences is shown
+/// escaped, on one line.
+#[test]
+fn server_error_messages_are_escaped() {
+    let site = TamperingProxy::start_static();
+    let body = br#"{"errors":[{"message":"database unavailable\r\u001b[2K\u001b[31mall good\nnext line"}]}"#;
+    site.serve(
+        &format!("{}1.root.json", prefix(FORGED_GUN)),
+        503,
+        body.to_vec(),
+    );
+    let out = Cli::new(&site.url).run(&["lookup", &format!("{FORGED_GUN}:latest")]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert_no_raw_controls(&stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}

@@ -105,3 +105,31 @@ fn max_age_refuses_a_timestamp_signed_too_long_ago() {
     let out = consumer.run_at("+3h", &["lookup", &latest]);
     assert!(!out.status.success(), "config max_age ignored");
 }
+
+/// A grace reaching before the calendar's start is a one-line error with
+/// exit status 1, not a panic in date arithmetic.
+#[test]
+fn an_absurd_max_stale_is_an_error_not_a_panic() {
+    let (server, digest) = published();
+    let latest = format!("{GUN}:latest");
+    let consumer = Cli::new(&server.url);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), digest);
+    for grace in ["300000years", "584542046090years"] {
+        let out = consumer.run(&["lookup", &latest, "--offline", "--max-stale", grace]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(1) | Some(2)),
+            "--max-stale {grace}: {:?} {err}",
+            out.status
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(
+            err.trim_end()
+                .lines()
+                .last()
+                .map(|l| l.starts_with("tagtrust: ")),
+            Some(true),
+            "{err}"
+        );
+    }
+}

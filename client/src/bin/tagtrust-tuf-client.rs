@@ -141,7 +141,11 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("tagtrust-tuf-client: error: {e:#}");
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!(
+                "tagtrust-tuf-client: error: {}",
+                tagtrust::terminal::escape(&line)
+            );
             ExitCode::from(1)
         }
         Err(_) => ExitCode::from(1),

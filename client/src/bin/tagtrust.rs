@@ -9,6 +9,7 @@ use tagtrust::home::Home;
 use tagtrust::lookup::{lookup, OpenOptions};
 use tagtrust::publisher::{NewDelegation, Publisher, Signer, TagTarget, OCI_MANIFEST};
 use tagtrust::registry;
+use tagtrust::terminal::{escape, escape_join, Escaped as E};
 use tagtrust_shared::{Gun, ImageReference};
 
 #[derive(Parser)]
@@ -301,8 +302,10 @@ fn main() {
     };
     if let Err(e) = run(cli) {
         // One line: the error and its causes.
+        // Causes can carry a server's words: escape them (a message
+        // could otherwise rewrite the terminal).
         let line = format!("{e:#}").replace('\n', " ");
-        eprintln!("tagtrust: error: {line}");
+        eprintln!("tagtrust: error: {}", escape(&line));
         std::process::exit(1);
     }
 }
@@ -342,14 +345,14 @@ fn run(cli: Cli) -> Result<()> {
                          tagtrust root sign {gun} --key FILE (root keys: {})",
                         report.root_threshold,
                         report.root_signatures_needed,
-                        report.root_key_ids.join(", ")
+                        escape_join(&report.root_key_ids, ", ")
                     )
                 } else {
                     format!(
                         "initialised {} (root key {}, targets key {})",
                         report.gun,
-                        report.root_key_ids.join(", "),
-                        report.targets_key_id
+                        escape_join(&report.root_key_ids, ", "),
+                        E(&report.targets_key_id)
                     )
                 }
             })
@@ -385,7 +388,8 @@ fn run(cli: Cli) -> Result<()> {
             out.print(&report, || {
                 format!(
                     "{reference} -> {} (targets version {})",
-                    target.digest, report.targets_version
+                    E(&target.digest),
+                    report.targets_version
                 )
             })
         }
@@ -407,10 +411,10 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|t| {
                         format!(
                             "{}\t{}\t{}\t{}",
-                            t.tag,
-                            t.digest.as_deref().unwrap_or("-"),
+                            E(&t.tag),
+                            E(t.digest.as_deref().unwrap_or("-")),
                             t.size,
-                            t.signed_by
+                            E(&t.signed_by)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -445,8 +449,8 @@ fn run(cli: Cli) -> Result<()> {
             out.print(&report, || {
                 format!(
                     "delegated {} of {gun} to {} (targets version {})",
-                    delegation.paths.join(", "),
-                    delegation.name,
+                    escape_join(&delegation.paths, ", "),
+                    E(&delegation.name),
                     report.targets_version
                 )
             })
@@ -455,7 +459,8 @@ fn run(cli: Cli) -> Result<()> {
             let report = publisher()?.delegation_rm(&gun, &name)?;
             out.print(&report, || {
                 format!(
-                    "removed delegation {name} of {gun} (targets version {})",
+                    "removed delegation {} of {gun} (targets version {})",
+                    E(&name),
                     report.targets_version
                 )
             })
@@ -467,10 +472,10 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|d| {
                         format!(
                             "{}\t{}\tthreshold {}\tkeys {}{}",
-                            d.name,
-                            d.paths.join(","),
+                            E(&d.name),
+                            escape_join(&d.paths, ","),
                             d.threshold,
-                            d.key_ids.join(","),
+                            escape_join(&d.key_ids, ","),
                             if d.terminating { "\tterminating" } else { "" }
                         )
                     })
@@ -505,7 +510,7 @@ fn run(cli: Cli) -> Result<()> {
             out.print(&report, || {
                 format!(
                     "rotated the {role} key of {gun}: new key {} (root version {})",
-                    report.new_key_id.as_deref().unwrap_or("-"),
+                    E(report.new_key_id.as_deref().unwrap_or("-")),
                     report.root_version
                 )
             })
@@ -518,7 +523,7 @@ fn run(cli: Cli) -> Result<()> {
             let days = warning_days.unwrap_or(config.expiry.warning_days);
             let report = tagtrust::status::status(&home, &server()?, &gun, &options, days)?;
             for warning in &report.warnings {
-                eprintln!("warning: {warning}");
+                eprintln!("warning: {}", escape(warning));
             }
             out.print(&report, || {
                 report
@@ -527,14 +532,14 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|r| {
                         format!(
                             "{:<12} v{:<5} signed {:<20} expires {} ({}h left)  key: {}",
-                            r.role,
+                            E(&r.role).to_string(),
                             r.version,
                             r.signed_at
                                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                                 .unwrap_or_else(|| "-".into()),
                             r.expires.format("%Y-%m-%d %H:%M:%S"),
                             r.seconds_left / 3600,
-                            r.key_holder
+                            E(&r.key_holder)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -562,11 +567,11 @@ fn run(cli: Cli) -> Result<()> {
                         format!(
                             "targets v{}\t{}\t{}\tsigned by {}",
                             e.targets_version,
-                            e.digest.as_deref().unwrap_or("(removed)"),
+                            E(e.digest.as_deref().unwrap_or("(removed)")),
                             e.signed_at
                                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                                 .unwrap_or_else(|| "-".into()),
-                            e.signed_by.join(",")
+                            escape_join(&e.signed_by, ",")
                         )
                     })
                     .collect::<Vec<_>>()
@@ -585,7 +590,8 @@ fn run(cli: Cli) -> Result<()> {
             let report = publisher()?.refresh_role(&gun, &signer, &role)?;
             out.print(&report, || {
                 format!(
-                    "re-signed {role} of {gun} (version {})",
+                    "re-signed {} of {gun} (version {})",
+                    E(&role),
                     report.version.unwrap_or_default()
                 )
             })
@@ -611,7 +617,7 @@ fn run(cli: Cli) -> Result<()> {
             out.print(&report, || {
                 format!(
                     "exported key {} (encrypted) to {}",
-                    key.key_id,
+                    E(&key.key_id),
                     file.display()
                 )
             })
@@ -623,7 +629,7 @@ fn run(cli: Cli) -> Result<()> {
             let (key_id, path) = home.import_key(&pem, &pass, gun.as_ref(), &role)?;
             let report = serde_json::json!({ "key_id": key_id, "file": path });
             out.print(&report, || {
-                format!("imported key {key_id} as {}", path.display())
+                format!("imported key {} as {}", E(&key_id), path.display())
             })
         }
         Command::Key(KeyCommand::List) => {
@@ -633,10 +639,10 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|k| {
                         format!(
                             "{}\t{}\t{}\t{}",
-                            k.key_id,
-                            k.role,
-                            k.gun.as_deref().unwrap_or("-"),
-                            k.path.display()
+                            E(&k.key_id),
+                            E(&k.role),
+                            E(k.gun.as_deref().unwrap_or("-")),
+                            E(&k.path.display().to_string())
                         )
                     })
                     .collect::<Vec<_>>()
@@ -656,7 +662,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             let (resolution, _repo) = lookup(&home, &server()?, &reference, &options)?;
-            out.print(&resolution, || resolution.digest.clone())
+            out.print(&resolution, || escape(&resolution.digest).into_owned())
         }
         Command::Pull {
             reference,
@@ -771,7 +777,7 @@ fn pull(
         (Some(path), _) => out.print(&report, || {
             format!(
                 "{reference} -> {} ({} bytes) written to {}",
-                r.digest,
+                E(&r.digest),
                 r.size,
                 path.display()
             )
