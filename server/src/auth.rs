@@ -4,6 +4,10 @@
 //! SHA-256 is stored. Scopes are `pull:GLOB`, `push:GLOB`, `admin:GLOB`,
 //! where `*` in GLOB matches any characters including `/`. `admin` implies
 //! `push`, which implies `pull`.
+//!
+//! `metrics:*` is a scope of its own, for a Prometheus scraper: it reads
+//! `/metrics` (which names every GUN) when reads are restricted
+//! (`--require-pull`), and nothing else. `admin:*` reads it too.
 
 use crate::error::ApiError;
 use crate::storage::Storage;
@@ -42,9 +46,18 @@ pub fn validate_scope(scope: &str) -> Result<(), String> {
     let (action, glob) = scope
         .split_once(':')
         .ok_or_else(|| format!("scope {scope:?} must look like push:acme/*"))?;
+    if action == METRICS {
+        return if glob == "*" {
+            Ok(())
+        } else {
+            Err(format!(
+                "scope {scope:?}: metrics cover every repository; the scope is metrics:*"
+            ))
+        };
+    }
     if Action::parse(action).is_none() {
         return Err(format!(
-            "scope {scope:?}: action must be pull, push or admin"
+            "scope {scope:?}: action must be pull, push, admin (or metrics:*)"
         ));
     }
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-/:*".contains(c);
@@ -105,17 +118,41 @@ pub fn hash_token(token: &str) -> String {
     tagtrust_shared::hashes::sha256_hex(token.as_bytes())
 }
 
-/// Require a bearer token allowing `action` on `gun`: 401 without a valid
-/// token, 403 with a valid one lacking the scope.
-pub async fn require(
+/// The action of the `metrics:*` scope.
+const METRICS: &str = "metrics";
+
+/// Do `scopes` allow reading `/metrics` (`metrics:*` or `admin:*`)?
+pub fn scopes_allow_metrics(scopes: &[String]) -> bool {
+    scopes
+        .iter()
+        .any(|scope| scope == "metrics:*" || scope == "admin:*")
+}
+
+/// Require a bearer token that may read `/metrics`: 401 without a valid
+/// token, 403 with one lacking `metrics:*` and `admin:*`.
+pub async fn require_metrics(storage: &Storage, req: &HttpRequest) -> Result<(), ApiError> {
+    let row = token_row(storage, req, METRICS).await?;
+    if scopes_allow_metrics(&row.scopes) {
+        Ok(())
+    } else {
+        tracing::info!(token_id = %row.id, "token lacks the metrics scope");
+        Err(ApiError::forbidden(format!(
+            "token {} has no metrics:* (or admin:*) scope",
+            row.id
+        )))
+    }
+}
+
+/// The stored token the request's bearer token names (401 otherwise).
+async fn token_row(
     storage: &Storage,
     req: &HttpRequest,
-    action: Action,
-    gun: &str,
-) -> Result<(), ApiError> {
-    let header = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized(format!("{} access needs a bearer token", action.name()))
-    })?;
+    what: &str,
+) -> Result<crate::storage::TokenRow, ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized(format!("{what} access needs a bearer token")))?;
     let token = header
         .to_str()
         .ok()
@@ -128,10 +165,21 @@ pub async fn require(
         .ok_or_else(|| {
             ApiError::unauthorized("malformed Authorization header (expected: Bearer TOKEN)")
         })?;
-    let row = storage
+    storage
         .token_by_hash(&hash_token(token))
         .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))
+}
+
+/// Require a bearer token allowing `action` on `gun`: 401 without a valid
+/// token, 403 with a valid one lacking the scope.
+pub async fn require(
+    storage: &Storage,
+    req: &HttpRequest,
+    action: Action,
+    gun: &str,
+) -> Result<(), ApiError> {
+    let row = token_row(storage, req, action.name()).await?;
     if scopes_allow(&row.scopes, action, gun) {
         Ok(())
     } else {
@@ -180,5 +228,20 @@ mod tests {
         assert!(validate_scope("push:").is_err());
         assert!(validate_scope("push").is_err());
         assert!(validate_scope("push:a b").is_err());
+        validate_scope("metrics:*").unwrap();
+        assert!(validate_scope("metrics:acme/*").is_err());
+    }
+
+    #[test]
+    fn metrics_scope_reads_metrics_only() {
+        let metrics = vec!["metrics:*".to_string()];
+        assert!(scopes_allow_metrics(&metrics));
+        for action in [Action::Pull, Action::Push, Action::Admin] {
+            assert!(!scopes_allow(&metrics, action, "acme/app"));
+        }
+        assert!(scopes_allow_metrics(&["admin:*".to_string()]));
+        for other in ["admin:acme/*", "push:*", "pull:*"] {
+            assert!(!scopes_allow_metrics(&[other.to_string()]), "{other}");
+        }
     }
 }

@@ -33,8 +33,19 @@ pub struct Settings {
     /// Instead of the fraction: re-sign when fewer than this many seconds
     /// remain (must be less than both lifetimes).
     pub resign_margin_secs: Option<u64>,
-    /// Require a `pull:` token for reads.
+    /// Re-sign the timestamp at least this often (seconds), whatever its
+    /// expiry, so that clients may ask for recent timestamps (`max_age`).
+    /// Published as `x-tagtrust-timestamp-max-age` (see
+    /// [`Settings::timestamp_max_age`]).
+    pub timestamp_cadence_secs: u64,
+    /// Require a `pull:` token for reads (and a `metrics:*` or `admin:*`
+    /// token for `/metrics`).
     pub require_pull: bool,
+    /// Seconds a publish may take to send its body; slower is answered 408.
+    pub body_timeout_secs: u64,
+    /// Publishes reading their bodies at once; more are answered 503 with
+    /// `Retry-After`.
+    pub max_concurrent_uploads: usize,
     /// Largest request body accepted (publish).
     pub max_body_bytes: usize,
     /// Largest single metadata file in a publish.
@@ -59,7 +70,10 @@ impl Default for Settings {
             resign_interval_secs: 60,
             resign_margin_fraction: 0.5,
             resign_margin_secs: None,
+            timestamp_cadence_secs: 30 * 60,
             require_pull: false,
+            body_timeout_secs: 30,
+            max_concurrent_uploads: 32,
             max_body_bytes: 8 * 1024 * 1024,
             max_file_bytes: 4 * 1024 * 1024,
             max_parts: 32,
@@ -134,10 +148,22 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resign_margin_secs: Option<u64>,
-    /// Require a `pull:` token for reads.
+    /// Re-sign the timestamp at least every this many seconds [default: 1800].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp_cadence_secs: Option<u64>,
+    /// Require a `pull:` token for reads (and `metrics:*` or `admin:*` for /metrics).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub require_pull: bool,
+    /// Seconds a publish may take to send its body [default: 30].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout_secs: Option<u64>,
+    /// Publishes that may read their bodies at once [default: 32].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_uploads: Option<usize>,
     /// Largest request body in bytes [default: 8 MiB].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,12 +191,32 @@ impl Settings {
         })
     }
 
-    /// Re-sign `role` when less than this much of its life remains.
+    /// Re-sign `role` when less than this much of its life remains (the
+    /// configured margin; for the timestamp see also
+    /// [`Settings::timestamp_cadence`]).
     pub fn resign_margin(&self, role: &str) -> std::time::Duration {
         match self.resign_margin_secs {
             Some(secs) => std::time::Duration::from_secs(secs),
             None => self.lifetime(role).mul_f64(self.resign_margin_fraction),
         }
+    }
+
+    /// The age at which the scheduler re-signs a timestamp: the configured
+    /// cadence, or sooner when the expiry margin comes first.
+    pub fn timestamp_cadence(&self) -> std::time::Duration {
+        let by_margin = self
+            .lifetime("timestamp")
+            .saturating_sub(self.resign_margin("timestamp"));
+        std::time::Duration::from_secs(self.timestamp_cadence_secs).min(by_margin)
+    }
+
+    /// What `x-tagtrust-timestamp-max-age` promises: a healthy server's
+    /// timestamp is never older than this (the cadence plus one scheduler
+    /// pass), in whole seconds, rounded up.
+    pub fn timestamp_max_age_secs(&self) -> u64 {
+        let d =
+            self.timestamp_cadence() + std::time::Duration::from_secs(self.resign_interval_secs);
+        d.as_secs() + u64::from(d.subsec_nanos() > 0)
     }
 
     /// Refuse settings under which the scheduler could not work: a zero
@@ -201,6 +247,26 @@ impl Settings {
                     self.lifetime(role).as_secs()
                 ));
             }
+            // A role not yet due at one pass must still be alive at the
+            // next: its margin must exceed the interval between passes.
+            if margin <= std::time::Duration::from_secs(self.resign_interval_secs) {
+                return Err(format!(
+                    "a {role} could expire between two re-sign passes: its re-sign margin ({}s of a {}s lifetime) \
+                     must be longer than resign_interval_secs ({}s); lengthen {role}_expiry_secs or shorten resign_interval_secs",
+                    margin.as_secs_f64(),
+                    self.lifetime(role).as_secs(),
+                    self.resign_interval_secs
+                ));
+            }
+        }
+        if self.timestamp_cadence_secs == 0 {
+            return Err("timestamp_cadence_secs must be at least 1".into());
+        }
+        if self.body_timeout_secs == 0 {
+            return Err("body_timeout_secs must be at least 1".into());
+        }
+        if self.max_concurrent_uploads == 0 {
+            return Err("max_concurrent_uploads must be at least 1".into());
         }
         Ok(())
     }
@@ -325,8 +391,86 @@ mod tests {
                 "60",
             ],
             vec!["--snapshot-expiry-secs", "0"],
+            vec!["--timestamp-cadence-secs", "0"],
+            vec!["--body-timeout-secs", "0"],
+            vec!["--max-concurrent-uploads", "0"],
         ] {
             assert!(parse(&bad).validate().is_err(), "{bad:?}");
         }
+    }
+
+    /// A role whose re-sign margin is not longer than the interval between
+    /// passes can expire between two passes: refused at start.
+    #[test]
+    fn roles_that_could_expire_between_passes_are_refused() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["tagtrust-server"];
+            all.extend_from_slice(args);
+            Cli::parse_from(all).overrides.settings().unwrap()
+        };
+        let err = parse(&[
+            "--snapshot-expiry-secs",
+            "20",
+            "--resign-interval-secs",
+            "600",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.contains("snapshot could expire between two re-sign passes"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "one line: {err}");
+        let err = parse(&[
+            "--timestamp-expiry-secs",
+            "60",
+            "--resign-interval-secs",
+            "30",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(err.contains("timestamp could expire"), "{err}");
+        // Margin 31 s > 30 s: every role is re-signed before it expires.
+        parse(&[
+            "--timestamp-expiry-secs",
+            "62",
+            "--resign-interval-secs",
+            "30",
+        ])
+        .validate()
+        .unwrap();
+        parse(&["--resign-margin-secs", "61", "--resign-interval-secs", "60"])
+            .validate()
+            .unwrap();
+        assert!(parse(&["--resign-margin-secs", "60"]).validate().is_err());
+    }
+
+    /// The cadence the server publishes: the configured one plus a pass, or
+    /// the expiry margin's when that comes first.
+    #[test]
+    fn timestamp_max_age_is_cadence_plus_a_pass() {
+        let defaults = Settings::default();
+        defaults.validate().unwrap();
+        assert_eq!(defaults.timestamp_cadence().as_secs(), 1800);
+        // README: `--max-age 2h` and `max_age = "1h"` hold against defaults.
+        assert_eq!(defaults.timestamp_max_age_secs(), 1860);
+        let parse = |args: &[&str]| {
+            let mut all = vec!["tagtrust-server"];
+            all.extend_from_slice(args);
+            Cli::parse_from(all).overrides.settings().unwrap()
+        };
+        let short = parse(&[
+            "--timestamp-expiry-secs",
+            "3",
+            "--resign-interval-secs",
+            "1",
+        ]);
+        assert_eq!(
+            short.timestamp_cadence(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(short.timestamp_max_age_secs(), 3);
+        let s = parse(&["--timestamp-cadence-secs", "600"]);
+        assert_eq!(s.timestamp_max_age_secs(), 660);
     }
 }

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub detail: Value,
+    /// Seconds for a `Retry-After` header (a busy server's 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,7 +25,13 @@ impl ApiError {
             code,
             message: message.into(),
             detail: Value::Null,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
@@ -78,6 +86,9 @@ impl ResponseError for ApiError {
             builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"tagtrust\""));
         }
         builder.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(secs) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         builder.json(json!({
             "errors": [{
                 "code": self.code,

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use tagtrust_shared::metadata::Role;
-use tagtrust_shared::{DelegatedRole, MetaFile, Metadata, Root, SuccinctRoles, Targets};
+use tagtrust_shared::{
+    DelegatedRole, Delegations, MetaFile, Metadata, Root, SuccinctRoles, Targets,
+};
 
 /// Roles the server signs itself; publishers may not upload them.
 pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
@@ -147,15 +149,15 @@ impl Hop {
     }
 }
 
-/// Find every role that delegates `name`: searched from top-level targets
-/// through the (effective) delegated roles that their delegators still
-/// vouch for, each role visited once. Returns each delegator's name with the
-/// chain of delegations leading to `name` (every hop must allow each target).
-fn find_delegators(
+/// Walk the delegation graph the way clients search it: from top-level
+/// targets through the (effective) delegated roles that their delegators
+/// still vouch for, depth first in listed order, each role visited once.
+/// `visit` sees each visited role's name, its delegations and the chain of
+/// delegations that led to it.
+fn walk(
     effective: &BTreeMap<String, Metadata<Targets>>,
-    name: &str,
-) -> Vec<(String, Vec<Hop>)> {
-    let mut found = Vec::new();
+    mut visit: impl FnMut(&str, &Delegations, &[Hop]),
+) {
     let mut stack = vec![("targets".to_string(), Vec::<Hop>::new())];
     let mut visited = BTreeSet::new();
     while let Some((role, hops)) = stack.pop() {
@@ -168,20 +170,7 @@ fn find_delegators(
         else {
             continue;
         };
-        for child in delegations.roles() {
-            if child.name == name {
-                let mut chain = hops.clone();
-                chain.push(Hop::Role(child.clone()));
-                found.push((role.clone(), chain));
-            }
-        }
-        if let Some(bins) = &delegations.succinct_roles {
-            if bins.is_bin(name) {
-                let mut chain = hops.clone();
-                chain.push(Hop::Bin(bins.clone(), name.to_string()));
-                found.push((role.clone(), chain));
-            }
-        }
+        visit(&role, delegations, &hops);
         for child in delegations.roles().iter().rev() {
             // Only a child whose stored metadata its delegator still vouches
             // for can pass delegations on: a stale role signed by a
@@ -196,7 +185,135 @@ fn find_delegators(
             }
         }
     }
+}
+
+/// Find every role that delegates `name` ([`walk`]). Returns each
+/// delegator's name with the chain of delegations leading to `name` (every
+/// hop must allow each target).
+fn find_delegators(
+    effective: &BTreeMap<String, Metadata<Targets>>,
+    name: &str,
+) -> Vec<(String, Vec<Hop>)> {
+    let mut found = Vec::new();
+    walk(effective, |role, delegations, hops| {
+        for child in delegations.roles() {
+            if child.name == name {
+                let mut chain = hops.to_vec();
+                chain.push(Hop::Role(child.clone()));
+                found.push((role.to_string(), chain));
+            }
+        }
+        if let Some(bins) = &delegations.succinct_roles {
+            if bins.is_bin(name) {
+                let mut chain = hops.to_vec();
+                chain.push(Hop::Bin(bins.clone(), name.to_string()));
+                found.push((role.to_string(), chain));
+            }
+        }
+    });
     found
+}
+
+/// Refuse a publish after which some role name would be delegated by two
+/// reachable roles, when one of them is being uploaded: a delegated role may
+/// affect only names inside its own delegation, so a robot cannot claim a
+/// sibling's name (and lock the sibling out, since its publishes would be
+/// ambiguous) by delegating it from its own role. Explicit names clash with
+/// each other and with another role's hash bins; two bin sets clash when
+/// they share a name prefix and a bin width.
+fn check_unique_delegations(
+    effective: &BTreeMap<String, Metadata<Targets>>,
+    uploaded: &BTreeSet<String>,
+) -> Result<(), ApiError> {
+    let mut explicit: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut bins: Vec<(String, SuccinctRoles)> = Vec::new();
+    walk(effective, |role, delegations, _| {
+        for child in delegations.roles() {
+            explicit
+                .entry(child.name.clone())
+                .or_default()
+                .push(role.to_string());
+        }
+        if let Some(s) = &delegations.succinct_roles {
+            bins.push((role.to_string(), s.clone()));
+        }
+    });
+    let mut clashes: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, delegators) in &explicit {
+        let mut all = delegators.clone();
+        all.extend(
+            bins.iter()
+                .filter(|(_, s)| s.is_bin(name))
+                .map(|(d, _)| d.clone()),
+        );
+        if all.len() > 1 {
+            clashes.push((name.clone(), all));
+        }
+    }
+    for (i, (a, sa)) in bins.iter().enumerate() {
+        for (b, sb) in &bins[i + 1..] {
+            if sa.name_prefix == sb.name_prefix
+                && sa.bit_length.div_ceil(4) == sb.bit_length.div_ceil(4)
+            {
+                clashes.push((format!("{}-*", sa.name_prefix), vec![a.clone(), b.clone()]));
+            }
+        }
+    }
+    for (name, delegators) in clashes {
+        let Some(culprit) = delegators.iter().find(|d| uploaded.contains(*d)).cloned() else {
+            // Already so before this publish, and nothing uploaded adds to it.
+            continue;
+        };
+        let shown: String = name.chars().take(300).collect();
+        return Err(ApiError::bad_request(
+            "AMBIGUOUS_DELEGATION",
+            format!(
+                "{culprit} may not delegate {shown:?}: that name would be delegated by more than one role ({}); \
+                 a delegated role may affect only names inside its own delegation, and delegated role names must be unique",
+                delegators.join(", ")
+            ),
+        )
+        .with_detail(json!({ "role": culprit, "delegated": shown, "delegators": delegators })));
+    }
+    Ok(())
+}
+
+/// Refuse target names that are not OCI tags (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`):
+/// a tagtrust repository's targets are image tags, and a name with control
+/// characters or separators could forge lines where tags are listed.
+fn check_target_names(role: &str, md: &Metadata<Targets>) -> Result<(), ApiError> {
+    for name in md.signed.targets.keys() {
+        if tagtrust_shared::reference::validate_tag(name).is_err() {
+            let shown: String = name.chars().take(300).collect();
+            return Err(ApiError::bad_request(
+                "INVALID_TARGET_NAME",
+                format!(
+                    "{role}: target name {shown:?} is not a valid OCI tag \
+                     (1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-')"
+                ),
+            )
+            .with_detail(json!({ "role": role, "target": shown })));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a key list that names one key (by decoded material, see
+/// `PublicKey::identity`) under two key IDs: such a key could meet a
+/// threshold of two wherever key IDs are counted.
+fn check_distinct_keys(
+    role: &str,
+    what: &str,
+    keys: &BTreeMap<String, tagtrust_shared::PublicKey>,
+) -> Result<(), ApiError> {
+    match tagtrust_shared::keys::duplicate_key(keys) {
+        None => Ok(()),
+        Some((a, b)) => Err(ApiError::bad_request(
+            "DUPLICATE_KEY",
+            format!("{role} lists one key under two key IDs in its {what} ({a} and {b}); list each key once"),
+        )
+        .with_detail(json!({ "role": role, "key_ids": [a, b] }))),
+    }
 }
 
 /// The server keys a root trusts for an online role, as (key ID the root
@@ -215,10 +332,7 @@ pub fn online_signers<'a>(
         let Some(public) = root.keys.get(listed) else {
             continue;
         };
-        if let Some(ours) = server_keys.iter().find(|k| {
-            k.public_key.keyval.public == public.keyval.public
-                && k.public_key.keytype == public.keytype
-        }) {
+        if let Some(ours) = server_keys.iter().find(|k| k.public_key.same_key(public)) {
             signers.push((listed.clone(), ours));
         }
     }
@@ -275,6 +389,7 @@ pub fn plan(
     let root = match (uploaded.remove("root"), stored_root) {
         (Some(bytes), previous) => {
             let new = parse::<Root>("root", &bytes)?;
+            check_distinct_keys("root", "keys", &new.signed.keys)?;
             check_version(
                 "root",
                 new.signed.version,
@@ -320,6 +435,10 @@ pub fn plan(
     let mut parsed_uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (role, bytes) in uploaded {
         let md = parse::<Targets>(&role, &bytes)?;
+        check_target_names(&role, &md)?;
+        if let Some(delegations) = &md.signed.delegations {
+            check_distinct_keys(&role, "delegations", &delegations.keys)?;
+        }
         check_version(
             &role,
             md.signed.version,
@@ -410,6 +529,7 @@ pub fn plan(
             }
         }
     }
+    check_unique_delegations(&effective, &parsed_uploads.keys().cloned().collect())?;
     for (role, bytes) in parsed_uploads {
         let version = effective[&role].signed.version;
         store.push((role, version, bytes));

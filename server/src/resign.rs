@@ -23,7 +23,8 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use tagtrust_shared::{Metadata, Root, Snapshot};
+use tagtrust_shared::metadata::signed_at;
+use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
 
 /// What a re-sign attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +42,50 @@ pub fn is_due(expires: DateTime<Utc>, now: DateTime<Utc>, margin: Duration) -> b
     expires - now < margin
 }
 
-/// How close to expiry a timestamp may be and still be served: a tenth of
-/// its lifetime, at most 5 s. Closer than that, a read re-signs first.
-pub fn read_window(settings: &crate::configuration::Settings) -> Duration {
-    (settings.lifetime("timestamp") / 10).min(Duration::from_secs(5))
+/// How close to expiry a timestamp or snapshot (`role`) may be and still be
+/// served: a tenth of its lifetime, at most 5 s. Closer than that, a read
+/// re-signs first.
+pub fn read_window(settings: &crate::configuration::Settings, role: &str) -> Duration {
+    (settings.lifetime(role) / 10).min(Duration::from_secs(5))
+}
+
+/// Is a timestamp signed at `signed_at` (expiring at `expires`) older than
+/// the cadence at `now`? Without a recorded signing time, its age is
+/// inferred from the configured lifetime.
+fn past_cadence(
+    settings: &crate::configuration::Settings,
+    signed_at: Option<DateTime<Utc>>,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let cadence = settings.timestamp_cadence();
+    match signed_at {
+        Some(t) => chrono::Duration::from_std(cadence).is_ok_and(|c| now - t >= c),
+        None => is_due(
+            expires,
+            now,
+            settings.lifetime("timestamp").saturating_sub(cadence),
+        ),
+    }
+}
+
+/// The scheduler's cheap pre-selection (expiry only, no parsing): may this
+/// server-signed role be due? For a timestamp: older than the cadence as
+/// the configured lifetime tells it, or signed with a longer lifetime than
+/// configured now (its signing time decides, under the lock).
+fn may_be_due(
+    settings: &crate::configuration::Settings,
+    role: &str,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    if is_due(expires, now, settings.resign_margin(role)) {
+        return true;
+    }
+    role == "timestamp"
+        && (past_cadence(settings, None, expires, now)
+            || chrono::Duration::from_std(settings.lifetime(role))
+                .is_ok_and(|lifetime| expires - now > lifetime))
 }
 
 fn stored_error(role: &str, e: impl std::fmt::Display) -> ApiError {
@@ -73,13 +114,25 @@ pub async fn resign_if_due(state: &AppState, gun: &str) -> Result<Outcome, ApiEr
         return Ok(Outcome::NotPublished);
     };
     let settings = &state.settings;
-    let snapshot_due = is_due(expires(snapshot)?, now, settings.resign_margin("snapshot"));
-    // Never less than the read path's window, so a read that finds the
-    // timestamp inside it always gets a re-sign here.
-    let timestamp_margin = settings
-        .resign_margin("timestamp")
-        .max(read_window(settings));
-    let timestamp_due = snapshot_due || is_due(expires(timestamp)?, now, timestamp_margin);
+    // Margins never less than the read path's window, so a read that finds
+    // a role inside it always gets a re-sign here.
+    let margin = |role: &str| {
+        settings
+            .resign_margin(role)
+            .max(read_window(settings, role))
+    };
+    let snapshot_due = is_due(expires(snapshot)?, now, margin("snapshot"));
+    let timestamp_expires = expires(timestamp)?;
+    let timestamp_due = snapshot_due
+        || is_due(timestamp_expires, now, margin("timestamp"))
+        || past_cadence(
+            settings,
+            Metadata::<Timestamp>::from_bytes(&timestamp.bytes)
+                .ok()
+                .and_then(|md| signed_at(&md.signed.extra)),
+            timestamp_expires,
+            now,
+        );
     if !timestamp_due {
         return Ok(Outcome::NotDue);
     }
@@ -154,7 +207,7 @@ pub async fn pass(state: &AppState) -> Result<PassReport, ApiError> {
         .filter(|r| ONLINE_ROLES.contains(&r.role.as_str()))
         .filter(
             |r| match r.expires_at.and_then(|s| DateTime::from_timestamp(s, 0)) {
-                Some(expires) => is_due(expires, now, settings.resign_margin(&r.role)),
+                Some(expires) => may_be_due(settings, &r.role, expires, now),
                 // Unparsable: let the locked check report it.
                 None => true,
             },
@@ -208,32 +261,55 @@ pub async fn run_scheduler(state: web::Data<AppState>) {
     }
 }
 
-fn unavailable(gun: &str, reason: String) -> ApiError {
+fn unavailable(gun: &str, role: &str, reason: String) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "TIMESTAMP_UNAVAILABLE",
+        if role == "snapshot" {
+            "SNAPSHOT_UNAVAILABLE"
+        } else {
+            "TIMESTAMP_UNAVAILABLE"
+        },
         format!(
-            "the timestamp of {gun} is expired or about to expire and could not be re-signed: {reason}"
+            "the {role} of {gun} is expired or about to expire and could not be re-signed: {reason}"
         ),
     )
 }
 
-/// The read path's safety net. `current` is the stored current timestamp:
-/// returned as is when it has more than [`read_window`] left; otherwise
-/// re-signed on the spot (under the lock, the same path as the scheduler)
-/// and the new one returned. Never returns a timestamp inside the window:
-/// if re-signing fails, a 503 with the reason.
-pub async fn ensure_fresh_timestamp(
+/// The current snapshot, when serving the timestamp (which names it).
+async fn named_snapshot(
     state: &AppState,
     gun: &str,
+    role: &str,
+) -> Result<Option<StoredFile>, ApiError> {
+    if role == "timestamp" {
+        Ok(state.storage.current(gun, "snapshot").await?)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The read path's safety net, for the current `role` (`timestamp` or
+/// `snapshot`) of `gun`, `current` being its stored file. A timestamp is
+/// served only if it and the snapshot it names (the current one) have more
+/// than [`read_window`] left; a snapshot only if it has. Otherwise they are
+/// re-signed on the spot (under the lock, the same path as the scheduler)
+/// and the new file returned. Never returns a file inside the window: if
+/// re-signing fails, a 503 with the reason.
+pub async fn ensure_fresh(
+    state: &AppState,
+    gun: &str,
+    role: &str,
     current: StoredFile,
 ) -> Result<StoredFile, ApiError> {
-    let window = read_window(&state.settings);
     let fresh = |file: &StoredFile| {
         file.expires()
-            .is_some_and(|e| !is_due(e, Utc::now(), window))
+            .is_some_and(|e| !is_due(e, Utc::now(), read_window(&state.settings, &file.role)))
     };
-    if fresh(&current) {
+    // What must be fresh for `role` to be served, given its current file.
+    let all_fresh = |file: &StoredFile, snapshot: Option<&StoredFile>| {
+        fresh(file) && snapshot.is_none_or(fresh)
+    };
+    if all_fresh(&current, named_snapshot(state, gun, role).await?.as_ref()) {
         return Ok(current);
     }
     match resign_if_due(state, gun).await {
@@ -241,26 +317,28 @@ pub async fn ensure_fresh_timestamp(
             state.metrics.resigns_on_read.inc();
             tracing::warn!(
                 gun,
-                "re-signed an expiring timestamp on read: the scheduler is late"
+                role,
+                "re-signed an expiring {role} on read: the scheduler is late"
             );
         }
         Ok(_) => {}
         Err(e) => {
             state.metrics.resign_errors.inc();
-            return Err(unavailable(gun, e.message));
+            return Err(unavailable(gun, role, e.message));
         }
     }
     let latest = state
         .storage
-        .current(gun, "timestamp")
+        .current(gun, role)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no timestamp metadata for {gun}")))?;
-    if fresh(&latest) {
+        .ok_or_else(|| ApiError::not_found(format!("no {role} metadata for {gun}")))?;
+    if all_fresh(&latest, named_snapshot(state, gun, role).await?.as_ref()) {
         Ok(latest)
     } else {
         Err(unavailable(
             gun,
-            "the re-signed timestamp is still inside the safety window".into(),
+            role,
+            "the re-signed metadata is still inside the safety window".into(),
         ))
     }
 }
@@ -282,8 +360,59 @@ mod tests {
     #[test]
     fn read_window_is_small() {
         let mut settings = crate::configuration::Settings::default();
-        assert_eq!(read_window(&settings), Duration::from_secs(5));
+        assert_eq!(read_window(&settings, "timestamp"), Duration::from_secs(5));
         settings.timestamp_expiry_secs = 3;
-        assert_eq!(read_window(&settings), Duration::from_millis(300));
+        settings.snapshot_expiry_secs = 6;
+        assert_eq!(
+            read_window(&settings, "timestamp"),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            read_window(&settings, "snapshot"),
+            Duration::from_millis(600)
+        );
+    }
+
+    #[test]
+    fn timestamps_past_the_cadence_are_due() {
+        let settings = crate::configuration::Settings::default();
+        let now = Utc::now();
+        let lifetime = chrono::Duration::seconds(86400);
+        let minutes = chrono::Duration::minutes;
+        // Signed 31 minutes ago: past the 30-minute cadence, though a day
+        // lifetime is far from its 12-hour margin.
+        let signed = now - minutes(31);
+        assert!(past_cadence(
+            &settings,
+            Some(signed),
+            signed + lifetime,
+            now
+        ));
+        assert!(may_be_due(&settings, "timestamp", signed + lifetime, now));
+        let week = chrono::Duration::days(7);
+        assert!(!may_be_due(&settings, "snapshot", signed + week, now));
+        let signed = now - minutes(29);
+        assert!(!past_cadence(
+            &settings,
+            Some(signed),
+            signed + lifetime,
+            now
+        ));
+        assert!(!may_be_due(&settings, "timestamp", signed + lifetime, now));
+        // No signing time: inferred from the lifetime.
+        assert!(past_cadence(
+            &settings,
+            None,
+            now + lifetime - minutes(31),
+            now
+        ));
+        assert!(!past_cadence(
+            &settings,
+            None,
+            now + lifetime - minutes(29),
+            now
+        ));
+        // Signed under a longer lifetime than configured: a candidate.
+        assert!(may_be_due(&settings, "timestamp", now + lifetime * 2, now));
     }
 }

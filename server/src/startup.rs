@@ -21,6 +21,8 @@ pub struct AppState {
     pub storage: Storage,
     pub master: MasterKey,
     pub metrics: Metrics,
+    /// One permit per publish reading its body (`max_concurrent_uploads`).
+    pub uploads: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
             &settings.data_dir,
         )?;
         Ok(AppState {
+            uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
             settings,
             storage,
             master,

@@ -67,13 +67,92 @@ impl PublicKey {
         }
     }
 
-    fn verify_ed25519(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
-        let raw: [u8; 32] = hex::decode(&self.keyval.public)
+    /// The key's decoded public material in one canonical byte form, the
+    /// one answer to "are these the same key" whatever the encoding: an
+    /// algorithm tag, then the ed25519 point's 32 bytes (hex in either
+    /// case), the P-256 point uncompressed (from PEM SubjectPublicKeyInfo or
+    /// hex SEC1, compressed or not, under `ecdsa` or `ecdsa-sha2-nistp256`),
+    /// or the RSA modulus and exponent (each length-prefixed, big-endian,
+    /// without leading zeros). The scheme is not part of it: one key under
+    /// two schemes is still one key. `Err` for a key type tagtrust cannot
+    /// decode or a malformed key.
+    pub fn material(&self) -> Result<Vec<u8>> {
+        match self.keytype.as_str() {
+            "ed25519" => {
+                let mut out = b"ed25519:".to_vec();
+                out.extend_from_slice(self.ed25519_key()?.as_bytes());
+                Ok(out)
+            }
+            "ecdsa" | "ecdsa-sha2-nistp256" => {
+                let mut out = b"p256:".to_vec();
+                out.extend_from_slice(self.p256_key()?.to_encoded_point(false).as_bytes());
+                Ok(out)
+            }
+            "rsa" => {
+                use rsa::traits::PublicKeyParts;
+                let key = self.rsa_key()?;
+                let mut out = b"rsa:".to_vec();
+                for part in [key.n().to_bytes_be(), key.e().to_bytes_be()] {
+                    out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&part);
+                }
+                Ok(out)
+            }
+            other => Err(Error::UnsupportedKey(format!("keytype {other:?}"))),
+        }
+    }
+
+    /// What "the same key" compares: [`PublicKey::material`], or for a
+    /// key that cannot be decoded (it can verify nothing) its type and
+    /// trimmed public text, tagged so the two forms never collide.
+    pub fn identity(&self) -> Vec<u8> {
+        self.material().unwrap_or_else(|_| {
+            let mut out = b"undecoded:".to_vec();
+            out.extend_from_slice(self.keytype.as_bytes());
+            out.push(0);
+            out.extend_from_slice(self.keyval.public.trim().as_bytes());
+            out
+        })
+    }
+
+    /// Are `self` and `other` the same key ([`PublicKey::identity`])?
+    pub fn same_key(&self, other: &PublicKey) -> bool {
+        self.identity() == other.identity()
+    }
+
+    fn ed25519_key(&self) -> Result<ed25519_dalek::VerifyingKey> {
+        let raw: [u8; 32] = hex::decode(self.keyval.public.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| Error::InvalidKey("ed25519 public key is not 32 hex bytes".into()))?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
-            .map_err(|e| Error::InvalidKey(format!("ed25519: {e}")))?;
+        ed25519_dalek::VerifyingKey::from_bytes(&raw)
+            .map_err(|e| Error::InvalidKey(format!("ed25519: {e}")))
+    }
+
+    fn p256_key(&self) -> Result<p256::ecdsa::VerifyingKey> {
+        use p256::pkcs8::DecodePublicKey;
+        let public = self.keyval.public.trim();
+        // securesystemslib writes PEM (SubjectPublicKeyInfo); some tools write
+        // the SEC1 point in hex.
+        if public.starts_with("-----BEGIN") {
+            p256::ecdsa::VerifyingKey::from_public_key_pem(public)
+                .map_err(|e| Error::InvalidKey(format!("ecdsa PEM: {e}")))
+        } else {
+            let point = hex::decode(public)
+                .map_err(|_| Error::InvalidKey("ecdsa public key is neither PEM nor hex".into()))?;
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                .map_err(|e| Error::InvalidKey(format!("ecdsa point: {e}")))
+        }
+    }
+
+    fn rsa_key(&self) -> Result<rsa::RsaPublicKey> {
+        use rsa::pkcs8::DecodePublicKey;
+        rsa::RsaPublicKey::from_public_key_pem(self.keyval.public.trim())
+            .map_err(|e| Error::InvalidKey(format!("rsa PEM: {e}")))
+    }
+
+    fn verify_ed25519(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
+        let key = self.ed25519_key()?;
         let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
             return Ok(false);
         };
@@ -83,19 +162,7 @@ impl PublicKey {
 
     fn verify_ecdsa_p256(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
         use p256::ecdsa::signature::Verifier;
-        use p256::pkcs8::DecodePublicKey;
-        let public = self.keyval.public.trim();
-        // securesystemslib writes PEM (SubjectPublicKeyInfo); some tools write
-        // the SEC1 point in hex.
-        let key = if public.starts_with("-----BEGIN") {
-            p256::ecdsa::VerifyingKey::from_public_key_pem(public)
-                .map_err(|e| Error::InvalidKey(format!("ecdsa PEM: {e}")))?
-        } else {
-            let point = hex::decode(public)
-                .map_err(|_| Error::InvalidKey("ecdsa public key is neither PEM nor hex".into()))?;
-            p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                .map_err(|e| Error::InvalidKey(format!("ecdsa point: {e}")))?
-        };
+        let key = self.p256_key()?;
         let sig = match p256::ecdsa::Signature::from_der(sig) {
             Ok(sig) => sig,
             Err(_) => match p256::ecdsa::Signature::from_slice(sig) {
@@ -107,10 +174,8 @@ impl PublicKey {
     }
 
     fn verify_rsa_pss_sha256(&self, message: &[u8], sig: &[u8]) -> Result<bool> {
-        use rsa::pkcs8::DecodePublicKey;
         use rsa::traits::PublicKeyParts;
-        let key = rsa::RsaPublicKey::from_public_key_pem(self.keyval.public.trim())
-            .map_err(|e| Error::InvalidKey(format!("rsa PEM: {e}")))?;
+        let key = self.rsa_key()?;
         let digest = Sha256::digest(message);
         // Signers differ in PSS salt length: securesystemslib uses the digest
         // length, OpenSSL's default is the maximum. Accept either.
@@ -120,6 +185,21 @@ impl PublicKey {
                 .is_ok()
         }))
     }
+}
+
+/// The first two key IDs in `keys` that name one key (by
+/// [`PublicKey::same_key`]), if any: a root or delegation listing a key
+/// twice could count it twice wherever IDs are compared.
+pub fn duplicate_key<'a>(
+    keys: impl IntoIterator<Item = (&'a String, &'a PublicKey)>,
+) -> Option<(String, String)> {
+    let mut seen: std::collections::BTreeMap<Vec<u8>, &String> = Default::default();
+    for (id, key) in keys {
+        if let Some(first) = seen.insert(key.identity(), id) {
+            return Some((first.clone(), id.clone()));
+        }
+    }
+    None
 }
 
 /// PBKDF2 rounds for key files (OWASP's recommendation for HMAC-SHA256).
@@ -247,13 +327,8 @@ pub fn ed25519_public_from_pem(pem: &str) -> Result<PublicKey> {
 /// The PEM (SubjectPublicKeyInfo) form of an ed25519 TUF key.
 pub fn ed25519_public_to_pem(key: &PublicKey) -> Result<String> {
     use pkcs8::EncodePublicKey;
-    let raw: [u8; 32] = hex::decode(&key.keyval.public)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::InvalidKey("ed25519 public key is not 32 hex bytes".into()))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
-        .map_err(|e| Error::InvalidKey(format!("ed25519: {e}")))?;
-    key.to_public_key_pem(pkcs8::LineEnding::LF)
+    key.ed25519_key()?
+        .to_public_key_pem(pkcs8::LineEnding::LF)
         .map_err(|e| Error::InvalidKey(e.to_string()))
 }
 
@@ -288,6 +363,99 @@ mod tests {
         let key = SigningKey::generate().public_key();
         let pem = ed25519_public_to_pem(&key).unwrap();
         assert_eq!(ed25519_public_from_pem(&pem).unwrap(), key);
+    }
+
+    fn key(keytype: &str, scheme: &str, public: &str) -> PublicKey {
+        PublicKey {
+            keytype: keytype.into(),
+            scheme: scheme.into(),
+            keyval: KeyVal {
+                public: public.into(),
+                extra: Map::new(),
+            },
+            extra: Map::new(),
+        }
+    }
+
+    const RSA_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDKTGocdhvmm8ntteW71h6elsTu
+If6yLuiI0kXrXSGbSNw6ruAIho85EmlJ+BU5LKD5XTt06sQ+n8w+TgR6/r8B2qWV
+wkfjViNolc/6FyBbw2TWbOxGG9wYrbMQSWA+glfV/hlQdaCYQFvURMFz4K4rCde2
+xUKyyVfz/vKRYRKaBQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn one_key_in_every_encoding_has_one_material() {
+        // ed25519: hex in lower and upper case.
+        let ed = SigningKey::generate().public_key();
+        let upper = key("ed25519", "ed25519", &ed.keyval.public.to_uppercase());
+        assert_ne!(ed.keyval.public, upper.keyval.public);
+        assert_eq!(ed.material().unwrap(), upper.material().unwrap());
+        assert!(ed.same_key(&upper));
+        assert!(!ed.same_key(&SigningKey::generate().public_key()));
+
+        // P-256: PEM SPKI, hex SEC1 compressed and uncompressed, under both
+        // key types and either hex case.
+        use p256::pkcs8::EncodePublicKey;
+        let p = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let point = p.verifying_key();
+        let pem = point.to_public_key_pem(pkcs8::LineEnding::LF).unwrap();
+        let compressed = hex::encode(point.to_encoded_point(true).as_bytes());
+        let uncompressed = hex::encode(point.to_encoded_point(false).as_bytes());
+        let forms = [
+            key("ecdsa", "ecdsa-sha2-nistp256", &pem),
+            key("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", &pem),
+            key("ecdsa", "ecdsa-sha2-nistp256", &compressed),
+            key("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", &uncompressed),
+            key("ecdsa", "ecdsa-sha2-nistp256", &uncompressed.to_uppercase()),
+        ];
+        let first = forms[0].material().unwrap();
+        for form in &forms {
+            assert_eq!(form.material().unwrap(), first, "{:?}", form.keyval.public);
+        }
+        let other = p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap();
+        let other = hex::encode(other.verifying_key().to_encoded_point(true).as_bytes());
+        assert!(!forms[0].same_key(&key("ecdsa", "ecdsa-sha2-nistp256", &other)));
+
+        // RSA: the same modulus and exponent whatever the PEM's line endings
+        // or scheme.
+        let rsa = key("rsa", "rsassa-pss-sha256", RSA_PEM);
+        let crlf = key(
+            "rsa",
+            "rsa-pkcs1v15-sha256",
+            &format!("  {}  ", RSA_PEM.replace('\n', "\r\n")),
+        );
+        assert_eq!(rsa.material().unwrap(), crlf.material().unwrap());
+        assert!(rsa.same_key(&crlf));
+
+        // No two algorithms share material; undecodable keys compare by text.
+        assert!(!ed.same_key(&forms[0]) && !forms[0].same_key(&rsa));
+        let odd = key("x-odd", "x-odd", "abc");
+        assert!(odd.material().is_err());
+        assert!(odd.same_key(&key("x-odd", "x-odd", " abc ")));
+        assert!(!odd.same_key(&key("x-odd", "x-odd", "abd")));
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_by_material() {
+        let ed = SigningKey::generate().public_key();
+        let upper = key("ed25519", "ed25519", &ed.keyval.public.to_uppercase());
+        let other = SigningKey::generate().public_key();
+        let ids = ["a".repeat(64), "b".repeat(64), "c".repeat(64)];
+        let keys: std::collections::BTreeMap<String, PublicKey> = [
+            (ids[0].clone(), ed.clone()),
+            (ids[1].clone(), other.clone()),
+            (ids[2].clone(), upper),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(duplicate_key(&keys), Some((ids[0].clone(), ids[2].clone())));
+        let distinct: std::collections::BTreeMap<String, PublicKey> =
+            [(ids[0].clone(), ed), (ids[1].clone(), other)]
+                .into_iter()
+                .collect();
+        assert_eq!(duplicate_key(&distinct), None);
     }
 
     #[test]

@@ -126,6 +126,25 @@ impl RoleKeys {
     }
 }
 
+/// Key IDs are 64 lowercase hex characters (a SHA-256, as every TUF
+/// implementation writes them). Anything else is refused at parse, before a
+/// key ID can reach a terminal, a file name or a comparison.
+pub fn validate_key_id(owner: &str, id: &str) -> Result<()> {
+    if id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(());
+    }
+    let shown: String = id.chars().take(80).collect();
+    Err(Error::Schema {
+        role: owner.to_string(),
+        reason: format!("key ID {shown:?} is not 64 lowercase hex characters"),
+    })
+}
+
+fn check_key_ids<'a>(owner: &str, ids: impl IntoIterator<Item = &'a String>) -> Result<()> {
+    ids.into_iter()
+        .try_for_each(|id| validate_key_id(owner, id))
+}
+
 fn check_role_keys(
     role: &str,
     owner: &str,
@@ -142,6 +161,7 @@ fn check_role_keys(
     }
     let mut seen = std::collections::BTreeSet::new();
     for id in keyids {
+        validate_key_id(owner, id)?;
         if !seen.insert(id) {
             return Err(schema(format!("role {role} lists key {id} twice")));
         }
@@ -175,6 +195,7 @@ impl Role for Root {
     const TYPE: &'static str = "root";
     common_role_accessors!();
     fn validate(&self) -> Result<()> {
+        check_key_ids("root", self.keys.keys())?;
         for role in TOP_LEVEL_ROLES {
             let keys = self.roles.get(role).ok_or_else(|| Error::Schema {
                 role: "root".into(),
@@ -524,6 +545,7 @@ impl Delegations {
                 reason: "delegations must have exactly one of roles and succinct_roles".into(),
             });
         }
+        check_key_ids("targets", self.keys.keys())?;
         let mut names = std::collections::BTreeSet::new();
         for role in self.roles() {
             // Only emptiness is refused here: other TUF repositories may use
@@ -651,6 +673,7 @@ impl<T: Role> Metadata<T> {
                 found,
             });
         }
+        check_key_ids(T::TYPE, raw.signatures.iter().map(|s| &s.keyid))?;
         let canonical_signed = to_canonical_json(&raw.signed)?;
         // `to_bytes` writes signatures canonically: refuse what it cannot
         // write (floats in a signature's unknown fields) here, not there.
@@ -827,6 +850,53 @@ mod tests {
             Metadata::<Root>::from_bytes(&bytes),
             Err(Error::Canonical(_))
         ));
+    }
+
+    #[test]
+    fn key_ids_must_be_64_lowercase_hex() {
+        validate_key_id("root", &"0a".repeat(32)).unwrap();
+        for bad in [
+            "0A".repeat(32),
+            "0a".repeat(31),
+            "0a".repeat(33),
+            format!("{}\r\u{1b}[2K", "0a".repeat(31)),
+            "alias".into(),
+            String::new(),
+        ] {
+            assert!(validate_key_id("root", &bad).is_err(), "{bad:?}");
+        }
+        let (md, key) = signed_root();
+        let id = key.key_id();
+        let bad_id = format!("{}\r\u{1b}[2K", &id[..60]);
+        // In root's keys and roles, in a signature, in delegations.
+        let mut v: Value = serde_json::from_slice(&md.to_bytes()).unwrap();
+        let renamed = serde_json::to_string(&v["signed"])
+            .unwrap()
+            .replace(&id, &id.to_uppercase());
+        v["signed"] = serde_json::from_str(&renamed).unwrap();
+        assert!(Metadata::<Root>::from_bytes(&serde_json::to_vec(&v).unwrap()).is_err());
+        let mut v: Value = serde_json::from_slice(&md.to_bytes()).unwrap();
+        v["signatures"][0]["keyid"] = Value::String(bad_id.clone());
+        let err = Metadata::<Root>::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("64 lowercase hex"), "{err}");
+        let mut targets = Targets::new(1, Utc::now() + Duration::days(1));
+        targets.delegations = Some(Delegations {
+            keys: [(bad_id.clone(), key.public_key())].into_iter().collect(),
+            roles: Some(vec![DelegatedRole {
+                name: "robot".into(),
+                keyids: vec![bad_id],
+                threshold: 1,
+                terminating: false,
+                paths: Some(vec!["*".into()]),
+                path_hash_prefixes: None,
+                extra: Map::new(),
+            }]),
+            succinct_roles: None,
+            extra: Map::new(),
+        });
+        let mut md = Metadata::new(targets).unwrap();
+        md.sign(&key);
+        assert!(Metadata::<Targets>::from_bytes(&md.to_bytes()).is_err());
     }
 
     #[test]

@@ -16,7 +16,31 @@ pub fn path_matches(pattern: &str, target: &str) -> bool {
             .all(|(p, t)| segment_matches(p, t))
 }
 
+/// Characters that can forge or hide text where a name is shown: control
+/// characters (C0, DEL, C1: newline, tab, carriage return, escape), the
+/// Unicode line and paragraph separators, and the bidirectional formatting
+/// characters that reorder what a terminal displays.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
 fn segment_matches(pattern: &str, segment: &str) -> bool {
+    // A wildcard never matches a control character: `dev-*` must not cover
+    // `dev-x\nlatest\t…`, a name that forges lines where it is printed.
+    // Such a name matches only a pattern that spells it out.
+    if segment.chars().any(is_unsafe_char) {
+        return pattern == segment;
+    }
     match glob::Pattern::new(pattern) {
         Ok(p) => p.matches_with(
             segment,
@@ -77,6 +101,26 @@ mod tests {
         assert!(!path_matches("a/*", "a/b/c"));
         assert!(path_matches("v?", "v1"));
         assert!(!path_matches("v?", "v10"));
+    }
+
+    #[test]
+    fn wildcards_do_not_match_control_characters() {
+        for name in [
+            "dev-zzz\t-\t0\tdev-robot\nlatest",
+            "dev-\r",
+            "dev-\u{1b}[2K",
+            "dev-\u{7f}",
+            "dev-\u{85}",
+            "dev-\u{202e}txt",
+            "dev-\u{2028}",
+        ] {
+            for pattern in ["dev-*", "*", "dev-?*", "dev-[!a]*"] {
+                assert!(!path_matches(pattern, name), "{pattern:?} matched {name:?}");
+            }
+            assert!(path_matches(name, name), "a literal pattern still matches");
+        }
+        assert!(path_matches("dev-*", "dev-zzz"));
+        assert!(path_matches("dev-*", "dev-é"));
     }
 
     #[test]

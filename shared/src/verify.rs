@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 ///   a duplicate can only be an attempt to count one key twice.
 /// * Signatures by keys not in `keyids`, by unknown key types, or that do not
 ///   verify are ignored; they neither help nor hurt.
-/// * Each distinct key (by key material) counts once, whatever IDs list it.
+/// * Each distinct key (by [`PublicKey::identity`], its decoded material)
+///   counts once, whatever IDs list it and however its text encodes it.
 pub fn verify_signatures(
     role: &str,
     canonical: &[u8],
@@ -38,7 +39,7 @@ pub fn verify_signatures(
         .filter(|sig| role_keys.contains(sig.keyid.as_str()))
         .filter_map(|sig| keys.get(&sig.keyid).map(|key| (sig, key)))
         .filter(|(sig, key)| key.verify(canonical, &sig.sig).unwrap_or(false))
-        .map(|(_, key)| (key.keytype.as_str(), key.keyval.public.trim()))
+        .map(|(_, key)| key.identity())
         .collect::<BTreeSet<_>>()
         .len();
     // threshold 0 is refused at parse time; max(1) keeps this function safe
@@ -106,15 +107,22 @@ mod tests {
     fn one_key_under_two_ids_counts_once() {
         let (signers, mut keys, _) = setup(1);
         let key = signers[0].public_key();
-        keys.insert("alias".to_string(), key);
-        let mut alias_sig = signers[0].sign(b"m");
-        alias_sig.keyid = "alias".into();
-        let sigs = vec![signers[0].sign(b"m"), alias_sig];
-        let ids = vec![signers[0].key_id(), "alias".to_string()];
-        assert!(matches!(
-            verify_signatures("r", b"m", &sigs, &keys, &ids, 2),
-            Err(Error::Threshold { valid: 1, .. })
-        ));
+        // The same key again, as is and with its hex in upper case.
+        let mut upper = key.clone();
+        upper.keyval.public = upper.keyval.public.to_uppercase();
+        for alias in [key, upper] {
+            let alias_id = "a1".repeat(32);
+            keys.insert(alias_id.clone(), alias);
+            let mut alias_sig = signers[0].sign(b"m");
+            alias_sig.keyid = alias_id.clone();
+            let sigs = vec![signers[0].sign(b"m"), alias_sig];
+            let ids = vec![signers[0].key_id(), alias_id];
+            assert!(matches!(
+                verify_signatures("r", b"m", &sigs, &keys, &ids, 2),
+                Err(Error::Threshold { valid: 1, .. })
+            ));
+            verify_signatures("r", b"m", &sigs, &keys, &ids, 1).unwrap();
+        }
     }
 
     #[test]

@@ -280,11 +280,11 @@ fn first_publish_then_reads_with_headers() {
         let etag = format!("\"{}\"", sha256_hex(&root));
         assert_eq!(current.headers()["etag"], etag.as_str());
         assert_eq!(current.bytes().unwrap().to_vec(), root);
+        // Versioned URLs are reused by a deleted and re-created GUN:
+        // revalidated, never immutable. Checksum URLs are content-addressed.
         let versioned = api.get(GUN, "1.root.json");
-        assert_eq!(
-            versioned.headers()["cache-control"],
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(versioned.headers()["cache-control"], "no-cache");
+        assert_eq!(versioned.headers()["etag"], etag.as_str());
         assert_eq!(versioned.bytes().unwrap().to_vec(), root);
         let by_hash = api.get(GUN, &format!("targets.{}.json", sha256_hex(&targets)));
         assert_eq!(
@@ -1039,6 +1039,8 @@ fn configured_expiries_are_used() {
                 "60",
                 "--snapshot-expiry-secs",
                 "120",
+                "--resign-interval-secs",
+                "10",
             ],
         );
         let publisher = Publisher::new(&api, GUN);
@@ -1203,4 +1205,312 @@ fn base64_of(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A publisher with two robots, `release-robot` (release-*) and
+/// `dev-robot` (dev-*), each with its own key.
+fn two_robots(publisher: &Publisher, release: &SigningKey, dev: &SigningKey) -> Targets {
+    let mut t = targets_with(2, &["latest"]);
+    let role = |name: &str, key: &SigningKey, path: &str| DelegatedRole {
+        name: name.into(),
+        keyids: vec![key.key_id()],
+        threshold: 1,
+        terminating: true,
+        paths: Some(vec![path.into()]),
+        path_hash_prefixes: None,
+        extra: Default::default(),
+    };
+    t.delegations = Some(Delegations {
+        keys: [
+            (release.key_id(), release.public_key()),
+            (dev.key_id(), dev.public_key()),
+        ]
+        .into_iter()
+        .collect(),
+        roles: Some(vec![
+            role("release-robot", release, "release-*"),
+            role("dev-robot", dev, "dev-*"),
+        ]),
+        succinct_roles: None,
+        extra: Default::default(),
+    });
+    let _ = publisher;
+    t
+}
+
+/// Issue 7 item 1: a robot delegated `release-*` publishes its role with a
+/// sub-delegation named like its sibling `dev-robot` (or like itself).
+/// Refused with 400 and a reason naming both delegators; nothing changes,
+/// and the sibling keeps publishing.
+#[test]
+fn a_robot_cannot_claim_a_sibling_name_in_its_own_delegations() {
+    for backend in Backend::all() {
+        let api = Api::new(backend);
+        let publisher = Publisher::new(&api, GUN);
+        publisher.init(&api);
+        let (release, dev) = (SigningKey::generate(), SigningKey::generate());
+        let t2 = publisher.targets(two_robots(&publisher, &release, &dev));
+        let (status, body) = api.publish(
+            GUN,
+            &[
+                ("targets", t2),
+                ("dev-robot", sign(targets_with(1, &["dev-1"]), &[&dev])),
+            ],
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let before = api.state(GUN);
+        for claimed in ["dev-robot", "release-robot"] {
+            let mut hostile = targets_with(1, &["release-1"]);
+            hostile.delegations = Some(Delegations {
+                keys: [(release.key_id(), release.public_key())]
+                    .into_iter()
+                    .collect(),
+                roles: Some(vec![DelegatedRole {
+                    name: claimed.into(),
+                    keyids: vec![release.key_id()],
+                    threshold: 1,
+                    terminating: true,
+                    paths: Some(vec!["release-*".into()]),
+                    path_hash_prefixes: None,
+                    extra: Default::default(),
+                }]),
+                succinct_roles: None,
+                extra: Default::default(),
+            });
+            let (status, body) = api.publish(GUN, &[("release-robot", sign(hostile, &[&release]))]);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{claimed}: {body}");
+            assert_eq!(error_code(&body), "AMBIGUOUS_DELEGATION", "{body}");
+            let message = body["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                message.contains("release-robot may not delegate")
+                    && message.contains(&format!("{claimed:?}")),
+                "{message}"
+            );
+            assert_eq!(body["errors"][0]["detail"]["role"], "release-robot");
+            assert_eq!(api.state(GUN), before, "{claimed}: nothing stored");
+        }
+
+        // The sibling is not locked out; the robot publishes within its own
+        // names.
+        let (status, body) = api.publish(
+            GUN,
+            &[(
+                "dev-robot",
+                sign(targets_with(2, &["dev-1", "dev-2"]), &[&dev]),
+            )],
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["versions"]["dev-robot"], 2);
+        let mut own = targets_with(1, &["release-1"]);
+        own.delegations = Some(Delegations {
+            keys: [(dev.key_id(), dev.public_key())].into_iter().collect(),
+            roles: Some(vec![DelegatedRole {
+                name: "release-helper".into(),
+                keyids: vec![dev.key_id()],
+                threshold: 1,
+                terminating: true,
+                paths: Some(vec!["release-h*".into()]),
+                path_hash_prefixes: None,
+                extra: Default::default(),
+            }]),
+            succinct_roles: None,
+            extra: Default::default(),
+        });
+        let (status, body) = api.publish(GUN, &[("release-robot", sign(own, &[&release]))]);
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // Nor may the top-level targets then delegate the robot's name.
+        let mut clash = two_robots(&publisher, &release, &dev);
+        clash.version = 3;
+        if let Some(d) = clash.delegations.as_mut() {
+            let mut helper = d.roles.as_ref().unwrap()[1].clone();
+            helper.name = "release-helper".into();
+            d.roles.as_mut().unwrap().push(helper);
+        }
+        let (status, body) = api.publish(GUN, &[("targets", publisher.targets(clash))]);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "AMBIGUOUS_DELEGATION", "{body}");
+    }
+}
+
+/// `key` listed a second time under another key ID, its hex in upper case.
+fn alias(key: &SigningKey) -> (String, PublicKey) {
+    let mut public = key.public_key();
+    public.keyval.public = public.keyval.public.to_uppercase();
+    (sha256_hex(public.keyval.public.as_bytes()), public)
+}
+
+/// Issue 7 item 6: a 2-of-2 root (or a delegation) listing one key under
+/// two key IDs is refused at publish, first root and successor alike.
+#[test]
+fn one_key_listed_twice_is_refused() {
+    for backend in Backend::all() {
+        let api = Api::new(backend);
+        let publisher = Publisher::new(&api, GUN);
+        let key = &publisher.root_keys[0];
+        let (alias_id, alias_key) = alias(key);
+        let two_of_two = |version: u64| {
+            let mut root = publisher.root(version);
+            root.keys.insert(alias_id.clone(), alias_key.clone());
+            let role = root.roles.get_mut("root").unwrap();
+            role.keyids.push(alias_id.clone());
+            role.threshold = 2;
+            let mut md = Metadata::new(root).unwrap();
+            md.sign(key);
+            let mut again = key.sign(md.canonical_signed());
+            again.keyid = alias_id.clone();
+            md.signatures.push(again);
+            md.to_bytes()
+        };
+        let targets = publisher.targets(Targets::new(1, far()));
+        let before = api.state(GUN);
+        let (status, body) = api.publish(
+            GUN,
+            &[("root", two_of_two(1)), ("targets", targets.clone())],
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "DUPLICATE_KEY", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("one key under two key IDs"),
+            "{body}"
+        );
+        assert_eq!(api.state(GUN), before);
+
+        publisher.init(&api);
+        let before = api.state(GUN);
+        let (status, body) = api.publish(GUN, &[("root", two_of_two(2))]);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "DUPLICATE_KEY", "{body}");
+
+        // A delegation listing a robot's key twice.
+        let robot = SigningKey::generate();
+        let (robot_alias, robot_alias_key) = alias(&robot);
+        let mut t2 = delegating_targets(2, &robot, &["release-*"]);
+        let d = t2.delegations.as_mut().unwrap();
+        d.keys.insert(robot_alias.clone(), robot_alias_key);
+        let role = &mut d.roles.as_mut().unwrap()[0];
+        role.keyids.push(robot_alias);
+        role.threshold = 2;
+        let (status, body) = api.publish(GUN, &[("targets", publisher.targets(t2))]);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "DUPLICATE_KEY", "{body}");
+        assert_eq!(api.state(GUN), before);
+    }
+}
+
+/// Issue 7 items 7 and 8: target names that are not OCI tags (a forged
+/// `list` line, a path, an empty name) and key IDs that are not 64
+/// lowercase hex are refused with a 400 and a reason.
+#[test]
+fn target_names_and_key_ids_are_checked() {
+    for backend in Backend::all() {
+        let api = Api::new(backend);
+        let publisher = Publisher::new(&api, GUN);
+        publisher.init(&api);
+        let before = api.state(GUN);
+        let forged = "dev-zzz\t-\t0\tdev-robot\nlatest\tsha256:00\t1234\ttargets";
+        let long = "a".repeat(129);
+        for name in [
+            forged,
+            "a/b",
+            "",
+            ".hidden",
+            "-x",
+            "x\u{202e}",
+            long.as_str(),
+        ] {
+            let (status, body) = api.publish(
+                GUN,
+                &[("targets", publisher.targets(targets_with(2, &[name])))],
+            );
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+            assert_eq!(error_code(&body), "INVALID_TARGET_NAME", "{body}");
+            assert_eq!(body["errors"][0]["detail"]["role"], "targets");
+        }
+        assert_eq!(api.state(GUN), before);
+
+        // A signature key ID with a terminal escape, and a root listing its
+        // key under an upper-case ID: refused at parse.
+        let mut md = Metadata::new(targets_with(2, &["ok"])).unwrap();
+        let mut sig = publisher.targets_key.sign(md.canonical_signed());
+        sig.keyid = format!("{}\r\u{1b}[2K", &sig.keyid[..60]);
+        md.signatures.push(sig);
+        let (status, body) = api.publish(GUN, &[("targets", md.to_bytes())]);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "MALFORMED_METADATA", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("64 lowercase hex"),
+            "{body}"
+        );
+        let mut root = publisher.root(2);
+        let id = publisher.root_keys[0].key_id();
+        let key = root.keys.remove(&id).unwrap();
+        root.keys.insert(id.to_uppercase(), key);
+        for role in root.roles.values_mut() {
+            for k in role.keyids.iter_mut().filter(|k| **k == id) {
+                *k = id.to_uppercase();
+            }
+        }
+        let (status, body) = api.publish(GUN, &[("root", sign(root, &[&publisher.root_keys[0]]))]);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "MALFORMED_METADATA", "{body}");
+        assert_eq!(api.state(GUN), before);
+
+        // A valid tag still publishes.
+        let (status, body) = api.publish(
+            GUN,
+            &[(
+                "targets",
+                publisher.targets(targets_with(2, &["v1.2_rc-3"])),
+            )],
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+/// Issue 7 (suspected): a rotation needs a published repository, and only a
+/// few rotated keys may wait for a root to list them.
+#[test]
+fn key_rotation_is_bounded() {
+    for backend in Backend::all() {
+        let api = Api::new(backend);
+        let rotate = |gun: &str| {
+            api.http
+                .post(api.url(gun, "timestamp.key"))
+                .bearer_auth(&api.push)
+                .send()
+                .unwrap()
+        };
+        let resp = rotate("registry.example.com/acme/never-published");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let body: Value = resp.json().unwrap();
+        assert_eq!(error_code(&body), "NOT_PUBLISHED", "{body}");
+
+        let mut publisher = Publisher::new(&api, GUN);
+        publisher.init(&api);
+        let mut newest = None;
+        for _ in 0..4 {
+            let resp = rotate(GUN);
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            newest = Some(resp.json::<PublicKey>().unwrap());
+        }
+        let resp = rotate(GUN);
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        let body: Value = resp.json().unwrap();
+        assert_eq!(error_code(&body), "PENDING_KEYS", "{body}");
+        assert_eq!(body["errors"][0]["detail"]["pending"], 4);
+
+        // Once a root lists the newest key, rotation works again.
+        publisher.timestamp = newest.unwrap();
+        let (status, body) = api.publish(GUN, &[("root", publisher.signed_root(2))]);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(rotate(GUN).status(), StatusCode::CREATED);
+    }
 }

@@ -534,3 +534,59 @@ fn hex_decode(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// Issue 7 item 5: with reads restricted, repository names do not leak.
+/// `/metrics` (whose expiry gauges name every GUN) needs a `metrics:*` or
+/// `admin:*` token; `GET {role}.key` answers an unknown GUN exactly as it
+/// answers a GUN the caller may not read (status and body).
+#[test]
+fn require_pull_hides_repository_names() {
+    for backend in Backend::all() {
+        let repo = Repo::new(backend, &["--require-pull"]);
+        let server = &repo.server;
+        let url = format!("{}/metrics", server.url);
+        let pull_all = server.create_token(&["pull:*"]);
+        let push_all = server.create_token(&["push:*"]);
+        let admin_acme = server.create_token(&["admin:registry.example.com/*"]);
+        let scraper = server.create_token(&["metrics:*"]);
+        let admin = server.create_token(&["admin:*"]);
+        let resp = repo.http.get(&url).send().unwrap();
+        assert_refused(resp, 401, "GET /metrics anonymously");
+        for token in [&pull_all, &push_all, &admin_acme] {
+            let resp = repo.http.get(&url).bearer_auth(token).send().unwrap();
+            assert_refused(resp, 403, "GET /metrics without the metrics scope");
+        }
+        for token in [&scraper, &admin] {
+            let resp = repo.http.get(&url).bearer_auth(token).send().unwrap();
+            assert_eq!(resp.status(), 200);
+            assert!(resp.text().unwrap().contains(GUN), "metrics name the GUN");
+        }
+        // The metrics scope reads nothing else.
+        let resp = repo.get(GUN, "root.json", Some(&scraper));
+        assert_refused(resp, 403, "GET root.json with metrics:*");
+
+        let other = server.create_token(&["pull:other/*"]);
+        let unknown = "registry.example.com/acme/does-not-exist";
+        for role in ["timestamp", "snapshot"] {
+            let file = format!("{role}.key");
+            for token in [None, Some(other.as_str())] {
+                let answer = |gun: &str| {
+                    let resp = repo.get(gun, &file, token);
+                    (resp.status().as_u16(), resp.text().unwrap())
+                };
+                let (existing, missing) = (answer(GUN), answer(unknown));
+                assert!(existing.0 == 401 || existing.0 == 403, "{existing:?}");
+                assert_eq!(
+                    existing.1.replace(GUN, "GUN"),
+                    missing.1.replace(unknown, "GUN"),
+                    "{file} with {token:?}"
+                );
+                assert_eq!(existing.0, missing.0, "{file} with {token:?}");
+            }
+        }
+    }
+    // Without --require-pull, metrics stay open (reads are public anyway).
+    let open = TestServer::spawn(Backend::Sqlite);
+    let resp = http().get(format!("{}/metrics", open.url)).send().unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -323,57 +323,92 @@ fn assert_history_in_postgres(url: &str) {
     });
 }
 
-/// The scheduler is late (it ran once at start-up, the next pass is an hour
-/// away): a read of an expired timestamp re-signs it on the spot. A server
-/// that cannot sign (wrong master key) answers 503, never the expired bytes.
+/// Settings under which the scheduler's next pass is an hour away, valid
+/// (every margin is longer than the interval), for a "late scheduler".
+const HOURLY: [&str; 6] = [
+    "--timestamp-expiry-secs",
+    "86400",
+    "--snapshot-expiry-secs",
+    "604800",
+    "--resign-interval-secs",
+    "3600",
+];
+
+/// A late scheduler, staged with valid configurations on one database:
+/// `late` (hourly passes, and `broken` too if asked: the same with a master
+/// key that cannot open the online keys) starts first and finds nothing to
+/// do; a process with short lifetimes (`short`) then publishes and is
+/// stopped, so the short-lived files are theirs to keep fresh, an hour
+/// before their next pass. Returns the stopped publisher (its storage),
+/// `late`, `broken` and the tag's digest.
+fn late_scheduler(
+    backend: Backend,
+    short: &[&str],
+    with_broken: bool,
+) -> (TestServer, Extra, Option<Extra>, String) {
+    let mut publisher = TestServer::spawn_with(backend, short);
+    let late = Extra::spawn(&publisher.storage_args(), &HOURLY, &[]);
+    let wrong_key = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+    let broken = with_broken.then(|| {
+        Extra::spawn(
+            &publisher.storage_args(),
+            &HOURLY,
+            &[("TAGTRUST_SERVER_MASTER_KEY", wrong_key)],
+        )
+    });
+    let digest = publish(&publisher);
+    publisher.stop();
+    (publisher, late, broken, digest)
+}
+
+/// The newest stored version of `role` on `base`, found through versioned
+/// reads (which never re-sign).
+fn newest_version(http: &Client, base: &str, role: &str) -> u64 {
+    let exists = |v: u64| {
+        http.get(tuf(base, &format!("{v}.{role}.json")))
+            .send()
+            .unwrap()
+            .status()
+            == StatusCode::OK
+    };
+    let mut version = 1;
+    while exists(version + 1) {
+        version += 1;
+    }
+    version
+}
+
+/// Wait (bounded) until the newest stored `role` on `base` has expired;
+/// returns its version.
+fn wait_until_expired<T: tagtrust_shared::metadata::Role>(
+    http: &Client,
+    base: &str,
+    role: &str,
+) -> u64 {
+    let version = newest_version(http, base, role);
+    let file = format!("{version}.{role}.json");
+    let bytes = http.get(tuf(base, &file)).send().unwrap().bytes().unwrap();
+    let md = Metadata::<T>::from_bytes(&bytes).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while md.signed.expires() > Utc::now() {
+        assert!(Instant::now() < deadline, "{file} never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    version
+}
+
+/// The scheduler is late (its next pass is an hour away): a read of an
+/// expired timestamp re-signs it on the spot. A server that cannot sign
+/// (wrong master key) answers 503, never the expired bytes.
 #[test]
 fn expired_timestamp_is_never_served() {
-    let args = [
-        "--timestamp-expiry-secs",
-        "2",
-        "--snapshot-expiry-secs",
-        "4",
-        "--resign-interval-secs",
-        "3600",
-    ];
     for backend in Backend::all() {
-        let mut server = TestServer::spawn_with(backend, &args);
-        let digest = publish(&server);
+        let (_server, late, broken, digest) = late_scheduler(backend, &SHORT, true);
+        let broken = broken.unwrap();
         let http = http();
-        let root = root_of(&http, &server.url);
-        let before = fetch_fresh(&http, &server.url, &root);
-        // Versioned reads do not re-sign: wait until the stored one is
-        // expired.
-        std::thread::sleep(Duration::from_millis(2500));
-        let versioned = tuf(
-            &server.url,
-            &format!("{}.timestamp.json", before.md.signed.version),
-        );
-        let stored = Metadata::<Timestamp>::from_bytes(
-            &http.get(versioned).send().unwrap().bytes().unwrap(),
-        )
-        .unwrap();
-        assert!(stored.signed.expires <= Utc::now());
-        let after = fetch_fresh(&http, &server.url, &root);
-        assert!(after.md.signed.version > before.md.signed.version);
-        let text = metrics(&http, &server.url);
-        assert!(metric(&text, "tagtrust_resigns_on_read_total").unwrap() >= 1.0);
-        assert_eq!(
-            Cli::new(&server.url)
-                .ok(&["lookup", &format!("{GUN}:latest")])
-                .trim(),
-            digest
-        );
+        let root = root_of(&http, &late.url);
+        let expired = wait_until_expired::<Timestamp>(&http, &late.url, "timestamp");
 
-        // Same database, a master key that cannot open the online keys.
-        server.stop();
-        let wrong_key = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
-        let broken = Extra::spawn(
-            &server.storage_args(),
-            &args,
-            &[("TAGTRUST_SERVER_MASTER_KEY", wrong_key)],
-        );
-        std::thread::sleep(Duration::from_millis(2500));
         let resp = http.get(tuf(&broken.url, "timestamp.json")).send().unwrap();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body: serde_json::Value = resp.json().unwrap();
@@ -386,7 +421,159 @@ fn expired_timestamp_is_never_served() {
                 .status(),
             StatusCode::OK
         );
+
+        let after = fetch_fresh(&http, &late.url, &root);
+        assert!(after.md.signed.version > expired);
+        let text = metrics(&http, &late.url);
+        assert!(metric(&text, "tagtrust_resigns_on_read_total").unwrap() >= 1.0);
+        assert_eq!(
+            Cli::new(&late.url)
+                .ok(&["lookup", &format!("{GUN}:latest")])
+                .trim(),
+            digest
+        );
     }
+}
+
+/// Issue 7 item 14: the read path's safety net covers snapshot as it covers
+/// timestamp. The scheduler is late; the stored snapshot has expired while
+/// the timestamp naming it has not. Reads of `timestamp.json` and
+/// `snapshot.json` re-sign both first: the timestamp served names a fresh
+/// snapshot.
+#[test]
+fn expired_snapshot_is_never_served() {
+    let short = [
+        "--timestamp-expiry-secs",
+        "600",
+        "--snapshot-expiry-secs",
+        "4",
+        "--resign-interval-secs",
+        "1",
+    ];
+    for backend in Backend::all() {
+        let (_server, late, _, digest) = late_scheduler(backend, &short, false);
+        let http = http();
+        let root = root_of(&http, &late.url);
+        let snapshot = |file: &str| {
+            let resp = http.get(tuf(&late.url, file)).send().unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{file}");
+            Metadata::<Snapshot>::from_bytes(&resp.bytes().unwrap()).unwrap()
+        };
+        let expired = wait_until_expired::<Snapshot>(&http, &late.url, "snapshot");
+        let current = snapshot("snapshot.json");
+        assert!(current.signed.version > expired);
+        assert!(current.signed.expires > Utc::now());
+        let served = fetch_fresh(&http, &late.url, &root);
+        let named = served.md.signed.snapshot_meta().unwrap().version;
+        let named = snapshot(&format!("{named}.snapshot.json"));
+        assert!(
+            named.signed.expires > served.received,
+            "timestamp names a live snapshot"
+        );
+        assert!(
+            metric(&metrics(&http, &late.url), "tagtrust_resigns_on_read_total").unwrap() >= 1.0
+        );
+        assert_eq!(
+            Cli::new(&late.url)
+                .ok(&["lookup", &format!("{GUN}:latest")])
+                .trim(),
+            digest
+        );
+    }
+}
+
+/// Issue 7 item 10: the scheduler re-signs a timestamp older than the
+/// cadence (here 2 s, with a day's lifetime, far from its expiry margin),
+/// and every timestamp response says what a healthy server promises:
+/// `x-tagtrust-timestamp-max-age` = cadence + one pass.
+#[test]
+fn timestamp_is_resigned_on_its_cadence_and_announces_it() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn_with(
+            backend,
+            &[
+                "--timestamp-cadence-secs",
+                "2",
+                "--resign-interval-secs",
+                "1",
+            ],
+        );
+        publish(&server);
+        let http = http();
+        let root = root_of(&http, &server.url);
+        let first = fetch_fresh(&http, &server.url, &root);
+        assert!(first.md.signed.expires - first.received > chrono::Duration::hours(23));
+        for file in ["timestamp.json", "1.timestamp.json"] {
+            let resp = http.get(tuf(&server.url, file)).send().unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(
+                resp.headers()["x-tagtrust-timestamp-max-age"],
+                "3",
+                "{file}"
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = fetch_fresh(&http, &server.url, &root);
+            if now.md.signed.version > first.md.signed.version {
+                let (a, b) = (
+                    signed_at(&first.md.signed.extra).unwrap(),
+                    signed_at(&now.md.signed.extra).unwrap(),
+                );
+                assert!(
+                    b - a >= chrono::Duration::seconds(2),
+                    "re-signed at {a} then {b}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timestamp never re-signed on its cadence"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Not a read-path re-sign: the scheduler did it.
+        let text = metrics(&http, &server.url);
+        assert_eq!(metric(&text, "tagtrust_resigns_on_read_total"), Some(0.0));
+
+        // A default server promises 31 minutes: README's `--max-age 2h`
+        // and `max_age = "1h"` hold against it.
+        let default = TestServer::spawn(backend);
+        publish(&default);
+        let resp = http
+            .get(tuf(&default.url, "timestamp.json"))
+            .send()
+            .unwrap();
+        assert_eq!(resp.headers()["x-tagtrust-timestamp-max-age"], "1860");
+    }
+}
+
+/// Issue 7 item 14: a configuration under which a role could expire
+/// between two scheduler passes is refused at start, with one line and a
+/// non-zero exit.
+#[test]
+fn a_configuration_that_would_serve_expired_metadata_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(bin_path("tagtrust-server"))
+        .args(["--data-dir", &data.path().display().to_string()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--snapshot-expiry-secs",
+            "20",
+            "--resign-interval-secs",
+            "600",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("snapshot could expire between two re-sign passes"),
+        "{stderr}"
+    );
 }
 
 /// `/metrics` exports the seconds until expiry per GUN and role, refreshed

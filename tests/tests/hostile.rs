@@ -37,7 +37,11 @@ struct Fixture {
 
 impl Fixture {
     fn new(backend: Backend) -> Fixture {
-        let server = TestServer::spawn(backend);
+        Self::with_args(backend, &[])
+    }
+
+    fn with_args(backend: Backend, args: &[&str]) -> Fixture {
+        let server = TestServer::spawn_with(backend, args);
         let push = server.create_token(&["push:*"]);
         let admin = server.create_token(&["admin:*"]);
         let cli = Cli::new(&server.url).with_token(&push);
@@ -846,5 +850,111 @@ fn hostile_guns_and_role_names_over_raw_tcp() {
         }
         fx.assert_alive("hostile request shapes");
         assert_eq!(fx.state(GUN), before, "{backend:?}: state changed");
+    }
+}
+
+/// Issue 7 item 13: a publish whose body never finishes is answered 408
+/// once the body timeout passes (instead of holding the connection), and
+/// while it holds the only upload slot, other publishes get 503 with
+/// `Retry-After`. Afterwards publishing works and nothing changed.
+#[test]
+fn unfinished_bodies_time_out_and_uploads_are_bounded() {
+    for backend in Backend::all() {
+        let fx = Fixture::with_args(
+            backend,
+            &["--body-timeout-secs", "3", "--max-concurrent-uploads", "1"],
+        );
+        let before = fx.state(GUN);
+        let mut half = std::net::TcpStream::connect(("127.0.0.1", fx.server.port)).unwrap();
+        half.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let body = multipart(&[(&file_part("targets"), br#"{"signed":"#)], false);
+        write!(
+            half,
+            "POST {TUF} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            fx.push,
+            multipart_type(),
+            body.len() + 1000
+        )
+        .unwrap();
+        half.write_all(&body).unwrap();
+
+        // While the unfinished body holds the slot: 503 with Retry-After.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let busy = loop {
+            let resp = request(
+                fx.server.port,
+                "POST",
+                TUF.as_bytes(),
+                Some(&fx.push),
+                Some(&multipart_type()),
+                b"",
+            );
+            if resp.status == 503 {
+                break resp;
+            }
+            assert_json_4xx(&resp, "empty publish before the slot is taken");
+            assert!(std::time::Instant::now() < deadline, "never busy");
+        };
+        assert_eq!(busy.header("retry-after"), Some("1"));
+        let error: Value = serde_json::from_slice(&busy.body).unwrap();
+        assert_eq!(error["errors"][0]["code"], "BUSY", "{error}");
+
+        // The unfinished body: 408 with a reason, then the connection ends.
+        let mut response = Vec::new();
+        half.read_to_end(&mut response).unwrap();
+        let resp = parse_response(&response).expect("an HTTP answer to the unfinished body");
+        assert_eq!(resp.status, 408, "{}", String::from_utf8_lossy(&resp.body));
+        let error: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(error["errors"][0]["code"], "BODY_TIMEOUT", "{error}");
+        fx.assert_alive("an unfinished body");
+        assert_eq!(fx.state(GUN), before);
+
+        // The slot is free again: the next publish is read (and refused
+        // for its empty body), not turned away.
+        let resp = request(
+            fx.server.port,
+            "POST",
+            TUF.as_bytes(),
+            Some(&fx.push),
+            Some(&multipart_type()),
+            b"",
+        );
+        assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(&resp.body));
+    }
+}
+
+/// Issue 7 (suspected): a chunked body with invalid framing is answered
+/// 400 with a reason, not a dropped connection.
+#[test]
+fn invalid_chunked_framing_is_answered() {
+    for backend in Backend::all() {
+        let fx = Fixture::new(backend);
+        let before = fx.state(GUN);
+        for (label, body) in [
+            ("size is not hex", b"zz\r\nabc\r\n0\r\n\r\n".to_vec()),
+            (
+                "chunk longer than its size",
+                b"2\r\nabcdef\r\n0\r\n\r\n".to_vec(),
+            ),
+            (
+                "size overflows",
+                b"fffffffffffffffffffff\r\nx\r\n0\r\n\r\n".to_vec(),
+            ),
+        ] {
+            let head = format!(
+                "POST {TUF} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n",
+                fx.push,
+                multipart_type()
+            )
+            .into_bytes();
+            let resp = raw(fx.server.port, &head, &body);
+            let reason = assert_json_4xx(&resp, label);
+            assert_eq!(resp.status, 400, "{label}: {reason}");
+        }
+        fx.assert_alive("invalid chunked framing");
+        assert_eq!(fx.state(GUN), before);
     }
 }

@@ -1,7 +1,7 @@
 //! Liveness and metrics endpoints.
 
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 /// 200 when the database answers, 503 otherwise.
@@ -15,7 +15,16 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics. They name every GUN and delegated role (expiry
+/// gauges), so with reads restricted (`--require-pull`) they need a
+/// `metrics:*` (or `admin:*`) token.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if state.settings.require_pull {
+        if let Err(e) = crate::auth::require_metrics(&state.storage, &req).await {
+            use actix_web::ResponseError;
+            return e.error_response();
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

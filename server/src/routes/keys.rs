@@ -3,6 +3,11 @@
 //! `push`); `POST {role}.key` rotates (adds a new newest key). The server
 //! signs with whichever of its keys the current root lists, so a rotation
 //! takes effect when the publisher publishes a root listing the new key.
+//!
+//! Bounds: a rotation needs a published repository (the first key of a new
+//! one comes from `GET`, one per role), and at most [`MAX_PENDING_KEYS`]
+//! keys per role may wait for a root to list them, so a push token cannot
+//! fill the database with keys.
 
 use crate::auth::{self, Action};
 use crate::error::ApiError;
@@ -25,6 +30,9 @@ fn check_role(role: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Keys of one role newer than the newest one the current root lists.
+pub const MAX_PENDING_KEYS: usize = 4;
+
 fn key_response(status: actix_web::http::StatusCode, key: &PublicKey) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -45,6 +53,8 @@ async fn create(
             repo.commit().await?;
             return Ok(existing.public_key);
         }
+    } else {
+        check_rotation(&mut repo, gun, role).await?;
     }
     let key = SigningKey::generate();
     let sealed = state.master.seal(gun.as_str(), role, &key);
@@ -55,6 +65,52 @@ async fn create(
     Ok(public)
 }
 
+/// A rotation is for a published repository, with fewer than
+/// [`MAX_PENDING_KEYS`] keys of `role` newer than the newest its root lists.
+async fn check_rotation(
+    repo: &mut crate::storage::RepoTx,
+    gun: &Gun,
+    role: &str,
+) -> Result<(), ApiError> {
+    let root = repo
+        .current_files()
+        .await?
+        .into_iter()
+        .find(|f| f.role == "root")
+        .ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "NOT_PUBLISHED",
+                format!(
+                    "no trust data for {gun}: rotation is for published repositories \
+                     (GET {role}.key gives a new repository its first key)"
+                ),
+            )
+        })?;
+    let root = tagtrust_shared::Metadata::<tagtrust_shared::Root>::from_bytes(&root.bytes)
+        .map_err(|e| ApiError::internal(format!("stored root does not parse: {e}")))?;
+    let keys = repo.keys(role).await?;
+    let listed = |row: &crate::storage::OnlineKeyRow| {
+        root.signed
+            .keys
+            .values()
+            .any(|k| k.same_key(&row.public_key))
+    };
+    let pending = keys.iter().rev().take_while(|row| !listed(*row)).count();
+    if pending >= MAX_PENDING_KEYS {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "PENDING_KEYS",
+            format!(
+                "{gun} already has {pending} {role} keys that no published root lists; \
+                 publish a root listing the newest (GET {role}.key) before rotating again"
+            ),
+        )
+        .with_detail(json!({ "role": role, "pending": pending, "limit": MAX_PENDING_KEYS })));
+    }
+    Ok(())
+}
+
 pub async fn get(
     req: &HttpRequest,
     state: &AppState,
@@ -62,10 +118,12 @@ pub async fn get(
     role: &str,
 ) -> Result<HttpResponse, ApiError> {
     check_role(role)?;
+    // With reads restricted, the pull check comes before anything is looked
+    // up: an unknown GUN and one the caller may not read answer alike.
+    if state.settings.require_pull {
+        auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
+    }
     if let Some(existing) = state.storage.latest_key(gun.as_str(), role).await? {
-        if state.settings.require_pull {
-            auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
-        }
         return Ok(key_response(
             actix_web::http::StatusCode::OK,
             &existing.public_key,

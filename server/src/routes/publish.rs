@@ -36,18 +36,35 @@ async fn read_uploads(
         return Err(too_large(max_body));
     }
     // Buffer the whole body first, counting bytes, so a body without
-    // Content-Length is cut off at the limit too.
-    let mut body = web::BytesMut::new();
-    let mut payload = payload;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("BAD_MULTIPART", format!("reading the request body: {e}"))
-        })?;
-        if body.len() + chunk.len() > max_body {
-            return Err(too_large(max_body));
+    // Content-Length is cut off at the limit too; a body that does not
+    // arrive within the timeout is answered 408 instead of holding the
+    // connection (and an upload slot).
+    let timeout = std::time::Duration::from_secs(settings.body_timeout_secs);
+    let read = async move {
+        let mut body = web::BytesMut::new();
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request("BAD_BODY", format!("reading the request body: {e}"))
+            })?;
+            if body.len() + chunk.len() > max_body {
+                return Err(too_large(max_body));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::REQUEST_TIMEOUT,
+            "BODY_TIMEOUT",
+            format!(
+                "the request body did not arrive within {}s",
+                settings.body_timeout_secs
+            ),
+        )
+        .with_detail(json!({ "limit_secs": settings.body_timeout_secs }))
+    })??;
     // Parse from memory. The stream never waits, so the parse either
     // finishes at once or is stalled: actix-multipart waits forever for
     // more data when a body ends inside a part or without the closing
@@ -172,6 +189,19 @@ pub async fn publish(
     gun: &tagtrust_shared::Gun,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+    // Bound the publishes reading their bodies at once: each holds up to
+    // max_body_bytes in memory for up to body_timeout_secs.
+    let _upload = state.uploads.try_acquire().map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            format!(
+                "{} publishes are already being received; retry shortly",
+                state.settings.max_concurrent_uploads
+            ),
+        )
+        .with_retry_after(1)
+    })?;
     let result = match read_uploads(req, payload, state).await {
         Ok(uploads) => apply(state, gun.as_str(), uploads).await,
         Err(e) => Err(e),

@@ -1,6 +1,10 @@
 //! Metadata reads: current, by version, by checksum. Stored bytes are served
-//! exactly; versioned and checksummed files never change, so they are
-//! cacheable forever.
+//! exactly. Checksummed files never change, so they are cacheable forever.
+//! Versioned files do not change either while the repository exists, but a
+//! deleted and re-created GUN starts again at version 1 with other content:
+//! they are served `no-cache` (revalidated by their content `ETag`), so a
+//! cache never hands out the deleted repository's file under the new one's
+//! URL.
 
 use super::FileRef;
 use crate::auth::{self, Action};
@@ -11,7 +15,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use tagtrust_shared::Gun;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-const CURRENT: &str = "no-cache";
+const REVALIDATE: &str = "no-cache";
+
+/// The response header on every `timestamp.json` answer: a healthy server's
+/// timestamp is never older than this many seconds (the re-sign cadence plus
+/// one scheduler pass). Clients compare their `max_age` with it.
+pub const TIMESTAMP_MAX_AGE_HEADER: &str = "x-tagtrust-timestamp-max-age";
 
 /// Does `If-None-Match` name this entity tag (or `*`)?
 fn not_modified(req: &HttpRequest, etag: &str) -> bool {
@@ -34,8 +43,11 @@ pub async fn metadata(
     }
     let storage = &state.storage;
     let (found, cache) = match &file {
-        FileRef::Current(role) => (storage.current(gun.as_str(), role).await?, CURRENT),
-        FileRef::Version(role, v) => (storage.by_version(gun.as_str(), role, *v).await?, IMMUTABLE),
+        FileRef::Current(role) => (storage.current(gun.as_str(), role).await?, REVALIDATE),
+        FileRef::Version(role, v) => (
+            storage.by_version(gun.as_str(), role, *v).await?,
+            REVALIDATE,
+        ),
         FileRef::Sha256(role, h) => (storage.by_sha256(gun.as_str(), role, h).await?, IMMUTABLE),
     };
     let found = found.ok_or_else(|| {
@@ -46,23 +58,31 @@ pub async fn metadata(
         };
         ApiError::not_found(format!("{what} for {gun}"))
     })?;
-    // Never hand out an expired (or about to expire) current timestamp.
+    // Never hand out an expired (or about to expire) current timestamp or
+    // snapshot, nor a timestamp naming such a snapshot.
     let found = match &file {
-        FileRef::Current(role) if role == "timestamp" => {
-            crate::resign::ensure_fresh_timestamp(state, gun.as_str(), found).await?
+        FileRef::Current(role) if crate::publish::ONLINE_ROLES.contains(&role.as_str()) => {
+            crate::resign::ensure_fresh(state, gun.as_str(), role, found).await?
         }
         _ => found,
     };
     let etag = format!("\"{}\"", found.sha256);
-    if not_modified(req, &etag) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .insert_header((header::CACHE_CONTROL, cache))
-            .finish());
+    let mut response = if not_modified(req, &etag) {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::CACHE_CONTROL, cache));
+    if file.role() == "timestamp" {
+        response.insert_header((
+            TIMESTAMP_MAX_AGE_HEADER,
+            state.settings.timestamp_max_age_secs().to_string(),
+        ));
     }
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .body(found.bytes))
+    if not_modified(req, &etag) {
+        return Ok(response.finish());
+    }
+    Ok(response.content_type("application/json").body(found.bytes))
 }
