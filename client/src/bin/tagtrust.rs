@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
 use tagtrust::home::Home;
-use tagtrust::lookup::{lookup, OpenOptions};
+use tagtrust::lookup::{lookup, Notices, OpenOptions};
 use tagtrust::publisher::{NewDelegation, Publisher, Signer, TagTarget, OCI_MANIFEST};
 use tagtrust::registry;
 use tagtrust_shared::{Gun, ImageReference};
@@ -247,8 +247,10 @@ impl ConsumerArgs {
         self,
         token: Option<String>,
         config: &tagtrust::home::Config,
+        notices: &Notices,
     ) -> Result<OpenOptions> {
         Ok(OpenOptions {
+            notices: notices.clone(),
             root_file: self.root,
             token,
             offline: self.offline,
@@ -279,6 +281,20 @@ impl SignerArgs {
             _ => Signer::Targets,
         }
     }
+}
+
+/// `line` with control characters (CR, ESC, newlines, …) written as
+/// escapes, so text quoted from metadata cannot rewrite the terminal.
+fn escape_controls(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn main() {
@@ -320,11 +336,16 @@ fn run(cli: Cli) -> Result<()> {
     let token = std::env::var("TAGTRUST_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    // Notices from the library (skipped delegation branches, a max_age
+    // the server cannot meet, …): one escaped line each, on stderr, as
+    // they happen.
+    let notices = Notices::with_sink(|line| eprintln!("notice: {}", escape_controls(line)));
     let publisher = || -> Result<Publisher> {
         Ok(Publisher {
             home: home.clone(),
             server: server()?,
             token: token.clone(),
+            notices: notices.clone(),
         })
     };
     let out = Printer(cli.output);
@@ -378,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
                 media_type,
                 from_registry.as_deref(),
                 &annotations,
+                &config.registry,
             )?;
             let report =
                 publisher()?.tag_set(&reference.gun, &reference.tag, &target, &signer.signer())?;
@@ -444,7 +466,12 @@ fn run(cli: Cli) -> Result<()> {
             let report = publisher()?.delegation_add(&gun, &delegation)?;
             out.print(&report, || {
                 format!(
-                    "delegated {} of {gun} to {} (targets version {})",
+                    "{} {} of {gun} to {} (targets version {})",
+                    if report.replaced {
+                        "replaced the delegation: delegated"
+                    } else {
+                        "delegated"
+                    },
                     delegation.paths.join(", "),
                     delegation.name,
                     report.targets_version
@@ -513,6 +540,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { gun, warning_days } => {
             let options = OpenOptions {
                 token,
+                notices: notices.clone(),
                 ..OpenOptions::default()
             };
             let days = warning_days.unwrap_or(config.expiry.warning_days);
@@ -545,23 +573,19 @@ fn run(cli: Cli) -> Result<()> {
             let reference = ImageReference::parse(&reference)?;
             let options = OpenOptions {
                 token,
+                notices: notices.clone(),
                 ..OpenOptions::default()
             };
             let history = tagtrust::history::history(&home, &server()?, &reference, &options)?;
             out.print(&history, || {
-                if !history.unverifiable_versions.is_empty() {
-                    eprintln!(
-                        "notice: targets versions {:?} are not signed by keys this home can verify and are left out",
-                        history.unverifiable_versions
-                    );
-                }
                 history
                     .entries
                     .iter()
                     .map(|e| {
                         format!(
-                            "targets v{}\t{}\t{}\tsigned by {}",
-                            e.targets_version,
+                            "{} v{}\t{}\t{}\tsigned by {}",
+                            e.role,
+                            e.version,
                             e.digest.as_deref().unwrap_or("(removed)"),
                             e.signed_at
                                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -648,7 +672,7 @@ fn run(cli: Cli) -> Result<()> {
             consumer,
         } => {
             let reference = ImageReference::parse(&reference)?;
-            let options = consumer.options(token, &config)?;
+            let options = consumer.options(token, &config, &notices)?;
             if options.offline {
                 eprintln!(
                     "notice: offline: using only the local trusted metadata of {}",
@@ -664,7 +688,7 @@ fn run(cli: Cli) -> Result<()> {
             out: file,
             consumer,
         } => {
-            let options = consumer.options(token, &config)?;
+            let options = consumer.options(token, &config, &notices)?;
             pull(
                 &home,
                 &server()?,
@@ -687,11 +711,12 @@ fn tag_target(
     media_type: Option<String>,
     from_registry: Option<&str>,
     annotations: &[String],
+    registry_config: &tagtrust::home::RegistryConfig,
 ) -> Result<TagTarget> {
     let mut target = match (from_registry, digest_size) {
         (Some(url), _) => {
             let location = registry::locate(&reference.gun, Some(url))?;
-            let descriptor = registry::RegistryClient::for_location(&location)?
+            let descriptor = registry::RegistryClient::for_location(&location, registry_config)?
                 .describe(&location.name, &reference.tag)
                 .with_context(|| format!("reading {} from {}", reference, location.base))?;
             TagTarget {
