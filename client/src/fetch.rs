@@ -45,20 +45,38 @@ pub enum FetchError {
     Offline { url: String },
 }
 
+/// The response header in which tagtrust-server states the oldest a
+/// healthy server's `timestamp.json` ever is (whole seconds): its re-sign
+/// cadence. Advisory only: it tells a consumer whether its `max_age` can be
+/// met, and is never used to accept anything.
+pub const TIMESTAMP_MAX_AGE_HEADER: &str = "x-tagtrust-timestamp-max-age";
+
 /// Fetches bytes from a URL, reading at most `max_length` of them.
 pub trait Fetcher {
     fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError>;
+
+    /// The [`TIMESTAMP_MAX_AGE_HEADER`] of the last `timestamp.json`
+    /// fetched, if the server sent a valid one.
+    fn timestamp_max_age(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl<F: Fetcher + ?Sized> Fetcher for &F {
     fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
         (**self).fetch(url, max_length)
     }
+    fn timestamp_max_age(&self) -> Option<Duration> {
+        (**self).timestamp_max_age()
+    }
 }
 
 impl<F: Fetcher + ?Sized> Fetcher for Box<F> {
     fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
         (**self).fetch(url, max_length)
+    }
+    fn timestamp_max_age(&self) -> Option<Duration> {
+        (**self).timestamp_max_age()
     }
 }
 
@@ -109,6 +127,22 @@ impl HttpOptions {
 pub struct HttpFetcher {
     client: reqwest::blocking::Client,
     timeout: Duration,
+    /// [`TIMESTAMP_MAX_AGE_HEADER`] of the last `timestamp.json` response.
+    timestamp_max_age: std::sync::Arc<std::sync::Mutex<Option<Duration>>>,
+}
+
+/// Does `url` name a timestamp role file (`…/timestamp.json`)?
+fn is_timestamp_url(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    path.rsplit('/').next() == Some("timestamp.json")
+}
+
+/// The advertised timestamp max age of a response: whole seconds, at most
+/// ten years (anything else is ignored).
+fn advertised_max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = headers.get(TIMESTAMP_MAX_AGE_HEADER)?.to_str().ok()?.trim();
+    let secs: u64 = text.parse().ok()?;
+    (secs <= 10 * 366 * 86_400).then(|| Duration::from_secs(secs))
 }
 
 fn chain(err: &dyn std::error::Error) -> String {
@@ -146,6 +180,7 @@ impl HttpFetcher {
         Ok(HttpFetcher {
             client,
             timeout: options.timeout,
+            timestamp_max_age: Default::default(),
         })
     }
 
@@ -216,6 +251,12 @@ impl Fetcher for HttpFetcher {
                 reason: server_error_message(&read_error_body(response)),
             });
         }
+        if is_timestamp_url(url) {
+            *self
+                .timestamp_max_age
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = advertised_max_age(response.headers());
+        }
         let too_large = || FetchError::TooLarge {
             url: url.to_string(),
             max_length,
@@ -263,6 +304,13 @@ impl Fetcher for HttpFetcher {
             return Err(too_large());
         }
         Ok(body)
+    }
+
+    fn timestamp_max_age(&self) -> Option<Duration> {
+        *self
+            .timestamp_max_age
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -341,6 +389,37 @@ mod tests {
                 not_found,
                 "{err}"
             );
+        }
+    }
+
+    /// The server's advertised timestamp max age is read from
+    /// `timestamp.json` responses only, and only when it is whole seconds.
+    #[test]
+    fn timestamp_max_age_header_is_read_from_timestamp_responses() {
+        let serve_with = |header: &'static str| {
+            let base = serve(move |s| {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\n{header}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                );
+            });
+            base.trim_end_matches("file").to_string()
+        };
+        let f = fetcher(Duration::from_secs(5));
+        assert_eq!(f.timestamp_max_age(), None);
+        let base = serve_with("X-Tagtrust-Timestamp-Max-Age: 43200\r\n");
+        f.fetch(&format!("{base}v2/g/_trust/tuf/timestamp.json"), 10)
+            .unwrap();
+        assert_eq!(f.timestamp_max_age(), Some(Duration::from_secs(43200)));
+        // Other files do not change it.
+        f.fetch(&format!("{base}v2/g/_trust/tuf/1.snapshot.json"), 10)
+            .unwrap();
+        assert_eq!(f.timestamp_max_age(), Some(Duration::from_secs(43200)));
+        // A timestamp without (or with a malformed) header clears it.
+        for header in ["", "X-Tagtrust-Timestamp-Max-Age: 12h\r\n"] {
+            let base = serve_with(header);
+            f.fetch(&format!("{base}timestamp.json"), 10).unwrap();
+            assert_eq!(f.timestamp_max_age(), None, "{header:?}");
         }
     }
 

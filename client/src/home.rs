@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! config.toml                      servers, trust pins
-//! tuf/<server>/<gun>/*.json        trusted metadata per server and GUN (the rollback memory)
+//! tuf/<origin>/<gun>/*.json        trusted metadata per server origin and GUN (the rollback memory)
+//! staged/<origin>/<gun>/           root versions being signed by several parties
 //! keys/<gun>/<role>.<keyid>.pem    private keys, encrypted PKCS#8 PEM, mode 0600
 //! ```
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tagtrust_shared::{Gun, SigningKey};
 
@@ -50,6 +50,20 @@ pub struct Config {
     /// Consumer freshness policy.
     #[serde(default)]
     pub freshness: Freshness,
+    /// OCI registry client settings.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+/// `[registry]` in config.toml.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Hosts (optionally `host:port`) other than the registry's own origin
+    /// that may receive the registry password in the token flow, e.g.
+    /// `["auth.example.com"]`. Only over https.
+    #[serde(default)]
+    pub token_realms: Vec<String>,
 }
 
 /// Consumer freshness policy beyond TUF's expiry.
@@ -102,10 +116,39 @@ pub struct TrustPin {
     /// A root.json file to start from.
     #[serde(default)]
     pub root_file: Option<PathBuf>,
-    /// Key IDs of root keys: the first root fetched must be signed by a
-    /// threshold of these.
+    /// Key IDs of root keys: the first root fetched must be signed by
+    /// `root_threshold` of these.
     #[serde(default)]
     pub root_keys: Vec<String>,
+    /// How many of `root_keys` must sign the first root (default: all of
+    /// them). The pin's own number: the root being checked does not get to
+    /// say how many of the pinned keys are enough.
+    #[serde(default)]
+    pub root_threshold: Option<u64>,
+}
+
+impl TrustPin {
+    /// Is anything pinned?
+    pub fn is_set(&self) -> bool {
+        self.root_file.is_some() || !self.root_keys.is_empty()
+    }
+
+    /// The number of pinned keys that must sign: `root_threshold`, else
+    /// all of them. Refused when impossible (0, or more than are pinned).
+    pub fn threshold(&self) -> Result<u64> {
+        let pinned = self
+            .root_keys
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64;
+        let threshold = self.root_threshold.unwrap_or(pinned);
+        if threshold < 1 || threshold > pinned {
+            bail!(
+                "root_threshold {threshold} is impossible with {pinned} distinct pinned root key(s)"
+            );
+        }
+        Ok(threshold)
+    }
 }
 
 /// The home directory and what lives in it.
@@ -148,18 +191,31 @@ impl Home {
 
     /// Directory of the trusted metadata of `gun` as served by `server`.
     pub fn metadata_dir(&self, server: &str, gun: &Gun) -> PathBuf {
-        self.root
-            .join("tuf")
-            .join(server_dir_name(server))
-            .join(gun_dir_name(gun))
+        self.origin_dir("tuf", server).join(gun_dir_name(gun))
     }
 
     /// Directory of the staged (not yet published) metadata of `gun`.
     pub fn staging_dir(&self, server: &str, gun: &Gun) -> PathBuf {
-        self.root
-            .join("staged")
-            .join(server_dir_name(server))
-            .join(gun_dir_name(gun))
+        self.origin_dir("staged", server).join(gun_dir_name(gun))
+    }
+
+    /// `<area>/<origin>`, moving a directory of the old layout (one name
+    /// per host and port, scheme dropped) to its new name the first time,
+    /// where the old name can only have meant this origin: an http(s) URL
+    /// without a path whose host has no `_`. If the move fails the old
+    /// directory keeps being used, so trust is never silently reset.
+    fn origin_dir(&self, area: &str, server: &str) -> PathBuf {
+        let area = self.root.join(area);
+        let dir = area.join(server_dir_name(server));
+        if dir.exists() {
+            return dir;
+        }
+        if let Some(legacy) = legacy_server_dir_name(server).map(|name| area.join(name)) {
+            if legacy.is_dir() && std::fs::rename(&legacy, &dir).is_err() {
+                return legacy;
+            }
+        }
+        dir
     }
 
     fn key_dir(&self, gun: &Gun) -> PathBuf {
@@ -295,15 +351,78 @@ impl Home {
     }
 }
 
-/// A file-system-safe name for a server URL: `http://127.0.0.1:4443` ->
-/// `127.0.0.1_4443`. The scheme is dropped: the same host over http and
-/// https is the same repository.
+/// What [`server_dir_name`] leaves alone in each component: letters,
+/// digits, `.` and `-`. Everything else (`_`, `%`, `/`, `:` …) is
+/// percent-encoded, so `_` only ever separates components.
+const ORIGIN_COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-');
+
+fn origin_component(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, ORIGIN_COMPONENT).to_string()
+}
+
+/// One directory name per normalised server origin: `scheme_host_port`
+/// and, if the URL has a path other than `/`, `_path`, each component
+/// percent-encoded (only letters, digits, `.` and `-` stay as they are).
+/// Scheme and host are lower-cased, a default port is written out
+/// (`http://h` and `http://h:80` are one origin) and a trailing `/` of the
+/// path is dropped. Because `_` inside a component is encoded, the mapping
+/// is injective: `http://127.0.0.1:18601` -> `http_127.0.0.1_18601`,
+/// `https://127.0.0.1:18601/` -> `https_127.0.0.1_18601`,
+/// `http://127.0.0.1/18601` -> `http_127.0.0.1_80_%2F18601`,
+/// `http://127.0.0.1_18601` -> `http_127.0.0.1%5F18601_80`. A server that is
+/// not an http(s) URL maps to `_` and the whole text encoded (no origin
+/// name starts with `_`).
 pub fn server_dir_name(server: &str) -> String {
-    let without_scheme = server
-        .split_once("://")
-        .map_or(server, |(_, rest)| rest)
-        .trim_end_matches('/');
-    let name: String = without_scheme
+    let parsed = reqwest::Url::parse(server.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    let Some(url) = parsed else {
+        return format!("_{}", origin_component(server));
+    };
+    let mut name = format!(
+        "{}_{}_{}",
+        origin_component(url.scheme()),
+        origin_component(&url.host_str().unwrap_or_default().to_ascii_lowercase()),
+        url.port_or_known_default().unwrap_or_default()
+    );
+    let path = url.path().trim_end_matches('/');
+    if !path.is_empty() {
+        name.push('_');
+        name.push_str(&origin_component(path));
+    }
+    for (label, part) in [("?", url.query()), ("#", url.fragment())] {
+        if let Some(part) = part {
+            name.push('_');
+            name.push_str(&origin_component(&format!("{label}{part}")));
+        }
+    }
+    name
+}
+
+/// The directory name the old layout gave `server`, where it is
+/// unambiguous: an http(s) origin with no path, query or user info whose
+/// host has no `_` (`http://127.0.0.1:4443` -> `127.0.0.1_4443`).
+fn legacy_server_dir_name(server: &str) -> Option<String> {
+    let url = reqwest::Url::parse(server.trim()).ok()?;
+    let host = url.host_str()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.path().trim_end_matches('/').is_empty()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && !host.contains('_')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !plain {
+        return None;
+    }
+    // The old name: the text after the scheme, anything but letters,
+    // digits, '.' and '-' replaced by '_'.
+    let typed = server.trim().split_once("://")?.1.trim_end_matches('/');
+    let name: String = typed
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
@@ -313,12 +432,7 @@ pub fn server_dir_name(server: &str) -> String {
             }
         })
         .collect();
-    // Never "", "." or "..": those would not be a directory of their own.
-    if name.chars().all(|c| c == '.') {
-        format!("_{name}")
-    } else {
-        name
-    }
+    (!name.chars().all(|c| c == '.')).then_some(name)
 }
 
 /// One path component for a GUN: `/` becomes `%2F` (a GUN never contains
@@ -329,22 +443,12 @@ pub fn gun_dir_name(gun: &Gun) -> String {
     gun.as_str().replace('/', "%2F")
 }
 
-/// Write `bytes` to `path` atomically with mode 0600 (parent created).
+/// Write `bytes` to `path` atomically and durably with mode 0600 (parent
+/// created): [`crate::updater::write_atomic_mode`].
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    // NamedTempFile is created 0600 on Unix; say so explicitly anyway.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::updater::write_atomic_mode(path, bytes, Some(0o600))?;
     Ok(())
 }
 
@@ -380,10 +484,104 @@ mod tests {
 
     #[test]
     fn server_names_are_path_safe() {
-        assert_eq!(server_dir_name("http://127.0.0.1:4443/"), "127.0.0.1_4443");
-        assert_eq!(server_dir_name("https://a.example/x"), "a.example_x");
+        assert_eq!(
+            server_dir_name("http://127.0.0.1:4443/"),
+            "http_127.0.0.1_4443"
+        );
+        assert_eq!(
+            server_dir_name("https://a.example/x"),
+            "https_a.example_443_%2Fx"
+        );
         assert!(!server_dir_name("http://h/../../etc").contains('/'));
-        assert_eq!(server_dir_name("http://.."), "_..");
+        assert!(!server_dir_name("http://h/%2e%2e/x").contains('/'));
+        for name in ["..", ".", "", "a/b", "http://"] {
+            let dir = server_dir_name(name);
+            assert!(dir.starts_with('_') && !dir.contains('/'), "{name}: {dir}");
+        }
+    }
+
+    /// Origins differing in scheme, port, path or a `_` in the host get
+    /// different directories; spellings of one origin get one.
+    #[test]
+    fn server_dirs_are_one_per_normalised_origin() {
+        let distinct = [
+            "http://127.0.0.1:18601",
+            "http://127.0.0.1/18601",
+            "http://127.0.0.1_18601",
+            "https://127.0.0.1:18601/",
+            "http://127.0.0.1:18601/a_b",
+            "http://127.0.0.1:18601/a/b",
+            "http://127.0.0.1:18601/a%2Fb",
+            "http://127.0.0.1",
+            "https://127.0.0.1",
+            "http://[::1]:18601",
+        ];
+        let names: std::collections::BTreeSet<String> =
+            distinct.iter().map(|s| server_dir_name(s)).collect();
+        assert_eq!(names.len(), distinct.len(), "{names:?}");
+        for name in &names {
+            assert!(!name.contains('/') && name != "." && name != "..", "{name}");
+        }
+        for same in [
+            ["http://127.0.0.1:18601", "http://127.0.0.1:18601/"],
+            ["http://127.0.0.1", "http://127.0.0.1:80/"],
+            ["HTTPS://Example.COM", "https://example.com:443"],
+        ] {
+            assert_eq!(
+                server_dir_name(same[0]),
+                server_dir_name(same[1]),
+                "{same:?}"
+            );
+        }
+        assert_eq!(
+            server_dir_name("http://127.0.0.1:18601"),
+            "http_127.0.0.1_18601"
+        );
+        assert_eq!(
+            server_dir_name("http://127.0.0.1/18601"),
+            "http_127.0.0.1_80_%2F18601"
+        );
+    }
+
+    /// A home of the old layout keeps its trust: the plain origin's old
+    /// directory is moved to the new name; ambiguous old names are left.
+    #[test]
+    fn old_server_dirs_are_moved_for_plain_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let gun = Gun::parse("acme/app").unwrap();
+        let old = dir
+            .path()
+            .join("tuf/127.0.0.1_4443")
+            .join(gun_dir_name(&gun));
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("root.json"), b"{}").unwrap();
+        // A different origin whose old name was the same is not given it.
+        let other = home.metadata_dir("http://127.0.0.1_4443", &gun);
+        assert!(!other.join("root.json").exists());
+        let moved = home.metadata_dir("http://127.0.0.1:4443", &gun);
+        assert_eq!(
+            moved,
+            dir.path()
+                .join("tuf/http_127.0.0.1_4443")
+                .join(gun_dir_name(&gun))
+        );
+        assert_eq!(std::fs::read(moved.join("root.json")).unwrap(), b"{}");
+        assert!(!old.exists());
+    }
+
+    #[test]
+    fn pin_thresholds_default_to_all_pinned_keys() {
+        let pin = |keys: &[&str], threshold: Option<u64>| TrustPin {
+            root_file: None,
+            root_keys: keys.iter().map(|k| k.to_string()).collect(),
+            root_threshold: threshold,
+        };
+        assert_eq!(pin(&["a", "b"], None).threshold().unwrap(), 2);
+        assert_eq!(pin(&["a", "b"], Some(1)).threshold().unwrap(), 1);
+        assert!(pin(&["a", "b"], Some(3)).threshold().is_err());
+        assert!(pin(&["a", "b"], Some(0)).threshold().is_err());
+        assert!(pin(&["a", "a"], Some(2)).threshold().is_err());
     }
 
     #[test]

@@ -38,6 +38,53 @@ pub struct Repository {
     pub new_root_keyids: Vec<String>,
 }
 
+/// Things the user should be told that are not errors (a branch of the
+/// delegation tree skipped, a `max_age` the server cannot meet). The
+/// library never prints: it hands each line to the caller's sink, if any,
+/// as it happens, and keeps them for [`Self::take`]. Lines are raw text
+/// (they can quote metadata); the renderer escapes them. Clones share one
+/// log.
+#[derive(Clone, Default)]
+pub struct Notices {
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    sink: Option<std::sync::Arc<dyn Fn(&str) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notices")
+            .field("log", &self.log)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
+}
+
+impl Notices {
+    /// Notices that are also handed to `sink` as they happen.
+    pub fn with_sink(sink: impl Fn(&str) + Send + Sync + 'static) -> Notices {
+        Notices {
+            log: Default::default(),
+            sink: Some(std::sync::Arc::new(sink)),
+        }
+    }
+
+    pub fn push(&self, line: impl Into<String>) {
+        let line = line.into();
+        if let Some(sink) = &self.sink {
+            sink(&line);
+        }
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+
+    /// The notices so far, removing them from the log.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// Options a consumer can give.
 #[derive(Debug, Default, Clone)]
 pub struct OpenOptions {
@@ -51,6 +98,8 @@ pub struct OpenOptions {
     pub max_stale: Option<std::time::Duration>,
     /// Refuse a timestamp signed longer ago than this, even if unexpired.
     pub max_age: Option<std::time::Duration>,
+    /// Where notices go.
+    pub notices: Notices,
 }
 
 /// The fetcher every read of a repository's metadata uses: the consumer's
@@ -119,12 +168,34 @@ pub fn open_repository(
     updater
         .refresh()
         .with_context(|| format!("updating trusted metadata of {gun} from {server}"))?;
+    if let Some(line) = max_age_notice(options.max_age, updater.server_timestamp_max_age()) {
+        options.notices.push(line);
+    }
     check_max_age(&updater, options.max_age)?;
     Ok(Repository {
         gun: gun.clone(),
         updater,
         trust,
         new_root_keyids,
+    })
+}
+
+/// Said before the `max_age` check: a `max_age` shorter than the age the
+/// server says a healthy timestamp reaches
+/// ([`crate::fetch::TIMESTAMP_MAX_AGE_HEADER`]) will report a freeze for
+/// part of every re-sign cycle.
+fn max_age_notice(
+    max_age: Option<std::time::Duration>,
+    server_max_age: Option<std::time::Duration>,
+) -> Option<String> {
+    let (max_age, server) = (max_age?, server_max_age?);
+    (max_age < server).then(|| {
+        format!(
+            "max_age {} is shorter than the {} this server lets its timestamp age before re-signing it; expect freeze refusals while the server is healthy (use a max_age of at least {})",
+            humantime::format_duration(max_age),
+            humantime::format_duration(server),
+            humantime::format_duration(server)
+        )
     })
 }
 
@@ -165,24 +236,27 @@ fn ensure_trusted_root(
     options: &OpenOptions,
 ) -> Result<(TrustSource, Vec<String>)> {
     let root_path = dir.join("root.json");
-    if root_path.exists() {
-        if let Some(file) = &options.root_file {
-            // Trust, once established, only moves forward along the root
-            // chain; a root file cannot reset it. Say so rather than
-            // silently ignore the option.
-            eprintln!(
-                "notice: {gun} is already trusted here; --root {} is ignored (the stored root and its chain are used)",
-                file.display()
-            );
-        }
-        return Ok((TrustSource::Stored, Vec::new()));
-    }
     let pin = home
         .config()?
         .pins
         .get(gun.as_str())
         .cloned()
         .unwrap_or_default();
+    if root_path.exists() {
+        if pin.is_set() {
+            check_pin_agrees_with_stored_trust(dir, &pin, gun)?;
+        }
+        if let Some(file) = &options.root_file {
+            // Trust, once established, only moves forward along the root
+            // chain; a root file cannot reset it. Say so rather than
+            // silently ignore the option.
+            options.notices.push(format!(
+                "{gun} is already trusted here; --root {} is ignored (the stored root and its chain are used)",
+                file.display()
+            ));
+        }
+        return Ok((TrustSource::Stored, Vec::new()));
+    }
     let (bytes, source) = if let Some(file) = &options.root_file {
         (read_root_file(file)?, TrustSource::RootFile)
     } else if let Some(file) = &pin.root_file {
@@ -211,11 +285,11 @@ fn ensure_trusted_root(
     if source == TrustSource::FirstUse {
         // Said here, not by each command: every command that meets a new
         // GUN (lookup, list, status, tag set, …) must tell the user.
-        eprintln!(
-            "notice: trusting {gun} on first use: root v{} with root keys {}",
+        options.notices.push(format!(
+            "trusting {gun} on first use: root v{} with root keys {}",
             root.signed.version,
-            crate::terminal::escape_join(&keyids, ", ")
-        );
+            keyids.join(", ")
+        ));
     }
     Ok((source, keyids))
 }
@@ -250,12 +324,96 @@ fn fetch_first_root(fetcher: &HttpFetcher, base_url: &str) -> Result<Vec<u8>> {
         })
 }
 
-/// The root must be signed by a threshold of the pinned keys. A pin names a
+/// A pin configured after trust was established must describe that trust:
+/// a pinned root file must be the first root this home trusted (the
+/// anchor) or the current one, byte for byte; pinned root keys must have
+/// signed (a pin threshold of) one of those. Anything else is an error
+/// naming both, never silently ignored.
+fn check_pin_agrees_with_stored_trust(dir: &Path, pin: &TrustPin, gun: &Gun) -> Result<()> {
+    let current = std::fs::read(dir.join("root.json"))
+        .with_context(|| format!("reading {}", dir.join("root.json").display()))?;
+    let mut stored = vec![current];
+    if let Ok(anchor) = earliest_anchor(dir) {
+        stored.insert(0, anchor);
+    }
+    let describe = |bytes: &[u8]| -> String {
+        match Metadata::<Root>::from_bytes(bytes) {
+            Ok(root) => format!(
+                "root v{} ({}, root keys {})",
+                root.signed.version,
+                crate::registry::sha256_digest(bytes),
+                root.signed
+                    .role_keys("root")
+                    .map(|k| k.keyids.join(", "))
+                    .unwrap_or_default()
+            ),
+            Err(_) => format!("a root ({})", crate::registry::sha256_digest(bytes)),
+        }
+    };
+    let trusted = || {
+        stored
+            .iter()
+            .map(|b| describe(b))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    if let Some(file) = &pin.root_file {
+        let pinned = read_root_file(file)?;
+        if !stored.iter().any(|b| *b == pinned) {
+            bail!(
+                "the trust pin of {gun} in config.toml (root file {}: {}) disagrees with the trust stored in {}: {}; remove the pin, or remove that directory to start again from the pin",
+                file.display(),
+                describe(&pinned),
+                dir.display(),
+                trusted()
+            );
+        }
+    }
+    if !pin.root_keys.is_empty() {
+        let agrees = stored.iter().any(|bytes| {
+            Metadata::<Root>::from_bytes(bytes)
+                .map_err(anyhow::Error::from)
+                .and_then(|root| check_pinned_keys(&root, pin))
+                .is_ok()
+        });
+        if !agrees {
+            bail!(
+                "the trust pin of {gun} in config.toml (root keys {}, threshold {}) disagrees with the trust stored in {}: {}; remove the pin, or remove that directory to start again from the pin",
+                pin.root_keys.join(", "),
+                pin.threshold()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+                dir.display(),
+                trusted()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The earliest root kept in the anchor directory of `dir`.
+pub(crate) fn earliest_anchor(dir: &Path) -> Result<Vec<u8>> {
+    let anchors = dir.join(ANCHOR_DIR);
+    let earliest = std::fs::read_dir(&anchors)
+        .with_context(|| format!("no anchor root in {}", anchors.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let version: u64 = name.strip_suffix(".root.json")?.parse().ok()?;
+            Some((version, e.path()))
+        })
+        .min_by_key(|(version, _)| *version)
+        .with_context(|| format!("no anchor root in {}", anchors.display()))?;
+    std::fs::read(&earliest.1).with_context(|| format!("reading {}", earliest.1.display()))
+}
+
+/// The root must be signed by the pin's threshold of the pinned keys
+/// ([`TrustPin::threshold`]: its own number, not the root's). A pin names a
 /// key by the SHA-256 of its canonical form, so only keys whose content
 /// hashes to a pinned ID count: the root chooses which IDs it lists under
 /// which keys, and must not be able to list its own key under a pinned ID.
 fn check_pinned_keys(root: &Metadata<Root>, pin: &TrustPin) -> Result<()> {
-    let threshold = root.signed.role_keys("root")?.threshold;
+    let threshold = pin.threshold()?;
     let pinned_keys: std::collections::BTreeMap<String, tagtrust_shared::PublicKey> = root
         .signed
         .keys
@@ -307,6 +465,7 @@ mod tests {
         let pin = TrustPin {
             root_file: None,
             root_keys: vec![pinned.key_id()],
+            root_threshold: None,
         };
         check_pinned_keys(&root_signed_by(&pinned, &pinned.key_id()), &pin).unwrap();
         let other = SigningKey::generate();
@@ -320,12 +479,106 @@ mod tests {
         let pin = TrustPin {
             root_file: None,
             root_keys: vec![pinned.key_id()],
+            root_threshold: None,
         };
         let forged = root_signed_by(&attacker, &pinned.key_id());
         // It is self-consistent (signed by the key it lists)...
         forged.signed.verify_role("root", &forged).unwrap();
         // ...but not by the pinned key.
         assert!(check_pinned_keys(&forged, &pin).is_err());
+    }
+
+    /// Item 4 of issue 7: with K1 and K2 pinned for a 2-of-2 root, a root
+    /// listing only K1 with threshold 1, signed by K1, is refused: the pin
+    /// says how many pinned keys must sign, not the root being checked.
+    #[test]
+    fn the_pin_threshold_is_the_pins_own() {
+        let k1 = SigningKey::generate();
+        let k2 = SigningKey::generate();
+        let pin = TrustPin {
+            root_file: None,
+            root_keys: vec![k1.key_id(), k2.key_id()],
+            root_threshold: None,
+        };
+        let forged = root_signed_by(&k1, &k1.key_id());
+        assert_eq!(forged.signed.role_keys("root").unwrap().threshold, 1);
+        forged.signed.verify_role("root", &forged).unwrap();
+        let err = check_pinned_keys(&forged, &pin).unwrap_err();
+        assert!(format!("{err:#}").contains("threshold"), "{err:#}");
+        // Explicitly 1 of 2: K1 alone is enough.
+        let one_of_two = TrustPin {
+            root_threshold: Some(1),
+            ..pin.clone()
+        };
+        check_pinned_keys(&forged, &one_of_two).unwrap();
+        // Both pinned keys signing meets the default.
+        let mut both = forged.clone();
+        both.signed.add_key("root", k2.public_key());
+        let mut both = Metadata::new(both.signed).unwrap();
+        both.sign(&k1);
+        both.sign(&k2);
+        check_pinned_keys(&both, &pin).unwrap();
+    }
+
+    /// Item 12 of issue 7: a pin configured after first use is checked
+    /// against the stored trust; agreement is quiet, disagreement an error
+    /// naming the pin and what is trusted.
+    #[test]
+    fn a_pin_added_after_first_use_must_agree_with_stored_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        let gun = Gun::parse("acme/app").unwrap();
+        let trusted_key = SigningKey::generate();
+        let trusted = root_signed_by(&trusted_key, &trusted_key.key_id()).to_bytes();
+        store_initial_root(dir.path(), &trusted, 1).unwrap();
+        let key_pin = |keys: Vec<String>| TrustPin {
+            root_file: None,
+            root_keys: keys,
+            root_threshold: None,
+        };
+        check_pin_agrees_with_stored_trust(dir.path(), &key_pin(vec![trusted_key.key_id()]), &gun)
+            .unwrap();
+        let other = SigningKey::generate();
+        let err =
+            check_pin_agrees_with_stored_trust(dir.path(), &key_pin(vec![other.key_id()]), &gun)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(&other.key_id()) && err.contains(&trusted_key.key_id()),
+            "names both: {err}"
+        );
+
+        let file_pin = |bytes: &[u8]| {
+            let path = dir.path().join("pinned-root.json");
+            std::fs::write(&path, bytes).unwrap();
+            TrustPin {
+                root_file: Some(path),
+                root_keys: Vec::new(),
+                root_threshold: None,
+            }
+        };
+        check_pin_agrees_with_stored_trust(dir.path(), &file_pin(&trusted), &gun).unwrap();
+        let forged = root_signed_by(&other, &other.key_id()).to_bytes();
+        let err = check_pin_agrees_with_stored_trust(dir.path(), &file_pin(&forged), &gun)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&crate::registry::sha256_digest(&forged))
+                && err.contains(&crate::registry::sha256_digest(&trusted)),
+            "names both: {err}"
+        );
+    }
+
+    #[test]
+    fn max_age_shorter_than_the_servers_cadence_is_said() {
+        let h = |n: u64| std::time::Duration::from_secs(n * 3600);
+        let line = max_age_notice(Some(h(2)), Some(h(12))).unwrap();
+        assert!(
+            line.contains("max_age 2h") && line.contains("12h"),
+            "{line}"
+        );
+        assert_eq!(max_age_notice(Some(h(12)), Some(h(12))), None);
+        assert_eq!(max_age_notice(None, Some(h(12))), None);
+        assert_eq!(max_age_notice(Some(h(2)), None), None);
     }
 }
 
@@ -370,10 +623,21 @@ pub fn lookup(
     options: &OpenOptions,
 ) -> Result<(Resolution, Repository)> {
     let mut repo = open_repository(home, server, &reference.gun, options)?;
-    let info = repo
-        .updater
-        .get_targetinfo(&reference.tag)
-        .with_context(|| format!("searching the signed targets of {}", reference.gun))?;
+    let info = match repo.updater.get_targetinfo(&reference.tag) {
+        Ok(info) => info,
+        // Most often a delegation whose keys were just replaced: its stored
+        // metadata is signed by the old keys until the new holder publishes.
+        Err(e @ crate::trusted::UpdateError::Signature { .. }) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "searching the signed targets of {}: a role on the search path for {:?} is not signed by the keys delegated to it now (if its keys were replaced, its new key holder has not published yet)",
+                reference.gun, reference.tag
+            )))
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("searching the signed targets of {}", reference.gun)))
+        }
+    };
     let Some(info) = info else {
         bail!(
             "{reference} is not signed: no trusted targets metadata lists tag {:?}",

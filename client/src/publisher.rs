@@ -4,7 +4,7 @@
 //! (409) is retried on top of the winner's version.
 
 use crate::home::{passphrase, ExpiryPolicy, Home};
-use crate::lookup::{open_repository, OpenOptions};
+use crate::lookup::{open_repository, Notices, OpenOptions};
 use crate::remote::{PublishError, ServerClient};
 use anyhow::{bail, Context, Result};
 use chrono::{Duration, Utc};
@@ -26,6 +26,8 @@ pub struct Publisher {
     pub home: Home,
     pub server: String,
     pub token: Option<String>,
+    /// Where notices (skipped delegation branches, …) go.
+    pub notices: Notices,
 }
 
 /// What `init` created.
@@ -135,6 +137,7 @@ impl Publisher {
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
             token: self.token.clone(),
+            notices: self.notices.clone(),
             ..OpenOptions::default()
         }
     }
@@ -291,7 +294,7 @@ impl Publisher {
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
             let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
             let current = match signer {
-                Signer::Targets => Some(
+                Signer::Targets => RoleState::Current(
                     repo.updater
                         .trusted()
                         .targets()
@@ -299,27 +302,27 @@ impl Publisher {
                         .signed
                         .clone(),
                 ),
-                Signer::Delegated { role, .. } => {
-                    let delegation = find_delegation(&mut repo, role)?;
+                Signer::Delegated { role, key_file } => {
+                    let key_id = keys.file(key_file)?.key_id();
+                    let (delegation, current) =
+                        delegated_role_state(&mut repo, role, &key_id, &self.notices)?;
                     if !tag.is_empty() && !delegation.is_delegated_path(tag) {
                         bail!(
                             "role {role} may not sign tag {tag:?}: its paths are {}",
                             delegation.paths.as_deref().unwrap_or_default().join(", ")
                         );
                     }
-                    repo.updater
-                        .trusted()
-                        .delegated_targets(role)
-                        .map(|m| m.signed.clone())
+                    current
                 }
             };
             let mut targets = match current {
-                Some(mut t) => {
+                RoleState::Current(mut t) => {
                     t.version += 1;
                     t
                 }
-                // A delegated role's first version.
-                None => Targets::new(1, Utc::now()),
+                // A delegated role's first version, or the first one signed
+                // by its new keys.
+                RoleState::Next(version) => Targets::new(version, Utc::now()),
             };
             change(&mut targets)?;
             let key = match signer {
@@ -414,22 +417,32 @@ impl Publisher {
     /// what a consumer would get).
     pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>> {
         let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
-        let roles = repo.updater.load_all_roles()?;
-        let candidates: std::collections::BTreeSet<String> = roles
+        let walk = repo.updater.load_all_roles()?;
+        for skipped in &walk.skipped {
+            self.notices.push(skipped.notice());
+        }
+        let candidates: std::collections::BTreeSet<String> = walk
+            .roles
             .iter()
             .filter_map(|role| repo.updater.trusted().targets_role(role))
             .flat_map(|md| md.signed.targets.keys().cloned())
             .collect();
         let mut entries = Vec::new();
         for tag in candidates {
-            if let Some(info) = repo.updater.get_targetinfo(&tag)? {
-                entries.push(TagEntry {
+            // A tag whose search runs into a failing branch cannot be
+            // resolved by a consumer either: said, and left out.
+            match repo.updater.get_targetinfo(&tag) {
+                Ok(Some(info)) => entries.push(TagEntry {
                     tag,
                     digest: info.target.digest(),
                     size: info.target.length,
                     media_type: info.target.media_type().map(str::to_string),
                     signed_by: info.role,
-                });
+                }),
+                Ok(None) => {}
+                Err(e) => self
+                    .notices
+                    .push(format!("tag {tag:?} left out: its lookup fails: {e}")),
             }
         }
         Ok(entries)
@@ -457,18 +470,75 @@ impl Signer {
     }
 }
 
-/// The delegation entry of `role`, wherever in the (verified) delegation
-/// tree it is.
-fn find_delegation(repo: &mut crate::lookup::Repository, role: &str) -> Result<DelegatedRole> {
-    let roles = repo.updater.load_all_roles()?;
-    roles
+/// What a delegated role's next version starts from.
+pub(crate) enum RoleState {
+    /// Its verified current metadata.
+    Current(Targets),
+    /// No valid metadata (never published, or the stored version is not
+    /// signed by the keys it is delegated to now, as after its keys were
+    /// replaced): a fresh role of this version.
+    Next(u64),
+}
+
+/// The pre-publish walk of a delegated role: its delegation entry (from a
+/// verified delegator, preferring the one that lists the signer's key
+/// `signer_key_id`) and what to build on. A role whose stored version does
+/// not verify under that entry has no valid metadata yet: the next version
+/// starts empty at the version after the one snapshot lists, so the new key
+/// holder can publish after a key replacement (`delegation add` on an
+/// existing name). Failing branches elsewhere are notices, not errors.
+fn delegated_role_state(
+    repo: &mut crate::lookup::Repository,
+    role: &str,
+    signer_key_id: &str,
+    notices: &Notices,
+) -> Result<(DelegatedRole, RoleState)> {
+    let walk = repo.updater.load_all_roles()?;
+    let trusted = repo.updater.trusted();
+    let entries: Vec<(&String, &DelegatedRole)> = walk
+        .roles
         .iter()
-        .filter_map(|name| repo.updater.trusted().targets_role(name))
-        .filter_map(|md| md.signed.delegations.as_ref())
-        .flat_map(|d| d.roles().iter())
-        .find(|d| d.name == role)
-        .cloned()
-        .with_context(|| format!("{} has no delegated role named {role}", repo.gun))
+        .filter_map(|parent| {
+            let delegations = trusted.targets_role(parent)?.signed.delegations.as_ref()?;
+            Some((parent, delegations.roles().iter().find(|d| d.name == role)?))
+        })
+        .collect();
+    let verified_through = walk.delegators.get(role);
+    let (parent, delegation) = entries
+        .iter()
+        .find(|(_, d)| d.keyids.iter().any(|id| id == signer_key_id))
+        .or_else(|| entries.iter().find(|(p, _)| Some(*p) == verified_through))
+        .or(entries.first())
+        .copied()
+        .with_context(|| format!("{} has no delegated role named {role}", repo.gun))?;
+    for skipped in walk.skipped.iter().filter(|s| s.role != role) {
+        notices.push(skipped.notice());
+    }
+    if verified_through == Some(parent) {
+        if let Some(md) = trusted.delegated_targets(role) {
+            return Ok((delegation.clone(), RoleState::Current(md.signed.clone())));
+        }
+    }
+    let listed = trusted
+        .snapshot()
+        .and_then(|s| s.signed.role_meta(role))
+        .map(|m| m.version);
+    if let Some(version) = listed {
+        let why = walk
+            .skipped
+            .iter()
+            .find(|s| s.role == role && s.delegator == *parent)
+            .map(|s| s.error.to_string())
+            .unwrap_or_else(|| "it is not trusted through this delegation".into());
+        notices.push(format!(
+            "role {role:?} has no valid metadata under its current delegation (version {version}: {why}); publishing version {} without the tags of earlier versions",
+            version + 1
+        ));
+    }
+    Ok((
+        delegation.clone(),
+        RoleState::Next(listed.map_or(1, |v| v + 1)),
+    ))
 }
 
 /// A delegation to add to the top-level targets role.
@@ -497,6 +567,9 @@ pub struct DelegationReport {
     pub gun: String,
     pub name: String,
     pub added: bool,
+    /// `delegation add` on an existing name: its keys (and paths,
+    /// threshold) were replaced.
+    pub replaced: bool,
     pub targets_version: u64,
 }
 
@@ -522,6 +595,7 @@ impl Publisher {
                 delegation.keys.len()
             );
         }
+        let replaced = std::cell::Cell::new(false);
         let published = self.change_targets(gun, |targets| {
             let delegations = targets.delegations.get_or_insert_with(|| Delegations {
                 keys: BTreeMap::new(),
@@ -533,13 +607,21 @@ impl Publisher {
                 .roles
                 .as_mut()
                 .context("this GUN uses succinct hash-bin delegations; tagtrust cannot add named roles to them")?;
+            // An existing name is replaced where it stands (search order
+            // is unchanged): its keys, threshold, paths and terminating
+            // flag become the ones given. That is how a compromised or
+            // lost delegated key is replaced; the role's stored metadata,
+            // signed by the old keys, stops verifying, and the new key
+            // holder's next publish starts it again (`RoleState::Next`).
+            let position = roles.iter().position(|r| r.name == delegation.name);
+            replaced.set(position.is_some());
             roles.retain(|r| r.name != delegation.name);
             let keyids: Vec<String> = delegation.keys.iter().map(PublicKey::key_id).collect();
             for key in &delegation.keys {
                 delegations.keys.insert(key.key_id(), key.clone());
             }
             let roles = delegations.roles.as_mut().expect("checked above");
-            roles.push(DelegatedRole {
+            let entry = DelegatedRole {
                 name: delegation.name.clone(),
                 keyids,
                 threshold: delegation.threshold,
@@ -547,7 +629,11 @@ impl Publisher {
                 paths: Some(delegation.paths.clone()),
                 path_hash_prefixes: None,
                 extra: Default::default(),
-            });
+            };
+            match position {
+                Some(at) => roles.insert(at.min(roles.len()), entry),
+                None => roles.push(entry),
+            }
             prune_delegation_keys(delegations);
             Ok(())
         })?;
@@ -555,6 +641,7 @@ impl Publisher {
             gun: gun.to_string(),
             name: delegation.name.clone(),
             added: true,
+            replaced: replaced.get(),
             targets_version: published.version,
         })
     }
@@ -578,6 +665,7 @@ impl Publisher {
             gun: gun.to_string(),
             name: name.to_string(),
             added: false,
+            replaced: false,
             targets_version: published.version,
         })
     }

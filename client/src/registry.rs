@@ -141,15 +141,41 @@ pub struct RegistryClient {
     http: Client,
     base: String,
     credentials: Option<(String, String)>,
+    /// Realm hosts besides the registry's own origin allowed to receive
+    /// the credentials (config `registry.token_realms`).
+    token_realms: Vec<String>,
     /// The `Authorization` value that last worked, reused for later requests.
     authorization: Mutex<Option<String>>,
 }
 
-/// The host (without port or user info) of an http(s) URL.
-fn host_of(url: &str) -> Option<String> {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+/// Scheme, host and port (default ports written out) of an http(s) URL.
+fn origin_of(url: &str) -> Option<(String, String, u16)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    Some((
+        url.scheme().to_string(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
+}
+
+/// May the registry credentials be sent to the token `realm` named by a
+/// challenge of the registry at `registry`? Only to the registry's own
+/// origin (same scheme, host and port), or over https to a host the user
+/// allowed in `allowed` (`host` for port 443, or `host:port`). The
+/// registry chooses the realm, so a hostile or compromised registry must
+/// not be able to send the password anywhere else.
+pub fn may_send_credentials(realm: &str, registry: &str, allowed: &[String]) -> bool {
+    let Some(realm) = origin_of(realm) else {
+        return false;
+    };
+    if origin_of(registry).as_ref() == Some(&realm) {
+        return true;
+    }
+    // An allowed entry is `host` or `host:port`, read as an https origin.
+    realm.0 == "https"
+        && allowed
+            .iter()
+            .any(|entry| origin_of(&format!("https://{}/", entry.trim())) == Some(realm.clone()))
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -256,13 +282,26 @@ impl RegistryClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             credentials,
+            token_realms: Vec::new(),
             authorization: Mutex::new(None),
         })
     }
 
-    /// A client for `location`, with credentials from the environment.
-    pub fn for_location(location: &RegistryLocation) -> Result<Self> {
-        Self::new(&location.base, credentials_from_env())
+    /// Also send the credentials to these token realm hosts (config
+    /// `registry.token_realms`; see [`may_send_credentials`]).
+    pub fn with_token_realms(mut self, realms: &[String]) -> Self {
+        self.token_realms = realms.to_vec();
+        self
+    }
+
+    /// A client for `location`, with credentials from the environment and
+    /// the realm hosts allowed in `config`.
+    pub fn for_location(
+        location: &RegistryLocation,
+        config: &crate::home::RegistryConfig,
+    ) -> Result<Self> {
+        Ok(Self::new(&location.base, credentials_from_env())?
+            .with_token_realms(&config.token_realms))
     }
 
     fn manifest_url(&self, name: &str, reference: &str) -> String {
@@ -361,13 +400,13 @@ impl RegistryClient {
         }
         let mut req = self.http.get(realm).query(&query);
         if let Some((user, password)) = &self.credentials {
-            // The registry names the realm: send the password only over
-            // https or to the registry's own host, never in clear text to
-            // wherever a (possibly hostile) registry points.
-            if !(realm.starts_with("https://") || host_of(realm) == host_of(&self.base)) {
+            // The registry names the realm: send the password only to the
+            // registry's own origin or an https host the user allowed.
+            if !may_send_credentials(realm, &self.base, &self.token_realms) {
                 bail!(
-                    "registry token realm {realm} is neither https nor on the registry's host; \
-                     not sending {USER_ENV}/{PASSWORD_ENV} there"
+                    "registry token realm {realm} is not the registry's own origin ({}) nor a host allowed in config.toml [registry] token_realms; \
+                     not sending {USER_ENV}/{PASSWORD_ENV} there",
+                    self.base
                 );
             }
             req = req.basic_auth(user, Some(password));
@@ -549,7 +588,7 @@ pub fn pull(
         .and_then(|custom| custom.get("annotations").cloned())
         .and_then(|a| serde_json::from_value(a).ok())
         .unwrap_or_default();
-    let client = RegistryClient::for_location(&location)?;
+    let client = RegistryClient::for_location(&location, &home.config()?.registry)?;
     let manifest = client
         .fetch_manifest_verified(&location.name, &resolution.digest, resolution.size)
         .with_context(|| format!("pulling {reference} from {}", location.base))?;
@@ -612,6 +651,80 @@ mod tests {
         assert_eq!(c.params["realm"], "http://a/t");
         assert_eq!(c.params["service"], "s");
         assert!(parse_challenge(r#"Bearer realm="unterminated"#).is_none());
+    }
+
+    /// The password goes to the registry's own origin, or over https to an
+    /// allowed realm host; never to another scheme, port or host.
+    #[test]
+    fn credentials_go_only_to_the_registry_origin_or_allowed_realms() {
+        let none: &[String] = &[];
+        let registry = "https://registry.example.com";
+        for same in [
+            "https://registry.example.com/token",
+            "https://REGISTRY.example.com:443/token?x=1",
+        ] {
+            assert!(may_send_credentials(same, registry, none), "{same}");
+        }
+        for other in [
+            "https://auth.example.com/token",
+            "http://registry.example.com/token",
+            "https://registry.example.com:8443/token",
+            "https://evil.example/token",
+            "not a url",
+        ] {
+            assert!(!may_send_credentials(other, registry, none), "{other}");
+        }
+        // Plain http registry: the same origin only (port included).
+        assert!(may_send_credentials(
+            "http://127.0.0.1:5000/t",
+            "http://127.0.0.1:5000",
+            none
+        ));
+        assert!(!may_send_credentials(
+            "http://127.0.0.1:5001/t",
+            "http://127.0.0.1:5000",
+            none
+        ));
+        assert!(!may_send_credentials(
+            "https://127.0.0.1:5000/t",
+            "http://127.0.0.1:5000",
+            none
+        ));
+        // Allowed realm hosts: https only, port 443 unless given.
+        let allowed = vec![
+            "auth.example.com".to_string(),
+            "sso.example.com:8443".to_string(),
+        ];
+        assert!(may_send_credentials(
+            "https://auth.example.com/token",
+            registry,
+            &allowed
+        ));
+        assert!(!may_send_credentials(
+            "http://auth.example.com/token",
+            registry,
+            &allowed
+        ));
+        assert!(!may_send_credentials(
+            "https://auth.example.com:444/token",
+            registry,
+            &allowed
+        ));
+        assert!(may_send_credentials(
+            "https://sso.example.com:8443/t",
+            registry,
+            &allowed
+        ));
+        assert!(!may_send_credentials(
+            "https://sso.example.com/t",
+            registry,
+            &allowed
+        ));
+        assert!(!may_send_credentials(
+            "https://x.auth.example.com/t",
+            registry,
+            &allowed
+        ));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Status {
     pub checked_at: DateTime<Utc>,
     pub roles: Vec<RoleStatus>,
     pub warnings: Vec<String>,
+    /// Delegation branches left out because they failed verification (also
+    /// handed to the caller's notices).
+    pub skipped: Vec<String>,
 }
 
 /// Verify `gun` and report on every role, warning about roles that expire
@@ -44,7 +47,12 @@ pub fn status(
     warning_days: i64,
 ) -> Result<Status> {
     let mut repo = open_repository(home, server, gun, options)?;
-    let delegated = repo.updater.load_all_roles()?;
+    let walk = repo.updater.load_all_roles()?;
+    let notices: Vec<String> = walk.skipped.iter().map(|s| s.notice()).collect();
+    for line in &notices {
+        options.notices.push(line.clone());
+    }
+    let delegated = &walk.roles;
     let now = Utc::now();
     let trusted = repo.updater.trusted();
     let root = &trusted.root().signed;
@@ -102,7 +110,7 @@ pub fn status(
             top_level_holder("snapshot"),
         );
     }
-    for name in &delegated {
+    for name in delegated {
         let Some(md) = trusted.targets_role(name) else {
             continue;
         };
@@ -111,7 +119,7 @@ pub fn status(
         } else {
             (
                 "delegated".to_string(),
-                delegated_key_ids(trusted, &delegated, name),
+                delegated_key_ids(trusted, &walk.delegators, name),
             )
         };
         push(
@@ -148,19 +156,20 @@ pub fn status(
         checked_at: now,
         roles,
         warnings,
+        skipped: notices,
     })
 }
 
-/// The key IDs the delegator of `name` lists for it.
+/// The key IDs the delegator `name` was verified through lists for it.
 fn delegated_key_ids(
     trusted: &crate::trusted::TrustedMetadataSet,
-    loaded: &[String],
+    delegators: &std::collections::BTreeMap<String, String>,
     name: &str,
 ) -> Vec<String> {
-    loaded
-        .iter()
-        .filter_map(|parent| trusted.targets_role(parent))
-        .filter_map(|md: &Metadata<tagtrust_shared::Targets>| md.signed.delegations.as_ref())
-        .find_map(|d| d.role_keys(name).map(|(ids, _)| ids.to_vec()))
+    delegators
+        .get(name)
+        .and_then(|parent| trusted.targets_role(parent))
+        .and_then(|md: &Metadata<tagtrust_shared::Targets>| md.signed.delegations.as_ref())
+        .and_then(|d| d.role_keys(name).map(|(ids, _)| ids.to_vec()))
         .unwrap_or_default()
 }

@@ -81,6 +81,37 @@ pub struct TargetInfo {
     pub role: String,
 }
 
+/// What [`Updater::load_all_roles`] found.
+#[derive(Debug, Default)]
+pub struct RoleWalk {
+    /// The targets roles loaded and verified, in visiting (pre-)order,
+    /// `targets` first.
+    pub roles: Vec<String>,
+    /// The delegator each of `roles` was verified through (`root` for
+    /// `targets`).
+    pub delegators: std::collections::BTreeMap<String, String>,
+    /// Branches that failed and were left out, with their subtrees.
+    pub skipped: Vec<SkippedRole>,
+}
+
+/// A delegated role the walk could not trust through one delegator.
+#[derive(Debug)]
+pub struct SkippedRole {
+    pub role: String,
+    pub delegator: String,
+    pub error: UpdateError,
+}
+
+impl SkippedRole {
+    /// One line for the user.
+    pub fn notice(&self) -> String {
+        format!(
+            "skipped delegated role {:?} as delegated by {:?} (and any roles it delegates to): {}",
+            self.role, self.delegator, self.error
+        )
+    }
+}
+
 /// The TUF client for one repository.
 pub struct Updater<F: Fetcher> {
     dir: PathBuf,
@@ -108,22 +139,58 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, UpdateError> {
     }
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same
-/// directory (its name does not end in `.json`), synced, then renamed.
+/// Write `bytes` to `path` atomically and durably: a temporary file in the
+/// same directory (its name does not end in `.json`), fsynced, renamed over
+/// `path`, then the directory fsynced so the rename itself survives a power
+/// loss (without it the rollback memory could silently go back to the old
+/// file). The one atomic-write helper of the client: key files use it too
+/// ([`write_atomic_mode`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    write_atomic_mode(path, bytes, None)
+}
+
+/// [`write_atomic`], with Unix permission bits `mode` set on the file
+/// before any byte is written (private keys: 0o600).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), UpdateError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let context = || format!("writing {}", path.display());
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(|e| UpdateError::io(context(), e))?;
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| UpdateError::io(context(), e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| UpdateError::io(context(), e))?;
     tmp.persist(path)
         .map_err(|e| UpdateError::io(context(), e.error))?;
-    Ok(())
+    sync_dir(dir).map_err(|e| UpdateError::io(format!("syncing {}", dir.display()), e))
+}
+
+/// fsync a directory, making renames and creations in it durable. A no-op
+/// where directories cannot be opened for syncing (Windows).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// `target_dir` joined with a target path, refusing paths that would leave
@@ -147,7 +214,7 @@ fn local_target_path(target_dir: &Path, target: &str) -> Result<PathBuf, UpdateE
 
 /// The roles `delegations` sends the search for `target` to, in order, with
 /// their terminating flag. Succinct (TAP 15) bins are terminating.
-fn roles_for_target(delegations: &Delegations, target: &str) -> Vec<(String, bool)> {
+pub(crate) fn roles_for_target(delegations: &Delegations, target: &str) -> Vec<(String, bool)> {
     if let Some(succinct) = &delegations.succinct_roles {
         return vec![(succinct.role_for_target(target), true)];
     }
@@ -195,6 +262,13 @@ impl<F: Fetcher> Updater<F> {
     /// The metadata directory.
     pub fn metadata_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How old the server says a healthy timestamp can be
+    /// ([`crate::fetch::TIMESTAMP_MAX_AGE_HEADER`] of the last timestamp
+    /// fetched), if it said.
+    pub fn server_timestamp_max_age(&self) -> Option<std::time::Duration> {
+        self.fetcher.timestamp_max_age()
     }
 
     fn persist(&self, file: &str, bytes: &[u8]) -> Result<(), UpdateError> {
@@ -423,24 +497,51 @@ impl<F: Fetcher> Updater<F> {
 
     /// Load every delegated role reachable from top-level targets that
     /// snapshot lists (a delegated role not published yet has nothing to
-    /// load), pre-order, each once, at most `max_delegations`. Returns the
-    /// names in visiting order. For publishers and listings; a lookup uses
-    /// [`Self::get_targetinfo`], which fetches only what its search visits.
-    pub fn load_all_roles(&mut self) -> Result<Vec<String>, UpdateError> {
+    /// load), pre-order, each once, at most `max_delegations`. For
+    /// publishers and listings; a lookup uses [`Self::get_targetinfo`],
+    /// which fetches only what its search visits.
+    ///
+    /// A delegated branch that fails (its role does not verify under the
+    /// keys its delegator gives it, cannot be fetched, or is a name already
+    /// trusted through another delegator with other keys) is skipped with
+    /// its subtree and reported in [`RoleWalk::skipped`]: one broken or
+    /// hostile branch must not hide every other role. Only top-level
+    /// targets failing fails the walk. Nothing skipped is trusted.
+    pub fn load_all_roles(&mut self) -> Result<RoleWalk, UpdateError> {
         if !self.refreshed {
             self.refresh()?;
         }
         let mut to_visit = vec![("targets".to_string(), "root".to_string())];
-        let mut visited = Vec::new();
+        let mut walk = RoleWalk::default();
         while let Some((role, delegator)) = to_visit.pop() {
-            if visited.contains(&role) {
+            if walk.roles.contains(&role) {
+                // Reached again through another delegator: it must vouch
+                // for the same metadata, or that branch is skipped.
+                if let Err(error) = self.trusted.check_delegated_by(&role, &delegator) {
+                    walk.skipped.push(SkippedRole {
+                        role,
+                        delegator,
+                        error,
+                    });
+                }
                 continue;
             }
-            if visited.len() > self.config.max_delegations {
+            if walk.roles.len() > self.config.max_delegations {
                 break;
             }
-            self.load_targets(&role, &delegator)?;
-            visited.push(role.clone());
+            if let Err(error) = self.load_targets(&role, &delegator) {
+                if role == "targets" {
+                    return Err(error);
+                }
+                walk.skipped.push(SkippedRole {
+                    role,
+                    delegator,
+                    error,
+                });
+                continue;
+            }
+            walk.roles.push(role.clone());
+            walk.delegators.insert(role.clone(), delegator);
             let targets = self
                 .trusted
                 .targets_role(&role)
@@ -473,7 +574,7 @@ impl<F: Fetcher> Updater<F> {
                     .rev(),
             );
         }
-        Ok(visited)
+        Ok(walk)
     }
 
     /// The local path of `info` under `target_dir` if it is already there

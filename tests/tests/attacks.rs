@@ -28,7 +28,7 @@ use tagtrust_shared::{
     Targets, Timestamp,
 };
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
 
 const GUN: &str = "localhost:5000/acme/app";
 const OTHER_GUN: &str = "localhost:5000/acme/other";
@@ -1263,4 +1263,156 @@ fn server_error_messages_are_escaped() {
     let stderr = stderr_of(&out);
     assert_no_raw_controls(&stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// A delegated role locking a sibling out (issue 7, item 1)
+
+/// A delegated role named under a verified delegator.
+fn delegated_role(name: &str, key: &SigningKey, paths: &[&str]) -> DelegatedRole {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "keyids": [key.key_id()],
+        "threshold": 1,
+        "terminating": false,
+        "paths": paths,
+    }))
+    .unwrap()
+}
+
+fn delegating(version: u64, roles: &[(DelegatedRole, &SigningKey)]) -> Targets {
+    let mut targets = Targets::new(version, Utc::now() + Duration::days(90));
+    targets.delegations = Some(Delegations {
+        keys: roles
+            .iter()
+            .map(|(_, key)| (key.key_id(), key.public_key()))
+            .collect(),
+        roles: Some(roles.iter().map(|(role, _)| role.clone()).collect()),
+        succinct_roles: None,
+        extra: Default::default(),
+    });
+    targets
+}
+
+/// A robot delegated `release-*` sub-delegates a role named like its
+/// sibling `dev-robot` to its own key (a repository can already hold such a
+/// clash; the server now refuses new ones). The full walk of `list` and
+/// `status` reaches `dev-robot` through the wrong parent first: that branch
+/// does not verify and is skipped with a notice, and every tag, the
+/// sibling's included, is still listed and resolvable.
+#[test]
+fn a_sibling_clash_does_not_break_list_or_status() {
+    let repo = Forged::new(1, 1);
+    let release_key = &repo.robot_key;
+    let dev_key = SigningKey::generate();
+    let (r1, dev1, top) = (digest(), digest(), digest());
+    let mut targets = delegating(
+        2,
+        &[
+            (
+                delegated_role("release-robot", release_key, &["release-*"]),
+                release_key,
+            ),
+            (delegated_role("dev-robot", &dev_key, &["dev-*"]), &dev_key),
+        ],
+    );
+    targets
+        .targets
+        .insert("latest".into(), target_file(&top, 1234));
+    let targets = sign(targets, &[&repo.targets_keys[0]]);
+    // release-robot's own metadata delegates "dev-robot" (everything) to
+    // its own key.
+    let mut release = delegating(
+        1,
+        &[(
+            delegated_role("dev-robot", release_key, &["*"]),
+            release_key,
+        )],
+    );
+    release
+        .targets
+        .insert("release-1".into(), target_file(&r1, 1234));
+    let release = sign(release, &[release_key]);
+    let mut dev = Targets::new(1, Utc::now() + Duration::days(90));
+    dev.targets.insert("dev-1".into(), target_file(&dev1, 1234));
+    let dev = sign(dev, &[&dev_key]);
+    repo.release(
+        1,
+        &[
+            ("targets", &targets),
+            ("release-robot", &release),
+            ("dev-robot", &dev),
+        ],
+    );
+
+    let consumer = repo.consumer();
+    let out = consumer.run(&["list", FORGED_GUN, "-o", "json"]);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "list failed: {err}");
+    let tags = json(&String::from_utf8_lossy(&out.stdout));
+    let listed: BTreeMap<String, (String, String)> = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap().to_string(),
+                (
+                    t["digest"].as_str().unwrap().to_string(),
+                    t["signed_by"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        BTreeMap::from([
+            ("latest".to_string(), (top.clone(), "targets".to_string())),
+            (
+                "release-1".to_string(),
+                (r1.clone(), "release-robot".to_string())
+            ),
+            ("dev-1".to_string(), (dev1.clone(), "dev-robot".to_string())),
+        ])
+    );
+    assert!(
+        err.contains(
+            r#"notice: skipped delegated role "dev-robot" as delegated by "release-robot""#
+        ),
+        "{err}"
+    );
+
+    let out = consumer.run(&["status", FORGED_GUN, "-o", "json"]);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "status failed: {err}");
+    let status = json(&String::from_utf8_lossy(&out.stdout));
+    let roles: Vec<&str> = status["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"dev-robot") && roles.contains(&"release-robot"),
+        "{roles:?}"
+    );
+    let dev_keys = status["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "dev-robot")
+        .unwrap()["key_ids"]
+        .clone();
+    assert_eq!(
+        dev_keys,
+        serde_json::json!([dev_key.key_id()]),
+        "the sibling's own keys"
+    );
+    assert_eq!(status["skipped"].as_array().unwrap().len(), 1, "{status}");
+    assert!(err.contains("notice: skipped delegated role"), "{err}");
+
+    // Lookups resolve as before; the sibling's tag through its real parent.
+    assert_eq!(lookup(&consumer, FORGED_GUN, "dev-1"), dev1);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), r1);
+    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), top);
 }

@@ -3,7 +3,7 @@
 //! covers, and consumers resolve them through the delegation.
 
 use serde_json::Value;
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -180,4 +180,166 @@ fn robots_publishing_at_once_keep_each_others_tags() {
             );
         }
     }
+}
+
+/// Item 2 of issue 7: replacing a compromised robot's key. `delegation add`
+/// on the existing name replaces its keys; until the new key holder
+/// publishes, lookups of the robot's paths fail with a clear error while
+/// the rest of the repository is unaffected; the new holder's first publish
+/// is the version after the old key's last, without the old key's tags;
+/// `refresh --role` works; the old key can no longer publish.
+#[test]
+fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let token = server.create_token(&["push:registry.example.com/acme/*"]);
+    let publisher = Cli::new(&server.url).with_token(&token);
+    publisher.ok(&["init", GUN]);
+    let (top, top_size) = random_digest();
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:latest"),
+        &top,
+        "--size",
+        &top_size.to_string(),
+    ]);
+    let robot = Cli::new(&server.url).with_token(&token);
+    let robot_key = |name: &str| {
+        let key = robot.home.path().join(format!("{name}.pem"));
+        let public = robot.ok(&["key", "generate", name, "--out", key.to_str().unwrap()]);
+        let public_file = publisher.home.path().join(format!("{name}.pub.pem"));
+        std::fs::write(&public_file, public).unwrap();
+        (key, public_file)
+    };
+    let delegate = |public: &std::path::Path| {
+        json(&publisher.ok(&[
+            "delegation",
+            "add",
+            GUN,
+            "robot",
+            "--key",
+            public.to_str().unwrap(),
+            "--path",
+            "release-*",
+            "-o",
+            "json",
+        ]))
+    };
+    let robot_sets = |tag: &str, key: &std::path::Path| {
+        let (digest, size) = random_digest();
+        let out = robot.run(&[
+            "tag",
+            "set",
+            &format!("{GUN}:{tag}"),
+            &digest,
+            "--size",
+            &size.to_string(),
+            "--role",
+            "robot",
+            "--key",
+            key.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        (out, digest)
+    };
+    let (old_key, old_public) = robot_key("old-robot");
+    assert_eq!(delegate(&old_public)["replaced"], false);
+    let (out, r1) = robot_sets("release-1", &old_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, _) = robot_sets("release-2", &old_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let consumer = Cli::new(&server.url);
+    let resolved = |tag: &str| {
+        json(&consumer.ok(&["lookup", &format!("{GUN}:{tag}"), "-o", "json"]))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(resolved("release-1"), r1);
+
+    // The old key is compromised: the publisher gives the role a new key.
+    let (new_key, new_public) = robot_key("new-robot");
+    assert_eq!(delegate(&new_public)["replaced"], true);
+    let listed = json(&publisher.ok(&["delegation", "list", GUN, "-o", "json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // Until the new holder publishes: the robot's paths fail clearly, the
+    // rest of the repository is unaffected.
+    let err = consumer.fails(&["lookup", &format!("{GUN}:release-1")]);
+    assert!(
+        err.contains("not signed by the keys delegated to it now"),
+        "{err}"
+    );
+    assert_eq!(resolved("latest"), top);
+    let out = consumer.run(&["list", GUN, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tags = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(tags.as_array().unwrap().len(), 1, "{tags}");
+    assert_eq!(tags[0]["tag"], "latest");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"notice: skipped delegated role "robot""#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = consumer.run(&["status", GUN]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The new holder publishes version 3, starting the role afresh.
+    let (out, r3) = robot_sets("release-3", &new_key);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))["targets_version"],
+        3
+    );
+    assert!(
+        err.contains("no valid metadata under its current delegation"),
+        "{err}"
+    );
+    let refreshed = json(&robot.ok(&[
+        "refresh",
+        GUN,
+        "--role",
+        "robot",
+        "--key",
+        new_key.to_str().unwrap(),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(refreshed["version"], 4, "{refreshed}");
+
+    assert_eq!(resolved("release-3"), r3);
+    let err = consumer.fails(&["lookup", &format!("{GUN}:release-1")]);
+    assert!(err.contains("not signed"), "{err}");
+    let tags = json(&consumer.ok(&["list", GUN, "-o", "json"]));
+    let names: Vec<&str> = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["latest", "release-3"]);
+
+    // The old key signs nothing any more.
+    let (out, _) = robot_sets("release-4", &old_key);
+    assert!(!out.status.success());
+    assert_eq!(resolved("release-3"), r3);
 }

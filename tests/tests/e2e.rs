@@ -211,3 +211,71 @@ fn freeze_is_refused() {
     // The consumer's trusted state still works at the real time.
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
 }
+
+/// Items 4 and 12 of issue 7 through the binary: a pin written into
+/// config.toml after the GUN is trusted is checked against that trust; a
+/// disagreeing pin (another key, or a 2-of-2 pin the trusted 1-key root
+/// cannot meet) is an error naming both, an agreeing one is quiet.
+#[test]
+fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    publisher.ok(&["init", GUN]);
+    let (digest, size) = random_digest();
+    let latest = format!("{GUN}:latest");
+    publisher.ok(&["tag", "set", &latest, &digest, "--size", &size.to_string()]);
+    let root = tagtrust_tests::parse_json(&server.fetch(GUN, "1.root.json"));
+    let root_key = root["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let consumer = Cli::new(&server.url);
+    consumer.ok(&["lookup", &latest]);
+    let pin = |keys: &[&str], threshold: Option<u64>| {
+        let mut text = format!("[pins.\"{GUN}\"]\nroot_keys = {keys:?}\n");
+        if let Some(t) = threshold {
+            text.push_str(&format!("root_threshold = {t}\n"));
+        }
+        std::fs::write(consumer.home.path().join("config.toml"), text).unwrap();
+    };
+    let other = "ab".repeat(32);
+    pin(&[&other], None);
+    let err = consumer.fails(&["lookup", &latest]);
+    assert!(
+        err.contains("disagrees with the trust stored")
+            && err.contains(&other)
+            && err.contains(&root_key),
+        "{err}"
+    );
+    // Both keys pinned, all of them required: the trusted root has one.
+    pin(&[&root_key, &other], None);
+    let err = consumer.fails(&["lookup", &latest]);
+    assert!(err.contains("threshold 2"), "{err}");
+    // One of the two is enough, and it signed: quiet.
+    pin(&[&root_key, &other], Some(1));
+    let out = consumer.run(&["lookup", &latest]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // First use under a 2-of-2 pin: the served root (one root key,
+    // threshold 1) does not get to lower the pin's threshold.
+    let fresh = Cli::new(&server.url);
+    std::fs::write(
+        fresh.home.path().join("config.toml"),
+        format!("[pins.\"{GUN}\"]\nroot_keys = [\"{root_key}\", \"{other}\"]\n"),
+    )
+    .unwrap();
+    let err = fresh.fails(&["lookup", &latest]);
+    assert!(err.contains("does not match the pinned root keys"), "{err}");
+    assert!(!fresh.trusted_dir(&server, GUN).join("root.json").exists());
+}

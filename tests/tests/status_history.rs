@@ -1,6 +1,7 @@
 //! `tagtrust status` and `tagtrust history` through the real binaries.
 
 use serde_json::Value;
+use tagtrust_tests::proxy::{Tamper, TamperingProxy};
 use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
@@ -84,15 +85,16 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
 
         let consumer = Cli::new(&server.url);
         let history = json(&consumer.ok(&["history", &latest, "-o", "json"]));
-        assert_eq!(
-            history["unverifiable_versions"].as_array().unwrap().len(),
-            0
-        );
+        assert_eq!(history["unverifiable"].as_array().unwrap().len(), 0);
         let entries = history["entries"].as_array().unwrap();
         let versions: Vec<u64> = entries
             .iter()
-            .map(|e| e["targets_version"].as_u64().unwrap())
+            .map(|e| e["version"].as_u64().unwrap())
             .collect();
+        assert!(
+            entries.iter().all(|e| e["role"] == "targets"),
+            "{entries:?}"
+        );
         assert_eq!(versions, [2, 5, 6], "{backend:?}: {entries:?}");
         assert_eq!(entries[0]["digest"], d1.as_str());
         assert_eq!(entries[1]["digest"], d2.as_str());
@@ -137,15 +139,155 @@ fn history_is_anchored_at_the_first_trusted_root() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let history = json(&consumer.ok(&["history", &latest, "-o", "json"]));
-    assert_eq!(history["unverifiable_versions"], serde_json::json!([1, 2]));
+    let out = consumer.run(&["history", &latest, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        history["unverifiable"],
+        serde_json::json!([{"role": "targets", "versions": [1, 2]}])
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("notice: targets versions 1-2 could not be verified"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let entries = history["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["targets_version"], 3);
+    assert_eq!(entries[0]["version"], 3);
     assert_eq!(entries[0]["digest"], d1.as_str());
 
     // The publisher, anchored at root v1, verifies all of it.
     let history = json(&publisher.ok(&["history", &latest, "-o", "json"]));
-    assert_eq!(history["unverifiable_versions"], serde_json::json!([]));
-    assert_eq!(history["entries"][0]["targets_version"], 2);
+    assert_eq!(history["unverifiable"], serde_json::json!([]));
+    assert_eq!(history["entries"][0]["version"], 2);
+}
+
+/// The targets key ID of `gun`'s root v1 on `server`.
+fn targets_key_id(server: &TestServer) -> String {
+    let root = tagtrust_tests::parse_json(&server.fetch(GUN, "1.root.json"));
+    root["signed"]["roles"]["targets"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// "signed by" names keys whose signatures verified: a keyless man in the
+/// middle adding a signature entry to an old targets version changes
+/// nothing.
+#[test]
+fn history_names_only_keys_whose_signatures_verified() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    publisher.ok(&["init", GUN]);
+    let latest = format!("{GUN}:latest");
+    let (d1, s1) = random_digest();
+    let (d2, s2) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // v2
+    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]); // v3
+
+    let proxy = TamperingProxy::start(&server.url);
+    let path = format!("/v2/{GUN}/_trust/tuf/2.targets.json");
+    let mut v2 = tagtrust_tests::parse_json(&server.fetch(GUN, "2.targets.json"));
+    let mut forged = v2["signatures"][0].clone();
+    forged["keyid"] = Value::String("ab".repeat(32));
+    v2["signatures"].as_array_mut().unwrap().push(forged);
+    proxy.tamper(
+        &path,
+        Tamper::Serve {
+            status: 200,
+            body: serde_json::to_vec(&v2).unwrap(),
+        },
+    );
+    let consumer = Cli::new(&proxy.url);
+    let history = json(&consumer.ok(&["history", &latest, "-o", "json"]));
+    assert!(proxy.requests(&path) > 0, "the forged version was served");
+    let entries = history["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["version"], 2);
+    assert_eq!(entries[0]["digest"], d1.as_str());
+    assert_eq!(
+        entries[0]["signed_by"],
+        serde_json::json!([targets_key_id(&server)])
+    );
+}
+
+/// A tag a delegated role signs has a history too: each change, with the
+/// role that signed it (it used to print nothing, exit 0).
+#[test]
+fn history_follows_delegated_roles() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let token = server.create_token(&["push:*"]);
+    let publisher = Cli::new(&server.url).with_token(&token);
+    publisher.ok(&["init", GUN]);
+    let robot = Cli::new(&server.url).with_token(&token);
+    let key = robot.home.path().join("robot.pem");
+    let public = robot.ok(&["key", "generate", "robot", "--out", key.to_str().unwrap()]);
+    let public_file = publisher.home.path().join("robot.pub.pem");
+    std::fs::write(&public_file, public).unwrap();
+    publisher.ok(&[
+        "delegation",
+        "add",
+        GUN,
+        "ci-robot",
+        "--key",
+        public_file.to_str().unwrap(),
+        "--path",
+        "release-*",
+    ]);
+    let robot_sets = |tag: &str| {
+        let (digest, size) = random_digest();
+        robot.ok(&[
+            "tag",
+            "set",
+            &format!("{GUN}:{tag}"),
+            &digest,
+            "--size",
+            &size.to_string(),
+            "--role",
+            "ci-robot",
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        digest
+    };
+    let d1 = robot_sets("release-1"); // ci-robot v1
+    let d2 = robot_sets("release-1"); // v2
+    robot_sets("release-2"); // v3: release-1 unchanged
+
+    let consumer = Cli::new(&server.url);
+    let history = json(&consumer.ok(&["history", &format!("{GUN}:release-1"), "-o", "json"]));
+    let entries: Vec<(String, u64, String)> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["role"].as_str().unwrap().to_string(),
+                e["version"].as_u64().unwrap(),
+                e["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("ci-robot".to_string(), 1, d1),
+            ("ci-robot".to_string(), 2, d2)
+        ]
+    );
+    let robot_key_id =
+        json(&consumer.ok(&["delegation", "list", GUN, "-o", "json"]))[0]["key_ids"][0].clone();
+    assert_eq!(
+        history["entries"][0]["signed_by"],
+        serde_json::json!([robot_key_id])
+    );
+
+    // A tag nothing ever signed: an error, not an empty success.
+    let err = consumer.fails(&["history", &format!("{GUN}:release-9")]);
+    assert!(err.contains("no history for"), "{err}");
 }

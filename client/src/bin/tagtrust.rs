@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
 use tagtrust::home::Home;
-use tagtrust::lookup::{lookup, OpenOptions};
+use tagtrust::lookup::{lookup, Notices, OpenOptions};
 use tagtrust::publisher::{NewDelegation, Publisher, Signer, TagTarget, OCI_MANIFEST};
 use tagtrust::registry;
 use tagtrust::terminal::{escape, escape_join, Escaped as E};
@@ -248,8 +248,10 @@ impl ConsumerArgs {
         self,
         token: Option<String>,
         config: &tagtrust::home::Config,
+        notices: &Notices,
     ) -> Result<OpenOptions> {
         Ok(OpenOptions {
+            notices: notices.clone(),
             root_file: self.root,
             token,
             offline: self.offline,
@@ -323,11 +325,16 @@ fn run(cli: Cli) -> Result<()> {
     let token = std::env::var("TAGTRUST_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    // Notices from the library (skipped delegation branches, a max_age
+    // the server cannot meet, …): one escaped line each, on stderr, as
+    // they happen.
+    let notices = Notices::with_sink(|line| eprintln!("notice: {}", escape(line)));
     let publisher = || -> Result<Publisher> {
         Ok(Publisher {
             home: home.clone(),
             server: server()?,
             token: token.clone(),
+            notices: notices.clone(),
         })
     };
     let out = Printer(cli.output);
@@ -381,6 +388,7 @@ fn run(cli: Cli) -> Result<()> {
                 media_type,
                 from_registry.as_deref(),
                 &annotations,
+                &config.registry,
             )?;
             let report =
                 publisher()?.tag_set(&reference.gun, &reference.tag, &target, &signer.signer())?;
@@ -448,7 +456,12 @@ fn run(cli: Cli) -> Result<()> {
             let report = publisher()?.delegation_add(&gun, &delegation)?;
             out.print(&report, || {
                 format!(
-                    "delegated {} of {gun} to {} (targets version {})",
+                    "{} {} of {gun} to {} (targets version {})",
+                    if report.replaced {
+                        "replaced the delegation: delegated"
+                    } else {
+                        "delegated"
+                    },
                     escape_join(&delegation.paths, ", "),
                     E(&delegation.name),
                     report.targets_version
@@ -518,6 +531,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { gun, warning_days } => {
             let options = OpenOptions {
                 token,
+                notices: notices.clone(),
                 ..OpenOptions::default()
             };
             let days = warning_days.unwrap_or(config.expiry.warning_days);
@@ -550,23 +564,19 @@ fn run(cli: Cli) -> Result<()> {
             let reference = ImageReference::parse(&reference)?;
             let options = OpenOptions {
                 token,
+                notices: notices.clone(),
                 ..OpenOptions::default()
             };
             let history = tagtrust::history::history(&home, &server()?, &reference, &options)?;
             out.print(&history, || {
-                if !history.unverifiable_versions.is_empty() {
-                    eprintln!(
-                        "notice: targets versions {:?} are not signed by keys this home can verify and are left out",
-                        history.unverifiable_versions
-                    );
-                }
                 history
                     .entries
                     .iter()
                     .map(|e| {
                         format!(
-                            "targets v{}\t{}\t{}\tsigned by {}",
-                            e.targets_version,
+                            "{} v{}\t{}\t{}\tsigned by {}",
+                            E(&e.role),
+                            e.version,
                             E(e.digest.as_deref().unwrap_or("(removed)")),
                             e.signed_at
                                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -654,7 +664,7 @@ fn run(cli: Cli) -> Result<()> {
             consumer,
         } => {
             let reference = ImageReference::parse(&reference)?;
-            let options = consumer.options(token, &config)?;
+            let options = consumer.options(token, &config, &notices)?;
             if options.offline {
                 eprintln!(
                     "notice: offline: using only the local trusted metadata of {}",
@@ -670,7 +680,7 @@ fn run(cli: Cli) -> Result<()> {
             out: file,
             consumer,
         } => {
-            let options = consumer.options(token, &config)?;
+            let options = consumer.options(token, &config, &notices)?;
             pull(
                 &home,
                 &server()?,
@@ -693,11 +703,12 @@ fn tag_target(
     media_type: Option<String>,
     from_registry: Option<&str>,
     annotations: &[String],
+    registry_config: &tagtrust::home::RegistryConfig,
 ) -> Result<TagTarget> {
     let mut target = match (from_registry, digest_size) {
         (Some(url), _) => {
             let location = registry::locate(&reference.gun, Some(url))?;
-            let descriptor = registry::RegistryClient::for_location(&location)?
+            let descriptor = registry::RegistryClient::for_location(&location, registry_config)?
                 .describe(&location.name, &reference.tag)
                 .with_context(|| format!("reading {} from {}", reference, location.base))?;
             TagTarget {
