@@ -133,3 +133,28 @@ fn an_absurd_max_stale_is_an_error_not_a_panic() {
         );
     }
 }
+
+/// The server publishes how old a healthy timestamp can get
+/// (`x-tagtrust-timestamp-max-age`); a consumer `max_age` shorter than
+/// that is named up front, and the README's `--max-age 2h` and
+/// `max_age = "1h"` are quiet against a default server.
+#[test]
+fn a_max_age_shorter_than_the_servers_cadence_is_said_up_front() {
+    let (server, digest) = published();
+    let latest = format!("{GUN}:latest");
+    let consumer = Cli::new(&server.url);
+    let out = consumer.run(&["lookup", &latest, "--max-age", "10m"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("max_age 10m is shorter than the 31m"),
+        "no notice about the server's cadence: {err}"
+    );
+    for policy in ["2h", "1h"] {
+        let out = consumer.run(&["lookup", &latest, "--max-age", policy]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+        assert!(!err.contains("max_age"), "--max-age {policy}: {err}");
+    }
+}
