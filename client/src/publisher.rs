@@ -44,6 +44,9 @@ pub struct InitReport {
     /// More root signatures needed before the staged root can be published
     /// (0: published).
     pub root_signatures_needed: u64,
+    /// Where root v1 stands: published, or staged and whose signatures it
+    /// still needs.
+    pub root_signing: crate::staging::RootSigning,
 }
 
 /// What a tag change published.
@@ -142,9 +145,19 @@ impl Publisher {
         }
     }
 
-    /// Create the GUN's repository: local root and targets keys, the
-    /// server's timestamp and snapshot keys, root v1 and an empty targets v1.
-    pub fn init(&self, gun: &Gun, root_keys: usize, root_threshold: u64) -> Result<InitReport> {
+    /// Create the GUN's repository: `local_root_keys` root keys made here,
+    /// the root key holders' public keys `holders` (each holder made their
+    /// own key; this home never sees it), a targets key, the server's
+    /// timestamp and snapshot keys, root v1 and an empty targets v1. Root v1
+    /// is published when the local root keys meet `root_threshold`, else
+    /// staged until enough holders have signed it (`root sign`).
+    pub fn init(
+        &self,
+        gun: &Gun,
+        local_root_keys: usize,
+        holders: &[PublicKey],
+        root_threshold: Option<u64>,
+    ) -> Result<InitReport> {
         let dir = self.home.metadata_dir(&self.server, gun);
         if dir.join("root.json").exists() {
             bail!(
@@ -152,75 +165,93 @@ impl Publisher {
                 dir.display()
             );
         }
-        if root_keys < 1 || root_threshold < 1 || root_threshold > root_keys as u64 {
-            bail!("--root-threshold {root_threshold} is impossible with {root_keys} root key(s)");
+        let total = local_root_keys + holders.len();
+        let root_threshold = match root_threshold {
+            Some(t) => t,
+            None if total == 1 => 1,
+            None => bail!(
+                "give --root-threshold M: how many of the {total} root keys must sign each root change"
+            ),
+        };
+        if total < 1 || root_threshold < 1 || root_threshold > total as u64 {
+            bail!("--root-threshold {root_threshold} is impossible with {total} root key(s)");
         }
-        let staging = crate::staging::Staging::new(&self.home, &self.server, gun);
-        if root_threshold > 1 && staging.exists() {
-            bail!(
-                "{gun} already has a staged root; sign it with `tagtrust root sign` or remove {}",
-                staging.dir().display()
-            );
+        let mut holder_ids = std::collections::BTreeSet::new();
+        for key in holders {
+            if !holder_ids.insert(key.key_id()) {
+                bail!("root key {} is given twice", key.key_id());
+            }
         }
+        self.refuse_if_staged(gun)?;
         let client = self.server_client()?;
         let timestamp_key = client.online_key(gun, "timestamp")?;
         let snapshot_key = client.online_key(gun, "snapshot")?;
         let pass = passphrase("Passphrase for the new root and targets keys: ")?;
 
-        let root_signers: Vec<SigningKey> =
-            (0..root_keys).map(|_| SigningKey::generate()).collect();
+        let root_signers: Vec<SigningKey> = (0..local_root_keys)
+            .map(|_| SigningKey::generate())
+            .collect();
         let targets_key = SigningKey::generate();
         let now = Utc::now();
         let expiry = self.home.config()?.expiry;
         let mut root = Root::new(now + Duration::days(expiry.root_days));
-        for key in &root_signers {
-            root.add_key("root", key.public_key());
+        for key in root_signers
+            .iter()
+            .map(SigningKey::public_key)
+            .chain(holders.iter().cloned())
+        {
+            root.add_key("root", key);
         }
         root.roles.get_mut("root").expect("added above").threshold = root_threshold;
         root.add_key("targets", targets_key.public_key());
         root.add_key("timestamp", timestamp_key.clone());
         root.add_key("snapshot", snapshot_key.clone());
         tagtrust_shared::metadata::set_signed_at(&mut root.extra, now);
-        let mut root_md = Metadata::new(root)?;
-        // One party signs now; with a threshold above one the others add
-        // their signatures to the staged root (`root sign`).
-        root_md.sign(&root_signers[0]);
+        let root_key_ids = root.role_keys("root")?.keyids.clone();
         let targets_bytes = sign_targets(Targets::new(1, now), &targets_key, &expiry)?;
-        let files = vec![
-            ("root".to_string(), root_md.to_bytes()),
-            ("targets".to_string(), targets_bytes),
-        ];
 
         // Keys are stored before publishing (losing them after a successful
         // publish would orphan the GUN) and removed if the publish fails.
         let mut saved = Vec::new();
-        for key in &root_signers {
-            saved.push(self.home.save_key(gun, "root", key, &pass)?);
-        }
-        saved.push(self.home.save_key(gun, "targets", &targets_key, &pass)?);
-        let report = InitReport {
+        let mut save = || -> Result<()> {
+            for key in &root_signers {
+                saved.push(self.home.save_key(gun, "root", key, &pass)?);
+            }
+            saved.push(self.home.save_key(gun, "targets", &targets_key, &pass)?);
+            Ok(())
+        };
+        let signing = save().and_then(|()| {
+            let signers: Vec<&SigningKey> = root_signers.iter().collect();
+            self.publish_or_stage_root(
+                gun,
+                None,
+                root,
+                &signers,
+                vec![("targets".to_string(), targets_bytes)],
+                "create the repository (root v1 and targets v1)",
+            )
+        });
+        let signing = match signing {
+            Ok(signing) => signing,
+            Err(e) => {
+                for path in &saved {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e).with_context(|| format!("creating the repository {gun}"));
+            }
+        };
+        Ok(InitReport {
             gun: gun.to_string(),
-            root_key_ids: root_signers.iter().map(SigningKey::key_id).collect(),
+            root_key_ids,
             root_threshold,
             targets_key_id: targets_key.key_id(),
             timestamp_key_id: timestamp_key.key_id(),
             snapshot_key_id: snapshot_key.key_id(),
             root_version: 1,
             targets_version: 1,
-            root_signatures_needed: root_threshold - 1,
-        };
-        if root_threshold > 1 {
-            staging.save(&files)?;
-            return Ok(report);
-        }
-        if let Err(e) = client.publish(gun, &files) {
-            for path in &saved {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e).with_context(|| format!("publishing the new repository {gun}"));
-        }
-        crate::lookup::store_initial_root(&dir, &root_md.to_bytes(), 1)?;
-        Ok(report)
+            root_signatures_needed: signing.needed,
+            root_signing: signing,
+        })
     }
 
     /// Point `tag` at `target` (add or move), signed by `signer`.
@@ -751,12 +782,7 @@ pub(crate) fn renew_root(
     keys: &[&SigningKey],
     expiry: &ExpiryPolicy,
 ) -> Result<Vec<u8>> {
-    let now = Utc::now();
-    let mut next = root.clone();
-    next.version = root.version + 1;
-    next.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.root_days));
-    tagtrust_shared::metadata::set_signed_at(&mut next.extra, now);
-    let mut md = Metadata::new(next)?;
+    let mut md = Metadata::new(crate::staging::next_root(root, expiry.root_days))?;
     for key in keys {
         md.sign(key);
     }

@@ -1,108 +1,240 @@
-//! Key rotation and re-signing of the roles a publisher holds.
+//! Key rotation, root key holder changes and re-signing of the roles a
+//! publisher holds. Every root change goes through
+//! [`Publisher::publish_or_stage_root`]: published at once when the root keys
+//! of this home meet the old and the new root's thresholds, staged for the
+//! other holders otherwise.
 //!
-//! * Root: a new root version signed by the old root keys (so clients that
-//!   trust the old root follow the chain) and by the new ones.
+//! * Root: the root keys this home holds are replaced by new ones; the new
+//!   root is signed by the old keys (so clients that trust the old root
+//!   follow the chain) and by the new ones.
 //! * Targets: a new root listing the new targets key, plus targets
 //!   re-signed with it, in one atomic publish (clients check targets against
-//!   the newest root, so the two must land together).
+//!   the newest root, so the two must land together; a staged change
+//!   carries the targets file to `root publish`).
 //! * Timestamp and snapshot: the server makes the new key; a new root lists
-//!   it; the server signs with it from that publish on.
+//!   it; the server signs with it from that publish on (until then with the
+//!   key the current root lists).
 
 use crate::home::passphrase;
 use crate::lookup::open_repository;
-use crate::publisher::{renew_root, sign_targets, KeyCache, Publisher};
+use crate::publisher::{sign_targets, Publisher};
+use crate::staging::{next_root, RootSigning};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use tagtrust_shared::{Gun, Metadata, Role, SigningKey};
+use std::path::PathBuf;
+use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey};
 
-/// What a rotation or refresh published.
+/// What a rotation or refresh published or staged.
 #[derive(Debug, Serialize)]
 pub struct RoleReport {
     pub gun: String,
     pub role: String,
-    /// The role's new key ID (rotation only).
+    /// The role's new key ID (rotation only; the first, for several root keys).
     pub new_key_id: Option<String>,
+    /// The new root's version (published or staged).
     pub root_version: u64,
     /// New version of the refreshed role (refresh only).
     pub version: Option<u64>,
+    /// The root change: published, or staged and whose signatures it still
+    /// needs (absent for a refresh of targets or a delegated role).
+    pub root_signing: Option<RootSigning>,
+}
+
+/// A change of the root role's keys or threshold.
+#[derive(Debug, Default, Clone)]
+pub struct RootKeyChange {
+    /// Public keys of new root key holders.
+    pub add: Vec<PublicKey>,
+    /// Key IDs (or unique prefixes) of root keys to remove.
+    pub remove: Vec<String>,
+    pub threshold: Option<u64>,
 }
 
 impl Publisher {
     /// Replace the key of a top-level role (`root`, `targets`, `snapshot`
-    /// or `timestamp`) and publish a root listing the new one.
+    /// or `timestamp`) and publish (or stage) a root listing the new one.
     pub fn rotate_key(&self, gun: &Gun, role: &str) -> Result<RoleReport> {
+        if !["root", "targets", "snapshot", "timestamp"].contains(&role) {
+            bail!("{role} is not a top-level role; delegated keys change with `delegation add`");
+        }
+        self.refuse_if_staged(gun)?;
         let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
         let trusted = repo.updater.trusted();
-        let current_root = &trusted.root().signed;
-        let client = self.server_client()?;
-        let mut keys = KeyCache::default();
-        let old_root_key = keys.top_level(self, gun, current_root, "root")?.clone();
-
-        let mut root = current_root.clone();
+        let current = trusted.root().clone();
+        let mut root = current.signed.clone();
+        let mut new_local_keys = Vec::new();
         let mut files = Vec::new();
-        let mut new_local_key = None;
-        let new_key_id = match role {
-            "root" | "targets" => {
+        match role {
+            "root" => {
+                // Replace the root keys this home holds, one for one; the
+                // other holders' keys stay.
+                let root_keys = root.role_keys("root")?.keyids.clone();
+                let held: Vec<String> = self
+                    .held_root_keys(gun, &root_keys)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                if held.is_empty() {
+                    bail!(
+                        "this home holds none of the root keys of {gun} ({}); a holder rotates their own key, \
+                         or change holders with `tagtrust root add-key` / `root remove-key`",
+                        root_keys.join(", ")
+                    );
+                }
+                let entry = root.roles.get_mut("root").expect("listed above");
+                for id in &held {
+                    let key = SigningKey::generate();
+                    let position = entry.keyids.iter().position(|k| k == id).expect("held");
+                    entry.keyids[position] = key.key_id();
+                    root.keys.insert(key.key_id(), key.public_key());
+                    new_local_keys.push(key);
+                }
+                root.prune_keys();
+            }
+            "targets" => {
                 let key = SigningKey::generate();
                 root.replace_role_keys(role, &[key.public_key()]);
-                let id = key.key_id();
-                new_local_key = Some(key);
-                id
+                let current = trusted.targets().context("no trusted targets metadata")?;
+                let mut targets = current.signed.clone();
+                targets.version += 1;
+                files.push((
+                    "targets".to_string(),
+                    sign_targets(targets, &key, &self.home.config()?.expiry)?,
+                ));
+                new_local_keys.push(key);
             }
-            "timestamp" | "snapshot" => {
-                let key = client.rotate_online_key(gun, role)?;
+            _ => {
+                let key = self.server_client()?.rotate_online_key(gun, role)?;
                 root.replace_role_keys(role, std::slice::from_ref(&key));
-                key.key_id()
             }
-            other => bail!(
-                "{other} is not a top-level role; delegated keys change with `delegation add`"
-            ),
-        };
-        // The old root key always signs (the chain rule); a new root key too.
-        let mut signers = vec![&old_root_key];
-        if role == "root" {
-            signers.push(new_local_key.as_ref().expect("generated above"));
         }
-        let expiry = self.home.config()?.expiry;
-        let root_bytes = renew_root(&root, &signers, &expiry)?;
-        files.push(("root".to_string(), root_bytes.clone()));
-        if role == "targets" {
-            let current = trusted.targets().context("no trusted targets metadata")?;
-            let mut targets = current.signed.clone();
-            targets.version += 1;
-            files.push((
-                "targets".to_string(),
-                sign_targets(
-                    targets,
-                    new_local_key.as_ref().expect("generated above"),
-                    &expiry,
-                )?,
-            ));
-        }
+        let new_key_id = root.role_keys(role)?.keyids.first().cloned();
 
-        // Store the new private key before publishing, remove it if the
-        // publish fails: never a published key we do not hold.
-        let saved = match &new_local_key {
-            Some(key) => {
+        // Store the new private keys before publishing or staging, remove
+        // them if that fails: never a published key we do not hold.
+        let mut saved: Vec<PathBuf> = Vec::new();
+        let result = (|| {
+            if !new_local_keys.is_empty() {
                 let pass = passphrase(&format!("Passphrase for the new {role} key: "))?;
-                Some(self.home.save_key(gun, role, key, &pass)?)
+                for key in &new_local_keys {
+                    saved.push(self.home.save_key(gun, role, key, &pass)?);
+                }
             }
-            None => None,
+            // A new root key signs the root that introduces it (5.3.5).
+            let extra: Vec<&SigningKey> = match role {
+                "root" => new_local_keys.iter().collect(),
+                _ => Vec::new(),
+            };
+            let next = next_root(&root, self.home.config()?.expiry.root_days);
+            self.publish_or_stage_root(
+                gun,
+                Some(&current),
+                next,
+                &extra,
+                files,
+                &format!("rotate the {role} key"),
+            )
+        })();
+        let signing = match result {
+            Ok(signing) => signing,
+            Err(e) => {
+                for path in &saved {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e).with_context(|| format!("the {role} key rotation of {gun}"));
+            }
         };
-        if let Err(e) = client.publish(gun, &files) {
-            if let Some(path) = saved {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e).with_context(|| format!("publishing the {role} key rotation of {gun}"));
-        }
         Ok(RoleReport {
             gun: gun.to_string(),
             role: role.to_string(),
-            new_key_id: Some(new_key_id),
-            root_version: Metadata::<tagtrust_shared::Root>::from_bytes(&root_bytes)?
-                .signed
-                .version(),
+            new_key_id,
+            root_version: signing.version,
             version: None,
+            root_signing: Some(signing),
+        })
+    }
+
+    /// Add or remove root key holders, or change the root threshold, in a
+    /// new root (published, or staged for the holders to sign).
+    pub fn change_root_keys(&self, gun: &Gun, change: &RootKeyChange) -> Result<RoleReport> {
+        self.refuse_if_staged(gun)?;
+        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+        let current = repo.updater.trusted().root().clone();
+        let mut root = current.signed.clone();
+        let mut words = Vec::new();
+        let mut keyids = root.role_keys("root")?.keyids.clone();
+        for key in &change.add {
+            let id = key.key_id();
+            if keyids.contains(&id) {
+                bail!("{id} is already a root key of {gun}");
+            }
+            root.keys.insert(id.clone(), key.clone());
+            keyids.push(id.clone());
+            words.push(format!("add root key {id}"));
+        }
+        for prefix in &change.remove {
+            let matching: Vec<String> = keyids
+                .iter()
+                .filter(|id| id.starts_with(prefix.as_str()))
+                .cloned()
+                .collect();
+            let id = match matching.as_slice() {
+                [id] => id.clone(),
+                [] => bail!(
+                    "{prefix} is not a root key of {gun} (its root keys are {})",
+                    keyids.join(", ")
+                ),
+                _ => bail!(
+                    "{prefix} matches {} root keys of {gun}; give more of it",
+                    matching.len()
+                ),
+            };
+            keyids.retain(|k| *k != id);
+            words.push(format!("remove root key {id}"));
+        }
+        let old_threshold = root.role_keys("root")?.threshold;
+        let threshold = change.threshold.unwrap_or(old_threshold);
+        if threshold != old_threshold {
+            words.push(format!("root threshold {old_threshold} -> {threshold}"));
+        }
+        if words.is_empty() {
+            bail!("nothing to change in the root keys of {gun}");
+        }
+        if keyids.is_empty() {
+            bail!("a root needs at least one root key");
+        }
+        if threshold < 1 || threshold > keyids.len() as u64 {
+            bail!(
+                "root threshold {threshold} is impossible with {} root key(s); give --threshold",
+                keyids.len()
+            );
+        }
+        let entry = root.roles.get_mut("root").context("no root role")?;
+        entry.keyids = keyids;
+        entry.threshold = threshold;
+        root.prune_keys();
+        self.next_root_report(gun, &current, &root, &words.join(", "))
+    }
+
+    /// Publish or stage the next version of `root` (changed from
+    /// `current`, or a copy), signed by the root keys held here.
+    fn next_root_report(
+        &self,
+        gun: &Gun,
+        current: &Metadata<Root>,
+        root: &Root,
+        change: &str,
+    ) -> Result<RoleReport> {
+        let next = next_root(root, self.home.config()?.expiry.root_days);
+        let signing =
+            self.publish_or_stage_root(gun, Some(current), next, &[], Vec::new(), change)?;
+        Ok(RoleReport {
+            gun: gun.to_string(),
+            role: "root".into(),
+            new_key_id: None,
+            root_version: signing.version,
+            version: Some(signing.version),
+            root_signing: Some(signing),
         })
     }
 
@@ -119,24 +251,15 @@ impl Publisher {
                 bail!("the server re-signs {role} on its own schedule; nothing to refresh here")
             }
             "root" => {
+                self.refuse_if_staged(gun)?;
                 let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
-                let root = &repo.updater.trusted().root().signed;
-                let mut keys = KeyCache::default();
-                let key = keys.top_level(self, gun, root, "root")?;
-                let bytes = renew_root(root, &[key], &self.home.config()?.expiry)?;
-                self.server_client()?
-                    .publish(gun, &[("root".to_string(), bytes.clone())])
-                    .with_context(|| format!("publishing the refreshed root of {gun}"))?;
-                let version = Metadata::<tagtrust_shared::Root>::from_bytes(&bytes)?
-                    .signed
-                    .version;
-                Ok(RoleReport {
-                    gun: gun.to_string(),
-                    role: "root".into(),
-                    new_key_id: None,
-                    root_version: version,
-                    version: Some(version),
-                })
+                let current = repo.updater.trusted().root().clone();
+                self.next_root_report(
+                    gun,
+                    &current,
+                    &current.signed,
+                    "refresh the root (new expiry)",
+                )
             }
             _ => {
                 let published = self.change_role(gun, signer, "", |_| Ok(()))?;
@@ -147,6 +270,7 @@ impl Publisher {
                     new_key_id: None,
                     root_version: repo.updater.trusted().root().signed.version,
                     version: Some(published.version),
+                    root_signing: None,
                 })
             }
         }

@@ -1,184 +1,762 @@
-//! Root metadata waiting for more signatures (multi-party root).
+//! Root changes waiting for more signatures (multi-party root).
 //!
-//! `init --root-keys 3 --root-threshold 2` signs root v1 with one key and
-//! stages it, with targets v1, under `staged/<server>/<gun>/`. Each root key
-//! holder adds a signature (`root sign`), and `root publish` uploads the
-//! staged files once the threshold is met. Every step says how many
-//! signatures are still needed.
+//! Every root change (root v1 at `init`, `refresh --role root`, `key
+//! rotate`, `root add-key` / `remove-key` / `set-threshold`) is signed by
+//! every root key this home holds among the old and the new root's. When
+//! that meets both thresholds (TUF 5.3.4: a threshold of the old root's
+//! root keys; 5.3.5: a threshold of the new root's own), it is published at
+//! once. Otherwise the change is staged: one file (`staged-root.json` under
+//! `staged/<server>/<gun>/`, or any copy of it) holding the new root, the
+//! root it replaces and the role files that go out with it. Each holder
+//! adds a signature (`root sign`, which needs only the file and a key, no
+//! server), copies are merged (`root import`), and `root publish` uploads
+//! everything once both thresholds are met. Every step says how many
+//! signatures are still needed, of which root and by which keys.
 
 use crate::home::{load_key_file, passphrase, write_file_atomically, Home};
-use crate::publisher::Publisher;
+use crate::lookup::open_repository;
+use crate::publisher::{sign_targets, Publisher};
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use tagtrust_shared::{Error as TufError, Gun, Metadata, Root};
+use tagtrust_shared::{Gun, Metadata, Root, SigningKey, Targets};
 
-/// The staging directory of one GUN on one server.
+/// File name of a staged root change in its staging directory.
+pub const STAGED_FILE: &str = "staged-root.json";
+
+/// Where one staged root change is kept: the home's staging area of a GUN
+/// on a server, or a copy of that file handed between holders.
 pub struct Staging {
-    dir: PathBuf,
+    path: PathBuf,
+}
+
+/// A root change waiting for signatures: one file, shippable between
+/// holders. Metadata is kept as JSON (readable by the holders); signatures
+/// cover its canonical form, so the layout of the file does not matter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagedChange {
+    pub gun: String,
+    /// What the change does, in words.
+    pub change: String,
+    /// The root it replaces, as the home that staged it verified it (absent
+    /// for root v1).
+    pub previous_root: Option<serde_json::Value>,
+    /// The new root, with the signatures collected so far.
+    pub root: serde_json::Value,
+    /// Targets-type role files published with the root (e.g. targets
+    /// re-signed by a new targets key).
+    #[serde(default)]
+    pub files: BTreeMap<String, serde_json::Value>,
+}
+
+/// The signatures a new root has from the root keys of one root (the old
+/// or the new).
+#[derive(Debug, Clone, Serialize)]
+pub struct Tally {
+    /// The version of the root whose root keys these are.
+    pub root_version: u64,
+    /// Its root keys whose signatures on the new root verify.
+    pub signed_by: Vec<String>,
+    pub threshold: u64,
+    /// Signatures still needed from its root keys.
+    pub needed: u64,
+    /// Its root keys that have not signed (any `needed` of them will do).
+    pub unsigned: Vec<String>,
+}
+
+/// Where a root change stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct RootSigning {
+    pub gun: String,
+    /// Version of the new root.
+    pub version: u64,
+    /// What the change does.
+    pub change: String,
+    /// What differs from the root it replaces.
+    pub differences: Vec<String>,
+    /// The new root's own root keys (TUF 5.3.5).
+    pub new_root: Tally,
+    /// The replaced root's root keys (TUF 5.3.4; absent for root v1).
+    pub old_root: Option<Tally>,
+    /// The fewest further signatures that meet both thresholds (a key in
+    /// both roots counts for both); 0: ready to publish, or published.
+    pub needed: u64,
+    pub published: bool,
+    /// The staged file, while the change waits for signatures.
+    pub staged_file: Option<PathBuf>,
+    /// Whether this home checked the replaced root against the one it
+    /// trusts (`root sign` and `status` work offline from the file; `root
+    /// publish` always checks against the server's current root).
+    pub previous_root_checked: bool,
+}
+
+impl RootSigning {
+    /// What is still missing, in words ("" when nothing is).
+    pub fn missing(&self) -> String {
+        let mut parts = Vec::new();
+        for (which, tally) in [
+            ("old", self.old_root.as_ref()),
+            ("new", Some(&self.new_root)),
+        ] {
+            if let Some(t) = tally.filter(|t| t.needed > 0) {
+                parts.push(format!(
+                    "{} more from the {which} root v{}'s keys ({} of {} signed; not yet signed: {})",
+                    t.needed,
+                    t.root_version,
+                    t.signed_by.len(),
+                    t.threshold,
+                    t.unsigned.join(", ")
+                ));
+            }
+        }
+        if parts.is_empty() {
+            return String::new();
+        }
+        format!(
+            "{} more signature{} needed: {}",
+            self.needed,
+            if self.needed == 1 { "" } else { "s" },
+            parts.join("; ")
+        )
+    }
 }
 
 impl Staging {
+    /// The home's staging area of `gun` on `server`.
     pub fn new(home: &Home, server: &str, gun: &Gun) -> Staging {
         Staging {
-            dir: home.staging_dir(server, gun),
+            path: home.staging_dir(server, gun).join(STAGED_FILE),
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// A staged-root file anywhere (one handed over by another holder).
+    pub fn at(path: impl Into<PathBuf>) -> Staging {
+        Staging { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn exists(&self) -> bool {
-        self.dir.join("root.json").exists()
+        self.path.exists()
     }
 
-    /// Stage role files (`(role, bytes)`), replacing what was staged.
-    pub fn save(&self, files: &[(String, Vec<u8>)]) -> Result<()> {
-        for (role, bytes) in files {
-            write_file_atomically(&self.dir.join(format!("{role}.json")), bytes)?;
-        }
-        Ok(())
+    pub fn load(&self) -> Result<StagedChange> {
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("no staged root change in {}", self.path.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a staged root change", self.path.display()))
     }
 
-    /// The staged files, root first.
-    pub fn load(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        if !self.exists() {
-            bail!("nothing is staged in {}", self.dir.display());
+    /// Load and check it is a change of `gun`.
+    fn load_for(&self, gun: &Gun) -> Result<StagedChange> {
+        let staged = self.load()?;
+        if staged.gun != gun.as_str() {
+            bail!(
+                "{} is a staged root change of {}, not of {gun}",
+                self.path.display(),
+                staged.gun
+            );
         }
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)
-            .with_context(|| format!("reading {}", self.dir.display()))?
-        {
-            let path = entry?.path();
-            let Some(role) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            files.push((role.to_string(), bytes));
-        }
-        files.sort_by_key(|(role, _)| (role != "root", role.clone()));
-        Ok(files)
+        Ok(staged)
+    }
+
+    pub fn save(&self, staged: &StagedChange) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(staged)?;
+        bytes.push(b'\n');
+        write_file_atomically(&self.path, &bytes)
     }
 
     pub fn clear(&self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir)
-            .with_context(|| format!("removing {}", self.dir.display()))
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", self.path.display())),
+        }
     }
 }
 
-/// The staging directory, its files (root first) and the parsed root.
-type StagedRoot = (Staging, Vec<(String, Vec<u8>)>, Metadata<Root>);
-
-/// Where a staged root stands.
-#[derive(Debug, Serialize)]
-pub struct RootSigning {
-    pub gun: String,
-    pub version: u64,
-    /// Valid signatures by the root keys it must be signed by.
-    pub signatures: usize,
-    pub threshold: u64,
-    /// Signatures still needed (0: ready to publish, or published).
-    pub needed: u64,
-    pub published: bool,
+fn to_value<T: tagtrust_shared::Role>(md: &Metadata<T>) -> Result<serde_json::Value> {
+    Ok(serde_json::from_slice(&md.to_bytes())?)
 }
 
-/// How many more signatures `root` needs from the keys `signer_root` lists
-/// for the root role.
-fn signatures_needed(signer_root: &Root, root: &Metadata<Root>) -> Result<(usize, u64, u64)> {
-    let threshold = signer_root.role_keys("root")?.threshold;
-    match signer_root.verify_role("root", root) {
-        Ok(()) => Ok((threshold as usize, threshold, 0)),
-        Err(TufError::Threshold {
-            valid, threshold, ..
-        }) => Ok((valid, threshold, threshold.saturating_sub(valid as u64))),
-        Err(e) => Err(e.into()),
+fn from_value<T: tagtrust_shared::Role>(value: &serde_json::Value) -> Result<Metadata<T>> {
+    Ok(Metadata::from_bytes(&serde_json::to_vec(value)?)?)
+}
+
+impl StagedChange {
+    pub fn new_root(&self) -> Result<Metadata<Root>> {
+        from_value(&self.root).context("the staged root")
+    }
+
+    pub fn previous(&self) -> Result<Option<Metadata<Root>>> {
+        self.previous_root
+            .as_ref()
+            .map(|v| from_value(v).context("the staged change's previous root"))
+            .transpose()
+    }
+
+    fn set_root(&mut self, root: &Metadata<Root>) -> Result<()> {
+        self.root = to_value(root)?;
+        Ok(())
+    }
+
+    /// The files to upload: root first, then the others.
+    fn upload_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = vec![("root".to_string(), self.new_root()?.to_bytes())];
+        for (role, value) in &self.files {
+            let md: Metadata<Targets> =
+                from_value(value).with_context(|| format!("the staged {role}"))?;
+            files.push((role.clone(), md.to_bytes()));
+        }
+        Ok(files)
+    }
+}
+
+/// The signatures `new` has from the root keys of `signer_root`.
+fn tally(signer_root: &Root, new: &Metadata<Root>) -> Result<Tally> {
+    let keys = signer_root.role_keys("root")?;
+    let signed_by = signer_root.role_signers("root", new)?;
+    let unsigned = keys
+        .keyids
+        .iter()
+        .filter(|id| !signed_by.contains(id))
+        .cloned()
+        .collect();
+    Ok(Tally {
+        root_version: signer_root.version,
+        threshold: keys.threshold,
+        needed: keys.threshold.saturating_sub(signed_by.len() as u64),
+        signed_by,
+        unsigned,
+    })
+}
+
+/// The fewest further signers that meet both tallies: a key unsigned in
+/// both roots counts for both.
+fn fewest_needed(new: &Tally, old: Option<&Tally>) -> u64 {
+    let Some(old) = old else {
+        return new.needed;
+    };
+    let shared = new
+        .unsigned
+        .iter()
+        .filter(|id| old.unsigned.contains(id))
+        .count() as u64;
+    (0..=shared.min(new.needed.max(old.needed)))
+        .map(|both| both + old.needed.saturating_sub(both) + new.needed.saturating_sub(both))
+        .min()
+        .unwrap_or(new.needed + old.needed)
+}
+
+/// What `new` changes compared with `old`, one line per role.
+fn differences(old: Option<&Root>, new: &Root) -> Vec<String> {
+    let Some(old) = old else {
+        return new
+            .roles
+            .iter()
+            .map(|(role, keys)| {
+                format!(
+                    "{role}: keys {} threshold {}",
+                    keys.keyids.join(","),
+                    keys.threshold
+                )
+            })
+            .collect();
+    };
+    let mut lines = Vec::new();
+    let roles: BTreeSet<&String> = old.roles.keys().chain(new.roles.keys()).collect();
+    for role in roles {
+        let (before, after) = (old.roles.get(role), new.roles.get(role));
+        let ids = |k: Option<&tagtrust_shared::RoleKeys>| -> BTreeSet<String> {
+            k.map(|k| k.keyids.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let (b, a) = (ids(before), ids(after));
+        for id in a.difference(&b) {
+            lines.push(format!("{role}: adds key {id}"));
+        }
+        for id in b.difference(&a) {
+            lines.push(format!("{role}: removes key {id}"));
+        }
+        let (tb, ta) = (
+            before.map(|k| k.threshold).unwrap_or(0),
+            after.map(|k| k.threshold).unwrap_or(0),
+        );
+        if tb != ta {
+            lines.push(format!("{role}: threshold {tb} -> {ta}"));
+        }
+    }
+    if old.expires != new.expires {
+        lines.push(format!(
+            "expires {} -> {}",
+            old.expires.format("%Y-%m-%d"),
+            new.expires.format("%Y-%m-%d")
+        ));
+    }
+    lines
+}
+
+/// The standing of `new`, replacing `previous` (root v1: none).
+fn standing(
+    gun: &str,
+    change: &str,
+    previous: Option<&Metadata<Root>>,
+    new: &Metadata<Root>,
+) -> Result<RootSigning> {
+    let new_root = tally(&new.signed, new)?;
+    let old_root = previous.map(|p| tally(&p.signed, new)).transpose()?;
+    Ok(RootSigning {
+        gun: gun.to_string(),
+        version: new.signed.version,
+        change: change.to_string(),
+        differences: differences(previous.map(|p| &p.signed), &new.signed),
+        needed: fewest_needed(&new_root, old_root.as_ref()),
+        new_root,
+        old_root,
+        published: false,
+        staged_file: None,
+        previous_root_checked: false,
+    })
+}
+
+/// The root a staged change replaces must be the one `trusted` is (same
+/// version, same content), else the change was made for another root.
+fn check_previous(staged: &StagedChange, trusted: &Metadata<Root>) -> Result<()> {
+    let previous = staged.previous()?;
+    let Some(made_for) = previous.as_ref().map(|p| p.signed.version) else {
+        bail!(
+            "the staged root v1 of {} creates the repository, but root v{} of it is already trusted; \
+             drop the staged change (tagtrust root discard {})",
+            staged.gun,
+            trusted.signed.version,
+            staged.gun
+        );
+    };
+    if made_for != trusted.signed.version
+        || previous.map(|p| p.canonical_signed().to_vec())
+            != Some(trusted.canonical_signed().to_vec())
+    {
+        bail!(
+            "the staged root v{} of {} was made to replace root v{made_for}, but the trusted root is v{} {}; stage the change again",
+            made_for + 1,
+            staged.gun,
+            trusted.signed.version,
+            if made_for == trusted.signed.version { "with other content" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// The root this home trusts for `gun` on `server`, if any (read from the
+/// trusted metadata directory; nothing is fetched).
+fn locally_trusted_root(home: &Home, server: &str, gun: &Gun) -> Result<Option<Metadata<Root>>> {
+    let path = home.metadata_dir(server, gun).join("root.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            Metadata::from_bytes(&bytes).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Check the root `staged` replaces against the root this home trusts for
+/// its GUN on `server`, when it trusts that version or a newer one (then
+/// the change is stale). Returns whether it could check.
+fn check_against_local(
+    home: &Home,
+    server: &str,
+    gun: &Gun,
+    staged: &StagedChange,
+) -> Result<bool> {
+    let made_for = staged.previous()?.map_or(0, |p| p.signed.version);
+    match locally_trusted_root(home, server, gun)? {
+        Some(root) if root.signed.version >= made_for => {
+            check_previous(staged, &root)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Where the staged change in `staging` stands. With `trusted` (the home's
+/// server and GUN), the replaced root is checked against the root this home
+/// trusts when it has that version.
+pub fn staged_standing(
+    staging: &Staging,
+    gun: &Gun,
+    trusted: Option<(&Home, &str)>,
+) -> Result<RootSigning> {
+    let staged = staging.load_for(gun)?;
+    let checked = match trusted {
+        Some((home, server)) => check_against_local(home, server, gun, &staged)?,
+        None => false,
+    };
+    let previous = staged.previous()?;
+    let mut report = standing(
+        &staged.gun,
+        &staged.change,
+        previous.as_ref(),
+        &staged.new_root()?,
+    )?;
+    report.staged_file = Some(staging.path().to_path_buf());
+    report.previous_root_checked = checked;
+    Ok(report)
+}
+
+/// Add the signature of `key_file` (a root key of the old or the new root)
+/// to the staged change in `staging`. Works offline: only the file and the
+/// key are needed.
+pub fn sign_staged(
+    staging: &Staging,
+    gun: &Gun,
+    key_file: &Path,
+    trusted: Option<(&Home, &str)>,
+) -> Result<RootSigning> {
+    // Refuse a change this home knows to be stale before asking for a
+    // passphrase.
+    staged_standing(staging, gun, trusted)?;
+    let mut staged = staging.load_for(gun)?;
+    let pass = passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
+    let key = load_key_file(key_file, &pass)?;
+    let mut root = staged.new_root()?;
+    let previous = staged.previous()?;
+    let id = key.key_id();
+    let listed = |r: &Root| {
+        r.role_keys("root")
+            .map(|k| k.keyids.contains(&id))
+            .unwrap_or(false)
+    };
+    if !listed(&root.signed) && !previous.as_ref().is_some_and(|p| listed(&p.signed)) {
+        bail!(
+            "key {id} is not a root key of the staged root v{} of {gun} nor of the root it replaces",
+            root.signed.version
+        );
+    }
+    root.sign(&key);
+    staged.set_root(&root)?;
+    staging.save(&staged)?;
+    staged_standing(staging, gun, trusted)
+}
+
+/// Signatures of `from` that `into` lacks (by key ID), added to `into`.
+fn merge_signatures(into: &mut Metadata<Root>, from: &Metadata<Root>) {
+    for sig in &from.signatures {
+        if !into.signatures.iter().any(|s| s.keyid == sig.keyid) {
+            into.signatures.push(sig.clone());
+        }
     }
 }
 
 impl Publisher {
-    /// The staged root's standing: its own root keys' threshold and, for a
-    /// new version, the previous trusted root's as well.
-    fn root_signing(&self, gun: &Gun, root: &Metadata<Root>) -> Result<RootSigning> {
-        let (mut signatures, mut threshold, mut needed) = signatures_needed(&root.signed, root)?;
-        if root.signed.version > 1 {
-            let trusted = self.home.metadata_dir(&self.server, gun).join("root.json");
-            let bytes = std::fs::read(&trusted)
-                .with_context(|| format!("reading {}", trusted.display()))?;
-            let previous = Metadata::<Root>::from_bytes(&bytes)?;
-            let (s, t, n) = signatures_needed(&previous.signed, root)?;
-            if n > needed {
-                (signatures, threshold, needed) = (s, t, n);
-            }
-        }
-        Ok(RootSigning {
-            gun: gun.to_string(),
-            version: root.signed.version,
-            signatures,
-            threshold,
-            needed,
-            published: false,
-        })
+    pub fn staging(&self, gun: &Gun) -> Staging {
+        Staging::new(&self.home, &self.server, gun)
     }
 
-    fn staged_root(&self, gun: &Gun) -> Result<StagedRoot> {
-        let staging = Staging::new(&self.home, &self.server, gun);
-        let files = staging
-            .load()
-            .with_context(|| format!("no staged root for {gun}"))?;
-        let root = Metadata::<Root>::from_bytes(&files[0].1).context("staged root")?;
-        Ok((staging, files, root))
-    }
-
-    /// Add the signature of the root key in `key_file` to the staged root.
-    pub fn root_sign(&self, gun: &Gun, key_file: &Path) -> Result<RootSigning> {
-        let (staging, mut files, mut root) = self.staged_root(gun)?;
-        let pass = passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
-        let key = load_key_file(key_file, &pass)?;
-        let listed = root
-            .signed
-            .role_keys("root")?
-            .keyids
-            .contains(&key.key_id());
-        if !listed {
+    /// Refuse to start a root change while another is staged.
+    pub(crate) fn refuse_if_staged(&self, gun: &Gun) -> Result<()> {
+        let staging = self.staging(gun);
+        if staging.exists() {
+            let staged = staging.load()?;
             bail!(
-                "key {} is not a root key of the staged root of {gun}",
-                key.key_id()
+                "a root change of {gun} is already staged ({}, in {}); sign and publish it \
+                 (tagtrust root sign / root publish) or drop it (tagtrust root discard {gun})",
+                staged.change,
+                staging.path().display()
             );
         }
-        root.sign(&key);
-        files[0].1 = root.to_bytes();
-        staging.save(&files[..1])?;
-        self.root_signing(gun, &root)
+        Ok(())
     }
 
-    /// Publish the staged root (and what was staged with it) once it has
-    /// enough signatures.
-    pub fn root_publish(&self, gun: &Gun) -> Result<RootSigning> {
-        let (staging, files, root) = self.staged_root(gun)?;
-        let mut report = self.root_signing(gun, &root)?;
+    /// The root keys among `keyids` whose private keys this home holds.
+    pub(crate) fn held_root_keys<'a>(
+        &self,
+        gun: &Gun,
+        keyids: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<&'a String> {
+        keyids
+            .into_iter()
+            .filter(|id| self.home.has_key(gun, "root", std::slice::from_ref(*id)))
+            .collect()
+    }
+
+    /// The root keys this home holds among `keyids`, loaded (one passphrase
+    /// prompt, none when it holds none).
+    fn local_root_keys(&self, gun: &Gun, keyids: &BTreeSet<String>) -> Result<Vec<SigningKey>> {
+        let held = self.held_root_keys(gun, keyids);
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pass = passphrase(&format!("Passphrase for the root keys of {gun}: "))?;
+        held.into_iter()
+            .map(|id| {
+                self.home
+                    .load_key(gun, "root", std::slice::from_ref(id), &pass)
+            })
+            .collect()
+    }
+
+    /// Sign `next` (the new root, already versioned and dated) with every
+    /// root key this home holds of `previous` and of `next` (and with
+    /// `extra`, keys not yet saved), then publish it with `files` when that
+    /// meets both thresholds, or stage it for the other holders.
+    pub(crate) fn publish_or_stage_root(
+        &self,
+        gun: &Gun,
+        previous: Option<&Metadata<Root>>,
+        next: Root,
+        extra: &[&SigningKey],
+        files: Vec<(String, Vec<u8>)>,
+        change: &str,
+    ) -> Result<RootSigning> {
+        let staging = self.staging(gun);
+        let mut ids: BTreeSet<String> = next.role_keys("root")?.keyids.iter().cloned().collect();
+        if let Some(p) = previous {
+            ids.extend(p.signed.role_keys("root")?.keyids.iter().cloned());
+        }
+        let local = self.local_root_keys(gun, &ids)?;
+        let mut root = Metadata::new(next)?;
+        for key in local.iter().chain(extra.iter().copied()) {
+            root.sign(key);
+        }
+        let mut report = standing(gun.as_str(), change, previous, &root)?;
+        report.previous_root_checked = true;
+        if report.needed == 0 {
+            let mut upload = vec![("root".to_string(), root.to_bytes())];
+            upload.extend(files);
+            self.server_client()?
+                .publish(gun, &upload)
+                .with_context(|| {
+                    format!("publishing root v{} of {gun} ({change})", report.version)
+                })?;
+            if previous.is_none() {
+                let dir = self.home.metadata_dir(&self.server, gun);
+                crate::lookup::store_initial_root(&dir, &upload[0].1, 1)?;
+            }
+            report.published = true;
+            return Ok(report);
+        }
+        let staged = StagedChange {
+            gun: gun.to_string(),
+            change: change.to_string(),
+            previous_root: previous.map(to_value).transpose()?,
+            root: to_value(&root)?,
+            files: files
+                .iter()
+                .map(|(role, bytes)| {
+                    let md: Metadata<Targets> = Metadata::from_bytes(bytes)?;
+                    Ok((role.clone(), to_value(&md)?))
+                })
+                .collect::<Result<_>>()?,
+        };
+        staging.save(&staged)?;
+        report.staged_file = Some(staging.path().to_path_buf());
+        Ok(report)
+    }
+
+    /// Where the staged change (the home's, or the file `staged`) stands.
+    pub fn root_status(&self, gun: &Gun, staged: Option<&Path>) -> Result<RootSigning> {
+        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        staged_standing(&staging, gun, Some((&self.home, &self.server)))
+    }
+
+    /// Add the signature of the root key in `key_file` to the staged root
+    /// (the home's, or the file `staged`).
+    pub fn root_sign(
+        &self,
+        gun: &Gun,
+        key_file: &Path,
+        staged: Option<&Path>,
+    ) -> Result<RootSigning> {
+        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        sign_staged(&staging, gun, key_file, Some((&self.home, &self.server)))
+    }
+
+    /// Bring a staged-root file (from another holder) into this home's
+    /// staging area, merging its signatures into the change staged here
+    /// if it is the same change.
+    pub fn root_import(&self, file: &Path) -> Result<RootSigning> {
+        let incoming = Staging::at(file).load()?;
+        let gun = Gun::parse(&incoming.gun)?;
+        let staging = self.staging(&gun);
+        let merged = if staging.exists() {
+            let mut here = staging.load_for(&gun)?;
+            let mut root = here.new_root()?;
+            let theirs = incoming.new_root()?;
+            if root.canonical_signed() != theirs.canonical_signed() {
+                bail!(
+                    "{} holds another change of {gun} than the one staged here ({}); \
+                     drop one (tagtrust root discard {gun})",
+                    file.display(),
+                    here.change
+                );
+            }
+            merge_signatures(&mut root, &theirs);
+            here.set_root(&root)?;
+            here
+        } else {
+            incoming
+        };
+        check_against_local(&self.home, &self.server, &gun, &merged)?;
+        staging.save(&merged)?;
+        staged_standing(&staging, &gun, Some((&self.home, &self.server)))
+    }
+
+    /// Drop the change staged in this home.
+    pub fn root_discard(&self, gun: &Gun) -> Result<StagedChange> {
+        let staging = self.staging(gun);
+        let staged = staging.load_for(gun)?;
+        staging.clear()?;
+        Ok(staged)
+    }
+
+    /// Publish the staged change (the home's, or the file `staged`) once a
+    /// threshold of the current root's root keys and of the new root's have
+    /// signed. The replaced root is checked against the server's current
+    /// root, verified here.
+    pub fn root_publish(&self, gun: &Gun, staged: Option<&Path>) -> Result<RootSigning> {
+        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        let change = staging.load_for(gun)?;
+        let new = change.new_root()?;
+        let current = if new.signed.version == 1 {
+            None
+        } else {
+            let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+            let root = repo.updater.trusted().root().clone();
+            check_previous(&change, &root)?;
+            Some((repo, root))
+        };
+        let mut report = standing(
+            gun.as_str(),
+            &change.change,
+            current.as_ref().map(|(_, r)| r),
+            &new,
+        )?;
+        report.previous_root_checked = true;
         if report.needed > 0 {
             bail!(
-                "the staged root of {gun} has {} of {} signatures; {} more needed (tagtrust root sign {gun} --key FILE)",
-                report.signatures,
-                report.threshold,
-                report.needed
+                "root v{} of {gun} ({}) cannot be published yet: {} (tagtrust root sign {gun} --key FILE)",
+                report.version,
+                change.change,
+                report.missing()
             );
+        }
+        let mut files = change.upload_files()?;
+        if let Some((repo, _)) = &current {
+            self.renew_stale_companions(gun, repo, &new.signed, &mut files)?;
         }
         self.server_client()?
             .publish(gun, &files)
-            .with_context(|| format!("publishing the staged root of {gun}"))?;
-        if root.signed.version == 1 {
+            .with_context(|| format!("publishing the staged root v{} of {gun}", report.version))?;
+        if current.is_none() {
             let dir = self.home.metadata_dir(&self.server, gun);
             crate::lookup::store_initial_root(&dir, &files[0].1, 1)?;
         }
         staging.clear()?;
+        // Published from a copy: the home's staged copy of the same change
+        // is done too.
+        let home_staging = self.staging(gun);
+        if home_staging.path() != staging.path() {
+            if let Ok(here) = home_staging.load_for(gun) {
+                if here.new_root()?.canonical_signed() == new.canonical_signed() {
+                    home_staging.clear()?;
+                }
+            }
+        }
         report.published = true;
         Ok(report)
+    }
+
+    /// A staged targets file that the server's targets has overtaken since
+    /// (a tag change while the root change waited) is re-signed on top of
+    /// the current targets with the new root's targets key, if this home
+    /// holds it.
+    fn renew_stale_companions(
+        &self,
+        gun: &Gun,
+        repo: &crate::lookup::Repository,
+        new_root: &Root,
+        files: &mut [(String, Vec<u8>)],
+    ) -> Result<()> {
+        let Some(current) = repo.updater.trusted().targets() else {
+            return Ok(());
+        };
+        for (role, bytes) in files.iter_mut().filter(|(role, _)| role == "targets") {
+            let staged: Metadata<Targets> = Metadata::from_bytes(bytes)?;
+            if staged.signed.version > current.signed.version {
+                continue;
+            }
+            let keyids = &new_root.role_keys("targets")?.keyids;
+            if !self.home.has_key(gun, "targets", keyids) {
+                bail!(
+                    "{role} changed since the root change was staged (v{} now, v{} staged) and this home \
+                     does not hold the new targets key to re-sign it; publish from the home that staged it",
+                    current.signed.version,
+                    staged.signed.version
+                );
+            }
+            let pass = passphrase(&format!("Passphrase for the targets key of {gun}: "))?;
+            let key = self.home.load_key(gun, "targets", keyids, &pass)?;
+            let mut targets = current.signed.clone();
+            targets.version += 1;
+            *bytes = sign_targets(targets, &key, &self.home.config()?.expiry)?;
+        }
+        Ok(())
+    }
+}
+
+/// `root` with the next version, a fresh expiry and signing time.
+pub(crate) fn next_root(root: &Root, root_days: i64) -> Root {
+    let now = Utc::now();
+    let mut next = root.clone();
+    next.version = root.version + 1;
+    next.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(root_days));
+    tagtrust_shared::metadata::set_signed_at(&mut next.extra, now);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally_of(needed: u64, unsigned: &[&str]) -> Tally {
+        Tally {
+            root_version: 1,
+            signed_by: Vec::new(),
+            threshold: needed,
+            needed,
+            unsigned: unsigned.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_key_in_both_roots_counts_for_both() {
+        // Old needs 1 of {b, c}, new needs 1 of {b, c}: b alone does it.
+        assert_eq!(
+            fewest_needed(&tally_of(1, &["b", "c"]), Some(&tally_of(1, &["b", "c"]))),
+            1
+        );
+        // Disjoint holders: one from each.
+        assert_eq!(
+            fewest_needed(&tally_of(1, &["d"]), Some(&tally_of(1, &["b"]))),
+            2
+        );
+        assert_eq!(
+            fewest_needed(
+                &tally_of(2, &["b", "d", "e"]),
+                Some(&tally_of(1, &["b", "c"]))
+            ),
+            2
+        );
+        assert_eq!(
+            fewest_needed(&tally_of(0, &[]), Some(&tally_of(1, &["c"]))),
+            1
+        );
+        assert_eq!(fewest_needed(&tally_of(2, &["x", "y"]), None), 2);
     }
 }

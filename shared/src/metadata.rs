@@ -242,6 +242,19 @@ impl Root {
         )
     }
 
+    /// The key IDs root gives `role` whose signatures on `metadata` verify
+    /// (what [`Root::verify_role`] counts against the threshold).
+    pub fn role_signers<T: Role>(&self, role: &str, metadata: &Metadata<T>) -> Result<Vec<String>> {
+        let keys = self.role_keys(role)?;
+        crate::verify::valid_signers(
+            role,
+            metadata.canonical_signed(),
+            &metadata.signatures,
+            &self.keys,
+            &keys.keyids,
+        )
+    }
+
     /// Add `key` to `role` (and to `keys`).
     pub fn add_key(&mut self, role: &str, key: PublicKey) {
         let id = key.key_id();

@@ -6,14 +6,8 @@ use crate::metadata::Signature;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Check that `signatures` over `canonical` include valid signatures by at
-/// least `threshold` distinct keys of `keyids` (looked up in `keys`).
-///
-/// * Metadata listing two signatures with one key ID is refused outright:
-///   a duplicate can only be an attempt to count one key twice.
-/// * Signatures by keys not in `keyids`, by unknown key types, or that do not
-///   verify are ignored; they neither help nor hurt.
-/// * Each distinct key (by [`PublicKey::identity`], its decoded material)
-///   counts once, whatever IDs list it and however its text encodes it.
+/// least `threshold` distinct keys of `keyids` (looked up in `keys`): the
+/// keys [`valid_signers`] finds, counted.
 pub fn verify_signatures(
     role: &str,
     canonical: &[u8],
@@ -22,6 +16,36 @@ pub fn verify_signatures(
     keyids: &[String],
     threshold: u64,
 ) -> Result<()> {
+    let valid = valid_signers(role, canonical, signatures, keys, keyids)?.len();
+    // threshold 0 is refused at parse time; max(1) keeps this function safe
+    // on its own.
+    if (valid as u64) < threshold.max(1) {
+        return Err(Error::Threshold {
+            role: role.to_string(),
+            valid,
+            threshold,
+        });
+    }
+    Ok(())
+}
+
+/// The key IDs (of `keyids`, one per distinct key) whose signatures over
+/// `canonical` verify: what a threshold is counted on.
+///
+/// * Metadata listing two signatures with one key ID is refused outright:
+///   a duplicate can only be an attempt to count one key twice.
+/// * Signatures by keys not in `keyids`, by unknown key types, or that do not
+///   verify are ignored; they neither help nor hurt.
+/// * Each distinct key (by [`PublicKey::identity`], its decoded material)
+///   counts once, whatever IDs list it and however its text encodes it (the
+///   first ID that signed with it is returned).
+pub fn valid_signers(
+    role: &str,
+    canonical: &[u8],
+    signatures: &[Signature],
+    keys: &BTreeMap<String, PublicKey>,
+    keyids: &[String],
+) -> Result<Vec<String>> {
     let mut seen = BTreeSet::new();
     for sig in signatures {
         if !seen.insert(sig.keyid.as_str()) {
@@ -34,24 +58,15 @@ pub fn verify_signatures(
     let role_keys: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
     // Count distinct key material, not distinct key IDs: one key listed
     // under two IDs must not meet a threshold of two.
-    let valid = signatures
+    let mut materials = BTreeSet::new();
+    Ok(signatures
         .iter()
         .filter(|sig| role_keys.contains(sig.keyid.as_str()))
         .filter_map(|sig| keys.get(&sig.keyid).map(|key| (sig, key)))
         .filter(|(sig, key)| key.verify(canonical, &sig.sig).unwrap_or(false))
-        .map(|(_, key)| key.identity())
-        .collect::<BTreeSet<_>>()
-        .len();
-    // threshold 0 is refused at parse time; max(1) keeps this function safe
-    // on its own.
-    if (valid as u64) < threshold.max(1) {
-        return Err(Error::Threshold {
-            role: role.to_string(),
-            valid,
-            threshold,
-        });
-    }
-    Ok(())
+        .filter(|(_, key)| materials.insert(key.identity()))
+        .map(|(sig, _)| sig.keyid.clone())
+        .collect())
 }
 
 #[cfg(test)]
@@ -130,5 +145,31 @@ mod tests {
         let (signers, keys, ids) = setup(2);
         let sigs = vec![signers[1].sign(b"m")];
         assert!(verify_signatures("r", b"m", &sigs, &keys, &ids[..1], 1).is_err());
+    }
+
+    #[test]
+    fn valid_signers_names_the_keys_that_count() {
+        let (signers, mut keys, mut ids) = setup(3);
+        let outsider = SigningKey::generate();
+        let mut bad = signers[2].sign(b"m");
+        bad.sig = signers[2].sign(b"other").sig;
+        let mut alias = signers[1].sign(b"m");
+        alias.keyid = "alias".into();
+        keys.insert("alias".into(), signers[1].public_key());
+        ids.push("alias".into());
+        let sigs = vec![
+            signers[1].sign(b"m"),
+            outsider.sign(b"m"),
+            bad,
+            alias,
+            signers[0].sign(b"m"),
+        ];
+        assert_eq!(
+            valid_signers("r", b"m", &sigs, &keys, &ids).unwrap(),
+            vec![signers[1].key_id(), signers[0].key_id()]
+        );
+        assert!(valid_signers("r", b"m", &[], &keys, &ids)
+            .unwrap()
+            .is_empty());
     }
 }

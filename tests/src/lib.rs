@@ -309,6 +309,67 @@ impl Cli {
         cli
     }
 
+    /// `tagtrust key generate NAME` in this home: a key pair of this user's
+    /// own (e.g. a root key holder's). Returns the encrypted private key
+    /// file, a file with the public key PEM, and the key ID.
+    pub fn generate_key(&self, name: &str) -> (PathBuf, PathBuf, String) {
+        let private = self.home.path().join(format!("{name}.pem"));
+        let report = json(&self.ok(&[
+            "key",
+            "generate",
+            name,
+            "--out",
+            private.to_str().unwrap(),
+            "-o",
+            "json",
+        ]));
+        let public = self.home.path().join(format!("{name}.pub.pem"));
+        std::fs::write(&public, report["public_key_pem"].as_str().unwrap()).unwrap();
+        (
+            private,
+            public,
+            report["key_id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `tagtrust init GUN --root-key PUB… --root-threshold M -o json`: a
+    /// multi-party root with the holders' own public keys.
+    pub fn init_with_holders(
+        &self,
+        gun: &str,
+        holders: &[&Path],
+        threshold: u64,
+    ) -> serde_json::Value {
+        let mut args = vec!["init".to_string(), gun.to_string()];
+        for public in holders {
+            args.push("--root-key".into());
+            args.push(public.display().to_string());
+        }
+        args.extend([
+            "--root-threshold".into(),
+            threshold.to_string(),
+            "-o".into(),
+            "json".into(),
+        ]);
+        json(&self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
+
+    /// `tagtrust root sign GUN --key KEY --staged FILE -o json`: a holder
+    /// signs a staged-root file handed to them.
+    pub fn root_sign(&self, gun: &str, key: &Path, staged: &Path) -> serde_json::Value {
+        json(&self.ok(&[
+            "root",
+            "sign",
+            gun,
+            "--key",
+            key.to_str().unwrap(),
+            "--staged",
+            staged.to_str().unwrap(),
+            "-o",
+            "json",
+        ]))
+    }
+
     /// Directory of the trusted metadata this user keeps for `gun` on `server`.
     pub fn trusted_dir(&self, server: &TestServer, gun: &str) -> PathBuf {
         tagtrust::home::Home::at(self.home.path()).metadata_dir(

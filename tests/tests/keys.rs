@@ -1,5 +1,6 @@
 //! Key rotation, refresh and expiry cliffs through the real binaries.
 
+use std::path::{Path, PathBuf};
 use tagtrust_shared::{Metadata, Root, SigningKey, Targets, Timestamp};
 use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
 
@@ -188,4 +189,154 @@ fn publish_resigns_a_root_about_to_expire() {
     // Nothing more to do next time.
     let report = json(&publisher.ok(&["tag", "rm", &format!("{GUN}:v1"), "-o", "json"]));
     assert_eq!(report["resigned"].as_array().unwrap().len(), 0);
+}
+
+/// A GUN with a 2-of-3 root of A (the publisher, this home), B and C (their
+/// own keys, on their own machines); root v1 signed by A and B, published.
+/// Returns the publisher, B with its key file, and C's key ID.
+fn two_of_three(server: &TestServer) -> (Cli, Cli, PathBuf, String) {
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    let b = Cli::new(&server.url);
+    let c = Cli::new(&server.url);
+    let (b_key, b_pub, _) = b.generate_key("root-b");
+    let (_, c_pub, c_id) = c.generate_key("root-c");
+    publisher.init_with_holders(GUN, &[&b_pub, &c_pub], 2);
+    let staged = json(&publisher.ok(&["root", "status", GUN, "-o", "json"]));
+    b.root_sign(
+        GUN,
+        &b_key,
+        Path::new(staged["staged_file"].as_str().unwrap()),
+    );
+    publisher.ok(&["root", "publish", GUN]);
+    (publisher, b, b_key, c_id)
+}
+
+/// B signs the change staged in the publisher's home, on B's machine from
+/// a shipped copy; the publisher merges it back.
+fn sign_by_b(publisher: &Cli, b: &Cli, b_key: &Path) {
+    let status = json(&publisher.ok(&["root", "status", GUN, "-o", "json"]));
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = dir.path().join("staged.json");
+    std::fs::copy(status["staged_file"].as_str().unwrap(), &shipped).unwrap();
+    b.root_sign(GUN, b_key, &shipped);
+    publisher.ok(&["root", "import", shipped.to_str().unwrap()]);
+}
+
+/// A compromised timestamp key can be rotated out under a multi-party root:
+/// staged, the server keeps signing with the listed key until the holders
+/// sign, then consumers follow the new root and the new key.
+#[test]
+fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, b, b_key, c_id) = two_of_three(&server);
+    let latest = format!("{GUN}:latest");
+    let (d1, s1) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    let consumer = Cli::new(&server.url);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+    let old_ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
+
+    let report = json(&publisher.ok(&["key", "rotate", GUN, "timestamp", "-o", "json"]));
+    let new_id = report["new_key_id"].as_str().unwrap().to_string();
+    assert_eq!(report["root_version"], 2);
+    let signing = &report["root_signing"];
+    assert_eq!(signing["published"], false);
+    assert_eq!(signing["needed"], 1);
+    assert!(signing["new_root"]["unsigned"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(c_id)));
+    // Not yet: root v1 stays, the server signs with the key it lists.
+    assert_eq!(
+        Metadata::<Root>::from_bytes(&fetch(&server, "root.json"))
+            .unwrap()
+            .signed
+            .version,
+        1
+    );
+    let (d2, s2) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
+    let ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
+    assert_eq!(ts.signatures[0].keyid, old_ts.signatures[0].keyid);
+
+    let err = publisher.fails(&["root", "publish", GUN]);
+    assert!(err.contains("1 more signature needed"), "{err}");
+    sign_by_b(&publisher, &b, &b_key);
+    let published = json(&publisher.ok(&["root", "publish", GUN, "-o", "json"]));
+    assert_eq!(published["published"], true);
+    let root = Metadata::<Root>::from_bytes(&fetch(&server, "root.json")).unwrap();
+    assert_eq!(root.signed.version, 2);
+    assert_eq!(
+        root.signed.roles["timestamp"].keyids,
+        std::slice::from_ref(&new_id)
+    );
+    let ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
+    assert_eq!(
+        ts.signatures[0].keyid, new_id,
+        "server signs with the new key"
+    );
+    let (d3, s3) = random_digest();
+    publisher.ok(&["tag", "set", &latest, &d3, "--size", &s3.to_string()]);
+    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d3);
+}
+
+/// A targets key rotation under a multi-party root: the re-signed targets
+/// waits with the root and goes out with it at `root publish`; a tag change
+/// made meanwhile (with the old key) is kept, re-signed by the new key.
+#[test]
+fn a_targets_key_rotation_under_a_two_of_three_root_goes_out_with_root_publish() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, b, b_key, _) = two_of_three(&server);
+    let (d1, s1) = random_digest();
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v1"),
+        &d1,
+        "--size",
+        &s1.to_string(),
+    ]);
+    let report = json(&publisher.ok(&["key", "rotate", GUN, "targets", "-o", "json"]));
+    let new_id = report["new_key_id"].as_str().unwrap().to_string();
+    assert_eq!(report["root_signing"]["published"], false);
+    // Meanwhile, a tag change under the current root and targets key.
+    let (d2, s2) = random_digest();
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v2"),
+        &d2,
+        "--size",
+        &s2.to_string(),
+    ]);
+
+    sign_by_b(&publisher, &b, &b_key);
+    publisher.ok(&["root", "publish", GUN]);
+    let root = Metadata::<Root>::from_bytes(&fetch(&server, "root.json")).unwrap();
+    assert_eq!(
+        root.signed.roles["targets"].keyids,
+        std::slice::from_ref(&new_id)
+    );
+    let targets = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
+    assert_eq!(targets.signatures[0].keyid, new_id);
+    assert_eq!(
+        targets.signed.targets.len(),
+        2,
+        "the tag set meanwhile is kept"
+    );
+    let consumer = Cli::new(&server.url);
+    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(), d1);
+    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(), d2);
+    // And the next tag change is signed with the new key.
+    let (d3, s3) = random_digest();
+    publisher.ok(&[
+        "tag",
+        "set",
+        &format!("{GUN}:v3"),
+        &d3,
+        "--size",
+        &s3.to_string(),
+    ]);
+    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v3")]).trim(), d3);
 }

@@ -39,19 +39,24 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a signed repository for GUN: local root and targets keys, the
+    /// Create a signed repository for GUN: root and targets keys, the
     /// server's timestamp and snapshot keys, root v1 and an empty targets v1.
     Init {
         gun: Gun,
-        /// Number of root keys (multi-party root)
+        /// Public key PEM file of another root key holder, made by them with
+        /// `tagtrust key generate` (repeatable; multi-party root)
+        #[arg(long = "root-key", value_name = "PUB.pem")]
+        root_key: Vec<PathBuf>,
+        /// Root keys to generate on this machine (0: this machine holds none)
         #[arg(long, default_value_t = 1)]
         root_keys: usize,
-        /// Root signatures required; above 1, root v1 is staged until
-        /// enough holders have run `root sign`
-        #[arg(long, default_value_t = 1)]
-        root_threshold: u64,
+        /// Root signatures required [default: 1 with a single root key];
+        /// when the keys here cannot meet it, root v1 is staged until enough
+        /// holders have run `root sign`
+        #[arg(long)]
+        root_threshold: Option<u64>,
     },
-    /// Multi-party root: sign and publish a staged root.
+    /// Multi-party root: holders, threshold, and staged root changes.
     #[command(subcommand)]
     Root(RootCommand),
     /// Add, move or remove signed tags.
@@ -134,15 +139,60 @@ enum DelegationCommand {
 
 #[derive(Subcommand)]
 enum RootCommand {
-    /// Add a root key holder's signature to the staged root.
+    /// Add a root key holder's signature to the staged root change (needs
+    /// only the staged file and the key; no server).
     Sign {
         gun: Gun,
         /// Encrypted private root key file
         #[arg(long)]
         key: PathBuf,
+        /// Sign this staged-root file (handed over by another holder)
+        /// instead of this home's staging area
+        #[arg(long, value_name = "FILE")]
+        staged: Option<PathBuf>,
     },
-    /// Publish the staged root once it has enough signatures.
-    Publish { gun: Gun },
+    /// Publish the staged root change once a threshold of the current
+    /// root's root keys and of the new root's have signed it.
+    Publish {
+        gun: Gun,
+        /// Publish this staged-root file instead of this home's staging area
+        #[arg(long, value_name = "FILE")]
+        staged: Option<PathBuf>,
+    },
+    /// What the staged root change does and whose signatures it still needs.
+    Status {
+        gun: Gun,
+        /// Show this staged-root file instead of this home's staging area
+        #[arg(long, value_name = "FILE")]
+        staged: Option<PathBuf>,
+    },
+    /// Bring a staged-root file from another holder into this home,
+    /// merging its signatures into the same change staged here.
+    Import { file: PathBuf },
+    /// Drop the root change staged in this home.
+    Discard { gun: Gun },
+    /// Add root key holders (their public keys) in a new root.
+    AddKey {
+        gun: Gun,
+        /// Public key PEM file of the new holder (repeatable)
+        #[arg(long = "key", value_name = "PUB.pem", required = true)]
+        keys: Vec<PathBuf>,
+        /// New root threshold [default: unchanged]
+        #[arg(long)]
+        threshold: Option<u64>,
+    },
+    /// Remove root key holders in a new root.
+    RemoveKey {
+        gun: Gun,
+        /// Key ID (or a unique prefix) of a root key to remove
+        #[arg(required = true)]
+        key_ids: Vec<String>,
+        /// New root threshold [default: unchanged]
+        #[arg(long)]
+        threshold: Option<u64>,
+    },
+    /// Change how many root keys must sign, in a new root.
+    SetThreshold { gun: Gun, threshold: u64 },
 }
 
 #[derive(Subcommand)]
@@ -341,36 +391,103 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init {
             gun,
+            root_key,
             root_keys,
             root_threshold,
         } => {
-            let report = publisher()?.init(&gun, root_keys, root_threshold)?;
+            let holders = public_keys(&root_key)?;
+            let report = publisher()?.init(&gun, root_keys, &holders, root_threshold)?;
             out.print(&report, || {
-                if report.root_signatures_needed > 0 {
+                if report.root_signing.published {
                     format!(
-                        "staged root v1 of {gun} with 1 of {} signatures; {} more needed: \
-                         tagtrust root sign {gun} --key FILE (root keys: {})",
-                        report.root_threshold,
-                        report.root_signatures_needed,
-                        escape_join(&report.root_key_ids, ", ")
-                    )
-                } else {
-                    format!(
-                        "initialised {} (root key {}, targets key {})",
+                        "initialised {} (root keys {}, threshold {}; targets key {})",
                         report.gun,
                         escape_join(&report.root_key_ids, ", "),
+                        report.root_threshold,
                         E(&report.targets_key_id)
                     )
+                } else {
+                    root_signing_line(&report.root_signing)
                 }
             })
         }
-        Command::Root(RootCommand::Sign { gun, key }) => {
-            let report = publisher()?.root_sign(&gun, &key)?;
+        Command::Root(RootCommand::Sign { gun, key, staged }) => {
+            let report = match server() {
+                Ok(_) => publisher()?.root_sign(&gun, &key, staged.as_deref())?,
+                // No server: only a staged file can be signed.
+                Err(e) => {
+                    let file = staged.context(e)?;
+                    tagtrust::staging::sign_staged(
+                        &tagtrust::staging::Staging::at(file),
+                        &gun,
+                        &key,
+                        None,
+                    )?
+                }
+            };
             out.print(&report, || root_signing_line(&report))
         }
-        Command::Root(RootCommand::Publish { gun }) => {
-            let report = publisher()?.root_publish(&gun)?;
+        Command::Root(RootCommand::Publish { gun, staged }) => {
+            let report = publisher()?.root_publish(&gun, staged.as_deref())?;
             out.print(&report, || root_signing_line(&report))
+        }
+        Command::Root(RootCommand::Status { gun, staged }) => {
+            let report = match server() {
+                Ok(_) => publisher()?.root_status(&gun, staged.as_deref())?,
+                Err(e) => tagtrust::staging::staged_standing(
+                    &tagtrust::staging::Staging::at(staged.context(e)?),
+                    &gun,
+                    None,
+                )?,
+            };
+            out.print(&report, || root_signing_line(&report))
+        }
+        Command::Root(RootCommand::Import { file }) => {
+            let report = publisher()?.root_import(&file)?;
+            out.print(&report, || root_signing_line(&report))
+        }
+        Command::Root(RootCommand::Discard { gun }) => {
+            let staged = publisher()?.root_discard(&gun)?;
+            out.print(&staged, || {
+                format!(
+                    "dropped the staged root change of {gun} ({})",
+                    staged.change
+                )
+            })
+        }
+        Command::Root(RootCommand::AddKey {
+            gun,
+            keys,
+            threshold,
+        }) => {
+            let change = tagtrust::rotation::RootKeyChange {
+                add: public_keys(&keys)?,
+                remove: Vec::new(),
+                threshold,
+            };
+            let report = publisher()?.change_root_keys(&gun, &change)?;
+            out.print(&report, || role_report_line(&report))
+        }
+        Command::Root(RootCommand::RemoveKey {
+            gun,
+            key_ids,
+            threshold,
+        }) => {
+            let change = tagtrust::rotation::RootKeyChange {
+                add: Vec::new(),
+                remove: key_ids,
+                threshold,
+            };
+            let report = publisher()?.change_root_keys(&gun, &change)?;
+            out.print(&report, || role_report_line(&report))
+        }
+        Command::Root(RootCommand::SetThreshold { gun, threshold }) => {
+            let change = tagtrust::rotation::RootKeyChange {
+                threshold: Some(threshold),
+                ..Default::default()
+            };
+            let report = publisher()?.change_root_keys(&gun, &change)?;
+            out.print(&report, || role_report_line(&report))
         }
         Command::Tag(TagCommand::Set {
             reference,
@@ -437,15 +554,7 @@ fn run(cli: Cli) -> Result<()> {
             threshold,
             terminating,
         }) => {
-            let keys = keys
-                .iter()
-                .map(|path| {
-                    let pem = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    tagtrust_shared::keys::ed25519_public_from_pem(&pem)
-                        .with_context(|| format!("public key {}", path.display()))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let keys = public_keys(&keys)?;
             let delegation = NewDelegation {
                 name,
                 keys,
@@ -522,9 +631,9 @@ fn run(cli: Cli) -> Result<()> {
             let report = publisher()?.rotate_key(&gun, &role)?;
             out.print(&report, || {
                 format!(
-                    "rotated the {role} key of {gun}: new key {} (root version {})",
+                    "new {role} key of {gun}: {}\n{}",
                     E(report.new_key_id.as_deref().unwrap_or("-")),
-                    report.root_version
+                    role_report_line(&report)
                 )
             })
         }
@@ -598,12 +707,13 @@ fn run(cli: Cli) -> Result<()> {
                 (_, None) => anyhow::bail!("refreshing delegated role {role} needs --key KEYFILE"),
             };
             let report = publisher()?.refresh_role(&gun, &signer, &role)?;
-            out.print(&report, || {
-                format!(
+            out.print(&report, || match &report.root_signing {
+                Some(_) => role_report_line(&report),
+                None => format!(
                     "re-signed {} of {gun} (version {})",
                     E(&role),
                     report.version.unwrap_or_default()
-                )
+                ),
             })
         }
         Command::Key(KeyCommand::Export { key_id, out: file }) => {
@@ -797,24 +907,85 @@ fn pull(
     }
 }
 
-/// Where a staged root stands, in words.
+/// Where a root change stands, in words: published, or staged with what
+/// it still needs and from whom.
 fn root_signing_line(r: &tagtrust::staging::RootSigning) -> String {
+    let old = r
+        .old_root
+        .as_ref()
+        .map(|t| {
+            format!(
+                ", old root v{} {} of {}",
+                t.root_version,
+                t.signed_by.len(),
+                t.threshold
+            )
+        })
+        .unwrap_or_default();
+    let counts = format!(
+        "new root {} of {}{old}",
+        r.new_root.signed_by.len(),
+        r.new_root.threshold
+    );
     if r.published {
-        format!(
-            "published root v{} of {} ({} of {} signatures)",
-            r.version, r.gun, r.signatures, r.threshold
-        )
-    } else if r.needed == 0 {
-        format!(
-            "root v{} of {} has {} of {} signatures: ready, run `tagtrust root publish {}`",
-            r.version, r.gun, r.signatures, r.threshold, r.gun
-        )
-    } else {
-        format!(
-            "root v{} of {} has {} of {} signatures; {} more needed",
-            r.version, r.gun, r.signatures, r.threshold, r.needed
-        )
+        return format!(
+            "published root v{} of {} ({}; {counts})",
+            r.version,
+            r.gun,
+            E(&r.change)
+        );
     }
+    // A staged file travels between holders: its words are escaped too.
+    let mut lines = vec![format!(
+        "root v{} of {}: {}",
+        r.version,
+        r.gun,
+        E(&r.change)
+    )];
+    lines.extend(r.differences.iter().map(|d| format!("  {}", E(d))));
+    if let Some(file) = &r.staged_file {
+        lines.push(format!("  staged in {}", file.display()));
+    }
+    if !r.previous_root_checked && r.old_root.is_some() {
+        lines.push(
+            "  note: the root it replaces is as the staged file says; this home could not check it against a root it trusts"
+                .into(),
+        );
+    }
+    if r.needed == 0 {
+        lines.push(format!(
+            "ready ({counts}): run `tagtrust root publish {}`",
+            r.gun
+        ));
+    } else {
+        lines.push(format!(
+            "{}; run `tagtrust root sign {} --key FILE` on each holder's machine",
+            E(&r.missing()),
+            r.gun
+        ));
+    }
+    lines.join("\n")
+}
+
+/// A rotation, refresh or holder change, in words.
+fn role_report_line(r: &tagtrust::rotation::RoleReport) -> String {
+    match &r.root_signing {
+        Some(signing) => root_signing_line(signing),
+        None => format!("root version {}", r.root_version),
+    }
+}
+
+/// Read ed25519 public key PEM files.
+fn public_keys(paths: &[PathBuf]) -> Result<Vec<tagtrust_shared::PublicKey>> {
+    paths
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            tagtrust_shared::keys::ed25519_public_from_pem(&pem)
+                .with_context(|| format!("public key {}", path.display()))
+        })
+        .collect()
 }
 
 /// Say which roles a publish re-signed because they were about to expire.
