@@ -17,8 +17,17 @@ fn init_tracing(settings: &Settings) {
     }
 }
 
+/// A failure is one line on stderr (the cause chain joined by `: `) and
+/// exit status 1, whatever `RUST_BACKTRACE` says.
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("tagtrust-server: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = cli.overrides.settings().context("reading configuration")?;
     init_tracing(&settings);

@@ -96,7 +96,7 @@ async fn check_rotation(
             .values()
             .any(|k| k.same_key(&row.public_key))
     };
-    let pending = keys.iter().rev().take_while(|row| !listed(*row)).count();
+    let pending = keys.iter().rev().take_while(|row| !listed(row)).count();
     if pending >= MAX_PENDING_KEYS {
         return Err(ApiError::new(
             actix_web::http::StatusCode::CONFLICT,

@@ -45,7 +45,10 @@ async fn read_uploads(
         let mut payload = payload;
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
-                ApiError::bad_request("BAD_BODY", format!("reading the request body: {e}"))
+                ApiError::bad_request(
+                    "BAD_BODY",
+                    format!("the request body is incomplete or its framing is invalid ({e})"),
+                )
             })?;
             if body.len() + chunk.len() > max_body {
                 return Err(too_large(max_body));
