@@ -121,6 +121,13 @@ impl Authority<'_> {
     }
 }
 
+/// Fetch `file` (at most `max` bytes): `None` when the server has no such file.
+type FetchVersion<'a> = dyn Fn(&str, u64) -> Result<Option<Vec<u8>>> + 'a;
+
+/// The verified versions, each with the index of the authority it verified
+/// under, and the versions that did not verify.
+type VersionsChecked = (Vec<(Verified, usize)>, Vec<u64>);
+
 /// Verify versions `1..=latest` of `role` against `authorities` (in the
 /// order they were in force), moving forward only. Returns the verified
 /// versions with the index of the authority each verified under, and the
@@ -129,8 +136,8 @@ fn verify_versions(
     role: &str,
     latest: u64,
     authorities: &[Authority<'_>],
-    fetch: &dyn Fn(&str, u64) -> Result<Option<Vec<u8>>>,
-) -> Result<(Vec<(Verified, usize)>, Vec<u64>)> {
+    fetch: &FetchVersion<'_>,
+) -> Result<VersionsChecked> {
     let max = UpdaterConfig::default().targets_max_length;
     let mut verified = Vec::new();
     let mut unverifiable = Vec::new();

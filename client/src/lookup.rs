@@ -47,8 +47,11 @@ pub struct Repository {
 #[derive(Clone, Default)]
 pub struct Notices {
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    sink: Option<std::sync::Arc<dyn Fn(&str) + Send + Sync>>,
+    sink: Option<std::sync::Arc<NoticeSink>>,
 }
+
+/// Where a caller wants notices shown as they happen.
+type NoticeSink = dyn Fn(&str) + Send + Sync;
 
 impl std::fmt::Debug for Notices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -359,7 +362,7 @@ fn check_pin_agrees_with_stored_trust(dir: &Path, pin: &TrustPin, gun: &Gun) -> 
     };
     if let Some(file) = &pin.root_file {
         let pinned = read_root_file(file)?;
-        if !stored.iter().any(|b| *b == pinned) {
+        if !stored.contains(&pinned) {
             bail!(
                 "the trust pin of {gun} in config.toml (root file {}: {}) disagrees with the trust stored in {}: {}; remove the pin, or remove that directory to start again from the pin",
                 file.display(),

@@ -331,7 +331,8 @@ impl Publisher {
                         .targets()
                         .context("the server has no trusted targets metadata for this GUN")?
                         .signed
-                        .clone(),
+                        .clone()
+                        .into(),
                 ),
                 Signer::Delegated { role, key_file } => {
                     let key_id = keys.file(key_file)?.key_id();
@@ -349,7 +350,7 @@ impl Publisher {
             let mut targets = match current {
                 RoleState::Current(mut t) => {
                     t.version += 1;
-                    t
+                    *t
                 }
                 // A delegated role's first version, or the first one signed
                 // by its new keys.
@@ -503,8 +504,8 @@ impl Signer {
 
 /// What a delegated role's next version starts from.
 pub(crate) enum RoleState {
-    /// Its verified current metadata.
-    Current(Targets),
+    /// Its verified current metadata (boxed: a targets role is large).
+    Current(Box<Targets>),
     /// No valid metadata (never published, or the stored version is not
     /// signed by the keys it is delegated to now, as after its keys were
     /// replaced): a fresh role of this version.
@@ -547,7 +548,10 @@ fn delegated_role_state(
     }
     if verified_through == Some(parent) {
         if let Some(md) = trusted.delegated_targets(role) {
-            return Ok((delegation.clone(), RoleState::Current(md.signed.clone())));
+            return Ok((
+                delegation.clone(),
+                RoleState::Current(md.signed.clone().into()),
+            ));
         }
     }
     let listed = trusted
