@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use tagtrust::trusted::TrustedMetadataSet;
 use tagtrust_server::publish::{self, Upload};
-use tagtrust_server::storage::StoredFile;
 use tagtrust_shared::metadata::{self, Role, TOP_LEVEL_ROLES};
 use tagtrust_shared::{
     DelegatedRole, Delegations, ImageReference, MetaFile, Metadata, Root, SigningKey, Snapshot,
@@ -272,25 +271,20 @@ impl Repo {
         );
     }
 
-    /// The server's stored files for a repository at release 1.
-    pub fn stored_release1(&self) -> Vec<StoredFile> {
+    /// The server's current repository at release 1.
+    pub fn stored_release1(&self) -> publish::CurrentRepository {
         let r = &self.release1;
-        [
-            ("root", &self.root1),
-            ("targets", &r.targets),
-            ("dev", &r.dev),
-            ("snapshot", &r.snapshot),
-            ("timestamp", &r.timestamp),
-        ]
-        .into_iter()
-        .map(|(role, bytes)| StoredFile {
-            role: role.to_string(),
-            version: 1,
-            sha256: tagtrust_shared::hashes::sha256_hex(bytes),
-            bytes: bytes.clone(),
-            expires_at: Some(expires().timestamp()),
-        })
-        .collect()
+        publish::CurrentRepository::from_files(
+            [
+                ("root", &self.root1),
+                ("targets", &r.targets),
+                ("dev", &r.dev),
+                ("snapshot", &r.snapshot),
+                ("timestamp", &r.timestamp),
+            ]
+            .map(|(role, bytes)| (role, 1, bytes.as_slice())),
+        )
+        .expect("release 1 parses")
     }
 }
 
@@ -511,7 +505,7 @@ pub fn publish_input(data: &[u8]) {
     let current = if flags & 1 != 0 {
         repo.stored_release1()
     } else {
-        Vec::new()
+        publish::CurrentRepository::default()
     };
     let mut uploads = Vec::new();
     for file in files {
@@ -560,7 +554,7 @@ pub fn publish_input(data: &[u8]) {
             .iter()
             .find(|(r, _, _)| r == role)
             .map(|(_, _, b)| b)
-            .or_else(|| current.iter().find(|f| f.role == role).map(|f| &f.bytes))
+            .or_else(|| current.roles.get(role).map(|f| &f.bytes))
             .expect("snapshot lists only stored or uploaded roles");
         meta.verify_bytes(bytes)
             .expect("snapshot entry describes the bytes");
@@ -643,8 +637,8 @@ pub fn self_check() {
         upload("targets", &r1.targets),
         upload("dev", &r1.dev),
     ];
-    if let Err(e) = publish::plan(&[], first, now()) {
-        panic!("first publish refused: {}", e.message);
+    if let Err(e) = publish::plan(&Default::default(), first, now()) {
+        panic!("first publish refused: {e}");
     }
     let next = vec![
         upload("root", &repo.root2),
@@ -652,6 +646,6 @@ pub fn self_check() {
         upload("dev", &r2.dev),
     ];
     if let Err(e) = publish::plan(&repo.stored_release1(), next, now()) {
-        panic!("release 2 refused: {}", e.message);
+        panic!("release 2 refused: {e}");
     }
 }

@@ -125,3 +125,35 @@ impl From<crate::signer::SignerError> for ApiError {
         Self::internal("the server cannot use its online keys")
     }
 }
+
+impl From<crate::publish::Refusal> for ApiError {
+    fn from(refusal: crate::publish::Refusal) -> Self {
+        use crate::publish::{Check, Refusal};
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Conflict {
+                role,
+                current_version,
+                ..
+            } => Self::conflict(&role, current_version, message),
+            Refusal::NoFiles => Self::bad_request("NO_FILES", message),
+            Refusal::Invalid { role, check, .. } => {
+                let detail = match &check {
+                    Check::Version { current, uploaded } => {
+                        json!({ "role": role, "current_version": current, "uploaded_version": uploaded })
+                    }
+                    Check::AmbiguousDelegation {
+                        delegated,
+                        delegators,
+                    } => json!({ "role": role, "delegated": delegated, "delegators": delegators }),
+                    Check::PathNotDelegated { target } | Check::TargetName { target } => {
+                        json!({ "role": role, "target": target })
+                    }
+                    Check::DuplicateKey { key_ids } => json!({ "role": role, "key_ids": key_ids }),
+                    _ => json!({ "role": role }),
+                };
+                Self::bad_request(check.code(), message).with_detail(detail)
+            }
+        }
+    }
+}

@@ -5,10 +5,10 @@
 //! [`crate::resign`].
 
 use crate::error::ApiError;
-use crate::publish::online_signers;
 use crate::startup::AppState;
 use crate::storage::{OnlineKeyRow, RepoTx};
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use std::collections::BTreeMap;
 use tagtrust_shared::metadata::{set_signed_at, Role};
 use tagtrust_shared::{MetaFile, Metadata, Root, Snapshot, Timestamp};
@@ -30,6 +30,42 @@ pub struct Signed {
     /// The new snapshot's version, if one was signed.
     pub snapshot_version: Option<u64>,
     pub timestamp_version: u64,
+}
+
+/// The server keys a root trusts for an online role, as (key ID the root
+/// lists, our key). Refuses a root under which the server could not sign
+/// that role with enough keys to meet its threshold.
+pub fn online_signers<'a>(
+    root: &Root,
+    role: &str,
+    server_keys: &'a [OnlineKeyRow],
+) -> Result<Vec<(String, &'a OnlineKeyRow)>, ApiError> {
+    let role_keys = root
+        .role_keys(role)
+        .map_err(|e| ApiError::invalid_role("SIGNATURE", "root", format!("root: {e}")))?;
+    let mut signers = Vec::new();
+    for listed in &role_keys.keyids {
+        let Some(public) = root.keys.get(listed) else {
+            continue;
+        };
+        if let Some(ours) = server_keys.iter().find(|k| k.public_key.same_key(public)) {
+            signers.push((listed.clone(), ours));
+        }
+    }
+    if signers.is_empty() || (signers.len() as u64) < role_keys.threshold {
+        let ours: Vec<&str> = server_keys.iter().map(|k| k.key_id.as_str()).collect();
+        return Err(ApiError::bad_request(
+            "SERVER_KEYS",
+            format!(
+                "root must list the server's {role} key (GET {role}.key) with threshold {} met by server keys; \
+                 it lists {} of them",
+                role_keys.threshold,
+                signers.len()
+            ),
+        )
+        .with_detail(json!({ "role": "root", "online_role": role, "server_key_ids": ours })));
+    }
+    Ok(signers)
 }
 
 /// Sign `md` with each (key ID the root lists, server key).

@@ -1,17 +1,20 @@
-//! Publish validation: given the repository's current metadata and the
-//! uploaded files, decide what may be stored, or why not. Pure (no I/O):
-//! the route holds the repository lock around it. Every signature check goes
+//! Publish validation: given the repository's current metadata
+//! ([`CurrentRepository`], plain domain values) and the uploaded files,
+//! decide what may be stored ([`Plan`]), or why not ([`Refusal`]). Pure (no
+//! I/O, no HTTP, no storage types): the route converts its rows into a
+//! [`CurrentRepository`], holds the repository lock around [`plan`] and
+//! turns a [`Refusal`] into its HTTP answer. Every signature check goes
 //! through `tagtrust_shared` (`Root::verify_role`, `Delegations::verify_delegate`).
 
-use crate::error::ApiError;
-use crate::storage::{OnlineKeyRow, StoredFile};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use tagtrust_shared::metadata::Role;
 use tagtrust_shared::{
     DelegatedRole, Delegations, MetaFile, Metadata, Root, SuccinctRoles, Targets,
 };
+
+#[cfg(test)]
+mod tests;
 
 /// Roles the server signs itself; publishers may not upload them.
 pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
@@ -23,7 +26,157 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
+/// A stored targets role (top-level or delegated): parsed, with its exact bytes.
+#[derive(Debug, Clone)]
+pub struct CurrentRole {
+    pub metadata: Metadata<Targets>,
+    pub bytes: Vec<u8>,
+}
+
+/// The repository's current metadata as [`plan`] needs it. Empty (the
+/// default) for a repository never published.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentRepository {
+    pub root: Option<Metadata<Root>>,
+    /// Targets and delegated roles by name.
+    pub roles: BTreeMap<String, CurrentRole>,
+    pub snapshot_version: Option<u64>,
+    pub timestamp_version: Option<u64>,
+}
+
+/// A stored file that does not parse (the store is corrupt, not the upload).
+#[derive(Debug, thiserror::Error)]
+#[error("stored {role} does not parse: {reason}")]
+pub struct CorruptFile {
+    pub role: String,
+    pub reason: String,
+}
+
+impl CurrentRepository {
+    /// Build from the current files as (role, version, exact bytes).
+    pub fn from_files<'a>(
+        files: impl IntoIterator<Item = (&'a str, u64, &'a [u8])>,
+    ) -> Result<Self, CorruptFile> {
+        let mut current = CurrentRepository::default();
+        for (role, version, bytes) in files {
+            let corrupt = |e: tagtrust_shared::Error| CorruptFile {
+                role: role.to_string(),
+                reason: format!("{role}: {e}"),
+            };
+            match role {
+                "root" => current.root = Some(Metadata::from_bytes(bytes).map_err(corrupt)?),
+                "snapshot" => current.snapshot_version = Some(version),
+                "timestamp" => current.timestamp_version = Some(version),
+                _ => {
+                    let metadata = Metadata::from_bytes(bytes).map_err(corrupt)?;
+                    current.roles.insert(
+                        role.to_string(),
+                        CurrentRole {
+                            metadata,
+                            bytes: bytes.to_vec(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(current)
+    }
+}
+
+/// Which check refused an upload. Each has its own code (the API's JSON
+/// `code`, see [`Check::code`]) and carries what the answer's detail names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The file name is not a valid role name.
+    RoleName,
+    /// An online role (signed by the server) was uploaded.
+    NotUploadable,
+    /// One role uploaded twice in one publish.
+    DuplicateUpload,
+    /// The file does not parse as metadata of its role's type.
+    Malformed,
+    /// Not signed by a threshold of the keys that must sign it.
+    Signature,
+    /// The version skips versions (not newer is a [`Refusal::Conflict`]).
+    Version { current: u64, uploaded: u64 },
+    /// Already expired.
+    Expired,
+    /// A first publish without root or targets.
+    Missing,
+    /// No reachable role delegates this role.
+    UnknownRole,
+    /// The uploaded role is delegated by more than one role.
+    DelegatedTwice,
+    /// After this publish, `delegated` would be delegated by more than one
+    /// role, one of them the uploaded role named by the refusal.
+    AmbiguousDelegation {
+        delegated: String,
+        delegators: Vec<String>,
+    },
+    /// A target outside the paths delegated to the role.
+    PathNotDelegated { target: String },
+    /// A target name that is not an OCI tag.
+    TargetName { target: String },
+    /// One key listed under two key IDs.
+    DuplicateKey { key_ids: [String; 2] },
+}
+
+impl Check {
+    /// The machine-readable code the API answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Check::RoleName => "INVALID_ROLE",
+            Check::NotUploadable => "ROLE_NOT_UPLOADABLE",
+            Check::DuplicateUpload => "DUPLICATE_ROLE",
+            Check::Malformed => "MALFORMED_METADATA",
+            Check::Signature => "SIGNATURE",
+            Check::Version { .. } => "VERSION",
+            Check::Expired => "EXPIRED",
+            Check::Missing => "MISSING_ROLE",
+            Check::UnknownRole => "UNKNOWN_ROLE",
+            Check::DelegatedTwice | Check::AmbiguousDelegation { .. } => "AMBIGUOUS_DELEGATION",
+            Check::PathNotDelegated { .. } => "PATH_NOT_DELEGATED",
+            Check::TargetName { .. } => "INVALID_TARGET_NAME",
+            Check::DuplicateKey { .. } => "DUPLICATE_KEY",
+        }
+    }
+}
+
+/// Why a publish is refused (nothing is stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The upload is not newer than the current version: the publisher is
+    /// behind and should re-fetch and retry.
+    #[error("{reason}")]
+    Conflict {
+        role: String,
+        current_version: u64,
+        reason: String,
+    },
+    /// `role` fails `check`.
+    #[error("{reason}")]
+    Invalid {
+        role: String,
+        check: Check,
+        reason: String,
+    },
+    /// No files were uploaded.
+    #[error("no metadata files uploaded (multipart field \"files\", filename = role name)")]
+    NoFiles,
+}
+
+impl Refusal {
+    fn invalid(role: &str, check: Check, reason: impl Into<String>) -> Self {
+        Refusal::Invalid {
+            role: role.to_string(),
+            check,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What a valid publish stores, before the server signs snapshot and timestamp.
+#[derive(Debug)]
 pub struct Plan {
     /// Uploaded roles to store, with their versions (exact bytes).
     pub store: Vec<(String, u64, Vec<u8>)>,
@@ -69,64 +222,74 @@ pub fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
 }
 
 /// Normalise an uploaded part's filename to a role name and check it.
-pub fn role_from_filename(filename: &str) -> Result<String, ApiError> {
+pub fn role_from_filename(filename: &str) -> Result<String, Refusal> {
     let role = filename.strip_suffix(".json").unwrap_or(filename);
     tagtrust_shared::pathmatch::validate_role_name(role).map_err(|e| {
-        ApiError::bad_request("INVALID_ROLE", e.to_string())
-            .with_detail(json!({ "role": role.chars().take(300).collect::<String>() }))
+        Refusal::invalid(
+            &role.chars().take(300).collect::<String>(),
+            Check::RoleName,
+            e.to_string(),
+        )
     })?;
     if ONLINE_ROLES.contains(&role) {
-        return Err(ApiError::invalid_role(
-            "ROLE_NOT_UPLOADABLE",
-            role,
-            format!("{role} is signed by the server and cannot be uploaded"),
-        ));
+        return Err(not_uploadable(role));
     }
     Ok(role.to_string())
 }
 
-fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Metadata<T>, ApiError> {
-    Metadata::<T>::from_bytes(bytes)
-        .map_err(|e| ApiError::invalid_role("MALFORMED_METADATA", role, format!("{role}: {e}")))
+fn not_uploadable(role: &str) -> Refusal {
+    Refusal::invalid(
+        role,
+        Check::NotUploadable,
+        format!("{role} is signed by the server and cannot be uploaded"),
+    )
 }
 
-fn signature_error(role: &str, e: tagtrust_shared::Error) -> ApiError {
-    ApiError::invalid_role("SIGNATURE", role, format!("{role}: {e}"))
+fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Metadata<T>, Refusal> {
+    Metadata::<T>::from_bytes(bytes)
+        .map_err(|e| Refusal::invalid(role, Check::Malformed, format!("{role}: {e}")))
+}
+
+fn signature_error(role: &str, e: tagtrust_shared::Error) -> Refusal {
+    Refusal::invalid(role, Check::Signature, format!("{role}: {e}"))
 }
 
 /// Version must be exactly `current + 1` (1 for a new role). Not newer than
 /// current means the publisher is behind: 409, re-fetch and retry.
-fn check_version(role: &str, uploaded: u64, current: Option<u64>) -> Result<(), ApiError> {
+fn check_version(role: &str, uploaded: u64, current: Option<u64>) -> Result<(), Refusal> {
     let current_version = current.unwrap_or(0);
     if uploaded <= current_version {
-        return Err(ApiError::conflict(
-            role,
+        return Err(Refusal::Conflict {
+            role: role.to_string(),
             current_version,
-            format!(
+            reason: format!(
                 "{role} version {uploaded} is not newer than the current version {current_version}; \
                  fetch the current metadata and publish version {}",
                 current_version + 1
             ),
-        ));
+        });
     }
     if uploaded != current_version + 1 {
-        return Err(ApiError::bad_request(
-            "VERSION",
+        return Err(Refusal::invalid(
+            role,
+            Check::Version {
+                current: current_version,
+                uploaded,
+            },
             format!(
                 "{role} version {uploaded} skips versions: the next version must be {}",
                 current_version + 1
             ),
-        )
-        .with_detail(json!({ "role": role, "current_version": current_version, "uploaded_version": uploaded })));
+        ));
     }
     Ok(())
 }
 
-fn check_expiry(role: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
+fn check_expiry(role: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Refusal> {
     if expires <= now {
-        return Err(ApiError::invalid_role(
-            "EXPIRED",
+        return Err(Refusal::invalid(
             role,
+            Check::Expired,
             format!("{role} expired at {expires}"),
         ));
     }
@@ -224,7 +387,7 @@ fn find_delegators(
 fn check_unique_delegations(
     effective: &BTreeMap<String, Metadata<Targets>>,
     uploaded: &BTreeSet<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let mut explicit: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut bins: Vec<(String, SuccinctRoles)> = Vec::new();
     walk(effective, |role, delegations, _| {
@@ -265,15 +428,18 @@ fn check_unique_delegations(
             continue;
         };
         let shown: String = name.chars().take(300).collect();
-        return Err(ApiError::bad_request(
-            "AMBIGUOUS_DELEGATION",
+        return Err(Refusal::invalid(
+            &culprit,
+            Check::AmbiguousDelegation {
+                delegated: shown.clone(),
+                delegators: delegators.clone(),
+            },
             format!(
                 "{culprit} may not delegate {shown:?}: that name would be delegated by more than one role ({}); \
                  a delegated role may affect only names inside its own delegation, and delegated role names must be unique",
                 delegators.join(", ")
             ),
-        )
-        .with_detail(json!({ "role": culprit, "delegated": shown, "delegators": delegators })));
+        ));
     }
     Ok(())
 }
@@ -281,18 +447,20 @@ fn check_unique_delegations(
 /// Refuse target names that are not OCI tags (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`):
 /// a tagtrust repository's targets are image tags, and a name with control
 /// characters or separators could forge lines where tags are listed.
-fn check_target_names(role: &str, md: &Metadata<Targets>) -> Result<(), ApiError> {
+fn check_target_names(role: &str, md: &Metadata<Targets>) -> Result<(), Refusal> {
     for name in md.signed.targets.keys() {
         if tagtrust_shared::reference::validate_tag(name).is_err() {
             let shown: String = name.chars().take(300).collect();
-            return Err(ApiError::bad_request(
-                "INVALID_TARGET_NAME",
+            return Err(Refusal::invalid(
+                role,
+                Check::TargetName {
+                    target: shown.clone(),
+                },
                 format!(
                     "{role}: target name {shown:?} is not a valid OCI tag \
                      (1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-')"
                 ),
-            )
-            .with_detail(json!({ "role": role, "target": shown })));
+            ));
         }
     }
     Ok(())
@@ -305,88 +473,47 @@ fn check_distinct_keys(
     role: &str,
     what: &str,
     keys: &BTreeMap<String, tagtrust_shared::PublicKey>,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     match tagtrust_shared::keys::duplicate_key(keys) {
         None => Ok(()),
-        Some((a, b)) => Err(ApiError::bad_request(
-            "DUPLICATE_KEY",
+        Some((a, b)) => Err(Refusal::invalid(
+            role,
+            Check::DuplicateKey {
+                key_ids: [a.clone(), b.clone()],
+            },
             format!("{role} lists one key under two key IDs in its {what} ({a} and {b}); list each key once"),
-        )
-        .with_detail(json!({ "role": role, "key_ids": [a, b] }))),
+        )),
     }
-}
-
-/// The server keys a root trusts for an online role, as (key ID the root
-/// lists, our key). Refuses a root under which the server could not sign
-/// that role with enough keys to meet its threshold.
-pub fn online_signers<'a>(
-    root: &Root,
-    role: &str,
-    server_keys: &'a [OnlineKeyRow],
-) -> Result<Vec<(String, &'a OnlineKeyRow)>, ApiError> {
-    let role_keys = root
-        .role_keys(role)
-        .map_err(|e| signature_error("root", e))?;
-    let mut signers = Vec::new();
-    for listed in &role_keys.keyids {
-        let Some(public) = root.keys.get(listed) else {
-            continue;
-        };
-        if let Some(ours) = server_keys.iter().find(|k| k.public_key.same_key(public)) {
-            signers.push((listed.clone(), ours));
-        }
-    }
-    if signers.is_empty() || (signers.len() as u64) < role_keys.threshold {
-        let ours: Vec<&str> = server_keys.iter().map(|k| k.key_id.as_str()).collect();
-        return Err(ApiError::bad_request(
-            "SERVER_KEYS",
-            format!(
-                "root must list the server's {role} key (GET {role}.key) with threshold {} met by server keys; \
-                 it lists {} of them",
-                role_keys.threshold,
-                signers.len()
-            ),
-        )
-        .with_detail(json!({ "role": "root", "online_role": role, "server_key_ids": ours })));
-    }
-    Ok(signers)
 }
 
 /// Validate `uploads` against the repository's `current` files. On success,
 /// what to store; on failure, the first problem found (nothing is stored).
 pub fn plan(
-    current: &[StoredFile],
+    current: &CurrentRepository,
     uploads: Vec<Upload>,
     now: DateTime<Utc>,
-) -> Result<Plan, ApiError> {
-    let current: BTreeMap<&str, &StoredFile> =
-        current.iter().map(|f| (f.role.as_str(), f)).collect();
+) -> Result<Plan, Refusal> {
     let mut uploaded: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for upload in uploads {
+        if ONLINE_ROLES.contains(&upload.role.as_str()) {
+            return Err(not_uploadable(&upload.role));
+        }
         if uploaded.contains_key(&upload.role) {
-            return Err(ApiError::invalid_role(
-                "DUPLICATE_ROLE",
+            return Err(Refusal::invalid(
                 &upload.role,
+                Check::DuplicateUpload,
                 format!("{} uploaded twice in one publish", upload.role),
             ));
         }
         uploaded.insert(upload.role, upload.bytes);
     }
     if uploaded.is_empty() {
-        return Err(ApiError::bad_request(
-            "NO_FILES",
-            "no metadata files uploaded (multipart field \"files\", filename = role name)",
-        ));
+        return Err(Refusal::NoFiles);
     }
     let mut store = Vec::new();
 
     // Root: exactly +1, signed by the previous root's threshold and its own.
-    let stored_root = current
-        .get("root")
-        .map(|f| parse::<Root>("root", &f.bytes))
-        .transpose()
-        .map_err(|e| ApiError::internal(format!("stored root does not parse: {}", e.message)))?;
-    let root = match (uploaded.remove("root"), stored_root) {
+    let root = match (uploaded.remove("root"), current.root.clone()) {
         (Some(bytes), previous) => {
             let new = parse::<Root>("root", &bytes)?;
             check_distinct_keys("root", "keys", &new.signed.keys)?;
@@ -410,9 +537,9 @@ pub fn plan(
         }
         (None, Some(previous)) => previous,
         (None, None) => {
-            return Err(ApiError::invalid_role(
-                "MISSING_ROLE",
+            return Err(Refusal::invalid(
                 "root",
+                Check::Missing,
                 "the first publish of a repository must include root and targets",
             ))
         }
@@ -422,15 +549,9 @@ pub fn plan(
     // Effective targets roles: stored, overridden by what is uploaded.
     let mut effective: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
     let mut current_versions: BTreeMap<String, u64> = BTreeMap::new();
-    for (role, file) in &current {
-        if ONLINE_ROLES.contains(role) || *role == "root" {
-            continue;
-        }
-        let md = parse::<Targets>(role, &file.bytes).map_err(|e| {
-            ApiError::internal(format!("stored {role} does not parse: {}", e.message))
-        })?;
-        current_versions.insert(role.to_string(), md.signed.version);
-        effective.insert(role.to_string(), md);
+    for (role, file) in &current.roles {
+        current_versions.insert(role.clone(), file.metadata.signed.version);
+        effective.insert(role.clone(), file.metadata.clone());
     }
     let mut parsed_uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (role, bytes) in uploaded {
@@ -455,9 +576,9 @@ pub fn plan(
         effective.get("targets"),
     ) {
         (_, None) => {
-            return Err(ApiError::invalid_role(
-                "MISSING_ROLE",
+            return Err(Refusal::invalid(
                 "targets",
+                Check::Missing,
                 "the first publish of a repository must include root and targets",
             ))
         }
@@ -470,9 +591,9 @@ pub fn plan(
             // Clients check targets against the newest root: refuse a root
             // that would orphan the stored targets.
             root.signed.verify_role("targets", targets).map_err(|e| {
-                ApiError::invalid_role(
-                    "SIGNATURE",
+                Refusal::invalid(
                     "targets",
+                    Check::Signature,
                     format!(
                         "the current targets is not signed by the new root's targets keys ({e}); \
                          upload targets re-signed with them in the same publish"
@@ -491,18 +612,18 @@ pub fn plan(
         // trusted: tagtrust requires each delegated name to be unique.
         let (delegator, chain) = match find_delegators(&effective, role).as_slice() {
             [] => {
-                return Err(ApiError::invalid_role(
-                    "UNKNOWN_ROLE",
+                return Err(Refusal::invalid(
                     role,
+                    Check::UnknownRole,
                     format!("no targets role delegates to {role}"),
                 ))
             }
             [one] => one.clone(),
             many => {
                 let delegators: Vec<&str> = many.iter().map(|(d, _)| d.as_str()).collect();
-                return Err(ApiError::invalid_role(
-                    "AMBIGUOUS_DELEGATION",
+                return Err(Refusal::invalid(
                     role,
+                    Check::DelegatedTwice,
                     format!(
                         "{role} is delegated by more than one role ({}); delegated role names must be unique",
                         delegators.join(", ")
@@ -521,11 +642,13 @@ pub fn plan(
             .map_err(|e| signature_error(role, e))?;
         for target in md.signed.targets.keys() {
             if !chain.iter().all(|hop| hop.allows(target)) {
-                return Err(ApiError::bad_request(
-                    "PATH_NOT_DELEGATED",
+                return Err(Refusal::invalid(
+                    role,
+                    Check::PathNotDelegated {
+                        target: target.clone(),
+                    },
                     format!("{role} may not sign {target:?}: outside the paths delegated to it"),
-                )
-                .with_detail(json!({ "role": role, "target": target })));
+                ));
             }
         }
     }
@@ -542,55 +665,19 @@ pub fn plan(
             .iter()
             .find(|(r, _, _)| r == role)
             .map(|(_, _, b)| b.as_slice())
-            .or_else(|| current.get(role.as_str()).map(|f| f.bytes.as_slice()))
+            .or_else(|| current.roles.get(role).map(|f| f.bytes.as_slice()))
             .expect("an effective role is stored or uploaded");
         snapshot_meta.insert(
             format!("{role}.json"),
             MetaFile::describing(effective[role].signed.version, bytes),
         );
     }
-    let next = |role: &str| current.get(role).map_or(1, |f| f.version + 1);
+    let next = |version: Option<u64>| version.map_or(1, |v| v + 1);
     Ok(Plan {
         store,
         root,
         snapshot_meta,
-        snapshot_version: next("snapshot"),
-        timestamp_version: next("timestamp"),
+        snapshot_version: next(current.snapshot_version),
+        timestamp_version: next(current.timestamp_version),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn depth_check_ignores_brackets_in_strings() {
-        assert!(!json_depth_exceeds(br#"{"a":"[[[[[[[[[["}"#, 2));
-        assert!(json_depth_exceeds(b"[[[1]]]", 2));
-        assert!(!json_depth_exceeds(b"[[1],[2]]", 2));
-        assert!(!json_depth_exceeds(br#"{"a\"[[[":1}"#, 1));
-    }
-
-    #[test]
-    fn filenames() {
-        assert_eq!(role_from_filename("targets.json").unwrap(), "targets");
-        assert_eq!(role_from_filename("ci-robot").unwrap(), "ci-robot");
-        for bad in ["timestamp", "snapshot.json", "../x", "", ".json", "a/b"] {
-            assert!(role_from_filename(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn versions() {
-        check_version("targets", 1, None).unwrap();
-        check_version("targets", 3, Some(2)).unwrap();
-        assert_eq!(
-            check_version("targets", 2, Some(2)).unwrap_err().status,
-            409
-        );
-        assert_eq!(
-            check_version("targets", 4, Some(2)).unwrap_err().status,
-            400
-        );
-    }
 }

@@ -159,7 +159,13 @@ async fn parse_multipart(
 async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Value, ApiError> {
     let mut repo = state.storage.lock(gun).await?;
     let now = chrono::Utc::now();
-    let current = repo.current_files().await?;
+    let files = repo.current_files().await?;
+    let current = publish::CurrentRepository::from_files(
+        files
+            .iter()
+            .map(|f| (f.role.as_str(), f.version, f.bytes.as_slice())),
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let plan = publish::plan(&current, uploads, now)?;
     let mut versions = Map::new();
     for (role, version, bytes) in &plan.store {
