@@ -41,3 +41,416 @@ fn versions() {
         })
     ));
 }
+
+// ---------------------------------------------------------------------------
+// plan: a table of refusals, one (or more) per check.
+
+use chrono::Duration;
+use tagtrust_shared::{SigningKey, TargetFile};
+
+/// Deterministic keys for the fixture repository.
+struct Keys {
+    root: SigningKey,
+    targets: SigningKey,
+    online: SigningKey,
+    dev: SigningKey,
+    other: SigningKey,
+}
+
+fn keys() -> Keys {
+    let k = |n: u8| SigningKey::from_seed(&[n; 32]).unwrap();
+    Keys {
+        root: k(1),
+        targets: k(2),
+        online: k(3),
+        dev: k(4),
+        other: k(5),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
+/// A root at `version` trusting `root_key` for root, `targets_key` for
+/// targets and the online key for snapshot and timestamp, signed by `signers`.
+fn root(
+    version: u64,
+    root_key: &SigningKey,
+    targets_key: &SigningKey,
+    signers: &[&SigningKey],
+) -> Vec<u8> {
+    let k = keys();
+    let mut r = Root::new(now() + Duration::days(365));
+    r.version = version;
+    r.add_key("root", root_key.public_key());
+    r.add_key("targets", targets_key.public_key());
+    r.add_key("snapshot", k.online.public_key());
+    r.add_key("timestamp", k.online.public_key());
+    let mut md = Metadata::new(r).unwrap();
+    for s in signers {
+        md.sign(s);
+    }
+    md.to_bytes()
+}
+
+fn target() -> TargetFile {
+    TargetFile {
+        length: 1,
+        hashes: [("sha256".to_string(), "00".repeat(32))].into(),
+        custom: None,
+        extra: Default::default(),
+    }
+}
+
+/// A targets role with `tags`, delegating `delegated` (name, key, paths), signed by `signer`.
+fn targets(
+    version: u64,
+    tags: &[&str],
+    delegated: &[(&str, &SigningKey, &str)],
+    signer: &SigningKey,
+    expires: DateTime<Utc>,
+) -> Vec<u8> {
+    let mut t = Targets::new(version, expires);
+    for tag in tags {
+        t.targets.insert(tag.to_string(), target());
+    }
+    if !delegated.is_empty() {
+        let mut d = Delegations {
+            keys: BTreeMap::new(),
+            roles: Some(Vec::new()),
+            succinct_roles: None,
+            extra: Default::default(),
+        };
+        for (name, key, path) in delegated {
+            d.keys.insert(key.key_id(), key.public_key());
+            d.roles.as_mut().unwrap().push(DelegatedRole {
+                name: name.to_string(),
+                keyids: vec![key.key_id()],
+                threshold: 1,
+                terminating: false,
+                paths: Some(vec![path.to_string()]),
+                path_hash_prefixes: None,
+                extra: Default::default(),
+            });
+        }
+        t.delegations = Some(d);
+    }
+    let mut md = Metadata::new(t).unwrap();
+    md.sign(signer);
+    md.to_bytes()
+}
+
+fn later() -> DateTime<Utc> {
+    now() + Duration::days(30)
+}
+
+fn up(role: &str, bytes: Vec<u8>) -> Upload {
+    Upload {
+        role: role.to_string(),
+        bytes,
+    }
+}
+
+/// A repository at version 1: root, targets delegating `dev` (paths `dev-*`), dev.
+fn release1() -> CurrentRepository {
+    let k = keys();
+    let files = [
+        ("root", root(1, &k.root, &k.targets, &[&k.root])),
+        (
+            "targets",
+            targets(
+                1,
+                &["latest"],
+                &[("dev", &k.dev, "dev-*")],
+                &k.targets,
+                later(),
+            ),
+        ),
+        ("dev", targets(1, &["dev-1"], &[], &k.dev, later())),
+    ];
+    CurrentRepository::from_files(files.iter().map(|(r, b)| (*r, 1, b.as_slice()))).unwrap()
+}
+
+fn first_publish() -> Vec<Upload> {
+    let k = keys();
+    vec![
+        up("root", root(1, &k.root, &k.targets, &[&k.root])),
+        up("targets", targets(1, &["latest"], &[], &k.targets, later())),
+    ]
+}
+
+/// The check (or conflict) `plan` refuses with.
+fn refusal(current: &CurrentRepository, uploads: Vec<Upload>) -> (String, &'static str) {
+    match plan(current, uploads, now()).expect_err("refused") {
+        Refusal::Conflict { role, .. } => (role, "CONFLICT"),
+        Refusal::Invalid { role, check, .. } => (role, check.code()),
+        Refusal::NoFiles => (String::new(), "NO_FILES"),
+    }
+}
+
+#[test]
+fn first_publish_and_next_release_are_accepted() {
+    let p = plan(&CurrentRepository::default(), first_publish(), now()).unwrap();
+    assert_eq!((p.snapshot_version, p.timestamp_version), (1, 1));
+    assert_eq!(p.store.len(), 2);
+    let k = keys();
+    let p = plan(
+        &release1(),
+        vec![up("dev", targets(2, &["dev-2"], &[], &k.dev, later()))],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(p.store[0].1, 2);
+    assert_eq!(p.snapshot_meta.len(), 2);
+}
+
+/// (what is tried, the repository, the uploads, (refused role, code)).
+type Case<'a> = (
+    &'a str,
+    &'a CurrentRepository,
+    Vec<Upload>,
+    (&'a str, &'a str),
+);
+
+#[test]
+fn refusals() {
+    let k = keys();
+    let empty = CurrentRepository::default();
+    let r1 = release1();
+    // Targets delegating dev and its sibling ops.
+    let mut siblings = release1();
+    let sib = targets(
+        1,
+        &["latest"],
+        &[("dev", &k.dev, "dev-*"), ("ops", &k.other, "ops-*")],
+        &k.targets,
+        later(),
+    );
+    siblings.roles.get_mut("targets").unwrap().metadata = Metadata::from_bytes(&sib).unwrap();
+    siblings.roles.get_mut("targets").unwrap().bytes = sib;
+    // ... where ops delegates dev as well.
+    let mut twice = siblings.clone();
+    let ops = targets(1, &[], &[("dev", &k.dev, "dev-*")], &k.other, later());
+    twice.roles.insert(
+        "ops".into(),
+        CurrentRole {
+            metadata: Metadata::from_bytes(&ops).unwrap(),
+            bytes: ops,
+        },
+    );
+    let dev = |v, tags: &[&str], key| up("dev", targets(v, tags, &[], key, later()));
+    let cases: Vec<Case> = vec![
+        ("nothing uploaded", &empty, vec![], ("", "NO_FILES")),
+        (
+            "first publish without targets",
+            &empty,
+            vec![first_publish().remove(0)],
+            ("targets", "MISSING_ROLE"),
+        ),
+        (
+            "first publish without root",
+            &empty,
+            vec![first_publish().remove(1)],
+            ("root", "MISSING_ROLE"),
+        ),
+        (
+            "role uploaded twice",
+            &empty,
+            [first_publish(), vec![first_publish().remove(1)]].concat(),
+            ("targets", "DUPLICATE_ROLE"),
+        ),
+        (
+            "online role uploaded",
+            &r1,
+            vec![up("snapshot", vec![])],
+            ("snapshot", "ROLE_NOT_UPLOADABLE"),
+        ),
+        (
+            "malformed",
+            &r1,
+            vec![up("dev", b"{}".to_vec())],
+            ("dev", "MALFORMED_METADATA"),
+        ),
+        (
+            "same version",
+            &r1,
+            vec![dev(1, &["dev-1"], &k.dev)],
+            ("dev", "CONFLICT"),
+        ),
+        (
+            "older root",
+            &r1,
+            vec![up("root", root(1, &k.root, &k.targets, &[&k.root]))],
+            ("root", "CONFLICT"),
+        ),
+        (
+            "version skipped",
+            &r1,
+            vec![dev(3, &["dev-1"], &k.dev)],
+            ("dev", "VERSION"),
+        ),
+        (
+            "first version not 1",
+            &empty,
+            vec![
+                up("root", root(2, &k.root, &k.targets, &[&k.root])),
+                first_publish().remove(1),
+            ],
+            ("root", "VERSION"),
+        ),
+        (
+            "delegated role signed by the wrong key",
+            &r1,
+            vec![dev(2, &["dev-1"], &k.other)],
+            ("dev", "SIGNATURE"),
+        ),
+        (
+            "targets signed by the wrong key",
+            &r1,
+            vec![up(
+                "targets",
+                targets(
+                    2,
+                    &["latest"],
+                    &[("dev", &k.dev, "dev-*")],
+                    &k.other,
+                    later(),
+                ),
+            )],
+            ("targets", "SIGNATURE"),
+        ),
+        (
+            "root rotation without the old root's threshold",
+            &r1,
+            vec![up("root", root(2, &k.other, &k.targets, &[&k.other]))],
+            ("root", "SIGNATURE"),
+        ),
+        (
+            "root rotation without the new root's threshold",
+            &r1,
+            vec![up("root", root(2, &k.other, &k.targets, &[&k.root]))],
+            ("root", "SIGNATURE"),
+        ),
+        (
+            "root rotation orphaning the stored targets",
+            &r1,
+            vec![up("root", root(2, &k.root, &k.other, &[&k.root]))],
+            ("targets", "SIGNATURE"),
+        ),
+        (
+            "unsigned first root",
+            &empty,
+            vec![
+                up("root", root(1, &k.root, &k.targets, &[])),
+                first_publish().remove(1),
+            ],
+            ("root", "SIGNATURE"),
+        ),
+        (
+            "expired targets",
+            &r1,
+            vec![up(
+                "targets",
+                targets(
+                    2,
+                    &["latest"],
+                    &[("dev", &k.dev, "dev-*")],
+                    &k.targets,
+                    now() - Duration::days(1),
+                ),
+            )],
+            ("targets", "EXPIRED"),
+        ),
+        (
+            "expired delegated role",
+            &r1,
+            vec![up("dev", targets(2, &["dev-1"], &[], &k.dev, now()))],
+            ("dev", "EXPIRED"),
+        ),
+        (
+            "undelegated role",
+            &r1,
+            vec![up("ops", targets(1, &[], &[], &k.dev, later()))],
+            ("ops", "UNKNOWN_ROLE"),
+        ),
+        (
+            "target outside the delegated paths",
+            &r1,
+            vec![dev(2, &["prod-1"], &k.dev)],
+            ("dev", "PATH_NOT_DELEGATED"),
+        ),
+        (
+            "invalid target name",
+            &r1,
+            vec![dev(2, &["-bad"], &k.dev)],
+            ("dev", "INVALID_TARGET_NAME"),
+        ),
+        (
+            "delegated role delegates its sibling's name",
+            &siblings,
+            vec![up(
+                "dev",
+                targets(2, &["dev-1"], &[("ops", &k.dev, "dev-*")], &k.dev, later()),
+            )],
+            ("dev", "AMBIGUOUS_DELEGATION"),
+        ),
+        (
+            "role name delegated by two roles",
+            &twice,
+            vec![dev(2, &["dev-1"], &k.dev)],
+            ("dev", "AMBIGUOUS_DELEGATION"),
+        ),
+    ];
+    for (name, current, uploads, (role, code)) in cases {
+        let (got_role, got_code) = refusal(current, uploads);
+        assert_eq!((got_role.as_str(), got_code), (role, code), "{name}");
+    }
+}
+
+#[test]
+fn duplicate_keys_are_refused_in_root_and_delegations() {
+    let k = keys();
+    let mut r = Root::new(now() + Duration::days(365));
+    r.add_key("root", k.root.public_key());
+    r.add_key("targets", k.targets.public_key());
+    r.add_key("snapshot", k.online.public_key());
+    r.add_key("timestamp", k.online.public_key());
+    // The root key again under a second ID.
+    r.keys.insert("a".repeat(64), k.root.public_key());
+    r.roles.get_mut("root").unwrap().keyids.push("a".repeat(64));
+    let mut md = Metadata::new(r).unwrap();
+    md.sign(&k.root);
+    let uploads = vec![up("root", md.to_bytes()), first_publish().remove(1)];
+    assert_eq!(
+        refusal(&CurrentRepository::default(), uploads),
+        ("root".to_string(), "DUPLICATE_KEY")
+    );
+}
+
+#[test]
+fn refusal_names_the_check_and_its_details() {
+    let k = keys();
+    let err = plan(
+        &release1(),
+        vec![up("dev", targets(2, &["prod-1"], &[], &k.dev, later()))],
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        Refusal::Invalid {
+            role: "dev".into(),
+            check: Check::PathNotDelegated {
+                target: "prod-1".into()
+            },
+            reason: "dev may not sign \"prod-1\": outside the paths delegated to it".into(),
+        }
+    );
+}
+
+#[test]
+fn corrupt_stored_file_is_not_a_refusal() {
+    let e = CurrentRepository::from_files([("targets", 1, &b"{"[..])]).unwrap_err();
+    assert_eq!(e.role, "targets");
+}
