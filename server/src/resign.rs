@@ -275,14 +275,15 @@ fn unavailable(gun: &str, role: &str, reason: String) -> ApiError {
     )
 }
 
-/// The current snapshot, when serving the timestamp (which names it).
-async fn named_snapshot(
+/// The current snapshot's expiry, when serving the timestamp (which names
+/// it): read without the snapshot's bytes, as this is on every timestamp GET.
+async fn named_snapshot_expiry(
     state: &AppState,
     gun: &str,
     role: &str,
-) -> Result<Option<StoredFile>, ApiError> {
+) -> Result<Option<Option<DateTime<Utc>>>, ApiError> {
     if role == "timestamp" {
-        Ok(state.storage.current(gun, "snapshot").await?)
+        Ok(state.storage.current_expiry(gun, "snapshot").await?)
     } else {
         Ok(None)
     }
@@ -301,15 +302,15 @@ pub async fn ensure_fresh(
     role: &str,
     current: StoredFile,
 ) -> Result<StoredFile, ApiError> {
-    let fresh = |file: &StoredFile| {
-        file.expires()
-            .is_some_and(|e| !is_due(e, Utc::now(), read_window(&state.settings, &file.role)))
+    let fresh = |role: &str, expires: Option<DateTime<Utc>>| {
+        expires.is_some_and(|e| !is_due(e, Utc::now(), read_window(&state.settings, role)))
     };
-    // What must be fresh for `role` to be served, given its current file.
-    let all_fresh = |file: &StoredFile, snapshot: Option<&StoredFile>| {
-        fresh(file) && snapshot.is_none_or(fresh)
+    // What must be fresh for `role` to be served, given its current file
+    // and (for a timestamp) the current snapshot's expiry.
+    let all_fresh = |file: &StoredFile, snapshot: Option<Option<DateTime<Utc>>>| {
+        fresh(&file.role, file.expires()) && snapshot.is_none_or(|e| fresh("snapshot", e))
     };
-    if all_fresh(&current, named_snapshot(state, gun, role).await?.as_ref()) {
+    if all_fresh(&current, named_snapshot_expiry(state, gun, role).await?) {
         return Ok(current);
     }
     match resign_if_due(state, gun).await {
@@ -332,7 +333,7 @@ pub async fn ensure_fresh(
         .current(gun, role)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no {role} metadata for {gun}")))?;
-    if all_fresh(&latest, named_snapshot(state, gun, role).await?.as_ref()) {
+    if all_fresh(&latest, named_snapshot_expiry(state, gun, role).await?) {
         Ok(latest)
     } else {
         Err(unavailable(

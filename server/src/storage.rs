@@ -292,6 +292,33 @@ impl Storage {
         row.as_ref().map(file_from_row).transpose()
     }
 
+    /// The expiry of the current version of `role`, without reading its
+    /// bytes (the timestamp read path checks the snapshot's this way):
+    /// `None` without a current version, `Some(None)` when its expiry
+    /// cannot be read. Rows stored before `expires_at` existed are read
+    /// whole.
+    pub async fn current_expiry(
+        &self,
+        gun: &str,
+        role: &str,
+    ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>> {
+        let row = sqlx::query(
+            "SELECT expires_at FROM metadata WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(gun)
+        .bind(role)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let expires_at: Option<i64> = row.try_get("expires_at")?;
+        match expires_at {
+            Some(secs) => Ok(Some(chrono::DateTime::from_timestamp(secs, 0))),
+            None => Ok(self.current(gun, role).await?.map(|file| file.expires())),
+        }
+    }
+
     pub async fn by_version(
         &self,
         gun: &str,
