@@ -99,7 +99,8 @@ pub struct ExpiryPolicy {
 }
 
 impl Default for ExpiryPolicy {
-    /// DESIGN.md section 2: root 1 year, targets 90 days; warn 30 days ahead.
+    /// The trust model's defaults (README, "Configuration"): root 1 year,
+    /// targets 90 days; warn 30 days ahead.
     fn default() -> Self {
         ExpiryPolicy {
             root_days: 365,

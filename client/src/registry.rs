@@ -3,7 +3,7 @@
 //! sees it (`pull`), and describe what a tag points to in the registry right
 //! now (`tag set --from-registry`).
 //!
-//! A consumer never resolves a tag through the registry: [`pull_verified`]
+//! A consumer never resolves a tag through the registry: [`pull`]
 //! only asks for a digest TUF has already vouched for, and the bytes are
 //! refused unless their sha256 and size match the signed target. Reading
 //! stops one byte past the signed size, so an endless or oversized answer

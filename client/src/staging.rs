@@ -21,6 +21,7 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use tagtrust_shared::succession::{verify_root, KeyTally};
 use tagtrust_shared::{Gun, Metadata, Root, SigningKey, Targets};
 
 /// File name of a staged root change in its staging directory.
@@ -217,23 +218,16 @@ impl StagedChange {
     }
 }
 
-/// The signatures `new` has from the root keys of `signer_root`.
-fn tally(signer_root: &Root, new: &Metadata<Root>) -> Result<Tally> {
-    let keys = signer_root.role_keys("root")?;
-    let signed_by = signer_root.role_signers("root", new)?;
-    let unsigned = keys
-        .keyids
-        .iter()
-        .filter(|id| !signed_by.contains(id))
-        .cloned()
-        .collect();
-    Ok(Tally {
-        root_version: signer_root.version,
-        threshold: keys.threshold,
-        needed: keys.threshold.saturating_sub(signed_by.len() as u64),
-        signed_by,
-        unsigned,
-    })
+impl From<KeyTally> for Tally {
+    fn from(t: KeyTally) -> Tally {
+        Tally {
+            root_version: t.root_version,
+            threshold: t.threshold,
+            needed: t.needed(),
+            signed_by: t.signed,
+            unsigned: t.unsigned,
+        }
+    }
 }
 
 /// The fewest further signers that meet both tallies: a key unsigned in
@@ -308,8 +302,11 @@ fn standing(
     previous: Option<&Metadata<Root>>,
     new: &Metadata<Root>,
 ) -> Result<RootSigning> {
-    let new_root = tally(&new.signed, new)?;
-    let old_root = previous.map(|p| tally(&p.signed, new)).transpose()?;
+    // The one successor rule (shared with the client's update and the
+    // server's publish): which keys of each root signed, which are missing.
+    let verification = verify_root(previous.map(|p| &p.signed), new)?;
+    let new_root = Tally::from(verification.own);
+    let old_root = verification.previous.map(Tally::from);
     Ok(RootSigning {
         gun: gun.to_string(),
         version: new.signed.version,

@@ -16,14 +16,16 @@
 //!    [`TrustedMetadataSet::update_delegated_targets`] as the search needs.
 //!
 //! Every signature and threshold check goes through
+//! `tagtrust_shared::succession::verify_root` (a new root),
 //! `tagtrust_shared::Root::verify_role` or `Delegations::verify_delegate`;
 //! there is no second implementation here.
 
 use crate::fetch::FetchError;
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use tagtrust_shared::metadata::Role;
+use tagtrust_shared::succession::{verify_root, RootKeys};
 use tagtrust_shared::{
     Error as TufError, MetaFile, Metadata, PublicKey, Root, Snapshot, Targets, Timestamp,
 };
@@ -188,19 +190,20 @@ fn check_meta_bytes(
     })
 }
 
-/// The keys (by the IDs root lists) and threshold root gives `role`; two roots
-/// "rotated" the role's keys when these differ. Comparing key content, not
-/// only IDs, because TUF key IDs are whatever the root lists.
-fn role_key_material(root: &Root, role: &str) -> (BTreeMap<String, Option<PublicKey>>, u64) {
+/// The keys (by what they are, [`PublicKey::identity`]) and threshold root
+/// gives `role`; two roots "rotated" the role's keys when these differ.
+/// Comparing key content, not IDs, because TUF key IDs are whatever the
+/// root lists.
+fn role_key_identities(root: &Root, role: &str) -> (BTreeSet<Vec<u8>>, u64) {
     match root.roles.get(role) {
         Some(rk) => (
             rk.keyids
                 .iter()
-                .map(|id| (id.clone(), root.keys.get(id).cloned()))
+                .filter_map(|id| root.keys.get(id).map(PublicKey::identity))
                 .collect(),
             rk.threshold,
         ),
-        None => (BTreeMap::new(), 0),
+        None => (BTreeSet::new(), 0),
     }
 }
 
@@ -293,28 +296,27 @@ impl TrustedMetadataSet {
         let expected = self.root.signed.version + 1;
         let file = format!("{expected}.root.json");
         let new: Metadata<Root> = parse(bytes, "root")?;
-        self.root.signed.verify_role("root", &new).map_err(|e| {
-            signature_error(
-                "root",
-                format!(
-                    "{file} checked against the keys of trusted root version {}: ",
-                    self.root.signed.version
-                ),
-                e,
-            )
-        })?;
-        if new.signed.version != expected {
-            return Err(UpdateError::RootVersion {
-                file,
+        let verification = verify_root(Some(&self.root.signed), &new).map_err(|e| match e {
+            TufError::RootVersion { expected, found } => UpdateError::RootVersion {
+                file: file.clone(),
                 expected,
-                found: new.signed.version,
-            });
-        }
-        new.signed.verify_role("root", &new).map_err(|e| {
-            signature_error("root", format!("{file} checked against its own keys: "), e)
+                found,
+            },
+            other => signature_error("root", format!("{file}: "), other),
         })?;
+        if let Some((tally, source)) = verification.unmet() {
+            let context = match tally.keys {
+                RootKeys::Previous(version) => {
+                    format!("{file} checked against the keys of trusted root version {version}: ")
+                }
+                RootKeys::Own => format!("{file} checked against its own keys: "),
+            };
+            return Err(UpdateError::Signature { context, source });
+        }
         for role in ["timestamp", "snapshot"] {
-            if role_key_material(&self.root.signed, role) != role_key_material(&new.signed, role) {
+            if role_key_identities(&self.root.signed, role)
+                != role_key_identities(&new.signed, role)
+            {
                 self.timestamp_or_snapshot_keys_rotated = true;
             }
         }

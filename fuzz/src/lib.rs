@@ -1,5 +1,5 @@
 //! The bodies of tagtrust's fuzz targets, shared by the libFuzzer binaries in
-//! `fuzz_targets/` and by `examples/gen_corpus.rs`, which writes the seed
+//! `fuzz_targets/` and by `fuzz_targets/gen_corpus.rs`, which writes the seed
 //! corpora in `corpus/`.
 //!
 //! Each target calls the real code (`tagtrust_shared`, the client's

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use tagtrust_shared::metadata::Role;
+use tagtrust_shared::succession::{verify_root, RootKeys};
 use tagtrust_shared::{
     DelegatedRole, Delegations, MetaFile, Metadata, Root, SuccinctRoles, Targets,
 };
@@ -522,15 +523,21 @@ pub fn plan(
                 new.signed.version,
                 previous.as_ref().map(|r| r.signed.version),
             )?;
-            if let Some(previous) = &previous {
-                previous
-                    .signed
-                    .verify_role("root", &new)
-                    .map_err(|e| signature_error("root", e))?;
-            }
-            new.signed
-                .verify_role("root", &new)
+            let verification = verify_root(previous.as_ref().map(|r| &r.signed), &new)
                 .map_err(|e| signature_error("root", e))?;
+            if let Some((tally, e)) = verification.unmet() {
+                let keys = match tally.keys {
+                    RootKeys::Previous(version) => {
+                        format!("the root keys of root version {version}")
+                    }
+                    RootKeys::Own => "its own root keys".to_string(),
+                };
+                return Err(Refusal::invalid(
+                    "root",
+                    Check::Signature,
+                    format!("root checked against {keys}: {e}"),
+                ));
+            }
             check_expiry("root", new.signed.expires, now)?;
             store.push(("root".to_string(), new.signed.version, bytes));
             new

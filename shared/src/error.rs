@@ -27,6 +27,9 @@ pub enum Error {
         threshold: u64,
     },
 
+    #[error("root version {found} is not the next root: expected version {expected}")]
+    RootVersion { expected: u64, found: u64 },
+
     #[error("{role} carries more than one signature by key {keyid}")]
     DuplicateSignature { role: String, keyid: String },
 

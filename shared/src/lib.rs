@@ -4,6 +4,7 @@
 //! * [`canonical`]: OLPC canonical JSON, the bytes signatures cover.
 //! * [`keys`]: public keys, key IDs, signing keys and their encrypted PEM form.
 //! * [`verify`]: the one place that answers "is this signed by a threshold of these keys".
+//! * [`succession`]: the one place that answers "is this root the valid successor of that one".
 //! * [`hashes`]: length and hash checks of downloaded bytes.
 //! * [`pathmatch`]: which targets a delegated role may sign.
 //! * [`gun`] and [`reference`]: image repository names and `host/repo:tag` references.
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod metadata;
 pub mod pathmatch;
 pub mod reference;
+pub mod succession;
 pub mod verify;
 
 pub use error::Error;

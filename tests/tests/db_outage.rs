@@ -19,7 +19,7 @@
 //! PostgreSQL: the test database stops accepting connections (`ALTER
 //! DATABASE … ALLOW_CONNECTIONS false`) and the server's connections are
 //! terminated (`pg_terminate_backend`). The server keeps nothing that
-//! matters in its own memory (DESIGN.md §3: several stateless instances
+//! matters in its own memory (README, "Configuration": several stateless instances
 //! share one PostgreSQL), so reads answer 503 too, as does `/healthz`; what
 //! keeps working is the consumer's own trusted copy (`lookup --offline`).
 //! Then connections are allowed again and the server recovers by itself.
