@@ -1,0 +1,363 @@
+//! Local key operations a key holder runs by hand: make a key pair, copy an
+//! encrypted key out of the home or into it, read the public key PEM files
+//! others hand over, and say which key signs a role.
+//!
+//! Private keys never leave their encryption here: export and import move
+//! the encrypted PEM as it is. Passphrases are arguments; asking for one is
+//! the caller's business.
+
+use crate::home::{write_private_file, Home, KeyFile};
+use crate::publisher::Signer;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
+use tagtrust_shared::{Gun, PublicKey, SigningKey};
+
+/// An error from the home or key storage, kept with its causes.
+type HomeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("public key {}", path.display())]
+    PublicKey {
+        path: PathBuf,
+        #[source]
+        source: tagtrust_shared::Error,
+    },
+    #[error("no local key with ID {prefix}")]
+    NoSuchKey { prefix: String },
+    #[error("key ID prefix {prefix} matches {count} keys; give more of it")]
+    AmbiguousKeyId { prefix: String, count: usize },
+    #[error("refreshing delegated role {role} needs --key KEYFILE")]
+    DelegatedRoleNeedsKey { role: String },
+    /// Encoding a key (encrypting it, writing its public PEM).
+    #[error(transparent)]
+    Key(#[from] tagtrust_shared::Error),
+    /// Storing or listing keys in the home.
+    #[error(transparent)]
+    Home(HomeError),
+}
+
+type Result<T> = std::result::Result<T, KeyringError>;
+
+fn home_error(error: impl Into<HomeError>) -> KeyringError {
+    KeyringError::Home(error.into())
+}
+
+/// A key pair made by [`generate_key`]. Fields in name order: the JSON
+/// report `key generate -o json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct GeneratedKey {
+    pub key_id: String,
+    pub name: String,
+    /// Where the encrypted private key was written.
+    pub private_key_file: PathBuf,
+    /// The public key, to hand to whoever delegates to it.
+    pub public_key_pem: String,
+}
+
+/// Make an ed25519 key pair named `name` (e.g. a CI robot's), encrypt the
+/// private key with `passphrase` and store it at `out`, or in the home
+/// under its name when `out` is `None`.
+pub fn generate_key(
+    home: &Home,
+    name: &str,
+    out: Option<&Path>,
+    passphrase: &str,
+) -> Result<GeneratedKey> {
+    let key = SigningKey::generate();
+    let private_key_file = match out {
+        Some(path) => {
+            write_private_file(path, key.to_encrypted_pem(passphrase)?.as_bytes())
+                .map_err(home_error)?;
+            path.to_path_buf()
+        }
+        None => home
+            .save_named_key(name, &key, passphrase)
+            .map_err(home_error)?,
+    };
+    Ok(GeneratedKey {
+        key_id: key.key_id(),
+        name: name.to_string(),
+        private_key_file,
+        public_key_pem: tagtrust_shared::keys::ed25519_public_to_pem(&key.public_key())?,
+    })
+}
+
+/// Where a key was copied by [`export_key`] or [`KeyImport::store`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredKey {
+    pub file: PathBuf,
+    pub key_id: String,
+}
+
+/// The one key among `keys` whose ID starts with `prefix`.
+pub fn find_key<'k>(keys: &'k [KeyFile], prefix: &str) -> Result<&'k KeyFile> {
+    let matching: Vec<&KeyFile> = keys
+        .iter()
+        .filter(|k| k.key_id.starts_with(prefix))
+        .collect();
+    match matching.as_slice() {
+        [key] => Ok(key),
+        [] => Err(KeyringError::NoSuchKey {
+            prefix: prefix.to_string(),
+        }),
+        _ => Err(KeyringError::AmbiguousKeyId {
+            prefix: prefix.to_string(),
+            count: matching.len(),
+        }),
+    }
+}
+
+/// Copy the home's private key whose ID starts with `prefix` to `out`,
+/// still encrypted (e.g. for another root key holder).
+pub fn export_key(home: &Home, prefix: &str, out: &Path) -> Result<StoredKey> {
+    let keys = home.list_keys().map_err(home_error)?;
+    let key = find_key(&keys, prefix)?;
+    let pem = std::fs::read(&key.path).map_err(|source| KeyringError::Read {
+        path: key.path.clone(),
+        source,
+    })?;
+    write_private_file(out, &pem).map_err(home_error)?;
+    Ok(StoredKey {
+        file: out.to_path_buf(),
+        key_id: key.key_id.clone(),
+    })
+}
+
+/// An encrypted private key file read for import, before its passphrase
+/// is asked for (a file that cannot be read is said without a prompt).
+#[derive(Debug)]
+pub struct KeyImport {
+    pem: String,
+}
+
+impl KeyImport {
+    pub fn read(file: &Path) -> Result<KeyImport> {
+        let pem = std::fs::read_to_string(file).map_err(|source| KeyringError::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        Ok(KeyImport { pem })
+    }
+
+    /// Store the key in the home as it is, once `passphrase` opens it: as
+    /// `gun`'s `role` key, or under `role` as a name without a GUN.
+    pub fn store(
+        &self,
+        home: &Home,
+        passphrase: &str,
+        gun: Option<&Gun>,
+        role: &str,
+    ) -> Result<StoredKey> {
+        let (key_id, file) = home
+            .import_key(&self.pem, passphrase, gun, role)
+            .map_err(home_error)?;
+        Ok(StoredKey { file, key_id })
+    }
+}
+
+/// Read ed25519 public key PEM files (made by `key generate`).
+pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
+    paths
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path).map_err(|source| KeyringError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            tagtrust_shared::keys::ed25519_public_from_pem(&pem).map_err(|source| {
+                KeyringError::PublicKey {
+                    path: path.clone(),
+                    source,
+                }
+            })
+        })
+        .collect()
+}
+
+/// Who signs a tag change: the delegated `role` with its `key_file` when
+/// both are given, else top-level targets with the home's key.
+pub fn tag_signer(role: Option<String>, key_file: Option<PathBuf>) -> Signer {
+    match (role, key_file) {
+        (Some(role), Some(key_file)) => Signer::Delegated { role, key_file },
+        _ => Signer::Targets,
+    }
+}
+
+/// Who re-signs `role` on refresh: the home's keys for a top-level role
+/// (the key file is not used), a delegated role's own `key_file` else.
+pub fn refresh_signer(role: &str, key_file: Option<PathBuf>) -> Result<Signer> {
+    match key_file {
+        _ if TOP_LEVEL_ROLES.contains(&role) => Ok(Signer::Targets),
+        Some(key_file) => Ok(Signer::Delegated {
+            role: role.to_string(),
+            key_file,
+        }),
+        None => Err(KeyringError::DelegatedRoleNeedsKey {
+            role: role.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSPHRASE: &str = "correct horse";
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        (dir, home)
+    }
+
+    #[test]
+    fn generated_key_is_stored_encrypted_and_its_public_pem_reads_back() {
+        let (dir, home) = home();
+        let key = generate_key(&home, "ci-robot", None, PASSPHRASE).unwrap();
+        let listed = home.list_keys().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key_id, key.key_id);
+        assert_eq!(listed[0].role, "ci-robot");
+        assert_eq!(listed[0].path, key.private_key_file);
+        let opened = crate::home::load_key_file(&key.private_key_file, PASSPHRASE).expect("opens");
+        assert_eq!(opened.key_id(), key.key_id);
+        assert!(crate::home::load_key_file(&key.private_key_file, "wrong").is_err());
+
+        let pem_file = dir.path().join("robot.pub.pem");
+        std::fs::write(&pem_file, &key.public_key_pem).unwrap();
+        let public = read_public_keys(std::slice::from_ref(&pem_file)).unwrap();
+        assert_eq!(public, vec![opened.public_key()]);
+    }
+
+    #[test]
+    fn generated_key_goes_to_the_file_asked_for() {
+        let (dir, home) = home();
+        let out = dir.path().join("elsewhere/robot.pem");
+        let key = generate_key(&home, "robot", Some(&out), PASSPHRASE).unwrap();
+        assert_eq!(key.private_key_file, out);
+        assert!(home.list_keys().unwrap().is_empty());
+        let opened = crate::home::load_key_file(&out, PASSPHRASE).unwrap();
+        assert_eq!(opened.key_id(), key.key_id);
+    }
+
+    #[test]
+    fn generated_key_json_has_the_report_fields() {
+        let (_dir, home) = home();
+        let key = generate_key(&home, "robot", None, PASSPHRASE).unwrap();
+        let json = serde_json::to_value(&key).unwrap();
+        let fields: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(
+            fields,
+            ["key_id", "name", "private_key_file", "public_key_pem"]
+        );
+        assert!(key.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    }
+
+    #[test]
+    fn export_copies_the_encrypted_file_by_unique_prefix() {
+        let (dir, home) = home();
+        let key = generate_key(&home, "robot", None, PASSPHRASE).unwrap();
+        let out = dir.path().join("exported.pem");
+        let stored = export_key(&home, &key.key_id[..8], &out).unwrap();
+        assert_eq!(stored.key_id, key.key_id);
+        assert_eq!(stored.file, out);
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&key.private_key_file).unwrap()
+        );
+        let err = export_key(&home, "not-a-key-id", &out).unwrap_err();
+        assert_eq!(err.to_string(), "no local key with ID not-a-key-id");
+    }
+
+    #[test]
+    fn a_prefix_matching_several_keys_is_refused() {
+        let keys: Vec<KeyFile> = ["abcd01", "abcd02", "ef"]
+            .into_iter()
+            .map(|id| KeyFile {
+                gun: None,
+                role: "robot".into(),
+                key_id: id.into(),
+                path: PathBuf::from(id),
+            })
+            .collect();
+        assert_eq!(find_key(&keys, "abcd02").unwrap().key_id, "abcd02");
+        assert_eq!(find_key(&keys, "e").unwrap().key_id, "ef");
+        let err = find_key(&keys, "abcd").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "key ID prefix abcd matches 2 keys; give more of it"
+        );
+    }
+
+    #[test]
+    fn import_needs_the_passphrase_and_stores_the_file_unchanged() {
+        let (dir, home) = home();
+        let file = dir.path().join("handed-over.pem");
+        let key = generate_key(&home, "other", Some(&file), PASSPHRASE).unwrap();
+        let import = KeyImport::read(&file).unwrap();
+        assert!(import.store(&home, "wrong", None, "holder").is_err());
+        let gun = Gun::parse("acme/app").unwrap();
+        let stored = import.store(&home, PASSPHRASE, Some(&gun), "root").unwrap();
+        assert_eq!(stored.key_id, key.key_id);
+        assert_eq!(
+            std::fs::read(&stored.file).unwrap(),
+            std::fs::read(&file).unwrap()
+        );
+        assert_eq!(
+            home.list_keys().unwrap()[0].gun.as_deref(),
+            Some("acme/app")
+        );
+    }
+
+    #[test]
+    fn unreadable_files_name_the_path() {
+        let missing = PathBuf::from("/nonexistent/tagtrust/key.pem");
+        let err = KeyImport::read(&missing).unwrap_err();
+        assert_eq!(err.to_string(), "reading /nonexistent/tagtrust/key.pem");
+        let err = read_public_keys(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(matches!(err, KeyringError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_no_public_key_pem_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("junk.pem");
+        std::fs::write(&file, "not a key").unwrap();
+        let err = read_public_keys(std::slice::from_ref(&file)).unwrap_err();
+        assert_eq!(err.to_string(), format!("public key {}", file.display()));
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn signers_for_tags_and_refresh() {
+        let key = PathBuf::from("robot.pem");
+        assert!(matches!(tag_signer(None, None), Signer::Targets));
+        let delegated = tag_signer(Some("ci".into()), Some(key.clone()));
+        assert_eq!(delegated.role(), "ci");
+
+        for role in TOP_LEVEL_ROLES {
+            assert!(matches!(
+                refresh_signer(role, Some(key.clone())),
+                Ok(Signer::Targets)
+            ));
+        }
+        let ci = refresh_signer("ci", Some(key.clone())).unwrap();
+        assert!(
+            matches!(&ci, Signer::Delegated { role, key_file } if role == "ci" && *key_file == key)
+        );
+        let err = refresh_signer("ci", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refreshing delegated role ci needs --key KEYFILE"
+        );
+    }
+}
