@@ -1,0 +1,105 @@
+//! One function per subcommand, grouped by family; [`run`] picks it.
+//! Each reads its arguments, calls the library and hands the result to
+//! `render`.
+
+mod consumer;
+mod delegations;
+mod keys;
+mod repository;
+mod root;
+mod tags;
+
+use crate::args::{Command, Output};
+use crate::render::{self, Printer};
+use anyhow::{Context, Result};
+use tagtrust::home::{Config, Home};
+use tagtrust::lookup::{Notices, OpenOptions};
+use tagtrust::publisher::Publisher;
+
+/// What every subcommand works with: the home and its config, the server
+/// (if any), the read token, where notices go and how results print.
+pub struct Invocation {
+    pub home: Home,
+    pub config: Config,
+    /// `--server`, `TAGTRUST_SERVER` or config; key commands need none.
+    server: Option<String>,
+    token: Option<String>,
+    /// Library notices (skipped delegation branches, a max_age the server
+    /// cannot meet, …), printed as they happen.
+    pub notices: Notices,
+    pub out: Printer,
+}
+
+impl Invocation {
+    pub fn new(server: Option<String>, output: Output) -> Result<Invocation> {
+        let home = Home::from_env()?;
+        let config = home.config()?;
+        let server = server.or(config.server.clone());
+        let token = std::env::var("TAGTRUST_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        Ok(Invocation {
+            home,
+            config,
+            server,
+            token,
+            notices: Notices::with_sink(render::notice),
+            out: Printer(output),
+        })
+    }
+
+    /// The server URL, for the commands that need one.
+    pub fn server(&self) -> Result<String> {
+        self.server
+            .clone()
+            .context("no server: give --server URL or set TAGTRUST_SERVER")
+    }
+
+    pub fn publisher(&self) -> Result<Publisher> {
+        Ok(Publisher {
+            home: self.home.clone(),
+            server: self.server()?,
+            token: self.token.clone(),
+            notices: self.notices.clone(),
+        })
+    }
+
+    /// Options for reading a repository with the defaults (no root file,
+    /// online, no freshness bound beyond expiry).
+    pub fn read_options(&self) -> OpenOptions {
+        OpenOptions {
+            token: self.token.clone(),
+            notices: self.notices.clone(),
+            ..OpenOptions::default()
+        }
+    }
+}
+
+pub fn run(inv: &Invocation, command: Command) -> Result<()> {
+    match command {
+        Command::Init {
+            gun,
+            root_key,
+            root_keys,
+            root_threshold,
+        } => repository::init(inv, &gun, &root_key, root_keys, root_threshold),
+        Command::Root(command) => root::run(inv, command),
+        Command::Tag(command) => tags::run(inv, command),
+        Command::List { gun } => consumer::list(inv, &gun),
+        Command::Delegation(command) => delegations::run(inv, command),
+        Command::Key(command) => keys::run(inv, command),
+        Command::Status { gun, warning_days } => consumer::status(inv, &gun, warning_days),
+        Command::History { reference } => consumer::history(inv, &reference),
+        Command::Refresh { gun, role, key } => repository::refresh(inv, &gun, &role, key),
+        Command::Lookup {
+            reference,
+            consumer,
+        } => consumer::lookup(inv, &reference, consumer),
+        Command::Pull {
+            reference,
+            registry,
+            out,
+            consumer,
+        } => consumer::pull(inv, &reference, consumer, registry, out),
+    }
+}

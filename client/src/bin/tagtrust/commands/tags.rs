@@ -1,0 +1,81 @@
+//! Signing tags: tag set, tag rm.
+
+use super::Invocation;
+use crate::args::{SignerArgs, TagCommand};
+use crate::render;
+use anyhow::{bail, Result};
+use tagtrust::keyring::tag_signer;
+use tagtrust::publisher::TagReport;
+use tagtrust::tag_target::{tag_target, TargetSource};
+use tagtrust_shared::ImageReference;
+
+pub fn run(inv: &Invocation, command: TagCommand) -> Result<()> {
+    match command {
+        TagCommand::Set {
+            reference,
+            digest,
+            size,
+            media_type,
+            from_registry,
+            annotations,
+            signer,
+        } => {
+            let reference = ImageReference::parse(&reference)?;
+            let source = target_source(digest.zip(size), media_type, from_registry)?;
+            set(inv, &reference, source, &annotations, signer)
+        }
+        TagCommand::Rm { reference, signer } => rm(inv, &reference, signer),
+    }
+}
+
+/// The registry to read the target from, else the digest and size given.
+fn target_source(
+    digest_size: Option<(String, u64)>,
+    media_type: Option<String>,
+    from_registry: Option<String>,
+) -> Result<TargetSource> {
+    Ok(match (from_registry, digest_size) {
+        (Some(url), _) => TargetSource::Registry(url),
+        (None, Some((digest, size))) => TargetSource::Given {
+            digest,
+            size,
+            media_type,
+        },
+        (None, None) => bail!("give DIGEST and --size, or --from-registry URL"),
+    })
+}
+
+fn set(
+    inv: &Invocation,
+    reference: &ImageReference,
+    source: TargetSource,
+    annotations: &[String],
+    signer: SignerArgs,
+) -> Result<()> {
+    let target = tag_target(reference, source, annotations, &inv.config.registry)?;
+    let signer = tag_signer(signer.role, signer.key);
+    let report = inv
+        .publisher()?
+        .tag_set(&reference.gun, &reference.tag, &target, &signer)?;
+    announce_resigned(inv, &report);
+    inv.out
+        .print(&report, || render::tag_set(reference, &target, &report))
+}
+
+fn rm(inv: &Invocation, reference: &str, signer: SignerArgs) -> Result<()> {
+    let reference = ImageReference::parse(reference)?;
+    let signer = tag_signer(signer.role, signer.key);
+    let report = inv
+        .publisher()?
+        .tag_rm(&reference.gun, &reference.tag, &signer)?;
+    announce_resigned(inv, &report);
+    inv.out
+        .print(&report, || render::tag_removed(&reference, &report))
+}
+
+/// Say which roles the publish re-signed because they were about to expire.
+fn announce_resigned(inv: &Invocation, report: &TagReport) {
+    if let Some(line) = tagtrust::announce::resigned(&report.resigned) {
+        inv.notices.push(line);
+    }
+}
