@@ -7,7 +7,7 @@
 //! * [`succession`]: the one place that answers "is this root the valid successor of that one".
 //! * [`hashes`]: length and hash checks of downloaded bytes.
 //! * [`pathmatch`]: which targets a delegated role may sign.
-//! * [`gun`] and [`reference`]: image repository names and `host/repo:tag` references.
+//! * [`gun`] and [`mod@reference`]: image repository names and `host/repo:tag` references.
 //!
 //! Why not tough's schema types: tough recomputes key IDs from key content
 //! (TUF says key IDs are whatever the delegating role lists), rejects keys with
