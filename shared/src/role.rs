@@ -158,7 +158,8 @@ mod tests {
     #[test]
     fn compares_with_role_names() {
         assert!("root" == TopLevelRole::Root);
-        assert!(String::from("targets") == TopLevelRole::Targets);
+        let stored = String::from("targets");
+        assert!(stored == TopLevelRole::Targets);
         assert!(*"snapshot" == TopLevelRole::Snapshot);
         assert!("timestamp" != TopLevelRole::Snapshot);
     }
