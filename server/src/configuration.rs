@@ -320,6 +320,13 @@ impl Overrides {
 mod tests {
     use super::*;
 
+    /// The settings these flags give (over the defaults and environment).
+    fn parse(args: &[&str]) -> Settings {
+        let mut all = vec!["tagtrust-server"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).overrides.settings().unwrap()
+    }
+
     #[test]
     fn flags_override_defaults() {
         let cli = Cli::parse_from([
@@ -362,11 +369,6 @@ mod tests {
 
     #[test]
     fn resign_settings_are_checked() {
-        let parse = |args: &[&str]| {
-            let mut all = vec!["tagtrust-server"];
-            all.extend_from_slice(args);
-            Cli::parse_from(all).overrides.settings().unwrap()
-        };
         let s = parse(&[
             "--timestamp-expiry-secs",
             "3",
@@ -406,11 +408,6 @@ mod tests {
     /// passes can expire between two passes: refused at start.
     #[test]
     fn roles_that_could_expire_between_passes_are_refused() {
-        let parse = |args: &[&str]| {
-            let mut all = vec!["tagtrust-server"];
-            all.extend_from_slice(args);
-            Cli::parse_from(all).overrides.settings().unwrap()
-        };
         let err = parse(&[
             "--snapshot-expiry-secs",
             "20",
@@ -457,11 +454,6 @@ mod tests {
         assert_eq!(defaults.timestamp_cadence().as_secs(), 1800);
         // README: `--max-age 2h` and `max_age = "1h"` hold against defaults.
         assert_eq!(defaults.timestamp_max_age_secs(), 1860);
-        let parse = |args: &[&str]| {
-            let mut all = vec!["tagtrust-server"];
-            all.extend_from_slice(args);
-            Cli::parse_from(all).overrides.settings().unwrap()
-        };
         let short = parse(&[
             "--timestamp-expiry-secs",
             "3",

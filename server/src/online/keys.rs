@@ -9,7 +9,7 @@
 //! The server signs with whichever of its keys the current root lists, so a
 //! rotation takes effect when the publisher publishes a root listing the new
 //! key. Bounds: a rotation needs a published repository (the first key of a
-//! new one is made by [`first_key`], one per role), and at most
+//! new one is [`NewKey::First`], one per role), and at most
 //! [`MAX_PENDING_KEYS`] keys per role may wait for a root to list them, so a
 //! push token cannot fill the database with keys.
 
@@ -187,48 +187,41 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// The first server key of `role` (an online role) for `gun`, for a
-/// repository that had none when the caller looked: made under the lock,
-/// unless another request made one while this one waited for it.
-pub(crate) async fn first_key(
+/// Why a key is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewKey {
+    /// The first of its role, for a repository that had none when the
+    /// caller looked (another request may have made one since).
+    First,
+    /// A new newest key of a published repository (refused with
+    /// [`MAX_PENDING_KEYS`] keys already waiting for a root).
+    Rotation,
+}
+
+/// Generate, seal and store a new server key of `role` (an online role)
+/// for `gun` under its lock; for [`NewKey::First`], the key another request
+/// made while this one waited for the lock, if there is one.
+pub(crate) async fn add_key(
     storage: &Storage,
     master: &MasterKey,
     gun: &str,
     role: TopLevelRole,
+    why: NewKey,
 ) -> Result<PublicKey, ApiError> {
     let mut repo = storage.lock(gun).await?;
-    if let Some(existing) = repo.keys(role).await?.pop() {
-        repo.commit().await?;
-        return Ok(existing.public_key);
+    match why {
+        NewKey::First => {
+            if let Some(existing) = repo.keys(role).await?.pop() {
+                repo.commit().await?;
+                return Ok(existing.public_key);
+            }
+        }
+        NewKey::Rotation => check_rotation(&mut repo, role).await?,
     }
-    create(repo, master, role).await
-}
-
-/// Add a new newest key of `role` to the published repository `gun`
-/// (refused with [`MAX_PENDING_KEYS`] keys already waiting for a root).
-pub(crate) async fn rotate(
-    storage: &Storage,
-    master: &MasterKey,
-    gun: &str,
-    role: TopLevelRole,
-) -> Result<PublicKey, ApiError> {
-    let mut repo = storage.lock(gun).await?;
-    check_rotation(&mut repo, role).await?;
-    create(repo, master, role).await
-}
-
-/// Generate, seal and store a new key for `role` and commit (the caller
-/// took the repository lock).
-async fn create(
-    mut repo: RepoTx,
-    master: &MasterKey,
-    role: TopLevelRole,
-) -> Result<PublicKey, ApiError> {
     let key = SigningKey::generate();
-    let sealed = master.seal(repo.gun(), role, &key);
+    let sealed = master.seal(gun, role, &key);
     let public = key.public_key();
     repo.insert_key(role, &public, &sealed).await?;
-    let gun = repo.gun().to_string();
     repo.commit().await?;
     tracing::info!(gun = %gun, role = role.as_str(), key_id = %public.key_id(), "created online key");
     Ok(public)

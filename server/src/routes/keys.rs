@@ -5,7 +5,7 @@
 
 use crate::auth::{self, Action};
 use crate::error::ApiError;
-use crate::online::keys;
+use crate::online::keys::{self, NewKey};
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
@@ -47,7 +47,14 @@ pub(crate) async fn get(
         Some(existing) => existing.public_key,
         None => {
             auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
-            keys::first_key(&state.storage, &state.master, gun.as_str(), role).await?
+            keys::add_key(
+                &state.storage,
+                &state.master,
+                gun.as_str(),
+                role,
+                NewKey::First,
+            )
+            .await?
         }
     };
     Ok(key_response(StatusCode::OK, &key))
@@ -62,6 +69,13 @@ pub(crate) async fn rotate(
     let role = online_role(role)?;
     auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
     super::refuse_body(req)?;
-    let key = keys::rotate(&state.storage, &state.master, gun.as_str(), role).await?;
+    let key = keys::add_key(
+        &state.storage,
+        &state.master,
+        gun.as_str(),
+        role,
+        NewKey::Rotation,
+    )
+    .await?;
     Ok(key_response(StatusCode::CREATED, &key))
 }
