@@ -518,7 +518,7 @@ pub fn publish_input(data: &[u8]) {
             continue;
         };
         assert!(tagtrust_shared::pathmatch::validate_role_name(&role).is_ok());
-        assert!(!publish::ONLINE_ROLES.contains(&role.as_str()));
+        assert!(!tagtrust_shared::TopLevelRole::is_online_name(&role));
         let deep = publish::json_depth_exceeds(bytes, MAX_JSON_DEPTH);
         // Monotone in the limit.
         if deep {

@@ -8,6 +8,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use tagtrust_shared::TopLevelRole;
 
 /// Everything the server and its subcommands need to know.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,10 +184,12 @@ pub struct Overrides {
 }
 
 impl Settings {
-    /// Lifetime of a server-signed role.
-    pub fn lifetime(&self, role: &str) -> std::time::Duration {
+    /// Lifetime of a server-signed role (timestamp or snapshot; the
+    /// publisher sets the others' expiry).
+    pub(crate) fn lifetime(&self, role: TopLevelRole) -> std::time::Duration {
+        debug_assert!(role.is_online(), "the server does not sign {role}");
         std::time::Duration::from_secs(match role {
-            "snapshot" => self.snapshot_expiry_secs,
+            TopLevelRole::Snapshot => self.snapshot_expiry_secs,
             _ => self.timestamp_expiry_secs,
         })
     }
@@ -194,7 +197,7 @@ impl Settings {
     /// Re-sign `role` when less than this much of its life remains (the
     /// configured margin; for the timestamp see also
     /// [`Settings::timestamp_cadence`]).
-    pub fn resign_margin(&self, role: &str) -> std::time::Duration {
+    pub(crate) fn resign_margin(&self, role: TopLevelRole) -> std::time::Duration {
         match self.resign_margin_secs {
             Some(secs) => std::time::Duration::from_secs(secs),
             None => self.lifetime(role).mul_f64(self.resign_margin_fraction),
@@ -203,17 +206,17 @@ impl Settings {
 
     /// The age at which the scheduler re-signs a timestamp: the configured
     /// cadence, or sooner when the expiry margin comes first.
-    pub fn timestamp_cadence(&self) -> std::time::Duration {
+    pub(crate) fn timestamp_cadence(&self) -> std::time::Duration {
         let by_margin = self
-            .lifetime("timestamp")
-            .saturating_sub(self.resign_margin("timestamp"));
+            .lifetime(TopLevelRole::Timestamp)
+            .saturating_sub(self.resign_margin(TopLevelRole::Timestamp));
         std::time::Duration::from_secs(self.timestamp_cadence_secs).min(by_margin)
     }
 
     /// What `x-tagtrust-timestamp-max-age` promises: a healthy server's
     /// timestamp is never older than this (the cadence plus one scheduler
     /// pass), in whole seconds, rounded up.
-    pub fn timestamp_max_age_secs(&self) -> u64 {
+    pub(crate) fn timestamp_max_age_secs(&self) -> u64 {
         let d =
             self.timestamp_cadence() + std::time::Duration::from_secs(self.resign_interval_secs);
         d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -221,8 +224,8 @@ impl Settings {
 
     /// Refuse settings under which the scheduler could not work: a zero
     /// lifetime or interval, or a margin that would re-sign on every pass.
-    pub fn validate(&self) -> Result<(), String> {
-        for role in crate::publish::ONLINE_ROLES {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for role in TopLevelRole::ONLINE {
             if self.lifetime(role).is_zero() {
                 return Err(format!("{role}_expiry_secs must be at least 1"));
             }
@@ -238,7 +241,7 @@ impl Settings {
                 self.resign_margin_fraction
             ));
         }
-        for role in crate::publish::ONLINE_ROLES {
+        for role in TopLevelRole::ONLINE {
             let margin = self.resign_margin(role);
             if margin.is_zero() || margin >= self.lifetime(role) {
                 return Err(format!(
@@ -317,6 +320,13 @@ impl Overrides {
 mod tests {
     use super::*;
 
+    /// The settings these flags give (over the defaults and environment).
+    fn parse(args: &[&str]) -> Settings {
+        let mut all = vec!["tagtrust-server"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).overrides.settings().unwrap()
+    }
+
     #[test]
     fn flags_override_defaults() {
         let cli = Cli::parse_from([
@@ -334,7 +344,7 @@ mod tests {
         assert_eq!(settings.timestamp_expiry_secs, 86400);
         assert_eq!(settings.resign_interval_secs, 60);
         assert_eq!(
-            settings.resign_margin("timestamp"),
+            settings.resign_margin(TopLevelRole::Timestamp),
             std::time::Duration::from_secs(43200)
         );
         settings.validate().unwrap();
@@ -359,11 +369,6 @@ mod tests {
 
     #[test]
     fn resign_settings_are_checked() {
-        let parse = |args: &[&str]| {
-            let mut all = vec!["tagtrust-server"];
-            all.extend_from_slice(args);
-            Cli::parse_from(all).overrides.settings().unwrap()
-        };
         let s = parse(&[
             "--timestamp-expiry-secs",
             "3",
@@ -374,12 +379,12 @@ mod tests {
         ]);
         s.validate().unwrap();
         assert_eq!(
-            s.resign_margin("timestamp"),
+            s.resign_margin(TopLevelRole::Timestamp),
             std::time::Duration::from_millis(1500)
         );
         let s = parse(&["--resign-margin-secs", "600"]);
         s.validate().unwrap();
-        assert_eq!(s.resign_margin("snapshot").as_secs(), 600);
+        assert_eq!(s.resign_margin(TopLevelRole::Snapshot).as_secs(), 600);
         for bad in [
             vec!["--resign-margin-fraction", "1.0"],
             vec!["--resign-margin-fraction", "0"],
@@ -403,11 +408,6 @@ mod tests {
     /// passes can expire between two passes: refused at start.
     #[test]
     fn roles_that_could_expire_between_passes_are_refused() {
-        let parse = |args: &[&str]| {
-            let mut all = vec!["tagtrust-server"];
-            all.extend_from_slice(args);
-            Cli::parse_from(all).overrides.settings().unwrap()
-        };
         let err = parse(&[
             "--snapshot-expiry-secs",
             "20",
@@ -454,11 +454,6 @@ mod tests {
         assert_eq!(defaults.timestamp_cadence().as_secs(), 1800);
         // README: `--max-age 2h` and `max_age = "1h"` hold against defaults.
         assert_eq!(defaults.timestamp_max_age_secs(), 1860);
-        let parse = |args: &[&str]| {
-            let mut all = vec!["tagtrust-server"];
-            all.extend_from_slice(args);
-            Cli::parse_from(all).overrides.settings().unwrap()
-        };
         let short = parse(&[
             "--timestamp-expiry-secs",
             "3",

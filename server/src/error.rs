@@ -119,13 +119,6 @@ impl From<crate::storage::StorageError> for ApiError {
     }
 }
 
-impl From<crate::signer::SignerError> for ApiError {
-    fn from(e: crate::signer::SignerError) -> Self {
-        tracing::error!(error = %e, "online key error");
-        Self::internal("the server cannot use its online keys")
-    }
-}
-
 impl From<crate::publish::Refusal> for ApiError {
     fn from(refusal: crate::publish::Refusal) -> Self {
         use crate::publish::{Check, Refusal};

@@ -2,25 +2,28 @@
 //!
 //! * [`configuration`]: command line, TOML file and environment.
 //! * [`startup`]: wiring storage, keys and routes into a running server.
-//! * [`routes`]: HTTP handlers (reads, publish, keys, admin, health).
-//! * [`publish`]: publish validation (reusing `tagtrust_shared` verification).
-//! * [`storage`]: the database layer, one implementation for SQLite and PostgreSQL.
-//! * [`online`]: building, signing and storing the server-signed snapshot and timestamp.
-//! * [`resign`]: the re-sign scheduler (and the read path's safety net).
-//! * [`signer`]: online keys, encrypted at rest under the master key.
-//! * [`auth`]: bearer tokens and scopes.
-//! * [`error`]: the API's JSON errors.
-//! * [`metrics`]: Prometheus metrics.
+//! * `state`: what every request handler shares.
+//! * `routes`: HTTP handlers (reads, publish, keys, admin, health).
+//! * [`publish`]: the pure publish core (current files and uploads in, a
+//!   plan or a typed refusal out), reusing `tagtrust_shared` verification.
+//! * `storage`: the database layer, one implementation for SQLite and PostgreSQL.
+//! * `online`: the server's own keys (sealed under the master key), signing
+//!   snapshot and timestamp, the re-sign scheduler and the read path's
+//!   freshness guarantee.
+//! * `auth`: bearer tokens and scopes; [`tokens`]: the `token` subcommands.
+//! * `error`: the API's JSON errors.
+//! * `metrics`: Prometheus metrics.
+//!
+//! Only what the `tagtrust-server` binary and the fuzz crate use is public.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod configuration;
-pub mod error;
-pub mod metrics;
-pub mod online;
+pub(crate) mod error;
+pub(crate) mod metrics;
+pub(crate) mod online;
 pub mod publish;
-pub mod resign;
-pub mod routes;
-pub mod signer;
+pub(crate) mod routes;
 pub mod startup;
-pub mod storage;
+pub(crate) mod state;
+pub(crate) mod storage;
 pub mod tokens;

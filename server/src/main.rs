@@ -1,7 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
 use tagtrust_server::configuration::{Cli, Command, Settings};
-use tagtrust_server::storage::Storage;
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr: stdout is reserved for command output (`token create`).
@@ -33,9 +32,6 @@ async fn run() -> anyhow::Result<()> {
     init_tracing(&settings);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => tagtrust_server::startup::run(settings).await,
-        Command::Token(command) => {
-            let storage = Storage::connect(&settings).await?;
-            tagtrust_server::tokens::run(&storage, command).await
-        }
+        Command::Token(command) => tagtrust_server::tokens::run(&settings, command).await,
     }
 }

@@ -1,6 +1,6 @@
 //! Prometheus metrics, exported as text on `GET /metrics`.
 
-use crate::storage::ExpiryRow;
+use crate::storage::{ExpiryRow, Storage, StorageError};
 use prometheus::{
     Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -10,14 +10,14 @@ use std::sync::Mutex;
 /// (GUN, role) -> `signed.expires` in Unix seconds.
 type Expiries = BTreeMap<(String, String), i64>;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// HTTP requests by route kind, method and status.
-    pub requests: IntCounterVec,
+    pub(crate) requests: IntCounterVec,
     /// Publish attempts by result (`ok`, `conflict`, `rejected`, `error`).
-    pub publishes: IntCounterVec,
+    pub(crate) publishes: IntCounterVec,
     /// Publishes answered 409 (lost race or stale upload).
-    pub conflicts: IntCounter,
+    pub(crate) conflicts: IntCounter,
     /// `tagtrust_metadata_expiry_seconds{gun,role}`: seconds until the
     /// current metadata expires (negative once expired), computed at scrape
     /// time from [`Metrics::expiries`].
@@ -26,17 +26,17 @@ pub struct Metrics {
     /// database (by the scheduler pass, a publish or a re-sign).
     expiries: Mutex<Expiries>,
     /// New versions signed by the re-sign path, by role.
-    pub resigns: IntCounterVec,
+    pub(crate) resigns: IntCounterVec,
     /// Re-signs a reader's request had to trigger (the scheduler was late).
-    pub resigns_on_read: IntCounter,
+    pub(crate) resigns_on_read: IntCounter,
     /// Re-sign attempts that failed.
-    pub resign_errors: IntCounter,
+    pub(crate) resign_errors: IntCounter,
     /// Unix time of the last completed scheduler pass.
-    pub resign_last_pass: IntGauge,
+    pub(crate) resign_last_pass: IntGauge,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -124,9 +124,29 @@ impl Metrics {
         self.expiries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Read every repository's expiries from `storage` (the scheduler's
+    /// pass, which also picks its candidates from the rows returned).
+    pub(crate) async fn refresh_all_expiries(
+        &self,
+        storage: &Storage,
+    ) -> Result<Vec<ExpiryRow>, StorageError> {
+        let rows = storage.current_expiries(None).await?;
+        self.set_all_expiries(&rows);
+        Ok(rows)
+    }
+
+    /// Read `gun`'s expiries from `storage` (after a publish or a re-sign).
+    /// A failure only leaves the metric stale until the next pass.
+    pub(crate) async fn refresh_repository_expiries(&self, storage: &Storage, gun: &str) {
+        match storage.current_expiries(Some(gun)).await {
+            Ok(rows) => self.set_repository_expiries(gun, &rows),
+            Err(e) => tracing::warn!(gun, error = %e, "cannot refresh expiry metrics"),
+        }
+    }
+
     /// Replace every repository's expiries (a full scan): repositories that
     /// are gone disappear from the metric.
-    pub fn set_all_expiries(&self, rows: &[ExpiryRow]) {
+    fn set_all_expiries(&self, rows: &[ExpiryRow]) {
         let mut map = self.expiries();
         map.clear();
         map.extend(
@@ -136,7 +156,7 @@ impl Metrics {
     }
 
     /// Replace one repository's expiries.
-    pub fn set_repository_expiries(&self, gun: &str, rows: &[ExpiryRow]) {
+    fn set_repository_expiries(&self, gun: &str, rows: &[ExpiryRow]) {
         let mut map = self.expiries();
         map.retain(|(g, _), _| g != gun);
         map.extend(
@@ -147,12 +167,12 @@ impl Metrics {
     }
 
     /// Forget a deleted repository.
-    pub fn remove_repository(&self, gun: &str) {
+    pub(crate) fn remove_repository(&self, gun: &str) {
         self.expiries().retain(|(g, _), _| g != gun);
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         // Held until the text is encoded, so concurrent scrapes do not see
         // each other's reset.
         let map = self.expiries();
@@ -179,7 +199,7 @@ impl Default for Metrics {
 }
 
 /// A low-cardinality label for a request path (never the GUN itself).
-pub fn route_label(path: &str) -> &'static str {
+pub(crate) fn route_label(path: &str) -> &'static str {
     if path == "/healthz" {
         "healthz"
     } else if path == "/metrics" {

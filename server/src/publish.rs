@@ -11,14 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use tagtrust_shared::metadata::Role;
 use tagtrust_shared::succession::{verify_root, RootKeys};
 use tagtrust_shared::{
-    DelegatedRole, Delegations, MetaFile, Metadata, Root, SuccinctRoles, Targets,
+    DelegatedRole, Delegations, MetaFile, Metadata, Root, SuccinctRoles, Targets, TopLevelRole,
 };
 
 #[cfg(test)]
 mod tests;
 
-/// Roles the server signs itself; publishers may not upload them.
-pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
+/// The name of the role root is.
+const ROOT: &str = TopLevelRole::Root.as_str();
+/// The name of the top-level targets role, where every delegation starts.
+const TARGETS: &str = TopLevelRole::Targets.as_str();
 
 /// One uploaded file: role name (without `.json`) and exact bytes.
 #[derive(Debug, Clone)]
@@ -64,11 +66,13 @@ impl CurrentRepository {
                 role: role.to_string(),
                 reason: format!("{role}: {e}"),
             };
-            match role {
-                "root" => current.root = Some(Metadata::from_bytes(bytes).map_err(corrupt)?),
-                "snapshot" => current.snapshot_version = Some(version),
-                "timestamp" => current.timestamp_version = Some(version),
-                _ => {
+            match TopLevelRole::parse(role) {
+                Some(TopLevelRole::Root) => {
+                    current.root = Some(Metadata::from_bytes(bytes).map_err(corrupt)?)
+                }
+                Some(TopLevelRole::Snapshot) => current.snapshot_version = Some(version),
+                Some(TopLevelRole::Timestamp) => current.timestamp_version = Some(version),
+                Some(TopLevelRole::Targets) | None => {
                     let metadata = Metadata::from_bytes(bytes).map_err(corrupt)?;
                     current.roles.insert(
                         role.to_string(),
@@ -232,7 +236,7 @@ pub fn role_from_filename(filename: &str) -> Result<String, Refusal> {
             e.to_string(),
         )
     })?;
-    if ONLINE_ROLES.contains(&role) {
+    if TopLevelRole::is_online_name(role) {
         return Err(not_uploadable(role));
     }
     Ok(role.to_string())
@@ -322,7 +326,7 @@ fn walk(
     effective: &BTreeMap<String, Metadata<Targets>>,
     mut visit: impl FnMut(&str, &Delegations, &[Hop]),
 ) {
-    let mut stack = vec![("targets".to_string(), Vec::<Hop>::new())];
+    let mut stack = vec![(TARGETS.to_string(), Vec::<Hop>::new())];
     let mut visited = BTreeSet::new();
     while let Some((role, hops)) = stack.pop() {
         if !visited.insert(role.clone()) {
@@ -496,7 +500,7 @@ pub fn plan(
 ) -> Result<Plan, Refusal> {
     let mut uploaded: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for upload in uploads {
-        if ONLINE_ROLES.contains(&upload.role.as_str()) {
+        if TopLevelRole::is_online_name(&upload.role) {
             return Err(not_uploadable(&upload.role));
         }
         if uploaded.contains_key(&upload.role) {
@@ -514,17 +518,17 @@ pub fn plan(
     let mut store = Vec::new();
 
     // Root: exactly +1, signed by the previous root's threshold and its own.
-    let root = match (uploaded.remove("root"), current.root.clone()) {
+    let root = match (uploaded.remove(ROOT), current.root.clone()) {
         (Some(bytes), previous) => {
-            let new = parse::<Root>("root", &bytes)?;
-            check_distinct_keys("root", "keys", &new.signed.keys)?;
+            let new = parse::<Root>(ROOT, &bytes)?;
+            check_distinct_keys(ROOT, "keys", &new.signed.keys)?;
             check_version(
-                "root",
+                ROOT,
                 new.signed.version,
                 previous.as_ref().map(|r| r.signed.version),
             )?;
             let verification = verify_root(previous.as_ref().map(|r| &r.signed), &new)
-                .map_err(|e| signature_error("root", e))?;
+                .map_err(|e| signature_error(ROOT, e))?;
             if let Some((tally, e)) = verification.unmet() {
                 let keys = match tally.keys {
                     RootKeys::Previous(version) => {
@@ -533,25 +537,25 @@ pub fn plan(
                     RootKeys::Own => "its own root keys".to_string(),
                 };
                 return Err(Refusal::invalid(
-                    "root",
+                    ROOT,
                     Check::Signature,
                     format!("root checked against {keys}: {e}"),
                 ));
             }
-            check_expiry("root", new.signed.expires, now)?;
-            store.push(("root".to_string(), new.signed.version, bytes));
+            check_expiry(ROOT, new.signed.expires, now)?;
+            store.push((ROOT.to_string(), new.signed.version, bytes));
             new
         }
         (None, Some(previous)) => previous,
         (None, None) => {
             return Err(Refusal::invalid(
-                "root",
+                ROOT,
                 Check::Missing,
                 "the first publish of a repository must include root and targets",
             ))
         }
     };
-    let root_uploaded = store.iter().any(|(r, _, _)| r == "root");
+    let root_uploaded = store.iter().any(|(r, _, _)| r == ROOT);
 
     // Effective targets roles: stored, overridden by what is uploaded.
     let mut effective: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
@@ -578,28 +582,25 @@ pub fn plan(
     }
 
     // Top-level targets: signed per the (new) root.
-    match (
-        parsed_uploads.contains_key("targets"),
-        effective.get("targets"),
-    ) {
+    match (parsed_uploads.contains_key(TARGETS), effective.get(TARGETS)) {
         (_, None) => {
             return Err(Refusal::invalid(
-                "targets",
+                TARGETS,
                 Check::Missing,
                 "the first publish of a repository must include root and targets",
             ))
         }
         (true, Some(targets)) => {
             root.signed
-                .verify_role("targets", targets)
-                .map_err(|e| signature_error("targets", e))?;
+                .verify_role(TARGETS, targets)
+                .map_err(|e| signature_error(TARGETS, e))?;
         }
         (false, Some(targets)) if root_uploaded => {
             // Clients check targets against the newest root: refuse a root
             // that would orphan the stored targets.
-            root.signed.verify_role("targets", targets).map_err(|e| {
+            root.signed.verify_role(TARGETS, targets).map_err(|e| {
                 Refusal::invalid(
-                    "targets",
+                    TARGETS,
                     Check::Signature,
                     format!(
                         "the current targets is not signed by the new root's targets keys ({e}); \
@@ -613,7 +614,7 @@ pub fn plan(
 
     // Delegated roles: signed per their delegator, targets within every
     // delegation on the way from top-level targets.
-    for role in parsed_uploads.keys().filter(|r| *r != "targets") {
+    for role in parsed_uploads.keys().filter(|r| *r != TARGETS) {
         // A role name delegated from two places could be verified against
         // the weaker delegator and then served where the stronger one is
         // trusted: tagtrust requires each delegated name to be unique.

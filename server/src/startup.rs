@@ -2,10 +2,9 @@
 //! server and the re-sign scheduler.
 
 use crate::configuration::Settings;
-use crate::metrics::{route_label, Metrics};
+use crate::metrics::route_label;
 use crate::routes;
-use crate::signer::MasterKey;
-use crate::storage::Storage;
+use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
@@ -14,40 +13,6 @@ use anyhow::Context;
 use std::net::TcpListener;
 use tracing::Span;
 use tracing_actix_web::{RootSpanBuilder, TracingLogger};
-
-/// What every request handler shares.
-pub struct AppState {
-    pub settings: Settings,
-    pub storage: Storage,
-    pub master: MasterKey,
-    pub metrics: Metrics,
-    /// One permit per publish reading its body (`max_concurrent_uploads`).
-    pub uploads: tokio::sync::Semaphore,
-}
-
-impl AppState {
-    /// Connect storage (running migrations) and load the master key.
-    pub async fn load(settings: Settings) -> anyhow::Result<AppState> {
-        let storage = Storage::connect(&settings).await?;
-        if settings.database_url.is_some() {
-            // The generated master key still lives in the data directory.
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-                format!("creating data directory {}", settings.data_dir.display())
-            })?;
-        }
-        let master = MasterKey::load_or_generate(
-            settings.master_key.as_ref().map(|s| s.0.as_str()),
-            &settings.data_dir,
-        )?;
-        Ok(AppState {
-            uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
-            settings,
-            storage,
-            master,
-            metrics: Metrics::new(),
-        })
-    }
-}
 
 async fn count_requests(
     req: ServiceRequest,
@@ -71,7 +36,7 @@ async fn count_requests(
 /// a 4xx is normal traffic here (every client's root walk ends on a 404,
 /// refused uploads are answered, not failures of ours) and is logged at
 /// debug; a 5xx is logged at error with its cause.
-pub struct RequestSpans;
+struct RequestSpans;
 
 impl RootSpanBuilder for RequestSpans {
     fn on_request_start(request: &ServiceRequest) -> Span {
@@ -99,13 +64,9 @@ impl RootSpanBuilder for RequestSpans {
     }
 }
 
-/// Build the server on an already bound listener.
-pub fn build(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
-    build_shared(web::Data::new(state), listener)
-}
-
-/// Build the server around state shared with other tasks (the scheduler).
-pub fn build_shared(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Server> {
+/// Build the server on an already bound listener, around state shared
+/// with other tasks (the scheduler).
+fn build(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(count_requests))
@@ -137,8 +98,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "starting tagtrust-server"
     );
     let state = web::Data::new(AppState::load(settings).await?);
-    let server = build_shared(state.clone(), listener)?;
-    let scheduler = actix_web::rt::spawn(crate::resign::run_scheduler(state));
+    let server = build(state.clone(), listener)?;
+    let scheduler =
+        actix_web::rt::spawn(async move { crate::online::scheduler::run(state.online()).await });
     let result = server.await;
     scheduler.abort();
     result?;

@@ -12,10 +12,11 @@
 
 use crate::configuration::Settings;
 use anyhow::Context;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use std::time::Duration;
-use tagtrust_shared::PublicKey;
+use tagtrust_shared::{PublicKey, TopLevelRole};
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -134,7 +135,6 @@ pub fn expires_of(bytes: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
 /// One server-held key (public part plus the sealed seed).
 #[derive(Debug, Clone)]
 pub struct OnlineKeyRow {
-    pub role: String,
     pub key_id: String,
     pub public_key: PublicKey,
     pub sealed_seed: Vec<u8>,
@@ -151,7 +151,7 @@ pub struct TokenRow {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     Sqlite,
     Postgres,
 }
@@ -159,19 +159,21 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Storage {
     pool: AnyPool,
-    backend: Backend,
 }
 
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// A stored BIGINT version as TUF's u64.
+fn version_from_db(version: i64) -> Result<u64> {
+    u64::try_from(version).map_err(|_| StorageError::Corrupt(format!("negative version {version}")))
+}
+
 fn file_from_row(row: &AnyRow) -> Result<StoredFile> {
-    let version: i64 = row.try_get("version")?;
     Ok(StoredFile {
         role: row.try_get("role")?,
-        version: u64::try_from(version)
-            .map_err(|_| StorageError::Corrupt(format!("negative version {version}")))?,
+        version: version_from_db(row.try_get("version")?)?,
         sha256: row.try_get("sha256")?,
         bytes: row.try_get("bytes")?,
         expires_at: row.try_get("expires_at")?,
@@ -181,7 +183,6 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile> {
 fn key_from_row(row: &AnyRow) -> Result<OnlineKeyRow> {
     let public: String = row.try_get("public_key")?;
     Ok(OnlineKeyRow {
-        role: row.try_get("role")?,
         key_id: row.try_get("key_id")?,
         public_key: serde_json::from_str(&public)
             .map_err(|e| StorageError::Corrupt(format!("stored public key: {e}")))?,
@@ -207,7 +208,7 @@ pub fn version_to_db(version: u64) -> Result<i64> {
 }
 
 const SELECT_FILE: &str = "SELECT role, version, sha256, bytes, expires_at FROM metadata";
-const SELECT_KEY: &str = "SELECT role, key_id, public_key, encrypted_seed FROM online_keys";
+const SELECT_KEY: &str = "SELECT key_id, public_key, encrypted_seed FROM online_keys";
 
 impl Storage {
     /// Connect (creating the SQLite file and data directory if needed) and
@@ -267,11 +268,7 @@ impl Storage {
             .run(&pool)
             .await
             .context("running database migrations")?;
-        Ok(Storage { pool, backend })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Storage { pool })
     }
 
     /// Is the database answering?
@@ -280,16 +277,21 @@ impl Storage {
         Ok(())
     }
 
-    /// The newest version of `role`.
-    pub async fn current(&self, gun: &str, role: &str) -> Result<Option<StoredFile>> {
-        let row = sqlx::query(&format!(
-            "{SELECT_FILE} WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(gun)
-        .bind(role)
-        .fetch_optional(&self.pool)
-        .await?;
+    /// The one file (or none) `query` selects ([`SELECT_FILE`] with its
+    /// conditions bound).
+    async fn one_file<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Option<StoredFile>> {
+        let row = query.fetch_optional(&self.pool).await?;
         row.as_ref().map(file_from_row).transpose()
+    }
+
+    /// The newest version of `role`.
+    pub(crate) async fn current(&self, gun: &str, role: &str) -> Result<Option<StoredFile>> {
+        let sql =
+            format!("{SELECT_FILE} WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1");
+        self.one_file(sqlx::query(&sql).bind(gun).bind(role)).await
     }
 
     /// The expiry of the current version of `role`, without reading its
@@ -328,15 +330,9 @@ impl Storage {
         let Ok(version) = i64::try_from(version) else {
             return Ok(None);
         };
-        let row = sqlx::query(&format!(
-            "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND version = $3"
-        ))
-        .bind(gun)
-        .bind(role)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(file_from_row).transpose()
+        let sql = format!("{SELECT_FILE} WHERE gun = $1 AND role = $2 AND version = $3");
+        self.one_file(sqlx::query(&sql).bind(gun).bind(role).bind(version))
+            .await
     }
 
     pub async fn by_sha256(
@@ -345,24 +341,24 @@ impl Storage {
         role: &str,
         sha256: &str,
     ) -> Result<Option<StoredFile>> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(gun)
-        .bind(role)
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(file_from_row).transpose()
+        );
+        self.one_file(sqlx::query(&sql).bind(gun).bind(role).bind(sha256))
+            .await
     }
 
     /// The most recently created server key for `role`, if any.
-    pub async fn latest_key(&self, gun: &str, role: &str) -> Result<Option<OnlineKeyRow>> {
+    pub(crate) async fn latest_key(
+        &self,
+        gun: &str,
+        role: TopLevelRole,
+    ) -> Result<Option<OnlineKeyRow>> {
         let row = sqlx::query(&format!(
             "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq DESC LIMIT 1"
         ))
         .bind(gun)
-        .bind(role)
+        .bind(role.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(key_from_row).transpose()
@@ -410,8 +406,7 @@ impl Storage {
             let mut entry = ExpiryRow {
                 gun: row.try_get("gun")?,
                 role: row.try_get("role")?,
-                version: u64::try_from(version)
-                    .map_err(|_| StorageError::Corrupt(format!("negative version {version}")))?,
+                version: version_from_db(version)?,
                 expires_at: row.try_get("expires_at")?,
             };
             if entry.expires_at.is_none() {
@@ -538,6 +533,11 @@ pub struct RepoTx {
 }
 
 impl RepoTx {
+    /// The repository this transaction holds the lock of.
+    pub(crate) fn gun(&self) -> &str {
+        &self.gun
+    }
+
     /// The newest stored version of every role of the repository.
     pub async fn current_files(&mut self) -> Result<Vec<StoredFile>> {
         let rows = sqlx::query(&format!(
@@ -551,24 +551,25 @@ impl RepoTx {
     }
 
     /// Every server key of `role`, oldest first.
-    pub async fn keys(&mut self, role: &str) -> Result<Vec<OnlineKeyRow>> {
+    pub(crate) async fn keys(&mut self, role: TopLevelRole) -> Result<Vec<OnlineKeyRow>> {
         let rows = sqlx::query(&format!(
             "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq"
         ))
         .bind(&self.gun)
-        .bind(role)
+        .bind(role.as_str())
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter().map(key_from_row).collect()
     }
 
     /// Store a new server key for `role`; it becomes the latest.
-    pub async fn insert_key(
+    pub(crate) async fn insert_key(
         &mut self,
-        role: &str,
+        role: TopLevelRole,
         public_key: &PublicKey,
         sealed_seed: &[u8],
     ) -> Result<()> {
+        let role = role.as_str();
         let seq: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM online_keys WHERE gun = $1 AND role = $2",
         )

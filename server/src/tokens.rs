@@ -1,11 +1,13 @@
 //! The `token` subcommands: create (print once, store the hash), list, revoke.
 
 use crate::auth::{generate_token, hash_token, validate_scope};
-use crate::configuration::TokenCommand;
+use crate::configuration::{Settings, TokenCommand};
 use crate::storage::Storage;
 use std::io::Write;
 
-pub async fn run(storage: &Storage, command: TokenCommand) -> anyhow::Result<()> {
+/// Run one `token` subcommand against the database `settings` name.
+pub async fn run(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
+    let storage = Storage::connect(settings).await?;
     match command {
         TokenCommand::Create { scopes, name } => {
             for scope in &scopes {

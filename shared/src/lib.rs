@@ -7,6 +7,7 @@
 //! * [`succession`]: the one place that answers "is this root the valid successor of that one".
 //! * [`hashes`]: length and hash checks of downloaded bytes.
 //! * [`pathmatch`]: which targets a delegated role may sign.
+//! * [`role`]: the four top-level role names, and which are signed online.
 //! * [`gun`] and [`mod@reference`]: image repository names and `host/repo:tag` references.
 //!
 //! Why not tough's schema types: tough recomputes key IDs from key content
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod metadata;
 pub mod pathmatch;
 pub mod reference;
+pub mod role;
 pub mod succession;
 pub mod verify;
 
@@ -34,3 +36,4 @@ pub use metadata::{
     SuccinctRoles, TargetFile, Targets, Timestamp,
 };
 pub use reference::ImageReference;
+pub use role::TopLevelRole;

@@ -189,7 +189,12 @@ pub struct Root {
 }
 
 /// The four roles root must define.
-pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+pub const TOP_LEVEL_ROLES: [&str; 4] = [
+    crate::role::TopLevelRole::Root.as_str(),
+    crate::role::TopLevelRole::Targets.as_str(),
+    crate::role::TopLevelRole::Snapshot.as_str(),
+    crate::role::TopLevelRole::Timestamp.as_str(),
+];
 
 impl Role for Root {
     const TYPE: &'static str = "root";

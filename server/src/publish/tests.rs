@@ -43,7 +43,7 @@ fn versions() {
 }
 
 // ---------------------------------------------------------------------------
-// plan: a table of refusals, one (or more) per check.
+// plan: one test per refusal, grouped by the check that makes it.
 
 use chrono::Duration;
 use tagtrust_shared::{SigningKey, TargetFile};
@@ -205,20 +205,20 @@ fn first_publish_and_next_release_are_accepted() {
     assert_eq!(p.snapshot_meta.len(), 2);
 }
 
-/// (what is tried, the repository, the uploads, (refused role, code)).
-type Case<'a> = (
-    &'a str,
-    &'a CurrentRepository,
-    Vec<Upload>,
-    (&'a str, &'a str),
-);
+/// Assert that `plan` refuses `uploads` onto `current`, naming `role` and `code`.
+fn assert_refused(current: &CurrentRepository, uploads: Vec<Upload>, role: &str, code: &str) {
+    let (got_role, got_code) = refusal(current, uploads);
+    assert_eq!((got_role.as_str(), got_code), (role, code));
+}
 
-#[test]
-fn refusals() {
+/// A new version of `dev` with `tags`, signed by `key`.
+fn dev(version: u64, tags: &[&str], key: &SigningKey) -> Upload {
+    up("dev", targets(version, tags, &[], key, later()))
+}
+
+/// Release 1 with `targets` delegating `dev` and its sibling `ops`.
+fn siblings() -> CurrentRepository {
     let k = keys();
-    let empty = CurrentRepository::default();
-    let r1 = release1();
-    // Targets delegating dev and its sibling ops.
     let mut siblings = release1();
     let sib = targets(
         1,
@@ -227,185 +227,248 @@ fn refusals() {
         &k.targets,
         later(),
     );
-    siblings.roles.get_mut("targets").unwrap().metadata = Metadata::from_bytes(&sib).unwrap();
-    siblings.roles.get_mut("targets").unwrap().bytes = sib;
-    // ... where ops delegates dev as well.
-    let mut twice = siblings.clone();
+    let stored = siblings.roles.get_mut("targets").unwrap();
+    stored.metadata = Metadata::from_bytes(&sib).unwrap();
+    stored.bytes = sib;
+    siblings
+}
+
+// First-publish rules and the shape of an upload.
+
+#[test]
+fn nothing_uploaded() {
+    assert_refused(&CurrentRepository::default(), vec![], "", "NO_FILES");
+}
+
+#[test]
+fn first_publish_without_targets() {
+    let uploads = vec![first_publish().remove(0)];
+    assert_refused(
+        &CurrentRepository::default(),
+        uploads,
+        "targets",
+        "MISSING_ROLE",
+    );
+}
+
+#[test]
+fn first_publish_without_root() {
+    let uploads = vec![first_publish().remove(1)];
+    assert_refused(
+        &CurrentRepository::default(),
+        uploads,
+        "root",
+        "MISSING_ROLE",
+    );
+}
+
+#[test]
+fn role_uploaded_twice() {
+    let uploads = [first_publish(), vec![first_publish().remove(1)]].concat();
+    assert_refused(
+        &CurrentRepository::default(),
+        uploads,
+        "targets",
+        "DUPLICATE_ROLE",
+    );
+}
+
+#[test]
+fn online_role_uploaded() {
+    let uploads = vec![up("snapshot", vec![])];
+    assert_refused(&release1(), uploads, "snapshot", "ROLE_NOT_UPLOADABLE");
+}
+
+#[test]
+fn malformed_metadata() {
+    let uploads = vec![up("dev", b"{}".to_vec())];
+    assert_refused(&release1(), uploads, "dev", "MALFORMED_METADATA");
+}
+
+// Versions.
+
+#[test]
+fn same_version_is_a_conflict() {
+    let k = keys();
+    assert_refused(
+        &release1(),
+        vec![dev(1, &["dev-1"], &k.dev)],
+        "dev",
+        "CONFLICT",
+    );
+}
+
+#[test]
+fn older_root_is_a_conflict() {
+    let k = keys();
+    let uploads = vec![up("root", root(1, &k.root, &k.targets, &[&k.root]))];
+    assert_refused(&release1(), uploads, "root", "CONFLICT");
+}
+
+#[test]
+fn version_skipped() {
+    let k = keys();
+    assert_refused(
+        &release1(),
+        vec![dev(3, &["dev-1"], &k.dev)],
+        "dev",
+        "VERSION",
+    );
+}
+
+#[test]
+fn first_version_not_1() {
+    let k = keys();
+    let uploads = vec![
+        up("root", root(2, &k.root, &k.targets, &[&k.root])),
+        first_publish().remove(1),
+    ];
+    assert_refused(&CurrentRepository::default(), uploads, "root", "VERSION");
+}
+
+// Signatures and thresholds.
+
+#[test]
+fn delegated_role_signed_by_the_wrong_key() {
+    let k = keys();
+    assert_refused(
+        &release1(),
+        vec![dev(2, &["dev-1"], &k.other)],
+        "dev",
+        "SIGNATURE",
+    );
+}
+
+#[test]
+fn targets_signed_by_the_wrong_key() {
+    let k = keys();
+    let wrong = targets(
+        2,
+        &["latest"],
+        &[("dev", &k.dev, "dev-*")],
+        &k.other,
+        later(),
+    );
+    assert_refused(
+        &release1(),
+        vec![up("targets", wrong)],
+        "targets",
+        "SIGNATURE",
+    );
+}
+
+#[test]
+fn unsigned_first_root() {
+    let k = keys();
+    let uploads = vec![
+        up("root", root(1, &k.root, &k.targets, &[])),
+        first_publish().remove(1),
+    ];
+    assert_refused(&CurrentRepository::default(), uploads, "root", "SIGNATURE");
+}
+
+// Root rotation.
+
+#[test]
+fn root_rotation_without_the_old_roots_threshold() {
+    let k = keys();
+    let uploads = vec![up("root", root(2, &k.other, &k.targets, &[&k.other]))];
+    assert_refused(&release1(), uploads, "root", "SIGNATURE");
+}
+
+#[test]
+fn root_rotation_without_the_new_roots_threshold() {
+    let k = keys();
+    let uploads = vec![up("root", root(2, &k.other, &k.targets, &[&k.root]))];
+    assert_refused(&release1(), uploads, "root", "SIGNATURE");
+}
+
+#[test]
+fn root_rotation_orphaning_the_stored_targets() {
+    let k = keys();
+    let uploads = vec![up("root", root(2, &k.root, &k.other, &[&k.root]))];
+    assert_refused(&release1(), uploads, "targets", "SIGNATURE");
+}
+
+// Expiry.
+
+#[test]
+fn expired_targets() {
+    let k = keys();
+    let delegation = [("dev", &k.dev, "dev-*")];
+    let expired = targets(
+        2,
+        &["latest"],
+        &delegation,
+        &k.targets,
+        now() - Duration::days(1),
+    );
+    assert_refused(
+        &release1(),
+        vec![up("targets", expired)],
+        "targets",
+        "EXPIRED",
+    );
+}
+
+#[test]
+fn delegated_role_expiring_now() {
+    let k = keys();
+    let uploads = vec![up("dev", targets(2, &["dev-1"], &[], &k.dev, now()))];
+    assert_refused(&release1(), uploads, "dev", "EXPIRED");
+}
+
+// Delegations: reachability, paths, target names, unique names.
+
+#[test]
+fn undelegated_role() {
+    let k = keys();
+    let uploads = vec![up("ops", targets(1, &[], &[], &k.dev, later()))];
+    assert_refused(&release1(), uploads, "ops", "UNKNOWN_ROLE");
+}
+
+#[test]
+fn target_outside_the_delegated_paths() {
+    let k = keys();
+    let uploads = vec![dev(2, &["prod-1"], &k.dev)];
+    assert_refused(&release1(), uploads, "dev", "PATH_NOT_DELEGATED");
+}
+
+#[test]
+fn invalid_target_name() {
+    let k = keys();
+    let uploads = vec![dev(2, &["-bad"], &k.dev)];
+    assert_refused(&release1(), uploads, "dev", "INVALID_TARGET_NAME");
+}
+
+#[test]
+fn delegated_role_delegates_its_siblings_name() {
+    let k = keys();
+    let claim = targets(2, &["dev-1"], &[("ops", &k.dev, "dev-*")], &k.dev, later());
+    assert_refused(
+        &siblings(),
+        vec![up("dev", claim)],
+        "dev",
+        "AMBIGUOUS_DELEGATION",
+    );
+}
+
+#[test]
+fn role_name_delegated_by_two_roles() {
+    let k = keys();
+    // ops delegates dev as well as targets does.
+    let mut twice = siblings();
     let ops = targets(1, &[], &[("dev", &k.dev, "dev-*")], &k.other, later());
+    let metadata = Metadata::from_bytes(&ops).unwrap();
     twice.roles.insert(
         "ops".into(),
         CurrentRole {
-            metadata: Metadata::from_bytes(&ops).unwrap(),
+            metadata,
             bytes: ops,
         },
     );
-    let dev = |v, tags: &[&str], key| up("dev", targets(v, tags, &[], key, later()));
-    let cases: Vec<Case> = vec![
-        ("nothing uploaded", &empty, vec![], ("", "NO_FILES")),
-        (
-            "first publish without targets",
-            &empty,
-            vec![first_publish().remove(0)],
-            ("targets", "MISSING_ROLE"),
-        ),
-        (
-            "first publish without root",
-            &empty,
-            vec![first_publish().remove(1)],
-            ("root", "MISSING_ROLE"),
-        ),
-        (
-            "role uploaded twice",
-            &empty,
-            [first_publish(), vec![first_publish().remove(1)]].concat(),
-            ("targets", "DUPLICATE_ROLE"),
-        ),
-        (
-            "online role uploaded",
-            &r1,
-            vec![up("snapshot", vec![])],
-            ("snapshot", "ROLE_NOT_UPLOADABLE"),
-        ),
-        (
-            "malformed",
-            &r1,
-            vec![up("dev", b"{}".to_vec())],
-            ("dev", "MALFORMED_METADATA"),
-        ),
-        (
-            "same version",
-            &r1,
-            vec![dev(1, &["dev-1"], &k.dev)],
-            ("dev", "CONFLICT"),
-        ),
-        (
-            "older root",
-            &r1,
-            vec![up("root", root(1, &k.root, &k.targets, &[&k.root]))],
-            ("root", "CONFLICT"),
-        ),
-        (
-            "version skipped",
-            &r1,
-            vec![dev(3, &["dev-1"], &k.dev)],
-            ("dev", "VERSION"),
-        ),
-        (
-            "first version not 1",
-            &empty,
-            vec![
-                up("root", root(2, &k.root, &k.targets, &[&k.root])),
-                first_publish().remove(1),
-            ],
-            ("root", "VERSION"),
-        ),
-        (
-            "delegated role signed by the wrong key",
-            &r1,
-            vec![dev(2, &["dev-1"], &k.other)],
-            ("dev", "SIGNATURE"),
-        ),
-        (
-            "targets signed by the wrong key",
-            &r1,
-            vec![up(
-                "targets",
-                targets(
-                    2,
-                    &["latest"],
-                    &[("dev", &k.dev, "dev-*")],
-                    &k.other,
-                    later(),
-                ),
-            )],
-            ("targets", "SIGNATURE"),
-        ),
-        (
-            "root rotation without the old root's threshold",
-            &r1,
-            vec![up("root", root(2, &k.other, &k.targets, &[&k.other]))],
-            ("root", "SIGNATURE"),
-        ),
-        (
-            "root rotation without the new root's threshold",
-            &r1,
-            vec![up("root", root(2, &k.other, &k.targets, &[&k.root]))],
-            ("root", "SIGNATURE"),
-        ),
-        (
-            "root rotation orphaning the stored targets",
-            &r1,
-            vec![up("root", root(2, &k.root, &k.other, &[&k.root]))],
-            ("targets", "SIGNATURE"),
-        ),
-        (
-            "unsigned first root",
-            &empty,
-            vec![
-                up("root", root(1, &k.root, &k.targets, &[])),
-                first_publish().remove(1),
-            ],
-            ("root", "SIGNATURE"),
-        ),
-        (
-            "expired targets",
-            &r1,
-            vec![up(
-                "targets",
-                targets(
-                    2,
-                    &["latest"],
-                    &[("dev", &k.dev, "dev-*")],
-                    &k.targets,
-                    now() - Duration::days(1),
-                ),
-            )],
-            ("targets", "EXPIRED"),
-        ),
-        (
-            "expired delegated role",
-            &r1,
-            vec![up("dev", targets(2, &["dev-1"], &[], &k.dev, now()))],
-            ("dev", "EXPIRED"),
-        ),
-        (
-            "undelegated role",
-            &r1,
-            vec![up("ops", targets(1, &[], &[], &k.dev, later()))],
-            ("ops", "UNKNOWN_ROLE"),
-        ),
-        (
-            "target outside the delegated paths",
-            &r1,
-            vec![dev(2, &["prod-1"], &k.dev)],
-            ("dev", "PATH_NOT_DELEGATED"),
-        ),
-        (
-            "invalid target name",
-            &r1,
-            vec![dev(2, &["-bad"], &k.dev)],
-            ("dev", "INVALID_TARGET_NAME"),
-        ),
-        (
-            "delegated role delegates its sibling's name",
-            &siblings,
-            vec![up(
-                "dev",
-                targets(2, &["dev-1"], &[("ops", &k.dev, "dev-*")], &k.dev, later()),
-            )],
-            ("dev", "AMBIGUOUS_DELEGATION"),
-        ),
-        (
-            "role name delegated by two roles",
-            &twice,
-            vec![dev(2, &["dev-1"], &k.dev)],
-            ("dev", "AMBIGUOUS_DELEGATION"),
-        ),
-    ];
-    for (name, current, uploads, (role, code)) in cases {
-        let (got_role, got_code) = refusal(current, uploads);
-        assert_eq!((got_role.as_str(), got_code), (role, code), "{name}");
-    }
+    let uploads = vec![dev(2, &["dev-1"], &k.dev)];
+    assert_refused(&twice, uploads, "dev", "AMBIGUOUS_DELEGATION");
 }
 
 #[test]

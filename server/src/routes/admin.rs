@@ -2,7 +2,7 @@
 
 use crate::auth::{self, Action};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use tagtrust_shared::Gun;

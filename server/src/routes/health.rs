@@ -1,6 +1,6 @@
 //! Liveness and metrics endpoints.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 

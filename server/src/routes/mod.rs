@@ -10,7 +10,7 @@ pub mod publish;
 pub mod read;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use tagtrust_shared::Gun;

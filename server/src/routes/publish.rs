@@ -4,14 +4,15 @@
 
 use crate::auth::{self, Action};
 use crate::error::ApiError;
-use crate::online::{self, SnapshotUpdate};
+use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::{self, Upload};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Map, Value};
+use tagtrust_shared::TopLevelRole;
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::too_large(format!("request body larger than {limit} bytes"))
@@ -172,10 +173,10 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
         repo.insert_metadata(role, *version, bytes).await?;
         versions.insert(role.clone(), json!(version));
     }
-    online::sign_and_store(
-        state,
+    signing::sign_and_store(
         &mut repo,
-        gun,
+        &state.master,
+        &state.settings,
         &plan.root.signed,
         SnapshotUpdate::New {
             version: plan.snapshot_version,
@@ -186,12 +187,18 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
     )
     .await?;
     repo.commit().await?;
-    versions.insert("snapshot".into(), json!(plan.snapshot_version));
-    versions.insert("timestamp".into(), json!(plan.timestamp_version));
+    versions.insert(
+        TopLevelRole::Snapshot.to_string(),
+        json!(plan.snapshot_version),
+    );
+    versions.insert(
+        TopLevelRole::Timestamp.to_string(),
+        json!(plan.timestamp_version),
+    );
     Ok(json!({ "gun": gun, "versions": versions }))
 }
 
-pub async fn publish(
+pub(crate) async fn publish(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
@@ -219,7 +226,10 @@ pub async fn publish(
         Ok(body) => {
             state.metrics.publishes.with_label_values(&["ok"]).inc();
             tracing::info!(gun = %gun, versions = %body["versions"], "published");
-            crate::resign::refresh_metrics(state, gun.as_str()).await;
+            state
+                .metrics
+                .refresh_repository_expiries(&state.storage, gun.as_str())
+                .await;
             Ok(HttpResponse::Ok().json(body))
         }
         Err(e) => {

@@ -9,10 +9,10 @@
 use super::FileRef;
 use crate::auth::{self, Action};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use tagtrust_shared::Gun;
+use tagtrust_shared::{Gun, TopLevelRole};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
@@ -20,7 +20,7 @@ const REVALIDATE: &str = "no-cache";
 /// The response header on every `timestamp.json` answer: a healthy server's
 /// timestamp is never older than this many seconds (the re-sign cadence plus
 /// one scheduler pass). Clients compare their `max_age` with it.
-pub const TIMESTAMP_MAX_AGE_HEADER: &str = "x-tagtrust-timestamp-max-age";
+const TIMESTAMP_MAX_AGE_HEADER: &str = "x-tagtrust-timestamp-max-age";
 
 /// Does `If-None-Match` name this entity tag (or `*`)?
 fn not_modified(req: &HttpRequest, etag: &str) -> bool {
@@ -32,7 +32,7 @@ fn not_modified(req: &HttpRequest, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-pub async fn metadata(
+pub(crate) async fn metadata(
     req: &HttpRequest,
     state: &AppState,
     gun: &Gun,
@@ -43,7 +43,15 @@ pub async fn metadata(
     }
     let storage = &state.storage;
     let (found, cache) = match &file {
-        FileRef::Current(role) => (storage.current(gun.as_str(), role).await?, REVALIDATE),
+        // Never hand out an expired (or about to expire) current timestamp
+        // or snapshot, nor a timestamp naming such a snapshot.
+        FileRef::Current(name) => match TopLevelRole::parse(name).filter(|r| r.is_online()) {
+            Some(role) => (
+                crate::online::fresh::current(state.online(), gun.as_str(), role).await?,
+                REVALIDATE,
+            ),
+            None => (storage.current(gun.as_str(), name).await?, REVALIDATE),
+        },
         FileRef::Version(role, v) => (
             storage.by_version(gun.as_str(), role, *v).await?,
             REVALIDATE,
@@ -58,14 +66,6 @@ pub async fn metadata(
         };
         ApiError::not_found(format!("{what} for {gun}"))
     })?;
-    // Never hand out an expired (or about to expire) current timestamp or
-    // snapshot, nor a timestamp naming such a snapshot.
-    let found = match &file {
-        FileRef::Current(role) if crate::publish::ONLINE_ROLES.contains(&role.as_str()) => {
-            crate::resign::ensure_fresh(state, gun.as_str(), role, found).await?
-        }
-        _ => found,
-    };
     let etag = format!("\"{}\"", found.sha256);
     let mut response = if not_modified(req, &etag) {
         HttpResponse::NotModified()
@@ -75,7 +75,7 @@ pub async fn metadata(
     response
         .insert_header((header::ETAG, etag.clone()))
         .insert_header((header::CACHE_CONTROL, cache));
-    if file.role() == "timestamp" {
+    if file.role() == TopLevelRole::Timestamp {
         response.insert_header((
             TIMESTAMP_MAX_AGE_HEADER,
             state.settings.timestamp_max_age_secs().to_string(),

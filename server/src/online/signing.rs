@@ -2,19 +2,20 @@
 //! snapshot and timestamp inside a repository transaction. One code path for
 //! a publish (a snapshot with new meta) and for re-signing before expiry
 //! (the same meta, or only a new timestamp): see `routes::publish` and
-//! [`crate::resign`].
+//! [`super::scheduler`].
 
+use super::keys::MasterKey;
+use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::startup::AppState;
 use crate::storage::{OnlineKeyRow, RepoTx};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
 use tagtrust_shared::metadata::{set_signed_at, Role};
-use tagtrust_shared::{MetaFile, Metadata, Root, Snapshot, Timestamp};
+use tagtrust_shared::{MetaFile, Metadata, Root, Snapshot, Timestamp, TopLevelRole};
 
 /// What the new timestamp points at.
-pub enum SnapshotUpdate {
+pub(crate) enum SnapshotUpdate {
     /// Sign and store a new snapshot with this version and meta.
     New {
         version: u64,
@@ -26,23 +27,24 @@ pub enum SnapshotUpdate {
 
 /// What [`sign_and_store`] stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signed {
+pub(crate) struct Signed {
     /// The new snapshot's version, if one was signed.
-    pub snapshot_version: Option<u64>,
-    pub timestamp_version: u64,
+    pub(crate) snapshot_version: Option<u64>,
+    pub(crate) timestamp_version: u64,
 }
 
 /// The server keys a root trusts for an online role, as (key ID the root
 /// lists, our key). Refuses a root under which the server could not sign
 /// that role with enough keys to meet its threshold.
-pub fn online_signers<'a>(
+fn online_signers<'a>(
     root: &Root,
-    role: &str,
+    role: TopLevelRole,
     server_keys: &'a [OnlineKeyRow],
 ) -> Result<Vec<(String, &'a OnlineKeyRow)>, ApiError> {
+    let root_role = TopLevelRole::Root.as_str();
     let role_keys = root
-        .role_keys(role)
-        .map_err(|e| ApiError::invalid_role("SIGNATURE", "root", format!("root: {e}")))?;
+        .role_keys(role.as_str())
+        .map_err(|e| ApiError::invalid_role("SIGNATURE", root_role, format!("{root_role}: {e}")))?;
     let mut signers = Vec::new();
     for listed in &role_keys.keyids {
         let Some(public) = root.keys.get(listed) else {
@@ -63,23 +65,21 @@ pub fn online_signers<'a>(
                 signers.len()
             ),
         )
-        .with_detail(json!({ "role": "root", "online_role": role, "server_key_ids": ours })));
+        .with_detail(json!({ "role": root_role, "online_role": role.as_str(), "server_key_ids": ours })));
     }
     Ok(signers)
 }
 
 /// Sign `md` with each (key ID the root lists, server key).
 fn sign_with<T: Role>(
-    state: &AppState,
+    master: &MasterKey,
     gun: &str,
-    role: &str,
+    role: TopLevelRole,
     md: &mut Metadata<T>,
     signers: &[(String, &OnlineKeyRow)],
 ) -> Result<(), ApiError> {
     for (listed_id, row) in signers {
-        let key = state
-            .master
-            .open(gun, role, &row.key_id, &row.sealed_seed)?;
+        let key = master.open(gun, role, &row.key_id, &row.sealed_seed)?;
         let mut sig = key.sign(md.canonical_signed());
         // Sign under the key ID the root lists (TUF lets a root name a key
         // by any ID).
@@ -93,53 +93,66 @@ fn metadata_error(e: tagtrust_shared::Error) -> ApiError {
     ApiError::internal(format!("cannot build server metadata: {e}"))
 }
 
-fn expiry(now: DateTime<Utc>, state: &AppState, role: &str) -> DateTime<Utc> {
-    let lifetime = state.settings.lifetime(role);
+fn expiry(now: DateTime<Utc>, settings: &Settings, role: TopLevelRole) -> DateTime<Utc> {
+    let lifetime = settings.lifetime(role);
     now + chrono::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2))
 }
 
-/// Sign (with the server keys `root` lists) and store in `repo` a new
-/// snapshot if asked, and a new timestamp at `timestamp_version` pointing at
-/// the new or kept snapshot. Both carry `x-tagtrust-signed-at` = `now`.
-/// The caller holds the repository lock (`repo`) and commits.
-pub async fn sign_and_store(
-    state: &AppState,
+/// Sign (with the server keys `root` lists, opened with `master`) and store
+/// in `repo` a new snapshot if asked, and a new timestamp at
+/// `timestamp_version` pointing at the new or kept snapshot, each living as
+/// long as `settings` says. Both carry `x-tagtrust-signed-at` = `now`. The
+/// caller holds the repository lock (`repo`) and commits.
+pub(crate) async fn sign_and_store(
     repo: &mut RepoTx,
-    gun: &str,
+    master: &MasterKey,
+    settings: &Settings,
     root: &Root,
     snapshot: SnapshotUpdate,
     timestamp_version: u64,
     now: DateTime<Utc>,
 ) -> Result<Signed, ApiError> {
-    let timestamp_keys = repo.keys("timestamp").await?;
-    let timestamp_signers = online_signers(root, "timestamp", &timestamp_keys)?;
+    use TopLevelRole::{Snapshot as SnapshotRole, Timestamp as TimestampRole};
+    let gun = repo.gun().to_string();
+    let timestamp_keys = repo.keys(TimestampRole).await?;
+    let timestamp_signers = online_signers(root, TimestampRole, &timestamp_keys)?;
     let (snapshot_version, snapshot_bytes, new_snapshot) = match snapshot {
         SnapshotUpdate::New { version, meta } => {
-            let snapshot_keys = repo.keys("snapshot").await?;
-            let snapshot_signers = online_signers(root, "snapshot", &snapshot_keys)?;
-            let mut signed = Snapshot::new(version, expiry(now, state, "snapshot"), meta);
+            let snapshot_keys = repo.keys(SnapshotRole).await?;
+            let snapshot_signers = online_signers(root, SnapshotRole, &snapshot_keys)?;
+            let mut signed = Snapshot::new(version, expiry(now, settings, SnapshotRole), meta);
             set_signed_at(&mut signed.extra, now);
             let mut md = Metadata::new(signed).map_err(metadata_error)?;
-            sign_with(state, gun, "snapshot", &mut md, &snapshot_signers)?;
+            sign_with(master, &gun, SnapshotRole, &mut md, &snapshot_signers)?;
             (version, md.to_bytes(), true)
         }
         SnapshotUpdate::Keep { version, bytes } => (version, bytes, false),
     };
     let mut signed = Timestamp::new(
         timestamp_version,
-        expiry(now, state, "timestamp"),
+        expiry(now, settings, TimestampRole),
         MetaFile::describing(snapshot_version, &snapshot_bytes),
     );
     set_signed_at(&mut signed.extra, now);
     let mut timestamp = Metadata::new(signed).map_err(metadata_error)?;
-    sign_with(state, gun, "timestamp", &mut timestamp, &timestamp_signers)?;
+    sign_with(
+        master,
+        &gun,
+        TimestampRole,
+        &mut timestamp,
+        &timestamp_signers,
+    )?;
 
     if new_snapshot {
-        repo.insert_metadata("snapshot", snapshot_version, &snapshot_bytes)
+        repo.insert_metadata(SnapshotRole.as_str(), snapshot_version, &snapshot_bytes)
             .await?;
     }
-    repo.insert_metadata("timestamp", timestamp_version, &timestamp.to_bytes())
-        .await?;
+    repo.insert_metadata(
+        TimestampRole.as_str(),
+        timestamp_version,
+        &timestamp.to_bytes(),
+    )
+    .await?;
     Ok(Signed {
         snapshot_version: new_snapshot.then_some(snapshot_version),
         timestamp_version,

@@ -1,22 +1,37 @@
-//! The online signer: server-held ed25519 keys (timestamp, snapshot) and the
-//! master key that encrypts them at rest with AES-256-GCM.
+//! Online keys: server-held ed25519 keys (timestamp, snapshot), the master
+//! key that encrypts them at rest with AES-256-GCM, and their life cycle
+//! (the first key of a role, rotations).
 //!
 //! A stored key is `nonce (12 bytes) || ciphertext+tag` of the 32-byte seed.
 //! The GUN, role and key ID are the associated data, so a ciphertext copied
 //! to another repository's row does not decrypt.
+//!
+//! The server signs with whichever of its keys the current root lists, so a
+//! rotation takes effect when the publisher publishes a root listing the new
+//! key. Bounds: a rotation needs a published repository (the first key of a
+//! new one is [`NewKey::First`], one per role), and at most
+//! [`MAX_PENDING_KEYS`] keys per role may wait for a root to list them, so a
+//! push token cannot fill the database with keys.
 
+use crate::error::ApiError;
+use crate::storage::{OnlineKeyRow, RepoTx, Storage};
+use actix_web::http::StatusCode;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
+use serde_json::json;
 use std::path::Path;
-use tagtrust_shared::SigningKey;
+use tagtrust_shared::{Metadata, PublicKey, Root, SigningKey, TopLevelRole};
 
 const NONCE_LEN: usize = 12;
 /// File in the data directory holding a generated master key (base64).
-pub const MASTER_KEY_FILE: &str = "master.key";
+const MASTER_KEY_FILE: &str = "master.key";
+
+/// Keys of one role newer than the newest one the current root lists.
+const MAX_PENDING_KEYS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SignerError {
+pub(crate) enum SignerError {
     #[error("master key: {0}")]
     MasterKey(String),
     #[error("master key file {path}: {source}")]
@@ -28,8 +43,15 @@ pub enum SignerError {
     Decrypt { key_id: String },
 }
 
+impl From<SignerError> for ApiError {
+    fn from(e: SignerError) -> Self {
+        tracing::error!(error = %e, "online key error");
+        Self::internal("the server cannot use its online keys")
+    }
+}
+
 /// The key that encrypts online keys. Its `Debug` form shows nothing.
-pub struct MasterKey {
+pub(crate) struct MasterKey {
     cipher: Aes256Gcm,
 }
 
@@ -41,14 +63,14 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     /// From base64 of exactly 32 bytes.
-    pub fn from_base64(text: &str) -> Result<Self, SignerError> {
+    fn from_base64(text: &str) -> Result<Self, SignerError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|_| SignerError::MasterKey("not valid base64".into()))?;
         Self::from_bytes(&bytes)
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignerError> {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, SignerError> {
         if bytes.len() != 32 {
             return Err(SignerError::MasterKey(format!(
                 "must be 32 bytes, got {}",
@@ -63,7 +85,7 @@ impl MasterKey {
     /// The configured key, else the one in `data_dir/master.key`, else a new
     /// one written there with mode 0600 (and a warning: whoever can read the
     /// data directory can then decrypt the online keys).
-    pub fn load_or_generate(
+    pub(crate) fn load_or_generate(
         configured: Option<&str>,
         data_dir: &Path,
     ) -> Result<Self, SignerError> {
@@ -92,12 +114,12 @@ impl MasterKey {
         }
     }
 
-    fn aad(gun: &str, role: &str, key_id: &str) -> Vec<u8> {
+    fn aad(gun: &str, role: TopLevelRole, key_id: &str) -> Vec<u8> {
         format!("tagtrust-online-key\0{gun}\0{role}\0{key_id}").into_bytes()
     }
 
     /// Encrypt `key`'s seed for storage.
-    pub fn seal(&self, gun: &str, role: &str, key: &SigningKey) -> Vec<u8> {
+    fn seal(&self, gun: &str, role: TopLevelRole, key: &SigningKey) -> Vec<u8> {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let seed = key.seed();
         let aad = Self::aad(gun, role, &key.key_id());
@@ -117,10 +139,10 @@ impl MasterKey {
     }
 
     /// Decrypt a stored key and check it is the key the row claims.
-    pub fn open(
+    pub(crate) fn open(
         &self,
         gun: &str,
-        role: &str,
+        role: TopLevelRole,
         key_id: &str,
         sealed: &[u8],
     ) -> Result<SigningKey, SignerError> {
@@ -165,30 +187,116 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Why a key is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewKey {
+    /// The first of its role, for a repository that had none when the
+    /// caller looked (another request may have made one since).
+    First,
+    /// A new newest key of a published repository (refused with
+    /// [`MAX_PENDING_KEYS`] keys already waiting for a root).
+    Rotation,
+}
+
+/// Generate, seal and store a new server key of `role` (an online role)
+/// for `gun` under its lock; for [`NewKey::First`], the key another request
+/// made while this one waited for the lock, if there is one.
+pub(crate) async fn add_key(
+    storage: &Storage,
+    master: &MasterKey,
+    gun: &str,
+    role: TopLevelRole,
+    why: NewKey,
+) -> Result<PublicKey, ApiError> {
+    let mut repo = storage.lock(gun).await?;
+    match why {
+        NewKey::First => {
+            if let Some(existing) = repo.keys(role).await?.pop() {
+                repo.commit().await?;
+                return Ok(existing.public_key);
+            }
+        }
+        NewKey::Rotation => check_rotation(&mut repo, role).await?,
+    }
+    let key = SigningKey::generate();
+    let sealed = master.seal(gun, role, &key);
+    let public = key.public_key();
+    repo.insert_key(role, &public, &sealed).await?;
+    repo.commit().await?;
+    tracing::info!(gun = %gun, role = role.as_str(), key_id = %public.key_id(), "created online key");
+    Ok(public)
+}
+
+/// A rotation is for a published repository, with fewer than
+/// [`MAX_PENDING_KEYS`] keys of `role` newer than the newest its root lists.
+async fn check_rotation(repo: &mut RepoTx, role: TopLevelRole) -> Result<(), ApiError> {
+    let gun = repo.gun().to_string();
+    let root = repo
+        .current_files()
+        .await?
+        .into_iter()
+        .find(|f| f.role == TopLevelRole::Root)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_PUBLISHED",
+                format!(
+                    "no trust data for {gun}: rotation is for published repositories \
+                     (GET {role}.key gives a new repository its first key)"
+                ),
+            )
+        })?;
+    let root = Metadata::<Root>::from_bytes(&root.bytes)
+        .map_err(|e| ApiError::internal(format!("stored root does not parse: {e}")))?;
+    let keys = repo.keys(role).await?;
+    let listed = |row: &OnlineKeyRow| {
+        root.signed
+            .keys
+            .values()
+            .any(|k| k.same_key(&row.public_key))
+    };
+    let pending = keys.iter().rev().take_while(|row| !listed(row)).count();
+    if pending >= MAX_PENDING_KEYS {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "PENDING_KEYS",
+            format!(
+                "{gun} already has {pending} {role} keys that no published root lists; \
+                 publish a root listing the newest (GET {role}.key) before rotating again"
+            ),
+        )
+        .with_detail(
+            json!({ "role": role.as_str(), "pending": pending, "limit": MAX_PENDING_KEYS }),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use TopLevelRole::{Snapshot, Timestamp};
 
     #[test]
     fn seal_and_open() {
         let master = MasterKey::from_bytes(&[7u8; 32]).unwrap();
         let key = SigningKey::generate();
-        let sealed = master.seal("acme/app", "timestamp", &key);
+        let sealed = master.seal("acme/app", Timestamp, &key);
         assert!(!sealed.windows(32).any(|w| w == key.seed().as_slice()));
         let back = master
-            .open("acme/app", "timestamp", &key.key_id(), &sealed)
+            .open("acme/app", Timestamp, &key.key_id(), &sealed)
             .unwrap();
         assert_eq!(back.key_id(), key.key_id());
         // Bound to its repository and role.
         assert!(master
-            .open("acme/other", "timestamp", &key.key_id(), &sealed)
+            .open("acme/other", Timestamp, &key.key_id(), &sealed)
             .is_err());
         assert!(master
-            .open("acme/app", "snapshot", &key.key_id(), &sealed)
+            .open("acme/app", Snapshot, &key.key_id(), &sealed)
             .is_err());
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         assert!(other
-            .open("acme/app", "timestamp", &key.key_id(), &sealed)
+            .open("acme/app", Timestamp, &key.key_id(), &sealed)
             .is_err());
     }
 
@@ -198,11 +306,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let key = SigningKey::generate();
         let first = MasterKey::load_or_generate(None, &dir).unwrap();
-        let sealed = first.seal("g", "snapshot", &key);
+        let sealed = first.seal("g", Snapshot, &key);
         let second = MasterKey::load_or_generate(None, &dir).unwrap();
-        second
-            .open("g", "snapshot", &key.key_id(), &sealed)
-            .unwrap();
+        second.open("g", Snapshot, &key.key_id(), &sealed).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,51 @@
+//! What every request handler shares, and how it is made at start-up.
+
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use crate::online::keys::MasterKey;
+use crate::online::Online;
+use crate::storage::Storage;
+use anyhow::Context;
+
+pub(crate) struct AppState {
+    pub(crate) settings: Settings,
+    pub(crate) storage: Storage,
+    pub(crate) master: MasterKey,
+    pub(crate) metrics: Metrics,
+    /// One permit per publish reading its body (`max_concurrent_uploads`).
+    pub(crate) uploads: tokio::sync::Semaphore,
+}
+
+impl AppState {
+    /// Connect storage (running migrations) and load the master key.
+    pub(crate) async fn load(settings: Settings) -> anyhow::Result<AppState> {
+        let storage = Storage::connect(&settings).await?;
+        if settings.database_url.is_some() {
+            // The generated master key still lives in the data directory.
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("creating data directory {}", settings.data_dir.display())
+            })?;
+        }
+        let master = MasterKey::load_or_generate(
+            settings.master_key.as_ref().map(|s| s.0.as_str()),
+            &settings.data_dir,
+        )?;
+        Ok(AppState {
+            uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
+            settings,
+            storage,
+            master,
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// The parts signing and re-signing the online roles use.
+    pub(crate) fn online(&self) -> Online<'_> {
+        Online {
+            storage: &self.storage,
+            master: &self.master,
+            settings: &self.settings,
+            metrics: &self.metrics,
+        }
+    }
+}
