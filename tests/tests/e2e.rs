@@ -9,18 +9,11 @@ use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/acme/app";
 
-fn publisher(server: &TestServer) -> Cli {
-    let token = server.create_token(&["push:localhost:5000/acme/*"]);
-    let cli = Cli::new(&server.url).with_token(&token);
-    cli.ok(&["init", GUN]);
-    cli
-}
-
 #[test]
 fn publish_move_remove_and_resolve_from_another_home() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let publisher = publisher(&server);
+        let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
         let (d1, s1) = random_digest();
         let (d2, s2) = random_digest();
         let latest = format!("{GUN}:latest");
@@ -118,7 +111,7 @@ fn publishing_needs_a_token_with_push_scope() {
 #[test]
 fn bad_input_gets_one_line_and_non_zero_exit() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     for args in [
         vec![
             "tag",
@@ -150,7 +143,7 @@ fn bad_input_gets_one_line_and_non_zero_exit() {
 #[test]
 fn rollback_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
     let (d1, s1) = random_digest();
     let (d2, s2) = random_digest();
@@ -195,7 +188,7 @@ fn rollback_is_refused() {
 #[test]
 fn freeze_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
     let (d1, s1) = random_digest();
     publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);

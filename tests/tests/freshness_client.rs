@@ -2,24 +2,14 @@
 //! with and without a grace period, and `max_age` on the timestamp's
 //! signing time. The client's clock is moved with `faketime`.
 
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{Backend, Cli, Published, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
+/// A server whose `latest` is published; returns it and the digest.
 fn published() -> (TestServer, String) {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
-    let (d, s) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:latest"),
-        &d,
-        "--size",
-        &s.to_string(),
-    ]);
-    (server, d)
+    let published = Published::spawn(Backend::Sqlite, GUN);
+    (published.server, published.digest)
 }
 
 #[test]
