@@ -477,7 +477,8 @@ pub fn tests_dir() -> PathBuf {
 // Shared fixtures: metadata building, HTTP, CLI flows.
 
 pub use tagtrust_simulator::{
-    delegated_role, delegations, dup, sign, target_file, target_of, RepositorySimulator,
+    delegated_role, delegations, dup, sign, target_file, target_of, terminating_role,
+    RepositorySimulator,
 };
 
 /// An image-manifest target entry for `digest` (`sha256:HEX`) of `size`

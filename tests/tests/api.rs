@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Metadata, PublicKey, Root, SigningKey, Snapshot, TargetFile,
-    Targets, Timestamp,
+    Metadata, PublicKey, Root, SigningKey, Snapshot, TargetFile, Targets, Timestamp,
 };
 use tagtrust_tests::{
-    base64, delegated_role, delegations, files_form, http, sign, Backend, TestServer,
+    base64, delegations, files_form, http, sign, succeeded, terminating_role, Backend, TestServer,
 };
 
 const GUN: &str = "registry.example.com/acme/app";
@@ -436,11 +435,10 @@ impl CloneKey for SigningKey {
 
 fn delegating_targets(version: u64, robot: &SigningKey, paths: &[&str]) -> Targets {
     let mut t = targets_with(version, &["latest"]);
-    let ci = DelegatedRole {
-        terminating: true,
-        ..delegated_role("ci", robot, paths)
-    };
-    t.delegations = Some(delegations(vec![(ci, robot)]));
+    t.delegations = Some(delegations(vec![(
+        terminating_role("ci", robot, paths),
+        robot,
+    )]));
     t
 }
 
@@ -1135,11 +1133,7 @@ fn configuration_from_file_and_environment() {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(String::from_utf8(out.stdout)
         .unwrap()
         .trim()
@@ -1168,29 +1162,13 @@ fn configuration_from_file_and_environment() {
 /// `dev-robot` (dev-*), each with its own key.
 fn two_robots(publisher: &Publisher, release: &SigningKey, dev: &SigningKey) -> Targets {
     let mut t = targets_with(2, &["latest"]);
-    let role = |name: &str, key: &SigningKey, path: &str| DelegatedRole {
-        name: name.into(),
-        keyids: vec![key.key_id()],
-        threshold: 1,
-        terminating: true,
-        paths: Some(vec![path.into()]),
-        path_hash_prefixes: None,
-        extra: Default::default(),
-    };
-    t.delegations = Some(Delegations {
-        keys: [
-            (release.key_id(), release.public_key()),
-            (dev.key_id(), dev.public_key()),
-        ]
-        .into_iter()
-        .collect(),
-        roles: Some(vec![
-            role("release-robot", release, "release-*"),
-            role("dev-robot", dev, "dev-*"),
-        ]),
-        succinct_roles: None,
-        extra: Default::default(),
-    });
+    t.delegations = Some(delegations(vec![
+        (
+            terminating_role("release-robot", release, &["release-*"]),
+            release,
+        ),
+        (terminating_role("dev-robot", dev, &["dev-*"]), dev),
+    ]));
     let _ = publisher;
     t
 }
@@ -1219,22 +1197,10 @@ fn a_robot_cannot_claim_a_sibling_name_in_its_own_delegations() {
         let before = api.state(GUN);
         for claimed in ["dev-robot", "release-robot"] {
             let mut hostile = targets_with(1, &["release-1"]);
-            hostile.delegations = Some(Delegations {
-                keys: [(release.key_id(), release.public_key())]
-                    .into_iter()
-                    .collect(),
-                roles: Some(vec![DelegatedRole {
-                    name: claimed.into(),
-                    keyids: vec![release.key_id()],
-                    threshold: 1,
-                    terminating: true,
-                    paths: Some(vec!["release-*".into()]),
-                    path_hash_prefixes: None,
-                    extra: Default::default(),
-                }]),
-                succinct_roles: None,
-                extra: Default::default(),
-            });
+            hostile.delegations = Some(delegations(vec![(
+                terminating_role(claimed, &release, &["release-*"]),
+                &release,
+            )]));
             let (status, body) = api.publish(GUN, &[("release-robot", sign(hostile, &[&release]))]);
             assert_eq!(status, StatusCode::BAD_REQUEST, "{claimed}: {body}");
             assert_eq!(error_code(&body), "AMBIGUOUS_DELEGATION", "{body}");
@@ -1260,20 +1226,10 @@ fn a_robot_cannot_claim_a_sibling_name_in_its_own_delegations() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["versions"]["dev-robot"], 2);
         let mut own = targets_with(1, &["release-1"]);
-        own.delegations = Some(Delegations {
-            keys: [(dev.key_id(), dev.public_key())].into_iter().collect(),
-            roles: Some(vec![DelegatedRole {
-                name: "release-helper".into(),
-                keyids: vec![dev.key_id()],
-                threshold: 1,
-                terminating: true,
-                paths: Some(vec!["release-h*".into()]),
-                path_hash_prefixes: None,
-                extra: Default::default(),
-            }]),
-            succinct_roles: None,
-            extra: Default::default(),
-        });
+        own.delegations = Some(delegations(vec![(
+            terminating_role("release-helper", &dev, &["release-h*"]),
+            &dev,
+        )]));
         let (status, body) = api.publish(GUN, &[("release-robot", sign(own, &[&release]))]);
         assert_eq!(status, StatusCode::OK, "{body}");
 

@@ -140,6 +140,41 @@ impl Delegated {
     }
 }
 
+/// A server whose `latest` (`d1`) a consumer resolved through a tampering
+/// proxy: the attacker's position. `before` is the consumer's trusted state
+/// (in `dir`), which a refused attack must leave as it is.
+struct Intercepted {
+    consumer: Cli,
+    dir: PathBuf,
+    before: State,
+    d1: String,
+    proxy: TamperingProxy,
+    publisher: Cli,
+    server: TestServer,
+}
+
+impl Intercepted {
+    fn new() -> Intercepted {
+        let server = TestServer::spawn(Backend::Sqlite);
+        let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+        let d1 = publisher.tag_set(GUN, "latest");
+        let proxy = TamperingProxy::start(&server.url);
+        let consumer = Cli::new(&proxy.url);
+        assert_eq!(consumer.lookup(GUN, "latest"), d1);
+        let dir = state_dir(&consumer, &proxy.url, GUN);
+        let before = trusted_state(&dir);
+        Intercepted {
+            consumer,
+            dir,
+            before,
+            d1,
+            proxy,
+            publisher,
+            server,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A repository built here, for attackers holding keys.
 
@@ -310,14 +345,15 @@ fn digest() -> String {
 #[test]
 fn arbitrary_targets_is_refused() {
     // 1. Network attacker in front of the real server.
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
-    let d1 = publisher.tag_set(GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server,
+    } = Intercepted::new();
 
     let d2 = publisher.tag_set(GUN, "latest");
     let version = version_of::<Targets>(&honest(&server, GUN, "targets.json"));
@@ -721,14 +757,15 @@ fn mix_and_match_is_refused() {
 fn endless_data_is_refused() {
     const TOTAL: u64 = 256 * 1024 * 1024;
     const MOST_READ: u64 = 32 * 1024 * 1024;
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
-    let d1 = publisher.tag_set(GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server,
+    } = Intercepted::new();
     let p = prefix(GUN);
 
     // timestamp.json has no referrer: the client's own 16 KiB limit.
@@ -785,14 +822,15 @@ fn endless_data_is_refused() {
 /// nothing stored.
 #[test]
 fn truncated_metadata_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
-    let d1 = publisher.tag_set(GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server: _server,
+    } = Intercepted::new();
     let d2 = publisher.tag_set(GUN, "latest");
     let ts_path = format!("{}timestamp.json", prefix(GUN));
     proxy.tamper(&ts_path, Tamper::Truncate { keep: 40 });
@@ -811,14 +849,15 @@ fn truncated_metadata_is_refused() {
 /// TAGTRUST_HTTP_TIMEOUT_SECS) with a clear error. No timing is asserted.
 #[test]
 fn slow_retrieval_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
-    let d1 = publisher.tag_set(GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server: _server,
+    } = Intercepted::new();
     let d2 = publisher.tag_set(GUN, "latest");
     let ts_path = format!("{}timestamp.json", prefix(GUN));
     for how in [

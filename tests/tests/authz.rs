@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
 use tagtrust_shared::{Metadata, PublicKey, Root, SigningKey, Snapshot, Targets};
-use tagtrust_tests::{bin_path, files_form, http, sign, Backend, TestServer};
+use tagtrust_tests::{bin_path, files_form, http, sign, succeeded, Backend, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 const NEW_GUN: &str = "registry.example.com/acme/new";
@@ -49,11 +49,7 @@ fn revoke(server: &TestServer, id: &str) {
         .args(["token", "revoke", id])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 }
 
 /// A repository created through the API with our own root and targets keys.

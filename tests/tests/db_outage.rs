@@ -30,7 +30,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tagtrust_tests::{
-    http_with_timeout, postgres_admin_url, random_digest, Backend, Cli, TestServer,
+    http_with_timeout, postgres_admin_url, random_digest, succeeded, Backend, Cli, TestServer,
 };
 
 const GUN: &str = "localhost:5000/outage/app";
@@ -340,11 +340,7 @@ fn postgres_connections_refused_gives_503_then_recovers() {
     }
     // The consumer's own trusted copy keeps answering offline.
     let out = consumer.run(&["lookup", &format!("{GUN}:v1"), "--offline"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     drop(outage);
 

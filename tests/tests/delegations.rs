@@ -3,7 +3,7 @@
 //! covers, and consumers resolve them through the delegation.
 
 use serde_json::Value;
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -41,11 +41,7 @@ fn robot_signs_only_tags_its_delegation_covers() {
             ])
         };
         let out = signed_as_robot("release-1");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         // A second version of the delegated role.
         assert!(signed_as_robot("release-2").status.success());
 
@@ -202,17 +198,9 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     let (old_key, old_public) = robot_key("old-robot");
     assert_eq!(delegate(&old_public)["replaced"], false);
     let (out, r1) = robot_sets("release-1", &old_key);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let (out, _) = robot_sets("release-2", &old_key);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let consumer = Cli::new(&server.url);
     let resolved = |tag: &str| {
@@ -238,11 +226,7 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     );
     assert_eq!(resolved("latest"), top);
     let out = consumer.run(&["list", GUN, "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let tags = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(tags.as_array().unwrap().len(), 1, "{tags}");
     assert_eq!(tags[0]["tag"], "latest");
@@ -252,11 +236,7 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = consumer.run(&["status", GUN]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     // The new holder publishes version 3, starting the role afresh.
     let (out, r3) = robot_sets("release-3", &new_key);

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/acme/app";
 
@@ -24,11 +24,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         // A consumer on "another machine": own home, no token, trust on first use.
         let consumer = Cli::new(&server.url);
         let out = consumer.run(&["lookup", &latest]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), d1);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -87,11 +83,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
             .arg(&root_file)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         assert!(!String::from_utf8_lossy(&out.stderr).contains("first use"));
     }
 }
@@ -248,11 +240,7 @@ fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
     // One of the two is enough, and it signed: quiet.
     pin(&[&root_key, &other], Some(1));
     let out = consumer.run(&["lookup", &latest]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     assert!(
         out.stderr.is_empty(),

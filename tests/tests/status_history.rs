@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
-use tagtrust_tests::{json, random_digest, Backend, Cli, Published, TestServer};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, Published, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -35,11 +35,7 @@ fn status_reports_every_role_and_warns_before_expiry() {
     // 100-day window the 90-day targets role is flagged (root is not).
     let consumer = Cli::new(&server.url);
     let out = consumer.run(&["status", GUN, "--warning-days", "100", "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let report = json(&String::from_utf8_lossy(&out.stdout));
     let warnings = report["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
@@ -125,17 +121,9 @@ fn history_is_anchored_at_the_first_trusted_root() {
         .arg(root_v2.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let out = consumer.run(&["history", &latest, "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let history = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         history["unverifiable"],

@@ -64,6 +64,15 @@ pub fn delegated_role(name: &str, key: &SigningKey, paths: &[&str]) -> Delegated
     }
 }
 
+/// As [`delegated_role`], terminating: a target it does not sign is not
+/// searched for further down the delegation order.
+pub fn terminating_role(name: &str, key: &SigningKey, paths: &[&str]) -> DelegatedRole {
+    DelegatedRole {
+        terminating: true,
+        ..delegated_role(name, key, paths)
+    }
+}
+
 /// The `delegations` block delegating to `roles`, listing each role's key.
 pub fn delegations(roles: Vec<(DelegatedRole, &SigningKey)>) -> Delegations {
     Delegations {
