@@ -20,8 +20,11 @@ use tagtrust::trusted::TrustedMetadataSet;
 use tagtrust_server::publish::{self, Upload};
 use tagtrust_shared::metadata::{self, Role, TOP_LEVEL_ROLES};
 use tagtrust_shared::{
-    DelegatedRole, Delegations, ImageReference, MetaFile, Metadata, Root, SigningKey, Snapshot,
-    SuccinctRoles, TargetFile, Targets, Timestamp,
+    Delegations, ImageReference, MetaFile, Metadata, Root, Snapshot, SuccinctRoles, TargetFile,
+    Targets, Timestamp,
+};
+use tagtrust_simulator::{
+    delegated_role, delegations, dup, seeded_key, sign, target_file, Keys, RepositorySimulator,
 };
 
 /// Separates the files of a multi-file input.
@@ -41,18 +44,6 @@ fn expires() -> DateTime<Utc> {
 
 fn expired() -> DateTime<Utc> {
     DateTime::from_timestamp(1_577_836_800, 0).expect("2020-01-01") // 2020-01-01T00:00:00Z
-}
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_seed(&[seed; 32]).expect("32-byte seed")
-}
-
-fn sign<T: Role>(signed: T, keys: &[&SigningKey]) -> Vec<u8> {
-    let mut md = Metadata::new(signed).expect("canonical");
-    for k in keys {
-        md.sign(k);
-    }
-    md.to_bytes()
 }
 
 /// One consistent set of repository files.
@@ -85,52 +76,41 @@ pub struct Repo {
     pub valid: BTreeMap<String, BTreeSet<Vec<u8>>>,
 }
 
-fn target_file(content: &[u8]) -> TargetFile {
-    let mut hashes = BTreeMap::new();
-    hashes.insert(
-        "sha256".to_string(),
-        tagtrust_shared::hashes::sha256_hex(content),
-    );
+/// A target entry for an image manifest `content`.
+fn manifest(content: &[u8]) -> TargetFile {
     TargetFile {
-        length: content.len() as u64,
-        hashes,
         custom: Some(serde_json::json!({
             "mediaType": "application/vnd.oci.image.manifest.v1+json"
         })),
-        extra: Default::default(),
+        ..target_file(content)
     }
 }
 
 impl Repo {
     fn build() -> Repo {
-        let root_key = key(1);
-        let ts1 = key(2);
-        let ts2 = key(3);
-        let snap = key(4);
-        let targets_key = key(5);
-        let dev_key = key(6);
+        let keys = Keys {
+            root: seeded_key(1),
+            timestamp: seeded_key(2),
+            snapshot: seeded_key(4),
+            targets: seeded_key(5),
+            delegate: seeded_key(6),
+        };
+        let mut sim = RepositorySimulator::with_keys(keys, now(), expires(), expires());
+        let root1 = sim.roots[0].clone();
+        let dev_key = dup(&sim.delegate_key);
 
-        let mut root = Root::new(expires());
-        root.add_key("root", root_key.public_key());
-        root.add_key("timestamp", ts1.public_key());
-        root.add_key("snapshot", snap.public_key());
-        root.add_key("targets", targets_key.public_key());
-        let root1 = sign(root.clone(), &[&root_key]);
-        root.version = 2;
-        root.replace_role_keys("timestamp", &[ts2.public_key()]);
-        let root2 = sign(root, &[&root_key]);
-
-        let targets = |version: u64, succinct: bool| {
+        let targets = |sim: &RepositorySimulator, version: u64, succinct: bool| {
             let mut t = Targets::new(version, expires());
-            t.targets.insert(
-                "latest".into(),
-                target_file(format!("m{version}").as_bytes()),
-            );
-            let mut keys = BTreeMap::new();
-            keys.insert(dev_key.key_id(), dev_key.public_key());
+            t.targets
+                .insert("latest".into(), manifest(format!("m{version}").as_bytes()));
+            let dev_role = || {
+                delegations(vec![(
+                    delegated_role("dev", &dev_key, &["release-*", "dev/*"]),
+                    &dev_key,
+                )])
+            };
             t.delegations = Some(if succinct {
                 Delegations {
-                    keys,
                     roles: None,
                     succinct_roles: Some(SuccinctRoles {
                         keyids: vec![dev_key.key_id()],
@@ -139,78 +119,66 @@ impl Repo {
                         name_prefix: "bin".into(),
                         extra: Default::default(),
                     }),
-                    extra: Default::default(),
+                    ..dev_role()
                 }
             } else {
-                Delegations {
-                    keys,
-                    roles: Some(vec![DelegatedRole {
-                        name: "dev".into(),
-                        keyids: vec![dev_key.key_id()],
-                        threshold: 1,
-                        terminating: false,
-                        paths: Some(vec!["release-*".into(), "dev/*".into()]),
-                        path_hash_prefixes: None,
-                        extra: Default::default(),
-                    }]),
-                    succinct_roles: None,
-                    extra: Default::default(),
-                }
+                dev_role()
             });
-            sign(t, &[&targets_key])
+            sign(t, &[&sim.targets_key])
         };
         let dev = |version: u64| {
             let mut t = Targets::new(version, expires());
             t.targets.insert(
                 format!("release-{version}"),
-                target_file(format!("r{version}").as_bytes()),
+                manifest(format!("r{version}").as_bytes()),
             );
             sign(t, &[&dev_key])
         };
-        let release = |version: u64, ts_key: &SigningKey, version_only: bool| {
-            let targets = targets(version, false);
+        let release = |sim: &RepositorySimulator, version: u64, version_only: bool| {
+            let targets = targets(sim, version, false);
             let dev = dev(version);
-            let mut meta = BTreeMap::new();
-            meta.insert(
-                "targets.json".to_string(),
-                if version_only {
+            let snapshot = if version_only {
+                let mut meta = BTreeMap::new();
+                meta.insert(
+                    "targets.json".to_string(),
                     MetaFile {
                         version,
                         length: None,
                         hashes: None,
                         extra: Default::default(),
-                    }
-                } else {
-                    MetaFile::describing(version, &targets)
-                },
-            );
-            meta.insert("dev.json".to_string(), MetaFile::describing(version, &dev));
-            let snapshot = sign(Snapshot::new(version, expires(), meta), &[&snap]);
-            let timestamp = sign(
-                Timestamp::new(version, expires(), MetaFile::describing(version, &snapshot)),
-                &[ts_key],
-            );
+                    },
+                );
+                meta.insert("dev.json".to_string(), MetaFile::describing(version, &dev));
+                sign(
+                    Snapshot::new(version, expires(), meta),
+                    &[&sim.snapshot_key],
+                )
+            } else {
+                sim.snapshot(version, &[("targets", &targets, version), ("dev", &dev, version)])
+            };
             Release {
-                timestamp,
+                timestamp: sim.timestamp(version, &snapshot, version),
                 snapshot,
                 targets,
                 dev,
             }
         };
-        let release1 = release(1, &ts1, false);
-        let release2 = release(2, &ts2, false);
-        let release3 = release(3, &ts2, true);
+        // Release 1 under root v1's timestamp key; root v2 rotates it.
+        let release1 = release(&sim, 1, false);
+        let root2 = sim.rotate_role_key("timestamp", seeded_key(3));
+        let release2 = release(&sim, 2, false);
+        let release3 = release(&sim, 3, true);
         let mut meta = BTreeMap::new();
         meta.insert(
             "targets.json".to_string(),
             MetaFile::describing(3, &release3.targets),
         );
-        let expired_snapshot = sign(Snapshot::new(4, expired(), meta), &[&snap]);
+        let expired_snapshot = sign(Snapshot::new(4, expired(), meta), &[&sim.snapshot_key]);
         let expired_timestamp = sign(
             Timestamp::new(4, expired(), MetaFile::describing(4, &expired_snapshot)),
-            &[&ts2],
+            &[&sim.timestamp_key],
         );
-        let succinct_targets = targets(1, true);
+        let succinct_targets = targets(&sim, 1, true);
 
         let mut repo = Repo {
             root1,

@@ -472,3 +472,203 @@ pub fn python_with_tuf() -> Option<PathBuf> {
 pub fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+// ---------------------------------------------------------------------------
+// Shared fixtures: metadata building, HTTP, CLI flows.
+
+pub use tagtrust_simulator::{
+    delegated_role, delegations, dup, sign, target_file, target_of, terminating_role,
+    RepositorySimulator,
+};
+
+/// An image-manifest target entry for `digest` (`sha256:HEX`) of `size`
+/// bytes, as `tagtrust tag set` writes it.
+pub fn manifest_target(digest: &str, size: u64) -> tagtrust_shared::TargetFile {
+    tagtrust_shared::TargetFile {
+        custom: Some(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json"
+        })),
+        ..target_of(
+            size,
+            digest.strip_prefix("sha256:").expect("a sha256: digest"),
+        )
+    }
+}
+
+/// An HTTP client for talking to a test server directly, with a timeout
+/// long enough for a slow CI machine.
+pub fn http() -> reqwest::blocking::Client {
+    http_with_timeout(Duration::from_secs(60))
+}
+
+/// An HTTP client with this timeout.
+pub fn http_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A multipart publish body: one `files` part per `(filename, bytes)`.
+pub fn files_form(files: &[(&str, Vec<u8>)]) -> reqwest::blocking::multipart::Form {
+    use reqwest::blocking::multipart::{Form, Part};
+    files.iter().fold(Form::new(), |form, (name, bytes)| {
+        form.part(
+            "files",
+            Part::bytes(bytes.clone()).file_name(name.to_string()),
+        )
+    })
+}
+
+/// Standard base64 with padding (the server's master key form), without a
+/// dependency.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Require a process to have succeeded (failing with its stderr); returns
+/// its stdout.
+pub fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{} failed:\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Cli {
+    /// A publisher with a token for `scope` that ran `tagtrust init GUN`;
+    /// returns it and the token.
+    pub fn publisher(server: &TestServer, scope: &str, gun: &str) -> (Cli, String) {
+        let token = server.create_token(&[scope]);
+        let cli = Cli::new(&server.url).with_token(&token);
+        cli.ok(&["init", gun]);
+        (cli, token)
+    }
+
+    /// `tagtrust tag set GUN:TAG DIGEST --size N ARGS…` for a fresh random
+    /// digest; returns the output whatever the exit status, and the digest.
+    pub fn tag_set_with(&self, gun: &str, tag: &str, args: &[&str]) -> (Output, String) {
+        let (digest, size) = random_digest();
+        let size = size.to_string();
+        let reference = format!("{gun}:{tag}");
+        let mut all = vec!["tag", "set", &reference, &digest, "--size", &size];
+        all.extend_from_slice(args);
+        (self.run(&all), digest)
+    }
+
+    /// Sign and publish `gun:tag` -> a fresh random digest; returns the digest.
+    pub fn tag_set(&self, gun: &str, tag: &str) -> String {
+        let (out, digest) = self.tag_set_with(gun, tag, &[]);
+        succeeded(&out);
+        digest
+    }
+
+    /// `tag set` as the delegated `role` with its key file; must succeed.
+    pub fn tag_set_as(&self, gun: &str, tag: &str, role: &str, key: &Path) -> String {
+        let key = key.to_str().expect("a UTF-8 path");
+        let (out, digest) = self.tag_set_with(gun, tag, &["--role", role, "--key", key]);
+        succeeded(&out);
+        digest
+    }
+
+    /// `tagtrust lookup GUN:TAG`, which must succeed; the digest it prints.
+    pub fn lookup(&self, gun: &str, tag: &str) -> String {
+        self.ok(&["lookup", &format!("{gun}:{tag}")])
+            .trim()
+            .to_string()
+    }
+
+    /// `tagtrust lookup GUN:TAG --root FILE` (trust pinned to a root file).
+    pub fn lookup_pinned(&self, reference: &str, root: &Path) -> Output {
+        self.command()
+            .args(["lookup", reference, "--root"])
+            .arg(root)
+            .output()
+            .expect("run tagtrust")
+    }
+}
+
+/// A server with a published repository: `gun` initialised by a publisher
+/// holding a `push:*` token, and `latest` pointing at `digest`.
+pub struct Published {
+    pub server: TestServer,
+    pub publisher: Cli,
+    pub token: String,
+    pub gun: String,
+    pub digest: String,
+}
+
+impl Published {
+    pub fn spawn(backend: Backend, gun: &str) -> Published {
+        Self::spawn_with(backend, gun, &[])
+    }
+
+    /// As [`Published::spawn`], the server started with `server_args`.
+    pub fn spawn_with(backend: Backend, gun: &str, server_args: &[&str]) -> Published {
+        let server = TestServer::spawn_with(backend, server_args);
+        let (publisher, token) = Cli::publisher(&server, "push:*", gun);
+        let digest = publisher.tag_set(gun, "latest");
+        Published {
+            server,
+            publisher,
+            token,
+            gun: gun.to_string(),
+            digest,
+        }
+    }
+
+    /// A consumer with a home of its own on this server.
+    pub fn consumer(&self) -> Cli {
+        Cli::new(&self.server.url)
+    }
+}
+
+impl Cli {
+    /// `robot` makes a key pair for `role` and hands the public half over;
+    /// this publisher delegates `path` of `gun` to it. Returns the robot's
+    /// (encrypted) private key file; the public PEM is at
+    /// `{this home}/{role}.pub.pem`.
+    pub fn delegate_to(&self, robot: &Cli, gun: &str, role: &str, path: &str) -> PathBuf {
+        let key_file = robot.home.path().join(format!("{role}.pem"));
+        let public_pem = robot.ok(&[
+            "key",
+            "generate",
+            role,
+            "--out",
+            key_file.to_str().expect("a UTF-8 path"),
+        ]);
+        let public_file = self.home.path().join(format!("{role}.pub.pem"));
+        std::fs::write(&public_file, public_pem).expect("write the public key");
+        self.ok(&[
+            "delegation",
+            "add",
+            gun,
+            role,
+            "--key",
+            public_file.to_str().expect("a UTF-8 path"),
+            "--path",
+            path,
+        ]);
+        key_file
+    }
+}

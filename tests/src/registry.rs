@@ -5,6 +5,7 @@
 //! distribution API, and [`AuthGate`], a loopback front that makes the
 //! registry demand the Bearer token flow.
 
+use crate::base64;
 use crate::free_port;
 use crate::proxy::read_request;
 use sha2::{Digest, Sha256};
@@ -304,27 +305,6 @@ impl Drop for AuthGate {
             let _ = t.join();
         }
     }
-}
-
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn respond(

@@ -10,24 +10,17 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use tagtrust_shared::hashes::sha256_hex;
-use tagtrust_shared::metadata::Role;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Metadata, PublicKey, Root, SigningKey, Snapshot, TargetFile,
-    Targets, Timestamp,
+    Metadata, PublicKey, Root, SigningKey, Snapshot, TargetFile, Targets, Timestamp,
 };
-use tagtrust_tests::{Backend, TestServer};
+use tagtrust_tests::{
+    base64, delegations, files_form, http, sign, succeeded, terminating_role, Backend, TestServer,
+};
 
 const GUN: &str = "registry.example.com/acme/app";
 
 /// The parts of one publish: `(filename, bytes)`.
 type Files<'a> = Vec<(&'a str, Vec<u8>)>;
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
 
 /// A running server plus a `push:*` token.
 struct Api {
@@ -84,14 +77,10 @@ impl Api {
         token: Option<&str>,
         files: &[(&str, Vec<u8>)],
     ) -> (StatusCode, Value) {
-        let mut form = Form::new();
-        for (name, bytes) in files {
-            form = form.part(
-                "files",
-                Part::bytes(bytes.clone()).file_name(name.to_string()),
-            );
-        }
-        let mut req = self.http.post(self.server.tuf_url(gun)).multipart(form);
+        let mut req = self
+            .http
+            .post(self.server.tuf_url(gun))
+            .multipart(files_form(files));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -152,14 +141,6 @@ struct Publisher {
 
 fn far() -> chrono::DateTime<Utc> {
     Utc::now() + Duration::days(30)
-}
-
-fn sign<T: Role>(signed: T, keys: &[&SigningKey]) -> Vec<u8> {
-    let mut md = Metadata::new(signed).unwrap();
-    for key in keys {
-        md.sign(key);
-    }
-    md.to_bytes()
 }
 
 fn target(length: u64) -> TargetFile {
@@ -454,20 +435,10 @@ impl CloneKey for SigningKey {
 
 fn delegating_targets(version: u64, robot: &SigningKey, paths: &[&str]) -> Targets {
     let mut t = targets_with(version, &["latest"]);
-    t.delegations = Some(Delegations {
-        keys: [(robot.key_id(), robot.public_key())].into_iter().collect(),
-        roles: Some(vec![DelegatedRole {
-            name: "ci".into(),
-            keyids: vec![robot.key_id()],
-            threshold: 1,
-            terminating: true,
-            paths: Some(paths.iter().map(|p| p.to_string()).collect()),
-            path_hash_prefixes: None,
-            extra: Default::default(),
-        }]),
-        succinct_roles: None,
-        extra: Default::default(),
-    });
+    t.delegations = Some(delegations(vec![(
+        terminating_role("ci", robot, paths),
+        robot,
+    )]));
     t
 }
 
@@ -1138,7 +1109,7 @@ fn configuration_from_file_and_environment() {
         let config = config_dir.path().join("server.toml");
         // 32 bytes: 32 ASCII hex digits.
         let master = hex::encode([7u8; 16]);
-        let master = base64_of(master.as_bytes());
+        let master = base64(master.as_bytes());
         std::fs::write(
             &config,
             format!(
@@ -1162,11 +1133,7 @@ fn configuration_from_file_and_environment() {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(String::from_utf8(out.stdout)
         .unwrap()
         .trim()
@@ -1191,55 +1158,17 @@ fn configuration_from_file_and_environment() {
     assert!(!data.path().join("master.key").exists());
 }
 
-/// Standard base64 (the master key's configured form), without a dependency.
-fn base64_of(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A publisher with two robots, `release-robot` (release-*) and
 /// `dev-robot` (dev-*), each with its own key.
 fn two_robots(publisher: &Publisher, release: &SigningKey, dev: &SigningKey) -> Targets {
     let mut t = targets_with(2, &["latest"]);
-    let role = |name: &str, key: &SigningKey, path: &str| DelegatedRole {
-        name: name.into(),
-        keyids: vec![key.key_id()],
-        threshold: 1,
-        terminating: true,
-        paths: Some(vec![path.into()]),
-        path_hash_prefixes: None,
-        extra: Default::default(),
-    };
-    t.delegations = Some(Delegations {
-        keys: [
-            (release.key_id(), release.public_key()),
-            (dev.key_id(), dev.public_key()),
-        ]
-        .into_iter()
-        .collect(),
-        roles: Some(vec![
-            role("release-robot", release, "release-*"),
-            role("dev-robot", dev, "dev-*"),
-        ]),
-        succinct_roles: None,
-        extra: Default::default(),
-    });
+    t.delegations = Some(delegations(vec![
+        (
+            terminating_role("release-robot", release, &["release-*"]),
+            release,
+        ),
+        (terminating_role("dev-robot", dev, &["dev-*"]), dev),
+    ]));
     let _ = publisher;
     t
 }
@@ -1268,22 +1197,10 @@ fn a_robot_cannot_claim_a_sibling_name_in_its_own_delegations() {
         let before = api.state(GUN);
         for claimed in ["dev-robot", "release-robot"] {
             let mut hostile = targets_with(1, &["release-1"]);
-            hostile.delegations = Some(Delegations {
-                keys: [(release.key_id(), release.public_key())]
-                    .into_iter()
-                    .collect(),
-                roles: Some(vec![DelegatedRole {
-                    name: claimed.into(),
-                    keyids: vec![release.key_id()],
-                    threshold: 1,
-                    terminating: true,
-                    paths: Some(vec!["release-*".into()]),
-                    path_hash_prefixes: None,
-                    extra: Default::default(),
-                }]),
-                succinct_roles: None,
-                extra: Default::default(),
-            });
+            hostile.delegations = Some(delegations(vec![(
+                terminating_role(claimed, &release, &["release-*"]),
+                &release,
+            )]));
             let (status, body) = api.publish(GUN, &[("release-robot", sign(hostile, &[&release]))]);
             assert_eq!(status, StatusCode::BAD_REQUEST, "{claimed}: {body}");
             assert_eq!(error_code(&body), "AMBIGUOUS_DELEGATION", "{body}");
@@ -1309,20 +1226,10 @@ fn a_robot_cannot_claim_a_sibling_name_in_its_own_delegations() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["versions"]["dev-robot"], 2);
         let mut own = targets_with(1, &["release-1"]);
-        own.delegations = Some(Delegations {
-            keys: [(dev.key_id(), dev.public_key())].into_iter().collect(),
-            roles: Some(vec![DelegatedRole {
-                name: "release-helper".into(),
-                keyids: vec![dev.key_id()],
-                threshold: 1,
-                terminating: true,
-                paths: Some(vec!["release-h*".into()]),
-                path_hash_prefixes: None,
-                extra: Default::default(),
-            }]),
-            succinct_roles: None,
-            extra: Default::default(),
-        });
+        own.delegations = Some(delegations(vec![(
+            terminating_role("release-helper", &dev, &["release-h*"]),
+            &dev,
+        )]));
         let (status, body) = api.publish(GUN, &[("release-robot", sign(own, &[&release]))]);
         assert_eq!(status, StatusCode::OK, "{body}");
 

@@ -24,15 +24,19 @@ use std::path::{Path, PathBuf};
 use tagtrust::remote::ServerClient;
 use tagtrust_shared::metadata::Role;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Gun, MetaFile, Metadata, Root, SigningKey, Snapshot, TargetFile,
-    Targets, Timestamp,
+    DelegatedRole, Gun, MetaFile, Metadata, Root, SigningKey, Snapshot, Targets, Timestamp,
 };
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{
+    delegated_role, delegations, json, manifest_target, random_digest, sign, Backend, Cli,
+    TestServer, TEST_PASSPHRASE,
+};
 
 const GUN: &str = "localhost:5000/acme/app";
 const OTHER_GUN: &str = "localhost:5000/acme/other";
 const FORGED_GUN: &str = "localhost:5000/acme/forged";
+/// The publishers' token scope.
+const SCOPE: &str = "push:localhost:5000/acme/*";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -88,29 +92,6 @@ fn assert_state_kept(dir: &Path, before: &State, advanced: &[(&str, &[u8])]) {
     }
 }
 
-fn sign<T: Role>(signed: T, keys: &[&SigningKey]) -> Vec<u8> {
-    let mut md = Metadata::new(signed).unwrap();
-    for key in keys {
-        md.sign(key);
-    }
-    md.to_bytes()
-}
-
-/// A target entry for `digest` (`sha256:HEX`) of `size` bytes.
-fn target_file(digest: &str, size: u64) -> TargetFile {
-    let mut hashes = BTreeMap::new();
-    hashes.insert(
-        "sha256".to_string(),
-        digest.strip_prefix("sha256:").unwrap().to_string(),
-    );
-    serde_json::from_value(serde_json::json!({
-        "length": size,
-        "hashes": hashes,
-        "custom": {"mediaType": "application/vnd.oci.image.manifest.v1+json"},
-    }))
-    .unwrap()
-}
-
 fn version_of<T: Role>(bytes: &[u8]) -> u64 {
     Metadata::<T>::from_bytes(bytes).unwrap().signed.version()
 }
@@ -120,33 +101,6 @@ fn honest(server: &TestServer, gun: &str, file: &str) -> Vec<u8> {
     let resp = reqwest::blocking::get(format!("{}{file}", server.tuf_url(gun))).unwrap();
     assert!(resp.status().is_success(), "GET {file}: {}", resp.status());
     resp.bytes().unwrap().to_vec()
-}
-
-fn publisher(server: &TestServer) -> (Cli, String) {
-    let token = server.create_token(&["push:localhost:5000/acme/*"]);
-    let cli = Cli::new(&server.url).with_token(&token);
-    cli.ok(&["init", GUN]);
-    (cli, token)
-}
-
-/// Sign and publish `gun:tag` -> a fresh random digest; returns the digest.
-fn tag_set(publisher: &Cli, gun: &str, tag: &str) -> String {
-    let (digest, size) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{gun}:{tag}"),
-        &digest,
-        "--size",
-        &size.to_string(),
-    ]);
-    digest
-}
-
-fn lookup(cli: &Cli, gun: &str, tag: &str) -> String {
-    cli.ok(&["lookup", &format!("{gun}:{tag}")])
-        .trim()
-        .to_string()
 }
 
 /// A lookup that must fail; returns stderr.
@@ -164,28 +118,9 @@ struct Delegated {
 }
 
 fn delegated_repository(server: &TestServer) -> Delegated {
-    let (publisher, token) = publisher(server);
+    let (publisher, token) = Cli::publisher(server, SCOPE, GUN);
     let robot = Cli::new(&server.url).with_token(&token);
-    let robot_key_file = robot.home.path().join("robot.pem");
-    let public_pem = robot.ok(&[
-        "key",
-        "generate",
-        "ci-robot",
-        "--out",
-        robot_key_file.to_str().unwrap(),
-    ]);
-    let pub_file = publisher.home.path().join("robot.pub.pem");
-    std::fs::write(&pub_file, public_pem).unwrap();
-    publisher.ok(&[
-        "delegation",
-        "add",
-        GUN,
-        "ci-robot",
-        "--key",
-        pub_file.to_str().unwrap(),
-        "--path",
-        "release-*",
-    ]);
+    let robot_key_file = publisher.delegate_to(&robot, GUN, "ci-robot", "release-*");
     Delegated {
         publisher,
         token,
@@ -196,24 +131,47 @@ fn delegated_repository(server: &TestServer) -> Delegated {
 
 impl Delegated {
     fn robot_tag_set(&self, tag: &str) -> String {
-        let (digest, size) = random_digest();
-        self.robot.ok(&[
-            "tag",
-            "set",
-            &format!("{GUN}:{tag}"),
-            &digest,
-            "--size",
-            &size.to_string(),
-            "--role",
-            "ci-robot",
-            "--key",
-            self.robot_key_file.to_str().unwrap(),
-        ]);
-        digest
+        self.robot
+            .tag_set_as(GUN, tag, "ci-robot", &self.robot_key_file)
     }
 
     fn robot_key(&self) -> SigningKey {
         tagtrust::home::load_key_file(&self.robot_key_file, TEST_PASSPHRASE).unwrap()
+    }
+}
+
+/// A server whose `latest` (`d1`) a consumer resolved through a tampering
+/// proxy: the attacker's position. `before` is the consumer's trusted state
+/// (in `dir`), which a refused attack must leave as it is.
+struct Intercepted {
+    consumer: Cli,
+    dir: PathBuf,
+    before: State,
+    d1: String,
+    proxy: TamperingProxy,
+    publisher: Cli,
+    server: TestServer,
+}
+
+impl Intercepted {
+    fn new() -> Intercepted {
+        let server = TestServer::spawn(Backend::Sqlite);
+        let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+        let d1 = publisher.tag_set(GUN, "latest");
+        let proxy = TamperingProxy::start(&server.url);
+        let consumer = Cli::new(&proxy.url);
+        assert_eq!(consumer.lookup(GUN, "latest"), d1);
+        let dir = state_dir(&consumer, &proxy.url, GUN);
+        let before = trusted_state(&dir);
+        Intercepted {
+            consumer,
+            dir,
+            before,
+            d1,
+            proxy,
+            publisher,
+            server,
+        }
     }
 }
 
@@ -296,26 +254,14 @@ impl Forged {
         for (tag, digest) in tags {
             targets
                 .targets
-                .insert(tag.to_string(), target_file(digest, 1234));
+                .insert(tag.to_string(), manifest_target(digest, 1234));
         }
         if delegate {
-            let robot = self.robot_key.public_key();
-            let mut keys = BTreeMap::new();
-            keys.insert(robot.key_id(), robot.clone());
-            let role: DelegatedRole = serde_json::from_value(serde_json::json!({
-                "name": "ci-robot",
-                "keyids": [robot.key_id()],
-                "threshold": 1,
-                "terminating": false,
-                "paths": ["release-*"],
-            }))
-            .unwrap();
-            targets.delegations = Some(Delegations {
-                keys,
-                roles: Some(vec![role]),
-                succinct_roles: None,
-                extra: Default::default(),
-            });
+            let robot = &self.robot_key;
+            targets.delegations = Some(delegations(vec![(
+                delegated_role("ci-robot", robot, &["release-*"]),
+                robot,
+            )]));
         }
         targets
     }
@@ -399,23 +345,24 @@ fn digest() -> String {
 #[test]
 fn arbitrary_targets_is_refused() {
     // 1. Network attacker in front of the real server.
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = publisher(&server);
-    let d1 = tag_set(&publisher, GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server,
+    } = Intercepted::new();
 
-    let d2 = tag_set(&publisher, GUN, "latest");
+    let d2 = publisher.tag_set(GUN, "latest");
     let version = version_of::<Targets>(&honest(&server, GUN, "targets.json"));
     let evil = digest();
     let attacker = SigningKey::generate();
     let mut forged = Targets::new(version, Utc::now() + Duration::days(90));
     forged
         .targets
-        .insert("latest".into(), target_file(&evil, 1234));
+        .insert("latest".into(), manifest_target(&evil, 1234));
     proxy.serve(
         &format!("{}{version}.targets.json", prefix(GUN)),
         200,
@@ -434,7 +381,7 @@ fn arbitrary_targets_is_refused() {
         ],
     );
     proxy.clear();
-    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
 
     // 2. Online keys compromised: timestamp and snapshot vouch for whatever
     // targets file the attacker wants; targets needs 2 of 2 targets keys.
@@ -448,7 +395,7 @@ fn arbitrary_targets_is_refused() {
         )],
     );
     let consumer = repo.consumer();
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let dir = repo.dir(&consumer);
 
     let evil = digest();
@@ -484,7 +431,7 @@ fn arbitrary_targets_is_refused() {
             &repo.signed_targets(5, &[("latest", &d2)], false),
         )],
     );
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d2);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -504,12 +451,12 @@ fn snapshot_and_delegated_role_rollback_is_refused() {
     let old_robot = honest(&server, GUN, &format!("{robot_v}.ci-robot.json"));
     let old_snapshot = honest(&server, GUN, "snapshot.json");
     let r2 = repo.robot_tag_set("release-2");
-    let latest = tag_set(&repo.publisher, GUN, "latest");
+    let latest = repo.publisher.tag_set(GUN, "latest");
 
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
     // `latest` is top-level: the search does not fetch ci-robot yet.
-    assert_eq!(lookup(&consumer, GUN, "latest"), latest);
+    assert_eq!(consumer.lookup(GUN, "latest"), latest);
     let dir = state_dir(&consumer, &proxy.url, GUN);
     let before = trusted_state(&dir);
     assert!(!before.contains_key("ci-robot.json"), "{:?}", before.keys());
@@ -523,11 +470,11 @@ fn snapshot_and_delegated_role_rollback_is_refused() {
     assert!(err.contains("ci-robot"), "{err}");
     assert_state_kept(&dir, &before, &[]);
     proxy.clear();
-    assert_eq!(lookup(&consumer, GUN, "release-2"), r2);
+    assert_eq!(consumer.lookup(GUN, "release-2"), r2);
 
     // An older snapshot where the one the new timestamp names is expected.
     let before = trusted_state(&dir);
-    tag_set(&repo.publisher, GUN, "latest");
+    repo.publisher.tag_set(GUN, "latest");
     let snap_v = version_of::<Snapshot>(&honest(&server, GUN, "snapshot.json"));
     proxy.serve(
         &format!("{}{snap_v}.snapshot.json", prefix(GUN)),
@@ -543,8 +490,8 @@ fn snapshot_and_delegated_role_rollback_is_refused() {
         &[("timestamp.json", &honest(&server, GUN, "timestamp.json"))],
     );
     proxy.clear();
-    lookup(&consumer, GUN, "latest");
-    assert_eq!(lookup(&consumer, GUN, "release-2"), r2);
+    consumer.lookup(GUN, "latest");
+    assert_eq!(consumer.lookup(GUN, "release-2"), r2);
 
     // 2. Online keys compromised.
     let repo = Forged::new(1, 1);
@@ -555,7 +502,7 @@ fn snapshot_and_delegated_role_rollback_is_refused() {
     let robot2 = repo.robot_targets(2, &[("release-1", &d2)]);
     repo.release(2, &[("targets", &targets), ("ci-robot", &robot2)]);
     let consumer = repo.consumer();
-    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), d2);
+    assert_eq!(consumer.lookup(FORGED_GUN, "release-1"), d2);
     let dir = repo.dir(&consumer);
     let before = trusted_state(&dir);
     assert!(before.contains_key("ci-robot.json"));
@@ -599,7 +546,7 @@ fn snapshot_and_delegated_role_rollback_is_refused() {
 
     let robot3 = repo.robot_targets(3, &[("release-1", &d1)]);
     repo.release(6, &[("targets", &targets), ("ci-robot", &robot3)]);
-    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "release-1"), d1);
 }
 
 // ---------------------------------------------------------------------------
@@ -614,10 +561,10 @@ fn expired_snapshot_is_a_freeze() {
         Backend::Sqlite,
         &["--timestamp-expiry-secs", &(30 * 24 * 3600).to_string()],
     );
-    let (publisher, _) = publisher(&server);
-    let d1 = tag_set(&publisher, GUN, "latest");
+    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+    let d1 = publisher.tag_set(GUN, "latest");
     let consumer = Cli::new(&server.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(GUN, "latest"), d1);
     let dir = state_dir(&consumer, &server.url, GUN);
     let before = trusted_state(&dir);
 
@@ -640,7 +587,7 @@ fn expired_snapshot_is_a_freeze() {
         "{err}"
     );
     assert_state_kept(&dir, &before, &[]);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(GUN, "latest"), d1);
 }
 
 // ---------------------------------------------------------------------------
@@ -659,13 +606,13 @@ fn fast_forward_recovery_after_online_key_rotation() {
     let targets = repo.signed_targets(1, &[("latest", &d1)], false);
     let (_, snapshot2) = repo.release(2, &[("targets", &targets)]);
     let consumer = repo.consumer();
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let dir = repo.dir(&consumer);
 
     // Timestamp fast-forward.
     let ff = repo.timestamp(HUGE, MetaFile::describing(2, &snapshot2));
     repo.put("timestamp.json", ff.clone());
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     assert_eq!(trusted_state(&dir)["timestamp.json"], ff);
     let before = trusted_state(&dir);
     repo.release(3, &[("targets", &targets)]);
@@ -684,7 +631,7 @@ fn fast_forward_recovery_after_online_key_rotation() {
     });
     repo.timestamp_key = new_key;
     let (ts4, _) = repo.release(4, &[("targets", &targets)]);
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let state = trusted_state(&dir);
     assert_eq!(state["root.json"], root2);
     assert_eq!(
@@ -697,7 +644,7 @@ fn fast_forward_recovery_after_online_key_rotation() {
         5,
         repo.snapshot(HUGE, &[("targets", MetaFile::describing(1, &targets))]),
     );
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     assert_eq!(trusted_state(&dir)["snapshot.json"], ff_snap);
     let before = trusted_state(&dir);
     repo.release(6, &[("targets", &targets)]);
@@ -717,7 +664,7 @@ fn fast_forward_recovery_after_online_key_rotation() {
     });
     repo.snapshot_key = new_key;
     let (ts7, snap7) = repo.release(7, &[("targets", &targets)]);
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let state = trusted_state(&dir);
     assert_eq!(state["timestamp.json"], ts7);
     assert_eq!(state["snapshot.json"], snap7);
@@ -733,7 +680,7 @@ fn fast_forward_recovery_after_online_key_rotation() {
 #[test]
 fn mix_and_match_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
     // Trusts version 1 of everything (no tags yet).
@@ -742,11 +689,11 @@ fn mix_and_match_is_refused() {
     let dir = state_dir(&consumer, &proxy.url, GUN);
     let before = trusted_state(&dir);
 
-    tag_set(&publisher, GUN, "latest");
+    publisher.tag_set(GUN, "latest");
     let ts2 = honest(&server, GUN, "timestamp.json");
     let snap2 = honest(&server, GUN, "snapshot.json");
     let targets_v = version_of::<Targets>(&honest(&server, GUN, "targets.json"));
-    let d3 = tag_set(&publisher, GUN, "latest");
+    let d3 = publisher.tag_set(GUN, "latest");
     let targets3 = honest(&server, GUN, "targets.json");
     let p = prefix(GUN);
     proxy.serve(&format!("{p}timestamp.json"), 200, ts2.clone());
@@ -760,7 +707,7 @@ fn mix_and_match_is_refused() {
         &[("timestamp.json", &ts2), ("snapshot.json", &snap2)],
     );
     proxy.clear();
-    assert_eq!(lookup(&consumer, GUN, "latest"), d3);
+    assert_eq!(consumer.lookup(GUN, "latest"), d3);
 
     // Snapshot entries with versions only: the version check must refuse.
     let repo = Forged::new(1, 1);
@@ -774,7 +721,7 @@ fn mix_and_match_is_refused() {
     repo.put("1.targets.json", targets1.clone());
     repo.release_snapshot(1, repo.snapshot(1, &[("targets", version_only(&targets1))]));
     let consumer = repo.consumer();
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let dir = repo.dir(&consumer);
     let before = trusted_state(&dir);
 
@@ -797,7 +744,7 @@ fn mix_and_match_is_refused() {
         &[("timestamp.json", &ts), ("snapshot.json", &snap)],
     );
     repo.put("2.targets.json", targets2);
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), d2);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -810,14 +757,15 @@ fn mix_and_match_is_refused() {
 fn endless_data_is_refused() {
     const TOTAL: u64 = 256 * 1024 * 1024;
     const MOST_READ: u64 = 32 * 1024 * 1024;
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = publisher(&server);
-    let d1 = tag_set(&publisher, GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server,
+    } = Intercepted::new();
     let p = prefix(GUN);
 
     // timestamp.json has no referrer: the client's own 16 KiB limit.
@@ -843,7 +791,7 @@ fn endless_data_is_refused() {
     proxy.forward(&ts_path);
 
     // Snapshot: limited to the length the (honest) timestamp gives.
-    tag_set(&publisher, GUN, "latest");
+    publisher.tag_set(GUN, "latest");
     let snapshot = honest(&server, GUN, "snapshot.json");
     let snap_path = format!("{p}{}.snapshot.json", version_of::<Snapshot>(&snapshot));
     proxy.tamper(
@@ -866,30 +814,31 @@ fn endless_data_is_refused() {
         &[("timestamp.json", &honest(&server, GUN, "timestamp.json"))],
     );
     proxy.clear();
-    let d2 = tag_set(&publisher, GUN, "latest");
-    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    let d2 = publisher.tag_set(GUN, "latest");
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
 }
 
 /// A body cut short (Content-Length promises more than is sent): refused,
 /// nothing stored.
 #[test]
 fn truncated_metadata_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = publisher(&server);
-    let d1 = tag_set(&publisher, GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
-    let d2 = tag_set(&publisher, GUN, "latest");
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server: _server,
+    } = Intercepted::new();
+    let d2 = publisher.tag_set(GUN, "latest");
     let ts_path = format!("{}timestamp.json", prefix(GUN));
     proxy.tamper(&ts_path, Tamper::Truncate { keep: 40 });
     let err = refused(&consumer, GUN, "latest");
     assert!(err.contains("timestamp.json"), "{err}");
     assert_state_kept(&dir, &before, &[]);
     proxy.clear();
-    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -900,15 +849,16 @@ fn truncated_metadata_is_refused() {
 /// TAGTRUST_HTTP_TIMEOUT_SECS) with a clear error. No timing is asserted.
 #[test]
 fn slow_retrieval_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = publisher(&server);
-    let d1 = tag_set(&publisher, GUN, "latest");
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d1);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
-    let d2 = tag_set(&publisher, GUN, "latest");
+    let Intercepted {
+        consumer,
+        dir,
+        before,
+        d1: _d1,
+        proxy,
+        publisher,
+        server: _server,
+    } = Intercepted::new();
+    let d2 = publisher.tag_set(GUN, "latest");
     let ts_path = format!("{}timestamp.json", prefix(GUN));
     for how in [
         Tamper::Trickle {
@@ -933,7 +883,7 @@ fn slow_retrieval_is_refused() {
         assert_state_kept(&dir, &before, &[]);
     }
     proxy.clear();
-    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -949,19 +899,19 @@ fn slow_retrieval_is_refused() {
 fn wrong_software_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
     let repo = delegated_repository(&server);
-    let latest = tag_set(&repo.publisher, GUN, "latest");
+    let latest = repo.publisher.tag_set(GUN, "latest");
     let r1 = repo.robot_tag_set("release-1");
     repo.publisher.ok(&["init", OTHER_GUN]);
-    let other_latest = tag_set(&repo.publisher, OTHER_GUN, "latest");
+    let other_latest = repo.publisher.tag_set(OTHER_GUN, "latest");
 
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), latest);
+    assert_eq!(consumer.lookup(GUN, "latest"), latest);
     let dir = state_dir(&consumer, &proxy.url, GUN);
     let before = trusted_state(&dir);
 
     // Every file of the other GUN served under this GUN's paths.
-    tag_set(&repo.publisher, GUN, "latest");
+    repo.publisher.tag_set(GUN, "latest");
     let (p, other) = (prefix(GUN), prefix(OTHER_GUN));
     let other_ts = honest(&server, OTHER_GUN, "timestamp.json");
     let other_snap = honest(&server, OTHER_GUN, "snapshot.json");
@@ -993,7 +943,7 @@ fn wrong_software_is_refused() {
     assert!(!err.contains(&other_latest[7..]), "{err}");
     assert_state_kept(&dir, &before, &[]);
     proxy.clear();
-    let latest = lookup(&consumer, GUN, "latest");
+    let latest = consumer.lookup(GUN, "latest");
     assert_eq!(
         latest,
         format!("sha256:{}", sha256_hex_of_target(&server, GUN, "latest"))
@@ -1008,7 +958,7 @@ fn wrong_software_is_refused() {
     let evil = digest();
     rogue
         .targets
-        .insert("latest".into(), target_file(&evil, 1234));
+        .insert("latest".into(), manifest_target(&evil, 1234));
     let rogue_bytes = sign(rogue, &[&repo.robot_key()]);
     let publish = ServerClient::new(&server.url, Some(repo.token.clone()))
         .unwrap()
@@ -1018,7 +968,7 @@ fn wrong_software_is_refused() {
         );
     let err = publish.expect_err("the server published a tag outside the role's paths");
     assert!(err.to_string().contains("may not sign"), "{err}");
-    assert_eq!(lookup(&consumer, GUN, "release-1"), r1);
+    assert_eq!(consumer.lookup(GUN, "release-1"), r1);
 
     let forged = Forged::new(1, 1);
     let (d1, evil) = (digest(), digest());
@@ -1026,7 +976,7 @@ fn wrong_software_is_refused() {
     let robot = forged.robot_targets(1, &[("release-1", &d1), ("latest", &evil)]);
     forged.release(1, &[("targets", &targets), ("ci-robot", &robot)]);
     let consumer = forged.consumer();
-    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), d1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "release-1"), d1);
     let dir = forged.dir(&consumer);
     let before = trusted_state(&dir);
     let err = refused(&consumer, FORGED_GUN, "latest");
@@ -1055,8 +1005,8 @@ fn sha256_hex_of_target(server: &TestServer, gun: &str, tag: &str) -> String {
 #[test]
 fn root_signed_below_threshold_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, token) = publisher(&server);
-    let d1 = tag_set(&publisher, GUN, "latest");
+    let (publisher, token) = Cli::publisher(&server, SCOPE, GUN);
+    let d1 = publisher.tag_set(GUN, "latest");
     let gun = Gun::parse(GUN).unwrap();
     let remote = ServerClient::new(&server.url, Some(token)).unwrap();
 
@@ -1107,8 +1057,8 @@ fn root_signed_below_threshold_is_refused() {
     assert!(err.contains("threshold 2"), "{err}");
     assert_state_kept(&dir, &before, &[]);
     proxy.clear();
-    let d2 = tag_set(&publisher, GUN, "latest");
-    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    let d2 = publisher.tag_set(GUN, "latest");
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -1121,8 +1071,8 @@ fn root_signed_below_threshold_is_refused() {
 #[test]
 fn mirror_serving_an_old_repository_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = publisher(&server);
-    tag_set(&publisher, GUN, "latest");
+    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+    publisher.tag_set(GUN, "latest");
     // The mirror's copy: everything a client fetches, as it is now.
     let p = prefix(GUN);
     let ts = honest(&server, GUN, "timestamp.json");
@@ -1143,11 +1093,11 @@ fn mirror_serving_an_old_repository_is_refused() {
             targets,
         ),
     ];
-    let d2 = tag_set(&publisher, GUN, "latest");
+    let d2 = publisher.tag_set(GUN, "latest");
 
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
-    assert_eq!(lookup(&consumer, GUN, "latest"), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
     let dir = state_dir(&consumer, &proxy.url, GUN);
     let before = trusted_state(&dir);
 
@@ -1164,8 +1114,8 @@ fn mirror_serving_an_old_repository_is_refused() {
     );
     assert_state_kept(&dir, &before, &[]);
     proxy.clear();
-    let d3 = tag_set(&publisher, GUN, "latest");
-    assert_eq!(lookup(&consumer, GUN, "latest"), d3);
+    let d3 = publisher.tag_set(GUN, "latest");
+    assert_eq!(consumer.lookup(GUN, "latest"), d3);
 }
 
 // ---------------------------------------------------------------------------
@@ -1268,29 +1218,14 @@ fn server_error_messages_are_escaped() {
 // ---------------------------------------------------------------------------
 // A delegated role locking a sibling out (issue 7, item 1)
 
-/// A delegated role named under a verified delegator.
-fn delegated_role(name: &str, key: &SigningKey, paths: &[&str]) -> DelegatedRole {
-    serde_json::from_value(serde_json::json!({
-        "name": name,
-        "keyids": [key.key_id()],
-        "threshold": 1,
-        "terminating": false,
-        "paths": paths,
-    }))
-    .unwrap()
-}
-
 fn delegating(version: u64, roles: &[(DelegatedRole, &SigningKey)]) -> Targets {
     let mut targets = Targets::new(version, Utc::now() + Duration::days(90));
-    targets.delegations = Some(Delegations {
-        keys: roles
+    targets.delegations = Some(delegations(
+        roles
             .iter()
-            .map(|(_, key)| (key.key_id(), key.public_key()))
+            .map(|(role, key)| (role.clone(), *key))
             .collect(),
-        roles: Some(roles.iter().map(|(role, _)| role.clone()).collect()),
-        succinct_roles: None,
-        extra: Default::default(),
-    });
+    ));
     targets
 }
 
@@ -1318,7 +1253,7 @@ fn a_sibling_clash_does_not_break_list_or_status() {
     );
     targets
         .targets
-        .insert("latest".into(), target_file(&top, 1234));
+        .insert("latest".into(), manifest_target(&top, 1234));
     let targets = sign(targets, &[&repo.targets_keys[0]]);
     // release-robot's own metadata delegates "dev-robot" (everything) to
     // its own key.
@@ -1331,10 +1266,11 @@ fn a_sibling_clash_does_not_break_list_or_status() {
     );
     release
         .targets
-        .insert("release-1".into(), target_file(&r1, 1234));
+        .insert("release-1".into(), manifest_target(&r1, 1234));
     let release = sign(release, &[release_key]);
     let mut dev = Targets::new(1, Utc::now() + Duration::days(90));
-    dev.targets.insert("dev-1".into(), target_file(&dev1, 1234));
+    dev.targets
+        .insert("dev-1".into(), manifest_target(&dev1, 1234));
     let dev = sign(dev, &[&dev_key]);
     repo.release(
         1,
@@ -1412,7 +1348,7 @@ fn a_sibling_clash_does_not_break_list_or_status() {
     assert!(err.contains("notice: skipped delegated role"), "{err}");
 
     // Lookups resolve as before; the sibling's tag through its real parent.
-    assert_eq!(lookup(&consumer, FORGED_GUN, "dev-1"), dev1);
-    assert_eq!(lookup(&consumer, FORGED_GUN, "release-1"), r1);
-    assert_eq!(lookup(&consumer, FORGED_GUN, "latest"), top);
+    assert_eq!(consumer.lookup(FORGED_GUN, "dev-1"), dev1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "release-1"), r1);
+    assert_eq!(consumer.lookup(FORGED_GUN, "latest"), top);
 }

@@ -9,41 +9,15 @@
 //! row of every table); `token revoke` takes effect on the next request.
 
 use chrono::{Duration, Utc};
-use reqwest::blocking::multipart::{Form, Part};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-use tagtrust_shared::metadata::Role;
 use tagtrust_shared::{Metadata, PublicKey, Root, SigningKey, Snapshot, Targets};
-use tagtrust_tests::{bin_path, Backend, TestServer};
+use tagtrust_tests::{bin_path, files_form, http, sign, succeeded, Backend, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 const NEW_GUN: &str = "registry.example.com/acme/new";
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn sign<T: Role>(signed: T, key: &SigningKey) -> Vec<u8> {
-    let mut md = Metadata::new(signed).unwrap();
-    md.sign(key);
-    md.to_bytes()
-}
-
-fn files_form(files: &[(&str, Vec<u8>)]) -> Form {
-    let mut form = Form::new();
-    for (name, bytes) in files {
-        form = form.part(
-            "files",
-            Part::bytes(bytes.clone()).file_name(name.to_string()),
-        );
-    }
-    form
-}
 
 fn server_cmd(server: &TestServer) -> Command {
     let mut cmd = Command::new(bin_path("tagtrust-server"));
@@ -75,11 +49,7 @@ fn revoke(server: &TestServer, id: &str) {
         .args(["token", "revoke", id])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 }
 
 /// A repository created through the API with our own root and targets keys.
@@ -113,12 +83,12 @@ impl Repo {
             .post(server.tuf_url(GUN))
             .bearer_auth(&setup)
             .multipart(files_form(&[
-                ("root", sign(root, &root_key)),
+                ("root", sign(root, &[&root_key])),
                 (
                     "targets",
                     sign(
                         Targets::new(1, Utc::now() + Duration::days(30)),
-                        &targets_key,
+                        &[&targets_key],
                     ),
                 ),
             ]))
@@ -146,7 +116,7 @@ impl Repo {
         let md = Metadata::<Targets>::from_bytes(&current.bytes().unwrap()).unwrap();
         let mut next = md.signed.clone();
         next.version += 1;
-        sign(next, &self.targets_key)
+        sign(next, &[&self.targets_key])
     }
 
     /// Every stored version of every role (`N.{role}.json` from 1 up to

@@ -29,15 +29,15 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tagtrust_tests::{postgres_admin_url, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{
+    http_with_timeout, postgres_admin_url, random_digest, succeeded, Backend, Cli, TestServer,
+};
 
 const GUN: &str = "localhost:5000/outage/app";
 
+/// Requests during an outage may wait out the server's database timeouts.
 fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(180))
-        .build()
-        .unwrap()
+    http_with_timeout(Duration::from_secs(180))
 }
 
 /// Every stored version a consumer could ask for, with its bytes.
@@ -106,20 +106,9 @@ fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
     let token = server.create_token(&["push:localhost:5000/outage/*"]);
     let publisher = Cli::new(&server.url).with_token(&token);
     publisher.ok(&["init", GUN]);
-    let (digest, size) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v1"),
-        &digest,
-        "--size",
-        &size.to_string(),
-    ]);
+    let digest = publisher.tag_set(GUN, "v1");
     let consumer = Cli::new(&server.url);
-    assert_eq!(
-        consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(),
-        digest
-    );
+    assert_eq!(consumer.lookup(GUN, "v1"), digest);
     (publisher, token, consumer, digest)
 }
 
@@ -351,11 +340,7 @@ fn postgres_connections_refused_gives_503_then_recovers() {
     }
     // The consumer's own trusted copy keeps answering offline.
     let out = consumer.run(&["lookup", &format!("{GUN}:v1"), "--offline"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     drop(outage);
 

@@ -3,7 +3,7 @@
 //! covers, and consumers resolve them through the delegation.
 
 use serde_json::Value;
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -17,31 +17,13 @@ fn robot_signs_only_tags_its_delegation_covers() {
 
         // The robot makes its key pair and hands over the public half.
         let robot = Cli::new(&server.url).with_token(&token);
-        let key_file = robot.home.path().join("robot.pem");
-        let public_pem = robot.ok(&[
-            "key",
-            "generate",
-            "ci-robot",
-            "--out",
-            key_file.to_str().unwrap(),
-        ]);
+        let key_file = publisher.delegate_to(&robot, GUN, "ci-robot", "release-*");
+        let public_pem =
+            std::fs::read_to_string(publisher.home.path().join("ci-robot.pub.pem")).unwrap();
         assert!(
             public_pem.starts_with("-----BEGIN PUBLIC KEY-----"),
             "{public_pem}"
         );
-        let pub_file = publisher.home.path().join("robot.pub.pem");
-        std::fs::write(&pub_file, &public_pem).unwrap();
-
-        publisher.ok(&[
-            "delegation",
-            "add",
-            GUN,
-            "ci-robot",
-            "--key",
-            pub_file.to_str().unwrap(),
-            "--path",
-            "release-*",
-        ]);
         let list: Value =
             serde_json::from_str(&publisher.ok(&["delegation", "list", GUN, "-o", "json"]))
                 .unwrap();
@@ -49,26 +31,17 @@ fn robot_signs_only_tags_its_delegation_covers() {
         assert_eq!(list[0]["paths"][0], "release-*");
 
         let (digest, size) = random_digest();
+        let size = size.to_string();
         let signed_as_robot = |tag: &str| {
+            let key = key_file.to_str().unwrap();
+            let reference = format!("{GUN}:{tag}");
             robot.run(&[
-                "tag",
-                "set",
-                &format!("{GUN}:{tag}"),
-                &digest,
-                "--size",
-                &size.to_string(),
-                "--role",
-                "ci-robot",
-                "--key",
-                key_file.to_str().unwrap(),
+                "tag", "set", &reference, &digest, "--size", &size, "--role", "ci-robot", "--key",
+                key,
             ])
         };
         let out = signed_as_robot("release-1");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         // A second version of the delegated role.
         assert!(signed_as_robot("release-2").status.success());
 
@@ -116,21 +89,8 @@ fn robots_publishing_at_once_keep_each_others_tags() {
             .iter()
             .map(|name| {
                 let robot = Cli::new(&server.url).with_token(&token);
-                let key = robot.home.path().join("robot.pem");
-                let public = robot.ok(&["key", "generate", name, "--out", key.to_str().unwrap()]);
-                let public_file = publisher.home.path().join(format!("{name}.pub.pem"));
-                std::fs::write(&public_file, public).unwrap();
-                let pattern = format!("{name}-*");
-                publisher.ok(&[
-                    "delegation",
-                    "add",
-                    GUN,
-                    &format!("robot-{name}"),
-                    "--key",
-                    public_file.to_str().unwrap(),
-                    "--path",
-                    &pattern,
-                ]);
+                let role = format!("robot-{name}");
+                let key = publisher.delegate_to(&robot, GUN, &role, &format!("{name}-*"));
                 (name.to_string(), robot, key)
             })
             .collect();
@@ -194,15 +154,7 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     let token = server.create_token(&["push:registry.example.com/acme/*"]);
     let publisher = Cli::new(&server.url).with_token(&token);
     publisher.ok(&["init", GUN]);
-    let (top, top_size) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:latest"),
-        &top,
-        "--size",
-        &top_size.to_string(),
-    ]);
+    let top = publisher.tag_set(GUN, "latest");
     let robot = Cli::new(&server.url).with_token(&token);
     let robot_key = |name: &str| {
         let key = robot.home.path().join(format!("{name}.pem"));
@@ -246,17 +198,9 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     let (old_key, old_public) = robot_key("old-robot");
     assert_eq!(delegate(&old_public)["replaced"], false);
     let (out, r1) = robot_sets("release-1", &old_key);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let (out, _) = robot_sets("release-2", &old_key);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let consumer = Cli::new(&server.url);
     let resolved = |tag: &str| {
@@ -282,11 +226,7 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     );
     assert_eq!(resolved("latest"), top);
     let out = consumer.run(&["list", GUN, "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let tags = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(tags.as_array().unwrap().len(), 1, "{tags}");
     assert_eq!(tags[0]["tag"], "latest");
@@ -296,11 +236,7 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = consumer.run(&["status", GUN]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     // The new holder publishes version 3, starting the role afresh.
     let (out, r3) = robot_sets("release-3", &new_key);

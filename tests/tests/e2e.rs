@@ -5,22 +5,15 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/acme/app";
-
-fn publisher(server: &TestServer) -> Cli {
-    let token = server.create_token(&["push:localhost:5000/acme/*"]);
-    let cli = Cli::new(&server.url).with_token(&token);
-    cli.ok(&["init", GUN]);
-    cli
-}
 
 #[test]
 fn publish_move_remove_and_resolve_from_another_home() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let publisher = publisher(&server);
+        let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
         let (d1, s1) = random_digest();
         let (d2, s2) = random_digest();
         let latest = format!("{GUN}:latest");
@@ -31,11 +24,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         // A consumer on "another machine": own home, no token, trust on first use.
         let consumer = Cli::new(&server.url);
         let out = consumer.run(&["lookup", &latest]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), d1);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -94,11 +83,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
             .arg(&root_file)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         assert!(!String::from_utf8_lossy(&out.stderr).contains("first use"));
     }
 }
@@ -118,7 +103,7 @@ fn publishing_needs_a_token_with_push_scope() {
 #[test]
 fn bad_input_gets_one_line_and_non_zero_exit() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     for args in [
         vec![
             "tag",
@@ -150,7 +135,7 @@ fn bad_input_gets_one_line_and_non_zero_exit() {
 #[test]
 fn rollback_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
     let (d1, s1) = random_digest();
     let (d2, s2) = random_digest();
@@ -195,7 +180,7 @@ fn rollback_is_refused() {
 #[test]
 fn freeze_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = publisher(&server);
+    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
     let (d1, s1) = random_digest();
     publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
@@ -255,11 +240,7 @@ fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
     // One of the two is enough, and it signed: quiet.
     pin(&[&root_key, &other], Some(1));
     let out = consumer.run(&["lookup", &latest]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     assert!(
         out.stderr.is_empty(),

@@ -2,24 +2,14 @@
 //! with and without a grace period, and `max_age` on the timestamp's
 //! signing time. The client's clock is moved with `faketime`.
 
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{succeeded, Backend, Cli, Published, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
+/// A server whose `latest` is published; returns it and the digest.
 fn published() -> (TestServer, String) {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
-    let (d, s) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:latest"),
-        &d,
-        "--size",
-        &s.to_string(),
-    ]);
-    (server, d)
+    let published = Published::spawn(Backend::Sqlite, GUN);
+    (published.server, published.digest)
 }
 
 #[test]
@@ -33,11 +23,7 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
     // Online fails without the server; offline works and says so.
     consumer.fails(&["lookup", &latest]);
     let out = consumer.run(&["lookup", &latest, "--offline"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
     assert!(String::from_utf8_lossy(&out.stderr).contains("offline"));
 
@@ -54,11 +40,7 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
         "+2d",
         &["lookup", &latest, "--offline", "--max-stale", "3d"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let out = consumer.run_at(
         "+2d",
         &["lookup", &latest, "--offline", "--max-stale", "12h"],
@@ -90,11 +72,7 @@ fn max_age_refuses_a_timestamp_signed_too_long_ago() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_age"), "{err}");
     let out = consumer.run_at("+3h", &["lookup", &latest, "--max-age", "4h"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     // The same policy from config.toml.
     std::fs::write(

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
-use tagtrust_tests::{bin_path, free_port, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{bin_path, free_port, http, random_digest, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/acme/fresh";
 
@@ -25,13 +25,6 @@ const SHORT: [&str; 6] = [
     "--resign-interval-secs",
     "1",
 ];
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
 
 /// Another `tagtrust-server` process on an existing server's database,
 /// killed when dropped.

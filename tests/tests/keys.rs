@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use tagtrust_shared::{Metadata, Root, SigningKey, Targets, Timestamp};
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer, TEST_PASSPHRASE};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -76,11 +76,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
             .arg(pinned_root.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
 
         // The rotated-out targets key can no longer sign anything: the
         // server refuses a targets version it signed.
@@ -175,11 +171,7 @@ fn publish_resigns_a_root_about_to_expire() {
         "-o",
         "json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("re-signed root"));
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report["resigned"][0], "root");

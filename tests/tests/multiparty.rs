@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use tagtrust_shared::{Metadata, Root};
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer, TEST_PASSPHRASE};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -121,11 +121,7 @@ fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() 
         .args(["-o", "json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let signed = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(signed["needed"], 0);
     assert_eq!(signed["new_root"]["signed_by"].as_array().unwrap().len(), 2);
@@ -385,11 +381,7 @@ fn root_keys_made_here_publish_at_once_and_export_encrypted() {
         .args(["-passin", &format!("pass:{TEST_PASSPHRASE}")])
         .output()
         .unwrap();
-    assert!(
-        openssl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&openssl.stderr)
-    );
+    succeeded(&openssl);
 
     // Another home imports it; a wrong passphrase is one clear line.
     let holder = Cli::new(&server.url);

@@ -41,7 +41,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tagtrust_shared::{PublicKey, SigningKey};
-use tagtrust_tests::{bin_path, free_port, fresh_postgres_database, random_digest, Backend, Cli};
+use tagtrust_tests::{
+    base64, bin_path, free_port, fresh_postgres_database, random_digest, Backend, Cli,
+};
 
 /// Where one backend's state lives.
 struct Store {
@@ -316,27 +318,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn base64_of(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     let value = |c: u8| -> Option<u32> {
         Some(match c {
@@ -455,7 +436,7 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
             .to_string();
         let master = base64_decode(master_b64.as_bytes()).unwrap();
         assert_eq!(master.len(), 32);
-        assert_eq!(base64_of(&master), master_b64);
+        assert_eq!(base64(&master), master_b64);
 
         // (b) The online key rows: sealed blobs, not seeds.
         let rows = online_key_rows(&store);
@@ -536,7 +517,7 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
                     !contains(bytes, token.as_bytes())
                         && !contains(bytes, secret.as_bytes())
                         && !contains(bytes, secret.to_uppercase().as_bytes())
-                        && !contains(bytes, base64_of(&raw).as_bytes())
+                        && !contains(bytes, base64(&raw).as_bytes())
                         && !contains(bytes, &raw),
                     "{backend:?}: a token appears in {name}"
                 );
@@ -564,8 +545,8 @@ fn the_scanner_sees_every_encoding_it_checks() {
     let seed = key.seed();
     for text in [
         format!("level=debug seed={} more", hex::encode(seed)),
-        format!("{{\"k\":\"{}\"}}", base64_of(&seed)),
-        format!("{{\"k\":\"{}\"}}", base64_of(&seed).trim_end_matches('=')),
+        format!("{{\"k\":\"{}\"}}", base64(&seed)),
+        format!("{{\"k\":\"{}\"}}", base64(&seed).trim_end_matches('=')),
         format!("SigningKey {{ inner: {seed:?} }}"),
     ] {
         let found = encoded_32_byte_values(text.as_bytes());

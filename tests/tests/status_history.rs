@@ -2,24 +2,15 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
-use tagtrust_tests::{json, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, Published, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
 #[test]
 fn status_reports_every_role_and_warns_before_expiry() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
-    let (d, s) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:latest"),
-        &d,
-        "--size",
-        &s.to_string(),
-    ]);
+    let Published {
+        server, publisher, ..
+    } = Published::spawn(Backend::Sqlite, GUN);
 
     let report = json(&publisher.ok(&["status", GUN, "-o", "json"]));
     let roles = report["roles"].as_array().unwrap();
@@ -44,11 +35,7 @@ fn status_reports_every_role_and_warns_before_expiry() {
     // 100-day window the 90-day targets role is flagged (root is not).
     let consumer = Cli::new(&server.url);
     let out = consumer.run(&["status", GUN, "--warning-days", "100", "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let report = json(&String::from_utf8_lossy(&out.stdout));
     let warnings = report["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
@@ -134,17 +121,9 @@ fn history_is_anchored_at_the_first_trusted_root() {
         .arg(root_v2.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let out = consumer.run(&["history", &latest, "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let history = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         history["unverifiable"],
@@ -221,40 +200,10 @@ fn history_names_only_keys_whose_signatures_verified() {
 #[test]
 fn history_follows_delegated_roles() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let token = server.create_token(&["push:*"]);
-    let publisher = Cli::new(&server.url).with_token(&token);
-    publisher.ok(&["init", GUN]);
+    let (publisher, token) = Cli::publisher(&server, "push:*", GUN);
     let robot = Cli::new(&server.url).with_token(&token);
-    let key = robot.home.path().join("robot.pem");
-    let public = robot.ok(&["key", "generate", "robot", "--out", key.to_str().unwrap()]);
-    let public_file = publisher.home.path().join("robot.pub.pem");
-    std::fs::write(&public_file, public).unwrap();
-    publisher.ok(&[
-        "delegation",
-        "add",
-        GUN,
-        "ci-robot",
-        "--key",
-        public_file.to_str().unwrap(),
-        "--path",
-        "release-*",
-    ]);
-    let robot_sets = |tag: &str| {
-        let (digest, size) = random_digest();
-        robot.ok(&[
-            "tag",
-            "set",
-            &format!("{GUN}:{tag}"),
-            &digest,
-            "--size",
-            &size.to_string(),
-            "--role",
-            "ci-robot",
-            "--key",
-            key.to_str().unwrap(),
-        ]);
-        digest
-    };
+    let key = publisher.delegate_to(&robot, GUN, "ci-robot", "release-*");
+    let robot_sets = |tag: &str| robot.tag_set_as(GUN, tag, "ci-robot", &key);
     let d1 = robot_sets("release-1"); // ci-robot v1
     let d2 = robot_sets("release-1"); // v2
     robot_sets("release-2"); // v3: release-1 unchanged
