@@ -36,9 +36,24 @@ flags=(--sanitizer none --debug-assertions)
 
 echo "fuzz.sh: ${#targets[@]} target(s), ${seconds}s each, seed $seed" >&2
 cd fuzz
+# Build every target before running any, in one cargo invocation per
+# target. A linker killed by the machine (CI once saw `ld terminated with
+# signal 7 [Bus error]` when the disk filled) is not a finding: say what the
+# disk and memory were, and try that build once more before giving up.
+build() {
+  cargo fuzz build "${flags[@]}" "$1" && return 0
+  echo "fuzz.sh: building $1 failed; disk and memory now:" >&2
+  df -h . /tmp >&2 || true
+  free -m >&2 || true
+  echo "fuzz.sh: building $1 again" >&2
+  cargo fuzz build "${flags[@]}" "$1"
+}
+for target in "${targets[@]}"; do
+  build "$target"
+done
+
 failed=()
 for target in "${targets[@]}"; do
-  cargo fuzz build "${flags[@]}" "$target"
   work="target/corpus/$target"
   mkdir -p "$work" "artifacts/$target"
   echo "fuzz.sh: running $target for ${seconds}s (seed $seed)" >&2

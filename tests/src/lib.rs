@@ -5,6 +5,7 @@
 //! Build the binaries before running these tests (`cargo build --workspace
 //! --bins`); `scripts/test.sh` does.
 
+pub mod database;
 pub mod proxy;
 pub mod registry;
 
@@ -101,6 +102,56 @@ pub fn fresh_postgres_database() -> String {
     format!("{base}/{name}{query}")
 }
 
+/// A `tagtrust-server` process on a free loopback port, killed (SIGKILL)
+/// when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Run `cmd --listen 127.0.0.1:PORT` (stdin and stdout closed; stderr as
+    /// `cmd` says) and wait until `/healthz` answers 200.
+    pub fn start(mut cmd: Command) -> ServerProcess {
+        let port = free_port();
+        let child = cmd
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn tagtrust-server");
+        let mut process = ServerProcess {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if reqwest::blocking::get(format!("{}/healthz", process.url))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return process;
+            }
+            if let Some(status) = process.child.try_wait().expect("poll the server") {
+                panic!("tagtrust-server exited during start-up: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tagtrust-server did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `tagtrust-server`, killed when dropped.
 pub struct TestServer {
     pub url: String,
@@ -108,7 +159,7 @@ pub struct TestServer {
     pub data_dir: tempfile::TempDir,
     pub database_url: Option<String>,
     pub backend: Backend,
-    child: Option<Child>,
+    process: Option<ServerProcess>,
     extra_args: Vec<String>,
 }
 
@@ -130,7 +181,7 @@ impl TestServer {
             data_dir,
             database_url,
             backend,
-            child: None,
+            process: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
         server.start();
@@ -154,44 +205,20 @@ impl TestServer {
     /// until `/healthz` answers.
     pub fn start(&mut self) {
         self.stop();
-        let port = free_port();
-        let child = Command::new(bin_path("tagtrust-server"))
-            .args(self.storage_args())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+        let mut cmd = Command::new(bin_path("tagtrust-server"));
+        cmd.args(self.storage_args())
             .args(&self.extra_args)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tagtrust-server");
-        self.child = Some(child);
-        self.port = port;
-        self.url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(resp) = reqwest::blocking::get(format!("{}/healthz", self.url)) {
-                if resp.status().is_success() {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("tagtrust-server exited during start-up: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tagtrust-server did not become healthy"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .stderr(Stdio::inherit());
+        let process = ServerProcess::start(cmd);
+        self.port = process.port;
+        self.url = process.url.clone();
+        self.process = Some(process);
     }
 
     /// Kill the server process (SIGKILL) and wait for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process = None;
     }
 
     /// Run `tagtrust-server token create` for these scopes; returns the token.
@@ -216,12 +243,6 @@ impl TestServer {
     /// `{url}/v2/{gun}/_trust/tuf/`
     pub fn tuf_url(&self, gun: &str) -> String {
         format!("{}/v2/{gun}/_trust/tuf/", self.url)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -569,11 +590,24 @@ impl Cli {
     /// digest; returns the output whatever the exit status, and the digest.
     pub fn tag_set_with(&self, gun: &str, tag: &str, args: &[&str]) -> (Output, String) {
         let (digest, size) = random_digest();
+        (self.tag_set_digest(gun, tag, &digest, size, args), digest)
+    }
+
+    /// `tagtrust tag set GUN:TAG DIGEST --size SIZE ARGS…`; the output
+    /// whatever the exit status.
+    pub fn tag_set_digest(
+        &self,
+        gun: &str,
+        tag: &str,
+        digest: &str,
+        size: u64,
+        args: &[&str],
+    ) -> Output {
         let size = size.to_string();
         let reference = format!("{gun}:{tag}");
-        let mut all = vec!["tag", "set", &reference, &digest, "--size", &size];
+        let mut all = vec!["tag", "set", &reference, digest, "--size", &size];
         all.extend_from_slice(args);
-        (self.run(&all), digest)
+        self.run(&all)
     }
 
     /// Sign and publish `gun:tag` -> a fresh random digest; returns the digest.

@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
 use tagtrust_shared::{Metadata, PublicKey, Root, SigningKey, Snapshot, Targets};
+use tagtrust_tests::database::{contains_bytes, dump_database};
 use tagtrust_tests::{bin_path, files_form, http, sign, succeeded, Backend, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
@@ -387,64 +388,6 @@ fn require_pull_guards_every_read_form() {
     }
 }
 
-/// The raw bytes of the database (SQLite file, WAL and journal, plus the
-/// `sqlite3` CLI's `.dump` if installed), or every row of every table
-/// (PostgreSQL) as JSON text.
-fn dump_database(server: &TestServer) -> Vec<u8> {
-    match &server.database_url {
-        None => {
-            let mut out = Vec::new();
-            let db = server.data_dir.path().join("tagtrust.db");
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let path = format!("{}{suffix}", db.display());
-                if let Ok(bytes) = std::fs::read(&path) {
-                    out.extend_from_slice(&bytes);
-                }
-            }
-            match Command::new("sqlite3").arg(&db).arg(".dump").output() {
-                Ok(dump) if dump.status.success() => out.extend_from_slice(&dump.stdout),
-                _ => eprintln!("notice: sqlite3 CLI unavailable; scanned the raw file only"),
-            }
-            out
-        }
-        Some(url) => postgres_rows(url).join("\n").into_bytes(),
-    }
-}
-
-/// Every row of every table in the public schema, as `row_to_json` text.
-fn postgres_rows(url: &str) -> Vec<String> {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        assert!(tables.iter().any(|t| t == "tokens"), "{tables:?}");
-        let mut rows = Vec::new();
-        for table in tables {
-            let text: Vec<String> =
-                sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM \"{table}\" t"))
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
-            rows.extend(text.into_iter().map(|r| format!("{table}: {r}")));
-        }
-        rows
-    })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 #[test]
 fn tokens_are_stored_hashed_and_revocation_is_immediate() {
     for backend in Backend::all() {
@@ -477,21 +420,30 @@ fn tokens_are_stored_hashed_and_revocation_is_immediate() {
         assert_refused(rotate(&revocable), 401, "again");
         assert_eq!(repo.state(GUN, None), before);
 
-        let dump = dump_database(server);
+        let dump = dump_database(server.data_dir.path(), server.database_url.as_deref());
         for token in &tokens {
             let secret = token.strip_prefix("tt_").unwrap();
-            assert!(!contains(&dump, token.as_bytes()), "token stored in clear");
-            assert!(!contains(&dump, secret.as_bytes()), "token secret stored");
             assert!(
-                !contains(&dump, secret.to_uppercase().as_bytes()),
+                !contains_bytes(&dump, token.as_bytes()),
+                "token stored in clear"
+            );
+            assert!(
+                !contains_bytes(&dump, secret.as_bytes()),
+                "token secret stored"
+            );
+            assert!(
+                !contains_bytes(&dump, secret.to_uppercase().as_bytes()),
                 "token secret stored (upper-case hex)"
             );
             let raw = hex_decode(secret);
-            assert!(!contains(&dump, &raw), "token secret stored as raw bytes");
+            assert!(
+                !contains_bytes(&dump, &raw),
+                "token secret stored as raw bytes"
+            );
             // What is stored is its hash: the dump is the right place.
             let hash = tagtrust_shared::hashes::sha256_hex(token.as_bytes());
             assert!(
-                contains(&dump, hash.as_bytes()),
+                contains_bytes(&dump, hash.as_bytes()),
                 "{backend:?}: the token's hash is not in the dump; is the dump complete?"
             );
         }

@@ -11,9 +11,7 @@ const GUN: &str = "registry.example.com/acme/app";
 fn robot_signs_only_tags_its_delegation_covers() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let token = server.create_token(&["push:registry.example.com/acme/*"]);
-        let publisher = Cli::new(&server.url).with_token(&token);
-        publisher.ok(&["init", GUN]);
+        let (publisher, token) = Cli::publisher(&server, "push:registry.example.com/acme/*", GUN);
 
         // The robot makes its key pair and hands over the public half.
         let robot = Cli::new(&server.url).with_token(&token);
@@ -31,14 +29,15 @@ fn robot_signs_only_tags_its_delegation_covers() {
         assert_eq!(list[0]["paths"][0], "release-*");
 
         let (digest, size) = random_digest();
-        let size = size.to_string();
         let signed_as_robot = |tag: &str| {
             let key = key_file.to_str().unwrap();
-            let reference = format!("{GUN}:{tag}");
-            robot.run(&[
-                "tag", "set", &reference, &digest, "--size", &size, "--role", "ci-robot", "--key",
-                key,
-            ])
+            robot.tag_set_digest(
+                GUN,
+                tag,
+                &digest,
+                size,
+                &["--role", "ci-robot", "--key", key],
+            )
         };
         let out = signed_as_robot("release-1");
         succeeded(&out);
@@ -82,9 +81,7 @@ fn robot_signs_only_tags_its_delegation_covers() {
 fn robots_publishing_at_once_keep_each_others_tags() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let token = server.create_token(&["push:registry.example.com/acme/*"]);
-        let publisher = Cli::new(&server.url).with_token(&token);
-        publisher.ok(&["init", GUN]);
+        let (publisher, token) = Cli::publisher(&server, "push:registry.example.com/acme/*", GUN);
         let robots: Vec<(String, Cli, std::path::PathBuf)> = ["a", "b"]
             .iter()
             .map(|name| {
@@ -104,19 +101,8 @@ fn robots_publishing_at_once_keep_each_others_tags() {
                         (0..TAGS)
                             .map(|i| {
                                 let tag = format!("{name}-{i}");
-                                let (digest, size) = random_digest();
-                                robot.ok(&[
-                                    "tag",
-                                    "set",
-                                    &format!("{GUN}:{tag}"),
-                                    &digest,
-                                    "--size",
-                                    &size.to_string(),
-                                    "--role",
-                                    &format!("robot-{name}"),
-                                    "--key",
-                                    key.to_str().unwrap(),
-                                ]);
+                                let role = format!("robot-{name}");
+                                let digest = robot.tag_set_as(GUN, &tag, &role, key);
                                 (tag, digest)
                             })
                             .collect()
@@ -151,9 +137,7 @@ fn robots_publishing_at_once_keep_each_others_tags() {
 #[test]
 fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let token = server.create_token(&["push:registry.example.com/acme/*"]);
-    let publisher = Cli::new(&server.url).with_token(&token);
-    publisher.ok(&["init", GUN]);
+    let (publisher, token) = Cli::publisher(&server, "push:registry.example.com/acme/*", GUN);
     let top = publisher.tag_set(GUN, "latest");
     let robot = Cli::new(&server.url).with_token(&token);
     let robot_key = |name: &str| {
@@ -178,22 +162,8 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
         ]))
     };
     let robot_sets = |tag: &str, key: &std::path::Path| {
-        let (digest, size) = random_digest();
-        let out = robot.run(&[
-            "tag",
-            "set",
-            &format!("{GUN}:{tag}"),
-            &digest,
-            "--size",
-            &size.to_string(),
-            "--role",
-            "robot",
-            "--key",
-            key.to_str().unwrap(),
-            "-o",
-            "json",
-        ]);
-        (out, digest)
+        let key = key.to_str().unwrap();
+        robot.tag_set_with(GUN, tag, &["--role", "robot", "--key", key, "-o", "json"])
     };
     let (old_key, old_public) = robot_key("old-robot");
     assert_eq!(delegate(&old_public)["replaced"], false);

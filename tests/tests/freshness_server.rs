@@ -8,11 +8,14 @@
 use chrono::{DateTime, Utc};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
-use tagtrust_tests::{bin_path, free_port, http, random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::database::postgres_query;
+use tagtrust_tests::{
+    bin_path, free_port, http, random_digest, Backend, Cli, ServerProcess, TestServer,
+};
 
 const GUN: &str = "localhost:5000/acme/fresh";
 
@@ -26,52 +29,17 @@ const SHORT: [&str; 6] = [
     "1",
 ];
 
-/// Another `tagtrust-server` process on an existing server's database,
-/// killed when dropped.
-struct Extra {
-    child: Child,
-    url: String,
-}
-
-impl Extra {
-    fn spawn(storage_args: &[String], args: &[&str], env: &[(&str, &str)]) -> Extra {
-        let port = free_port();
-        let mut cmd = Command::new(bin_path("tagtrust-server"));
-        cmd.args(storage_args)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut extra = Extra {
-            child: cmd.spawn().expect("spawn tagtrust-server"),
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(resp) = reqwest::blocking::get(format!("{}/healthz", extra.url)) {
-                if resp.status().is_success() {
-                    return extra;
-                }
-            }
-            if let Some(status) = extra.child.try_wait().unwrap() {
-                panic!("second tagtrust-server exited during start-up: {status}");
-            }
-            assert!(Instant::now() < deadline, "second server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+/// Another `tagtrust-server` process on an existing server's database.
+fn spawn_extra(storage_args: &[String], args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+    let mut cmd = Command::new(bin_path("tagtrust-server"));
+    cmd.args(storage_args)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-}
-
-impl Drop for Extra {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ServerProcess::start(cmd)
 }
 
 fn tuf(base: &str, file: &str) -> String {
@@ -234,7 +202,7 @@ fn timestamps_stay_fresh_across_expiry_periods() {
 fn two_servers_on_one_database_sign_each_version_once() {
     for backend in Backend::all() {
         let server = TestServer::spawn_with(backend, &SHORT);
-        let other = Extra::spawn(&server.storage_args(), &SHORT, &[]);
+        let other = spawn_extra(&server.storage_args(), &SHORT, &[]);
         publish(&server);
         let http = http();
         let root = root_of(&http, &server.url);
@@ -296,24 +264,18 @@ fn two_servers_on_one_database_sign_each_version_once() {
 
 /// Directly in the database: timestamp versions 1..=max, each once.
 fn assert_history_in_postgres(url: &str) {
-    use sqlx::{Connection, Row};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let rows = sqlx::query(
-            "SELECT version FROM metadata WHERE gun = $1 AND role = 'timestamp' ORDER BY version",
-        )
-        .bind(GUN)
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        let versions: Vec<i64> = rows.iter().map(|r| r.get("version")).collect();
-        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
-        assert_eq!(versions, expected);
-    });
+    let versions: Vec<i64> = postgres_query(
+        url,
+        &format!(
+            "SELECT version::text FROM metadata WHERE gun = '{GUN}' AND role = 'timestamp' \
+             ORDER BY version"
+        ),
+    )
+    .iter()
+    .map(|v| v.parse().unwrap())
+    .collect();
+    let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+    assert_eq!(versions, expected);
 }
 
 /// Settings under which the scheduler's next pass is an hour away, valid
@@ -338,12 +300,12 @@ fn late_scheduler(
     backend: Backend,
     short: &[&str],
     with_broken: bool,
-) -> (TestServer, Extra, Option<Extra>, String) {
+) -> (TestServer, ServerProcess, Option<ServerProcess>, String) {
     let mut publisher = TestServer::spawn_with(backend, short);
-    let late = Extra::spawn(&publisher.storage_args(), &HOURLY, &[]);
+    let late = spawn_extra(&publisher.storage_args(), &HOURLY, &[]);
     let wrong_key = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
     let broken = with_broken.then(|| {
-        Extra::spawn(
+        spawn_extra(
             &publisher.storage_args(),
             &HOURLY,
             &[("TAGTRUST_SERVER_MASTER_KEY", wrong_key)],

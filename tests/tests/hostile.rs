@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use tagtrust_shared::metadata::Snapshot;
 use tagtrust_shared::Metadata;
-use tagtrust_tests::{random_digest, Backend, Cli, TestServer};
+use tagtrust_tests::{Backend, Cli, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 const TUF: &str = "/v2/registry.example.com/acme/app/_trust/tuf/";
@@ -47,15 +47,7 @@ impl Fixture {
         let cli = Cli::new(&server.url).with_token(&push);
         cli.ok(&["init", GUN]);
         for tag in ["latest", "1.0"] {
-            let (digest, size) = random_digest();
-            cli.ok(&[
-                "tag",
-                "set",
-                &format!("{GUN}:{tag}"),
-                &digest,
-                "--size",
-                &size.to_string(),
-            ]);
+            cli.tag_set(GUN, tag);
         }
         Fixture {
             server,

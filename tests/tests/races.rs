@@ -73,16 +73,7 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
         let tag = format!("p{index}-t{n}");
         let digest = format!("sha256:{}", hex::encode(rng.gen::<[u8; 32]>()));
         let size: u64 = rng.gen_range(100..100_000);
-        let out = cli.run(&[
-            "tag",
-            "set",
-            &format!("{GUN}:{tag}"),
-            &digest,
-            "--size",
-            &size.to_string(),
-            "-o",
-            "json",
-        ]);
+        let out = cli.tag_set_digest(GUN, &tag, &digest, size, &["-o", "json"]);
         if out.status.success() {
             let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
                 panic!(

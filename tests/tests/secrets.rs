@@ -37,12 +37,15 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::process::Command;
+
 use tagtrust_shared::{PublicKey, SigningKey};
+use tagtrust_tests::database::{
+    contains_bytes, dump_database, files_under, postgres_query, sqlite_file, sqlite_query,
+};
 use tagtrust_tests::{
-    base64, bin_path, free_port, fresh_postgres_database, random_digest, Backend, Cli,
+    base64, bin_path, fresh_postgres_database, random_digest, Backend, Cli, ServerProcess,
 };
 
 /// Where one backend's state lives.
@@ -99,55 +102,19 @@ impl Store {
     }
 }
 
-/// A server process whose stderr goes to a log file; killed on drop.
-struct LoggedServer {
-    child: Child,
-    url: String,
-}
-
-impl LoggedServer {
-    fn start(store: &Store, level: &str, format: &str) -> LoggedServer {
-        let port = free_port();
-        let child = Command::new(bin_path("tagtrust-server"))
-            .args(store.args())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--log-format", format])
-            .env("RUST_LOG", level)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(store.log_file(&format!("server-{level}-{format}.log")))
-            .spawn()
-            .unwrap();
-        let mut server = LoggedServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if reqwest::blocking::get(format!("{}/healthz", server.url))
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("server exited during start-up: {status}");
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for LoggedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server process whose stderr goes to a log file.
+fn start_logged(store: &Store, level: &str, format: &str) -> ServerProcess {
+    let mut cmd = Command::new(bin_path("tagtrust-server"));
+    cmd.args(store.args())
+        .args(["--log-format", format])
+        .env("RUST_LOG", level)
+        .stderr(store.log_file(&format!("server-{level}-{format}.log")));
+    ServerProcess::start(cmd)
 }
 
 /// One run's workload; returns every token it created.
 fn workload(store: &Store, level: &str, format: &str, gun: &str) -> Vec<String> {
-    let server = LoggedServer::start(store, level, format);
+    let server = start_logged(store, level, format);
     let push = store
         .token(level, format, &["create", "--scope", "push:*"])
         .trim()
@@ -215,107 +182,25 @@ fn workload(store: &Store, level: &str, format: &str, gun: &str) -> Vec<String> 
 
 /// (public key, sealed seed) of every row of the online key table.
 fn online_key_rows(store: &Store) -> Vec<(PublicKey, Vec<u8>)> {
-    let rows: Vec<(String, String)> = match &store.database_url {
-        None => {
-            let out = Command::new("sqlite3")
-                .arg(store.data_dir.path().join("tagtrust.db"))
-                .arg("SELECT public_key || char(9) || hex(encrypted_seed) FROM online_keys")
-                .output()
-                .expect("the sqlite3 CLI (apt-get install sqlite3)");
-            assert!(out.status.success());
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .lines()
-                .map(|l| {
-                    let (k, s) = l.split_once('\t').unwrap();
-                    (k.to_string(), s.to_string())
-                })
-                .collect()
-        }
+    let rows = match &store.database_url {
+        None => sqlite_query(
+            &sqlite_file(store.data_dir.path()),
+            "SELECT public_key || char(9) || hex(encrypted_seed) FROM online_keys",
+        ),
         Some(url) => postgres_query(
             url,
             "SELECT public_key || chr(9) || encode(encrypted_seed, 'hex') FROM online_keys",
-        )
-        .into_iter()
-        .map(|l| {
-            let (k, s) = l.split_once('\t').unwrap();
-            (k.to_string(), s.to_string())
-        })
-        .collect(),
+        ),
     };
-    rows.into_iter()
-        .map(|(k, s)| (serde_json::from_str(&k).unwrap(), hex::decode(s).unwrap()))
+    rows.iter()
+        .map(|row| {
+            let (key, seed) = row.split_once('\t').unwrap();
+            (
+                serde_json::from_str(key).unwrap(),
+                hex::decode(seed).unwrap(),
+            )
+        })
         .collect()
-}
-
-fn postgres_query(url: &str, sql: &str) -> Vec<String> {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
-    })
-}
-
-/// The whole database as bytes (see the module comment).
-fn dump_database(store: &Store) -> Vec<u8> {
-    match &store.database_url {
-        None => {
-            let db = store.data_dir.path().join("tagtrust.db");
-            let mut out = Vec::new();
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                if let Ok(bytes) = std::fs::read(format!("{}{suffix}", db.display())) {
-                    out.extend_from_slice(&bytes);
-                }
-            }
-            let dump = Command::new("sqlite3")
-                .arg(&db)
-                .arg(".dump")
-                .output()
-                .unwrap();
-            assert!(dump.status.success());
-            out.extend_from_slice(&dump.stdout);
-            out
-        }
-        Some(url) => {
-            let tables = postgres_query(
-                url,
-                "SELECT table_name::text FROM information_schema.tables \
-                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
-            );
-            assert!(tables.iter().any(|t| t == "online_keys"), "{tables:?}");
-            let mut out = String::new();
-            for table in tables {
-                for row in postgres_query(
-                    url,
-                    &format!("SELECT row_to_json(t)::text FROM \"{table}\" t"),
-                ) {
-                    out.push_str(&format!("{table}: {row}\n"));
-                }
-            }
-            out.into_bytes()
-        }
-    }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
@@ -457,7 +342,7 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
         }
         // Every key the server serves is one of those rows.
         let http = reqwest::blocking::Client::new();
-        let server = LoggedServer::start(&store, "warn", "text");
+        let server = start_logged(&store, "warn", "text");
         for gun in &guns {
             for role in ["timestamp", "snapshot"] {
                 let served: PublicKey = http
@@ -472,7 +357,7 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
         drop(server);
 
         // What to scan: the database, every data-directory file, every log.
-        let dump = dump_database(&store);
+        let dump = dump_database(store.data_dir.path(), store.database_url.as_deref());
         let mut blobs: Vec<(String, Vec<u8>)> = vec![("database dump".into(), dump.clone())];
         for path in files_under(store.data_dir.path()) {
             blobs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
@@ -497,16 +382,19 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
 
         // The public parts are in the dump: the scan looks where keys live.
         for public in &server_keys {
-            assert!(contains(&dump, public.as_bytes()), "{public} not in dump");
+            assert!(
+                contains_bytes(&dump, public.as_bytes()),
+                "{public} not in dump"
+            );
         }
 
         for (name, bytes) in &blobs {
             let is_master_file = name.ends_with("master.key");
             if !is_master_file {
                 assert!(
-                    !contains(bytes, master_b64.as_bytes())
-                        && !contains(bytes, hex::encode(&master).as_bytes())
-                        && !contains(bytes, &master),
+                    !contains_bytes(bytes, master_b64.as_bytes())
+                        && !contains_bytes(bytes, hex::encode(&master).as_bytes())
+                        && !contains_bytes(bytes, &master),
                     "{backend:?}: the master key appears in {name}"
                 );
             }
@@ -514,11 +402,11 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
                 let secret = token.strip_prefix("tt_").unwrap();
                 let raw = hex::decode(secret).unwrap();
                 assert!(
-                    !contains(bytes, token.as_bytes())
-                        && !contains(bytes, secret.as_bytes())
-                        && !contains(bytes, secret.to_uppercase().as_bytes())
-                        && !contains(bytes, base64(&raw).as_bytes())
-                        && !contains(bytes, &raw),
+                    !contains_bytes(bytes, token.as_bytes())
+                        && !contains_bytes(bytes, secret.as_bytes())
+                        && !contains_bytes(bytes, secret.to_uppercase().as_bytes())
+                        && !contains_bytes(bytes, base64(&raw).as_bytes())
+                        && !contains_bytes(bytes, &raw),
                     "{backend:?}: a token appears in {name}"
                 );
             }
@@ -532,7 +420,10 @@ fn no_key_material_or_tokens_at_rest_or_in_logs() {
         // Tokens are stored, as hashes.
         for token in &tokens {
             let hash = tagtrust_shared::hashes::sha256_hex(token.as_bytes());
-            assert!(contains(&dump, hash.as_bytes()), "token hash not in dump");
+            assert!(
+                contains_bytes(&dump, hash.as_bytes()),
+                "token hash not in dump"
+            );
         }
     }
 }
