@@ -564,6 +564,11 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// A finished process's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Require a process to have succeeded (failing with its stderr); returns
 /// its stdout.
 pub fn succeeded(out: &Output) -> String {

@@ -28,7 +28,7 @@ use tagtrust_shared::{
 };
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
 use tagtrust_tests::{
-    delegated_role, delegations, json, manifest_target, random_digest, sign, Backend, Cli,
+    delegated_role, delegations, json, manifest_target, random_digest, sign, stderr, Backend, Cli,
     TestServer, TEST_PASSPHRASE,
 };
 
@@ -43,10 +43,6 @@ const SCOPE: &str = "push:localhost:5000/acme/*";
 
 fn prefix(gun: &str) -> String {
     format!("/v2/{gun}/_trust/tuf/")
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 /// The trusted metadata files (`*.json`) of `gun` in a consumer's home, as
@@ -581,7 +577,7 @@ fn expired_snapshot_is_a_freeze() {
         .output()
         .expect("faketime is installed (.ci/run installs it)");
     assert!(!out.status.success(), "an expired snapshot was accepted");
-    let err = stderr_of(&out);
+    let err = stderr(&out);
     assert!(
         err.contains("freeze attack refused: snapshot expired"),
         "{err}"
@@ -874,7 +870,7 @@ fn slow_retrieval_is_refused() {
             .output()
             .unwrap();
         assert!(!out.status.success(), "{how:?}");
-        let err = stderr_of(&out);
+        let err = stderr(&out);
         assert!(
             err.contains("slow retrieval attack refused")
                 && err.contains("timestamp.json did not download within 4s"),
@@ -1145,7 +1141,7 @@ fn forged_lines_in_list_are_escaped() {
     let consumer = repo.consumer();
     let out = consumer.run(&["list", FORGED_GUN]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = stderr_of(&out);
+    let stderr = stderr(&out);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.lines().count(), 2, "one line per tag: {stdout}");
     assert!(
@@ -1193,7 +1189,7 @@ fn a_hostile_key_id_cannot_erase_the_first_use_notice() {
     let out = repo
         .consumer()
         .run(&["lookup", &format!("{FORGED_GUN}:latest")]);
-    assert_no_raw_controls(&stderr_of(&out));
+    assert_no_raw_controls(&stderr(&out));
     assert_no_raw_controls(&String::from_utf8_lossy(&out.stdout));
 }
 
@@ -1210,7 +1206,7 @@ fn server_error_messages_are_escaped() {
     );
     let out = Cli::new(&site.url).run(&["lookup", &format!("{FORGED_GUN}:latest")]);
     assert!(!out.status.success());
-    let stderr = stderr_of(&out);
+    let stderr = stderr(&out);
     assert_no_raw_controls(&stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
@@ -1283,7 +1279,7 @@ fn a_sibling_clash_does_not_break_list_or_status() {
 
     let consumer = repo.consumer();
     let out = consumer.run(&["list", FORGED_GUN, "-o", "json"]);
-    let err = stderr_of(&out);
+    let err = stderr(&out);
     assert!(out.status.success(), "list failed: {err}");
     let tags = json(&String::from_utf8_lossy(&out.stdout));
     let listed: BTreeMap<String, (String, String)> = tags
@@ -1319,7 +1315,7 @@ fn a_sibling_clash_does_not_break_list_or_status() {
     );
 
     let out = consumer.run(&["status", FORGED_GUN, "-o", "json"]);
-    let err = stderr_of(&out);
+    let err = stderr(&out);
     assert!(out.status.success(), "status failed: {err}");
     let status = json(&String::from_utf8_lossy(&out.stdout));
     let roles: Vec<&str> = status["roles"]

@@ -103,9 +103,7 @@ fn healthz(server: &TestServer) -> u16 {
 
 /// A publisher with one tag published, and a consumer that resolved it.
 fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
-    let token = server.create_token(&["push:localhost:5000/outage/*"]);
-    let publisher = Cli::new(&server.url).with_token(&token);
-    publisher.ok(&["init", GUN]);
+    let (publisher, token) = Cli::publisher(&server, "push:localhost:5000/outage/*", GUN);
     let digest = publisher.tag_set(GUN, "v1");
     let consumer = Cli::new(&server.url);
     assert_eq!(consumer.lookup(GUN, "v1"), digest);
@@ -116,14 +114,7 @@ fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
 fn assert_recovered(server: &TestServer, publisher: &Cli, consumer: &Cli, port: u16) {
     assert_eq!(server.port, port, "the server was not restarted");
     let (digest, size) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v2"),
-        &digest,
-        "--size",
-        &size.to_string(),
-    ]);
+    succeeded(&publisher.tag_set_digest(GUN, "v2", &digest, size, &[]));
     assert_eq!(
         consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(),
         digest
@@ -195,14 +186,7 @@ fn sqlite_write_lock_held_elsewhere_gives_503_then_recovers() {
     let (direct, cli) = std::thread::scope(|scope| {
         let direct = scope.spawn(|| post_publish(&server, &token));
         let (d, s) = random_digest();
-        let cli = publisher.run(&[
-            "tag",
-            "set",
-            &format!("{GUN}:v2"),
-            &d,
-            "--size",
-            &s.to_string(),
-        ]);
+        let cli = publisher.tag_set_digest(GUN, "v2", &d, s, &[]);
         (direct.join().unwrap(), cli)
     });
     assert_unavailable("publish", direct.0, &direct.1);

@@ -50,14 +50,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         }
 
         // A second tag, list, then remove the first.
-        publisher.ok(&[
-            "tag",
-            "set",
-            &format!("{GUN}:1.5"),
-            &d1,
-            "--size",
-            &s1.to_string(),
-        ]);
+        succeeded(&publisher.tag_set_digest(GUN, "1.5", &d1, s1, &[]));
         let tags = json(&consumer.ok(&["list", GUN, "--output", "json"]));
         let names: Vec<&str> = tags
             .as_array()
@@ -204,8 +197,7 @@ fn freeze_is_refused() {
 #[test]
 fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
+    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     let (digest, size) = random_digest();
     let latest = format!("{GUN}:latest");
     publisher.ok(&["tag", "set", &latest, &digest, "--size", &size.to_string()]);

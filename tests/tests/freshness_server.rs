@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
 use tagtrust_tests::database::postgres_query;
-use tagtrust_tests::{
-    bin_path, free_port, http, random_digest, Backend, Cli, ServerProcess, TestServer,
-};
+use tagtrust_tests::{bin_path, free_port, http, Backend, Cli, ServerProcess, TestServer};
 
 const GUN: &str = "localhost:5000/acme/fresh";
 
@@ -48,19 +46,8 @@ fn tuf(base: &str, file: &str) -> String {
 
 /// `init` and one tag through the real CLI; returns the tag's digest.
 fn publish(server: &TestServer) -> String {
-    let token = server.create_token(&["push:*"]);
-    let publisher = Cli::new(&server.url).with_token(&token);
-    publisher.ok(&["init", GUN]);
-    let (digest, size) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:latest"),
-        &digest,
-        "--size",
-        &size.to_string(),
-    ]);
-    digest
+    let (publisher, _) = Cli::publisher(server, "push:*", GUN);
+    publisher.tag_set(GUN, "latest")
 }
 
 /// A timestamp as served: parsed, with the time it was received.

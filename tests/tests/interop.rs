@@ -3,23 +3,21 @@
 //! (in the virtualenv scripts/test.sh creates) and tough's RepositoryLoader.
 
 use std::process::Command;
-use tagtrust_tests::{python_with_tuf, random_digest, tests_dir, Backend, Cli, TestServer};
+use tagtrust_tests::{
+    python_with_tuf, random_digest, succeeded, tests_dir, Backend, Cli, TestServer,
+};
 
 const GUN: &str = "registry.example.com/acme/heavylifter";
 
 /// A published repository with `latest` moved once (so there are several
 /// versions) and the publisher's trusted root file.
-fn published(server: &TestServer) -> (Cli, String, u64, std::path::PathBuf) {
-    let token = server.create_token(&["push:*"]);
-    let publisher = Cli::new(&server.url).with_token(&token);
-    publisher.ok(&["init", GUN]);
-    let (d1, s1) = random_digest();
-    let (d2, s2) = random_digest();
-    let latest = format!("{GUN}:latest");
-    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
-    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+fn published_twice(server: &TestServer) -> (Cli, String, u64, std::path::PathBuf) {
+    let (publisher, _) = Cli::publisher(server, "push:*", GUN);
+    publisher.tag_set(GUN, "latest");
+    let (digest, size) = random_digest();
+    succeeded(&publisher.tag_set_digest(GUN, "latest", &digest, size, &[]));
     let root = publisher.trusted_dir(server, GUN).join("root.json");
-    (publisher, d2, s2, root)
+    (publisher, digest, size, root)
 }
 
 #[test]
@@ -29,7 +27,7 @@ fn python_tuf_ngclient_agrees_with_tagtrust() {
     };
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let (publisher, digest, size, root) = published(&server);
+        let (publisher, digest, size, root) = published_twice(&server);
         let ours: serde_json::Value = serde_json::from_str(&publisher.ok(&[
             "lookup",
             &format!("{GUN}:latest"),
@@ -65,7 +63,7 @@ fn python_tuf_ngclient_agrees_with_tagtrust() {
 #[test]
 fn tough_repository_loader_agrees_with_tagtrust() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let (_publisher, digest, size, root) = published(&server);
+    let (_publisher, digest, size, root) = published_twice(&server);
     let root_bytes = std::fs::read(&root).unwrap();
     let base = url::Url::parse(&server.tuf_url(GUN)).unwrap();
     let datastore = tempfile::tempdir().unwrap();

@@ -14,9 +14,7 @@ fn fetch(server: &TestServer, file: &str) -> Vec<u8> {
 fn every_top_level_key_rotates_and_consumers_follow() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let token = server.create_token(&["push:*"]);
-        let publisher = Cli::new(&server.url).with_token(&token);
-        publisher.ok(&["init", GUN]);
+        let (publisher, token) = Cli::publisher(&server, "push:*", GUN);
         let latest = format!("{GUN}:latest");
         let (d1, s1) = random_digest();
         publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
@@ -116,17 +114,9 @@ fn every_top_level_key_rotates_and_consumers_follow() {
 #[test]
 fn refresh_resigns_without_changing_content() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
+    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     let (d, s) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v1"),
-        &d,
-        "--size",
-        &s.to_string(),
-    ]);
+    succeeded(&publisher.tag_set_digest(GUN, "v1", &d, s, &[]));
     let before = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
 
     let report = json(&publisher.ok(&["refresh", GUN, "-o", "json"]));
@@ -161,16 +151,7 @@ fn publish_resigns_a_root_about_to_expire() {
     publisher.ok(&["init", GUN]);
     std::fs::write(publisher.home.path().join("config.toml"), "").unwrap();
     let (d, s) = random_digest();
-    let out = publisher.run(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v1"),
-        &d,
-        "--size",
-        &s.to_string(),
-        "-o",
-        "json",
-    ]);
+    let out = publisher.tag_set_digest(GUN, "v1", &d, s, &["-o", "json"]);
     succeeded(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("re-signed root"));
     let report = json(&String::from_utf8_lossy(&out.stdout));
@@ -281,27 +262,13 @@ fn a_targets_key_rotation_under_a_two_of_three_root_goes_out_with_root_publish()
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, b, b_key, _) = two_of_three(&server);
     let (d1, s1) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v1"),
-        &d1,
-        "--size",
-        &s1.to_string(),
-    ]);
+    succeeded(&publisher.tag_set_digest(GUN, "v1", &d1, s1, &[]));
     let report = json(&publisher.ok(&["key", "rotate", GUN, "targets", "-o", "json"]));
     let new_id = report["new_key_id"].as_str().unwrap().to_string();
     assert_eq!(report["root_signing"]["published"], false);
     // Meanwhile, a tag change under the current root and targets key.
     let (d2, s2) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v2"),
-        &d2,
-        "--size",
-        &s2.to_string(),
-    ]);
+    succeeded(&publisher.tag_set_digest(GUN, "v2", &d2, s2, &[]));
 
     sign_by_b(&publisher, &b, &b_key);
     publisher.ok(&["root", "publish", GUN]);
@@ -322,13 +289,6 @@ fn a_targets_key_rotation_under_a_two_of_three_root_goes_out_with_root_publish()
     assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(), d2);
     // And the next tag change is signed with the new key.
     let (d3, s3) = random_digest();
-    publisher.ok(&[
-        "tag",
-        "set",
-        &format!("{GUN}:v3"),
-        &d3,
-        "--size",
-        &s3.to_string(),
-    ]);
+    succeeded(&publisher.tag_set_digest(GUN, "v3", &d3, s3, &[]));
     assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v3")]).trim(), d3);
 }

@@ -9,19 +9,14 @@
 //! certificate chain in the test.
 
 use serde_json::Value;
-use std::process::Output;
 use tagtrust_tests::proxy::TamperingProxy;
 use tagtrust_tests::registry::{sha256_digest, AuthGate, TestRegistry, OCI_MANIFEST};
-use tagtrust_tests::{Backend, Cli, TestServer};
+use tagtrust_tests::{stderr, Backend, Cli, TestServer};
 
 const NAME: &str = "acme/app";
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 /// A registry, a tagtrust server, and a publisher who initialised the GUN

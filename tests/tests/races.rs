@@ -124,9 +124,7 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
     for backend in Backend::all() {
         let started = Instant::now();
         let server = TestServer::spawn(backend);
-        let token = server.create_token(&["push:localhost:5000/race/*"]);
-        let first = Cli::new(&server.url).with_token(&token);
-        first.ok(&["init", GUN]);
+        let (first, _) = Cli::publisher(&server, "push:localhost:5000/race/*", GUN);
         // Every other publisher is "another machine" that was given the
         // keys: its own home with a copy of keys/ and the trusted metadata.
         let mut clis = vec![first];

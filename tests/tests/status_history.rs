@@ -51,21 +51,13 @@ fn status_reports_every_role_and_warns_before_expiry() {
 fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
-        let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-        publisher.ok(&["init", GUN]);
+        let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
         let latest = format!("{GUN}:latest");
         let (d1, s1) = random_digest();
         let (d2, s2) = random_digest();
         let (other, so) = random_digest();
         publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // v2
-        publisher.ok(&[
-            "tag",
-            "set",
-            &format!("{GUN}:other"),
-            &other,
-            "--size",
-            &so.to_string(),
-        ]); // v3
+        succeeded(&publisher.tag_set_digest(GUN, "other", &other, so, &[])); // v3
         publisher.ok(&["key", "rotate", GUN, "targets"]); // v4, new key
         publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]); // v5
         publisher.ok(&["tag", "rm", &latest]); // v6
@@ -97,8 +89,7 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
 #[test]
 fn history_is_anchored_at_the_first_trusted_root() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
+    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     let latest = format!("{GUN}:latest");
     let (d1, s1) = random_digest();
     publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // targets v2
@@ -161,8 +152,7 @@ fn targets_key_id(server: &TestServer) -> String {
 #[test]
 fn history_names_only_keys_whose_signatures_verified() {
     let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    publisher.ok(&["init", GUN]);
+    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     let latest = format!("{GUN}:latest");
     let (d1, s1) = random_digest();
     let (d2, s2) = random_digest();

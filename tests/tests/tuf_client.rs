@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use tagtrust_tests::{bin_path, free_port, python_with_tuf, tests_dir};
+use tagtrust_tests::{bin_path, free_port, python_with_tuf, stderr, tests_dir};
 
 const TOP: (&str, &[u8]) = ("readme.txt", b"hello from python-tuf top-level targets\n");
 const DELEGATED: (&str, &[u8]) = (
@@ -114,10 +114,6 @@ struct Client {
     md: tempfile::TempDir,
     metadata_url: String,
     targets_url: String,
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 impl Client {
