@@ -29,16 +29,7 @@ pub fn sqlite_query(db: &Path, sql: &str) -> Vec<String> {
         .arg(sql)
         .output()
         .expect("the sqlite3 CLI (apt-get install sqlite3)");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8 from sqlite3")
-        .lines()
-        .map(str::to_string)
-        .collect()
+    crate::succeeded(&out).lines().map(str::to_string).collect()
 }
 
 /// The SQLite database file of a server's data directory.

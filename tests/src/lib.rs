@@ -232,12 +232,7 @@ impl TestServer {
             .env("RUST_LOG", "warn")
             .output()
             .expect("run token create");
-        assert!(
-            out.status.success(),
-            "token create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        succeeded(&out).trim().to_string()
     }
 
     /// `{url}/v2/{gun}/_trust/tuf/`
@@ -442,6 +437,25 @@ pub fn parse_json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).expect("metadata is JSON")
 }
 
+/// A number from the environment variable `name` (a load test's size or
+/// seed, to replay a run), or `default` when it is unset or empty.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")),
+        _ => default,
+    }
+}
+
+/// The digest (`sha256:HEX`) that `targets` (a parsed targets JSON
+/// document) signs for `tag`, if it lists the tag.
+pub fn signed_digest(targets: &serde_json::Value, tag: &str) -> Option<String> {
+    targets["signed"]["targets"][tag]["hashes"]["sha256"]
+        .as_str()
+        .map(|h| format!("sha256:{h}"))
+}
+
 /// The `meta` entry (version, length, sha256) for `file` in a snapshot or
 /// timestamp (as parsed JSON).
 pub fn meta_entry(md: &serde_json::Value, file: &str) -> (u64, u64, String) {
@@ -498,7 +512,7 @@ pub fn tests_dir() -> PathBuf {
 // Shared fixtures: metadata building, HTTP, CLI flows.
 
 pub use tagtrust_simulator::{
-    delegated_role, delegations, dup, sign, target_file, target_of, terminating_role,
+    delegated_role, delegations, dup, json_files, sign, target_file, target_of, terminating_role,
     RepositorySimulator,
 };
 

@@ -33,20 +33,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tagtrust_shared::hashes::sha256_hex;
-use tagtrust_tests::{meta_entry, parse_json as parse, Backend, Cli, TestServer};
+use tagtrust_tests::{
+    env_number, meta_entry, parse_json as parse, signed_digest, Backend, Cli, TestServer,
+};
 
 const GUN: &str = "localhost:5000/crash/app";
 /// Upper bound on tags per publisher, whatever happens.
 const MAX_TAGS_PER_PUBLISHER: usize = 400;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")),
-        _ => default,
-    }
-}
 
 /// A TCP forwarder on a fixed loopback port to whatever upstream address
 /// it currently holds (`None`: close new connections at once). Bytes are
@@ -296,31 +289,24 @@ impl Checker<'_> {
         }
 
         // Acknowledged: present. Not acknowledged: absent or whole.
-        let signed = &targets["signed"]["targets"];
         let (mut acked, mut unacked) = (0, 0);
         for p in publishes {
-            let entry = &signed[&p.tag];
+            let signed = signed_digest(&targets, &p.tag);
             if p.acknowledged {
-                assert_eq!(
-                    entry["hashes"]["sha256"]
-                        .as_str()
-                        .map(|h| format!("sha256:{h}")),
-                    Some(p.digest.clone()),
-                    "{backend:?}: acknowledged publish of {} lost",
-                    p.tag
-                );
                 acked += 1;
-            } else if !entry.is_null() {
-                assert_eq!(
-                    entry["hashes"]["sha256"]
-                        .as_str()
-                        .map(|h| format!("sha256:{h}")),
-                    Some(p.digest.clone()),
-                    "{backend:?}: {} signed with another digest",
-                    p.tag
-                );
+            } else if signed.is_some() {
                 unacked += 1;
+            } else {
+                continue;
             }
+            // An acknowledged tag must be there; any other is whole.
+            assert_eq!(
+                signed.as_deref(),
+                Some(p.digest.as_str()),
+                "{backend:?}: {} (acknowledged: {}) lost or signed with another digest",
+                p.tag,
+                p.acknowledged
+            );
         }
         (acked, unacked)
     }

@@ -113,12 +113,8 @@ fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
 /// After the outage: the same process publishes and serves again.
 fn assert_recovered(server: &TestServer, publisher: &Cli, consumer: &Cli, port: u16) {
     assert_eq!(server.port, port, "the server was not restarted");
-    let (digest, size) = random_digest();
-    succeeded(&publisher.tag_set_digest(GUN, "v2", &digest, size, &[]));
-    assert_eq!(
-        consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(),
-        digest
-    );
+    let digest = publisher.tag_set(GUN, "v2");
+    assert_eq!(consumer.lookup(GUN, "v2"), digest);
     assert_eq!(healthz(server), 200);
 }
 
@@ -197,10 +193,7 @@ fn sqlite_write_lock_held_elsewhere_gives_503_then_recovers() {
     // Reads: every stored version, the current timestamp, health, lookups.
     assert_eq!(stored_versions(&server), before);
     assert_eq!(healthz(&server), 200);
-    assert_eq!(
-        consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(),
-        digest
-    );
+    assert_eq!(consumer.lookup(GUN, "v1"), digest);
     eprintln!(
         "sqlite outage: writes refused with 503 after {:.1?}",
         started.elapsed()

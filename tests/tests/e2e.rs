@@ -18,7 +18,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         let (d2, s2) = random_digest();
         let latest = format!("{GUN}:latest");
 
-        publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+        succeeded(&publisher.tag_set_digest(GUN, "latest", &d1, s1, &[]));
         assert_eq!(publisher.ok(&["lookup", &latest]).trim(), d1);
 
         // A consumer on "another machine": own home, no token, trust on first use.
@@ -33,7 +33,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         );
 
         // Rolling tag: move it and the consumer follows.
-        publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+        succeeded(&publisher.tag_set_digest(GUN, "latest", &d2, s2, &[]));
         let v = json(&consumer.ok(&["lookup", &latest, "--output", "json"]));
         assert_eq!(v["digest"], d2.as_str());
         assert_eq!(v["size"], s2);
@@ -65,7 +65,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         let err = consumer.fails(&["lookup", &latest]);
         assert!(err.contains("not signed"), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:1.5")]).trim(), d1);
+        assert_eq!(consumer.lookup(GUN, "1.5"), d1);
 
         // A consumer that starts from the publisher's root file.
         let root_file = publisher.trusted_dir(&server, GUN).join("root.json");
@@ -130,9 +130,7 @@ fn rollback_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
-    let (d1, s1) = random_digest();
-    let (d2, s2) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    publisher.tag_set(GUN, "latest");
     let http = reqwest::blocking::Client::new();
     let get = |path: &str| {
         http.get(format!("{}{path}", server.tuf_url(GUN)))
@@ -144,7 +142,7 @@ fn rollback_is_refused() {
     };
     let old_timestamp = get("timestamp.json");
     let old_targets = get("targets.json");
-    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+    let d2 = publisher.tag_set(GUN, "latest");
 
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
@@ -175,8 +173,7 @@ fn freeze_is_refused() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
-    let (d1, s1) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    let d1 = publisher.tag_set(GUN, "latest");
     let consumer = Cli::new(&server.url);
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
 
@@ -198,9 +195,8 @@ fn freeze_is_refused() {
 fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
-    let (digest, size) = random_digest();
     let latest = format!("{GUN}:latest");
-    publisher.ok(&["tag", "set", &latest, &digest, "--size", &size.to_string()]);
+    let digest = publisher.tag_set(GUN, "latest");
     let root = tagtrust_tests::parse_json(&server.fetch(GUN, "1.root.json"));
     let root_key = root["signed"]["roles"]["root"]["keyids"][0]
         .as_str()

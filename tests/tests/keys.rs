@@ -16,8 +16,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
         let server = TestServer::spawn(backend);
         let (publisher, token) = Cli::publisher(&server, "push:*", GUN);
         let latest = format!("{GUN}:latest");
-        let (d1, s1) = random_digest();
-        publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+        let d1 = publisher.tag_set(GUN, "latest");
         let original_root =
             std::fs::read(publisher.trusted_dir(&server, GUN).join("root.json")).unwrap();
 
@@ -45,8 +44,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
                 std::slice::from_ref(&new_id),
                 "{role}"
             );
-            let (d, s) = random_digest();
-            publisher.ok(&["tag", "set", &latest, &d, "--size", &s.to_string()]);
+            let d = publisher.tag_set(GUN, "latest");
             // The consumer that trusted the first root follows the chain.
             assert_eq!(
                 consumer.ok(&["lookup", &latest]).trim(),
@@ -115,8 +113,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
 fn refresh_resigns_without_changing_content() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
-    let (d, s) = random_digest();
-    succeeded(&publisher.tag_set_digest(GUN, "v1", &d, s, &[]));
+    let d = publisher.tag_set(GUN, "v1");
     let before = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
 
     let report = json(&publisher.ok(&["refresh", GUN, "-o", "json"]));
@@ -129,12 +126,7 @@ fn refresh_resigns_without_changing_content() {
     assert_eq!(report["version"], 2);
     let err = publisher.fails(&["refresh", GUN, "--role", "timestamp"]);
     assert!(err.contains("server re-signs"), "{err}");
-    assert_eq!(
-        Cli::new(&server.url)
-            .ok(&["lookup", &format!("{GUN}:v1")])
-            .trim(),
-        d
-    );
+    assert_eq!(Cli::new(&server.url).lookup(GUN, "v1"), d);
 }
 
 /// A publisher whose root lives 20 days (under the 30-day warning window):
@@ -203,8 +195,7 @@ fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() 
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, b, b_key, c_id) = two_of_three(&server);
     let latest = format!("{GUN}:latest");
-    let (d1, s1) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]);
+    let d1 = publisher.tag_set(GUN, "latest");
     let consumer = Cli::new(&server.url);
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
     let old_ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
@@ -227,8 +218,7 @@ fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() 
             .version,
         1
     );
-    let (d2, s2) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]);
+    let d2 = publisher.tag_set(GUN, "latest");
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
     let ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
     assert_eq!(ts.signatures[0].keyid, old_ts.signatures[0].keyid);
@@ -249,8 +239,7 @@ fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() 
         ts.signatures[0].keyid, new_id,
         "server signs with the new key"
     );
-    let (d3, s3) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d3, "--size", &s3.to_string()]);
+    let d3 = publisher.tag_set(GUN, "latest");
     assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d3);
 }
 
@@ -261,14 +250,12 @@ fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() 
 fn a_targets_key_rotation_under_a_two_of_three_root_goes_out_with_root_publish() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, b, b_key, _) = two_of_three(&server);
-    let (d1, s1) = random_digest();
-    succeeded(&publisher.tag_set_digest(GUN, "v1", &d1, s1, &[]));
+    let d1 = publisher.tag_set(GUN, "v1");
     let report = json(&publisher.ok(&["key", "rotate", GUN, "targets", "-o", "json"]));
     let new_id = report["new_key_id"].as_str().unwrap().to_string();
     assert_eq!(report["root_signing"]["published"], false);
     // Meanwhile, a tag change under the current root and targets key.
-    let (d2, s2) = random_digest();
-    succeeded(&publisher.tag_set_digest(GUN, "v2", &d2, s2, &[]));
+    let d2 = publisher.tag_set(GUN, "v2");
 
     sign_by_b(&publisher, &b, &b_key);
     publisher.ok(&["root", "publish", GUN]);
@@ -285,10 +272,9 @@ fn a_targets_key_rotation_under_a_two_of_three_root_goes_out_with_root_publish()
         "the tag set meanwhile is kept"
     );
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(), d1);
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v2")]).trim(), d2);
+    assert_eq!(consumer.lookup(GUN, "v1"), d1);
+    assert_eq!(consumer.lookup(GUN, "v2"), d2);
     // And the next tag change is signed with the new key.
-    let (d3, s3) = random_digest();
-    succeeded(&publisher.tag_set_digest(GUN, "v3", &d3, s3, &[]));
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v3")]).trim(), d3);
+    let d3 = publisher.tag_set(GUN, "v3");
+    assert_eq!(consumer.lookup(GUN, "v3"), d3);
 }

@@ -133,7 +133,7 @@ fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() 
     let published = json(&publisher.ok(&["root", "publish", GUN, "-o", "json"]));
     assert_eq!(published["published"], true);
     let d = set_tag(&publisher, "latest");
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:latest")]).trim(), d);
+    assert_eq!(consumer.lookup(GUN, "latest"), d);
     let root = served_root(&server);
     assert_eq!(root.signed.roles["root"].threshold, 2);
     assert_eq!(root.signatures.len(), 2);
@@ -187,7 +187,7 @@ fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() 
 
     // The consumer that trusted v1 follows the chain; so does one pinning v1.
     let d = set_tag(&publisher, "latest");
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:latest")]).trim(), d);
+    assert_eq!(consumer.lookup(GUN, "latest"), d);
     let trusted: Metadata<Root> = Metadata::from_bytes(
         &std::fs::read(consumer.trusted_dir(&server, GUN).join("root.json")).unwrap(),
     )
@@ -215,7 +215,7 @@ fn root_holder_changes_need_the_old_and_the_new_threshold() {
     publisher.ok(&["root", "publish", GUN, "--staged", file.to_str().unwrap()]);
     let consumer = Cli::new(&server.url);
     let tag = set_tag(&publisher, "v1");
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(), tag);
+    assert_eq!(consumer.lookup(GUN, "v1"), tag);
 
     // Add D: the new root lists A, B, C, D (threshold 2). A signed when
     // staging; D signs: the new root's threshold is met by holders of the
@@ -327,7 +327,7 @@ fn root_holder_changes_need_the_old_and_the_new_threshold() {
 
     // The consumer that trusted v1 follows v2 and v3.
     let tag = set_tag(&publisher, "v1");
-    assert_eq!(consumer.ok(&["lookup", &format!("{GUN}:v1")]).trim(), tag);
+    assert_eq!(consumer.lookup(GUN, "v1"), tag);
 }
 
 /// `--root-keys N` still works (every key made here, so the local keys meet
@@ -410,10 +410,5 @@ fn root_keys_made_here_publish_at_once_and_export_encrypted() {
         "{err}"
     );
     let d = set_tag(&publisher, "latest");
-    assert_eq!(
-        Cli::new(&server.url)
-            .ok(&["lookup", &format!("{GUN}:latest")])
-            .trim(),
-        d
-    );
+    assert_eq!(Cli::new(&server.url).lookup(GUN, "latest"), d);
 }

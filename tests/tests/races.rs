@@ -15,25 +15,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tagtrust_shared::hashes::sha256_hex;
-use tagtrust_tests::{meta_entry, parse_json as parse, Backend, Cli, TestServer};
+use tagtrust_tests::{
+    env_number, meta_entry, parse_json as parse, signed_digest, Backend, Cli, TestServer,
+};
 
 const GUN: &str = "localhost:5000/race/app";
-
-fn env_count(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")),
-        _ => default,
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("TAGTRUST_RACE_SEED") {
-        Ok(v) if !v.is_empty() => v.parse().expect("TAGTRUST_RACE_SEED must be a number"),
-        _ => rand::random(),
-    }
-}
 
 /// GET `{tuf_url}{file}`: status and body.
 fn get(http: &reqwest::blocking::Client, server: &TestServer, file: &str) -> (u16, Vec<u8>) {
@@ -115,9 +101,9 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
 
 #[test]
 fn racing_publishers_lose_nothing_and_leave_no_gaps() {
-    let publishers = env_count("TAGTRUST_RACE_PUBLISHERS", 8).max(8);
-    let tags = env_count("TAGTRUST_RACE_TAGS_PER_PUBLISHER", 30).max(1);
-    let seed = seed();
+    let publishers = env_number("TAGTRUST_RACE_PUBLISHERS", 8).max(8) as usize;
+    let tags = env_number("TAGTRUST_RACE_TAGS_PER_PUBLISHER", 30).max(1) as usize;
+    let seed = env_number("TAGTRUST_RACE_SEED", rand::random());
     eprintln!(
         "races: {publishers} publishers x {tags} tags, seed {seed} (TAGTRUST_RACE_SEED to replay)"
     );
@@ -161,9 +147,7 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
             let entry = &signed_targets[&o.tag];
             if o.published {
                 assert_eq!(
-                    entry["hashes"]["sha256"]
-                        .as_str()
-                        .map(|h| format!("sha256:{h}")),
+                    signed_digest(&targets, &o.tag),
                     Some(o.digest.clone()),
                     "{backend:?}: published tag {} missing or wrong in targets.json",
                     o.tag

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
-use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, Published, TestServer};
+use tagtrust_tests::{json, succeeded, Backend, Cli, Published, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -53,13 +53,10 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
         let server = TestServer::spawn(backend);
         let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
         let latest = format!("{GUN}:latest");
-        let (d1, s1) = random_digest();
-        let (d2, s2) = random_digest();
-        let (other, so) = random_digest();
-        publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // v2
-        succeeded(&publisher.tag_set_digest(GUN, "other", &other, so, &[])); // v3
+        let d1 = publisher.tag_set(GUN, "latest"); // v2
+        publisher.tag_set(GUN, "other"); // v3
         publisher.ok(&["key", "rotate", GUN, "targets"]); // v4, new key
-        publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]); // v5
+        let d2 = publisher.tag_set(GUN, "latest"); // v5
         publisher.ok(&["tag", "rm", &latest]); // v6
 
         let consumer = Cli::new(&server.url);
@@ -91,8 +88,7 @@ fn history_is_anchored_at_the_first_trusted_root() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     let latest = format!("{GUN}:latest");
-    let (d1, s1) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // targets v2
+    let d1 = publisher.tag_set(GUN, "latest"); // targets v2
     publisher.ok(&["key", "rotate", GUN, "targets"]); // root v2, targets v3
 
     let root_v2 = tempfile::NamedTempFile::new().unwrap();
@@ -154,10 +150,8 @@ fn history_names_only_keys_whose_signatures_verified() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     let latest = format!("{GUN}:latest");
-    let (d1, s1) = random_digest();
-    let (d2, s2) = random_digest();
-    publisher.ok(&["tag", "set", &latest, &d1, "--size", &s1.to_string()]); // v2
-    publisher.ok(&["tag", "set", &latest, &d2, "--size", &s2.to_string()]); // v3
+    let d1 = publisher.tag_set(GUN, "latest"); // v2
+    publisher.tag_set(GUN, "latest"); // v3
 
     let proxy = TamperingProxy::start(&server.url);
     let path = format!("/v2/{GUN}/_trust/tuf/2.targets.json");

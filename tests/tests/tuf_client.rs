@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use tagtrust_tests::{bin_path, free_port, python_with_tuf, stderr, tests_dir};
+use tagtrust_tests::{
+    bin_path, free_port, json_files, python_with_tuf, stderr, succeeded, tests_dir,
+};
 
 const TOP: (&str, &[u8]) = ("readme.txt", b"hello from python-tuf top-level targets\n");
 const DELEGATED: (&str, &[u8]) = (
@@ -71,11 +73,7 @@ impl Fixture {
             .arg(dir.path())
             .output()
             .expect("run make_python_tuf_repo.py");
-        assert!(
-            out.status.success(),
-            "make_python_tuf_repo.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         let server = StaticServer::start(&python, &dir.path().join("repo"));
         Some(Fixture { dir, server })
     }
@@ -150,31 +148,24 @@ impl Client {
     }
 
     fn json_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.md.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".json"))
-            .collect();
-        names.sort();
-        names
+        json_files(self.md.path())
     }
 }
 
-fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                out.push(path.strip_prefix(base).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
+/// Every file below `dir`, as names relative to it, sorted.
+fn names_below(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = tagtrust_tests::database::files_under(dir)
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Exit status 1 with `says` in stderr.
+fn assert_refused(out: &Output, what: &str, says: &str) {
+    assert_exit(out, 1, what);
+    assert!(stderr(out).contains(says), "{what}: {}", stderr(out));
 }
 
 fn assert_exit(out: &Output, code: i32, what: &str) {
@@ -231,7 +222,7 @@ fn refreshes_and_downloads_from_a_python_tuf_repository() {
         std::fs::read(td.path().join(DELEGATED.0)).unwrap(),
         DELEGATED.1
     );
-    assert_eq!(files_under(td.path()), ["apps/app.bin", "readme.txt"]);
+    assert_eq!(names_below(td.path()), ["apps/app.bin", "readme.txt"]);
     // The delegated role is stored percent-encoded like python's quote(name, safe="");
     // "unvisited" (paths other/*) was never fetched: the repository does not even have it.
     assert_eq!(
@@ -262,20 +253,18 @@ fn refreshes_and_downloads_from_a_python_tuf_repository() {
 
     // A target nobody signed: failure, exit 1.
     let out = client.download(td.path(), &["nothing/here"]);
-    assert_exit(&out, 1, "unknown target");
-    assert!(
-        stderr(&out).contains("not in the trusted targets metadata"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        "unknown target",
+        "not in the trusted targets metadata",
     );
     // other/* is delegated to "unvisited": now the search does visit it, and
     // fails because the repository lacks its metadata.
     let out = client.download(td.path(), &["other/x"]);
-    assert_exit(&out, 1, "target in a missing role");
-    assert!(
-        stderr(&out).contains("1.unvisited.json: not found"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        "target in a missing role",
+        "1.unvisited.json: not found",
     );
 }
 
@@ -296,16 +285,11 @@ fn tampered_target_is_refused_and_not_written() {
 
     let td = tempfile::tempdir().unwrap();
     let out = client.download(td.path(), &[DELEGATED.0]);
-    assert_exit(&out, 1, "tampered target");
+    assert_refused(&out, "tampered target", "arbitrary software attack refused");
     assert!(
-        stderr(&out).contains("arbitrary software attack refused"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        files_under(td.path()).is_empty(),
+        names_below(td.path()).is_empty(),
         "nothing written: {:?}",
-        files_under(td.path())
+        names_below(td.path())
     );
 }
 
@@ -323,16 +307,11 @@ fn tampered_metadata_is_refused() {
     let client = fx.client();
     let td = tempfile::tempdir().unwrap();
     let out = client.download(td.path(), &[DELEGATED.0]);
-    assert_exit(&out, 1, "forged delegated role");
-    assert!(
-        stderr(&out).contains("arbitrary metadata refused"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "forged delegated role", "arbitrary metadata refused");
     assert!(!client.md.path().join("dev%2Bops.json").exists());
     // The rest of the repository is still usable.
     assert_exit(&client.download(td.path(), &[TOP.0]), 0, "top-level target");
-    assert_eq!(files_under(td.path()), ["readme.txt"]);
+    assert_eq!(names_below(td.path()), ["readme.txt"]);
 
     // A timestamp changed after signing, seen by a new client.
     let ts = fx.metadata("timestamp.json");
@@ -340,11 +319,10 @@ fn tampered_metadata_is_refused() {
     std::fs::write(&ts, text.replace("\"version\": 2", "\"version\": 7")).unwrap();
     let client = fx.client();
     let out = client.refresh();
-    assert_exit(&out, 1, "forged timestamp");
-    assert!(
-        stderr(&out).contains("arbitrary metadata refused: timestamp"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        "forged timestamp",
+        "arbitrary metadata refused: timestamp",
     );
     assert!(!client.md.path().join("timestamp.json").exists());
 }
@@ -355,43 +333,23 @@ fn rollback_and_freeze_are_refused() {
     let client = fx.client();
     assert_exit(&client.refresh(), 0, "refresh");
     let trusted_ts = client.file("timestamp.json");
-
-    std::fs::copy(
-        fx.dir.path().join("attack/timestamp-v1.json"),
-        fx.metadata("timestamp.json"),
-    )
-    .unwrap();
-    let out = client.refresh();
-    assert_exit(&out, 1, "rollback");
-    assert!(
-        stderr(&out).contains(
-            "rollback attack refused: timestamp version 1 is older than trusted version 2"
-        ),
-        "{}",
-        stderr(&out)
+    // A man in the middle serves an attack timestamp: refused, trusted
+    // state unchanged.
+    let served = |attack: &str, what: &str, says: &str| {
+        let attack = fx.dir.path().join(format!("attack/{attack}"));
+        std::fs::copy(attack, fx.metadata("timestamp.json")).unwrap();
+        assert_refused(&client.refresh(), what, says);
+        assert_eq!(client.file("timestamp.json"), trusted_ts, "{what}");
+    };
+    served(
+        "timestamp-v1.json",
+        "rollback",
+        "rollback attack refused: timestamp version 1 is older than trusted version 2",
     );
-    assert_eq!(
-        client.file("timestamp.json"),
-        trusted_ts,
-        "trusted state unchanged"
-    );
-
-    std::fs::copy(
-        fx.dir.path().join("attack/timestamp-expired.json"),
-        fx.metadata("timestamp.json"),
-    )
-    .unwrap();
-    let out = client.refresh();
-    assert_exit(&out, 1, "freeze");
-    assert!(
-        stderr(&out).contains("freeze attack refused: timestamp expired at"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        client.file("timestamp.json"),
-        trusted_ts,
-        "trusted state unchanged"
+    served(
+        "timestamp-expired.json",
+        "freeze",
+        "freeze attack refused: timestamp expired at",
     );
 }
 

@@ -343,6 +343,23 @@ impl RepositorySimulator {
     }
 }
 
+/// The names of the `*.json` files directly in `dir`, sorted: what a
+/// client kept of a repository.
+pub fn json_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read a metadata directory")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
