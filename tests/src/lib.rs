@@ -62,14 +62,20 @@ impl Backend {
 
 /// The PostgreSQL URL tests create their databases through.
 pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TAGTRUST_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
+    optional_setting("TAGTRUST_TEST_POSTGRES_URL", "PostgreSQL runs")
+}
+
+/// A test setting from the environment. Unset: `None` with a notice that
+/// `what` is skipped, except under `CI=true`, where nothing may be skipped.
+fn optional_setting(name: &str, what: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
         _ => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "TAGTRUST_TEST_POSTGRES_URL must be set under CI=true"
+                "{name} must be set under CI=true (scripts/test.sh sets it)"
             );
-            eprintln!("notice: TAGTRUST_TEST_POSTGRES_URL unset; skipping PostgreSQL runs");
+            eprintln!("notice: {name} unset; skipping {what}");
             None
         }
     }
@@ -102,12 +108,37 @@ pub fn fresh_postgres_database() -> String {
     format!("{base}/{name}{query}")
 }
 
-/// A `tagtrust-server` process on a free loopback port, killed (SIGKILL)
-/// when dropped.
+/// A child process, killed (SIGKILL) and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll `GET url` until it answers 2xx. Panics, naming `what`, if the
+/// process exits first (with `log()`, e.g. its log file) or after 60 s.
+pub fn wait_until_answering(child: &mut Child, url: &str, what: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if reqwest::blocking::get(url).is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        if let Some(status) = child.try_wait().expect("poll a child process") {
+            panic!("{what} exited during start-up ({status}): {}", log());
+        }
+        assert!(Instant::now() < deadline, "{what} did not answer {url}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `tagtrust-server` process on a free loopback port, killed when dropped.
 pub struct ServerProcess {
-    pub child: Child,
     pub port: u16,
     pub url: String,
+    _process: KillOnDrop,
 }
 
 impl ServerProcess {
@@ -115,40 +146,24 @@ impl ServerProcess {
     /// `cmd` says) and wait until `/healthz` answers 200.
     pub fn start(mut cmd: Command) -> ServerProcess {
         let port = free_port();
-        let child = cmd
+        let mut child = cmd
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn tagtrust-server");
-        let mut process = ServerProcess {
-            child,
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_answering(
+            &mut child,
+            &format!("{url}/healthz"),
+            "tagtrust-server",
+            String::new,
+        );
+        ServerProcess {
             port,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if reqwest::blocking::get(format!("{}/healthz", process.url))
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return process;
-            }
-            if let Some(status) = process.child.try_wait().expect("poll the server") {
-                panic!("tagtrust-server exited during start-up: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tagtrust-server did not become healthy"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            url,
+            _process: KillOnDrop(child),
         }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -448,6 +463,23 @@ pub fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
+/// The text of `GET {base}/metrics` (Prometheus exposition format).
+pub fn metrics(http: &reqwest::blocking::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_else(|e| panic!("GET {base}/metrics: {e}"))
+}
+
+/// The value of the sample `series` (name and labels, exactly) in a
+/// metrics text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse().expect("a number"))
+}
+
 /// The digest (`sha256:HEX`) that `targets` (a parsed targets JSON
 /// document) signs for `tag`, if it lists the tag.
 pub fn signed_digest(targets: &serde_json::Value, tag: &str) -> Option<String> {
@@ -490,17 +522,7 @@ pub fn random_digest() -> (String, u64) {
 /// `TAGTRUST_TEST_PYTHON` (set by scripts/test.sh). Missing: `None` with a
 /// notice, except under `CI=true`, where that is a failure.
 pub fn python_with_tuf() -> Option<PathBuf> {
-    match std::env::var("TAGTRUST_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TAGTRUST_TEST_PYTHON must be set under CI=true (scripts/test.sh sets it)"
-            );
-            eprintln!("notice: TAGTRUST_TEST_PYTHON unset; skipping python-tuf interop");
-            None
-        }
-    }
+    optional_setting("TAGTRUST_TEST_PYTHON", "python-tuf interop").map(PathBuf::from)
 }
 
 /// Directory of the test crate (for scripts under tests/python).

@@ -6,16 +6,16 @@
 //! registry demand the Bearer token flow.
 
 use crate::base64;
-use crate::free_port;
 use crate::proxy::read_request;
+use crate::{free_port, wait_until_answering, KillOnDrop};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where Debian installs the registry.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -36,7 +36,7 @@ pub struct TestRegistry {
     /// `127.0.0.1:PORT`, the host segment of a GUN served by this registry.
     pub host: String,
     _dir: tempfile::TempDir,
-    child: Child,
+    _process: KillOnDrop,
     http: reqwest::blocking::Client,
 }
 
@@ -83,30 +83,14 @@ impl TestRegistry {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(resp) = http.get(format!("{url}/v2/")).send() {
-                if resp.status().is_success() {
-                    break;
-                }
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "docker-registry exited during start-up ({status}): {}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("docker-registry did not answer /v2/ within 60s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_answering(&mut child, &format!("{url}/v2/"), "docker-registry", || {
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        });
         Some(TestRegistry {
             url,
             host: format!("127.0.0.1:{port}"),
             _dir: dir,
-            child,
+            _process: KillOnDrop(child),
             http,
         })
     }
@@ -206,13 +190,6 @@ impl TestRegistry {
         let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
         let digest = self.push_manifest(name, tag, OCI_MANIFEST, &bytes);
         (bytes, digest)
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -14,7 +14,8 @@ use tagtrust_shared::{
     Metadata, PublicKey, Root, SigningKey, Snapshot, TargetFile, Targets, Timestamp,
 };
 use tagtrust_tests::{
-    base64, delegations, files_form, http, sign, succeeded, terminating_role, Backend, TestServer,
+    base64, delegations, files_form, http, metrics, sign, succeeded, terminating_role, Backend,
+    TestServer,
 };
 
 const GUN: &str = "registry.example.com/acme/app";
@@ -327,13 +328,7 @@ fn first_publish_then_reads_with_headers() {
             .send()
             .unwrap();
         assert_eq!(health.status(), StatusCode::OK);
-        let metrics = api
-            .http
-            .get(format!("{}/metrics", api.server.url))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = metrics(&api.http, &api.server.url);
         assert!(
             metrics.contains("tagtrust_publishes_total{result=\"ok\"} 1"),
             "{metrics}"
@@ -722,13 +717,7 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         let body: Value = resp.json().unwrap();
         assert_eq!(error_code(&body), "BAD_MULTIPART");
         assert_eq!(api.state(GUN), before);
-        let metrics = api
-            .http
-            .get(format!("{}/metrics", api.server.url))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = metrics(&api.http, &api.server.url);
         assert!(
             metrics.contains("tagtrust_publish_conflicts_total 3"),
             "{metrics}"

@@ -19,7 +19,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
         let latest = format!("{GUN}:latest");
 
         succeeded(&publisher.tag_set_digest(GUN, "latest", &d1, s1, &[]));
-        assert_eq!(publisher.ok(&["lookup", &latest]).trim(), d1);
+        assert_eq!(publisher.lookup(GUN, "latest"), d1);
 
         // A consumer on "another machine": own home, no token, trust on first use.
         let consumer = Cli::new(&server.url);
@@ -97,26 +97,13 @@ fn publishing_needs_a_token_with_push_scope() {
 fn bad_input_gets_one_line_and_non_zero_exit() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
-    for args in [
-        vec![
-            "tag",
-            "set",
-            "localhost:5000/acme/app",
-            "sha256:00",
-            "--size",
-            "1",
-        ],
-        vec![
-            "tag",
-            "set",
-            "localhost:5000/acme/app:x",
-            "sha256:zz",
-            "--size",
-            "1",
-        ],
-        vec!["lookup", "../etc:latest"],
-        vec!["lookup", "localhost:5000/acme/app@sha256:00"],
+    for line in [
+        "tag set localhost:5000/acme/app sha256:00 --size 1",
+        "tag set localhost:5000/acme/app:x sha256:zz --size 1",
+        "lookup ../etc:latest",
+        "lookup localhost:5000/acme/app@sha256:00",
     ] {
+        let args: Vec<&str> = line.split(' ').collect();
         let err = publisher.fails(&args);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
@@ -146,7 +133,7 @@ fn rollback_is_refused() {
 
     let proxy = TamperingProxy::start(&server.url);
     let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
 
     let prefix = format!("/v2/{GUN}/_trust/tuf/");
     proxy.serve(&format!("{prefix}timestamp.json"), 200, old_timestamp);
@@ -161,8 +148,8 @@ fn rollback_is_refused() {
     assert!(err.contains("targets"), "{err}");
 
     proxy.clear();
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
-    assert_eq!(fresh.ok(&["lookup", &latest]).trim(), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
+    assert_eq!(fresh.lookup(GUN, "latest"), d2);
 }
 
 /// Indefinite freeze: a consumer whose clock is past the timestamp's expiry
@@ -175,7 +162,7 @@ fn freeze_is_refused() {
     let latest = format!("{GUN}:latest");
     let d1 = publisher.tag_set(GUN, "latest");
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+    assert_eq!(consumer.lookup(GUN, "latest"), d1);
 
     // The timestamp lives one day: two days on, everything served is stale.
     let out = consumer.run_at("+2d", &["lookup", &latest]);
@@ -184,7 +171,7 @@ fn freeze_is_refused() {
     assert!(err.contains("expired"), "{err}");
     assert!(err.contains("freeze"), "{err}");
     // The consumer's trusted state still works at the real time.
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+    assert_eq!(consumer.lookup(GUN, "latest"), d1);
 }
 
 /// Items 4 and 12 of issue 7 through the binary: a pin written into

@@ -17,7 +17,7 @@ fn offline_uses_local_metadata_and_still_refuses_expired_without_grace() {
     let (mut server, digest) = published();
     let latest = format!("{GUN}:latest");
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), digest);
+    assert_eq!(consumer.lookup(GUN, "latest"), digest);
 
     server.stop();
     // Online fails without the server; offline works and says so.
@@ -91,7 +91,7 @@ fn an_absurd_max_stale_is_an_error_not_a_panic() {
     let (server, digest) = published();
     let latest = format!("{GUN}:latest");
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), digest);
+    assert_eq!(consumer.lookup(GUN, "latest"), digest);
     for grace in ["300000years", "584542046090years"] {
         let out = consumer.run(&["lookup", &latest, "--offline", "--max-stale", grace]);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
 use tagtrust_tests::database::postgres_query;
-use tagtrust_tests::{bin_path, free_port, http, Backend, Cli, ServerProcess, TestServer};
+use tagtrust_tests::{
+    bin_path, free_port, http, metric, metrics, Backend, Cli, ServerProcess, TestServer,
+};
 
 const GUN: &str = "localhost:5000/acme/fresh";
 
@@ -108,21 +110,6 @@ fn root_of(http: &Client, base: &str) -> Root {
 }
 
 /// The value of one sample in a Prometheus text exposition.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .map(|v| v.parse().unwrap())
-}
-
-fn metrics(http: &Client, base: &str) -> String {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-}
-
 /// Over about five timestamp lifetimes, every timestamp served is
 /// unexpired, versions never go down, and consumers' lookups keep working:
 /// the scheduler re-signs timestamp and snapshot on its own.
@@ -148,7 +135,6 @@ fn timestamps_stay_fresh_across_expiry_periods() {
         }
 
         let consumer = Cli::new(&server.url);
-        let latest = format!("{GUN}:latest");
         let start = Instant::now();
         let mut last = first.md.signed.version;
         let mut snapshot_versions = std::collections::BTreeSet::new();
@@ -164,7 +150,7 @@ fn timestamps_stay_fresh_across_expiry_periods() {
             snapshot_versions.insert(served.md.signed.snapshot_meta().unwrap().version);
             assert!(served.received >= first.received);
             if i % 5 == 0 {
-                assert_eq!(consumer.ok(&["lookup", &latest]).trim(), digest);
+                assert_eq!(consumer.lookup(GUN, "latest"), digest);
             }
             i += 1;
             std::thread::sleep(Duration::from_millis(300));

@@ -21,7 +21,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
             std::fs::read(publisher.trusted_dir(&server, GUN).join("root.json")).unwrap();
 
         let consumer = Cli::new(&server.url);
-        assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+        assert_eq!(consumer.lookup(GUN, "latest"), d1);
 
         let old_targets_key = json(&publisher.ok(&["key", "list", "-o", "json"]))
             .as_array()
@@ -46,11 +46,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
             );
             let d = publisher.tag_set(GUN, "latest");
             // The consumer that trusted the first root follows the chain.
-            assert_eq!(
-                consumer.ok(&["lookup", &latest]).trim(),
-                d,
-                "after rotating {role}"
-            );
+            assert_eq!(consumer.lookup(GUN, "latest"), d, "after rotating {role}");
             if role == "timestamp" {
                 let ts =
                     Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
@@ -66,12 +62,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
         let pinned_root = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(pinned_root.path(), &original_root).unwrap();
         let pinned = Cli::new(&server.url);
-        let out = pinned
-            .command()
-            .args(["lookup", &latest, "--root"])
-            .arg(pinned_root.path())
-            .output()
-            .unwrap();
+        let out = pinned.lookup_pinned(&latest, pinned_root.path());
         succeeded(&out);
 
         // The rotated-out targets key can no longer sign anything: the
@@ -194,10 +185,9 @@ fn sign_by_b(publisher: &Cli, b: &Cli, b_key: &Path) {
 fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (publisher, b, b_key, c_id) = two_of_three(&server);
-    let latest = format!("{GUN}:latest");
     let d1 = publisher.tag_set(GUN, "latest");
     let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d1);
+    assert_eq!(consumer.lookup(GUN, "latest"), d1);
     let old_ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
 
     let report = json(&publisher.ok(&["key", "rotate", GUN, "timestamp", "-o", "json"]));
@@ -219,7 +209,7 @@ fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() 
         1
     );
     let d2 = publisher.tag_set(GUN, "latest");
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d2);
+    assert_eq!(consumer.lookup(GUN, "latest"), d2);
     let ts = Metadata::<Timestamp>::from_bytes(&fetch(&server, "timestamp.json")).unwrap();
     assert_eq!(ts.signatures[0].keyid, old_ts.signatures[0].keyid);
 
@@ -240,7 +230,7 @@ fn a_timestamp_key_rotation_under_a_two_of_three_root_is_staged_then_followed() 
         "server signs with the new key"
     );
     let d3 = publisher.tag_set(GUN, "latest");
-    assert_eq!(consumer.ok(&["lookup", &latest]).trim(), d3);
+    assert_eq!(consumer.lookup(GUN, "latest"), d3);
 }
 
 /// A targets key rotation under a multi-party root: the re-signed targets

@@ -102,12 +102,7 @@ fn history_is_anchored_at_the_first_trusted_root() {
         .unwrap();
     // `history` takes no --root: establish trust with a lookup first.
     assert!(!out.status.success());
-    let out = consumer
-        .command()
-        .args(["lookup", &latest, "--root"])
-        .arg(root_v2.path())
-        .output()
-        .unwrap();
+    let out = consumer.lookup_pinned(&latest, root_v2.path());
     succeeded(&out);
     let out = consumer.run(&["history", &latest, "-o", "json"]);
     succeeded(&out);

@@ -4,12 +4,11 @@
 //! artifacts. Served by python's `http.server`; the real binary is run
 //! once per step, as TUF client test suites do.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 use tagtrust_tests::{
     bin_path, free_port, json_files, python_with_tuf, stderr, succeeded, tests_dir,
+    wait_until_answering, KillOnDrop,
 };
 
 const TOP: (&str, &[u8]) = ("readme.txt", b"hello from python-tuf top-level targets\n");
@@ -20,14 +19,14 @@ const DELEGATED: (&str, &[u8]) = (
 
 /// `python -m http.server` on a free loopback port, killed on drop.
 struct StaticServer {
-    child: Child,
     url: String,
+    _process: KillOnDrop,
 }
 
 impl StaticServer {
     fn start(python: &Path, dir: &Path) -> StaticServer {
         let port = free_port();
-        let child = Command::new(python)
+        let mut child = Command::new(python)
             .args(["-m", "http.server", "--bind", "127.0.0.1"])
             .arg(port.to_string())
             .arg("--directory")
@@ -37,23 +36,12 @@ impl StaticServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn python http.server");
-        let server = StaticServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "http.server did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_answering(&mut child, &url, "python http.server", String::new);
+        StaticServer {
+            url,
+            _process: KillOnDrop(child),
         }
-        server
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
