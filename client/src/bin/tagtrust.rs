@@ -1,14 +1,19 @@
 //! `tagtrust`: sign and resolve container image tags with TUF.
 //! Argument parsing and output only; the work is in the library.
 
+#[path = "tagtrust/environment.rs"]
+mod environment;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
-use tagtrust::home::Home;
-use tagtrust::lookup::{lookup, Notices, OpenOptions};
+use std::sync::Arc;
+use tagtrust::lookup::lookup;
+use tagtrust::passphrase::PassphraseSource;
 use tagtrust::publisher::{NewDelegation, Publisher, Signer, TagTarget, OCI_MANIFEST};
 use tagtrust::registry;
+use tagtrust::session::{OpenOptions, Session};
 use tagtrust::terminal::{escape, escape_join, Escaped as E};
 use tagtrust_shared::{Gun, ImageReference};
 
@@ -294,16 +299,9 @@ struct ConsumerArgs {
 }
 
 impl ConsumerArgs {
-    fn options(
-        self,
-        token: Option<String>,
-        config: &tagtrust::home::Config,
-        notices: &Notices,
-    ) -> Result<OpenOptions> {
+    fn options(self, config: &tagtrust::home::Config) -> Result<OpenOptions> {
         Ok(OpenOptions {
-            notices: notices.clone(),
             root_file: self.root,
-            token,
             offline: self.offline,
             max_stale: self.max_stale,
             max_age: match self.max_age {
@@ -356,14 +354,14 @@ fn main() {
         // One line: the error and its causes.
         // Causes can carry a server's words: escape them (a message
         // could otherwise rewrite the terminal).
-        let line = format!("{e:#}").replace('\n', " ");
+        let line = tagtrust::error_line::error_line(e.as_ref());
         eprintln!("tagtrust: error: {}", escape(&line));
         std::process::exit(1);
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let home = Home::from_env()?;
+    let home = environment::home()?;
     let config = home.config()?;
     // Key commands work offline; everything else needs a server.
     let server = cli.server.clone().or(config.server.clone());
@@ -372,20 +370,13 @@ fn run(cli: Cli) -> Result<()> {
             .clone()
             .context("no server: give --server URL or set TAGTRUST_SERVER")
     };
-    let token = std::env::var("TAGTRUST_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
-    // Notices from the library (skipped delegation branches, a max_age
-    // the server cannot meet, …): one escaped line each, on stderr, as
-    // they happen.
-    let notices = Notices::with_sink(|line| eprintln!("notice: {}", escape(line)));
+    let notices = environment::notices();
+    let session = || -> Result<Session> { Ok(environment::session(&home, server()?, &notices)) };
     let publisher = || -> Result<Publisher> {
-        Ok(Publisher {
-            home: home.clone(),
-            server: server()?,
-            token: token.clone(),
-            notices: notices.clone(),
-        })
+        Ok(Publisher::new(
+            session()?,
+            Arc::new(environment::TerminalPassphrase),
+        ))
     };
     let out = Printer(cli.output);
     match cli.command {
@@ -422,6 +413,7 @@ fn run(cli: Cli) -> Result<()> {
                         &gun,
                         &key,
                         None,
+                        &environment::TerminalPassphrase,
                     )?
                 }
             };
@@ -607,10 +599,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Key(KeyCommand::Generate { name, out: file }) => {
             let key = tagtrust_shared::SigningKey::generate();
-            let pass = tagtrust::home::passphrase("Passphrase for the new key: ")?;
+            let pass =
+                environment::TerminalPassphrase.passphrase("Passphrase for the new key: ")?;
             let path = match file {
                 Some(path) => {
-                    tagtrust::home::write_private_file(
+                    tagtrust::atomic_file::write_private_file(
                         &path,
                         key.to_encrypted_pem(&pass)?.as_bytes(),
                     )?;
@@ -638,13 +631,8 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Status { gun, warning_days } => {
-            let options = OpenOptions {
-                token,
-                notices: notices.clone(),
-                ..OpenOptions::default()
-            };
             let days = warning_days.unwrap_or(config.expiry.warning_days);
-            let report = tagtrust::status::status(&home, &server()?, &gun, &options, days)?;
+            let report = tagtrust::status::status(&session()?, &gun, days)?;
             for warning in &report.warnings {
                 eprintln!("warning: {}", escape(warning));
             }
@@ -671,12 +659,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::History { reference } => {
             let reference = ImageReference::parse(&reference)?;
-            let options = OpenOptions {
-                token,
-                notices: notices.clone(),
-                ..OpenOptions::default()
-            };
-            let history = tagtrust::history::history(&home, &server()?, &reference, &options)?;
+            let history = tagtrust::history::history(&session()?, &reference)?;
             out.print(&history, || {
                 history
                     .entries
@@ -732,7 +715,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let pem = std::fs::read(&key.path)
                 .with_context(|| format!("reading {}", key.path.display()))?;
-            tagtrust::home::write_private_file(&file, &pem)?;
+            tagtrust::atomic_file::write_private_file(&file, &pem)?;
             let report = serde_json::json!({ "key_id": key.key_id, "file": file });
             out.print(&report, || {
                 format!(
@@ -745,7 +728,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Import { file, gun, role }) => {
             let pem = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let pass = tagtrust::home::passphrase(&format!("Passphrase for {}: ", file.display()))?;
+            let pass = environment::TerminalPassphrase
+                .passphrase(&format!("Passphrase for {}: ", file.display()))?;
             let (key_id, path) = home.import_key(&pem, &pass, gun.as_ref(), &role)?;
             let report = serde_json::json!({ "key_id": key_id, "file": path });
             out.print(&report, || {
@@ -774,14 +758,14 @@ fn run(cli: Cli) -> Result<()> {
             consumer,
         } => {
             let reference = ImageReference::parse(&reference)?;
-            let options = consumer.options(token, &config, &notices)?;
+            let options = consumer.options(&config)?;
             if options.offline {
                 eprintln!(
                     "notice: offline: using only the local trusted metadata of {}",
                     reference.gun
                 );
             }
-            let (resolution, _repo) = lookup(&home, &server()?, &reference, &options)?;
+            let (resolution, _repo) = lookup(&session()?, &reference, &options)?;
             out.print(&resolution, || escape(&resolution.digest).into_owned())
         }
         Command::Pull {
@@ -790,16 +774,8 @@ fn run(cli: Cli) -> Result<()> {
             out: file,
             consumer,
         } => {
-            let options = consumer.options(token, &config, &notices)?;
-            pull(
-                &home,
-                &server()?,
-                &reference,
-                &options,
-                registry,
-                file,
-                &out,
-            )
+            let options = consumer.options(&config)?;
+            pull(&session()?, &reference, &options, registry, file, &out)
         }
     }
 }
@@ -818,9 +794,14 @@ fn tag_target(
     let mut target = match (from_registry, digest_size) {
         (Some(url), _) => {
             let location = registry::locate(&reference.gun, Some(url))?;
-            let descriptor = registry::RegistryClient::for_location(&location, registry_config)?
-                .describe(&location.name, &reference.tag)
-                .with_context(|| format!("reading {} from {}", reference, location.base))?;
+            let descriptor = registry::RegistryClient::for_location(
+                &location,
+                registry_config,
+                environment::registry_credentials(),
+                &environment::http_options(),
+            )?
+            .describe(&location.name, &reference.tag)
+            .with_context(|| format!("reading {} from {}", reference, location.base))?;
             TagTarget {
                 digest: descriptor.digest,
                 size: descriptor.size,
@@ -850,8 +831,7 @@ fn tag_target(
 
 /// `pull`: verified manifest to FILE or stdout.
 fn pull(
-    home: &Home,
-    server: &str,
+    session: &Session,
     reference: &str,
     options: &OpenOptions,
     registry: Option<String>,
@@ -865,9 +845,15 @@ fn pull(
             reference.gun
         );
     }
-    let (pulled, _repo) = registry::pull(home, server, &reference, options, registry.as_deref())?;
+    let (pulled, _repo) = registry::pull(
+        session,
+        &reference,
+        options,
+        registry.as_deref(),
+        environment::registry_credentials(),
+    )?;
     if let Some(path) = &file {
-        tagtrust::home::write_file_atomically(path, &pulled.manifest)
+        tagtrust::atomic_file::write_file_atomically(path, &pulled.manifest)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let r = &pulled.resolution;
