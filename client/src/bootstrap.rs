@@ -235,6 +235,12 @@ pub fn store_initial_root(dir: &Path, bytes: &[u8], version: u64) -> Result<(), 
     write_file_atomically(&dir.join("root.json"), bytes)
 }
 
+/// `sha256:<hex>` of a root file, naming it in messages (as an OCI digest
+/// would).
+fn root_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", tagtrust_shared::hashes::sha256_hex(bytes))
+}
+
 fn read_root_file(path: &Path) -> Result<Vec<u8>, FileError> {
     std::fs::read(path)
         .map_err(|e| FileError::new(format!("reading root file {}", path.display()), e))
@@ -260,13 +266,13 @@ fn check_pin_agrees_with_stored_trust(
             Ok(root) => format!(
                 "root v{} ({}, root keys {})",
                 root.signed.version,
-                crate::registry::sha256_digest(bytes),
+                root_digest(bytes),
                 root.signed
                     .role_keys("root")
                     .map(|k| k.keyids.join(", "))
                     .unwrap_or_default()
             ),
-            Err(_) => format!("a root ({})", crate::registry::sha256_digest(bytes)),
+            Err(_) => format!("a root ({})", root_digest(bytes)),
         }
     };
     let disagrees = |pin: String| PinError::DisagreesWithStoredTrust {
@@ -483,9 +489,71 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(&crate::registry::sha256_digest(&forged))
-                && err.contains(&crate::registry::sha256_digest(&trusted)),
+            err.contains(&root_digest(&forged)) && err.contains(&root_digest(&trusted)),
             "names both: {err}"
         );
+    }
+
+    fn bootstrap<'a>(
+        gun: &'a Gun,
+        dir: &'a Path,
+        pin: &'a TrustPin,
+        root_file: Option<&'a Path>,
+        notices: &'a Notices,
+    ) -> Bootstrap<'a> {
+        Bootstrap {
+            gun,
+            dir,
+            pin,
+            root_file,
+            notices,
+        }
+    }
+
+    /// First use stores the root and its anchor and says so; the next run
+    /// starts from the stored root without fetching, and a `--root` given
+    /// then is ignored with a notice.
+    #[test]
+    fn first_use_is_stored_said_and_then_trusted_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let gun = Gun::parse("acme/app").unwrap();
+        let key = SigningKey::generate();
+        let root = root_signed_by(&key, &key.key_id()).to_bytes();
+        let (pin, notices) = (TrustPin::default(), Notices::default());
+        let trust = bootstrap(&gun, dir.path(), &pin, None, &notices)
+            .establish(|| Ok(root.clone()))
+            .unwrap();
+        assert_eq!(trust.source, TrustSource::FirstUse);
+        assert_eq!(trust.new_root_keyids, vec![key.key_id()]);
+        assert_eq!(earliest_anchor(dir.path()).unwrap(), root);
+        let said = notices.take();
+        assert!(said[0].contains("on first use"), "{said:?}");
+
+        let file = dir.path().join("other-root.json");
+        let trust = bootstrap(&gun, dir.path(), &pin, Some(&file), &notices)
+            .establish(|| panic!("a stored root is not fetched again"))
+            .unwrap();
+        assert_eq!(trust.source, TrustSource::Stored);
+        assert_eq!(trust.root.metadata().to_bytes(), root);
+        assert!(notices.take()[0].contains("is ignored"));
+    }
+
+    /// A root not signed by its own keys is refused and nothing is stored;
+    /// an empty directory has no stored root.
+    #[test]
+    fn a_root_not_signed_by_its_own_keys_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let gun = Gun::parse("acme/app").unwrap();
+        assert!(stored_root(dir.path(), &gun).unwrap().is_none());
+        let key = SigningKey::generate();
+        let mut root = root_signed_by(&key, &key.key_id());
+        root.signatures.clear();
+        let (pin, notices) = (TrustPin::default(), Notices::default());
+        let err = bootstrap(&gun, dir.path(), &pin, None, &notices)
+            .establish(|| Ok(root.to_bytes()))
+            .unwrap_err();
+        assert!(matches!(err, BootstrapError::NotSelfSigned(_)), "{err}");
+        assert!(stored_root(dir.path(), &gun).unwrap().is_none());
+        assert!(notices.take().is_empty());
     }
 }

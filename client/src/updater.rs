@@ -1053,4 +1053,19 @@ mod tests {
             Err(UpdateError::TargetPath { .. })
         ));
     }
+
+    /// The root given to `new` is where refresh starts: root.json is not
+    /// read (or verified) again, so a file damaged after opening changes
+    /// nothing until the next open.
+    #[test]
+    fn refresh_starts_from_the_given_root_without_rereading_it() {
+        let repo = Repo::new();
+        let fetcher = MemFetcher::default();
+        fetcher.publish(&repo, 1);
+        let dir = init(&repo);
+        let mut up = open(dir.path(), &fetcher, UpdaterConfig::default()).unwrap();
+        std::fs::write(dir.path().join("root.json"), b"not a root").unwrap();
+        up.refresh().unwrap();
+        assert!(up.trusted().targets().is_some());
+    }
 }
