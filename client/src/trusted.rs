@@ -32,7 +32,7 @@ use tagtrust_shared::{
 /// Why metadata was refused. Messages name the attack the check defends
 /// against, so a user seeing one knows whether to suspect the repository.
 /// Only trust decisions: fetch and file errors are the updater's
-/// ([`crate::updater::TrustError`]).
+/// ([`crate::updater::UpdateError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     /// A role's version went down compared with what the client trusts.
