@@ -12,7 +12,6 @@ use tagtrust::notices::Notices;
 use tagtrust::passphrase::{PassphraseError, PassphraseSource};
 use tagtrust::registry::{PASSWORD_ENV, USER_ENV};
 use tagtrust::session::Session;
-use tagtrust::terminal::escape;
 
 /// `TAGTRUST_HOME`, else `~/.tagtrust`.
 pub fn home() -> Result<Home> {
@@ -53,13 +52,6 @@ pub fn registry_credentials() -> Option<(String, String)> {
     let user = std::env::var(USER_ENV).ok().filter(|u| !u.is_empty())?;
     let password = std::env::var(PASSWORD_ENV).unwrap_or_default();
     Some((user, password))
-}
-
-/// Notices from the library (skipped delegation branches, a max_age the
-/// server cannot meet, …): one escaped line each, on stderr, as they
-/// happen.
-pub fn notices() -> Notices {
-    Notices::with_sink(|line| eprintln!("notice: {}", escape(line)))
 }
 
 /// The session of one command against `server`.
