@@ -114,6 +114,27 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
+    /// The one HTTP client builder of the library (metadata, publishes,
+    /// registries): these timeouts and headers, tagtrust's user agent.
+    pub fn client(&self) -> Result<reqwest::blocking::Client, FetchError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| FetchError::Client(format!("header name {name:?}: {e}")))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| FetchError::Client(format!("header {name}: {e}")))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        reqwest::blocking::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .default_headers(headers)
+            .user_agent(concat!("tagtrust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Client(crate::error_line::error_line(&e)))
+    }
+
     /// Add `Authorization: Bearer <token>`.
     pub fn with_bearer_token(mut self, token: &str) -> Self {
         self.headers
@@ -145,38 +166,9 @@ fn advertised_max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> 
     (secs <= 10 * 366 * 86_400).then(|| Duration::from_secs(secs))
 }
 
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let s = e.to_string();
-        if !message.contains(&s) {
-            message.push_str(": ");
-            message.push_str(&s);
-        }
-        source = e.source();
-    }
-    message
-}
-
 impl HttpFetcher {
     pub fn new(options: HttpOptions) -> Result<Self, FetchError> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &options.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| FetchError::Client(format!("header name {name:?}: {e}")))?;
-            let mut value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|e| FetchError::Client(format!("header {name}: {e}")))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        let client = reqwest::blocking::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.timeout)
-            .default_headers(headers)
-            .user_agent(concat!("tagtrust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Client(chain(&e)))?;
+        let client = options.client()?;
         Ok(HttpFetcher {
             client,
             timeout: options.timeout,
@@ -197,7 +189,7 @@ impl HttpFetcher {
         }
         FetchError::Transport {
             url: url.to_string(),
-            message: chain(&e),
+            message: crate::error_line::error_line(&e),
         }
     }
 }
@@ -289,7 +281,7 @@ impl Fetcher for HttpFetcher {
                     }
                     return Err(FetchError::Transport {
                         url: url.to_string(),
-                        message: chain(&e),
+                        message: crate::error_line::error_line(&e),
                     });
                 }
             };

@@ -4,7 +4,7 @@
 //! each verified, with the role that signed it.
 //!
 //! The root chain is walked forward from the anchor: the first root this
-//! home trusted for the GUN (kept by [`crate::lookup::store_initial_root`]),
+//! home trusted for the GUN (kept by [`crate::bootstrap::store_initial_root`]),
 //! with the same rules as an update (each root signed by the previous one's
 //! keys and its own), and must end at the root the updater just trusted.
 //! Starting from the server's `1.root.json` instead would be unsound: a
@@ -22,19 +22,81 @@
 //! one of them. Versions that do not verify are reported (as a notice and
 //! in [`History::unverifiable`]), never shown as history.
 
-use crate::fetch::{FetchError, Fetcher};
-use crate::home::Home;
-use crate::lookup::{earliest_anchor, open_repository, OpenOptions};
-use crate::remote::metadata_url;
-use crate::trusted::TrustedMetadataSet;
-use crate::updater::{encode_role, roles_for_target, UpdaterConfig};
-use anyhow::{bail, Context, Result};
+use crate::atomic_file::FileError;
+use crate::bootstrap::earliest_anchor;
+use crate::fetch::FetchError;
+use crate::session::{OpenError, OpenOptions, Session};
+use crate::trusted::{TrustError, TrustedMetadataSet};
+use crate::updater::{encode_role, roles_for_target, UpdateError, UpdaterConfig};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::verify::verify_signatures;
-use tagtrust_shared::{ImageReference, Metadata, PublicKey, Root, Signature, Targets};
+use tagtrust_shared::{
+    Error as TufError, ImageReference, Metadata, PublicKey, Root, Signature, Targets,
+};
+
+/// Why no history could be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+
+    /// The current delegation tree could not be walked.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+
+    /// The anchor root is missing or unreadable.
+    #[error(transparent)]
+    File(#[from] FileError),
+
+    #[error("no trusted targets metadata")]
+    NoTargets,
+
+    #[error("fetching {file} of {gun}: {source}")]
+    Fetch {
+        file: String,
+        gun: String,
+        source: FetchError,
+    },
+
+    /// An old version that is not targets metadata.
+    #[error("{file}: {source}")]
+    Invalid { file: String, source: TufError },
+
+    /// A file whose version is not the one its name says.
+    #[error("{file} has version {version}")]
+    WrongVersion { file: String, version: u64 },
+
+    #[error("anchor root: {0}")]
+    Anchor(TrustError),
+
+    #[error("the server no longer has {file} of {gun}")]
+    RootMissing { file: String, gun: String },
+
+    /// A root of the chain from the anchor does not verify.
+    #[error("{file}: {source}")]
+    RootRefused {
+        file: String,
+        source: Box<TrustError>,
+    },
+
+    #[error("the server's root history does not lead to the trusted root of {gun}")]
+    RootChainDiverges { gun: String },
+
+    /// No verified version lists the tag.
+    #[error(
+        "no history for {reference}: no verified version of {roles} lists tag {tag:?}{unverified}"
+    )]
+    NoHistory {
+        reference: String,
+        roles: String,
+        tag: String,
+        /// `; unverified: …`, or empty.
+        unverified: String,
+    },
+}
 
 /// One change of the tag.
 #[derive(Debug, Serialize, PartialEq)]
@@ -122,7 +184,7 @@ impl Authority<'_> {
 }
 
 /// Fetch `file` (at most `max` bytes): `None` when the server has no such file.
-type FetchVersion<'a> = dyn Fn(&str, u64) -> Result<Option<Vec<u8>>> + 'a;
+type FetchVersion<'a> = dyn Fn(&str, u64) -> Result<Option<Vec<u8>>, HistoryError> + 'a;
 
 /// The verified versions, each with the index of the authority it verified
 /// under, and the versions that did not verify.
@@ -137,7 +199,7 @@ fn verify_versions(
     latest: u64,
     authorities: &[Authority<'_>],
     fetch: &FetchVersion<'_>,
-) -> Result<VersionsChecked> {
+) -> Result<VersionsChecked, HistoryError> {
     let max = UpdaterConfig::default().targets_max_length;
     let mut verified = Vec::new();
     let mut unverifiable = Vec::new();
@@ -148,9 +210,16 @@ fn verify_versions(
             unverifiable.push(version);
             continue;
         };
-        let md = Metadata::<Targets>::from_bytes(&bytes).with_context(|| file.clone())?;
+        let md =
+            Metadata::<Targets>::from_bytes(&bytes).map_err(|source| HistoryError::Invalid {
+                file: file.clone(),
+                source,
+            })?;
         if md.signed.version != version {
-            bail!("{file} has version {}", md.signed.version);
+            return Err(HistoryError::WrongVersion {
+                file,
+                version: md.signed.version,
+            });
         }
         let found = authorities
             .iter()
@@ -189,45 +258,54 @@ pub fn ranges(versions: &[u64]) -> String {
     parts.join(", ")
 }
 
-/// The verified history of `reference`'s tag.
-pub fn history(
-    home: &Home,
-    server: &str,
-    reference: &ImageReference,
-    options: &OpenOptions,
-) -> Result<History> {
+/// The verified history of `reference`'s tag. Old versions are read
+/// through the repository's updater (its fetcher and metadata URL).
+pub fn history(session: &Session, reference: &ImageReference) -> Result<History, HistoryError> {
     let gun = &reference.gun;
     let tag = &reference.tag;
-    let mut repo = open_repository(home, server, gun, options)?;
+    let mut repo = session.open(gun, &OpenOptions::default())?;
     let walk = repo.updater.load_all_roles()?;
-    let trusted = repo.updater.trusted();
+    let updater = &repo.updater;
+    let trusted = updater.trusted();
     let current_root = trusted.root();
-    let current_targets = trusted.targets().context("no trusted targets metadata")?;
+    let current_targets = trusted.targets().ok_or(HistoryError::NoTargets)?;
 
-    let fetcher = crate::lookup::http_fetcher(options)?;
-    let base = metadata_url(server, gun);
-    let config = UpdaterConfig::default();
-    let get = |file: &str, max: u64| -> Result<Option<Vec<u8>>> {
-        match fetcher.fetch(&format!("{base}{file}"), max) {
+    let get = |file: &str, max: u64| -> Result<Option<Vec<u8>>, HistoryError> {
+        match updater.fetch_metadata_file(file, max) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(FetchError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("fetching {file} of {gun}")),
+            Err(source) => Err(HistoryError::Fetch {
+                file: file.to_string(),
+                gun: gun.to_string(),
+                source,
+            }),
         }
     };
 
     // The root chain, forward from the anchor, ending at the trusted root.
-    let anchor = earliest_anchor(repo.updater.metadata_dir())?;
-    let mut chain = TrustedMetadataSet::new(&anchor, Utc::now()).context("anchor root")?;
+    let anchor = earliest_anchor(updater.metadata_dir())?;
+    let mut chain = TrustedMetadataSet::new(&anchor, Utc::now()).map_err(HistoryError::Anchor)?;
     let mut roots: Vec<Root> = vec![chain.root().signed.clone()];
     for version in chain.root().signed.version + 1..=current_root.signed.version {
         let file = format!("{version}.root.json");
-        let bytes = get(&file, config.root_max_length)?
-            .with_context(|| format!("the server no longer has {file} of {gun}"))?;
-        chain.update_root(&bytes).with_context(|| file.clone())?;
+        let bytes = get(&file, updater.config().root_max_length)?.ok_or_else(|| {
+            HistoryError::RootMissing {
+                file: file.clone(),
+                gun: gun.to_string(),
+            }
+        })?;
+        chain
+            .update_root(&bytes)
+            .map_err(|source| HistoryError::RootRefused {
+                file: file.clone(),
+                source: Box::new(source),
+            })?;
         roots.push(chain.root().signed.clone());
     }
     if chain.root().canonical_signed() != current_root.canonical_signed() {
-        bail!("the server's root history does not lead to the trusted root of {gun}");
+        return Err(HistoryError::RootChainDiverges {
+            gun: gun.to_string(),
+        });
     }
 
     let root_authorities: Vec<Authority<'_>> = roots
@@ -329,10 +407,10 @@ pub fn history(
         }
     }
     for skipped in &walk.skipped {
-        options.notices.push(skipped.notice());
+        session.notices.push(skipped.notice());
     }
     for u in &unverifiable {
-        options.notices.push(format!(
+        session.notices.push(format!(
             "{} versions {} could not be verified with the keys in force for them (signed before the first root this home trusted, by keys no longer or not yet trusted, or not retained by the server) and are left out",
             u.role,
             ranges(&u.versions)
@@ -351,10 +429,12 @@ pub fn history(
                     .join(", ")
             )
         };
-        bail!(
-            "no history for {reference}: no verified version of {} lists tag {tag:?}{unverified}",
-            order.join(", ")
-        );
+        return Err(HistoryError::NoHistory {
+            reference: reference.to_string(),
+            roles: order.join(", "),
+            tag: tag.clone(),
+            unverified,
+        });
     }
     Ok(History {
         gun: gun.to_string(),

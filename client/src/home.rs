@@ -7,11 +7,66 @@
 //! keys/<gun>/<role>.<keyid>.pem    private keys, encrypted PKCS#8 PEM, mode 0600
 //! ```
 
-use anyhow::{bail, Context, Result};
+use crate::atomic_file::{write_private_file, FileError};
+use crate::passphrase::PassphraseError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tagtrust_shared::{Gun, SigningKey};
+use tagtrust_shared::{Error as TufError, Gun, SigningKey};
+
+/// Why `config.toml` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] FileError),
+
+    #[error("reading {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+
+    #[error("freshness.max_age {text:?} in config.toml: {source}")]
+    MaxAge {
+        text: String,
+        source: humantime::DurationError,
+    },
+
+    /// A trust pin asking for more (or fewer) pinned keys than can sign.
+    #[error("root_threshold {threshold} is impossible with {pinned} distinct pinned root key(s)")]
+    PinThreshold { threshold: u64, pinned: u64 },
+}
+
+/// Why a private key could not be stored, found or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    File(#[from] FileError),
+
+    /// A key file that does not open (wrong passphrase, damaged file).
+    #[error("key {path}: {source}")]
+    Unreadable { path: PathBuf, source: TufError },
+
+    /// A key file to import that does not open with the passphrase.
+    #[error("the imported key: {0}")]
+    Import(TufError),
+
+    /// A key name, encryption or encoding problem.
+    #[error(transparent)]
+    Key(#[from] TufError),
+
+    /// This home holds none of the role's keys.
+    #[error("no private {role} key for {gun} in {dir} (the role's keys are {keyids})")]
+    Missing {
+        role: String,
+        gun: String,
+        dir: PathBuf,
+        keyids: String,
+    },
+
+    #[error(transparent)]
+    Passphrase(#[from] PassphraseError),
+}
 
 /// Folder under `keys/` for keys not tied to one GUN.
 const ROBOT_KEY_DIR: &str = "_named";
@@ -27,11 +82,13 @@ pub struct KeyFile {
 }
 
 /// Read a private key file (encrypted PKCS#8 PEM) with `passphrase`.
-pub fn load_key_file(path: &Path, passphrase: &str) -> Result<SigningKey> {
-    let pem =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    SigningKey::from_encrypted_pem(&pem, passphrase)
-        .with_context(|| format!("key {}", path.display()))
+pub fn load_key_file(path: &Path, passphrase: &str) -> Result<SigningKey, KeyError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| FileError::new(format!("reading {}", path.display()), e))?;
+    SigningKey::from_encrypted_pem(&pem, passphrase).map_err(|source| KeyError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// What `config.toml` holds.
@@ -76,12 +133,14 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    pub fn max_age(&self) -> Result<Option<std::time::Duration>> {
+    pub fn max_age(&self) -> Result<Option<std::time::Duration>, ConfigError> {
         self.max_age
             .as_deref()
             .map(|text| {
-                humantime::parse_duration(text)
-                    .with_context(|| format!("freshness.max_age {text:?} in config.toml"))
+                humantime::parse_duration(text).map_err(|source| ConfigError::MaxAge {
+                    text: text.to_string(),
+                    source,
+                })
             })
             .transpose()
     }
@@ -136,7 +195,7 @@ impl TrustPin {
 
     /// The number of pinned keys that must sign: `root_threshold`, else
     /// all of them. Refused when impossible (0, or more than are pinned).
-    pub fn threshold(&self) -> Result<u64> {
+    pub fn threshold(&self) -> Result<u64, ConfigError> {
         let pinned = self
             .root_keys
             .iter()
@@ -144,9 +203,7 @@ impl TrustPin {
             .len() as u64;
         let threshold = self.root_threshold.unwrap_or(pinned);
         if threshold < 1 || threshold > pinned {
-            bail!(
-                "root_threshold {threshold} is impossible with {pinned} distinct pinned root key(s)"
-            );
+            return Err(ConfigError::PinThreshold { threshold, pinned });
         }
         Ok(threshold)
     }
@@ -159,17 +216,6 @@ pub struct Home {
 }
 
 impl Home {
-    /// `TAGTRUST_HOME`, else `~/.tagtrust`.
-    pub fn from_env() -> Result<Home> {
-        let root = match std::env::var_os("TAGTRUST_HOME") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => dirs::home_dir()
-                .context("cannot find the home directory; set TAGTRUST_HOME")?
-                .join(".tagtrust"),
-        };
-        Ok(Home { root })
-    }
-
     pub fn at(root: impl Into<PathBuf>) -> Home {
         Home { root: root.into() }
     }
@@ -179,14 +225,15 @@ impl Home {
     }
 
     /// The config, or the default if there is no config file.
-    pub fn config(&self) -> Result<Config> {
+    pub fn config(&self) -> Result<Config, ConfigError> {
         let path = self.root.join("config.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
-            }
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path,
+                source: Box::new(source),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => Err(FileError::new(format!("reading {}", path.display()), e).into()),
         }
     }
 
@@ -230,7 +277,7 @@ impl Home {
         role: &str,
         key: &SigningKey,
         passphrase: &str,
-    ) -> Result<PathBuf> {
+    ) -> Result<PathBuf, KeyError> {
         let dir = self.key_dir(gun);
         let path = dir.join(format!("{role}.{}.pem", key.key_id()));
         let pem = key.to_encrypted_pem(passphrase)?;
@@ -240,7 +287,7 @@ impl Home {
 
     /// Every private key file under `keys/`, with the GUN and role its
     /// path names (robot keys made by `key generate` have no GUN).
-    pub fn list_keys(&self) -> Result<Vec<KeyFile>> {
+    pub fn list_keys(&self) -> Result<Vec<KeyFile>, KeyError> {
         let dir = self.root.join("keys");
         let mut found = Vec::new();
         let mut stack = vec![dir.clone()];
@@ -248,10 +295,12 @@ impl Home {
             let entries = match std::fs::read_dir(&d) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("reading {}", d.display())),
+                Err(e) => return Err(FileError::new(format!("reading {}", d.display()), e).into()),
             };
             for entry in entries {
-                let path = entry?.path();
+                let path = entry
+                    .map_err(|e| FileError::new(format!("reading {}", d.display()), e))?
+                    .path();
                 if path.is_dir() {
                     stack.push(path);
                     continue;
@@ -291,7 +340,7 @@ impl Home {
         name: &str,
         key: &SigningKey,
         passphrase: &str,
-    ) -> Result<PathBuf> {
+    ) -> Result<PathBuf, KeyError> {
         tagtrust_shared::pathmatch::validate_role_name(name)?;
         let path = self
             .root
@@ -311,8 +360,8 @@ impl Home {
         passphrase: &str,
         gun: Option<&Gun>,
         role: &str,
-    ) -> Result<(String, PathBuf)> {
-        let key = SigningKey::from_encrypted_pem(pem, passphrase).context("the imported key")?;
+    ) -> Result<(String, PathBuf), KeyError> {
+        let key = SigningKey::from_encrypted_pem(pem, passphrase).map_err(KeyError::Import)?;
         tagtrust_shared::pathmatch::validate_role_name(role)?;
         let dir = match gun {
             Some(gun) => self.key_dir(gun),
@@ -337,18 +386,19 @@ impl Home {
         role: &str,
         keyids: &[String],
         passphrase: &str,
-    ) -> Result<SigningKey> {
+    ) -> Result<SigningKey, KeyError> {
         for keyid in keyids {
             let path = self.key_dir(gun).join(format!("{role}.{keyid}.pem"));
             if path.exists() {
                 return load_key_file(&path, passphrase);
             }
         }
-        bail!(
-            "no private {role} key for {gun} in {} (the role's keys are {})",
-            self.key_dir(gun).display(),
-            keyids.join(", ")
-        )
+        Err(KeyError::Missing {
+            role: role.to_string(),
+            gun: gun.to_string(),
+            dir: self.key_dir(gun),
+            keyids: keyids.join(", "),
+        })
     }
 }
 
@@ -442,41 +492,6 @@ fn legacy_server_dir_name(server: &str) -> Option<String> {
 /// `acme`'s `timestamp.json`).
 pub fn gun_dir_name(gun: &Gun) -> String {
     gun.as_str().replace('/', "%2F")
-}
-
-/// Write `bytes` to `path` atomically and durably with mode 0600 (parent
-/// created): [`crate::updater::write_atomic_mode`].
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("path has no parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::updater::write_atomic_mode(path, bytes, Some(0o600))?;
-    Ok(())
-}
-
-/// Write `bytes` to `path` atomically (write a temporary file, then
-/// rename), creating the parent directory.
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("path has no parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::updater::write_atomic(path, bytes)?;
-    Ok(())
-}
-
-/// The passphrase for private keys: `TAGTRUST_PASSPHRASE`, else a prompt on
-/// the terminal. With neither, a one-line error rather than a hang.
-pub fn passphrase(prompt: &str) -> Result<String> {
-    use std::io::IsTerminal;
-    if let Ok(p) = std::env::var("TAGTRUST_PASSPHRASE") {
-        return Ok(p);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no passphrase: set TAGTRUST_PASSPHRASE or run on a terminal");
-    }
-    let p = rpassword::prompt_password(prompt).context("reading passphrase")?;
-    if p.is_empty() {
-        bail!("empty passphrase");
-    }
-    Ok(p)
 }
 
 #[cfg(test)]

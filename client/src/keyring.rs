@@ -6,7 +6,8 @@
 //! the encrypted PEM as it is. Passphrases are arguments; asking for one is
 //! the caller's business.
 
-use crate::home::{write_private_file, Home, KeyFile};
+use crate::atomic_file::write_private_file;
+use crate::home::{Home, KeyFile};
 use crate::publisher::Signer;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -1,15 +1,29 @@
 //! tagtrust client library: everything the `tagtrust` CLI does, callable from
-//! other programs and tests.
+//! other programs and tests. It reads no environment variables, prompts for
+//! nothing and prints nothing: settings come in as options
+//! ([`session::Session`]), passphrases from a caller's
+//! [`passphrase::PassphraseSource`], notices go to a caller's
+//! [`notices::Notices`], and every operation family has its own error type.
 //!
 //! * [`trusted`]: the trusted-metadata state machine. Pure: handed bytes, it
-//!   says accept or why not. Every TUF client rule lives there.
-//! * [`fetch`]: downloading with size limits and timeouts.
+//!   says accept or why not ([`trusted::TrustError`]). Every TUF client rule
+//!   lives there.
+//! * [`fetch`]: downloading with size limits and timeouts; the one HTTP
+//!   client builder.
 //! * [`updater`]: the TUF client workflow, fetching and persisting around
 //!   [`trusted`].
+//! * [`bootstrap`]: establishing trust in a GUN's first root (stored, root
+//!   file, pin, first use) and the anchor kept for history.
+//! * [`session`]: opening a repository (home, server, HTTP settings,
+//!   bootstrap, updater); every operation goes through it.
+//! * [`freshness`]: the consumer's `max_age` policy.
 //! * [`home`]: the local state directory (trusted metadata, keys, config).
+//! * [`atomic_file`]: atomic, durable file writes and file errors.
+//! * [`passphrase`]: where private-key passphrases come from.
+//! * [`notices`]: what the user is told that is not an error.
 //! * [`remote`]: the tagtrust server's write API (publish, online keys).
-//! * [`publisher`]: init, tag set/rm, list.
-//! * [`lookup`]: resolve a tag with trust bootstrapping.
+//! * [`publisher`]: init, tag set/rm, list, delegations.
+//! * [`lookup`]: resolve a tag.
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
 //! * [`history`]: what a tag pointed to, version by version, verified.
@@ -22,18 +36,26 @@
 //!   descriptor, with annotations).
 //! * [`pull_report`]: a pull's manifest file and report.
 //! * [`announce`]: the words of notices about an operation's circumstances.
+//! * [`error_line`]: an error and its causes as one line.
 
 pub mod announce;
+pub mod atomic_file;
+pub mod bootstrap;
+pub mod error_line;
 pub mod fetch;
+pub mod freshness;
 pub mod history;
 pub mod home;
 pub mod keyring;
 pub mod lookup;
+pub mod notices;
+pub mod passphrase;
 pub mod publisher;
 pub mod pull_report;
 pub mod registry;
 pub mod remote;
 pub mod rotation;
+pub mod session;
 pub mod staging;
 pub mod status;
 pub mod tag_target;

@@ -3,17 +3,85 @@
 //! verified, is signed locally, and is published atomically; a lost race
 //! (409) is retried on top of the winner's version.
 
-use crate::home::{passphrase, ExpiryPolicy, Home};
-use crate::lookup::{open_repository, Notices, OpenOptions};
-use crate::remote::{PublishError, ServerClient};
-use anyhow::{bail, Context, Result};
+use crate::atomic_file::FileError;
+use crate::home::{ConfigError, ExpiryPolicy, KeyError};
+use crate::passphrase::{PassphraseError, Passphrases};
+use crate::remote::{RemoteError, ServerClient};
+use crate::session::{OpenError, OpenOptions, Repository, Session};
+use crate::staging::StagedFileError;
+use crate::updater::UpdateError;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
+    DelegatedRole, Delegations, Error as TufError, Gun, Metadata, PublicKey, Root, SigningKey,
+    TargetFile, Targets,
 };
+
+/// Why a change to a repository (init, tags, delegations, key rotation,
+/// root changes and their staging) was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The change is not possible as asked (an argument, or the state of
+    /// the repository or of this home), in words.
+    #[error("{0}")]
+    Refused(String),
+
+    /// Every attempt lost a race with another publisher.
+    #[error("gave up after {attempts} conflicting publishes to {gun}; try again")]
+    GaveUp { gun: String, attempts: u32 },
+
+    #[error(transparent)]
+    Open(#[from] OpenError),
+
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+
+    /// The server refused or did not answer.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+
+    #[error(transparent)]
+    Passphrase(#[from] PassphraseError),
+
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    File(#[from] FileError),
+
+    #[error(transparent)]
+    Staged(#[from] StagedFileError),
+
+    /// Metadata that cannot be built or read.
+    #[error(transparent)]
+    Metadata(#[from] TufError),
+
+    /// What was being done when `source` happened.
+    #[error("{context}: {source}")]
+    During {
+        context: String,
+        source: Box<PublishError>,
+    },
+}
+
+/// Says what was being done when an error happened.
+pub(crate) trait During<T> {
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, PublishError>;
+}
+
+impl<T, E: Into<PublishError>> During<T> for Result<T, E> {
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, PublishError> {
+        self.map_err(|e| PublishError::During {
+            context: context(),
+            source: Box::new(e.into()),
+        })
+    }
+}
 
 /// How often a conflicting publish is retried before giving up.
 pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
@@ -21,13 +89,11 @@ pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
 /// The OCI image manifest media type, the default for `tag set`.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// Who is publishing where.
+/// Who is publishing where: the session (home, server, token, notices) and
+/// where passphrases for this home's private keys come from.
 pub struct Publisher {
-    pub home: Home,
-    pub server: String,
-    pub token: Option<String>,
-    /// Where notices (skipped delegation branches, …) go.
-    pub notices: Notices,
+    pub session: Session,
+    pub passphrases: Passphrases,
 }
 
 /// What `init` created.
@@ -102,7 +168,7 @@ impl TagTarget {
     /// Check the digest form and build the TUF target entry. `custom`
     /// carries the OCI descriptor's media type and annotations, so they are
     /// signed too.
-    pub fn to_target_file(&self) -> Result<TargetFile> {
+    pub fn to_target_file(&self) -> Result<TargetFile, PublishError> {
         let hex = self
             .digest
             .strip_prefix("sha256:")
@@ -111,8 +177,11 @@ impl TagTarget {
                     && h.bytes()
                         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             })
-            .with_context(|| {
-                format!("digest {:?} is not sha256:<64 lower-case hex>", self.digest)
+            .ok_or_else(|| {
+                PublishError::Refused(format!(
+                    "digest {:?} is not sha256:<64 lower-case hex>",
+                    self.digest
+                ))
             })?;
         let mut hashes = BTreeMap::new();
         hashes.insert("sha256".to_string(), hex.to_string());
@@ -133,16 +202,15 @@ impl TagTarget {
 }
 
 impl Publisher {
-    pub(crate) fn server_client(&self) -> Result<ServerClient> {
-        ServerClient::new(&self.server, self.token.clone())
+    pub fn new(session: Session, passphrases: Passphrases) -> Publisher {
+        Publisher {
+            session,
+            passphrases,
+        }
     }
 
-    pub(crate) fn open_options(&self) -> OpenOptions {
-        OpenOptions {
-            token: self.token.clone(),
-            notices: self.notices.clone(),
-            ..OpenOptions::default()
-        }
+    pub(crate) fn server_client(&self) -> Result<ServerClient, PublishError> {
+        Ok(self.session.server_client()?)
     }
 
     /// Create the GUN's repository: `local_root_keys` root keys made here,
@@ -157,43 +225,48 @@ impl Publisher {
         local_root_keys: usize,
         holders: &[PublicKey],
         root_threshold: Option<u64>,
-    ) -> Result<InitReport> {
-        let dir = self.home.metadata_dir(&self.server, gun);
+    ) -> Result<InitReport, PublishError> {
+        let dir = self.session.home.metadata_dir(&self.session.server, gun);
         if dir.join("root.json").exists() {
-            bail!(
+            return Err(PublishError::Refused(format!(
                 "{gun} is already initialised here ({} exists)",
                 dir.display()
-            );
+            )));
         }
         let total = local_root_keys + holders.len();
         let root_threshold = match root_threshold {
             Some(t) => t,
             None if total == 1 => 1,
-            None => bail!(
-                "give --root-threshold M: how many of the {total} root keys must sign each root change"
-            ),
+            None => return Err(PublishError::Refused(format!("give --root-threshold M: how many of the {total} root keys must sign each root change"))),
         };
         if total < 1 || root_threshold < 1 || root_threshold > total as u64 {
-            bail!("--root-threshold {root_threshold} is impossible with {total} root key(s)");
+            return Err(PublishError::Refused(format!(
+                "--root-threshold {root_threshold} is impossible with {total} root key(s)"
+            )));
         }
         let mut holder_ids = std::collections::BTreeSet::new();
         for key in holders {
             if !holder_ids.insert(key.key_id()) {
-                bail!("root key {} is given twice", key.key_id());
+                return Err(PublishError::Refused(format!(
+                    "root key {} is given twice",
+                    key.key_id()
+                )));
             }
         }
         self.refuse_if_staged(gun)?;
         let client = self.server_client()?;
         let timestamp_key = client.online_key(gun, "timestamp")?;
         let snapshot_key = client.online_key(gun, "snapshot")?;
-        let pass = passphrase("Passphrase for the new root and targets keys: ")?;
+        let pass = self
+            .passphrases
+            .passphrase("Passphrase for the new root and targets keys: ")?;
 
         let root_signers: Vec<SigningKey> = (0..local_root_keys)
             .map(|_| SigningKey::generate())
             .collect();
         let targets_key = SigningKey::generate();
         let now = Utc::now();
-        let expiry = self.home.config()?.expiry;
+        let expiry = self.session.home.config()?.expiry;
         let mut root = Root::new(now + Duration::days(expiry.root_days));
         for key in root_signers
             .iter()
@@ -213,11 +286,15 @@ impl Publisher {
         // Keys are stored before publishing (losing them after a successful
         // publish would orphan the GUN) and removed if the publish fails.
         let mut saved = Vec::new();
-        let mut save = || -> Result<()> {
+        let mut save = || -> Result<(), PublishError> {
             for key in &root_signers {
-                saved.push(self.home.save_key(gun, "root", key, &pass)?);
+                saved.push(self.session.home.save_key(gun, "root", key, &pass)?);
             }
-            saved.push(self.home.save_key(gun, "targets", &targets_key, &pass)?);
+            saved.push(
+                self.session
+                    .home
+                    .save_key(gun, "targets", &targets_key, &pass)?,
+            );
             Ok(())
         };
         let signing = save().and_then(|()| {
@@ -237,7 +314,7 @@ impl Publisher {
                 for path in &saved {
                     let _ = std::fs::remove_file(path);
                 }
-                return Err(e).with_context(|| format!("creating the repository {gun}"));
+                return Err(e).during(|| format!("creating the repository {gun}"));
             }
         };
         Ok(InitReport {
@@ -261,7 +338,7 @@ impl Publisher {
         tag: &str,
         target: &TagTarget,
         signer: &Signer,
-    ) -> Result<TagReport> {
+    ) -> Result<TagReport, PublishError> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
         let published = self.change_role(gun, signer, tag, |targets| {
@@ -280,11 +357,14 @@ impl Publisher {
     }
 
     /// Remove `tag` from the role `signer` signs.
-    pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport> {
+    pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport, PublishError> {
         let published = self.change_role(gun, signer, tag, |targets| {
             match targets.targets.remove(tag) {
                 Some(_) => Ok(()),
-                None => bail!("{gun}:{tag} is not signed by {}", signer.role()),
+                None => Err(PublishError::Refused(format!(
+                    "{gun}:{tag} is not signed by {}",
+                    signer.role()
+                ))),
             }
         })?;
         Ok(TagReport {
@@ -302,8 +382,8 @@ impl Publisher {
     pub(crate) fn change_targets(
         &self,
         gun: &Gun,
-        change: impl Fn(&mut Targets) -> Result<()>,
-    ) -> Result<Published> {
+        change: impl Fn(&mut Targets) -> Result<(), PublishError>,
+    ) -> Result<Published, PublishError> {
         self.change_role(gun, &Signer::Targets, "", change)
     }
 
@@ -317,19 +397,23 @@ impl Publisher {
         gun: &Gun,
         signer: &Signer,
         tag: &str,
-        change: impl Fn(&mut Targets) -> Result<()>,
-    ) -> Result<Published> {
+        change: impl Fn(&mut Targets) -> Result<(), PublishError>,
+    ) -> Result<Published, PublishError> {
         let client = self.server_client()?;
-        let mut keys = KeyCache::default();
-        let expiry = self.home.config()?.expiry;
+        let mut keys = KeyCache::new(self.passphrases.clone());
+        let expiry = self.session.home.config()?.expiry;
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
-            let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+            let mut repo = self.session.open(gun, &OpenOptions::default())?;
             let current = match signer {
                 Signer::Targets => RoleState::Current(
                     repo.updater
                         .trusted()
                         .targets()
-                        .context("the server has no trusted targets metadata for this GUN")?
+                        .ok_or_else(|| {
+                            PublishError::Refused(
+                                "the server has no trusted targets metadata for this GUN".into(),
+                            )
+                        })?
                         .signed
                         .clone()
                         .into(),
@@ -337,12 +421,12 @@ impl Publisher {
                 Signer::Delegated { role, key_file } => {
                     let key_id = keys.file(key_file)?.key_id();
                     let (delegation, current) =
-                        delegated_role_state(&mut repo, role, &key_id, &self.notices)?;
+                        delegated_role_state(&mut repo, role, &key_id, &self.session.notices)?;
                     if !tag.is_empty() && !delegation.is_delegated_path(tag) {
-                        bail!(
+                        return Err(PublishError::Refused(format!(
                             "role {role} may not sign tag {tag:?}: its paths are {}",
                             delegation.paths.as_deref().unwrap_or_default().join(", ")
-                        );
+                        )));
                     }
                     current
                 }
@@ -378,11 +462,14 @@ impl Publisher {
                         resigned,
                     })
                 }
-                Err(PublishError::Conflict(_)) => backoff(attempt),
+                Err(RemoteError::Conflict(_)) => backoff(attempt),
                 Err(e) => return Err(e.into()),
             }
         }
-        bail!("gave up after {MAX_PUBLISH_ATTEMPTS} conflicting publishes to {gun}; try again")
+        Err(PublishError::GaveUp {
+            gun: gun.to_string(),
+            attempts: MAX_PUBLISH_ATTEMPTS,
+        })
     }
 
     /// Expiry cliffs: add to `files` a re-signed version of every role this
@@ -392,12 +479,12 @@ impl Publisher {
     fn resign_expiring(
         &self,
         gun: &Gun,
-        repo: &crate::lookup::Repository,
+        repo: &Repository,
         signer: &Signer,
         keys: &mut KeyCache,
         expiry: &ExpiryPolicy,
         files: &mut Vec<(String, Vec<u8>)>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<String>, PublishError> {
         let trusted = repo.updater.trusted();
         let horizon = Utc::now() + Duration::days(expiry.warning_days);
         let root = &trusted.root().signed;
@@ -407,7 +494,7 @@ impl Publisher {
         // `status` warns about it instead.
         if root.expires <= horizon
             && root_keys.threshold == 1
-            && self.home.has_key(gun, "root", &root_keys.keyids)
+            && self.session.home.has_key(gun, "root", &root_keys.keyids)
         {
             let key = keys.top_level(self, gun, root, "root")?;
             files.push(("root".to_string(), renew_root(root, &[key], expiry)?));
@@ -416,6 +503,7 @@ impl Publisher {
         if let (Signer::Delegated { .. }, Some(targets)) = (signer, trusted.targets()) {
             if targets.signed.expires <= horizon
                 && self
+                    .session
                     .home
                     .has_key(gun, "targets", &root.role_keys("targets")?.keyids)
             {
@@ -430,28 +518,35 @@ impl Publisher {
     }
 
     /// Load the local private key of a top-level role listed in `root`.
-    pub(crate) fn role_key(&self, gun: &Gun, root: &Root, role: &str) -> Result<SigningKey> {
+    pub(crate) fn role_key(
+        &self,
+        gun: &Gun,
+        root: &Root,
+        role: &str,
+    ) -> Result<SigningKey, PublishError> {
         debug_assert!(TOP_LEVEL_ROLES.contains(&role));
         let keys = root.role_keys(role)?;
         if keys.threshold > 1 {
-            bail!(
+            return Err(PublishError::Refused(format!(
                 "{role} of {gun} needs {} signatures; tagtrust signs with one key",
                 keys.threshold
-            );
+            )));
         }
-        let pass = passphrase(&format!("Passphrase for the {role} key of {gun}: "))?;
-        self.home.load_key(gun, role, &keys.keyids, &pass)
+        let pass = self
+            .passphrases
+            .passphrase(&format!("Passphrase for the {role} key of {gun}: "))?;
+        Ok(self.session.home.load_key(gun, role, &keys.keyids, &pass)?)
     }
 
     /// The verified tags of `gun`, from top-level targets and every
     /// delegated role, each resolved the way a lookup would (so a tag a
     /// role lists outside its paths, or shadowed by an earlier role, shows
     /// what a consumer would get).
-    pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>> {
-        let mut repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+    pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>, PublishError> {
+        let mut repo = self.session.open(gun, &OpenOptions::default())?;
         let walk = repo.updater.load_all_roles()?;
         for skipped in &walk.skipped {
-            self.notices.push(skipped.notice());
+            self.session.notices.push(skipped.notice());
         }
         let candidates: std::collections::BTreeSet<String> = walk
             .roles
@@ -473,6 +568,7 @@ impl Publisher {
                 }),
                 Ok(None) => {}
                 Err(e) => self
+                    .session
                     .notices
                     .push(format!("tag {tag:?} left out: its lookup fails: {e}")),
             }
@@ -520,11 +616,11 @@ pub(crate) enum RoleState {
 /// holder can publish after a key replacement (`delegation add` on an
 /// existing name). Failing branches elsewhere are notices, not errors.
 fn delegated_role_state(
-    repo: &mut crate::lookup::Repository,
+    repo: &mut Repository,
     role: &str,
     signer_key_id: &str,
-    notices: &Notices,
-) -> Result<(DelegatedRole, RoleState)> {
+    notices: &crate::notices::Notices,
+) -> Result<(DelegatedRole, RoleState), PublishError> {
     let walk = repo.updater.load_all_roles()?;
     let trusted = repo.updater.trusted();
     let entries: Vec<(&String, &DelegatedRole)> = walk
@@ -542,7 +638,9 @@ fn delegated_role_state(
         .or_else(|| entries.iter().find(|(p, _)| Some(*p) == verified_through))
         .or(entries.first())
         .copied()
-        .with_context(|| format!("{} has no delegated role named {role}", repo.gun))?;
+        .ok_or_else(|| {
+            PublishError::Refused(format!("{} has no delegated role named {role}", repo.gun))
+        })?;
     for skipped in walk.skipped.iter().filter(|s| s.role != role) {
         notices.push(skipped.notice());
     }
@@ -615,20 +713,25 @@ impl Publisher {
         &self,
         gun: &Gun,
         delegation: &NewDelegation,
-    ) -> Result<DelegationReport> {
+    ) -> Result<DelegationReport, PublishError> {
         tagtrust_shared::pathmatch::validate_role_name(&delegation.name)?;
         if TOP_LEVEL_ROLES.contains(&delegation.name.as_str()) {
-            bail!("a delegated role cannot be named {}", delegation.name);
+            return Err(PublishError::Refused(format!(
+                "a delegated role cannot be named {}",
+                delegation.name
+            )));
         }
         if delegation.keys.is_empty() || delegation.paths.is_empty() {
-            bail!("a delegation needs at least one --key and one --path");
+            return Err(PublishError::Refused(
+                "a delegation needs at least one --key and one --path".to_string(),
+            ));
         }
         if delegation.threshold < 1 || delegation.threshold > delegation.keys.len() as u64 {
-            bail!(
+            return Err(PublishError::Refused(format!(
                 "threshold {} is impossible with {} key(s)",
                 delegation.threshold,
                 delegation.keys.len()
-            );
+            )));
         }
         let replaced = std::cell::Cell::new(false);
         let published = self.change_targets(gun, |targets| {
@@ -641,7 +744,7 @@ impl Publisher {
             let roles = delegations
                 .roles
                 .as_mut()
-                .context("this GUN uses succinct hash-bin delegations; tagtrust cannot add named roles to them")?;
+                .ok_or_else(|| PublishError::Refused("this GUN uses succinct hash-bin delegations; tagtrust cannot add named roles to them".into()))?;
             // An existing name is replaced where it stands (search order
             // is unchanged): its keys, threshold, paths and terminating
             // flag become the ones given. That is how a compromised or
@@ -682,14 +785,16 @@ impl Publisher {
     }
 
     /// Remove the delegation `name` from top-level targets.
-    pub fn delegation_rm(&self, gun: &Gun, name: &str) -> Result<DelegationReport> {
+    pub fn delegation_rm(&self, gun: &Gun, name: &str) -> Result<DelegationReport, PublishError> {
         let published = self.change_targets(gun, |targets| {
             let roles = targets
                 .delegations
                 .as_mut()
                 .and_then(|d| d.roles.as_mut())
                 .filter(|roles| roles.iter().any(|r| r.name == name))
-                .with_context(|| format!("{gun} has no delegation named {name}"))?;
+                .ok_or_else(|| {
+                    PublishError::Refused(format!("{gun} has no delegation named {name}"))
+                })?;
             roles.retain(|r| r.name != name);
             if let Some(delegations) = targets.delegations.as_mut() {
                 prune_delegation_keys(delegations);
@@ -706,13 +811,13 @@ impl Publisher {
     }
 
     /// The delegations of top-level targets, verified.
-    pub fn delegation_list(&self, gun: &Gun) -> Result<Vec<DelegationEntry>> {
-        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+    pub fn delegation_list(&self, gun: &Gun) -> Result<Vec<DelegationEntry>, PublishError> {
+        let repo = self.session.open(gun, &OpenOptions::default())?;
         let targets = repo
             .updater
             .trusted()
             .targets()
-            .context("no trusted targets metadata")?;
+            .ok_or_else(|| PublishError::Refused("no trusted targets metadata".into()))?;
         Ok(targets
             .signed
             .delegations
@@ -733,19 +838,26 @@ impl Publisher {
 
 /// Private keys loaded once per operation (each load asks for, or reads,
 /// the passphrase and runs scrypt).
-#[derive(Default)]
 pub(crate) struct KeyCache {
     keys: BTreeMap<String, SigningKey>,
+    passphrases: Passphrases,
 }
 
 impl KeyCache {
+    pub(crate) fn new(passphrases: Passphrases) -> KeyCache {
+        KeyCache {
+            keys: BTreeMap::new(),
+            passphrases,
+        }
+    }
+
     pub(crate) fn top_level(
         &mut self,
         publisher: &Publisher,
         gun: &Gun,
         root: &Root,
         role: &str,
-    ) -> Result<&SigningKey> {
+    ) -> Result<&SigningKey, PublishError> {
         if !self.keys.contains_key(role) {
             let key = publisher.role_key(gun, root, role)?;
             self.keys.insert(role.to_string(), key);
@@ -753,10 +865,12 @@ impl KeyCache {
         Ok(&self.keys[role])
     }
 
-    fn file(&mut self, path: &std::path::Path) -> Result<&SigningKey> {
+    fn file(&mut self, path: &std::path::Path) -> Result<&SigningKey, PublishError> {
         let id = format!("file:{}", path.display());
         if !self.keys.contains_key(&id) {
-            let pass = passphrase(&format!("Passphrase for {}: ", path.display()))?;
+            let pass = self
+                .passphrases
+                .passphrase(&format!("Passphrase for {}: ", path.display()))?;
             self.keys
                 .insert(id.clone(), crate::home::load_key_file(path, &pass)?);
         }
@@ -769,7 +883,7 @@ pub(crate) fn sign_targets(
     mut targets: Targets,
     key: &SigningKey,
     expiry: &ExpiryPolicy,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<u8>, PublishError> {
     let now = Utc::now();
     targets.expires =
         tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
@@ -785,7 +899,7 @@ pub(crate) fn renew_root(
     root: &Root,
     keys: &[&SigningKey],
     expiry: &ExpiryPolicy,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<u8>, PublishError> {
     let mut md = Metadata::new(crate::staging::next_root(root, expiry.root_days))?;
     for key in keys {
         md.sign(key);

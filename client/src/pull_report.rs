@@ -1,7 +1,7 @@
 //! What a `pull` hands back: the verified manifest written to a file, and
 //! the report of where it came from and what signed it.
 
-use crate::home::write_file_atomically;
+use crate::atomic_file::write_file_atomically;
 use crate::registry::Pulled;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -79,7 +79,8 @@ pub fn write_manifest(pulled: &Pulled, path: &Path) -> Result<(), WriteManifestE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lookup::{Resolution, RoleState, TrustSource};
+    use crate::bootstrap::TrustSource;
+    use crate::lookup::{Resolution, RoleState};
     use crate::registry::RegistryLocation;
 
     fn pulled(manifest: &[u8]) -> Pulled {
@@ -100,6 +101,7 @@ mod tests {
                 timestamp: state.clone(),
                 snapshot: state.clone(),
                 targets: state,
+                custom: None,
             },
             annotations: [("team".to_string(), "build".to_string())].into(),
             location: RegistryLocation {

@@ -15,9 +15,10 @@
 //! auth) and the request is retried once with it. A `Basic` challenge is
 //! answered with those credentials directly.
 
-use crate::home::Home;
-use crate::lookup::{lookup, OpenOptions, Repository, Resolution};
-use anyhow::{bail, Context, Result};
+use crate::fetch::{FetchError, HttpOptions};
+use crate::home::{ConfigError, RegistryConfig};
+use crate::lookup::{lookup, LookupError, Resolution};
+use crate::session::{OpenOptions, Repository, Session};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{
     HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
@@ -28,7 +29,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Mutex;
-use std::time::Duration;
 use tagtrust_shared::{Gun, ImageReference};
 
 /// OCI image manifest.
@@ -55,10 +55,66 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest token-endpoint answer read.
 const MAX_TOKEN_RESPONSE_BYTES: u64 = 1024 * 1024;
 
-/// Environment variables with registry credentials (basic auth towards the
-/// token realm, or towards the registry on a `Basic` challenge).
+/// Environment variables the CLI reads registry credentials from (basic
+/// auth towards the token realm, or towards the registry on a `Basic`
+/// challenge); named in messages asking for them.
 pub const USER_ENV: &str = "TAGTRUST_REGISTRY_USER";
 pub const PASSWORD_ENV: &str = "TAGTRUST_REGISTRY_PASSWORD";
+
+/// Why a registry request failed or its answer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No usable registry URL for the GUN.
+    #[error("{0}")]
+    Location(String),
+
+    /// The HTTP client could not be made.
+    #[error(transparent)]
+    Http(#[from] FetchError),
+
+    /// A request got no answer, or its answer could not be read.
+    #[error("{request}: {message}")]
+    Transport { request: String, message: String },
+
+    /// Authentication failed, or was refused for the credentials' safety.
+    #[error("{0}")]
+    Auth(String),
+
+    #[error("registry has no {what} (HTTP 404)")]
+    NotFound { what: String },
+
+    #[error("registry answered HTTP {status} for {what}")]
+    Status { what: String, status: u16 },
+
+    /// Bytes that are not the signed manifest (wrong digest or size).
+    #[error("{0}")]
+    Refused(String),
+
+    /// An answer that cannot be used (too large, not JSON, fields missing).
+    #[error("{0}")]
+    InvalidAnswer(String),
+
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// `pull` failed fetching the verified manifest.
+    #[error("pulling {reference} from {base}: {source}")]
+    Pull {
+        reference: String,
+        base: String,
+        source: Box<RegistryError>,
+    },
+}
+
+fn transport(request: String, e: &(dyn std::error::Error + 'static)) -> RegistryError {
+    RegistryError::Transport {
+        request,
+        message: crate::error_line::error_line(e),
+    }
+}
 
 /// Where a GUN's manifests live: registry base URL and repository name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +147,7 @@ fn is_loopback_host(host: &str) -> bool {
 /// Where to fetch `gun`'s manifests. The repository name is the GUN without
 /// its registry host; the base is `registry` when given, else that host
 /// (`https`, or plain `http` for a loopback host).
-pub fn locate(gun: &Gun, registry: Option<&str>) -> Result<RegistryLocation> {
+pub fn locate(gun: &Gun, registry: Option<&str>) -> Result<RegistryLocation, RegistryError> {
     let gun = gun.as_str();
     let (host, name) = match host_segment(gun) {
         Some((host, name)) => (Some(host), name.to_string()),
@@ -101,14 +157,18 @@ pub fn locate(gun: &Gun, registry: Option<&str>) -> Result<RegistryLocation> {
         (Some(url), _) => {
             let url = url.trim_end_matches('/');
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("registry URL {url:?} must start with http:// or https://");
+                return Err(RegistryError::Location(format!(
+                    "registry URL {url:?} must start with http:// or https://"
+                )));
             }
             url.to_string()
         }
         (None, Some(host)) if is_loopback_host(host) => format!("http://{host}"),
         (None, Some(host)) => format!("https://{host}"),
         (None, None) => {
-            bail!("GUN {gun} names no registry host; give --registry URL or set TAGTRUST_REGISTRY")
+            return Err(RegistryError::Location(format!(
+                "GUN {gun} names no registry host; give --registry URL or set TAGTRUST_REGISTRY"
+            )))
         }
     };
     Ok(RegistryLocation { base, name })
@@ -127,13 +187,6 @@ pub struct Descriptor {
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// Registry credentials from the environment, if both are set.
-pub fn credentials_from_env() -> Option<(String, String)> {
-    let user = std::env::var(USER_ENV).ok().filter(|u| !u.is_empty())?;
-    let password = std::env::var(PASSWORD_ENV).unwrap_or_default();
-    Some((user, password))
 }
 
 /// A client for one registry.
@@ -240,11 +293,11 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
 
 /// Read at most `max` bytes of `resp`; more is an error (the caller's
 /// message says against what).
-fn read_capped(resp: Response, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
+fn read_capped(resp: Response, max: u64) -> Result<Result<Vec<u8>, u64>, RegistryError> {
     let mut body = Vec::new();
     resp.take(max.saturating_add(1))
         .read_to_end(&mut body)
-        .context("reading the registry's answer")?;
+        .map_err(|e| transport("reading the registry's answer".into(), &e))?;
     if body.len() as u64 > max {
         return Ok(Err(max));
     }
@@ -270,14 +323,14 @@ fn bare_media_type(content_type: &str) -> String {
 }
 
 impl RegistryClient {
-    /// A client for the registry at `base` (e.g. `http://127.0.0.1:5000`).
-    pub fn new(base: &str, credentials: Option<(String, String)>) -> Result<Self> {
-        let http = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("tagtrust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the registry HTTP client")?;
+    /// A client for the registry at `base` (e.g. `http://127.0.0.1:5000`),
+    /// with the limits of `http` (which must carry no credentials).
+    pub fn new(
+        base: &str,
+        credentials: Option<(String, String)>,
+        http: &HttpOptions,
+    ) -> Result<Self, RegistryError> {
+        let http: Client = http.client()?;
         Ok(RegistryClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -294,14 +347,15 @@ impl RegistryClient {
         self
     }
 
-    /// A client for `location`, with credentials from the environment and
-    /// the realm hosts allowed in `config`.
+    /// A client for `location`, with `credentials` and the realm hosts
+    /// allowed in `config`.
     pub fn for_location(
         location: &RegistryLocation,
-        config: &crate::home::RegistryConfig,
-    ) -> Result<Self> {
-        Ok(Self::new(&location.base, credentials_from_env())?
-            .with_token_realms(&config.token_realms))
+        config: &RegistryConfig,
+        credentials: Option<(String, String)>,
+        http: &HttpOptions,
+    ) -> Result<Self, RegistryError> {
+        Ok(Self::new(&location.base, credentials, http)?.with_token_realms(&config.token_realms))
     }
 
     fn manifest_url(&self, name: &str, reference: &str) -> String {
@@ -315,7 +369,7 @@ impl RegistryClient {
         method: Method,
         name: &str,
         reference: &str,
-    ) -> Result<Response> {
+    ) -> Result<Response, RegistryError> {
         let url = self.manifest_url(name, reference);
         let build = |auth: Option<&str>| -> RequestBuilder {
             let mut req = self
@@ -330,40 +384,47 @@ impl RegistryClient {
         let cached = self.authorization.lock().unwrap().clone();
         let resp = build(cached.as_deref())
             .send()
-            .with_context(|| format!("{method} {url}"))?;
+            .map_err(|e| transport(format!("{method} {url}"), &e))?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let header = header_str(resp.headers(), WWW_AUTHENTICATE).with_context(|| {
-            format!("{method} {url}: registry answered 401 without a WWW-Authenticate challenge")
+        let header = header_str(resp.headers(), WWW_AUTHENTICATE).ok_or_else(|| {
+            RegistryError::Auth(format!(
+                "{method} {url}: registry answered 401 without a WWW-Authenticate challenge"
+            ))
         })?;
-        let challenge = parse_challenge(&header)
-            .with_context(|| format!("{method} {url}: unreadable WWW-Authenticate {header:?}"))?;
+        let challenge = parse_challenge(&header).ok_or_else(|| {
+            RegistryError::Auth(format!(
+                "{method} {url}: unreadable WWW-Authenticate {header:?}"
+            ))
+        })?;
         let auth = self.answer_challenge(&challenge, name)?;
         let resp = build(Some(&auth))
             .send()
-            .with_context(|| format!("{method} {url}"))?;
+            .map_err(|e| transport(format!("{method} {url}"), &e))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
-            bail!(
+            return Err(RegistryError::Auth(format!(
                 "{method} {url}: registry refused the credentials (HTTP 401){}",
                 if self.credentials.is_none() {
                     format!("; set {USER_ENV} and {PASSWORD_ENV}")
                 } else {
                     String::new()
                 }
-            );
+            )));
         }
         *self.authorization.lock().unwrap() = Some(auth);
         Ok(resp)
     }
 
     /// The `Authorization` value answering `challenge`.
-    fn answer_challenge(&self, challenge: &Challenge, name: &str) -> Result<String> {
+    fn answer_challenge(&self, challenge: &Challenge, name: &str) -> Result<String, RegistryError> {
         match challenge.scheme.as_str() {
             "bearer" => Ok(format!("Bearer {}", self.fetch_token(challenge, name)?)),
             "basic" => {
-                let (user, password) = self.credentials.as_ref().with_context(|| {
-                    format!("registry requires basic auth; set {USER_ENV} and {PASSWORD_ENV}")
+                let (user, password) = self.credentials.as_ref().ok_or_else(|| {
+                    RegistryError::Auth(format!(
+                        "registry requires basic auth; set {USER_ENV} and {PASSWORD_ENV}"
+                    ))
                 })?;
                 use base64::Engine;
                 let pair = format!("{user}:{password}");
@@ -372,19 +433,23 @@ impl RegistryClient {
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 ))
             }
-            other => bail!("registry asks for unsupported authentication scheme {other:?}"),
+            other => Err(RegistryError::Auth(format!(
+                "registry asks for unsupported authentication scheme {other:?}"
+            ))),
         }
     }
 
     /// The registry token flow: GET realm?service=…&scope=…, anonymously or
     /// with basic auth, and take `token` (or `access_token`) from the JSON.
-    fn fetch_token(&self, challenge: &Challenge, name: &str) -> Result<String> {
+    fn fetch_token(&self, challenge: &Challenge, name: &str) -> Result<String, RegistryError> {
         let realm = challenge
             .params
             .get("realm")
-            .context("Bearer challenge without a realm")?;
+            .ok_or_else(|| RegistryError::Auth("Bearer challenge without a realm".into()))?;
         if !(realm.starts_with("http://") || realm.starts_with("https://")) {
-            bail!("Bearer challenge realm {realm:?} is not an http(s) URL");
+            return Err(RegistryError::Auth(format!(
+                "Bearer challenge realm {realm:?} is not an http(s) URL"
+            )));
         }
         let mut query: Vec<(&str, String)> = Vec::new();
         if let Some(service) = challenge.params.get("service") {
@@ -403,20 +468,20 @@ impl RegistryClient {
             // The registry names the realm: send the password only to the
             // registry's own origin or an https host the user allowed.
             if !may_send_credentials(realm, &self.base, &self.token_realms) {
-                bail!(
+                return Err(RegistryError::Auth(format!(
                     "registry token realm {realm} is not the registry's own origin ({}) nor a host allowed in config.toml [registry] token_realms; \
                      not sending {USER_ENV}/{PASSWORD_ENV} there",
                     self.base
-                );
+                )));
             }
             req = req.basic_auth(user, Some(password));
         }
         let resp = req
             .send()
-            .with_context(|| format!("fetching a registry token from {realm}"))?;
+            .map_err(|e| transport(format!("fetching a registry token from {realm}"), &e))?;
         let status = resp.status();
         if !status.is_success() {
-            bail!(
+            return Err(RegistryError::Auth(format!(
                 "registry token endpoint {realm} answered HTTP {}{}",
                 status.as_u16(),
                 if status == StatusCode::UNAUTHORIZED && self.credentials.is_none() {
@@ -424,40 +489,55 @@ impl RegistryClient {
                 } else {
                     String::new()
                 }
-            );
+            )));
         }
         let body = read_capped(resp, MAX_TOKEN_RESPONSE_BYTES)?.map_err(|max| {
-            anyhow::anyhow!("token answer from {realm} is larger than {max} bytes")
+            RegistryError::InvalidAnswer(format!(
+                "token answer from {realm} is larger than {max} bytes"
+            ))
         })?;
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .with_context(|| format!("token answer from {realm} is not JSON"))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            RegistryError::InvalidAnswer(format!("token answer from {realm} is not JSON: {e}"))
+        })?;
         answer
             .token
             .or(answer.access_token)
             .filter(|t| !t.is_empty())
-            .with_context(|| format!("token answer from {realm} holds no token"))
+            .ok_or_else(|| {
+                RegistryError::InvalidAnswer(format!("token answer from {realm} holds no token"))
+            })
     }
 
-    fn check_status(resp: &Response, what: &str) -> Result<()> {
+    fn check_status(resp: &Response, what: &str) -> Result<(), RegistryError> {
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
         if status == StatusCode::NOT_FOUND {
-            bail!("registry has no {what} (HTTP 404)");
+            return Err(RegistryError::NotFound {
+                what: what.to_string(),
+            });
         }
-        bail!("registry answered HTTP {} for {what}", status.as_u16())
+        Err(RegistryError::Status {
+            what: what.to_string(),
+            status: status.as_u16(),
+        })
     }
 
     /// Fetch the manifest `digest` of repository `name` and return its bytes
     /// only if their sha256 is `digest` and their length is `size` (the
     /// signed target). Reading stops past `size` bytes.
-    pub fn fetch_manifest_verified(&self, name: &str, digest: &str, size: u64) -> Result<Vec<u8>> {
+    pub fn fetch_manifest_verified(
+        &self,
+        name: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("manifest {name}@{digest}");
         let resp = self.send_manifest_request(Method::GET, name, digest)?;
         Self::check_status(&resp, &what)?;
@@ -465,27 +545,27 @@ impl RegistryClient {
             header_str(resp.headers(), CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok())
         {
             if length > size {
-                bail!(
+                return Err(RegistryError::Refused(format!(
                     "registry announced a {length}-byte manifest for {name}@{digest}, more than the signed {size} bytes; refused"
-                );
+                )));
             }
         }
         let body = read_capped(resp, size)?.map_err(|_| {
-            anyhow::anyhow!(
+            RegistryError::Refused(format!(
                 "registry served more than the signed {size} bytes for {name}@{digest}; refused"
-            )
+            ))
         })?;
         let actual = sha256_digest(&body);
         if actual != digest {
-            bail!(
+            return Err(RegistryError::Refused(format!(
                 "registry served a manifest whose sha256 {actual} does not match the signed digest {digest}; refused"
-            );
+            )));
         }
         if body.len() as u64 != size {
-            bail!(
+            return Err(RegistryError::Refused(format!(
                 "registry served a {}-byte manifest for {name}@{digest}, the signed size is {size}; refused",
                 body.len()
-            );
+            )));
         }
         Ok(body)
     }
@@ -494,7 +574,7 @@ impl RegistryClient {
     /// the registry now: `HEAD` gives digest, size and media type (a `GET`
     /// stands in when `HEAD` lacks the digest); the manifest is then fetched
     /// by that digest, checked against it, and its `annotations` read.
-    pub fn describe(&self, name: &str, reference: &str) -> Result<Descriptor> {
+    pub fn describe(&self, name: &str, reference: &str) -> Result<Descriptor, RegistryError> {
         let what = format!("manifest {name}:{reference}");
         let head = self.send_manifest_request(Method::HEAD, name, reference)?;
         Self::check_status(&head, &what)?;
@@ -505,13 +585,15 @@ impl RegistryClient {
         let (digest, size, body, content_type) = match (digest, size) {
             (Some(digest), Some(size)) if digest.starts_with("sha256:") => {
                 if size > MAX_MANIFEST_BYTES {
-                    bail!("{what} is {size} bytes, larger than the {MAX_MANIFEST_BYTES}-byte manifest limit");
+                    return Err(RegistryError::InvalidAnswer(format!("{what} is {size} bytes, larger than the {MAX_MANIFEST_BYTES}-byte manifest limit")));
                 }
                 let body = self.fetch_manifest_verified(name, &digest, size)?;
                 (digest, size, body, content_type)
             }
             (Some(digest), _) if !digest.starts_with("sha256:") => {
-                bail!("registry names {what} by {digest}; tagtrust signs sha256 digests only")
+                return Err(RegistryError::InvalidAnswer(format!(
+                    "registry names {what} by {digest}; tagtrust signs sha256 digests only"
+                )))
             }
             _ => {
                 // No digest (or size) on HEAD: GET by reference and hash.
@@ -520,28 +602,35 @@ impl RegistryClient {
                 let content_type =
                     header_str(resp.headers(), CONTENT_TYPE).map(|ct| bare_media_type(&ct));
                 let body = read_capped(resp, MAX_MANIFEST_BYTES)?.map_err(|max| {
-                    anyhow::anyhow!("{what} is larger than the {max}-byte manifest limit")
+                    RegistryError::InvalidAnswer(format!(
+                        "{what} is larger than the {max}-byte manifest limit"
+                    ))
                 })?;
                 (sha256_digest(&body), body.len() as u64, body, content_type)
             }
         };
-        let manifest: serde_json::Value = serde_json::from_slice(&body)
-            .with_context(|| format!("{what} ({digest}) is not JSON"))?;
+        let manifest: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            RegistryError::InvalidAnswer(format!("{what} ({digest}) is not JSON: {e}"))
+        })?;
         let body_media_type = manifest
             .get("mediaType")
             .and_then(|m| m.as_str())
             .map(str::to_string);
         let media_type = match content_type {
             Some(ct) if MANIFEST_MEDIA_TYPES.contains(&ct.as_str()) => ct,
-            other => body_media_type.or(other).with_context(|| {
-                format!("{what} ({digest}) has neither a Content-Type nor a mediaType")
+            other => body_media_type.or(other).ok_or_else(|| {
+                RegistryError::InvalidAnswer(format!(
+                    "{what} ({digest}) has neither a Content-Type nor a mediaType"
+                ))
             })?,
         };
         let mut annotations = BTreeMap::new();
         if let Some(map) = manifest.get("annotations").and_then(|a| a.as_object()) {
             for (key, value) in map {
-                let value = value.as_str().with_context(|| {
-                    format!("{what} ({digest}): annotation {key:?} is not a string")
+                let value = value.as_str().ok_or_else(|| {
+                    RegistryError::InvalidAnswer(format!(
+                        "{what} ({digest}): annotation {key:?} is not a string"
+                    ))
                 })?;
                 annotations.insert(key.clone(), value.to_string());
             }
@@ -571,27 +660,33 @@ pub struct Pulled {
 /// manifest by the signed digest from the registry (`registry`, else the
 /// GUN's host) and return it only if it matches the signed digest and size.
 pub fn pull(
-    home: &Home,
-    server: &str,
+    session: &Session,
     reference: &ImageReference,
     options: &OpenOptions,
     registry: Option<&str>,
-) -> Result<(Pulled, Repository)> {
+    credentials: Option<(String, String)>,
+) -> Result<(Pulled, Repository), RegistryError> {
     let location = locate(&reference.gun, registry)?;
-    let (resolution, mut repo) = lookup(home, server, reference, options)?;
-    let annotations = repo
-        .updater
-        .get_targetinfo(&reference.tag)
-        .ok()
-        .flatten()
-        .and_then(|info| info.target.custom)
+    let (resolution, repo) = lookup(session, reference, options)?;
+    let annotations = resolution
+        .custom
+        .as_ref()
         .and_then(|custom| custom.get("annotations").cloned())
         .and_then(|a| serde_json::from_value(a).ok())
         .unwrap_or_default();
-    let client = RegistryClient::for_location(&location, &home.config()?.registry)?;
+    let client = RegistryClient::for_location(
+        &location,
+        &session.home.config()?.registry,
+        credentials,
+        &session.http,
+    )?;
     let manifest = client
         .fetch_manifest_verified(&location.name, &resolution.digest, resolution.size)
-        .with_context(|| format!("pulling {reference} from {}", location.base))?;
+        .map_err(|source| RegistryError::Pull {
+            reference: reference.to_string(),
+            base: location.base.clone(),
+            source: Box::new(source),
+        })?;
     Ok((
         Pulled {
             resolution,

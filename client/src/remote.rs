@@ -2,20 +2,36 @@
 //! keys and atomic multi-file publishes. Reads of metadata go through the
 //! [`crate::updater`], never through here, so they are always verified.
 
-use anyhow::{Context, Result};
-use std::time::Duration;
+use crate::fetch::{FetchError, HttpOptions};
 use tagtrust_shared::{Gun, PublicKey};
 
-/// Why a publish did not land.
+/// Why a request to the server's write API did not succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum PublishError {
+pub enum RemoteError {
     /// Someone else published first; re-read and retry.
     #[error("conflict: {0}")]
     Conflict(String),
+
+    /// The server refused the upload (invalid metadata, not allowed, …).
     #[error("server refused the upload ({status}): {message}")]
     Rejected { status: u16, message: String },
+
+    /// The server refused to hand out or make an online key.
+    #[error("server refused the {role} key for {gun} ({status}): {message}")]
+    KeyRefused {
+        role: String,
+        gun: String,
+        status: reqwest::StatusCode,
+        message: String,
+    },
+
+    /// The request did not get an answer, or the answer was unreadable.
+    #[error("{request}: {message}")]
+    Transport { request: String, message: String },
+
+    /// The HTTP client could not be made.
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Http(#[from] FetchError),
 }
 
 /// The write side of one tagtrust server.
@@ -26,11 +42,18 @@ pub struct ServerClient {
 }
 
 impl ServerClient {
-    pub fn new(base: &str, token: Option<String>) -> Result<Self> {
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?;
+    /// A client with the default HTTP limits.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, RemoteError> {
+        Self::with_http(base, token, &HttpOptions::default())
+    }
+
+    /// A client with the limits of `http`.
+    pub fn with_http(
+        base: &str,
+        token: Option<String>,
+        http: &HttpOptions,
+    ) -> Result<Self, RemoteError> {
+        let http = http.client()?;
         Ok(ServerClient {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -59,50 +82,57 @@ impl ServerClient {
 
     /// The server-held public key of `role` (timestamp or snapshot) for
     /// `gun`, created on the server if it has none yet.
-    pub fn online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey> {
+    pub fn online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, RemoteError> {
         self.key_request(reqwest::Method::GET, gun, role)
     }
 
     /// Have the server generate a new key for `role`; it signs with it once
     /// a root listing it is published.
-    pub fn rotate_online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey> {
+    pub fn rotate_online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, RemoteError> {
         self.key_request(reqwest::Method::POST, gun, role)
     }
 
-    fn key_request(&self, method: reqwest::Method, gun: &Gun, role: &str) -> Result<PublicKey> {
+    fn key_request(
+        &self,
+        method: reqwest::Method,
+        gun: &Gun,
+        role: &str,
+    ) -> Result<PublicKey, RemoteError> {
         let url = format!("{}{role}.key", self.metadata_url(gun));
         let resp = self
             .authorized(self.http.request(method.clone(), &url))
             .send()
-            .with_context(|| format!("{method} {url}"))?;
+            .map_err(|e| transport(format!("{method} {url}"), &e))?;
         let status = resp.status();
         if !status.is_success() {
             let body = crate::fetch::read_error_body(resp);
-            anyhow::bail!(
-                "server refused the {role} key for {gun} ({status}): {}",
-                describe_error(&body)
-            );
+            return Err(RemoteError::KeyRefused {
+                role: role.to_string(),
+                gun: gun.to_string(),
+                status,
+                message: describe_error(&body),
+            });
         }
         resp.json()
-            .with_context(|| format!("{role} key from {url}"))
+            .map_err(|e| transport(format!("{role} key from {url}"), &e))
     }
 
     /// Upload role files (`(role name, bytes)`) in one atomic publish.
-    pub fn publish(&self, gun: &Gun, files: &[(String, Vec<u8>)]) -> Result<(), PublishError> {
+    pub fn publish(&self, gun: &Gun, files: &[(String, Vec<u8>)]) -> Result<(), RemoteError> {
         let url = self.metadata_url(gun);
         let mut form = reqwest::blocking::multipart::Form::new();
         for (role, bytes) in files {
             let part = reqwest::blocking::multipart::Part::bytes(bytes.clone())
                 .file_name(role.clone())
                 .mime_str("application/json")
-                .map_err(anyhow::Error::from)?;
+                .map_err(|e| transport(format!("POST {url}"), &e))?;
             form = form.part("files", part);
         }
         let resp = self
             .authorized(self.http.post(&url))
             .multipart(form)
             .send()
-            .with_context(|| format!("POST {url}"))?;
+            .map_err(|e| transport(format!("POST {url}"), &e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -110,9 +140,9 @@ impl ServerClient {
         let body = crate::fetch::read_error_body(resp);
         let message = describe_error(&body);
         if status == reqwest::StatusCode::CONFLICT {
-            return Err(PublishError::Conflict(message));
+            return Err(RemoteError::Conflict(message));
         }
-        Err(PublishError::Rejected {
+        Err(RemoteError::Rejected {
             status: status.as_u16(),
             message,
         })
@@ -122,6 +152,13 @@ impl ServerClient {
 /// `{server}/v2/{gun}/_trust/tuf/`
 pub fn metadata_url(server: &str, gun: &Gun) -> String {
     format!("{}/v2/{gun}/_trust/tuf/", server.trim_end_matches('/'))
+}
+
+fn transport(request: String, e: &reqwest::Error) -> RemoteError {
+    RemoteError::Transport {
+        request,
+        message: crate::error_line::error_line(e),
+    }
 }
 
 /// One line from an error body: the server's messages if it sent its JSON

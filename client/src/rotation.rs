@@ -15,11 +15,9 @@
 //!   it; the server signs with it from that publish on (until then with the
 //!   key the current root lists).
 
-use crate::home::passphrase;
-use crate::lookup::open_repository;
-use crate::publisher::{sign_targets, Publisher};
+use crate::publisher::{sign_targets, During, PublishError, Publisher};
+use crate::session::OpenOptions;
 use crate::staging::{next_root, RootSigning};
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
 use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey};
@@ -53,12 +51,14 @@ pub struct RootKeyChange {
 impl Publisher {
     /// Replace the key of a top-level role (`root`, `targets`, `snapshot`
     /// or `timestamp`) and publish (or stage) a root listing the new one.
-    pub fn rotate_key(&self, gun: &Gun, role: &str) -> Result<RoleReport> {
+    pub fn rotate_key(&self, gun: &Gun, role: &str) -> Result<RoleReport, PublishError> {
         if !["root", "targets", "snapshot", "timestamp"].contains(&role) {
-            bail!("{role} is not a top-level role; delegated keys change with `delegation add`");
+            return Err(PublishError::Refused(format!(
+                "{role} is not a top-level role; delegated keys change with `delegation add`"
+            )));
         }
         self.refuse_if_staged(gun)?;
-        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+        let repo = self.session.open(gun, &OpenOptions::default())?;
         let trusted = repo.updater.trusted();
         let current = trusted.root().clone();
         let mut root = current.signed.clone();
@@ -75,11 +75,9 @@ impl Publisher {
                     .cloned()
                     .collect();
                 if held.is_empty() {
-                    bail!(
-                        "this home holds none of the root keys of {gun} ({}); a holder rotates their own key, \
+                    return Err(PublishError::Refused(format!("this home holds none of the root keys of {gun} ({}); a holder rotates their own key, \
                          or change holders with `tagtrust root add-key` / `root remove-key`",
-                        root_keys.join(", ")
-                    );
+                        root_keys.join(", "))));
                 }
                 let entry = root.roles.get_mut("root").expect("listed above");
                 for id in &held {
@@ -94,12 +92,14 @@ impl Publisher {
             "targets" => {
                 let key = SigningKey::generate();
                 root.replace_role_keys(role, &[key.public_key()]);
-                let current = trusted.targets().context("no trusted targets metadata")?;
+                let current = trusted
+                    .targets()
+                    .ok_or_else(|| PublishError::Refused("no trusted targets metadata".into()))?;
                 let mut targets = current.signed.clone();
                 targets.version += 1;
                 files.push((
                     "targets".to_string(),
-                    sign_targets(targets, &key, &self.home.config()?.expiry)?,
+                    sign_targets(targets, &key, &self.session.home.config()?.expiry)?,
                 ));
                 new_local_keys.push(key);
             }
@@ -115,9 +115,11 @@ impl Publisher {
         let mut saved: Vec<PathBuf> = Vec::new();
         let result = (|| {
             if !new_local_keys.is_empty() {
-                let pass = passphrase(&format!("Passphrase for the new {role} key: "))?;
+                let pass = self
+                    .passphrases
+                    .passphrase(&format!("Passphrase for the new {role} key: "))?;
                 for key in &new_local_keys {
-                    saved.push(self.home.save_key(gun, role, key, &pass)?);
+                    saved.push(self.session.home.save_key(gun, role, key, &pass)?);
                 }
             }
             // A new root key signs the root that introduces it (5.3.5).
@@ -125,7 +127,7 @@ impl Publisher {
                 "root" => new_local_keys.iter().collect(),
                 _ => Vec::new(),
             };
-            let next = next_root(&root, self.home.config()?.expiry.root_days);
+            let next = next_root(&root, self.session.home.config()?.expiry.root_days);
             self.publish_or_stage_root(
                 gun,
                 Some(&current),
@@ -141,7 +143,7 @@ impl Publisher {
                 for path in &saved {
                     let _ = std::fs::remove_file(path);
                 }
-                return Err(e).with_context(|| format!("the {role} key rotation of {gun}"));
+                return Err(e).during(|| format!("the {role} key rotation of {gun}"));
             }
         };
         Ok(RoleReport {
@@ -156,9 +158,13 @@ impl Publisher {
 
     /// Add or remove root key holders, or change the root threshold, in a
     /// new root (published, or staged for the holders to sign).
-    pub fn change_root_keys(&self, gun: &Gun, change: &RootKeyChange) -> Result<RoleReport> {
+    pub fn change_root_keys(
+        &self,
+        gun: &Gun,
+        change: &RootKeyChange,
+    ) -> Result<RoleReport, PublishError> {
         self.refuse_if_staged(gun)?;
-        let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+        let repo = self.session.open(gun, &OpenOptions::default())?;
         let current = repo.updater.trusted().root().clone();
         let mut root = current.signed.clone();
         let mut words = Vec::new();
@@ -166,7 +172,9 @@ impl Publisher {
         for key in &change.add {
             let id = key.key_id();
             if keyids.contains(&id) {
-                bail!("{id} is already a root key of {gun}");
+                return Err(PublishError::Refused(format!(
+                    "{id} is already a root key of {gun}"
+                )));
             }
             root.keys.insert(id.clone(), key.clone());
             keyids.push(id.clone());
@@ -180,14 +188,18 @@ impl Publisher {
                 .collect();
             let id = match matching.as_slice() {
                 [id] => id.clone(),
-                [] => bail!(
-                    "{prefix} is not a root key of {gun} (its root keys are {})",
-                    keyids.join(", ")
-                ),
-                _ => bail!(
-                    "{prefix} matches {} root keys of {gun}; give more of it",
-                    matching.len()
-                ),
+                [] => {
+                    return Err(PublishError::Refused(format!(
+                        "{prefix} is not a root key of {gun} (its root keys are {})",
+                        keyids.join(", ")
+                    )))
+                }
+                _ => {
+                    return Err(PublishError::Refused(format!(
+                        "{prefix} matches {} root keys of {gun}; give more of it",
+                        matching.len()
+                    )))
+                }
             };
             keyids.retain(|k| *k != id);
             words.push(format!("remove root key {id}"));
@@ -198,18 +210,25 @@ impl Publisher {
             words.push(format!("root threshold {old_threshold} -> {threshold}"));
         }
         if words.is_empty() {
-            bail!("nothing to change in the root keys of {gun}");
+            return Err(PublishError::Refused(format!(
+                "nothing to change in the root keys of {gun}"
+            )));
         }
         if keyids.is_empty() {
-            bail!("a root needs at least one root key");
+            return Err(PublishError::Refused(
+                "a root needs at least one root key".to_string(),
+            ));
         }
         if threshold < 1 || threshold > keyids.len() as u64 {
-            bail!(
+            return Err(PublishError::Refused(format!(
                 "root threshold {threshold} is impossible with {} root key(s); give --threshold",
                 keyids.len()
-            );
+            )));
         }
-        let entry = root.roles.get_mut("root").context("no root role")?;
+        let entry = root
+            .roles
+            .get_mut("root")
+            .ok_or_else(|| PublishError::Refused("no root role".into()))?;
         entry.keyids = keyids;
         entry.threshold = threshold;
         root.prune_keys();
@@ -224,8 +243,8 @@ impl Publisher {
         current: &Metadata<Root>,
         root: &Root,
         change: &str,
-    ) -> Result<RoleReport> {
-        let next = next_root(root, self.home.config()?.expiry.root_days);
+    ) -> Result<RoleReport, PublishError> {
+        let next = next_root(root, self.session.home.config()?.expiry.root_days);
         let signing =
             self.publish_or_stage_root(gun, Some(current), next, &[], Vec::new(), change)?;
         Ok(RoleReport {
@@ -245,14 +264,14 @@ impl Publisher {
         gun: &Gun,
         signer: &crate::publisher::Signer,
         role: &str,
-    ) -> Result<RoleReport> {
+    ) -> Result<RoleReport, PublishError> {
         match role {
-            "timestamp" | "snapshot" => {
-                bail!("the server re-signs {role} on its own schedule; nothing to refresh here")
-            }
+            "timestamp" | "snapshot" => Err(PublishError::Refused(format!(
+                "the server re-signs {role} on its own schedule; nothing to refresh here"
+            ))),
             "root" => {
                 self.refuse_if_staged(gun)?;
-                let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+                let repo = self.session.open(gun, &OpenOptions::default())?;
                 let current = repo.updater.trusted().root().clone();
                 self.next_root_report(
                     gun,
@@ -263,7 +282,7 @@ impl Publisher {
             }
             _ => {
                 let published = self.change_role(gun, signer, "", |_| Ok(()))?;
-                let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+                let repo = self.session.open(gun, &OpenOptions::default())?;
                 Ok(RoleReport {
                     gun: gun.to_string(),
                     role: signer.role().to_string(),

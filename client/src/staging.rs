@@ -13,16 +13,41 @@
 //! everything once both thresholds are met. Every step says how many
 //! signatures are still needed, of which root and by which keys.
 
-use crate::home::{load_key_file, passphrase, write_file_atomically, Home};
-use crate::lookup::open_repository;
-use crate::publisher::{sign_targets, Publisher};
-use anyhow::{bail, Context, Result};
+use crate::atomic_file::{read_optional, write_file_atomically, FileError};
+use crate::bootstrap::store_initial_root;
+use crate::home::{load_key_file, Home};
+use crate::passphrase::PassphraseSource;
+use crate::publisher::{sign_targets, During, PublishError, Publisher};
+use crate::session::{OpenOptions, Repository};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use tagtrust_shared::succession::{verify_root, KeyTally};
-use tagtrust_shared::{Gun, Metadata, Root, SigningKey, Targets};
+use tagtrust_shared::{Error as TufError, Gun, Metadata, Root, SigningKey, Targets};
+
+/// Why a staged root change file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StagedFileError {
+    #[error("no staged root change in {path}: {source}")]
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{path} is not a staged root change: {source}")]
+    NotStaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+
+    /// A metadata file inside it that does not parse (`what`: which).
+    #[error("{what}: {source}")]
+    Metadata { what: String, source: TufError },
+
+    #[error(transparent)]
+    File(#[from] FileError),
+}
 
 /// File name of a staged root change in its staging directory.
 pub const STAGED_FILE: &str = "staged-root.json";
@@ -146,72 +171,83 @@ impl Staging {
         self.path.exists()
     }
 
-    pub fn load(&self) -> Result<StagedChange> {
-        let bytes = std::fs::read(&self.path)
-            .with_context(|| format!("no staged root change in {}", self.path.display()))?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a staged root change", self.path.display()))
+    pub fn load(&self) -> Result<StagedChange, StagedFileError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| StagedFileError::Missing {
+            path: self.path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StagedFileError::NotStaged {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Load and check it is a change of `gun`.
-    fn load_for(&self, gun: &Gun) -> Result<StagedChange> {
+    fn load_for(&self, gun: &Gun) -> Result<StagedChange, PublishError> {
         let staged = self.load()?;
         if staged.gun != gun.as_str() {
-            bail!(
+            return Err(PublishError::Refused(format!(
                 "{} is a staged root change of {}, not of {gun}",
                 self.path.display(),
                 staged.gun
-            );
+            )));
         }
         Ok(staged)
     }
 
-    pub fn save(&self, staged: &StagedChange) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(staged)?;
+    pub fn save(&self, staged: &StagedChange) -> Result<(), StagedFileError> {
+        let mut bytes =
+            serde_json::to_vec_pretty(staged).map_err(|source| StagedFileError::NotStaged {
+                path: self.path.clone(),
+                source,
+            })?;
         bytes.push(b'\n');
-        write_file_atomically(&self.path, &bytes)
+        Ok(write_file_atomically(&self.path, &bytes)?)
     }
 
-    pub fn clear(&self) -> Result<()> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", self.path.display())),
-        }
+    pub fn clear(&self) -> Result<(), StagedFileError> {
+        Ok(crate::atomic_file::remove_if_present(&self.path)?)
     }
 }
 
-fn to_value<T: tagtrust_shared::Role>(md: &Metadata<T>) -> Result<serde_json::Value> {
-    Ok(serde_json::from_slice(&md.to_bytes())?)
+/// Metadata as the JSON value a staged file holds (always possible: it
+/// came from JSON).
+fn to_value<T: tagtrust_shared::Role>(md: &Metadata<T>) -> serde_json::Value {
+    serde_json::from_slice(&md.to_bytes()).expect("metadata bytes are JSON")
 }
 
-fn from_value<T: tagtrust_shared::Role>(value: &serde_json::Value) -> Result<Metadata<T>> {
-    Ok(Metadata::from_bytes(&serde_json::to_vec(value)?)?)
+fn from_value<T: tagtrust_shared::Role>(
+    value: &serde_json::Value,
+    what: &str,
+) -> Result<Metadata<T>, StagedFileError> {
+    let bytes = serde_json::to_vec(value).expect("a JSON value serialises");
+    Metadata::from_bytes(&bytes).map_err(|source| StagedFileError::Metadata {
+        what: what.to_string(),
+        source,
+    })
 }
 
 impl StagedChange {
-    pub fn new_root(&self) -> Result<Metadata<Root>> {
-        from_value(&self.root).context("the staged root")
+    pub fn new_root(&self) -> Result<Metadata<Root>, StagedFileError> {
+        from_value(&self.root, "the staged root")
     }
 
-    pub fn previous(&self) -> Result<Option<Metadata<Root>>> {
+    pub fn previous(&self) -> Result<Option<Metadata<Root>>, StagedFileError> {
         self.previous_root
             .as_ref()
-            .map(|v| from_value(v).context("the staged change's previous root"))
+            .map(|v| from_value(v, "the staged change's previous root"))
             .transpose()
     }
 
-    fn set_root(&mut self, root: &Metadata<Root>) -> Result<()> {
-        self.root = to_value(root)?;
-        Ok(())
+    fn set_root(&mut self, root: &Metadata<Root>) {
+        self.root = to_value(root);
     }
 
     /// The files to upload: root first, then the others.
-    fn upload_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    fn upload_files(&self) -> Result<Vec<(String, Vec<u8>)>, StagedFileError> {
         let mut files = vec![("root".to_string(), self.new_root()?.to_bytes())];
         for (role, value) in &self.files {
-            let md: Metadata<Targets> =
-                from_value(value).with_context(|| format!("the staged {role}"))?;
+            let md: Metadata<Targets> = from_value(value, &format!("the staged {role}"))?;
             files.push((role.clone(), md.to_bytes()));
         }
         Ok(files)
@@ -301,7 +337,7 @@ fn standing(
     change: &str,
     previous: Option<&Metadata<Root>>,
     new: &Metadata<Root>,
-) -> Result<RootSigning> {
+) -> Result<RootSigning, PublishError> {
     // The one successor rule (shared with the client's update and the
     // server's publish): which keys of each root signed, which are missing.
     let verification = verify_root(previous.map(|p| &p.signed), new)?;
@@ -323,43 +359,44 @@ fn standing(
 
 /// The root a staged change replaces must be the one `trusted` is (same
 /// version, same content), else the change was made for another root.
-fn check_previous(staged: &StagedChange, trusted: &Metadata<Root>) -> Result<()> {
+fn check_previous(staged: &StagedChange, trusted: &Metadata<Root>) -> Result<(), PublishError> {
     let previous = staged.previous()?;
     let Some(made_for) = previous.as_ref().map(|p| p.signed.version) else {
-        bail!(
-            "the staged root v1 of {} creates the repository, but root v{} of it is already trusted; \
+        return Err(PublishError::Refused(format!("the staged root v1 of {} creates the repository, but root v{} of it is already trusted; \
              drop the staged change (tagtrust root discard {})",
             staged.gun,
             trusted.signed.version,
-            staged.gun
-        );
+            staged.gun)));
     };
     if made_for != trusted.signed.version
         || previous.map(|p| p.canonical_signed().to_vec())
             != Some(trusted.canonical_signed().to_vec())
     {
-        bail!(
-            "the staged root v{} of {} was made to replace root v{made_for}, but the trusted root is v{} {}; stage the change again",
+        return Err(PublishError::Refused(format!("the staged root v{} of {} was made to replace root v{made_for}, but the trusted root is v{} {}; stage the change again",
             made_for + 1,
             staged.gun,
             trusted.signed.version,
-            if made_for == trusted.signed.version { "with other content" } else { "" }
-        );
+            if made_for == trusted.signed.version { "with other content" } else { "" })));
     }
     Ok(())
 }
 
 /// The root this home trusts for `gun` on `server`, if any (read from the
 /// trusted metadata directory; nothing is fetched).
-fn locally_trusted_root(home: &Home, server: &str, gun: &Gun) -> Result<Option<Metadata<Root>>> {
+fn locally_trusted_root(
+    home: &Home,
+    server: &str,
+    gun: &Gun,
+) -> Result<Option<Metadata<Root>>, StagedFileError> {
     let path = home.metadata_dir(server, gun).join("root.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(
-            Metadata::from_bytes(&bytes).with_context(|| format!("reading {}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    read_optional(&path)?
+        .map(|bytes| {
+            Metadata::from_bytes(&bytes).map_err(|source| StagedFileError::Metadata {
+                what: format!("reading {}", path.display()),
+                source,
+            })
+        })
+        .transpose()
 }
 
 /// Check the root `staged` replaces against the root this home trusts for
@@ -370,7 +407,7 @@ fn check_against_local(
     server: &str,
     gun: &Gun,
     staged: &StagedChange,
-) -> Result<bool> {
+) -> Result<bool, PublishError> {
     let made_for = staged.previous()?.map_or(0, |p| p.signed.version);
     match locally_trusted_root(home, server, gun)? {
         Some(root) if root.signed.version >= made_for => {
@@ -388,7 +425,7 @@ pub fn staged_standing(
     staging: &Staging,
     gun: &Gun,
     trusted: Option<(&Home, &str)>,
-) -> Result<RootSigning> {
+) -> Result<RootSigning, PublishError> {
     let staged = staging.load_for(gun)?;
     let checked = match trusted {
         Some((home, server)) => check_against_local(home, server, gun, &staged)?,
@@ -408,18 +445,19 @@ pub fn staged_standing(
 
 /// Add the signature of `key_file` (a root key of the old or the new root)
 /// to the staged change in `staging`. Works offline: only the file and the
-/// key are needed.
+/// key are needed; `passphrases` opens the key.
 pub fn sign_staged(
     staging: &Staging,
     gun: &Gun,
     key_file: &Path,
     trusted: Option<(&Home, &str)>,
-) -> Result<RootSigning> {
+    passphrases: &dyn PassphraseSource,
+) -> Result<RootSigning, PublishError> {
     // Refuse a change this home knows to be stale before asking for a
     // passphrase.
     staged_standing(staging, gun, trusted)?;
     let mut staged = staging.load_for(gun)?;
-    let pass = passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
+    let pass = passphrases.passphrase(&format!("Passphrase for {}: ", key_file.display()))?;
     let key = load_key_file(key_file, &pass)?;
     let mut root = staged.new_root()?;
     let previous = staged.previous()?;
@@ -430,13 +468,11 @@ pub fn sign_staged(
             .unwrap_or(false)
     };
     if !listed(&root.signed) && !previous.as_ref().is_some_and(|p| listed(&p.signed)) {
-        bail!(
-            "key {id} is not a root key of the staged root v{} of {gun} nor of the root it replaces",
-            root.signed.version
-        );
+        return Err(PublishError::Refused(format!("key {id} is not a root key of the staged root v{} of {gun} nor of the root it replaces",
+            root.signed.version)));
     }
     root.sign(&key);
-    staged.set_root(&root)?;
+    staged.set_root(&root);
     staging.save(&staged)?;
     staged_standing(staging, gun, trusted)
 }
@@ -452,20 +488,20 @@ fn merge_signatures(into: &mut Metadata<Root>, from: &Metadata<Root>) {
 
 impl Publisher {
     pub fn staging(&self, gun: &Gun) -> Staging {
-        Staging::new(&self.home, &self.server, gun)
+        Staging::new(&self.session.home, &self.session.server, gun)
     }
 
     /// Refuse to start a root change while another is staged.
-    pub(crate) fn refuse_if_staged(&self, gun: &Gun) -> Result<()> {
+    pub(crate) fn refuse_if_staged(&self, gun: &Gun) -> Result<(), PublishError> {
         let staging = self.staging(gun);
         if staging.exists() {
             let staged = staging.load()?;
-            bail!(
+            return Err(PublishError::Refused(format!(
                 "a root change of {gun} is already staged ({}, in {}); sign and publish it \
                  (tagtrust root sign / root publish) or drop it (tagtrust root discard {gun})",
                 staged.change,
                 staging.path().display()
-            );
+            )));
         }
         Ok(())
     }
@@ -478,24 +514,36 @@ impl Publisher {
     ) -> Vec<&'a String> {
         keyids
             .into_iter()
-            .filter(|id| self.home.has_key(gun, "root", std::slice::from_ref(*id)))
+            .filter(|id| {
+                self.session
+                    .home
+                    .has_key(gun, "root", std::slice::from_ref(*id))
+            })
             .collect()
     }
 
     /// The root keys this home holds among `keyids`, loaded (one passphrase
     /// prompt, none when it holds none).
-    fn local_root_keys(&self, gun: &Gun, keyids: &BTreeSet<String>) -> Result<Vec<SigningKey>> {
+    fn local_root_keys(
+        &self,
+        gun: &Gun,
+        keyids: &BTreeSet<String>,
+    ) -> Result<Vec<SigningKey>, PublishError> {
         let held = self.held_root_keys(gun, keyids);
         if held.is_empty() {
             return Ok(Vec::new());
         }
-        let pass = passphrase(&format!("Passphrase for the root keys of {gun}: "))?;
-        held.into_iter()
+        let pass = self
+            .passphrases
+            .passphrase(&format!("Passphrase for the root keys of {gun}: "))?;
+        Ok(held
+            .into_iter()
             .map(|id| {
-                self.home
+                self.session
+                    .home
                     .load_key(gun, "root", std::slice::from_ref(id), &pass)
             })
-            .collect()
+            .collect::<Result<_, _>>()?)
     }
 
     /// Sign `next` (the new root, already versioned and dated) with every
@@ -510,7 +558,7 @@ impl Publisher {
         extra: &[&SigningKey],
         files: Vec<(String, Vec<u8>)>,
         change: &str,
-    ) -> Result<RootSigning> {
+    ) -> Result<RootSigning, PublishError> {
         let staging = self.staging(gun);
         let mut ids: BTreeSet<String> = next.role_keys("root")?.keyids.iter().cloned().collect();
         if let Some(p) = previous {
@@ -528,12 +576,10 @@ impl Publisher {
             upload.extend(files);
             self.server_client()?
                 .publish(gun, &upload)
-                .with_context(|| {
-                    format!("publishing root v{} of {gun} ({change})", report.version)
-                })?;
+                .during(|| format!("publishing root v{} of {gun} ({change})", report.version))?;
             if previous.is_none() {
-                let dir = self.home.metadata_dir(&self.server, gun);
-                crate::lookup::store_initial_root(&dir, &upload[0].1, 1)?;
+                let dir = self.session.home.metadata_dir(&self.session.server, gun);
+                store_initial_root(&dir, &upload[0].1, 1)?;
             }
             report.published = true;
             return Ok(report);
@@ -541,15 +587,15 @@ impl Publisher {
         let staged = StagedChange {
             gun: gun.to_string(),
             change: change.to_string(),
-            previous_root: previous.map(to_value).transpose()?,
-            root: to_value(&root)?,
+            previous_root: previous.map(to_value),
+            root: to_value(&root),
             files: files
                 .iter()
                 .map(|(role, bytes)| {
                     let md: Metadata<Targets> = Metadata::from_bytes(bytes)?;
-                    Ok((role.clone(), to_value(&md)?))
+                    Ok((role.clone(), to_value(&md)))
                 })
-                .collect::<Result<_>>()?,
+                .collect::<Result<_, PublishError>>()?,
         };
         staging.save(&staged)?;
         report.staged_file = Some(staging.path().to_path_buf());
@@ -557,9 +603,17 @@ impl Publisher {
     }
 
     /// Where the staged change (the home's, or the file `staged`) stands.
-    pub fn root_status(&self, gun: &Gun, staged: Option<&Path>) -> Result<RootSigning> {
+    pub fn root_status(
+        &self,
+        gun: &Gun,
+        staged: Option<&Path>,
+    ) -> Result<RootSigning, PublishError> {
         let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
-        staged_standing(&staging, gun, Some((&self.home, &self.server)))
+        staged_standing(
+            &staging,
+            gun,
+            Some((&self.session.home, &self.session.server)),
+        )
     }
 
     /// Add the signature of the root key in `key_file` to the staged root
@@ -569,15 +623,21 @@ impl Publisher {
         gun: &Gun,
         key_file: &Path,
         staged: Option<&Path>,
-    ) -> Result<RootSigning> {
+    ) -> Result<RootSigning, PublishError> {
         let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
-        sign_staged(&staging, gun, key_file, Some((&self.home, &self.server)))
+        sign_staged(
+            &staging,
+            gun,
+            key_file,
+            Some((&self.session.home, &self.session.server)),
+            self.passphrases.as_ref(),
+        )
     }
 
     /// Bring a staged-root file (from another holder) into this home's
     /// staging area, merging its signatures into the change staged here
     /// if it is the same change.
-    pub fn root_import(&self, file: &Path) -> Result<RootSigning> {
+    pub fn root_import(&self, file: &Path) -> Result<RootSigning, PublishError> {
         let incoming = Staging::at(file).load()?;
         let gun = Gun::parse(&incoming.gun)?;
         let staging = self.staging(&gun);
@@ -586,26 +646,30 @@ impl Publisher {
             let mut root = here.new_root()?;
             let theirs = incoming.new_root()?;
             if root.canonical_signed() != theirs.canonical_signed() {
-                bail!(
+                return Err(PublishError::Refused(format!(
                     "{} holds another change of {gun} than the one staged here ({}); \
                      drop one (tagtrust root discard {gun})",
                     file.display(),
                     here.change
-                );
+                )));
             }
             merge_signatures(&mut root, &theirs);
-            here.set_root(&root)?;
+            here.set_root(&root);
             here
         } else {
             incoming
         };
-        check_against_local(&self.home, &self.server, &gun, &merged)?;
+        check_against_local(&self.session.home, &self.session.server, &gun, &merged)?;
         staging.save(&merged)?;
-        staged_standing(&staging, &gun, Some((&self.home, &self.server)))
+        staged_standing(
+            &staging,
+            &gun,
+            Some((&self.session.home, &self.session.server)),
+        )
     }
 
     /// Drop the change staged in this home.
-    pub fn root_discard(&self, gun: &Gun) -> Result<StagedChange> {
+    pub fn root_discard(&self, gun: &Gun) -> Result<StagedChange, PublishError> {
         let staging = self.staging(gun);
         let staged = staging.load_for(gun)?;
         staging.clear()?;
@@ -616,14 +680,18 @@ impl Publisher {
     /// threshold of the current root's root keys and of the new root's have
     /// signed. The replaced root is checked against the server's current
     /// root, verified here.
-    pub fn root_publish(&self, gun: &Gun, staged: Option<&Path>) -> Result<RootSigning> {
+    pub fn root_publish(
+        &self,
+        gun: &Gun,
+        staged: Option<&Path>,
+    ) -> Result<RootSigning, PublishError> {
         let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
         let change = staging.load_for(gun)?;
         let new = change.new_root()?;
         let current = if new.signed.version == 1 {
             None
         } else {
-            let repo = open_repository(&self.home, &self.server, gun, &self.open_options())?;
+            let repo = self.session.open(gun, &OpenOptions::default())?;
             let root = repo.updater.trusted().root().clone();
             check_previous(&change, &root)?;
             Some((repo, root))
@@ -636,12 +704,10 @@ impl Publisher {
         )?;
         report.previous_root_checked = true;
         if report.needed > 0 {
-            bail!(
-                "root v{} of {gun} ({}) cannot be published yet: {} (tagtrust root sign {gun} --key FILE)",
+            return Err(PublishError::Refused(format!("root v{} of {gun} ({}) cannot be published yet: {} (tagtrust root sign {gun} --key FILE)",
                 report.version,
                 change.change,
-                report.missing()
-            );
+                report.missing())));
         }
         let mut files = change.upload_files()?;
         if let Some((repo, _)) = &current {
@@ -649,10 +715,10 @@ impl Publisher {
         }
         self.server_client()?
             .publish(gun, &files)
-            .with_context(|| format!("publishing the staged root v{} of {gun}", report.version))?;
+            .during(|| format!("publishing the staged root v{} of {gun}", report.version))?;
         if current.is_none() {
-            let dir = self.home.metadata_dir(&self.server, gun);
-            crate::lookup::store_initial_root(&dir, &files[0].1, 1)?;
+            let dir = self.session.home.metadata_dir(&self.session.server, gun);
+            store_initial_root(&dir, &files[0].1, 1)?;
         }
         staging.clear()?;
         // Published from a copy: the home's staged copy of the same change
@@ -676,10 +742,10 @@ impl Publisher {
     fn renew_stale_companions(
         &self,
         gun: &Gun,
-        repo: &crate::lookup::Repository,
+        repo: &Repository,
         new_root: &Root,
         files: &mut [(String, Vec<u8>)],
-    ) -> Result<()> {
+    ) -> Result<(), PublishError> {
         let Some(current) = repo.updater.trusted().targets() else {
             return Ok(());
         };
@@ -689,19 +755,19 @@ impl Publisher {
                 continue;
             }
             let keyids = &new_root.role_keys("targets")?.keyids;
-            if !self.home.has_key(gun, "targets", keyids) {
-                bail!(
-                    "{role} changed since the root change was staged (v{} now, v{} staged) and this home \
+            if !self.session.home.has_key(gun, "targets", keyids) {
+                return Err(PublishError::Refused(format!("{role} changed since the root change was staged (v{} now, v{} staged) and this home \
                      does not hold the new targets key to re-sign it; publish from the home that staged it",
                     current.signed.version,
-                    staged.signed.version
-                );
+                    staged.signed.version)));
             }
-            let pass = passphrase(&format!("Passphrase for the targets key of {gun}: "))?;
-            let key = self.home.load_key(gun, "targets", keyids, &pass)?;
+            let pass = self
+                .passphrases
+                .passphrase(&format!("Passphrase for the targets key of {gun}: "))?;
+            let key = self.session.home.load_key(gun, "targets", keyids, &pass)?;
             let mut targets = current.signed.clone();
             targets.version += 1;
-            *bytes = sign_targets(targets, &key, &self.home.config()?.expiry)?;
+            *bytes = sign_targets(targets, &key, &self.session.home.config()?.expiry)?;
         }
         Ok(())
     }

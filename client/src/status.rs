@@ -2,9 +2,8 @@
 //! expires, how long is left, and who holds the key; warnings for roles
 //! about to expire. All from freshly verified metadata.
 
-use crate::home::Home;
-use crate::lookup::{open_repository, OpenOptions};
-use anyhow::Result;
+use crate::session::{OpenError, OpenOptions, Session};
+use crate::updater::UpdateError;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tagtrust_shared::metadata::signed_at;
@@ -37,20 +36,26 @@ pub struct Status {
     pub skipped: Vec<String>,
 }
 
+/// Why no status report could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+
+    /// Top-level targets could not be loaded.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+}
+
 /// Verify `gun` and report on every role, warning about roles that expire
 /// within `warning_days`.
-pub fn status(
-    home: &Home,
-    server: &str,
-    gun: &Gun,
-    options: &OpenOptions,
-    warning_days: i64,
-) -> Result<Status> {
-    let mut repo = open_repository(home, server, gun, options)?;
+pub fn status(session: &Session, gun: &Gun, warning_days: i64) -> Result<Status, StatusError> {
+    let home = &session.home;
+    let mut repo = session.open(gun, &OpenOptions::default())?;
     let walk = repo.updater.load_all_roles()?;
     let notices: Vec<String> = walk.skipped.iter().map(|s| s.notice()).collect();
     for line in &notices {
-        options.notices.push(line.clone());
+        session.notices.push(line.clone());
     }
     let delegated = &walk.roles;
     let now = Utc::now();

@@ -2,6 +2,7 @@
 //! points to in a registry now, with the signer's `KEY=VALUE` annotations
 //! added to (and overriding) the registry's.
 
+use crate::fetch::HttpOptions;
 use crate::home::RegistryConfig;
 use crate::publisher::{TagTarget, OCI_MANIFEST};
 use crate::registry::{self, Descriptor, RegistryClient};
@@ -70,14 +71,21 @@ pub fn annotate(
     Ok(target)
 }
 
+/// How `tag set` reads a registry: the token realms of the home's
+/// configuration, the caller's credentials and HTTP limits.
+pub struct RegistryAccess<'a> {
+    pub config: &'a RegistryConfig,
+    pub credentials: Option<(String, String)>,
+    pub http: &'a HttpOptions,
+}
+
 /// What `tag set` signs for `reference`: from `source`, then `annotations`
-/// on top. Reading the registry uses the credentials and token realms of
-/// `registry_config`.
+/// on top. Reading the registry goes through `registry`.
 pub fn tag_target(
     reference: &ImageReference,
     source: TargetSource,
     annotations: &[String],
-    registry_config: &RegistryConfig,
+    registry: &RegistryAccess,
 ) -> Result<TagTarget, TagTargetError> {
     let target = match source {
         TargetSource::Given {
@@ -90,7 +98,7 @@ pub fn tag_target(
             media_type: media_type.unwrap_or_else(|| OCI_MANIFEST.to_string()),
             annotations: Default::default(),
         },
-        TargetSource::Registry(url) => from_descriptor(describe(reference, &url, registry_config)?),
+        TargetSource::Registry(url) => from_descriptor(describe(reference, &url, registry)?),
     };
     annotate(target, annotations)
 }
@@ -103,10 +111,15 @@ fn registry_error(error: impl Into<RegistryError>) -> TagTargetError {
 fn describe(
     reference: &ImageReference,
     url: &str,
-    registry_config: &RegistryConfig,
+    access: &RegistryAccess,
 ) -> Result<Descriptor, TagTargetError> {
     let location = registry::locate(&reference.gun, Some(url)).map_err(registry_error)?;
-    RegistryClient::for_location(&location, registry_config)
+    RegistryClient::for_location(
+        &location,
+        access.config,
+        access.credentials.clone(),
+        access.http,
+    )
         .map_err(registry_error)?
         .describe(&location.name, &reference.tag)
         .map_err(|e| TagTargetError::Describe {
@@ -142,17 +155,28 @@ mod tests {
             .collect()
     }
 
+    /// A registry reader with the defaults: no credentials, default limits.
+    fn no_registry() -> RegistryAccess<'static> {
+        static CONFIG: std::sync::OnceLock<(RegistryConfig, HttpOptions)> =
+            std::sync::OnceLock::new();
+        let (config, http) = CONFIG.get_or_init(Default::default);
+        RegistryAccess {
+            config,
+            credentials: None,
+            http,
+        }
+    }
+
     #[test]
     fn a_given_digest_defaults_to_the_oci_manifest_type() {
-        let config = RegistryConfig::default();
-        let target = tag_target(&reference(), given(None), &[], &config).unwrap();
+        let target = tag_target(&reference(), given(None), &[], &no_registry()).unwrap();
         assert_eq!(target.digest, DIGEST);
         assert_eq!(target.size, 7);
         assert_eq!(target.media_type, OCI_MANIFEST);
         assert!(target.annotations.is_empty());
 
         let docker = "application/vnd.docker.distribution.manifest.v2+json";
-        let target = tag_target(&reference(), given(Some(docker)), &[], &config).unwrap();
+        let target = tag_target(&reference(), given(Some(docker)), &[], &no_registry()).unwrap();
         assert_eq!(target.media_type, docker);
     }
 
@@ -206,7 +230,7 @@ mod tests {
             &reference(),
             given(None),
             &["ok=1".into(), "broken".into()],
-            &RegistryConfig::default(),
+            &no_registry(),
         )
         .unwrap_err();
         assert!(matches!(err, TagTargetError::Annotation(a) if a == "broken"));
@@ -218,7 +242,7 @@ mod tests {
             &reference(),
             TargetSource::Registry("ftp://registry.example".into()),
             &[],
-            &RegistryConfig::default(),
+            &no_registry(),
         )
         .unwrap_err();
         assert!(matches!(err, TagTargetError::Registry(_)), "{err}");

@@ -3,8 +3,9 @@
 //! `TrustedMetadataSet`.
 //!
 //! Pure: it is handed bytes and a fixed reference time, and answers "now
-//! trusted" or an [`UpdateError`] naming the attack it refused. It does no
-//! I/O; [`crate::updater`] fetches, persists and calls it in order:
+//! trusted" or a [`TrustError`] naming the attack it refused. It does no
+//! I/O and knows nothing of fetching or files; [`crate::updater`] fetches,
+//! persists and calls it in order:
 //!
 //! 1. [`TrustedMetadataSet::new`] with the locally trusted root;
 //! 2. [`TrustedMetadataSet::update_root`] for each `N+1.root.json`;
@@ -20,20 +21,20 @@
 //! `tagtrust_shared::Root::verify_role` or `Delegations::verify_delegate`;
 //! there is no second implementation here.
 
-use crate::fetch::FetchError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use tagtrust_shared::metadata::Role;
 use tagtrust_shared::succession::{verify_root, RootKeys};
 use tagtrust_shared::{
     Error as TufError, MetaFile, Metadata, PublicKey, Root, Snapshot, Targets, Timestamp,
 };
 
-/// Why an update was refused. Messages name the attack the check defends
+/// Why metadata was refused. Messages name the attack the check defends
 /// against, so a user seeing one knows whether to suspect the repository.
+/// Only trust decisions: fetch and file errors are the updater's
+/// ([`crate::updater::UpdateError`]).
 #[derive(Debug, thiserror::Error)]
-pub enum UpdateError {
+pub enum TrustError {
     /// A role's version went down compared with what the client trusts.
     #[error(
         "rollback attack refused: {role} version {new} is older than trusted version {trusted}"
@@ -94,38 +95,6 @@ pub enum UpdateError {
     /// A delegated role is unknown to its delegator or to snapshot.
     #[error("delegation refused: {0}")]
     Delegation(String),
-
-    /// Downloading metadata or a target failed.
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-
-    /// The metadata directory has no `root.json` to start from.
-    #[error("no trusted root at {0} (initialise the client with a trusted root first)")]
-    NoTrustedRoot(PathBuf),
-
-    /// A target whose bytes do not match its trusted length and hashes.
-    #[error("arbitrary software attack refused: target {path} does not match its trusted metadata: {source}")]
-    TargetMismatch { path: String, source: TufError },
-
-    /// A target path that cannot be stored safely under the target directory.
-    #[error("target path {path:?} refused: {reason}")]
-    TargetPath { path: String, reason: String },
-
-    /// Local file system trouble.
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-}
-
-impl UpdateError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        UpdateError::Io {
-            context: context.into(),
-            source,
-        }
-    }
 }
 
 /// What [`TrustedMetadataSet::update_timestamp`] did with a valid timestamp.
@@ -137,9 +106,9 @@ pub enum TimestampUpdate {
     Unchanged,
 }
 
-/// Parse and map schema errors to [`UpdateError::Invalid`].
-fn parse<T: Role>(bytes: &[u8], role: &str) -> Result<Metadata<T>, UpdateError> {
-    Metadata::<T>::from_bytes(bytes).map_err(|source| UpdateError::Invalid {
+/// Parse and map schema errors to [`TrustError::Invalid`].
+fn parse<T: Role>(bytes: &[u8], role: &str) -> Result<Metadata<T>, TrustError> {
+    Metadata::<T>::from_bytes(bytes).map_err(|source| TrustError::Invalid {
         role: role.to_string(),
         source,
     })
@@ -147,12 +116,12 @@ fn parse<T: Role>(bytes: &[u8], role: &str) -> Result<Metadata<T>, UpdateError> 
 
 /// Signature failures are "arbitrary metadata"; anything else the shared
 /// core reports (say, a role the delegator does not know) is invalid input.
-fn signature_error(role: &str, context: String, source: TufError) -> UpdateError {
+fn signature_error(role: &str, context: String, source: TufError) -> TrustError {
     match source {
         TufError::Threshold { .. } | TufError::DuplicateSignature { .. } => {
-            UpdateError::Signature { context, source }
+            TrustError::Signature { context, source }
         }
-        other => UpdateError::Invalid {
+        other => TrustError::Invalid {
             role: role.to_string(),
             source: other,
         },
@@ -167,9 +136,9 @@ fn check_expiry<T: Role>(
     role: &str,
     md: &Metadata<T>,
     now: DateTime<Utc>,
-) -> Result<(), UpdateError> {
+) -> Result<(), TrustError> {
     if md.signed.is_expired(now) {
-        return Err(UpdateError::Expired {
+        return Err(TrustError::Expired {
             role: role.to_string(),
             expires: fmt_time(md.signed.expires()),
         });
@@ -182,9 +151,9 @@ fn check_meta_bytes(
     bytes: &[u8],
     role: &str,
     referrer: &str,
-) -> Result<(), UpdateError> {
+) -> Result<(), TrustError> {
     meta.verify_bytes(bytes).map_err(|e| {
-        UpdateError::MixAndMatch(format!(
+        TrustError::MixAndMatch(format!(
             "{role} does not match its entry in {referrer}: {e}"
         ))
     })
@@ -207,6 +176,39 @@ fn role_key_identities(root: &Root, role: &str) -> (BTreeSet<Vec<u8>>, u64) {
     }
 }
 
+/// A root whose signatures have been checked against its own root keys
+/// (not its expiry: an expired root may still lead to a newer one): where a
+/// client's trust starts. Made by [`VerifiedRoot::verify`] or by a
+/// [`TrustedMetadataSet`] that accepted it.
+#[derive(Debug, Clone)]
+pub struct VerifiedRoot(Metadata<Root>);
+
+impl VerifiedRoot {
+    /// Check `root` is signed by a threshold of its own root keys. The
+    /// shared core's error is returned as it is, so each caller says in its
+    /// own words which root failed.
+    pub fn verify(root: Metadata<Root>) -> Result<Self, TufError> {
+        root.signed.verify_role("root", &root)?;
+        Ok(VerifiedRoot(root))
+    }
+
+    /// Parse `bytes` and [`Self::verify`] them, refusals as [`TrustError`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TrustError> {
+        let root: Metadata<Root> = parse(bytes, "root")?;
+        Self::verify(root).map_err(|e| {
+            signature_error(
+                "root",
+                "trusted root is not signed by its own keys: ".into(),
+                e,
+            )
+        })
+    }
+
+    pub fn metadata(&self) -> &Metadata<Root> {
+        &self.0
+    }
+}
+
 /// The metadata a client trusts during one run of the update workflow.
 #[derive(Debug, Clone)]
 pub struct TrustedMetadataSet {
@@ -224,24 +226,22 @@ impl TrustedMetadataSet {
     /// Start from the locally trusted root. Its signatures are checked
     /// against its own keys; its expiry is not (an expired root may still
     /// lead to a newer one: only the final root's expiry matters).
-    pub fn new(root_bytes: &[u8], now: DateTime<Utc>) -> Result<Self, UpdateError> {
-        let root: Metadata<Root> = parse(root_bytes, "root")?;
-        root.signed.verify_role("root", &root).map_err(|e| {
-            signature_error(
-                "root",
-                "trusted root is not signed by its own keys: ".into(),
-                e,
-            )
-        })?;
-        Ok(TrustedMetadataSet {
+    pub fn new(root_bytes: &[u8], now: DateTime<Utc>) -> Result<Self, TrustError> {
+        Ok(Self::from_root(VerifiedRoot::from_bytes(root_bytes)?, now))
+    }
+
+    /// Start from a root already verified (by bootstrap, or by an earlier
+    /// run of the workflow): nothing is checked again.
+    pub fn from_root(root: VerifiedRoot, now: DateTime<Utc>) -> Self {
+        TrustedMetadataSet {
             now,
-            root,
+            root: root.0,
             timestamp: None,
             snapshot: None,
             targets: None,
             delegated: BTreeMap::new(),
             timestamp_or_snapshot_keys_rotated: false,
-        })
+        }
     }
 
     /// The reference time every expiry check uses.
@@ -251,6 +251,11 @@ impl TrustedMetadataSet {
 
     pub fn root(&self) -> &Metadata<Root> {
         &self.root
+    }
+
+    /// The root trusted now, to start a later run from.
+    pub fn verified_root(&self) -> VerifiedRoot {
+        VerifiedRoot(self.root.clone())
     }
 
     pub fn timestamp(&self) -> Option<&Metadata<Timestamp>> {
@@ -287,9 +292,9 @@ impl TrustedMetadataSet {
 
     /// Spec 5.3: accept `N+1.root.json`: version exactly N+1, signed by a
     /// threshold of the trusted root's root keys and of its own.
-    pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Metadata<Root>, UpdateError> {
+    pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Metadata<Root>, TrustError> {
         if self.timestamp.is_some() {
-            return Err(UpdateError::Order(
+            return Err(TrustError::Order(
                 "root cannot be updated after timestamp".into(),
             ));
         }
@@ -297,7 +302,7 @@ impl TrustedMetadataSet {
         let file = format!("{expected}.root.json");
         let new: Metadata<Root> = parse(bytes, "root")?;
         let verification = verify_root(Some(&self.root.signed), &new).map_err(|e| match e {
-            TufError::RootVersion { expected, found } => UpdateError::RootVersion {
+            TufError::RootVersion { expected, found } => TrustError::RootVersion {
                 file: file.clone(),
                 expected,
                 found,
@@ -311,7 +316,7 @@ impl TrustedMetadataSet {
                 }
                 RootKeys::Own => format!("{file} checked against its own keys: "),
             };
-            return Err(UpdateError::Signature { context, source });
+            return Err(TrustError::Signature { context, source });
         }
         for role in ["timestamp", "snapshot"] {
             if role_key_identities(&self.root.signed, role)
@@ -326,7 +331,7 @@ impl TrustedMetadataSet {
 
     /// Spec 5.3.10: the final root must not be expired. Called by
     /// [`Self::update_timestamp`]; public for callers that stop after root.
-    pub fn check_root_expiry(&self) -> Result<(), UpdateError> {
+    pub fn check_root_expiry(&self) -> Result<(), TrustError> {
         check_expiry("root", &self.root, self.now)
     }
 
@@ -334,9 +339,9 @@ impl TrustedMetadataSet {
     /// (and to be deleted) after a timestamp/snapshot key rotation. As in
     /// python-tuf, an expired local timestamp stays loaded for rollback
     /// checks even though this returns the expiry error.
-    pub fn load_local_timestamp(&mut self, bytes: &[u8]) -> Result<(), UpdateError> {
+    pub fn load_local_timestamp(&mut self, bytes: &[u8]) -> Result<(), TrustError> {
         if self.timestamp_or_snapshot_keys_rotated {
-            return Err(UpdateError::FastForwardRecovery {
+            return Err(TrustError::FastForwardRecovery {
                 role: "timestamp".into(),
             });
         }
@@ -346,9 +351,9 @@ impl TrustedMetadataSet {
     /// Spec 5.4: a new timestamp, signed per root, not rolling back its own
     /// version or snapshot's. An equal version reports
     /// [`TimestampUpdate::Unchanged`] and keeps the trusted copy.
-    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<TimestampUpdate, UpdateError> {
+    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<TimestampUpdate, TrustError> {
         if self.snapshot.is_some() {
-            return Err(UpdateError::Order(
+            return Err(TrustError::Order(
                 "timestamp cannot be updated after snapshot".into(),
             ));
         }
@@ -360,7 +365,7 @@ impl TrustedMetadataSet {
             .map_err(|e| signature_error("timestamp", String::new(), e))?;
         if let Some(old) = &self.timestamp {
             if new.signed.version < old.signed.version {
-                return Err(UpdateError::Rollback {
+                return Err(TrustError::Rollback {
                     role: "timestamp".into(),
                     new: new.signed.version,
                     trusted: old.signed.version,
@@ -372,7 +377,7 @@ impl TrustedMetadataSet {
             let old_snap = self.timestamp_snapshot_meta(old)?.version;
             let new_snap = self.timestamp_snapshot_meta(&new)?.version;
             if new_snap < old_snap {
-                return Err(UpdateError::MetaRollback {
+                return Err(TrustError::MetaRollback {
                     role: "timestamp".into(),
                     file: "snapshot.json".into(),
                     new: new_snap,
@@ -391,22 +396,22 @@ impl TrustedMetadataSet {
     fn timestamp_snapshot_meta<'a>(
         &self,
         ts: &'a Metadata<Timestamp>,
-    ) -> Result<&'a MetaFile, UpdateError> {
+    ) -> Result<&'a MetaFile, TrustError> {
         ts.signed
             .snapshot_meta()
-            .map_err(|source| UpdateError::Invalid {
+            .map_err(|source| TrustError::Invalid {
                 role: "timestamp".into(),
                 source,
             })
     }
 
-    fn trusted_timestamp(&self) -> Result<&Metadata<Timestamp>, UpdateError> {
+    fn trusted_timestamp(&self) -> Result<&Metadata<Timestamp>, TrustError> {
         self.timestamp
             .as_ref()
-            .ok_or_else(|| UpdateError::Order("snapshot cannot be loaded before timestamp".into()))
+            .ok_or_else(|| TrustError::Order("snapshot cannot be loaded before timestamp".into()))
     }
 
-    fn check_final_timestamp(&self) -> Result<(), UpdateError> {
+    fn check_final_timestamp(&self) -> Result<(), TrustError> {
         check_expiry("timestamp", self.trusted_timestamp()?, self.now)
     }
 
@@ -414,9 +419,9 @@ impl TrustedMetadataSet {
     /// stored, so its hashes are not checked against timestamp). Refused
     /// after a timestamp/snapshot key rotation. A non-final local snapshot
     /// stays loaded for rollback checks while this returns the error.
-    pub fn load_local_snapshot(&mut self, bytes: &[u8]) -> Result<(), UpdateError> {
+    pub fn load_local_snapshot(&mut self, bytes: &[u8]) -> Result<(), TrustError> {
         if self.timestamp_or_snapshot_keys_rotated {
-            return Err(UpdateError::FastForwardRecovery {
+            return Err(TrustError::FastForwardRecovery {
                 role: "snapshot".into(),
             });
         }
@@ -426,9 +431,9 @@ impl TrustedMetadataSet {
     /// Spec 5.5: a snapshot matching timestamp's hash and length (unless it
     /// is the locally trusted copy), signed per root, version as timestamp
     /// says, no role rolled back or removed, not expired.
-    pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<(), UpdateError> {
+    pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<(), TrustError> {
         if self.targets.is_some() {
-            return Err(UpdateError::Order(
+            return Err(TrustError::Order(
                 "snapshot cannot be updated after targets".into(),
             ));
         }
@@ -445,7 +450,7 @@ impl TrustedMetadataSet {
             .map_err(|e| signature_error("snapshot", String::new(), e))?;
         if let Some(old) = &self.snapshot {
             if new.signed.version < old.signed.version {
-                return Err(UpdateError::Rollback {
+                return Err(TrustError::Rollback {
                     role: "snapshot".into(),
                     new: new.signed.version,
                     trusted: old.signed.version,
@@ -456,9 +461,9 @@ impl TrustedMetadataSet {
                     .signed
                     .meta
                     .get(file)
-                    .ok_or_else(|| UpdateError::MetaRemoved { file: file.clone() })?;
+                    .ok_or_else(|| TrustError::MetaRemoved { file: file.clone() })?;
                 if new_meta.version < old_meta.version {
-                    return Err(UpdateError::MetaRollback {
+                    return Err(TrustError::MetaRollback {
                         role: "snapshot".into(),
                         file: file.clone(),
                         new: new_meta.version,
@@ -472,20 +477,20 @@ impl TrustedMetadataSet {
         self.check_final_snapshot()
     }
 
-    fn trusted_snapshot(&self) -> Result<&Metadata<Snapshot>, UpdateError> {
+    fn trusted_snapshot(&self) -> Result<&Metadata<Snapshot>, TrustError> {
         self.snapshot
             .as_ref()
-            .ok_or_else(|| UpdateError::Order("targets cannot be loaded before snapshot".into()))
+            .ok_or_else(|| TrustError::Order("targets cannot be loaded before snapshot".into()))
     }
 
     /// The trusted snapshot is final: not expired, and the version timestamp names.
-    fn check_final_snapshot(&self) -> Result<(), UpdateError> {
+    fn check_final_snapshot(&self) -> Result<(), TrustError> {
         let snapshot = self.trusted_snapshot()?;
         check_expiry("snapshot", snapshot, self.now)?;
         let ts = self.trusted_timestamp()?;
         let expected = self.timestamp_snapshot_meta(ts)?.version;
         if snapshot.signed.version != expected {
-            return Err(UpdateError::MixAndMatch(format!(
+            return Err(TrustError::MixAndMatch(format!(
                 "snapshot version {} does not match version {expected} in timestamp",
                 snapshot.signed.version
             )));
@@ -497,20 +502,20 @@ impl TrustedMetadataSet {
     /// again through `delegator`: it must be signed by the keys this
     /// delegator gives it too. Trusting it by name alone would let a role
     /// delegated by a compromised sibling stand in for the real one.
-    pub fn check_delegated_by(&self, role: &str, delegator: &str) -> Result<(), UpdateError> {
+    pub fn check_delegated_by(&self, role: &str, delegator: &str) -> Result<(), TrustError> {
         if role == "targets" {
             return Ok(());
         }
         let md = self
             .delegated_targets(role)
-            .ok_or_else(|| UpdateError::Order(format!("{role} is not loaded")))?;
+            .ok_or_else(|| TrustError::Order(format!("{role} is not loaded")))?;
         let parent = self.targets_role(delegator).ok_or_else(|| {
-            UpdateError::Order(format!(
+            TrustError::Order(format!(
                 "{role} cannot be checked before its delegator {delegator}"
             ))
         })?;
         let delegations = parent.signed.delegations.as_ref().ok_or_else(|| {
-            UpdateError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
+            TrustError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
         })?;
         delegations
             .verify_delegate(role, md)
@@ -518,7 +523,7 @@ impl TrustedMetadataSet {
     }
 
     /// Spec 5.6: top-level targets, signed per root.
-    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Metadata<Targets>, UpdateError> {
+    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Metadata<Targets>, TrustError> {
         self.update_delegated_targets(bytes, "targets", "root")
     }
 
@@ -530,19 +535,19 @@ impl TrustedMetadataSet {
         bytes: &[u8],
         role: &str,
         delegator: &str,
-    ) -> Result<&Metadata<Targets>, UpdateError> {
+    ) -> Result<&Metadata<Targets>, TrustError> {
         self.check_final_snapshot()?;
         let snapshot = self.trusted_snapshot()?;
         let file = format!("{role}.json");
         let meta = snapshot
             .signed
             .role_meta(role)
-            .ok_or_else(|| UpdateError::MixAndMatch(format!("snapshot does not list {file}")))?;
+            .ok_or_else(|| TrustError::MixAndMatch(format!("snapshot does not list {file}")))?;
         check_meta_bytes(meta, bytes, role, "snapshot")?;
         let new: Metadata<Targets> = parse(bytes, role)?;
         if role == "targets" {
             if delegator != "root" {
-                return Err(UpdateError::Delegation(format!(
+                return Err(TrustError::Delegation(format!(
                     "top-level targets is delegated by root, not {delegator}"
                 )));
             }
@@ -552,15 +557,15 @@ impl TrustedMetadataSet {
                 .map_err(|e| signature_error(role, String::new(), e))?;
         } else {
             let parent = self.targets_role(delegator).ok_or_else(|| {
-                UpdateError::Order(format!(
+                TrustError::Order(format!(
                     "{role} cannot be loaded before its delegator {delegator}"
                 ))
             })?;
             let delegations = parent.signed.delegations.as_ref().ok_or_else(|| {
-                UpdateError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
+                TrustError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
             })?;
             if delegations.role_keys(role).is_none() {
-                return Err(UpdateError::Delegation(format!(
+                return Err(TrustError::Delegation(format!(
                     "{delegator} does not delegate to {role}"
                 )));
             }
@@ -569,7 +574,7 @@ impl TrustedMetadataSet {
             })?;
         }
         if new.signed.version != meta.version {
-            return Err(UpdateError::MixAndMatch(format!(
+            return Err(TrustError::MixAndMatch(format!(
                 "{role} version {} does not match version {} in snapshot",
                 new.signed.version, meta.version
             )));

@@ -8,14 +8,39 @@
 //! atomically (temporary file in the same directory, then rename). Nothing
 //! else in it ends in `.json`.
 
+use crate::atomic_file::{read_optional, remove_if_present, write_atomic, FileError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::trusted::{TimestampUpdate, TrustedMetadataSet, UpdateError};
+use crate::trusted::{TimestampUpdate, TrustError, TrustedMetadataSet, VerifiedRoot};
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use tagtrust_shared::{Delegations, TargetFile};
+use tagtrust_shared::{Delegations, Error as TufError, TargetFile};
+
+/// Why an update (or a target download) failed: metadata refused by the
+/// state machine, a download, or the local files.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// Metadata refused (the named attacks, invalid metadata, call order).
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+
+    /// Downloading metadata or a target failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+
+    /// A target whose bytes do not match its trusted length and hashes.
+    #[error("arbitrary software attack refused: target {path} does not match its trusted metadata: {source}")]
+    TargetMismatch { path: String, source: TufError },
+
+    /// A target path that cannot be stored safely under the target directory.
+    #[error("target path {path:?} refused: {reason}")]
+    TargetPath { path: String, reason: String },
+
+    /// Local file system trouble.
+    #[error(transparent)]
+    File(#[from] FileError),
+}
 
 /// What Python's `urllib.parse.quote(name, safe="")` leaves alone: letters,
 /// digits and `_.-~`. Role names are encoded this way in URLs and file
@@ -130,69 +155,6 @@ fn with_slash(url: &str) -> String {
     }
 }
 
-/// Read a file; `Ok(None)` if it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, UpdateError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(UpdateError::io(format!("reading {}", path.display()), e)),
-    }
-}
-
-/// Write `bytes` to `path` atomically and durably: a temporary file in the
-/// same directory (its name does not end in `.json`), fsynced, renamed over
-/// `path`, then the directory fsynced so the rename itself survives a power
-/// loss (without it the rollback memory could silently go back to the old
-/// file). The one atomic-write helper of the client: key files use it too
-/// ([`write_atomic_mode`]).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
-    write_atomic_mode(path, bytes, None)
-}
-
-/// [`write_atomic`], with Unix permission bits `mode` set on the file
-/// before any byte is written (private keys: 0o600).
-pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), UpdateError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let context = || format!("writing {}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| UpdateError::io(context(), e))?;
-    #[cfg(unix)]
-    if let Some(mode) = mode {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| UpdateError::io(context(), e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| UpdateError::io(context(), e))?;
-    tmp.persist(path)
-        .map_err(|e| UpdateError::io(context(), e.error))?;
-    sync_dir(dir).map_err(|e| UpdateError::io(format!("syncing {}", dir.display()), e))
-}
-
-/// fsync a directory, making renames and creations in it durable. A no-op
-/// where directories cannot be opened for syncing (Windows).
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
-
 /// `target_dir` joined with a target path, refusing paths that would leave
 /// the directory or cannot be a file name.
 fn local_target_path(target_dir: &Path, target: &str) -> Result<PathBuf, UpdateError> {
@@ -227,30 +189,28 @@ pub(crate) fn roles_for_target(delegations: &Delegations, target: &str) -> Vec<(
 }
 
 impl<F: Fetcher> Updater<F> {
-    /// Open the metadata directory `metadata_dir`, which must hold a trusted
-    /// `root.json`. Until [`Self::refresh`] or [`Self::load_local`],
-    /// [`Self::trusted`] holds only that root.
+    /// An updater over the metadata directory `metadata_dir`, starting from
+    /// `root`, the root trusted there (read and verified once, by the
+    /// caller: [`crate::bootstrap`]). Until [`Self::refresh`] or
+    /// [`Self::load_local`], [`Self::trusted`] holds only that root; the
+    /// local timestamp, snapshot and targets are verified once, by those
+    /// (verifying them here too doubled the CPU of a warm lookup,
+    /// BENCHMARKS.md).
     pub fn new(
         metadata_dir: &Path,
         metadata_base_url: &str,
         fetcher: F,
         config: UpdaterConfig,
-    ) -> Result<Self, UpdateError> {
-        let root_path = metadata_dir.join("root.json");
-        let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
-        // Only the root is checked here; the local timestamp, snapshot and
-        // targets are verified once, by `refresh` (or `load_local`), which
-        // every use goes through. Verifying them here too doubled the CPU
-        // of a warm lookup (BENCHMARKS.md).
-        let trusted = TrustedMetadataSet::new(&root, Utc::now())?;
-        Ok(Updater {
+        root: VerifiedRoot,
+    ) -> Self {
+        Updater {
             dir: metadata_dir.to_path_buf(),
             base_url: with_slash(metadata_base_url),
             fetcher,
             config,
-            trusted,
+            trusted: TrustedMetadataSet::from_root(root, Utc::now()),
             refreshed: false,
-        })
+        }
     }
 
     /// The trusted metadata: after [`Self::refresh`], what this run verified
@@ -264,6 +224,23 @@ impl<F: Fetcher> Updater<F> {
         &self.dir
     }
 
+    /// The fetcher this updater downloads with.
+    pub fn fetcher(&self) -> &F {
+        &self.fetcher
+    }
+
+    /// Fetch `file` of the repository's metadata (at most `max_length`
+    /// bytes) with no trust decision: for callers that verify old versions
+    /// themselves ([`crate::history`]).
+    pub fn fetch_metadata_file(&self, file: &str, max_length: u64) -> Result<Vec<u8>, FetchError> {
+        self.download(file, max_length)
+    }
+
+    /// The limits this updater applies.
+    pub fn config(&self) -> &UpdaterConfig {
+        &self.config
+    }
+
     /// How old the server says a healthy timestamp can be
     /// ([`crate::fetch::TIMESTAMP_MAX_AGE_HEADER`] of the last timestamp
     /// fetched), if it said.
@@ -272,17 +249,11 @@ impl<F: Fetcher> Updater<F> {
     }
 
     fn persist(&self, file: &str, bytes: &[u8]) -> Result<(), UpdateError> {
-        write_atomic(&self.dir.join(file), bytes)
+        Ok(write_atomic(&self.dir.join(file), bytes)?)
     }
 
     fn remove(&self, file: &str) -> Result<(), UpdateError> {
-        let path = self.dir.join(file);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(UpdateError::io(format!("removing {}", path.display()), e))
-            }
-            _ => Ok(()),
-        }
+        Ok(remove_if_present(&self.dir.join(file))?)
     }
 
     fn read_local(&self, file: &str) -> Option<Vec<u8>> {
@@ -297,12 +268,12 @@ impl<F: Fetcher> Updater<F> {
     }
 
     /// Run the update workflow: root chain, timestamp, snapshot, top-level
-    /// targets. Every expiry check uses the time this call started.
+    /// targets. Every expiry check uses the time this call started. Starts
+    /// from the root trusted so far (given to [`Self::new`], or the newest
+    /// an earlier refresh accepted), which is not read or verified again.
     pub fn refresh(&mut self) -> Result<(), UpdateError> {
         self.refreshed = false;
-        let root_path = self.dir.join("root.json");
-        let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
-        self.trusted = TrustedMetadataSet::new(&root, Utc::now())?;
+        self.trusted = TrustedMetadataSet::from_root(self.trusted.verified_root(), Utc::now());
         self.load_root()?;
         self.load_timestamp()?;
         self.load_snapshot()?;
@@ -317,11 +288,10 @@ impl<F: Fetcher> Updater<F> {
     /// unless the fetcher does (use [`crate::fetch::OfflineFetcher`]).
     pub fn load_local(&mut self, reference_time: DateTime<Utc>) -> Result<(), UpdateError> {
         self.refreshed = false;
-        let root_path = self.dir.join("root.json");
-        let root = read_optional(&root_path)?.ok_or(UpdateError::NoTrustedRoot(root_path))?;
-        let mut trusted = TrustedMetadataSet::new(&root, reference_time)?;
+        let mut trusted =
+            TrustedMetadataSet::from_root(self.trusted.verified_root(), reference_time);
         let missing =
-            |file: &str| UpdateError::MixAndMatch(format!("no local {file} to use offline"));
+            |file: &str| TrustError::MixAndMatch(format!("no local {file} to use offline"));
         let ts = self
             .read_local("timestamp.json")
             .ok_or_else(|| missing("timestamp.json"))?;
@@ -387,10 +357,10 @@ impl<F: Fetcher> Updater<F> {
         let meta = self
             .trusted
             .timestamp()
-            .ok_or_else(|| UpdateError::Order("snapshot before timestamp".into()))?
+            .ok_or_else(|| TrustError::Order("snapshot before timestamp".into()))?
             .signed
             .snapshot_meta()
-            .map_err(|source| UpdateError::Invalid {
+            .map_err(|source| TrustError::Invalid {
                 role: "timestamp".into(),
                 source,
             })?
@@ -412,7 +382,7 @@ impl<F: Fetcher> Updater<F> {
         if self.trusted.targets_role(role).is_some() {
             // Already trusted, perhaps through another delegator: this one
             // must vouch for it as well.
-            return self.trusted.check_delegated_by(role, delegator);
+            return Ok(self.trusted.check_delegated_by(role, delegator)?);
         }
         let local_file = role_file_name(role);
         if let Some(local) = self.read_local(&local_file) {
@@ -427,9 +397,9 @@ impl<F: Fetcher> Updater<F> {
         let snapshot = self
             .trusted
             .snapshot()
-            .ok_or_else(|| UpdateError::Order("targets before snapshot".into()))?;
+            .ok_or_else(|| TrustError::Order("targets before snapshot".into()))?;
         let meta = snapshot.signed.role_meta(role).cloned().ok_or_else(|| {
-            UpdateError::MixAndMatch(format!(
+            TrustError::MixAndMatch(format!(
                 "{role} is delegated by {delegator} but snapshot does not list {role}.json"
             ))
         })?;
@@ -469,7 +439,7 @@ impl<F: Fetcher> Updater<F> {
             let targets = self
                 .trusted
                 .targets_role(&role)
-                .ok_or_else(|| UpdateError::Order(format!("{role} not loaded")))?;
+                .ok_or_else(|| TrustError::Order(format!("{role} not loaded")))?;
             if let Some(target) = targets.signed.targets.get(target_path) {
                 return Ok(Some(TargetInfo {
                     path: target_path.to_string(),
@@ -521,7 +491,7 @@ impl<F: Fetcher> Updater<F> {
                     walk.skipped.push(SkippedRole {
                         role,
                         delegator,
-                        error,
+                        error: error.into(),
                     });
                 }
                 continue;
@@ -545,11 +515,11 @@ impl<F: Fetcher> Updater<F> {
             let targets = self
                 .trusted
                 .targets_role(&role)
-                .ok_or_else(|| UpdateError::Order(format!("{role} not loaded")))?;
+                .ok_or_else(|| TrustError::Order(format!("{role} not loaded")))?;
             let snapshot = self
                 .trusted
                 .snapshot()
-                .ok_or_else(|| UpdateError::Order("targets before snapshot".into()))?;
+                .ok_or_else(|| TrustError::Order("targets before snapshot".into()))?;
             let Some(delegations) = &targets.signed.delegations else {
                 continue;
             };
@@ -632,7 +602,7 @@ impl<F: Fetcher> Updater<F> {
             })?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| UpdateError::io(format!("creating {}", parent.display()), e))?;
+                .map_err(|e| FileError::new(format!("creating {}", parent.display()), e))?;
         }
         write_atomic(&path, &bytes)?;
         Ok(path)

@@ -15,9 +15,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tagtrust::atomic_file::{read_optional, write_atomic};
 use tagtrust::fetch::{HttpFetcher, HttpOptions};
-use tagtrust::trusted::TrustedMetadataSet;
-use tagtrust::updater::{write_atomic, Updater, UpdaterConfig};
+use tagtrust::trusted::VerifiedRoot;
+use tagtrust::updater::{Updater, UpdaterConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,13 +69,22 @@ fn updater(cli: &Cli) -> anyhow::Result<Updater<HttpFetcher>> {
         .metadata_url
         .as_deref()
         .ok_or_else(|| anyhow!("--metadata-url is required"))?;
+    let root_path = cli.metadata_dir.join("root.json");
+    let root = read_optional(&root_path)?.ok_or_else(|| {
+        anyhow!(
+            "no trusted root at {} (initialise the client with a trusted root first)",
+            root_path.display()
+        )
+    })?;
+    let root = VerifiedRoot::from_bytes(&root)?;
     let fetcher = HttpFetcher::new(HttpOptions::default())?;
     Ok(Updater::new(
         &cli.metadata_dir,
         url,
         fetcher,
         UpdaterConfig::default(),
-    )?)
+        root,
+    ))
 }
 
 fn init(metadata_dir: &Path, trusted_root: &Path) -> anyhow::Result<()> {
@@ -82,7 +92,7 @@ fn init(metadata_dir: &Path, trusted_root: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", trusted_root.display()))?;
     // Only a root that is signed by its own threshold is worth starting
     // from; expiry is not checked here (a newer root may follow).
-    TrustedMetadataSet::new(&bytes, chrono::Utc::now())
+    VerifiedRoot::from_bytes(&bytes)
         .with_context(|| format!("{} is not a usable trusted root", trusted_root.display()))?;
     std::fs::create_dir_all(metadata_dir)
         .with_context(|| format!("creating {}", metadata_dir.display()))?;
@@ -141,7 +151,7 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            let line = format!("{e:#}").replace('\n', " ");
+            let line = tagtrust::error_line::error_line(e.as_ref());
             eprintln!(
                 "tagtrust-tuf-client: error: {}",
                 tagtrust::terminal::escape(&line)

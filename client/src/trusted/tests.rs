@@ -70,7 +70,7 @@ fn root_chain_requires_old_and_new_signatures_and_next_version() {
     assert!(
         matches!(
             err,
-            UpdateError::RootVersion {
+            TrustError::RootVersion {
                 expected: 3,
                 found: 4,
                 ..
@@ -81,7 +81,7 @@ fn root_chain_requires_old_and_new_signatures_and_next_version() {
     // A replay of v2 is refused the same way.
     assert!(matches!(
         set.update_root(&v2),
-        Err(UpdateError::RootVersion { .. })
+        Err(TrustError::RootVersion { .. })
     ));
 }
 
@@ -133,7 +133,7 @@ fn timestamp_rollback_and_equal_versions() {
     assert!(
         matches!(
             err,
-            UpdateError::MetaRollback {
+            TrustError::MetaRollback {
                 new: 4,
                 trusted: 5,
                 ..
@@ -144,7 +144,7 @@ fn timestamp_rollback_and_equal_versions() {
     // Out of order use is refused.
     assert!(matches!(
         set.update_timestamp(&ts5),
-        Err(UpdateError::Order(_))
+        Err(TrustError::Order(_))
     ));
 }
 
@@ -170,12 +170,12 @@ fn expired_timestamp_is_a_freeze_but_still_guards_rollback() {
     let older = sign(ts.clone(), &[&repo.timestamp_key]);
     assert!(matches!(
         set.update_timestamp(&older),
-        Err(UpdateError::Rollback { .. })
+        Err(TrustError::Rollback { .. })
     ));
     // ...and snapshot cannot be loaded while the trusted timestamp is expired.
     assert!(matches!(
         set.update_snapshot(&snap, false),
-        Err(UpdateError::Expired { .. })
+        Err(TrustError::Expired { .. })
     ));
     ts.version = 8;
     let fresh = sign(ts, &[&repo.timestamp_key]);
@@ -220,7 +220,7 @@ fn unsigned_or_wrongly_signed_metadata_is_arbitrary() {
     let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
     assert!(matches!(
         set.update_timestamp(&forged),
-        Err(UpdateError::Signature { .. })
+        Err(TrustError::Signature { .. })
     ));
 }
 
@@ -299,7 +299,7 @@ fn targets_must_match_snapshot_and_delegator() {
     // Delegated role before its delegator.
     assert!(matches!(
         set.update_delegated_targets(&dev, "dev", "targets"),
-        Err(UpdateError::Order(_))
+        Err(TrustError::Order(_))
     ));
     set.update_targets(&targets).unwrap();
     // Delegated role signed by the targets key instead of the delegated key.
@@ -319,7 +319,7 @@ fn targets_must_match_snapshot_and_delegator() {
     let err = set
         .update_delegated_targets(&dev, "ops", "targets")
         .unwrap_err();
-    assert!(matches!(err, UpdateError::MixAndMatch(_)), "{err}");
+    assert!(matches!(err, TrustError::MixAndMatch(_)), "{err}");
     set.update_delegated_targets(&dev, "dev", "targets")
         .unwrap();
 }
@@ -354,7 +354,7 @@ fn fast_forward_recovery_after_timestamp_key_rotation() {
     let [ts2, snap2, ..] = repo.release(2);
     assert!(matches!(
         set.update_timestamp(&ts2),
-        Err(UpdateError::Rollback { .. })
+        Err(TrustError::Rollback { .. })
     ));
 
     // The repository rotates the timestamp key in root v2.
@@ -391,12 +391,12 @@ fn fast_forward_recovery_after_snapshot_key_rotation() {
     assert!(set.timestamp_or_snapshot_keys_rotated());
     assert!(matches!(
         set.load_local_timestamp(&ts1),
-        Err(UpdateError::FastForwardRecovery { .. })
+        Err(TrustError::FastForwardRecovery { .. })
     ));
     assert!(set.timestamp().is_none());
     assert!(matches!(
         set.load_local_snapshot(&snap1),
-        Err(UpdateError::FastForwardRecovery { .. })
+        Err(TrustError::FastForwardRecovery { .. })
     ));
     // Unchanged keys: no rotation flagged, and the local files load.
     let mut plain = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
@@ -412,10 +412,10 @@ fn untrusted_start_root_is_refused() {
     let bytes = sign(repo.root.clone(), &[&stranger]);
     assert!(matches!(
         TrustedMetadataSet::new(&bytes, repo.now),
-        Err(UpdateError::Signature { .. })
+        Err(TrustError::Signature { .. })
     ));
     assert!(matches!(
         TrustedMetadataSet::new(b"{}", repo.now),
-        Err(UpdateError::Invalid { .. })
+        Err(TrustError::Invalid { .. })
     ));
 }

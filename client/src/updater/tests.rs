@@ -38,6 +38,17 @@ fn init(repo: &RepositorySimulator) -> tempfile::TempDir {
     dir
 }
 
+/// An updater over `dir` as a new run opens it: the stored root.json,
+/// verified (what `session` does through `bootstrap`).
+fn open<F: Fetcher>(
+    dir: &Path,
+    fetcher: F,
+    config: UpdaterConfig,
+) -> Result<Updater<F>, TrustError> {
+    let root = VerifiedRoot::from_bytes(&std::fs::read(dir.join("root.json")).unwrap())?;
+    Ok(Updater::new(dir, BASE, fetcher, config, root))
+}
+
 fn json_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -58,26 +69,11 @@ fn role_names_are_quoted_like_python() {
 }
 
 #[test]
-fn missing_root_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = Updater::new(
-        dir.path(),
-        BASE,
-        RepositorySimulator::new(),
-        UpdaterConfig::default(),
-    )
-    .err()
-    .unwrap()
-    .to_string();
-    assert!(err.starts_with("no trusted root at "), "{err}");
-}
-
-#[test]
 fn refresh_persists_exact_bytes_and_searches_lazily() {
     let repo = RepositorySimulator::new();
     repo.publish(1);
     let dir = init(&repo);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
     assert_eq!(
         repo.take_log(),
@@ -128,7 +124,7 @@ fn refresh_persists_exact_bytes_and_searches_lazily() {
     );
 
     // A new process: same remote, so only root and timestamp are asked for.
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     assert!(
         up.trusted().targets().is_none(),
         "verified once, by refresh"
@@ -145,7 +141,7 @@ fn rollback_across_runs_is_refused_and_leaves_state_alone() {
     let old_ts = repo.release(1)[0].clone();
     repo.publish(2);
     let dir = init(&repo);
-    Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default())
+    open(dir.path(), &repo, UpdaterConfig::default())
         .unwrap()
         .refresh()
         .unwrap();
@@ -154,7 +150,7 @@ fn rollback_across_runs_is_refused_and_leaves_state_alone() {
         .map(|f| std::fs::read(dir.path().join(f)).unwrap())
         .collect();
     repo.put("timestamp.json", &old_ts);
-    let err = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default())
+    let err = open(dir.path(), &repo, UpdaterConfig::default())
         .unwrap()
         .refresh()
         .unwrap_err()
@@ -175,7 +171,7 @@ fn failed_update_does_not_block_later_updates() {
     let repo = RepositorySimulator::new();
     repo.publish(1);
     let dir = init(&repo);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
     // Release 2 with damaged targets bytes: refresh fails after timestamp
     // and snapshot were accepted and stored.
@@ -191,12 +187,12 @@ fn failed_update_does_not_block_later_updates() {
     );
     // The repository is repaired: the next run recovers.
     repo.publish(2);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     assert!(up.get_targetinfo("apps/app").unwrap().is_some());
     assert_eq!(up.trusted().targets().unwrap().signed.version, 2);
     // A corrupt local file is ignored, not fatal.
     std::fs::write(dir.path().join("snapshot.json"), b"garbage").unwrap();
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
 }
 
@@ -211,16 +207,16 @@ fn timestamp_key_rotation_recovers_from_fast_forward() {
     repo.put("1.snapshot.json", &snap);
     repo.put("1.targets.json", &targets);
     repo.put("1.dev.json", &dev);
-    Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default())
+    open(dir.path(), &repo, UpdaterConfig::default())
         .unwrap()
         .refresh()
         .unwrap();
     repo.publish(2);
-    let err = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default())
+    let err = open(dir.path(), &repo, UpdaterConfig::default())
         .unwrap()
         .refresh()
         .unwrap_err();
-    assert!(matches!(err, UpdateError::Rollback { .. }), "{err}");
+    assert!(matches!(err, UpdateError::Trust(TrustError::Rollback { .. })), "{err}");
 
     // Recovery: root v2 rotates the timestamp key.
     let new_key = SigningKey::generate();
@@ -231,7 +227,7 @@ fn timestamp_key_rotation_recovers_from_fast_forward() {
     });
     repo.put("2.root.json", &v2);
     repo.publish(2);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
     assert_eq!(up.trusted().timestamp().unwrap().signed.version, 2);
     assert_eq!(std::fs::read(dir.path().join("root.json")).unwrap(), v2);
@@ -295,7 +291,7 @@ fn delegation_search_order_terminating_and_bounds() {
 
     build(false);
     let dir = init(&repo);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
     repo.take_log();
     // Pre-order: a, then a's child c, then b.
@@ -307,7 +303,7 @@ fn delegation_search_order_terminating_and_bounds() {
     // a terminating: b is never consulted.
     build(true);
     let dir = init(&repo);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     assert_eq!(up.get_targetinfo("x").unwrap(), None);
     assert!(!repo.take_log().iter().any(|u| u == "1.b.json"));
 
@@ -318,7 +314,7 @@ fn delegation_search_order_terminating_and_bounds() {
         max_delegations: 1,
         ..UpdaterConfig::default()
     };
-    let mut up = Updater::new(dir.path(), BASE, &repo, config).unwrap();
+    let mut up = open(dir.path(), &repo, config).unwrap();
     assert_eq!(up.get_targetinfo("x").unwrap(), None);
     assert!(!repo
         .take_log()
@@ -357,7 +353,7 @@ fn succinct_delegations_route_to_the_bin() {
     repo.put("1.targets.json", &top);
     repo.put(&format!("1.{bin}.json"), &b);
     let dir = init(&repo);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     assert_eq!(up.get_targetinfo("latest").unwrap().unwrap().role, bin);
 }
 
@@ -366,7 +362,7 @@ fn download_checks_bytes_and_uses_cache() {
     let repo = RepositorySimulator::new();
     repo.publish(1);
     let dir = init(&repo);
-    let mut up = Updater::new(dir.path(), BASE, &repo, UpdaterConfig::default()).unwrap();
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     let info = up.get_targetinfo("apps/app").unwrap().unwrap();
     let hash = &info.target.hashes["sha256"];
     let td = tempfile::tempdir().unwrap();
@@ -404,4 +400,18 @@ fn download_checks_bytes_and_uses_cache() {
         up.download_target(&evil, td.path(), "https://repo.test/targets/"),
         Err(UpdateError::TargetPath { .. })
     ));
+}
+
+/// The root given to `new` is where refresh starts: root.json is not
+/// read (or verified) again, so a file damaged after opening changes
+/// nothing until the next open.
+#[test]
+fn refresh_starts_from_the_given_root_without_rereading_it() {
+    let repo = RepositorySimulator::new();
+    repo.publish(1);
+    let dir = init(&repo);
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
+    std::fs::write(dir.path().join("root.json"), b"not a root").unwrap();
+    up.refresh().unwrap();
+    assert!(up.trusted().targets().is_some());
 }

@@ -3,10 +3,12 @@
 //!
 //! * `args`: the command line as clap reads it.
 //! * `commands`: one function per subcommand, grouped by family.
+//! * `environment`: what the CLI reads from its environment and terminal.
 //! * `render`: results as text or JSON, notices, warnings and the error line.
 
 mod args;
 mod commands;
+mod environment;
 mod render;
 
 use clap::Parser;

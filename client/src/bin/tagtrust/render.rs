@@ -54,7 +54,10 @@ pub fn warning(line: &str) {
 /// (causes can carry a server's words, which could otherwise rewrite the
 /// terminal).
 pub fn error(error: &anyhow::Error) {
-    let line = format!("{error:#}").replace('\n', " ");
+    // Library errors say their cause and also expose it as the source:
+    // error_line says each cause once. Causes can carry a server's words,
+    // so the line is escaped.
+    let line = tagtrust::error_line::error_line(error.as_ref());
     eprintln!("tagtrust: error: {}", escape(&line));
 }
 

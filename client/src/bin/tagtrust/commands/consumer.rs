@@ -5,7 +5,8 @@ use crate::args::ConsumerArgs;
 use crate::render;
 use anyhow::Result;
 use std::path::PathBuf;
-use tagtrust::lookup::OpenOptions;
+use crate::environment;
+use tagtrust::session::OpenOptions;
 use tagtrust::pull_report::{self, PullReport};
 use tagtrust::{announce, registry};
 use tagtrust_shared::{Gun, ImageReference};
@@ -21,7 +22,6 @@ fn open_options(inv: &Invocation, consumer: ConsumerArgs) -> Result<OpenOptions>
             Some(age) => Some(age),
             None => inv.config.freshness.max_age()?,
         },
-        ..inv.read_options()
     })
 }
 
@@ -37,7 +37,7 @@ pub fn lookup(inv: &Invocation, reference: &str, consumer: ConsumerArgs) -> Resu
     let options = open_options(inv, consumer)?;
     announce_offline(inv, &options, &reference.gun);
     let (resolution, _repo) =
-        tagtrust::lookup::lookup(&inv.home, &inv.server()?, &reference, &options)?;
+        tagtrust::lookup::lookup(&inv.session()?, &reference, &options)?;
     inv.out.print(&resolution, || {
         tagtrust::terminal::escape(&resolution.digest).into_owned()
     })
@@ -57,15 +57,14 @@ pub fn pull(
     file: Option<PathBuf>,
 ) -> Result<()> {
     let options = open_options(inv, consumer)?;
-    let server = inv.server()?;
     let reference = ImageReference::parse(reference)?;
     announce_offline(inv, &options, &reference.gun);
     let (pulled, _repo) = registry::pull(
-        &inv.home,
-        &server,
+        &inv.session()?,
         &reference,
         &options,
         registry.as_deref(),
+        environment::registry_credentials(),
     )?;
     if let Some(path) = &file {
         pull_report::write_manifest(&pulled, path)?;
@@ -75,9 +74,8 @@ pub fn pull(
 }
 
 pub fn status(inv: &Invocation, gun: &Gun, warning_days: Option<i64>) -> Result<()> {
-    let options = inv.read_options();
     let days = warning_days.unwrap_or(inv.config.expiry.warning_days);
-    let report = tagtrust::status::status(&inv.home, &inv.server()?, gun, &options, days)?;
+    let report = tagtrust::status::status(&inv.session()?, gun, days)?;
     for warning in &report.warnings {
         render::warning(warning);
     }
@@ -86,7 +84,6 @@ pub fn status(inv: &Invocation, gun: &Gun, warning_days: Option<i64>) -> Result<
 
 pub fn history(inv: &Invocation, reference: &str) -> Result<()> {
     let reference = ImageReference::parse(reference)?;
-    let options = inv.read_options();
-    let history = tagtrust::history::history(&inv.home, &inv.server()?, &reference, &options)?;
+    let history = tagtrust::history::history(&inv.session()?, &reference)?;
     inv.out.print(&history, || render::history(&history))
 }

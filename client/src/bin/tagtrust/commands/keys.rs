@@ -5,7 +5,7 @@ use crate::args::KeyCommand;
 use crate::render;
 use anyhow::Result;
 use std::path::Path;
-use tagtrust::home::passphrase;
+use tagtrust::passphrase::PassphraseSource;
 use tagtrust::keyring::{self, KeyImport};
 use tagtrust_shared::Gun;
 
@@ -20,7 +20,7 @@ pub fn run(inv: &Invocation, command: KeyCommand) -> Result<()> {
 }
 
 fn generate(inv: &Invocation, name: &str, out: Option<&Path>) -> Result<()> {
-    let pass = passphrase("Passphrase for the new key: ")?;
+    let pass = inv.passphrases.passphrase("Passphrase for the new key: ")?;
     let key = keyring::generate_key(&inv.home, name, out, &pass)?;
     inv.out
         .print(&key, || key.public_key_pem.trim_end().to_string())
@@ -38,7 +38,7 @@ fn export(inv: &Invocation, key_id: &str, out: &Path) -> Result<()> {
 
 fn import(inv: &Invocation, file: &Path, gun: Option<&Gun>, role: &str) -> Result<()> {
     let import = KeyImport::read(file)?;
-    let pass = passphrase(&format!("Passphrase for {}: ", file.display()))?;
+    let pass = inv.passphrases.passphrase(&format!("Passphrase for {}: ", file.display()))?;
     let key = import.store(&inv.home, &pass, gun, role)?;
     inv.out.print(&key, || render::imported_key(&key))
 }

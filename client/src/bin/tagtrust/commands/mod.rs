@@ -10,40 +10,42 @@ mod root;
 mod tags;
 
 use crate::args::{Command, Output};
+use crate::environment::{self, TerminalPassphrase};
 use crate::render::{self, Printer};
 use anyhow::{Context, Result};
+use std::sync::Arc;
 use tagtrust::home::{Config, Home};
-use tagtrust::lookup::{Notices, OpenOptions};
+use tagtrust::notices::Notices;
 use tagtrust::publisher::Publisher;
+use tagtrust::session::Session;
 
 /// What every subcommand works with: the home and its config, the server
-/// (if any), the read token, where notices go and how results print.
+/// (if any), where notices go, where passphrases come from and how results
+/// print.
 pub struct Invocation {
     pub home: Home,
     pub config: Config,
     /// `--server`, `TAGTRUST_SERVER` or config; key commands need none.
     server: Option<String>,
-    token: Option<String>,
     /// Library notices (skipped delegation branches, a max_age the server
     /// cannot meet, …), printed as they happen.
     pub notices: Notices,
+    /// `TAGTRUST_PASSPHRASE`, else a prompt on the terminal.
+    pub passphrases: Arc<TerminalPassphrase>,
     pub out: Printer,
 }
 
 impl Invocation {
     pub fn new(server: Option<String>, output: Output) -> Result<Invocation> {
-        let home = Home::from_env()?;
+        let home = environment::home()?;
         let config = home.config()?;
         let server = server.or(config.server.clone());
-        let token = std::env::var("TAGTRUST_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
         Ok(Invocation {
             home,
             config,
             server,
-            token,
             notices: Notices::with_sink(render::notice),
+            passphrases: Arc::new(TerminalPassphrase),
             out: Printer(output),
         })
     }
@@ -55,23 +57,17 @@ impl Invocation {
             .context("no server: give --server URL or set TAGTRUST_SERVER")
     }
 
-    pub fn publisher(&self) -> Result<Publisher> {
-        Ok(Publisher {
-            home: self.home.clone(),
-            server: self.server()?,
-            token: self.token.clone(),
-            notices: self.notices.clone(),
-        })
+    /// The session of this command against its server.
+    pub fn session(&self) -> Result<Session> {
+        Ok(environment::session(
+            &self.home,
+            self.server()?,
+            &self.notices,
+        ))
     }
 
-    /// Options for reading a repository with the defaults (no root file,
-    /// online, no freshness bound beyond expiry).
-    pub fn read_options(&self) -> OpenOptions {
-        OpenOptions {
-            token: self.token.clone(),
-            notices: self.notices.clone(),
-            ..OpenOptions::default()
-        }
+    pub fn publisher(&self) -> Result<Publisher> {
+        Ok(Publisher::new(self.session()?, self.passphrases.clone()))
     }
 }
 

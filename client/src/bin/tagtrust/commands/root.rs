@@ -56,7 +56,10 @@ fn sign(inv: &Invocation, gun: &Gun, key: &Path, staged: Option<PathBuf>) -> Res
     let report = match inv.server() {
         Ok(_) => inv.publisher()?.root_sign(gun, key, staged.as_deref())?,
         // No server: only a staged file can be signed.
-        Err(e) => staging::sign_staged(&Staging::at(staged.context(e)?), gun, key, None)?,
+        Err(e) => {
+            let staging = Staging::at(staged.context(e)?);
+            staging::sign_staged(&staging, gun, key, None, inv.passphrases.as_ref())?
+        }
     };
     inv.out.print(&report, || render::root_signing(&report))
 }

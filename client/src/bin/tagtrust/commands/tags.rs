@@ -6,7 +6,8 @@ use crate::render;
 use anyhow::{bail, Result};
 use tagtrust::keyring::tag_signer;
 use tagtrust::publisher::TagReport;
-use tagtrust::tag_target::{tag_target, TargetSource};
+use crate::environment;
+use tagtrust::tag_target::{tag_target, RegistryAccess, TargetSource};
 use tagtrust_shared::ImageReference;
 
 pub fn run(inv: &Invocation, command: TagCommand) -> Result<()> {
@@ -52,7 +53,12 @@ fn set(
     annotations: &[String],
     signer: SignerArgs,
 ) -> Result<()> {
-    let target = tag_target(reference, source, annotations, &inv.config.registry)?;
+    let registry = RegistryAccess {
+        config: &inv.config.registry,
+        credentials: environment::registry_credentials(),
+        http: &environment::http_options(),
+    };
+    let target = tag_target(reference, source, annotations, &registry)?;
     let signer = tag_signer(signer.role, signer.key);
     let report = inv
         .publisher()?
