@@ -2,7 +2,7 @@
 //! than its result (an offline read, roles re-signed on the way), so every
 //! front end says them alike. Callers hand them to their [`Notices`].
 //!
-//! [`Notices`]: crate::lookup::Notices
+//! [`Notices`]: crate::notices::Notices
 
 use tagtrust_shared::Gun;
 

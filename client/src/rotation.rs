@@ -1,6 +1,6 @@
 //! Key rotation, root key holder changes and re-signing of the roles a
 //! publisher holds. Every root change goes through
-//! [`Publisher::publish_or_stage_root`]: published at once when the root keys
+//! `Publisher::publish_or_stage_root` (in `staging.rs`): published at once when the root keys
 //! of this home meet the old and the new root's thresholds, staged for the
 //! other holders otherwise.
 //!

@@ -120,13 +120,13 @@ fn describe(
         access.credentials.clone(),
         access.http,
     )
-        .map_err(registry_error)?
-        .describe(&location.name, &reference.tag)
-        .map_err(|e| TagTargetError::Describe {
-            reference: reference.to_string(),
-            base: location.base.clone(),
-            source: e.into(),
-        })
+    .map_err(registry_error)?
+    .describe(&location.name, &reference.tag)
+    .map_err(|e| TagTargetError::Describe {
+        reference: reference.to_string(),
+        base: location.base.clone(),
+        source: e.into(),
+    })
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ fn healthz(server: &TestServer) -> u16 {
 
 /// A publisher with one tag published, and a consumer that resolved it.
 fn set_up(server: &TestServer) -> (Cli, String, Cli, String) {
-    let (publisher, token) = Cli::publisher(&server, "push:localhost:5000/outage/*", GUN);
+    let (publisher, token) = Cli::publisher(server, "push:localhost:5000/outage/*", GUN);
     let digest = publisher.tag_set(GUN, "v1");
     let consumer = Cli::new(&server.url);
     assert_eq!(consumer.lookup(GUN, "v1"), digest);

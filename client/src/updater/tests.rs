@@ -3,7 +3,7 @@
 
 use super::*;
 use tagtrust_shared::{SigningKey, Targets};
-use tagtrust_simulator::{dup, sign, target_file, RepositorySimulator};
+use tagtrust_simulator::{dup, json_files, sign, target_file, RepositorySimulator};
 
 /// Where the simulated repository's metadata is served from.
 const BASE: &str = "https://repo.test/meta/";
@@ -47,16 +47,6 @@ fn open<F: Fetcher>(
 ) -> Result<Updater<F>, TrustError> {
     let root = VerifiedRoot::from_bytes(&std::fs::read(dir.join("root.json")).unwrap())?;
     Ok(Updater::new(dir, BASE, fetcher, config, root))
-}
-
-fn json_files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -216,7 +206,10 @@ fn timestamp_key_rotation_recovers_from_fast_forward() {
         .unwrap()
         .refresh()
         .unwrap_err();
-    assert!(matches!(err, UpdateError::Trust(TrustError::Rollback { .. })), "{err}");
+    assert!(
+        matches!(err, UpdateError::Trust(TrustError::Rollback { .. })),
+        "{err}"
+    );
 
     // Recovery: root v2 rotates the timestamp key.
     let new_key = SigningKey::generate();

@@ -2,12 +2,12 @@
 
 use super::Invocation;
 use crate::args::ConsumerArgs;
+use crate::environment;
 use crate::render;
 use anyhow::Result;
 use std::path::PathBuf;
-use crate::environment;
-use tagtrust::session::OpenOptions;
 use tagtrust::pull_report::{self, PullReport};
+use tagtrust::session::OpenOptions;
 use tagtrust::{announce, registry};
 use tagtrust_shared::{Gun, ImageReference};
 
@@ -36,8 +36,7 @@ pub fn lookup(inv: &Invocation, reference: &str, consumer: ConsumerArgs) -> Resu
     let reference = ImageReference::parse(reference)?;
     let options = open_options(inv, consumer)?;
     announce_offline(inv, &options, &reference.gun);
-    let (resolution, _repo) =
-        tagtrust::lookup::lookup(&inv.session()?, &reference, &options)?;
+    let (resolution, _repo) = tagtrust::lookup::lookup(&inv.session()?, &reference, &options)?;
     inv.out.print(&resolution, || {
         tagtrust::terminal::escape(&resolution.digest).into_owned()
     })

@@ -5,8 +5,8 @@ use crate::args::KeyCommand;
 use crate::render;
 use anyhow::Result;
 use std::path::Path;
-use tagtrust::passphrase::PassphraseSource;
 use tagtrust::keyring::{self, KeyImport};
+use tagtrust::passphrase::PassphraseSource;
 use tagtrust_shared::Gun;
 
 pub fn run(inv: &Invocation, command: KeyCommand) -> Result<()> {
@@ -38,7 +38,9 @@ fn export(inv: &Invocation, key_id: &str, out: &Path) -> Result<()> {
 
 fn import(inv: &Invocation, file: &Path, gun: Option<&Gun>, role: &str) -> Result<()> {
     let import = KeyImport::read(file)?;
-    let pass = inv.passphrases.passphrase(&format!("Passphrase for {}: ", file.display()))?;
+    let pass = inv
+        .passphrases
+        .passphrase(&format!("Passphrase for {}: ", file.display()))?;
     let key = import.store(&inv.home, &pass, gun, role)?;
     inv.out.print(&key, || render::imported_key(&key))
 }

@@ -2,11 +2,11 @@
 
 use super::Invocation;
 use crate::args::{SignerArgs, TagCommand};
+use crate::environment;
 use crate::render;
 use anyhow::{bail, Result};
 use tagtrust::keyring::tag_signer;
 use tagtrust::publisher::TagReport;
-use crate::environment;
 use tagtrust::tag_target::{tag_target, RegistryAccess, TargetSource};
 use tagtrust_shared::ImageReference;
 
