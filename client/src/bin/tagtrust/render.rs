@@ -55,8 +55,7 @@ pub fn warning(line: &str) {
 /// terminal).
 pub fn error(error: &anyhow::Error) {
     // Library errors say their cause and also expose it as the source:
-    // error_line says each cause once. Causes can carry a server's words,
-    // so the line is escaped.
+    // error_line says each cause once.
     let line = tagtrust::error_line::error_line(error.as_ref());
     eprintln!("tagtrust: error: {}", escape(&line));
 }
