@@ -143,8 +143,19 @@ pub async fn require_metrics(storage: &Storage, req: &HttpRequest) -> Result<(),
     }
 }
 
+/// The GUN patterns `scopes` may pull from (every pull, push and admin
+/// scope's).
+pub fn pull_globs(scopes: &[String]) -> Vec<&str> {
+    scopes
+        .iter()
+        .filter_map(|scope| scope.split_once(':'))
+        .filter(|(granted, _)| Action::parse(granted).is_some())
+        .map(|(_, glob)| glob)
+        .collect()
+}
+
 /// The stored token the request's bearer token names (401 otherwise).
-async fn token_row(
+pub(crate) async fn token_row(
     storage: &Storage,
     req: &HttpRequest,
     what: &str,
@@ -230,6 +241,14 @@ mod tests {
         assert!(validate_scope("push:a b").is_err());
         validate_scope("metrics:*").unwrap();
         assert!(validate_scope("metrics:acme/*").is_err());
+    }
+
+    #[test]
+    fn pull_globs_are_every_gun_scope() {
+        let scopes: Vec<String> = ["pull:a/*", "metrics:*", "admin:b", "push:c/*"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(pull_globs(&scopes), ["a/*", "b", "c/*"]);
     }
 
     #[test]

@@ -57,6 +57,12 @@ pub struct Settings {
     pub max_json_depth: usize,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Fault injection for tests, 0 in production: wait up to this many
+    /// milliseconds (at random) between adding a changefeed record and
+    /// committing, which widens the window in which commits could overtake
+    /// one another. The changefeed order test runs with it, so that it
+    /// would catch a lost ordering guarantee instead of passing by luck.
+    pub fault_changefeed_commit_delay_ms: u64,
 }
 
 impl Default for Settings {
@@ -80,6 +86,7 @@ impl Default for Settings {
             max_parts: 32,
             max_json_depth: 64,
             log_format: "text".into(),
+            fault_changefeed_commit_delay_ms: 0,
         }
     }
 }
@@ -181,6 +188,10 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Tests only: delay commits after a changefeed record (see Settings).
+    #[arg(long, global = true, hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_changefeed_commit_delay_ms: Option<u64>,
 }
 
 impl Settings {

@@ -17,6 +17,7 @@
 //! Only what the `tagtrust-server` binary and the fuzz crate use is public.
 
 pub(crate) mod auth;
+pub(crate) mod changefeed;
 pub mod configuration;
 pub(crate) mod error;
 pub(crate) mod metrics;

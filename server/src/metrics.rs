@@ -207,6 +207,8 @@ pub(crate) fn route_label(path: &str) -> &'static str {
     } else if let Some(rest) = path.strip_prefix("/v2/") {
         if rest.ends_with("/_trust/tuf/") {
             "repository"
+        } else if rest.ends_with("_trust/changefeed") {
+            "changefeed"
         } else if rest.ends_with(".key") {
             "key"
         } else if rest.ends_with(".json") {

@@ -10,6 +10,7 @@
 //! through `busy_timeout`), which avoids the deadlock of a deferred
 //! transaction that reads first and then tries to upgrade.
 
+use crate::changefeed::{ChangeCategory, ChangeRecord, Cursor, FeedQuery, FeedScope};
 use crate::configuration::Settings;
 use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
@@ -159,6 +160,9 @@ enum Backend {
 #[derive(Clone)]
 pub struct Storage {
     pool: AnyPool,
+    backend: Backend,
+    /// [`Settings::fault_changefeed_commit_delay_ms`].
+    commit_delay_ms: u64,
 }
 
 fn now_secs() -> i64 {
@@ -199,6 +203,42 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRow> {
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
+}
+
+fn change_from_row(row: &AnyRow) -> Result<ChangeRecord> {
+    let category: String = row.try_get("category")?;
+    Ok(ChangeRecord {
+        id: row.try_get("id")?,
+        gun: row.try_get("gun")?,
+        version: version_from_db(row.try_get("version")?)?,
+        sha256: row.try_get("sha256")?,
+        category: ChangeCategory::parse(&category)
+            .ok_or_else(|| StorageError::Corrupt(format!("changefeed category {category:?}")))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A token-scope glob (`*` = any run of characters) as the backend's
+/// pattern: SQLite's case-sensitive GLOB (its LIKE ignores ASCII case) or
+/// PostgreSQL's LIKE, with every other pattern character escaped.
+fn sql_pattern(backend: Backend, glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 4);
+    for c in glob.chars() {
+        match (backend, c) {
+            (_, '*') => out.push(if backend == Backend::Sqlite { '*' } else { '%' }),
+            (Backend::Sqlite, '?' | '[') => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            (Backend::Postgres, '%' | '_' | '\\') => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Versions are u64 in TUF but BIGINT in the database.
@@ -268,7 +308,11 @@ impl Storage {
             .run(&pool)
             .await
             .context("running database migrations")?;
-        Ok(Storage { pool })
+        Ok(Storage {
+            pool,
+            backend,
+            commit_delay_ms: settings.fault_changefeed_commit_delay_ms,
+        })
     }
 
     /// Is the database answering?
@@ -383,6 +427,9 @@ impl Storage {
         Ok(RepoTx {
             tx,
             gun: gun.to_string(),
+            backend: self.backend,
+            commit_delay_ms: self.commit_delay_ms,
+            change: None,
         })
     }
 
@@ -469,8 +516,76 @@ impl Storage {
             .bind(gun)
             .execute(&mut *repo.tx)
             .await?;
-        repo.tx.commit().await?;
+        if deleted > 0 {
+            repo.change = Some(Change::Deletion);
+        }
+        repo.commit().await?;
         Ok(deleted > 0)
+    }
+
+    /// One page of the changefeed for `scope`, oldest first.
+    pub async fn changes(&self, scope: &FeedScope, query: FeedQuery) -> Result<Vec<ChangeRecord>> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut cursor_bind = None;
+        let order = match query.cursor {
+            Cursor::After(id) => {
+                cursor_bind = Some(id);
+                conditions.push("id > $1".to_string());
+                "ASC"
+            }
+            Cursor::Before(id) => {
+                cursor_bind = Some(id);
+                conditions.push("id < $1".to_string());
+                "DESC"
+            }
+            Cursor::Latest => "DESC",
+        };
+        let first = 1 + usize::from(cursor_bind.is_some());
+        match scope {
+            FeedScope::All => {}
+            FeedScope::Gun(gun) => {
+                conditions.push(format!("gun = ${first}"));
+                binds.push(gun.clone());
+            }
+            FeedScope::Matching(globs) => {
+                let operator = match self.backend {
+                    Backend::Sqlite => "GLOB",
+                    Backend::Postgres => "LIKE",
+                };
+                let alternatives: Vec<String> = (0..globs.len())
+                    .map(|i| format!("gun {operator} ${}", first + i))
+                    .collect();
+                conditions.push(format!("({})", alternatives.join(" OR ")));
+                binds.extend(globs.iter().map(|g| sql_pattern(self.backend, g)));
+            }
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {} ", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, gun, version, sha256, category, created_at FROM changefeed \
+             {filter}ORDER BY id {order} LIMIT {}",
+            query.limit
+        );
+        let mut statement = sqlx::query(&sql);
+        if let Some(id) = cursor_bind {
+            statement = statement.bind(id);
+        }
+        for value in binds {
+            statement = statement.bind(value);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        let mut records = rows
+            .iter()
+            .map(change_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        if order == "DESC" {
+            records.reverse();
+        }
+        Ok(records)
     }
 
     pub async fn insert_token(
@@ -530,7 +645,26 @@ impl Storage {
 pub struct RepoTx {
     tx: Transaction<'static, Any>,
     gun: String,
+    backend: Backend,
+    commit_delay_ms: u64,
+    /// The changefeed record this transaction adds when it commits.
+    change: Option<Change>,
 }
+
+/// What a committed write did to a repository, as the changefeed tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    /// A new timestamp: its version and the SHA-256 of its bytes.
+    Update {
+        version: i64,
+        sha256: String,
+    },
+    Deletion,
+}
+
+/// The key of the PostgreSQL advisory lock that orders changefeed records
+/// ("tagtrust" in ASCII).
+const CHANGEFEED_LOCK: i64 = 0x7461_6774_7275_7374;
 
 impl RepoTx {
     /// The repository this transaction holds the lock of.
@@ -600,6 +734,13 @@ impl RepoTx {
     pub async fn insert_metadata(&mut self, role: &str, version: u64, bytes: &[u8]) -> Result<()> {
         let version = version_to_db(version)?;
         let expires_at = expires_of(bytes).map(|t| t.timestamp());
+        let sha256 = tagtrust_shared::hashes::sha256_hex(bytes);
+        if role == TopLevelRole::Timestamp.as_str() {
+            self.change = Some(Change::Update {
+                version,
+                sha256: sha256.clone(),
+            });
+        }
         sqlx::query(
             "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -607,7 +748,7 @@ impl RepoTx {
         .bind(&self.gun)
         .bind(role)
         .bind(version)
-        .bind(tagtrust_shared::hashes::sha256_hex(bytes))
+        .bind(sha256)
         .bind(bytes.to_vec())
         .bind(now_secs())
         .bind(expires_at)
@@ -627,8 +768,50 @@ impl RepoTx {
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<()> {
+    /// Commit, adding the changefeed record of what this transaction did
+    /// (if anything) as its last statement.
+    pub async fn commit(mut self) -> Result<()> {
+        if let Some(change) = self.change.take() {
+            self.record_change(change).await?;
+        }
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Insert one changefeed record. On PostgreSQL, first take the one
+    /// changefeed lock, held until commit: ids come from a sequence, and
+    /// without it a transaction could take id 5, a second take id 6 and
+    /// commit first, and a follower that had read 6 would never see 5. With
+    /// it, records commit in id order. It is the transaction's last lock
+    /// (after the repository's), so it cannot deadlock, and it is held
+    /// only for this insert and the commit. SQLite writers are serialised
+    /// already.
+    async fn record_change(&mut self, change: Change) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                .bind(CHANGEFEED_LOCK)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        let (category, version, sha256) = match change {
+            Change::Update { version, sha256 } => (ChangeCategory::Update, version, sha256),
+            Change::Deletion => (ChangeCategory::Deletion, 0, String::new()),
+        };
+        sqlx::query(
+            "INSERT INTO changefeed (gun, version, sha256, category, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&self.gun)
+        .bind(version)
+        .bind(sha256)
+        .bind(category.as_str())
+        .bind(now_secs())
+        .execute(&mut *self.tx)
+        .await?;
+        if self.commit_delay_ms > 0 {
+            let delay = rand::random::<u64>() % (self.commit_delay_ms + 1);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! different name.
 
 pub mod admin;
+pub mod changefeed;
 pub mod health;
 pub mod keys;
 pub mod publish;
@@ -73,6 +74,13 @@ fn parse_file(stem: &str) -> Result<FileRef, ApiError> {
     Ok(file)
 }
 
+fn parse_gun(gun: &str) -> Result<Gun, ApiError> {
+    Gun::parse(gun).map_err(|e| {
+        ApiError::bad_request("INVALID_GUN", e.to_string())
+            .with_detail(json!({ "gun": gun.chars().take(300).collect::<String>() }))
+    })
+}
+
 /// Split a raw request path into the GUN and what it names.
 pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
     let rest = raw
@@ -81,10 +89,7 @@ pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
     let (gun, file) = rest
         .split_once(TUF_DIR)
         .ok_or_else(|| ApiError::not_found("no such endpoint (expected /v2/{gun}/_trust/tuf/…)"))?;
-    let gun = Gun::parse(gun).map_err(|e| {
-        ApiError::bad_request("INVALID_GUN", e.to_string())
-            .with_detail(json!({ "gun": gun.chars().take(300).collect::<String>() }))
-    })?;
+    let gun = parse_gun(gun)?;
     if file.is_empty() {
         return Ok((gun, Target::Repository));
     }
@@ -129,7 +134,17 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 }
 
 async fn get_inner(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    match parse_path(req.uri().path())? {
+    let path = req.uri().path();
+    if path == changefeed::GLOBAL {
+        return changefeed::global(req, state).await;
+    }
+    if let Some(gun) = path
+        .strip_prefix("/v2/")
+        .and_then(|rest| rest.strip_suffix(changefeed::PER_GUN_SUFFIX))
+    {
+        return changefeed::repository(req, state, &parse_gun(gun)?).await;
+    }
+    match parse_path(path)? {
         (gun, Target::File(file)) => read::metadata(req, state, &gun, file).await,
         (gun, Target::Key(role)) => keys::get(req, state, &gun, &role).await,
         (_, Target::Repository) => Err(method_not_allowed("POST (publish) or DELETE")),
