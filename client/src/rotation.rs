@@ -15,9 +15,11 @@
 //!   it; the server signs with it from that publish on (until then with the
 //!   key the current root lists).
 
-use crate::publisher::{sign_targets, During, PublishError, Publisher};
+use crate::publish_error::{During, PublishError};
+use crate::publisher::Publisher;
 use crate::session::OpenOptions;
-use crate::staging::{next_root, RootSigning};
+use crate::signing::{next_root, sign_targets};
+use crate::staging::RootSigning;
 use serde::Serialize;
 use std::path::PathBuf;
 use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey};

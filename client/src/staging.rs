@@ -13,41 +13,19 @@
 //! everything once both thresholds are met. Every step says how many
 //! signatures are still needed, of which root and by which keys.
 
-use crate::atomic_file::{read_optional, write_file_atomically, FileError};
+use crate::atomic_file::{read_optional, write_file_atomically};
 use crate::bootstrap::store_initial_root;
 use crate::home::{load_key_file, Home};
 use crate::passphrase::PassphraseSource;
-use crate::publisher::{sign_targets, During, PublishError, Publisher};
+use crate::publish_error::{During, PublishError, StagedFileError};
+use crate::publisher::Publisher;
 use crate::session::{OpenOptions, Repository};
-use chrono::{Duration, Utc};
+use crate::signing::sign_targets;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use tagtrust_shared::succession::{verify_root, KeyTally};
-use tagtrust_shared::{Error as TufError, Gun, Metadata, Root, SigningKey, Targets};
-
-/// Why a staged root change file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StagedFileError {
-    #[error("no staged root change in {path}: {source}")]
-    Missing {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-
-    #[error("{path} is not a staged root change: {source}")]
-    NotStaged {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-
-    /// A metadata file inside it that does not parse (`what`: which).
-    #[error("{what}: {source}")]
-    Metadata { what: String, source: TufError },
-
-    #[error(transparent)]
-    File(#[from] FileError),
-}
+use tagtrust_shared::{Gun, Metadata, Root, SigningKey, Targets};
 
 /// File name of a staged root change in its staging directory.
 pub const STAGED_FILE: &str = "staged-root.json";
@@ -771,16 +749,6 @@ impl Publisher {
         }
         Ok(())
     }
-}
-
-/// `root` with the next version, a fresh expiry and signing time.
-pub(crate) fn next_root(root: &Root, root_days: i64) -> Root {
-    let now = Utc::now();
-    let mut next = root.clone();
-    next.version = root.version + 1;
-    next.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(root_days));
-    tagtrust_shared::metadata::set_signed_at(&mut next.extra, now);
-    next
 }
 
 #[cfg(test)]
