@@ -8,8 +8,7 @@ use crate::atomic_file::FileError;
 use crate::home::{ConfigError, KeyError};
 use crate::passphrase::PassphraseError;
 use crate::remote::RemoteError;
-use crate::session::OpenError;
-use crate::updater::UpdateError;
+use crate::session::ReadError;
 use std::path::PathBuf;
 use tagtrust_shared::Error as TufError;
 
@@ -26,11 +25,9 @@ pub enum PublishError {
     #[error("gave up after {attempts} conflicting publishes to {gun}; try again")]
     GaveUp { gun: String, attempts: u32 },
 
+    /// The repository could not be opened or walked.
     #[error(transparent)]
-    Open(#[from] OpenError),
-
-    #[error(transparent)]
-    Update(#[from] UpdateError),
+    Read(#[from] ReadError),
 
     /// The server refused or did not answer.
     #[error(transparent)]

@@ -9,7 +9,7 @@ use crate::home::ExpiryPolicy;
 use crate::passphrase::Passphrases;
 use crate::publish_error::PublishError;
 use crate::remote::{RemoteError, ServerClient};
-use crate::session::{OpenOptions, Repository, Session};
+use crate::session::{OpenOptions, ReadError, Repository, Session};
 use crate::signing::{renew_root, sign_targets};
 use chrono::{Duration, Utc};
 use serde::Serialize;
@@ -130,6 +130,13 @@ impl Publisher {
         Ok(self.session.server_client()?)
     }
 
+    /// `gun` as the server has it now, verified: what every change starts
+    /// from.
+    pub(crate) fn open(&self, gun: &Gun) -> Result<Repository, PublishError> {
+        let repo = self.session.open(gun, &OpenOptions::default());
+        Ok(repo.map_err(ReadError::from)?)
+    }
+
     pub fn tag_set(
         &self,
         gun: &Gun,
@@ -201,7 +208,7 @@ impl Publisher {
         let mut keys = KeyCache::new(self.passphrases.clone());
         let expiry = self.session.home.config()?.expiry;
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
-            let mut repo = self.session.open(gun, &OpenOptions::default())?;
+            let mut repo = self.open(gun)?;
             let current = match signer {
                 Signer::Targets => RoleState::Current(
                     repo.updater
@@ -341,8 +348,7 @@ impl Publisher {
     /// role lists outside its paths, or shadowed by an earlier role, shows
     /// what a consumer would get).
     pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>, PublishError> {
-        let mut repo = self.session.open(gun, &OpenOptions::default())?;
-        let walk = repo.updater.load_all_roles()?;
+        let (mut repo, walk) = self.session.open_all_roles(gun)?;
         for skipped in &walk.skipped {
             self.session.notices.push(skipped.notice());
         }
@@ -419,7 +425,7 @@ fn delegated_role_state(
     signer_key_id: &str,
     notices: &crate::notices::Notices,
 ) -> Result<(DelegatedRole, RoleState), PublishError> {
-    let walk = repo.updater.load_all_roles()?;
+    let walk = repo.updater.load_all_roles().map_err(ReadError::from)?;
     let trusted = repo.updater.trusted();
     let entries: Vec<(&String, &DelegatedRole)> = walk
         .roles
@@ -610,7 +616,7 @@ impl Publisher {
 
     /// The delegations of top-level targets, verified.
     pub fn delegation_list(&self, gun: &Gun) -> Result<Vec<DelegationEntry>, PublishError> {
-        let repo = self.session.open(gun, &OpenOptions::default())?;
+        let repo = self.open(gun)?;
         let targets = repo
             .updater
             .trusted()

@@ -17,7 +17,6 @@
 
 use crate::publish_error::{During, PublishError};
 use crate::publisher::Publisher;
-use crate::session::OpenOptions;
 use crate::signing::{next_root, sign_targets};
 use crate::staging::RootSigning;
 use serde::Serialize;
@@ -60,7 +59,7 @@ impl Publisher {
             )));
         }
         self.refuse_if_staged(gun)?;
-        let repo = self.session.open(gun, &OpenOptions::default())?;
+        let repo = self.open(gun)?;
         let trusted = repo.updater.trusted();
         let current = trusted.root().clone();
         let mut root = current.signed.clone();
@@ -166,7 +165,7 @@ impl Publisher {
         change: &RootKeyChange,
     ) -> Result<RoleReport, PublishError> {
         self.refuse_if_staged(gun)?;
-        let repo = self.session.open(gun, &OpenOptions::default())?;
+        let repo = self.open(gun)?;
         let current = repo.updater.trusted().root().clone();
         let mut root = current.signed.clone();
         let mut words = Vec::new();
@@ -273,7 +272,7 @@ impl Publisher {
             ))),
             "root" => {
                 self.refuse_if_staged(gun)?;
-                let repo = self.session.open(gun, &OpenOptions::default())?;
+                let repo = self.open(gun)?;
                 let current = repo.updater.trusted().root().clone();
                 self.next_root_report(
                     gun,
@@ -284,7 +283,7 @@ impl Publisher {
             }
             _ => {
                 let published = self.change_role(gun, signer, "", |_| Ok(()))?;
-                let repo = self.session.open(gun, &OpenOptions::default())?;
+                let repo = self.open(gun)?;
                 Ok(RoleReport {
                     gun: gun.to_string(),
                     role: signer.role().to_string(),

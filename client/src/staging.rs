@@ -19,7 +19,7 @@ use crate::home::{load_key_file, Home};
 use crate::passphrase::PassphraseSource;
 use crate::publish_error::{During, PublishError, StagedFileError};
 use crate::publisher::Publisher;
-use crate::session::{OpenOptions, Repository};
+use crate::session::Repository;
 use crate::signing::sign_targets;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -669,7 +669,7 @@ impl Publisher {
         let current = if new.signed.version == 1 {
             None
         } else {
-            let repo = self.session.open(gun, &OpenOptions::default())?;
+            let repo = self.open(gun)?;
             let root = repo.updater.trusted().root().clone();
             check_previous(&change, &root)?;
             Some((repo, root))
