@@ -98,40 +98,24 @@ impl Publisher {
         let root_key_ids = root.role_keys("root")?.keyids.clone();
         let targets_bytes = sign_targets(Targets::new(1, now), &targets_key, &expiry)?;
 
-        // Keys are stored before publishing (losing them after a successful
-        // publish would orphan the GUN) and removed if the publish fails.
-        let mut saved = Vec::new();
-        let mut save = || -> Result<(), PublishError> {
-            for key in &root_signers {
-                saved.push(self.session.home.save_key(gun, "root", key, &pass)?);
-            }
-            saved.push(
-                self.session
-                    .home
-                    .save_key(gun, "targets", &targets_key, &pass)?,
-            );
-            Ok(())
-        };
-        let signing = save().and_then(|()| {
-            let signers: Vec<&SigningKey> = root_signers.iter().collect();
-            self.publish_or_stage_root(
-                gun,
-                None,
-                root,
-                &signers,
-                vec![("targets".to_string(), targets_bytes)],
-                "create the repository (root v1 and targets v1)",
-            )
-        });
-        let signing = match signing {
-            Ok(signing) => signing,
-            Err(e) => {
-                for path in &saved {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(e).during(|| format!("creating the repository {gun}"));
-            }
-        };
+        let new_keys: Vec<(&str, &SigningKey)> = root_signers
+            .iter()
+            .map(|key| ("root", key))
+            .chain([("targets", &targets_key)])
+            .collect();
+        let signing = self
+            .publish_with_new_keys(gun, &new_keys, &pass, || {
+                let signers: Vec<&SigningKey> = root_signers.iter().collect();
+                self.publish_or_stage_root(
+                    gun,
+                    None,
+                    root,
+                    &signers,
+                    vec![("targets".to_string(), targets_bytes)],
+                    "create the repository (root v1 and targets v1)",
+                )
+            })
+            .during(|| format!("creating the repository {gun}"))?;
         Ok(InitReport {
             gun: gun.to_string(),
             root_key_ids,

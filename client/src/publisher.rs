@@ -322,6 +322,35 @@ impl Publisher {
         Ok(resigned)
     }
 
+    /// Store the new private keys `keys` (each with the role it signs) in
+    /// the home under `pass`, then `publish`; if either fails, remove the
+    /// stored keys again. Stored first because losing a key after a
+    /// successful publish would leave a published key nobody holds (for
+    /// `init`, an orphaned GUN); removed after a failure so no key is kept
+    /// that was never published.
+    pub(crate) fn publish_with_new_keys<T>(
+        &self,
+        gun: &Gun,
+        keys: &[(&str, &SigningKey)],
+        pass: &str,
+        publish: impl FnOnce() -> Result<T, PublishError>,
+    ) -> Result<T, PublishError> {
+        let mut saved = Vec::new();
+        let result = keys
+            .iter()
+            .try_for_each(|(role, key)| {
+                saved.push(self.session.home.save_key(gun, role, key, pass)?);
+                Ok(())
+            })
+            .and_then(|()| publish());
+        if result.is_err() {
+            for path in &saved {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        result
+    }
+
     /// Load the local private key of a top-level role listed in `root`.
     pub(crate) fn role_key(
         &self,

@@ -20,7 +20,6 @@ use crate::publisher::Publisher;
 use crate::signing::{next_root, sign_targets};
 use crate::staging::RootSigning;
 use serde::Serialize;
-use std::path::PathBuf;
 use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey};
 
 /// What a rotation or refresh published or staged.
@@ -111,42 +110,33 @@ impl Publisher {
         }
         let new_key_id = root.role_keys(role)?.keyids.first().cloned();
 
-        // Store the new private keys before publishing or staging, remove
-        // them if that fails: never a published key we do not hold.
-        let mut saved: Vec<PathBuf> = Vec::new();
-        let result = (|| {
-            if !new_local_keys.is_empty() {
-                let pass = self
+        let signing = (|| {
+            let pass = match new_local_keys.is_empty() {
+                true => String::new(),
+                false => self
                     .passphrases
-                    .passphrase(&format!("Passphrase for the new {role} key: "))?;
-                for key in &new_local_keys {
-                    saved.push(self.session.home.save_key(gun, role, key, &pass)?);
-                }
-            }
-            // A new root key signs the root that introduces it (5.3.5).
-            let extra: Vec<&SigningKey> = match role {
-                "root" => new_local_keys.iter().collect(),
-                _ => Vec::new(),
+                    .passphrase(&format!("Passphrase for the new {role} key: "))?,
             };
-            let next = next_root(&root, self.session.home.config()?.expiry.root_days);
-            self.publish_or_stage_root(
-                gun,
-                Some(&current),
-                next,
-                &extra,
-                files,
-                &format!("rotate the {role} key"),
-            )
-        })();
-        let signing = match result {
-            Ok(signing) => signing,
-            Err(e) => {
-                for path in &saved {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(e).during(|| format!("the {role} key rotation of {gun}"));
-            }
-        };
+            let new_keys: Vec<(&str, &SigningKey)> =
+                new_local_keys.iter().map(|key| (role, key)).collect();
+            self.publish_with_new_keys(gun, &new_keys, &pass, || {
+                // A new root key signs the root that introduces it (5.3.5).
+                let extra: Vec<&SigningKey> = match role {
+                    "root" => new_local_keys.iter().collect(),
+                    _ => Vec::new(),
+                };
+                let next = next_root(&root, self.session.home.config()?.expiry.root_days);
+                self.publish_or_stage_root(
+                    gun,
+                    Some(&current),
+                    next,
+                    &extra,
+                    files,
+                    &format!("rotate the {role} key"),
+                )
+            })
+        })()
+        .during(|| format!("the {role} key rotation of {gun}"))?;
         Ok(RoleReport {
             gun: gun.to_string(),
             role: role.to_string(),

@@ -469,6 +469,17 @@ impl Publisher {
         Staging::new(&self.session.home, &self.session.server, gun)
     }
 
+    /// The file `staged` if given, else the home's staging area of `gun`.
+    fn staging_or(&self, gun: &Gun, staged: Option<&Path>) -> Staging {
+        staged.map(Staging::at).unwrap_or_else(|| self.staging(gun))
+    }
+
+    /// What a staged change is checked against: this home's trust in the
+    /// session's server.
+    fn trusted_here(&self) -> Option<(&Home, &str)> {
+        Some((&self.session.home, &self.session.server))
+    }
+
     /// Refuse to start a root change while another is staged.
     pub(crate) fn refuse_if_staged(&self, gun: &Gun) -> Result<(), PublishError> {
         let staging = self.staging(gun);
@@ -586,12 +597,8 @@ impl Publisher {
         gun: &Gun,
         staged: Option<&Path>,
     ) -> Result<RootSigning, PublishError> {
-        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
-        staged_standing(
-            &staging,
-            gun,
-            Some((&self.session.home, &self.session.server)),
-        )
+        let staging = self.staging_or(gun, staged);
+        staged_standing(&staging, gun, self.trusted_here())
     }
 
     /// Add the signature of the root key in `key_file` to the staged root
@@ -602,12 +609,12 @@ impl Publisher {
         key_file: &Path,
         staged: Option<&Path>,
     ) -> Result<RootSigning, PublishError> {
-        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        let staging = self.staging_or(gun, staged);
         sign_staged(
             &staging,
             gun,
             key_file,
-            Some((&self.session.home, &self.session.server)),
+            self.trusted_here(),
             self.passphrases.as_ref(),
         )
     }
@@ -639,11 +646,7 @@ impl Publisher {
         };
         check_against_local(&self.session.home, &self.session.server, &gun, &merged)?;
         staging.save(&merged)?;
-        staged_standing(
-            &staging,
-            &gun,
-            Some((&self.session.home, &self.session.server)),
-        )
+        staged_standing(&staging, &gun, self.trusted_here())
     }
 
     /// Drop the change staged in this home.
@@ -663,7 +666,7 @@ impl Publisher {
         gun: &Gun,
         staged: Option<&Path>,
     ) -> Result<RootSigning, PublishError> {
-        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        let staging = self.staging_or(gun, staged);
         let change = staging.load_for(gun)?;
         let new = change.new_root()?;
         let current = if new.signed.version == 1 {
