@@ -7,7 +7,7 @@ use crate::signing::sign_targets;
 use crate::staging::RootSigning;
 use chrono::{Duration, Utc};
 use serde::Serialize;
-use tagtrust_shared::{Gun, PublicKey, Root, SigningKey, Targets};
+use tagtrust_shared::{Gun, PublicKey, Root, SigningKey, Targets, TopLevelRole};
 
 /// What `init` created.
 #[derive(Debug, Serialize)]
@@ -70,8 +70,8 @@ impl Publisher {
         }
         self.refuse_if_staged(gun)?;
         let client = self.server_client()?;
-        let timestamp_key = client.online_key(gun, "timestamp")?;
-        let snapshot_key = client.online_key(gun, "snapshot")?;
+        let timestamp_key = client.online_key(gun, TopLevelRole::Timestamp)?;
+        let snapshot_key = client.online_key(gun, TopLevelRole::Snapshot)?;
         let pass = self
             .passphrases
             .passphrase("Passphrase for the new root and targets keys: ")?;

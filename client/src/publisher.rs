@@ -14,9 +14,9 @@ use crate::signing::{renew_root, sign_targets};
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
 use tagtrust_shared::{
     DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
+    TopLevelRole,
 };
 
 /// How often a conflicting publish is retried before giving up.
@@ -358,7 +358,7 @@ impl Publisher {
         root: &Root,
         role: &str,
     ) -> Result<SigningKey, PublishError> {
-        debug_assert!(TOP_LEVEL_ROLES.contains(&role));
+        debug_assert!(TopLevelRole::parse(role).is_some());
         let keys = root.role_keys(role)?;
         if keys.threshold > 1 {
             return Err(PublishError::Refused(format!(
@@ -548,7 +548,7 @@ impl Publisher {
         delegation: &NewDelegation,
     ) -> Result<DelegationReport, PublishError> {
         tagtrust_shared::pathmatch::validate_role_name(&delegation.name)?;
-        if TOP_LEVEL_ROLES.contains(&delegation.name.as_str()) {
+        if TopLevelRole::parse(&delegation.name).is_some() {
             return Err(PublishError::Refused(format!(
                 "a delegated role cannot be named {}",
                 delegation.name

@@ -20,7 +20,7 @@ use crate::publisher::Publisher;
 use crate::signing::{next_root, sign_targets};
 use crate::staging::RootSigning;
 use serde::Serialize;
-use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey};
+use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey, TopLevelRole};
 
 /// What a rotation or refresh published or staged.
 #[derive(Debug, Serialize)]
@@ -52,11 +52,11 @@ impl Publisher {
     /// Replace the key of a top-level role (`root`, `targets`, `snapshot`
     /// or `timestamp`) and publish (or stage) a root listing the new one.
     pub fn rotate_key(&self, gun: &Gun, role: &str) -> Result<RoleReport, PublishError> {
-        if !["root", "targets", "snapshot", "timestamp"].contains(&role) {
+        let Some(top_level) = TopLevelRole::parse(role) else {
             return Err(PublishError::Refused(format!(
                 "{role} is not a top-level role; delegated keys change with `delegation add`"
             )));
-        }
+        };
         self.refuse_if_staged(gun)?;
         let repo = self.open(gun)?;
         let trusted = repo.updater.trusted();
@@ -64,8 +64,8 @@ impl Publisher {
         let mut root = current.signed.clone();
         let mut new_local_keys = Vec::new();
         let mut files = Vec::new();
-        match role {
-            "root" => {
+        match top_level {
+            TopLevelRole::Root => {
                 // Replace the root keys this home holds, one for one; the
                 // other holders' keys stay.
                 let root_keys = root.role_keys("root")?.keyids.clone();
@@ -89,7 +89,7 @@ impl Publisher {
                 }
                 root.prune_keys();
             }
-            "targets" => {
+            TopLevelRole::Targets => {
                 let key = SigningKey::generate();
                 root.replace_role_keys(role, &[key.public_key()]);
                 let current = trusted
@@ -103,8 +103,9 @@ impl Publisher {
                 ));
                 new_local_keys.push(key);
             }
-            _ => {
-                let key = self.server_client()?.rotate_online_key(gun, role)?;
+            // The server holds the online keys: it makes the new one.
+            TopLevelRole::Snapshot | TopLevelRole::Timestamp => {
+                let key = self.server_client()?.rotate_online_key(gun, top_level)?;
                 root.replace_role_keys(role, std::slice::from_ref(&key));
             }
         }
@@ -121,8 +122,8 @@ impl Publisher {
                 new_local_keys.iter().map(|key| (role, key)).collect();
             self.publish_with_new_keys(gun, &new_keys, &pass, || {
                 // A new root key signs the root that introduces it (5.3.5).
-                let extra: Vec<&SigningKey> = match role {
-                    "root" => new_local_keys.iter().collect(),
+                let extra: Vec<&SigningKey> = match top_level {
+                    TopLevelRole::Root => new_local_keys.iter().collect(),
                     _ => Vec::new(),
                 };
                 let next = next_root(&root, self.session.home.config()?.expiry.root_days);
@@ -256,11 +257,11 @@ impl Publisher {
         signer: &crate::publisher::Signer,
         role: &str,
     ) -> Result<RoleReport, PublishError> {
-        match role {
-            "timestamp" | "snapshot" => Err(PublishError::Refused(format!(
+        match TopLevelRole::parse(role) {
+            Some(online) if online.is_online() => Err(PublishError::Refused(format!(
                 "the server re-signs {role} on its own schedule; nothing to refresh here"
             ))),
-            "root" => {
+            Some(TopLevelRole::Root) => {
                 self.refuse_if_staged(gun)?;
                 let repo = self.open(gun)?;
                 let current = repo.updater.trusted().root().clone();

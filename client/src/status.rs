@@ -6,7 +6,7 @@ use crate::session::{ReadError, Session};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tagtrust_shared::metadata::signed_at;
-use tagtrust_shared::{Gun, Metadata, Role};
+use tagtrust_shared::{Gun, Metadata, Role, TopLevelRole};
 
 /// One role's state.
 #[derive(Debug, Serialize)]
@@ -55,7 +55,7 @@ pub fn status(session: &Session, gun: &Gun, warning_days: i64) -> Result<Status,
             .map(|k| k.keyids.clone())
             .unwrap_or_default();
         let holder = match role {
-            "timestamp" | "snapshot" => "server",
+            _ if TopLevelRole::is_online_name(role) => "server",
             _ if home.has_key(gun, role, &ids) => "local",
             _ => "offline",
         };
