@@ -386,14 +386,19 @@ mod tests {
         md
     }
 
+    /// A pin of `keys`, with the pin's default threshold.
+    fn key_pin(keys: &[&SigningKey]) -> TrustPin {
+        TrustPin {
+            root_file: None,
+            root_keys: keys.iter().map(|k| k.key_id()).collect(),
+            root_threshold: None,
+        }
+    }
+
     #[test]
     fn a_pinned_key_must_sign() {
         let pinned = SigningKey::generate();
-        let pin = TrustPin {
-            root_file: None,
-            root_keys: vec![pinned.key_id()],
-            root_threshold: None,
-        };
+        let pin = key_pin(&[&pinned]);
         check_pinned_keys(&root_signed_by(&pinned, &pinned.key_id()), &pin).unwrap();
         let other = SigningKey::generate();
         assert!(check_pinned_keys(&root_signed_by(&other, &other.key_id()), &pin).is_err());
@@ -403,11 +408,7 @@ mod tests {
     fn an_attacker_key_listed_under_the_pinned_id_does_not_count() {
         let pinned = SigningKey::generate();
         let attacker = SigningKey::generate();
-        let pin = TrustPin {
-            root_file: None,
-            root_keys: vec![pinned.key_id()],
-            root_threshold: None,
-        };
+        let pin = key_pin(&[&pinned]);
         let forged = root_signed_by(&attacker, &pinned.key_id());
         // It is self-consistent (signed by the key it lists)...
         forged.signed.verify_role("root", &forged).unwrap();
@@ -422,11 +423,7 @@ mod tests {
     fn the_pin_threshold_is_the_pins_own() {
         let k1 = SigningKey::generate();
         let k2 = SigningKey::generate();
-        let pin = TrustPin {
-            root_file: None,
-            root_keys: vec![k1.key_id(), k2.key_id()],
-            root_threshold: None,
-        };
+        let pin = key_pin(&[&k1, &k2]);
         let forged = root_signed_by(&k1, &k1.key_id());
         assert_eq!(forged.signed.role_keys("root").unwrap().threshold, 1);
         forged.signed.verify_role("root", &forged).unwrap();
@@ -457,18 +454,11 @@ mod tests {
         let trusted_key = SigningKey::generate();
         let trusted = root_signed_by(&trusted_key, &trusted_key.key_id()).to_bytes();
         store_initial_root(dir.path(), &trusted, 1).unwrap();
-        let key_pin = |keys: Vec<String>| TrustPin {
-            root_file: None,
-            root_keys: keys,
-            root_threshold: None,
-        };
-        check_pin_agrees_with_stored_trust(dir.path(), &key_pin(vec![trusted_key.key_id()]), &gun)
-            .unwrap();
+        check_pin_agrees_with_stored_trust(dir.path(), &key_pin(&[&trusted_key]), &gun).unwrap();
         let other = SigningKey::generate();
-        let err =
-            check_pin_agrees_with_stored_trust(dir.path(), &key_pin(vec![other.key_id()]), &gun)
-                .unwrap_err()
-                .to_string();
+        let err = check_pin_agrees_with_stored_trust(dir.path(), &key_pin(&[&other]), &gun)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&other.key_id()) && err.contains(&trusted_key.key_id()),
             "names both: {err}"

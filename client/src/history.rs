@@ -25,9 +25,9 @@
 use crate::atomic_file::FileError;
 use crate::bootstrap::earliest_anchor;
 use crate::fetch::FetchError;
-use crate::session::{OpenError, OpenOptions, Session};
+use crate::session::{ReadError, Session};
 use crate::trusted::{TrustError, TrustedMetadataSet};
-use crate::updater::{encode_role, roles_for_target, UpdateError, UpdaterConfig};
+use crate::updater::{encode_role, roles_for_target, UpdaterConfig};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -40,12 +40,10 @@ use tagtrust_shared::{
 /// Why no history could be shown.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// The repository could not be opened, or its current delegation tree
+    /// walked.
     #[error(transparent)]
-    Open(#[from] OpenError),
-
-    /// The current delegation tree could not be walked.
-    #[error(transparent)]
-    Update(#[from] UpdateError),
+    Read(#[from] ReadError),
 
     /// The anchor root is missing or unreadable.
     #[error(transparent)]
@@ -263,8 +261,7 @@ pub fn ranges(versions: &[u64]) -> String {
 pub fn history(session: &Session, reference: &ImageReference) -> Result<History, HistoryError> {
     let gun = &reference.gun;
     let tag = &reference.tag;
-    let mut repo = session.open(gun, &OpenOptions::default())?;
-    let walk = repo.updater.load_all_roles()?;
+    let (repo, walk) = session.open_all_roles(gun)?;
     let updater = &repo.updater;
     let trusted = updater.trusted();
     let current_root = trusted.root();

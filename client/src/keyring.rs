@@ -11,8 +11,7 @@ use crate::home::{Home, KeyFile};
 use crate::publisher::Signer;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
-use tagtrust_shared::{Gun, PublicKey, SigningKey};
+use tagtrust_shared::{Gun, PublicKey, SigningKey, TopLevelRole};
 
 /// An error from the home or key storage, kept with its causes.
 type HomeError = Box<dyn std::error::Error + Send + Sync>;
@@ -197,7 +196,7 @@ pub fn tag_signer(role: Option<String>, key_file: Option<PathBuf>) -> Signer {
 /// (the key file is not used), a delegated role's own `key_file` else.
 pub fn refresh_signer(role: &str, key_file: Option<PathBuf>) -> Result<Signer> {
     match key_file {
-        _ if TOP_LEVEL_ROLES.contains(&role) => Ok(Signer::Targets),
+        _ if TopLevelRole::parse(role).is_some() => Ok(Signer::Targets),
         Some(key_file) => Ok(Signer::Delegated {
             role: role.to_string(),
             key_file,
@@ -345,7 +344,7 @@ mod tests {
         let delegated = tag_signer(Some("ci".into()), Some(key.clone()));
         assert_eq!(delegated.role(), "ci");
 
-        for role in TOP_LEVEL_ROLES {
+        for role in TopLevelRole::ALL.map(TopLevelRole::as_str) {
             assert!(matches!(
                 refresh_signer(role, Some(key.clone())),
                 Ok(Signer::Targets)

@@ -22,7 +22,10 @@
 //! * [`passphrase`]: where private-key passphrases come from.
 //! * [`notices`]: what the user is told that is not an error.
 //! * [`remote`]: the tagtrust server's write API (publish, online keys).
-//! * [`publisher`]: init, tag set/rm, list, delegations.
+//! * [`publisher`]: the `Publisher`, tag set/rm, list, delegations.
+//! * [`init`]: creating a GUN's repository (root v1, published or staged).
+//! * [`publish_error`]: why a publisher operation was not done.
+//! * `signing`: signing a role's next version with a fresh expiry.
 //! * [`lookup`]: resolve a tag.
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
@@ -46,16 +49,19 @@ pub mod fetch;
 pub mod freshness;
 pub mod history;
 pub mod home;
+pub mod init;
 pub mod keyring;
 pub mod lookup;
 pub mod notices;
 pub mod passphrase;
+pub mod publish_error;
 pub mod publisher;
 pub mod pull_report;
 pub mod registry;
 pub mod remote;
 pub mod rotation;
 pub mod session;
+mod signing;
 pub mod staging;
 pub mod status;
 pub mod tag_target;

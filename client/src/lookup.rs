@@ -8,7 +8,7 @@ use crate::trusted::TrustError;
 use crate::updater::UpdateError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tagtrust_shared::{ImageReference, Metadata, Role};
+use tagtrust_shared::{ImageReference, Metadata, Role, TopLevelRole};
 
 /// Why a tag could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum LookupError {
 
     /// A role missing after a successful update (a bug).
     #[error("no trusted {0} after update")]
-    Incomplete(&'static str),
+    Incomplete(TopLevelRole),
 }
 
 /// Version and expiry of one role the answer relied on.
@@ -127,17 +127,17 @@ pub fn lookup(
         timestamp: RoleState::of(
             trusted
                 .timestamp()
-                .ok_or(LookupError::Incomplete("timestamp"))?,
+                .ok_or(LookupError::Incomplete(TopLevelRole::Timestamp))?,
         ),
         snapshot: RoleState::of(
             trusted
                 .snapshot()
-                .ok_or(LookupError::Incomplete("snapshot"))?,
+                .ok_or(LookupError::Incomplete(TopLevelRole::Snapshot))?,
         ),
         targets: RoleState::of(
             trusted
                 .targets()
-                .ok_or(LookupError::Incomplete("targets"))?,
+                .ok_or(LookupError::Incomplete(TopLevelRole::Targets))?,
         ),
         custom: info.target.custom.clone(),
     };

@@ -1,87 +1,23 @@
-//! Publisher operations: create a signed repository for a GUN, move and
-//! remove tags. Every change starts from metadata the updater has just
+//! Publisher operations: the [`Publisher`] (who publishes where), moving
+//! and removing tags, delegations, and the publish loop every targets-type
+//! change goes through. Creating a repository is in [`crate::init`], root
+//! changes in [`crate::staging`] and [`crate::rotation`]. Every change starts from metadata the updater has just
 //! verified, is signed locally, and is published atomically; a lost race
 //! (409) is retried on top of the winner's version.
 
-use crate::atomic_file::FileError;
-use crate::home::{ConfigError, ExpiryPolicy, KeyError};
-use crate::passphrase::{PassphraseError, Passphrases};
+use crate::home::ExpiryPolicy;
+use crate::passphrase::Passphrases;
+use crate::publish_error::PublishError;
 use crate::remote::{RemoteError, ServerClient};
-use crate::session::{OpenError, OpenOptions, Repository, Session};
-use crate::staging::StagedFileError;
-use crate::updater::UpdateError;
+use crate::session::{OpenOptions, ReadError, Repository, Session};
+use crate::signing::{renew_root, sign_targets};
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tagtrust_shared::metadata::TOP_LEVEL_ROLES;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Error as TufError, Gun, Metadata, PublicKey, Root, SigningKey,
-    TargetFile, Targets,
+    DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
+    TopLevelRole,
 };
-
-/// Why a change to a repository (init, tags, delegations, key rotation,
-/// root changes and their staging) was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    /// The change is not possible as asked (an argument, or the state of
-    /// the repository or of this home), in words.
-    #[error("{0}")]
-    Refused(String),
-
-    /// Every attempt lost a race with another publisher.
-    #[error("gave up after {attempts} conflicting publishes to {gun}; try again")]
-    GaveUp { gun: String, attempts: u32 },
-
-    #[error(transparent)]
-    Open(#[from] OpenError),
-
-    #[error(transparent)]
-    Update(#[from] UpdateError),
-
-    /// The server refused or did not answer.
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-
-    #[error(transparent)]
-    Passphrase(#[from] PassphraseError),
-
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-
-    #[error(transparent)]
-    File(#[from] FileError),
-
-    #[error(transparent)]
-    Staged(#[from] StagedFileError),
-
-    /// Metadata that cannot be built or read.
-    #[error(transparent)]
-    Metadata(#[from] TufError),
-
-    /// What was being done when `source` happened.
-    #[error("{context}: {source}")]
-    During {
-        context: String,
-        source: Box<PublishError>,
-    },
-}
-
-/// Says what was being done when an error happened.
-pub(crate) trait During<T> {
-    fn during(self, context: impl FnOnce() -> String) -> Result<T, PublishError>;
-}
-
-impl<T, E: Into<PublishError>> During<T> for Result<T, E> {
-    fn during(self, context: impl FnOnce() -> String) -> Result<T, PublishError> {
-        self.map_err(|e| PublishError::During {
-            context: context(),
-            source: Box::new(e.into()),
-        })
-    }
-}
 
 /// How often a conflicting publish is retried before giving up.
 pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
@@ -94,25 +30,6 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub struct Publisher {
     pub session: Session,
     pub passphrases: Passphrases,
-}
-
-/// What `init` created.
-#[derive(Debug, Serialize)]
-pub struct InitReport {
-    pub gun: String,
-    pub root_key_ids: Vec<String>,
-    pub root_threshold: u64,
-    pub targets_key_id: String,
-    pub timestamp_key_id: String,
-    pub snapshot_key_id: String,
-    pub root_version: u64,
-    pub targets_version: u64,
-    /// More root signatures needed before the staged root can be published
-    /// (0: published).
-    pub root_signatures_needed: u64,
-    /// Where root v1 stands: published, or staged and whose signatures it
-    /// still needs.
-    pub root_signing: crate::staging::RootSigning,
 }
 
 /// What a tag change published.
@@ -213,125 +130,13 @@ impl Publisher {
         Ok(self.session.server_client()?)
     }
 
-    /// Create the GUN's repository: `local_root_keys` root keys made here,
-    /// the root key holders' public keys `holders` (each holder made their
-    /// own key; this home never sees it), a targets key, the server's
-    /// timestamp and snapshot keys, root v1 and an empty targets v1. Root v1
-    /// is published when the local root keys meet `root_threshold`, else
-    /// staged until enough holders have signed it (`root sign`).
-    pub fn init(
-        &self,
-        gun: &Gun,
-        local_root_keys: usize,
-        holders: &[PublicKey],
-        root_threshold: Option<u64>,
-    ) -> Result<InitReport, PublishError> {
-        let dir = self.session.home.metadata_dir(&self.session.server, gun);
-        if dir.join("root.json").exists() {
-            return Err(PublishError::Refused(format!(
-                "{gun} is already initialised here ({} exists)",
-                dir.display()
-            )));
-        }
-        let total = local_root_keys + holders.len();
-        let root_threshold = match root_threshold {
-            Some(t) => t,
-            None if total == 1 => 1,
-            None => return Err(PublishError::Refused(format!("give --root-threshold M: how many of the {total} root keys must sign each root change"))),
-        };
-        if total < 1 || root_threshold < 1 || root_threshold > total as u64 {
-            return Err(PublishError::Refused(format!(
-                "--root-threshold {root_threshold} is impossible with {total} root key(s)"
-            )));
-        }
-        let mut holder_ids = std::collections::BTreeSet::new();
-        for key in holders {
-            if !holder_ids.insert(key.key_id()) {
-                return Err(PublishError::Refused(format!(
-                    "root key {} is given twice",
-                    key.key_id()
-                )));
-            }
-        }
-        self.refuse_if_staged(gun)?;
-        let client = self.server_client()?;
-        let timestamp_key = client.online_key(gun, "timestamp")?;
-        let snapshot_key = client.online_key(gun, "snapshot")?;
-        let pass = self
-            .passphrases
-            .passphrase("Passphrase for the new root and targets keys: ")?;
-
-        let root_signers: Vec<SigningKey> = (0..local_root_keys)
-            .map(|_| SigningKey::generate())
-            .collect();
-        let targets_key = SigningKey::generate();
-        let now = Utc::now();
-        let expiry = self.session.home.config()?.expiry;
-        let mut root = Root::new(now + Duration::days(expiry.root_days));
-        for key in root_signers
-            .iter()
-            .map(SigningKey::public_key)
-            .chain(holders.iter().cloned())
-        {
-            root.add_key("root", key);
-        }
-        root.roles.get_mut("root").expect("added above").threshold = root_threshold;
-        root.add_key("targets", targets_key.public_key());
-        root.add_key("timestamp", timestamp_key.clone());
-        root.add_key("snapshot", snapshot_key.clone());
-        tagtrust_shared::metadata::set_signed_at(&mut root.extra, now);
-        let root_key_ids = root.role_keys("root")?.keyids.clone();
-        let targets_bytes = sign_targets(Targets::new(1, now), &targets_key, &expiry)?;
-
-        // Keys are stored before publishing (losing them after a successful
-        // publish would orphan the GUN) and removed if the publish fails.
-        let mut saved = Vec::new();
-        let mut save = || -> Result<(), PublishError> {
-            for key in &root_signers {
-                saved.push(self.session.home.save_key(gun, "root", key, &pass)?);
-            }
-            saved.push(
-                self.session
-                    .home
-                    .save_key(gun, "targets", &targets_key, &pass)?,
-            );
-            Ok(())
-        };
-        let signing = save().and_then(|()| {
-            let signers: Vec<&SigningKey> = root_signers.iter().collect();
-            self.publish_or_stage_root(
-                gun,
-                None,
-                root,
-                &signers,
-                vec![("targets".to_string(), targets_bytes)],
-                "create the repository (root v1 and targets v1)",
-            )
-        });
-        let signing = match signing {
-            Ok(signing) => signing,
-            Err(e) => {
-                for path in &saved {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(e).during(|| format!("creating the repository {gun}"));
-            }
-        };
-        Ok(InitReport {
-            gun: gun.to_string(),
-            root_key_ids,
-            root_threshold,
-            targets_key_id: targets_key.key_id(),
-            timestamp_key_id: timestamp_key.key_id(),
-            snapshot_key_id: snapshot_key.key_id(),
-            root_version: 1,
-            targets_version: 1,
-            root_signatures_needed: signing.needed,
-            root_signing: signing,
-        })
+    /// `gun` as the server has it now, verified: what every change starts
+    /// from.
+    pub(crate) fn open(&self, gun: &Gun) -> Result<Repository, PublishError> {
+        let repo = self.session.open(gun, &OpenOptions::default());
+        Ok(repo.map_err(ReadError::from)?)
     }
 
-    /// Point `tag` at `target` (add or move), signed by `signer`.
     pub fn tag_set(
         &self,
         gun: &Gun,
@@ -403,7 +208,7 @@ impl Publisher {
         let mut keys = KeyCache::new(self.passphrases.clone());
         let expiry = self.session.home.config()?.expiry;
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
-            let mut repo = self.session.open(gun, &OpenOptions::default())?;
+            let mut repo = self.open(gun)?;
             let current = match signer {
                 Signer::Targets => RoleState::Current(
                     repo.updater
@@ -517,6 +322,35 @@ impl Publisher {
         Ok(resigned)
     }
 
+    /// Store the new private keys `keys` (each with the role it signs) in
+    /// the home under `pass`, then `publish`; if either fails, remove the
+    /// stored keys again. Stored first because losing a key after a
+    /// successful publish would leave a published key nobody holds (for
+    /// `init`, an orphaned GUN); removed after a failure so no key is kept
+    /// that was never published.
+    pub(crate) fn publish_with_new_keys<T>(
+        &self,
+        gun: &Gun,
+        keys: &[(&str, &SigningKey)],
+        pass: &str,
+        publish: impl FnOnce() -> Result<T, PublishError>,
+    ) -> Result<T, PublishError> {
+        let mut saved = Vec::new();
+        let result = keys
+            .iter()
+            .try_for_each(|(role, key)| {
+                saved.push(self.session.home.save_key(gun, role, key, pass)?);
+                Ok(())
+            })
+            .and_then(|()| publish());
+        if result.is_err() {
+            for path in &saved {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        result
+    }
+
     /// Load the local private key of a top-level role listed in `root`.
     pub(crate) fn role_key(
         &self,
@@ -524,7 +358,7 @@ impl Publisher {
         root: &Root,
         role: &str,
     ) -> Result<SigningKey, PublishError> {
-        debug_assert!(TOP_LEVEL_ROLES.contains(&role));
+        debug_assert!(TopLevelRole::parse(role).is_some());
         let keys = root.role_keys(role)?;
         if keys.threshold > 1 {
             return Err(PublishError::Refused(format!(
@@ -543,8 +377,7 @@ impl Publisher {
     /// role lists outside its paths, or shadowed by an earlier role, shows
     /// what a consumer would get).
     pub fn list(&self, gun: &Gun) -> Result<Vec<TagEntry>, PublishError> {
-        let mut repo = self.session.open(gun, &OpenOptions::default())?;
-        let walk = repo.updater.load_all_roles()?;
+        let (mut repo, walk) = self.session.open_all_roles(gun)?;
         for skipped in &walk.skipped {
             self.session.notices.push(skipped.notice());
         }
@@ -621,7 +454,7 @@ fn delegated_role_state(
     signer_key_id: &str,
     notices: &crate::notices::Notices,
 ) -> Result<(DelegatedRole, RoleState), PublishError> {
-    let walk = repo.updater.load_all_roles()?;
+    let walk = repo.updater.load_all_roles().map_err(ReadError::from)?;
     let trusted = repo.updater.trusted();
     let entries: Vec<(&String, &DelegatedRole)> = walk
         .roles
@@ -715,7 +548,7 @@ impl Publisher {
         delegation: &NewDelegation,
     ) -> Result<DelegationReport, PublishError> {
         tagtrust_shared::pathmatch::validate_role_name(&delegation.name)?;
-        if TOP_LEVEL_ROLES.contains(&delegation.name.as_str()) {
+        if TopLevelRole::parse(&delegation.name).is_some() {
             return Err(PublishError::Refused(format!(
                 "a delegated role cannot be named {}",
                 delegation.name
@@ -812,7 +645,7 @@ impl Publisher {
 
     /// The delegations of top-level targets, verified.
     pub fn delegation_list(&self, gun: &Gun) -> Result<Vec<DelegationEntry>, PublishError> {
-        let repo = self.session.open(gun, &OpenOptions::default())?;
+        let repo = self.open(gun)?;
         let targets = repo
             .updater
             .trusted()
@@ -876,35 +709,6 @@ impl KeyCache {
         }
         Ok(&self.keys[&id])
     }
-}
-
-/// Sign `targets` with a fresh expiry and signing time.
-pub(crate) fn sign_targets(
-    mut targets: Targets,
-    key: &SigningKey,
-    expiry: &ExpiryPolicy,
-) -> Result<Vec<u8>, PublishError> {
-    let now = Utc::now();
-    targets.expires =
-        tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
-    tagtrust_shared::metadata::set_signed_at(&mut targets.extra, now);
-    let mut md = Metadata::new(targets)?;
-    md.sign(key);
-    Ok(md.to_bytes())
-}
-
-/// The next version of `root` (a copy, or changed by the caller first) with
-/// a fresh expiry and signing time, signed by `keys`.
-pub(crate) fn renew_root(
-    root: &Root,
-    keys: &[&SigningKey],
-    expiry: &ExpiryPolicy,
-) -> Result<Vec<u8>, PublishError> {
-    let mut md = Metadata::new(crate::staging::next_root(root, expiry.root_days))?;
-    for key in keys {
-        md.sign(key);
-    }
-    Ok(md.to_bytes())
 }
 
 /// Drop delegation keys no delegated role uses any more.

@@ -3,7 +3,7 @@
 //! [`crate::updater`], never through here, so they are always verified.
 
 use crate::fetch::{FetchError, HttpOptions};
-use tagtrust_shared::{Gun, PublicKey};
+use tagtrust_shared::{Gun, PublicKey, TopLevelRole};
 
 /// Why a request to the server's write API did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +82,17 @@ impl ServerClient {
 
     /// The server-held public key of `role` (timestamp or snapshot) for
     /// `gun`, created on the server if it has none yet.
-    pub fn online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, RemoteError> {
+    pub fn online_key(&self, gun: &Gun, role: TopLevelRole) -> Result<PublicKey, RemoteError> {
         self.key_request(reqwest::Method::GET, gun, role)
     }
 
     /// Have the server generate a new key for `role`; it signs with it once
     /// a root listing it is published.
-    pub fn rotate_online_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, RemoteError> {
+    pub fn rotate_online_key(
+        &self,
+        gun: &Gun,
+        role: TopLevelRole,
+    ) -> Result<PublicKey, RemoteError> {
         self.key_request(reqwest::Method::POST, gun, role)
     }
 
@@ -96,7 +100,7 @@ impl ServerClient {
         &self,
         method: reqwest::Method,
         gun: &Gun,
-        role: &str,
+        role: TopLevelRole,
     ) -> Result<PublicKey, RemoteError> {
         let url = format!("{}{role}.key", self.metadata_url(gun));
         let resp = self

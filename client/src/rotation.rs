@@ -15,12 +15,12 @@
 //!   it; the server signs with it from that publish on (until then with the
 //!   key the current root lists).
 
-use crate::publisher::{sign_targets, During, PublishError, Publisher};
-use crate::session::OpenOptions;
-use crate::staging::{next_root, RootSigning};
+use crate::publish_error::{During, PublishError};
+use crate::publisher::Publisher;
+use crate::signing::{next_root, sign_targets};
+use crate::staging::RootSigning;
 use serde::Serialize;
-use std::path::PathBuf;
-use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey};
+use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey, TopLevelRole};
 
 /// What a rotation or refresh published or staged.
 #[derive(Debug, Serialize)]
@@ -52,20 +52,20 @@ impl Publisher {
     /// Replace the key of a top-level role (`root`, `targets`, `snapshot`
     /// or `timestamp`) and publish (or stage) a root listing the new one.
     pub fn rotate_key(&self, gun: &Gun, role: &str) -> Result<RoleReport, PublishError> {
-        if !["root", "targets", "snapshot", "timestamp"].contains(&role) {
+        let Some(top_level) = TopLevelRole::parse(role) else {
             return Err(PublishError::Refused(format!(
                 "{role} is not a top-level role; delegated keys change with `delegation add`"
             )));
-        }
+        };
         self.refuse_if_staged(gun)?;
-        let repo = self.session.open(gun, &OpenOptions::default())?;
+        let repo = self.open(gun)?;
         let trusted = repo.updater.trusted();
         let current = trusted.root().clone();
         let mut root = current.signed.clone();
         let mut new_local_keys = Vec::new();
         let mut files = Vec::new();
-        match role {
-            "root" => {
+        match top_level {
+            TopLevelRole::Root => {
                 // Replace the root keys this home holds, one for one; the
                 // other holders' keys stay.
                 let root_keys = root.role_keys("root")?.keyids.clone();
@@ -89,7 +89,7 @@ impl Publisher {
                 }
                 root.prune_keys();
             }
-            "targets" => {
+            TopLevelRole::Targets => {
                 let key = SigningKey::generate();
                 root.replace_role_keys(role, &[key.public_key()]);
                 let current = trusted
@@ -103,49 +103,41 @@ impl Publisher {
                 ));
                 new_local_keys.push(key);
             }
-            _ => {
-                let key = self.server_client()?.rotate_online_key(gun, role)?;
+            // The server holds the online keys: it makes the new one.
+            TopLevelRole::Snapshot | TopLevelRole::Timestamp => {
+                let key = self.server_client()?.rotate_online_key(gun, top_level)?;
                 root.replace_role_keys(role, std::slice::from_ref(&key));
             }
         }
         let new_key_id = root.role_keys(role)?.keyids.first().cloned();
 
-        // Store the new private keys before publishing or staging, remove
-        // them if that fails: never a published key we do not hold.
-        let mut saved: Vec<PathBuf> = Vec::new();
-        let result = (|| {
-            if !new_local_keys.is_empty() {
-                let pass = self
+        let signing = (|| {
+            let pass = match new_local_keys.is_empty() {
+                true => String::new(),
+                false => self
                     .passphrases
-                    .passphrase(&format!("Passphrase for the new {role} key: "))?;
-                for key in &new_local_keys {
-                    saved.push(self.session.home.save_key(gun, role, key, &pass)?);
-                }
-            }
-            // A new root key signs the root that introduces it (5.3.5).
-            let extra: Vec<&SigningKey> = match role {
-                "root" => new_local_keys.iter().collect(),
-                _ => Vec::new(),
+                    .passphrase(&format!("Passphrase for the new {role} key: "))?,
             };
-            let next = next_root(&root, self.session.home.config()?.expiry.root_days);
-            self.publish_or_stage_root(
-                gun,
-                Some(&current),
-                next,
-                &extra,
-                files,
-                &format!("rotate the {role} key"),
-            )
-        })();
-        let signing = match result {
-            Ok(signing) => signing,
-            Err(e) => {
-                for path in &saved {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(e).during(|| format!("the {role} key rotation of {gun}"));
-            }
-        };
+            let new_keys: Vec<(&str, &SigningKey)> =
+                new_local_keys.iter().map(|key| (role, key)).collect();
+            self.publish_with_new_keys(gun, &new_keys, &pass, || {
+                // A new root key signs the root that introduces it (5.3.5).
+                let extra: Vec<&SigningKey> = match top_level {
+                    TopLevelRole::Root => new_local_keys.iter().collect(),
+                    _ => Vec::new(),
+                };
+                let next = next_root(&root, self.session.home.config()?.expiry.root_days);
+                self.publish_or_stage_root(
+                    gun,
+                    Some(&current),
+                    next,
+                    &extra,
+                    files,
+                    &format!("rotate the {role} key"),
+                )
+            })
+        })()
+        .during(|| format!("the {role} key rotation of {gun}"))?;
         Ok(RoleReport {
             gun: gun.to_string(),
             role: role.to_string(),
@@ -164,7 +156,7 @@ impl Publisher {
         change: &RootKeyChange,
     ) -> Result<RoleReport, PublishError> {
         self.refuse_if_staged(gun)?;
-        let repo = self.session.open(gun, &OpenOptions::default())?;
+        let repo = self.open(gun)?;
         let current = repo.updater.trusted().root().clone();
         let mut root = current.signed.clone();
         let mut words = Vec::new();
@@ -265,13 +257,13 @@ impl Publisher {
         signer: &crate::publisher::Signer,
         role: &str,
     ) -> Result<RoleReport, PublishError> {
-        match role {
-            "timestamp" | "snapshot" => Err(PublishError::Refused(format!(
+        match TopLevelRole::parse(role) {
+            Some(online) if online.is_online() => Err(PublishError::Refused(format!(
                 "the server re-signs {role} on its own schedule; nothing to refresh here"
             ))),
-            "root" => {
+            Some(TopLevelRole::Root) => {
                 self.refuse_if_staged(gun)?;
-                let repo = self.session.open(gun, &OpenOptions::default())?;
+                let repo = self.open(gun)?;
                 let current = repo.updater.trusted().root().clone();
                 self.next_root_report(
                     gun,
@@ -282,7 +274,7 @@ impl Publisher {
             }
             _ => {
                 let published = self.change_role(gun, signer, "", |_| Ok(()))?;
-                let repo = self.session.open(gun, &OpenOptions::default())?;
+                let repo = self.open(gun)?;
                 Ok(RoleReport {
                     gun: gun.to_string(),
                     role: signer.role().to_string(),

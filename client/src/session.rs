@@ -10,7 +10,7 @@ use crate::freshness::{check_max_age, max_age_notice, offline_reference_time, Fr
 use crate::home::{ConfigError, Home};
 use crate::notices::Notices;
 use crate::remote::{metadata_url, RemoteError, ServerClient};
-use crate::updater::{UpdateError, Updater, UpdaterConfig};
+use crate::updater::{RoleWalk, UpdateError, Updater, UpdaterConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 use tagtrust_shared::Gun;
@@ -102,7 +102,28 @@ impl From<BootstrapError> for OpenError {
     }
 }
 
+/// Why a verified view of a repository could not be had: it could not be
+/// opened, or its delegation tree could not be walked. The operations that
+/// read a repository (status, history, list, every publish) wrap this one
+/// error instead of listing both again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+}
+
 impl Session {
+    /// Open `gun` and walk its whole delegation tree: every targets role a
+    /// search could reach, verified, failing branches left out and listed.
+    pub fn open_all_roles(&self, gun: &Gun) -> Result<(Repository, RoleWalk), ReadError> {
+        let mut repo = self.open(gun, &OpenOptions::default())?;
+        let walk = repo.updater.load_all_roles()?;
+        Ok((repo, walk))
+    }
+
     /// The fetcher of metadata reads: the session's limits, and the token.
     pub fn metadata_fetcher(&self) -> Result<HttpFetcher, FetchError> {
         let mut http = self.http.clone();

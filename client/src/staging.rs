@@ -13,41 +13,19 @@
 //! everything once both thresholds are met. Every step says how many
 //! signatures are still needed, of which root and by which keys.
 
-use crate::atomic_file::{read_optional, write_file_atomically, FileError};
+use crate::atomic_file::{read_optional, write_file_atomically};
 use crate::bootstrap::store_initial_root;
 use crate::home::{load_key_file, Home};
 use crate::passphrase::PassphraseSource;
-use crate::publisher::{sign_targets, During, PublishError, Publisher};
-use crate::session::{OpenOptions, Repository};
-use chrono::{Duration, Utc};
+use crate::publish_error::{During, PublishError, StagedFileError};
+use crate::publisher::Publisher;
+use crate::session::Repository;
+use crate::signing::sign_targets;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use tagtrust_shared::succession::{verify_root, KeyTally};
-use tagtrust_shared::{Error as TufError, Gun, Metadata, Root, SigningKey, Targets};
-
-/// Why a staged root change file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StagedFileError {
-    #[error("no staged root change in {path}: {source}")]
-    Missing {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-
-    #[error("{path} is not a staged root change: {source}")]
-    NotStaged {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-
-    /// A metadata file inside it that does not parse (`what`: which).
-    #[error("{what}: {source}")]
-    Metadata { what: String, source: TufError },
-
-    #[error(transparent)]
-    File(#[from] FileError),
-}
+use tagtrust_shared::{Gun, Metadata, Root, SigningKey, Targets};
 
 /// File name of a staged root change in its staging directory.
 pub const STAGED_FILE: &str = "staged-root.json";
@@ -491,6 +469,17 @@ impl Publisher {
         Staging::new(&self.session.home, &self.session.server, gun)
     }
 
+    /// The file `staged` if given, else the home's staging area of `gun`.
+    fn staging_or(&self, gun: &Gun, staged: Option<&Path>) -> Staging {
+        staged.map(Staging::at).unwrap_or_else(|| self.staging(gun))
+    }
+
+    /// What a staged change is checked against: this home's trust in the
+    /// session's server.
+    fn trusted_here(&self) -> Option<(&Home, &str)> {
+        Some((&self.session.home, &self.session.server))
+    }
+
     /// Refuse to start a root change while another is staged.
     pub(crate) fn refuse_if_staged(&self, gun: &Gun) -> Result<(), PublishError> {
         let staging = self.staging(gun);
@@ -608,12 +597,8 @@ impl Publisher {
         gun: &Gun,
         staged: Option<&Path>,
     ) -> Result<RootSigning, PublishError> {
-        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
-        staged_standing(
-            &staging,
-            gun,
-            Some((&self.session.home, &self.session.server)),
-        )
+        let staging = self.staging_or(gun, staged);
+        staged_standing(&staging, gun, self.trusted_here())
     }
 
     /// Add the signature of the root key in `key_file` to the staged root
@@ -624,12 +609,12 @@ impl Publisher {
         key_file: &Path,
         staged: Option<&Path>,
     ) -> Result<RootSigning, PublishError> {
-        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        let staging = self.staging_or(gun, staged);
         sign_staged(
             &staging,
             gun,
             key_file,
-            Some((&self.session.home, &self.session.server)),
+            self.trusted_here(),
             self.passphrases.as_ref(),
         )
     }
@@ -661,11 +646,7 @@ impl Publisher {
         };
         check_against_local(&self.session.home, &self.session.server, &gun, &merged)?;
         staging.save(&merged)?;
-        staged_standing(
-            &staging,
-            &gun,
-            Some((&self.session.home, &self.session.server)),
-        )
+        staged_standing(&staging, &gun, self.trusted_here())
     }
 
     /// Drop the change staged in this home.
@@ -685,13 +666,13 @@ impl Publisher {
         gun: &Gun,
         staged: Option<&Path>,
     ) -> Result<RootSigning, PublishError> {
-        let staging = staged.map(Staging::at).unwrap_or_else(|| self.staging(gun));
+        let staging = self.staging_or(gun, staged);
         let change = staging.load_for(gun)?;
         let new = change.new_root()?;
         let current = if new.signed.version == 1 {
             None
         } else {
-            let repo = self.session.open(gun, &OpenOptions::default())?;
+            let repo = self.open(gun)?;
             let root = repo.updater.trusted().root().clone();
             check_previous(&change, &root)?;
             Some((repo, root))
@@ -771,16 +752,6 @@ impl Publisher {
         }
         Ok(())
     }
-}
-
-/// `root` with the next version, a fresh expiry and signing time.
-pub(crate) fn next_root(root: &Root, root_days: i64) -> Root {
-    let now = Utc::now();
-    let mut next = root.clone();
-    next.version = root.version + 1;
-    next.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(root_days));
-    tagtrust_shared::metadata::set_signed_at(&mut next.extra, now);
-    next
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@
 //! expires, how long is left, and who holds the key; warnings for roles
 //! about to expire. All from freshly verified metadata.
 
-use crate::session::{OpenError, OpenOptions, Session};
-use crate::updater::UpdateError;
+use crate::session::{ReadError, Session};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tagtrust_shared::metadata::signed_at;
-use tagtrust_shared::{Gun, Metadata, Role};
+use tagtrust_shared::{Gun, Metadata, Role, TopLevelRole};
 
 /// One role's state.
 #[derive(Debug, Serialize)]
@@ -36,23 +35,11 @@ pub struct Status {
     pub skipped: Vec<String>,
 }
 
-/// Why no status report could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum StatusError {
-    #[error(transparent)]
-    Open(#[from] OpenError),
-
-    /// Top-level targets could not be loaded.
-    #[error(transparent)]
-    Update(#[from] UpdateError),
-}
-
 /// Verify `gun` and report on every role, warning about roles that expire
-/// within `warning_days`.
-pub fn status(session: &Session, gun: &Gun, warning_days: i64) -> Result<Status, StatusError> {
+/// within `warning_days`. It can fail only as reading the repository can.
+pub fn status(session: &Session, gun: &Gun, warning_days: i64) -> Result<Status, ReadError> {
     let home = &session.home;
-    let mut repo = session.open(gun, &OpenOptions::default())?;
-    let walk = repo.updater.load_all_roles()?;
+    let (repo, walk) = session.open_all_roles(gun)?;
     let notices: Vec<String> = walk.skipped.iter().map(|s| s.notice()).collect();
     for line in &notices {
         session.notices.push(line.clone());
@@ -68,7 +55,7 @@ pub fn status(session: &Session, gun: &Gun, warning_days: i64) -> Result<Status,
             .map(|k| k.keyids.clone())
             .unwrap_or_default();
         let holder = match role {
-            "timestamp" | "snapshot" => "server",
+            _ if TopLevelRole::is_online_name(role) => "server",
             _ if home.has_key(gun, role, &ids) => "local",
             _ => "offline",
         };

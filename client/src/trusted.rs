@@ -26,7 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use tagtrust_shared::metadata::Role;
 use tagtrust_shared::succession::{verify_root, RootKeys};
 use tagtrust_shared::{
-    Error as TufError, MetaFile, Metadata, PublicKey, Root, Snapshot, Targets, Timestamp,
+    Delegations, Error as TufError, MetaFile, Metadata, PublicKey, Root, Snapshot, Targets,
+    Timestamp,
 };
 
 /// Why metadata was refused. Messages name the attack the check defends
@@ -112,6 +113,19 @@ fn parse<T: Role>(bytes: &[u8], role: &str) -> Result<Metadata<T>, TrustError> {
         role: role.to_string(),
         source,
     })
+}
+
+/// Spec 5.4.3.1 and 5.5.5: a role's version never goes down from the one
+/// trusted.
+fn check_rollback(role: &str, new: u64, trusted: u64) -> Result<(), TrustError> {
+    if new < trusted {
+        return Err(TrustError::Rollback {
+            role: role.to_string(),
+            new,
+            trusted,
+        });
+    }
+    Ok(())
 }
 
 /// Signature failures are "arbitrary metadata"; anything else the shared
@@ -358,19 +372,9 @@ impl TrustedMetadataSet {
             ));
         }
         self.check_root_expiry()?;
-        let new: Metadata<Timestamp> = parse(bytes, "timestamp")?;
-        self.root
-            .signed
-            .verify_role("timestamp", &new)
-            .map_err(|e| signature_error("timestamp", String::new(), e))?;
+        let new: Metadata<Timestamp> = self.parse_signed_by_root(bytes, "timestamp")?;
         if let Some(old) = &self.timestamp {
-            if new.signed.version < old.signed.version {
-                return Err(TrustError::Rollback {
-                    role: "timestamp".into(),
-                    new: new.signed.version,
-                    trusted: old.signed.version,
-                });
-            }
+            check_rollback("timestamp", new.signed.version, old.signed.version)?;
             if new.signed.version == old.signed.version {
                 return Ok(TimestampUpdate::Unchanged);
             }
@@ -391,6 +395,21 @@ impl TrustedMetadataSet {
         self.timestamp = Some(new);
         self.check_final_timestamp()?;
         Ok(TimestampUpdate::Updated)
+    }
+
+    /// `bytes` as the top-level `role`, signed by a threshold of the keys
+    /// the trusted root gives it.
+    fn parse_signed_by_root<T: Role>(
+        &self,
+        bytes: &[u8],
+        role: &str,
+    ) -> Result<Metadata<T>, TrustError> {
+        let new: Metadata<T> = parse(bytes, role)?;
+        self.root
+            .signed
+            .verify_role(role, &new)
+            .map_err(|e| signature_error(role, String::new(), e))?;
+        Ok(new)
     }
 
     fn timestamp_snapshot_meta<'a>(
@@ -443,19 +462,9 @@ impl TrustedMetadataSet {
         if !trusted {
             check_meta_bytes(meta, bytes, "snapshot", "timestamp")?;
         }
-        let new: Metadata<Snapshot> = parse(bytes, "snapshot")?;
-        self.root
-            .signed
-            .verify_role("snapshot", &new)
-            .map_err(|e| signature_error("snapshot", String::new(), e))?;
+        let new: Metadata<Snapshot> = self.parse_signed_by_root(bytes, "snapshot")?;
         if let Some(old) = &self.snapshot {
-            if new.signed.version < old.signed.version {
-                return Err(TrustError::Rollback {
-                    role: "snapshot".into(),
-                    new: new.signed.version,
-                    trusted: old.signed.version,
-                });
-            }
+            check_rollback("snapshot", new.signed.version, old.signed.version)?;
             for (file, old_meta) in &old.signed.meta {
                 let new_meta = new
                     .signed
@@ -509,17 +518,28 @@ impl TrustedMetadataSet {
         let md = self
             .delegated_targets(role)
             .ok_or_else(|| TrustError::Order(format!("{role} is not loaded")))?;
-        let parent = self.targets_role(delegator).ok_or_else(|| {
-            TrustError::Order(format!(
-                "{role} cannot be checked before its delegator {delegator}"
-            ))
-        })?;
-        let delegations = parent.signed.delegations.as_ref().ok_or_else(|| {
-            TrustError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
-        })?;
-        delegations
+        self.delegations_of(delegator, role, "checked")?
             .verify_delegate(role, md)
             .map_err(|e| signature_error(role, format!("{role} (delegated by {delegator}): "), e))
+    }
+
+    /// The delegations of `delegator`, a trusted targets role, that are to
+    /// give `role` its keys; `step` (`loaded`, `checked`) is what cannot be
+    /// done with `role` before its delegator is trusted.
+    fn delegations_of(
+        &self,
+        delegator: &str,
+        role: &str,
+        step: &str,
+    ) -> Result<&Delegations, TrustError> {
+        let parent = self.targets_role(delegator).ok_or_else(|| {
+            TrustError::Order(format!(
+                "{role} cannot be {step} before its delegator {delegator}"
+            ))
+        })?;
+        parent.signed.delegations.as_ref().ok_or_else(|| {
+            TrustError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
+        })
     }
 
     /// Spec 5.6: top-level targets, signed per root.
@@ -556,14 +576,7 @@ impl TrustedMetadataSet {
                 .verify_role("targets", &new)
                 .map_err(|e| signature_error(role, String::new(), e))?;
         } else {
-            let parent = self.targets_role(delegator).ok_or_else(|| {
-                TrustError::Order(format!(
-                    "{role} cannot be loaded before its delegator {delegator}"
-                ))
-            })?;
-            let delegations = parent.signed.delegations.as_ref().ok_or_else(|| {
-                TrustError::Delegation(format!("{delegator} delegates no roles, so not {role}"))
-            })?;
+            let delegations = self.delegations_of(delegator, role, "loaded")?;
             if delegations.role_keys(role).is_none() {
                 return Err(TrustError::Delegation(format!(
                     "{delegator} does not delegate to {role}"

@@ -38,6 +38,15 @@ fn init(repo: &RepositorySimulator) -> tempfile::TempDir {
     dir
 }
 
+/// A repository with release 1 published, and a home that trusts its
+/// root v1.
+fn published() -> (RepositorySimulator, tempfile::TempDir) {
+    let repo = RepositorySimulator::new();
+    repo.publish(1);
+    let dir = init(&repo);
+    (repo, dir)
+}
+
 /// An updater over `dir` as a new run opens it: the stored root.json,
 /// verified (what `session` does through `bootstrap`).
 fn open<F: Fetcher>(
@@ -60,9 +69,7 @@ fn role_names_are_quoted_like_python() {
 
 #[test]
 fn refresh_persists_exact_bytes_and_searches_lazily() {
-    let repo = RepositorySimulator::new();
-    repo.publish(1);
-    let dir = init(&repo);
+    let (repo, dir) = published();
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
     assert_eq!(
@@ -158,9 +165,7 @@ fn rollback_across_runs_is_refused_and_leaves_state_alone() {
 
 #[test]
 fn failed_update_does_not_block_later_updates() {
-    let repo = RepositorySimulator::new();
-    repo.publish(1);
-    let dir = init(&repo);
+    let (repo, dir) = published();
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
     // Release 2 with damaged targets bytes: refresh fails after timestamp
@@ -352,9 +357,7 @@ fn succinct_delegations_route_to_the_bin() {
 
 #[test]
 fn download_checks_bytes_and_uses_cache() {
-    let repo = RepositorySimulator::new();
-    repo.publish(1);
-    let dir = init(&repo);
+    let (repo, dir) = published();
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     let info = up.get_targetinfo("apps/app").unwrap().unwrap();
     let hash = &info.target.hashes["sha256"];
@@ -400,9 +403,7 @@ fn download_checks_bytes_and_uses_cache() {
 /// nothing until the next open.
 #[test]
 fn refresh_starts_from_the_given_root_without_rereading_it() {
-    let repo = RepositorySimulator::new();
-    repo.publish(1);
-    let dir = init(&repo);
+    let (repo, dir) = published();
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     std::fs::write(dir.path().join("root.json"), b"not a root").unwrap();
     up.refresh().unwrap();

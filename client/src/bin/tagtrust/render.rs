@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::Path;
 use tagtrust::history::History;
 use tagtrust::home::KeyFile;
+use tagtrust::init::InitReport;
 use tagtrust::keyring::StoredKey;
 use tagtrust::publisher::{
-    DelegationEntry, DelegationReport, InitReport, NewDelegation, TagEntry, TagReport, TagTarget,
+    DelegationEntry, DelegationReport, NewDelegation, TagEntry, TagReport, TagTarget,
 };
 use tagtrust::pull_report::PullReport;
 use tagtrust::rotation::RoleReport;

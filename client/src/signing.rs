@@ -1,0 +1,47 @@
+//! Signing the next version of a role this home holds the key of: a fresh
+//! expiry (from the home's [`ExpiryPolicy`]) and signing time. Shared by
+//! tag changes, key rotation, root staging and repository creation.
+
+use crate::home::ExpiryPolicy;
+use crate::publish_error::PublishError;
+use chrono::{Duration, Utc};
+use tagtrust_shared::{Metadata, Root, SigningKey, Targets};
+
+/// Sign `targets` with a fresh expiry and signing time.
+pub(crate) fn sign_targets(
+    mut targets: Targets,
+    key: &SigningKey,
+    expiry: &ExpiryPolicy,
+) -> Result<Vec<u8>, PublishError> {
+    let now = Utc::now();
+    targets.expires =
+        tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
+    tagtrust_shared::metadata::set_signed_at(&mut targets.extra, now);
+    let mut md = Metadata::new(targets)?;
+    md.sign(key);
+    Ok(md.to_bytes())
+}
+
+/// The next version of `root` (a copy, or changed by the caller first) with
+/// a fresh expiry and signing time, signed by `keys`.
+pub(crate) fn renew_root(
+    root: &Root,
+    keys: &[&SigningKey],
+    expiry: &ExpiryPolicy,
+) -> Result<Vec<u8>, PublishError> {
+    let mut md = Metadata::new(next_root(root, expiry.root_days))?;
+    for key in keys {
+        md.sign(key);
+    }
+    Ok(md.to_bytes())
+}
+
+/// `root` with the next version, a fresh expiry and signing time.
+pub(crate) fn next_root(root: &Root, root_days: i64) -> Root {
+    let now = Utc::now();
+    let mut next = root.clone();
+    next.version = root.version + 1;
+    next.expires = tagtrust_shared::metadata::whole_seconds(now + Duration::days(root_days));
+    tagtrust_shared::metadata::set_signed_at(&mut next.extra, now);
+    next
+}
