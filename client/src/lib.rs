@@ -5,9 +5,11 @@
 //! [`passphrase::PassphraseSource`], notices go to a caller's
 //! [`notices::Notices`], and every operation family has its own error type.
 //!
-//! * [`trusted`]: the trusted-metadata state machine. Pure: handed bytes, it
-//!   says accept or why not ([`trusted::TrustError`]). Every TUF client rule
-//!   lives there.
+//! * [`trusted`]: the trusted-metadata state machine, re-exported from
+//!   `tagtrust_shared` (a server verifying a mirrored copy uses it too).
+//!   Pure: handed bytes, it says accept or why not
+//!   ([`trusted::TrustError`]). Every TUF client rule lives there; its tests
+//!   against the repository simulator are `trusted_tests.rs`.
 //! * [`fetch`]: downloading with size limits and timeouts; the one HTTP
 //!   client builder.
 //! * [`updater`]: the TUF client workflow, fetching and persisting around
@@ -66,5 +68,7 @@ pub mod staging;
 pub mod status;
 pub mod tag_target;
 pub mod terminal;
-pub mod trusted;
+pub use tagtrust_shared::trusted;
+#[cfg(test)]
+mod trusted_tests;
 pub mod updater;

@@ -26,6 +26,7 @@ pub mod pathmatch;
 pub mod reference;
 pub mod role;
 pub mod succession;
+pub mod trusted;
 pub mod verify;
 
 pub use error::Error;

@@ -4,8 +4,10 @@
 //!
 //! Pure: it is handed bytes and a fixed reference time, and answers "now
 //! trusted" or a [`TrustError`] naming the attack it refused. It does no
-//! I/O and knows nothing of fetching or files; [`crate::updater`] fetches,
-//! persists and calls it in order:
+//! I/O and knows nothing of fetching or files. It lives in `shared` because
+//! both sides decide trust with it: the client's updater fetches, persists
+//! and calls it in order, and a server importing a mirrored repository
+//! verifies the copy with it the same way:
 //!
 //! 1. [`TrustedMetadataSet::new`] with the locally trusted root;
 //! 2. [`TrustedMetadataSet::update_root`] for each `N+1.root.json`;
@@ -17,23 +19,23 @@
 //!    [`TrustedMetadataSet::update_delegated_targets`] as the search needs.
 //!
 //! Every signature and threshold check goes through
-//! `tagtrust_shared::succession::verify_root` (a new root),
-//! `tagtrust_shared::Root::verify_role` or `Delegations::verify_delegate`;
+//! [`crate::succession::verify_root`] (a new root),
+//! [`crate::Root::verify_role`] or `Delegations::verify_delegate`;
 //! there is no second implementation here.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use std::collections::{BTreeMap, BTreeSet};
-use tagtrust_shared::metadata::Role;
-use tagtrust_shared::succession::{verify_root, RootKeys};
-use tagtrust_shared::{
+use crate::metadata::Role;
+use crate::succession::{verify_root, RootKeys};
+use crate::{
     Delegations, Error as TufError, MetaFile, Metadata, PublicKey, Root, Snapshot, Targets,
     Timestamp,
 };
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why metadata was refused. Messages name the attack the check defends
 /// against, so a user seeing one knows whether to suspect the repository.
 /// Only trust decisions: fetch and file errors are the updater's
-/// ([`crate::updater::UpdateError`]).
+/// (the client updater's `UpdateError`).
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     /// A role's version went down compared with what the client trusts.
@@ -601,6 +603,3 @@ impl TrustedMetadataSet {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

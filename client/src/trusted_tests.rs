@@ -1,9 +1,10 @@
 //! The trust state machine against a simulated repository: every named
 //! attack refused, and the workflow accepted when it is honest.
 
-use super::*;
+use crate::trusted::*;
 use chrono::Duration;
 use tagtrust_shared::SigningKey;
+use tagtrust_shared::{MetaFile, Targets, Timestamp};
 use tagtrust_simulator::{dup, sign, tampered, target_file, RepositorySimulator};
 
 fn trusted_at(repo: &RepositorySimulator, version: u64) -> TrustedMetadataSet {
