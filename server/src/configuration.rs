@@ -55,6 +55,11 @@ pub struct Settings {
     pub max_parts: usize,
     /// Deepest JSON nesting accepted in uploaded metadata.
     pub max_json_depth: usize,
+    /// Largest mirror import body (a repository's whole history, or what
+    /// changed since the last sync).
+    pub max_import_bytes: usize,
+    /// Most files in one mirror import.
+    pub max_import_files: usize,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Fault injection for tests, 0 in production: wait up to this many
@@ -87,6 +92,8 @@ impl Default for Settings {
             max_json_depth: 64,
             log_format: "text".into(),
             fault_changefeed_commit_delay_ms: 0,
+            max_import_bytes: 256 * 1024 * 1024,
+            max_import_files: 100_000,
         }
     }
 }
@@ -188,6 +195,14 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Largest mirror import body in bytes [default: 256 MiB].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_import_bytes: Option<usize>,
+    /// Most files in one mirror import [default: 100000].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_import_files: Option<usize>,
     /// Tests only: delay commits after a changefeed record (see Settings).
     #[arg(long, global = true, hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

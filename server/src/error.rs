@@ -58,6 +58,16 @@ impl ApiError {
             .with_detail(json!({ "role": role, "current_version": current_version }))
     }
 
+    /// The answer to a write to a transparent mirror (only its upstream
+    /// changes it).
+    pub fn mirrored(gun: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "MIRRORED",
+            format!("{gun} is a mirror of an upstream repository here; change it upstream"),
+        )
+    }
+
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", message)
     }

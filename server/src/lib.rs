@@ -21,6 +21,7 @@ pub(crate) mod changefeed;
 pub mod configuration;
 pub(crate) mod error;
 pub(crate) mod metrics;
+pub(crate) mod mirror;
 pub(crate) mod online;
 pub mod publish;
 pub(crate) mod routes;

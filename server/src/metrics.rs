@@ -231,6 +231,7 @@ mod tests {
             role: role.into(),
             version: 1,
             expires_at: Some(expires_at),
+            mirrored: false,
         }
     }
 

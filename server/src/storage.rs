@@ -115,6 +115,8 @@ pub struct ExpiryRow {
     /// Unix seconds; `None` for a row stored before `expires_at` existed
     /// whose bytes do not parse either (never for server-written rows).
     pub expires_at: Option<i64>,
+    /// The repository is a transparent mirror (never re-signed here).
+    pub mirrored: bool,
 }
 
 /// `signed.expires` of any TUF metadata file, without parsing the rest.
@@ -438,9 +440,15 @@ impl Storage {
     /// are parsed once and filled in. No lock: a snapshot of what is
     /// committed, for the scheduler to pick candidates and for metrics.
     pub async fn current_expiries(&self, gun: Option<&str>) -> Result<Vec<ExpiryRow>> {
-        let filter = if gun.is_some() { "WHERE gun = $1 " } else { "" };
+        let filter = if gun.is_some() {
+            "WHERE c.gun = $1 "
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT gun, role, version, expires_at FROM current_metadata {filter}ORDER BY gun, role"
+            "SELECT c.gun, c.role, c.version, c.expires_at, COALESCE(r.mirrored, 0) AS mirrored \
+             FROM current_metadata c LEFT JOIN repositories r ON r.gun = c.gun \
+             {filter}ORDER BY c.gun, c.role"
         );
         let mut query = sqlx::query(&sql);
         if let Some(gun) = gun {
@@ -455,6 +463,7 @@ impl Storage {
                 role: row.try_get("role")?,
                 version: version_from_db(version)?,
                 expires_at: row.try_get("expires_at")?,
+                mirrored: row.try_get::<i64, _>("mirrored")? != 0,
             };
             if entry.expires_at.is_none() {
                 entry.expires_at = self
@@ -684,6 +693,64 @@ impl RepoTx {
         rows.iter().map(file_from_row).collect()
     }
 
+    /// Is the repository a transparent mirror here?
+    pub(crate) async fn is_mirrored(&mut self) -> Result<bool> {
+        let mirrored: i64 = sqlx::query("SELECT mirrored FROM repositories WHERE gun = $1")
+            .bind(&self.gun)
+            .fetch_one(&mut *self.tx)
+            .await?
+            .try_get("mirrored")?;
+        Ok(mirrored != 0)
+    }
+
+    /// Make the repository a transparent mirror (see the migration).
+    pub(crate) async fn mark_mirrored(&mut self) -> Result<()> {
+        sqlx::query("UPDATE repositories SET mirrored = 1 WHERE gun = $1")
+            .bind(&self.gun)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Does the server hold any key for the repository?
+    pub(crate) async fn has_keys(&mut self) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS found FROM online_keys WHERE gun = $1 LIMIT 1")
+            .bind(&self.gun)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Every stored version of every role: `(role, version, sha256)`,
+    /// without the bytes.
+    pub(crate) async fn stored_versions(&mut self) -> Result<Vec<(String, u64, String)>> {
+        let rows = sqlx::query("SELECT role, version, sha256 FROM metadata WHERE gun = $1")
+            .bind(&self.gun)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("role")?,
+                    version_from_db(row.try_get("version")?)?,
+                    row.try_get("sha256")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every stored version of `role`, oldest first.
+    pub(crate) async fn all_versions(&mut self, role: &str) -> Result<Vec<StoredFile>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_FILE} WHERE gun = $1 AND role = $2 ORDER BY version"
+        ))
+        .bind(&self.gun)
+        .bind(role)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
     /// Every server key of `role`, oldest first.
     pub(crate) async fn keys(&mut self, role: TopLevelRole) -> Result<Vec<OnlineKeyRow>> {
         let rows = sqlx::query(&format!(
@@ -735,7 +802,11 @@ impl RepoTx {
         let version = version_to_db(version)?;
         let expires_at = expires_of(bytes).map(|t| t.timestamp());
         let sha256 = tagtrust_shared::hashes::sha256_hex(bytes);
-        if role == TopLevelRole::Timestamp.as_str() {
+        let newer = match &self.change {
+            Some(Change::Update { version: noted, .. }) => version > *noted,
+            _ => true,
+        };
+        if role == TopLevelRole::Timestamp.as_str() && newer {
             self.change = Some(Change::Update {
                 version,
                 sha256: sha256.clone(),

@@ -69,6 +69,9 @@ pub(crate) async fn current(
         return Ok(Some(current));
     }
     match resign_if_due(online, gun).await {
+        // The upstream's file exactly, expired or not: its consumers get
+        // the honest expiry error, never something this server signed.
+        Ok(Outcome::Mirrored) => return Ok(Some(current)),
         Ok(Outcome::Resigned(_)) => {
             online.metrics.resigns_on_read.inc();
             tracing::warn!(

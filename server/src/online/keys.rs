@@ -209,6 +209,9 @@ pub(crate) async fn add_key(
     why: NewKey,
 ) -> Result<PublicKey, ApiError> {
     let mut repo = storage.lock(gun).await?;
+    if repo.is_mirrored().await? {
+        return Err(ApiError::mirrored(gun));
+    }
     match why {
         NewKey::First => {
             if let Some(existing) = repo.keys(role).await?.pop() {

@@ -31,6 +31,8 @@ pub(crate) enum Outcome {
     NotPublished,
     /// Nothing is within its margin (possibly another process just re-signed).
     NotDue,
+    /// A transparent mirror: its upstream signs it, never this server.
+    Mirrored,
     Resigned(Signed),
 }
 
@@ -103,6 +105,9 @@ fn expires(file: &StoredFile) -> Result<DateTime<Utc>, ApiError> {
 pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outcome, ApiError> {
     use TopLevelRole::{Root as RootRole, Snapshot as SnapshotRole, Timestamp as TimestampRole};
     let mut repo = online.storage.lock(gun).await?;
+    if repo.is_mirrored().await? {
+        return Ok(Outcome::Mirrored);
+    }
     // The time after the lock: the decision is made on what is committed now.
     let now = Utc::now();
     let current = repo.current_files().await?;
@@ -196,6 +201,7 @@ async fn pass(online: Online<'_>) -> Result<PassReport, ApiError> {
     let settings = online.settings;
     let candidates: BTreeSet<&str> = rows
         .iter()
+        .filter(|r| !r.mirrored)
         .filter_map(|r| {
             let role = TopLevelRole::parse(&r.role).filter(|role| role.is_online())?;
             let due = match r.expires_at.and_then(|s| DateTime::from_timestamp(s, 0)) {
@@ -210,7 +216,7 @@ async fn pass(online: Online<'_>) -> Result<PassReport, ApiError> {
     for gun in candidates {
         match resign_if_due(online, gun).await {
             Ok(Outcome::Resigned(_)) => report.resigned += 1,
-            Ok(Outcome::NotDue | Outcome::NotPublished) => {}
+            Ok(Outcome::NotDue | Outcome::NotPublished | Outcome::Mirrored) => {}
             Err(e) => {
                 report.failed += 1;
                 online.metrics.resign_errors.inc();

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod changefeed;
 pub mod health;
 pub mod keys;
+pub mod mirror;
 pub mod publish;
 pub mod read;
 
@@ -156,7 +157,14 @@ async fn post_inner(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    match parse_path(req.uri().path())? {
+    let path = req.uri().path();
+    if let Some(gun) = path
+        .strip_prefix("/v2/")
+        .and_then(|rest| rest.strip_suffix(mirror::SUFFIX))
+    {
+        return mirror::import(req, payload, state, &parse_gun(gun)?).await;
+    }
+    match parse_path(path)? {
         (gun, Target::Repository) => publish::publish(req, payload, state, &gun).await,
         (gun, Target::Key(role)) => keys::rotate(req, state, &gun, &role).await,
         (_, Target::File(_)) => Err(method_not_allowed("GET")),

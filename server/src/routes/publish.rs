@@ -19,15 +19,35 @@ fn too_large(limit: usize) -> ApiError {
         .with_detail(json!({ "limit": limit }))
 }
 
+/// How much one upload may carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) body_bytes: usize,
+    pub(crate) parts: usize,
+    pub(crate) file_bytes: usize,
+}
+
+impl Limits {
+    fn publish(settings: &crate::configuration::Settings) -> Limits {
+        Limits {
+            body_bytes: settings.max_body_bytes,
+            parts: settings.max_parts,
+            file_bytes: settings.max_file_bytes,
+        }
+    }
+}
+
 /// Read the uploaded files, refusing oversized bodies, parts or files,
-/// too many parts, unexpected fields and too deeply nested JSON.
-async fn read_uploads(
+/// too many parts, unexpected fields and too deeply nested JSON. Each
+/// part's filename is read by `name` (into a role, or a versioned file).
+pub(crate) async fn read_parts<N: std::fmt::Display>(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
-) -> Result<Vec<Upload>, ApiError> {
-    let settings = &state.settings;
-    let max_body = settings.max_body_bytes;
+    settings: &crate::configuration::Settings,
+    limits: Limits,
+    name: impl Fn(&str) -> Result<N, ApiError>,
+) -> Result<Vec<(N, Vec<u8>)>, ApiError> {
+    let max_body = limits.body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -76,7 +96,7 @@ async fn read_uploads(
     let body = body.freeze();
     let stream =
         futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
-    parse_multipart(req, stream, settings)
+    parse_multipart(req, stream, settings, limits, name)
         .now_or_never()
         .unwrap_or_else(|| {
             Err(ApiError::bad_request(
@@ -86,13 +106,15 @@ async fn read_uploads(
         })
 }
 
-/// Split an in-memory multipart body into the uploaded role files.
-async fn parse_multipart(
+/// Split an in-memory multipart body into the uploaded files.
+async fn parse_multipart<N: std::fmt::Display>(
     req: &HttpRequest,
     stream: impl futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>
         + 'static,
     settings: &crate::configuration::Settings,
-) -> Result<Vec<Upload>, ApiError> {
+    limits: Limits,
+    name: impl Fn(&str) -> Result<N, ApiError>,
+) -> Result<Vec<(N, Vec<u8>)>, ApiError> {
     let mut multipart = Multipart::new(req.headers(), stream);
     let multipart_error = |e: actix_multipart::MultipartError| {
         ApiError::bad_request(
@@ -103,12 +125,12 @@ async fn parse_multipart(
     let mut uploads = Vec::new();
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(multipart_error)?;
-        if uploads.len() >= settings.max_parts {
+        if uploads.len() >= limits.parts {
             return Err(ApiError::bad_request(
                 "TOO_MANY_PARTS",
-                format!("at most {} files per publish", settings.max_parts),
+                format!("at most {} files per upload", limits.parts),
             )
-            .with_detail(json!({ "limit": settings.max_parts })));
+            .with_detail(json!({ "limit": limits.parts })));
         }
         if field.name() != Some("files") {
             return Err(ApiError::bad_request(
@@ -129,36 +151,39 @@ async fn parse_multipart(
                 )
             })?
             .to_string();
-        let role = publish::role_from_filename(&filename)?;
+        let role = name(&filename)?;
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(multipart_error)?;
-            if bytes.len() + chunk.len() > settings.max_file_bytes {
+            if bytes.len() + chunk.len() > limits.file_bytes {
                 return Err(ApiError::too_large(format!(
                     "{role} is larger than {} bytes",
-                    settings.max_file_bytes
+                    limits.file_bytes
                 ))
-                .with_detail(json!({ "role": role, "limit": settings.max_file_bytes })));
+                .with_detail(json!({ "role": role.to_string(), "limit": limits.file_bytes })));
             }
             bytes.extend_from_slice(&chunk);
         }
         if publish::json_depth_exceeds(&bytes, settings.max_json_depth) {
             return Err(ApiError::invalid_role(
                 "TOO_DEEP",
-                &role,
+                &role.to_string(),
                 format!(
                     "{role} nests JSON deeper than {} levels",
                     settings.max_json_depth
                 ),
             ));
         }
-        uploads.push(Upload { role, bytes });
+        uploads.push((role, bytes));
     }
     Ok(uploads)
 }
 
 async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Value, ApiError> {
     let mut repo = state.storage.lock(gun).await?;
+    if repo.is_mirrored().await? {
+        return Err(ApiError::mirrored(gun));
+    }
     let now = chrono::Utc::now();
     let files = repo.current_files().await?;
     let current = publish::CurrentRepository::from_files(
@@ -198,6 +223,25 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
     Ok(json!({ "gun": gun, "versions": versions }))
 }
 
+/// One of the `max_concurrent_uploads` slots (503 when none is free):
+/// each upload holds up to its body limit in memory for up to
+/// `body_timeout_secs`.
+pub(crate) fn upload_permit(
+    state: &AppState,
+) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    state.uploads.try_acquire().map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            format!(
+                "{} uploads are already being received; retry shortly",
+                state.settings.max_concurrent_uploads
+            ),
+        )
+        .with_retry_after(1)
+    })
+}
+
 pub(crate) async fn publish(
     req: &HttpRequest,
     payload: web::Payload,
@@ -207,18 +251,22 @@ pub(crate) async fn publish(
     auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
     // Bound the publishes reading their bodies at once: each holds up to
     // max_body_bytes in memory for up to body_timeout_secs.
-    let _upload = state.uploads.try_acquire().map_err(|_| {
-        ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "BUSY",
-            format!(
-                "{} publishes are already being received; retry shortly",
-                state.settings.max_concurrent_uploads
-            ),
-        )
-        .with_retry_after(1)
-    })?;
-    let result = match read_uploads(req, payload, state).await {
+    let _upload = upload_permit(state)?;
+    let uploads = read_parts(
+        req,
+        payload,
+        &state.settings,
+        Limits::publish(&state.settings),
+        |filename| Ok(publish::role_from_filename(filename)?),
+    )
+    .await
+    .map(|parts| {
+        parts
+            .into_iter()
+            .map(|(role, bytes)| Upload { role, bytes })
+            .collect()
+    });
+    let result = match uploads {
         Ok(uploads) => apply(state, gun.as_str(), uploads).await,
         Err(e) => Err(e),
     };
@@ -253,14 +301,22 @@ mod tests {
     use super::*;
 
     /// Parse `body` from memory; `None` means the parser stalled.
-    fn parse(body: &'static [u8]) -> Option<Result<Vec<Upload>, ApiError>> {
+    fn parse(body: &'static [u8]) -> Option<Result<Vec<(String, Vec<u8>)>, ApiError>> {
         let req = actix_web::test::TestRequest::post()
             .insert_header(("content-type", "multipart/form-data; boundary=b"))
             .to_http_request();
         let stream = futures_util::stream::once(async move {
             Ok::<_, actix_web::error::PayloadError>(web::Bytes::from_static(body))
         });
-        parse_multipart(&req, stream, &crate::configuration::Settings::default()).now_or_never()
+        let settings = crate::configuration::Settings::default();
+        parse_multipart(
+            &req,
+            stream,
+            &settings,
+            Limits::publish(&settings),
+            |name| Ok(publish::role_from_filename(name)?),
+        )
+        .now_or_never()
     }
 
     const PART: &[u8] =
@@ -272,8 +328,7 @@ mod tests {
             .expect("no stall")
             .unwrap();
         assert_eq!(uploads.len(), 1);
-        assert_eq!(uploads[0].role, "targets");
-        assert_eq!(uploads[0].bytes, b"{}");
+        assert_eq!(uploads[0], ("targets".to_string(), b"{}".to_vec()));
     }
 
     /// The parser waits forever on these (actix-multipart 0.7), which is
@@ -291,7 +346,7 @@ mod tests {
         for end in 0..FULL.len() {
             if let Some(Ok(uploads)) = parse(&FULL[..end]) {
                 assert!(
-                    uploads.iter().all(|u| u.bytes == b"{\"a\":1}"),
+                    uploads.iter().all(|(_, bytes)| bytes == b"{\"a\":1}"),
                     "prefix of {end} bytes"
                 );
             }
