@@ -101,7 +101,7 @@ pub enum ImportRefusal {
     Untrusted {
         file: String,
         #[source]
-        source: TrustError,
+        source: Box<TrustError>,
     },
     #[error(
         "{file} is not signed by a threshold of {role}'s keys under any version of its delegator"
@@ -116,7 +116,7 @@ fn file_name(role: &str, version: u64) -> String {
 fn untrusted(role: &str, version: u64) -> impl FnOnce(TrustError) -> ImportRefusal + '_ {
     move |source| ImportRefusal::Untrusted {
         file: file_name(role, version),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -300,8 +300,10 @@ pub(crate) async fn publish(
 mod tests {
     use super::*;
 
+    type Parts = Vec<(String, Vec<u8>)>;
+
     /// Parse `body` from memory; `None` means the parser stalled.
-    fn parse(body: &'static [u8]) -> Option<Result<Vec<(String, Vec<u8>)>, ApiError>> {
+    fn parse(body: &'static [u8]) -> Option<Result<Parts, ApiError>> {
         let req = actix_web::test::TestRequest::post()
             .insert_header(("content-type", "multipart/form-data; boundary=b"))
             .to_http_request();
