@@ -29,6 +29,7 @@
 //! * [`publish_error`]: why a publisher operation was not done.
 //! * `signing`: signing a role's next version with a fresh expiry.
 //! * [`lookup`]: resolve a tag.
+//! * [`mirror`]: transparent mirror sync between two servers.
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
 //! * [`history`]: what a tag pointed to, version by version, verified.
@@ -54,6 +55,7 @@ pub mod home;
 pub mod init;
 pub mod keyring;
 pub mod lookup;
+pub mod mirror;
 pub mod notices;
 pub mod passphrase;
 pub mod publish_error;

@@ -123,23 +123,48 @@ impl ServerClient {
 
     /// Upload role files (`(role name, bytes)`) in one atomic publish.
     pub fn publish(&self, gun: &Gun, files: &[(String, Vec<u8>)]) -> Result<(), RemoteError> {
-        let url = self.metadata_url(gun);
+        self.post_files(&self.metadata_url(gun), files).map(|_| ())
+    }
+
+    /// Hand a mirrored copy (`({version}.{role}.json, bytes)`, exactly as
+    /// the upstream serves them) to this server, which verifies and stores
+    /// it in one transaction (needs an `admin:` token for the GUN). Returns
+    /// the server's answer.
+    pub fn import_mirror(
+        &self,
+        gun: &Gun,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<serde_json::Value, RemoteError> {
+        let url = format!("{}/v2/{gun}/_trust/mirror", self.base());
+        let body = self.post_files(&url, files)?;
+        serde_json::from_slice(&body).map_err(|e| RemoteError::Rejected {
+            status: 200,
+            message: format!("the answer to POST {url} is not JSON: {e}"),
+        })
+    }
+
+    /// POST `files` as multipart parts named `files` with these file
+    /// names; the body of a success.
+    fn post_files(&self, url: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, RemoteError> {
         let mut form = reqwest::blocking::multipart::Form::new();
-        for (role, bytes) in files {
+        for (name, bytes) in files {
             let part = reqwest::blocking::multipart::Part::bytes(bytes.clone())
-                .file_name(role.clone())
+                .file_name(name.clone())
                 .mime_str("application/json")
                 .map_err(|e| transport(format!("POST {url}"), &e))?;
             form = form.part("files", part);
         }
         let resp = self
-            .authorized(self.http.post(&url))
+            .authorized(self.http.post(url))
             .multipart(form)
             .send()
             .map_err(|e| transport(format!("POST {url}"), &e))?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return resp
+                .bytes()
+                .map(|b| b.to_vec())
+                .map_err(|e| transport(format!("POST {url}"), &e));
         }
         let body = crate::fetch::read_error_body(resp);
         let message = describe_error(&body);

@@ -89,6 +89,9 @@ pub enum Command {
         #[command(flatten)]
         consumer: ConsumerArgs,
     },
+    /// Copy signed metadata between servers (transparent mirrors).
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
     /// Resolve GUN:TAG with TUF, fetch its manifest by the signed digest from
     /// the registry, check sha256 and size, then print or write it.
     Pull {
@@ -101,6 +104,34 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         consumer: ConsumerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MirrorCommand {
+    /// Copy every stored version of each GUN from --from to --to byte for
+    /// byte (the destination verifies it and re-signs nothing). The
+    /// destination needs an admin: token (TAGTRUST_TOKEN); the upstream is
+    /// read with TAGTRUST_UPSTREAM_TOKEN if set.
+    Sync {
+        /// Upstream tagtrust server URL
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Destination (mirror) tagtrust server URL
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// GUNs to copy
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        guns: Vec<Gun>,
+        /// Every GUN the upstream's changefeed names (needs an upstream token)
+        #[arg(long)]
+        all: bool,
+        /// Keep polling the upstream's changefeed and copy what changes
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between changefeed polls with --follow
+        #[arg(long, default_value_t = 5, value_name = "SECS")]
+        interval: u64,
     },
 }
 

@@ -31,6 +31,14 @@ pub fn token() -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// `TAGTRUST_UPSTREAM_TOKEN`: the bearer token `mirror sync` reads its
+/// upstream with, if set.
+pub fn upstream_token() -> Option<String> {
+    std::env::var("TAGTRUST_UPSTREAM_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
 /// The HTTP limits: the defaults, with `TAGTRUST_HTTP_TIMEOUT_SECS` (whole
 /// seconds, one or more) as the whole-request limit, for slow links and
 /// for the slow-retrieval attack test.

@@ -5,6 +5,7 @@
 mod consumer;
 mod delegations;
 mod keys;
+mod mirror;
 mod repository;
 mod root;
 mod tags;
@@ -87,6 +88,7 @@ pub fn run(inv: &Invocation, command: Command) -> Result<()> {
         Command::Status { gun, warning_days } => consumer::status(inv, &gun, warning_days),
         Command::History { reference } => consumer::history(inv, &reference),
         Command::Refresh { gun, role, key } => repository::refresh(inv, &gun, &role, key),
+        Command::Mirror(command) => mirror::run(inv, command),
         Command::Lookup {
             reference,
             consumer,

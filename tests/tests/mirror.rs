@@ -1,0 +1,229 @@
+//! Transparent mirrors (issue 9): `tagtrust mirror sync` copies every
+//! stored version of a GUN from an upstream server to a second server on
+//! another backend, byte for byte; the destination verifies before storing,
+//! refuses a hostile upstream per GUN and keeps what it had; consumers of
+//! the mirror resolve tags with the upstream's root; the mirror never signs.
+
+use serde_json::Value;
+use tagtrust_shared::{Metadata, Snapshot, Targets, Timestamp};
+use tagtrust_tests::proxy::TamperingProxy;
+use tagtrust_tests::{http, parse_json, sign, Backend, Cli, Published, TestServer};
+
+const GUN: &str = "localhost:5000/mirror/app";
+const OTHER: &str = "localhost:5000/mirror/other";
+
+/// The destination: PostgreSQL when the tests have it, else SQLite.
+fn destination() -> TestServer {
+    TestServer::spawn(*Backend::all().last().expect("a backend"))
+}
+
+/// `tagtrust mirror sync --from FROM --to TO GUNS… -o json` by a CLI user
+/// holding an admin token of the destination; the output and the report.
+fn sync(from: &str, to: &TestServer, admin: &str, guns: &[&str]) -> (std::process::Output, Value) {
+    let cli = Cli::new(&to.url).with_token(admin);
+    let mut args = vec![
+        "mirror", "sync", "--from", from, "--to", &to.url, "-o", "json",
+    ];
+    args.extend_from_slice(guns);
+    let out = cli.run(&args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, report)
+}
+
+fn outcome<'a>(report: &'a Value, gun: &str) -> &'a Value {
+    report["guns"]
+        .as_array()
+        .and_then(|guns| guns.iter().find(|g| g["gun"] == gun))
+        .unwrap_or_else(|| panic!("no {gun} in {report}"))
+}
+
+/// Every stored version of every role of `gun` on `server`
+/// (`N.role.json` from 1 to the current version), as bytes.
+fn every_version(server: &TestServer, gun: &str) -> Vec<(String, Vec<u8>)> {
+    let current = |file: &str| server.fetch(gun, file);
+    let snapshot = Metadata::<Snapshot>::from_bytes(&current("snapshot.json")).expect("snapshot");
+    let timestamp =
+        Metadata::<Timestamp>::from_bytes(&current("timestamp.json")).expect("timestamp");
+    let root_version = parse_json(&current("root.json"))["signed"]["version"]
+        .as_u64()
+        .unwrap();
+    let mut roles = vec![
+        ("root".to_string(), root_version),
+        ("timestamp".to_string(), timestamp.signed.version),
+        ("snapshot".to_string(), snapshot.signed.version),
+    ];
+    for (file, meta) in &snapshot.signed.meta {
+        roles.push((file.trim_end_matches(".json").to_string(), meta.version));
+    }
+    let mut files = Vec::new();
+    for (role, newest) in roles {
+        for version in 1..=newest {
+            let name = format!("{version}.{role}.json");
+            files.push((name.clone(), server.fetch(gun, &name)));
+        }
+    }
+    files
+}
+
+#[test]
+fn a_transparent_mirror_holds_every_version_byte_for_byte_and_serves_consumers() {
+    let upstream = Published::spawn(Backend::Sqlite, GUN);
+    let publisher = &upstream.publisher;
+    publisher.tag_set(GUN, "1.0");
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+
+    let (out, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(outcome(&report, GUN)["outcome"], "copied", "{report}");
+    assert_eq!(
+        every_version(&mirror, GUN),
+        every_version(&upstream.server, GUN)
+    );
+
+    // Nothing new: up to date. Then an increment copies only what changed.
+    let (_, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
+    assert_eq!(outcome(&report, GUN)["outcome"], "up-to-date", "{report}");
+    let digest = publisher.tag_set(GUN, "2.0");
+    let (_, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
+    let line = outcome(&report, GUN);
+    assert_eq!(line["outcome"], "copied", "{report}");
+    // One targets, one snapshot, one timestamp (more only if re-signed).
+    assert!(
+        line["files"].as_u64().unwrap() >= 3 && line["files"].as_u64().unwrap() <= 5,
+        "{report}"
+    );
+    assert_eq!(
+        every_version(&mirror, GUN),
+        every_version(&upstream.server, GUN)
+    );
+
+    // A consumer of the mirror trusts the upstream's root and resolves there.
+    let root = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root.path(), upstream.server.fetch(GUN, "1.root.json")).unwrap();
+    let consumer = Cli::new(&mirror.url);
+    let out = consumer.lookup_pinned(&format!("{GUN}:2.0"), root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+
+    // The mirror holds no key and takes no publish for the GUN.
+    let http = http();
+    let key = http
+        .get(format!("{}timestamp.key", mirror.tuf_url(GUN)))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
+    assert_eq!(key.status(), 409);
+    let publish = Cli::new(&mirror.url).with_token(&admin);
+    let out = publish.run(&["init", GUN]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_hostile_upstream_is_refused_per_gun_and_the_mirror_keeps_what_it_had() {
+    let upstream = Published::spawn(Backend::Sqlite, GUN);
+    let publisher = &upstream.publisher;
+    publisher.ok(&["init", OTHER]);
+    let proxy = TamperingProxy::start(&upstream.server.url);
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+    let (out, _) = sync(&proxy.url, &mirror, &admin, &[GUN, OTHER]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = every_version(&mirror, GUN);
+    let prefix = format!("/v2/{GUN}/_trust/tuf/");
+
+    // A rolled-back timestamp: the mirror's newest is newer.
+    let old_timestamp = upstream.server.fetch(GUN, "1.timestamp.json");
+    publisher.tag_set(GUN, "new");
+    proxy.serve(&format!("{prefix}timestamp.json"), 200, old_timestamp);
+    publisher.tag_set(OTHER, "fine");
+    let (out, report) = sync(&proxy.url, &mirror, &admin, &[GUN, OTHER]);
+    assert!(!out.status.success());
+    let line = outcome(&report, GUN);
+    assert_eq!(line["outcome"], "refused", "{report}");
+    assert!(
+        line["reason"].as_str().unwrap().contains("rolled back"),
+        "{report}"
+    );
+    // The other GUN went on.
+    assert_eq!(outcome(&report, OTHER)["outcome"], "copied", "{report}");
+    assert_eq!(every_version(&mirror, GUN), before);
+    proxy.clear();
+
+    // A forged targets (signed by a stranger) where the upstream's should be.
+    let current = upstream.server.fetch(GUN, "targets.json");
+    let mut forged = Metadata::<Targets>::from_bytes(&current).unwrap().signed;
+    forged.targets.clear();
+    let version = forged.version;
+    proxy.serve(
+        &format!("{prefix}{version}.targets.json"),
+        200,
+        sign(forged, &[&tagtrust_shared::SigningKey::generate()]),
+    );
+    let (_, report) = sync(&proxy.url, &mirror, &admin, &[GUN]);
+    let line = outcome(&report, GUN);
+    assert_eq!(line["outcome"], "refused", "{report}");
+    assert!(
+        line["reason"].as_str().unwrap().contains("targets"),
+        "{report}"
+    );
+    assert_eq!(every_version(&mirror, GUN), before);
+    proxy.clear();
+
+    // A truncated file, and an endless one.
+    let path = format!("{prefix}{version}.targets.json");
+    proxy.tamper(&path, tagtrust_tests::proxy::Tamper::Truncate { keep: 40 });
+    let (_, report) = sync(&proxy.url, &mirror, &admin, &[GUN]);
+    assert_eq!(outcome(&report, GUN)["outcome"], "refused", "{report}");
+    proxy.tamper(
+        &path,
+        tagtrust_tests::proxy::Tamper::Inflate {
+            total: 64 * 1024 * 1024,
+            declare_length: false,
+        },
+    );
+    let (_, report) = sync(&proxy.url, &mirror, &admin, &[GUN]);
+    let line = outcome(&report, GUN);
+    assert_eq!(line["outcome"], "refused", "{report}");
+    assert_eq!(every_version(&mirror, GUN), before);
+
+    // Honest again: the mirror catches up.
+    proxy.clear();
+    let (out, report) = sync(&proxy.url, &mirror, &admin, &[GUN]);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(
+        every_version(&mirror, GUN),
+        every_version(&upstream.server, GUN)
+    );
+}
+
+#[test]
+fn imports_need_an_admin_token_and_never_replace_a_hosted_repository() {
+    let upstream = Published::spawn(Backend::Sqlite, GUN);
+    let mirror = destination();
+    // The destination hosts a repository of the same name already.
+    let (_local, _) = Cli::publisher(&mirror, "push:*", GUN);
+    let push = mirror.create_token(&["push:*"]);
+    let (out, _) = sync(&upstream.server.url, &mirror, &push, &[GUN]);
+    assert!(!out.status.success());
+    let admin = mirror.create_token(&["admin:*"]);
+    let (out, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
+    assert!(!out.status.success());
+    let line = outcome(&report, GUN);
+    assert!(
+        line["reason"].as_str().unwrap().contains("hosted"),
+        "{report}"
+    );
+}
