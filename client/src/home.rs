@@ -32,6 +32,12 @@ pub enum ConfigError {
         source: humantime::DurationError,
     },
 
+    #[error("mirror.max_stale {text:?} in config.toml: {source}")]
+    MirrorMaxStale {
+        text: String,
+        source: humantime::DurationError,
+    },
+
     /// A trust pin asking for more (or fewer) pinned keys than can sign.
     #[error("root_threshold {threshold} is impossible with {pinned} distinct pinned root key(s)")]
     PinThreshold { threshold: u64, pinned: u64 },
@@ -110,6 +116,63 @@ pub struct Config {
     /// OCI registry client settings.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Where to read repositories from instead of (or before) their
+    /// server: `[[mirror]]` tables, the first that matches wins.
+    #[serde(default)]
+    pub mirror: Vec<MirrorMapping>,
+}
+
+/// One `[[mirror]]` in config.toml: the repositories of an upstream server
+/// (or the GUNs under a prefix) are read from these locations, in order.
+/// The trusted state (the rollback memory) stays the upstream's, whichever
+/// location answers, so switching locations can never roll a consumer back.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorMapping {
+    /// The upstream server URL this mapping is for.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Or: the GUNs starting with this prefix, whatever their server.
+    #[serde(default)]
+    pub gun_prefix: Option<String>,
+    /// Locations (tagtrust servers or static copies), tried in order.
+    pub locations: Vec<String>,
+    /// Accept a location's expired timestamp (or snapshot, targets) if it
+    /// expired at most this long ago (e.g. "6h") and no location serves a
+    /// fresh one. Off unless set.
+    #[serde(default)]
+    pub max_stale: Option<String>,
+}
+
+impl MirrorMapping {
+    /// Does this mapping cover `gun` on `server`?
+    pub fn covers(&self, server: &str, gun: &str) -> bool {
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        self.upstream.as_deref().is_some_and(|u| same(u, server))
+            || self
+                .gun_prefix
+                .as_deref()
+                .is_some_and(|p| gun.starts_with(p))
+    }
+
+    pub fn max_stale(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        self.max_stale
+            .as_deref()
+            .map(|text| {
+                humantime::parse_duration(text).map_err(|source| ConfigError::MirrorMaxStale {
+                    text: text.to_string(),
+                    source,
+                })
+            })
+            .transpose()
+    }
+}
+
+impl Config {
+    /// The mapping that covers `gun` on `server`, if any.
+    pub fn mirror_for(&self, server: &str, gun: &str) -> Option<&MirrorMapping> {
+        self.mirror.iter().find(|m| m.covers(server, gun))
+    }
 }
 
 /// `[registry]` in config.toml.

@@ -70,6 +70,9 @@ pub struct Resolution {
     /// The targets role that signed the tag (`targets` or a delegated role).
     pub signed_by: String,
     pub trust: TrustSource,
+    /// Where the metadata came from: the server, or the `[[mirror]]`
+    /// location that answered (empty offline).
+    pub location: String,
     pub root: RoleState,
     pub timestamp: RoleState,
     pub snapshot: RoleState,
@@ -123,6 +126,7 @@ pub fn lookup(
         media_type: info.target.media_type().map(str::to_string),
         signed_by: info.role.clone(),
         trust: repo.trust.clone(),
+        location: repo.location.clone(),
         root: RoleState::of(trusted.root()),
         timestamp: RoleState::of(
             trusted

@@ -97,6 +97,7 @@ mod tests {
                 media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
                 signed_by: "ci".into(),
                 trust: TrustSource::Stored,
+                location: String::new(),
                 root: state.clone(),
                 timestamp: state.clone(),
                 snapshot: state.clone(),

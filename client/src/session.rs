@@ -44,6 +44,9 @@ pub struct OpenOptions {
     pub max_stale: Option<Duration>,
     /// Refuse a timestamp signed longer ago than this, even if unexpired.
     pub max_age: Option<Duration>,
+    /// Read through the `[[mirror]]` locations config.toml maps this
+    /// repository to (consumers); publishers read the server itself.
+    pub use_mirrors: bool,
 }
 
 /// A repository whose metadata has just been brought up to date and verified.
@@ -53,6 +56,9 @@ pub struct Repository {
     pub trust: TrustSource,
     /// Key IDs of the root role when trust was established now (not `Stored`).
     pub new_root_keyids: Vec<String>,
+    /// The location that answered: the server, or a `[[mirror]]` location
+    /// (empty offline).
+    pub location: String,
 }
 
 /// Why a repository could not be opened.
@@ -82,6 +88,10 @@ pub enum OpenError {
         gun: String,
         source: Box<UpdateError>,
     },
+
+    /// Every mirror location failed; each one's reason.
+    #[error("updating trusted metadata of {gun}: no location served it verifiably ({failures})")]
+    NoLocation { gun: String, failures: String },
 
     /// The update workflow refused or failed.
     #[error("updating trusted metadata of {gun} from {server}: {source}")]
@@ -174,12 +184,23 @@ impl Session {
                 updater,
                 trust: TrustSource::Stored,
                 new_root_keyids: Vec::new(),
+                location: String::new(),
             });
         }
-        let fetcher = self.metadata_fetcher()?;
-        let pin = self
-            .home
-            .config()?
+        let home_config = self.home.config()?;
+        let mapping = home_config
+            .mirror_for(&self.server, gun.as_str())
+            .filter(|_| options.use_mirrors);
+        let locations: Vec<Location> = match mapping {
+            Some(mapping) => mapping
+                .locations
+                .iter()
+                .map(|url| self.location(url))
+                .collect::<Result<_, _>>()?,
+            None => vec![self.location(&self.server)?],
+        };
+        let max_stale = mapping.map(|m| m.max_stale()).transpose()?.flatten();
+        let pin = home_config
             .pins
             .get(gun.as_str())
             .cloned()
@@ -191,14 +212,22 @@ impl Session {
             root_file: options.root_file.as_deref(),
             notices: &self.notices,
         }
-        .establish(|| fetch_first_root(&fetcher, &base_url, config.root_max_length))?;
-        let fetcher = Box::new(fetcher) as Box<dyn Fetcher>;
-        let mut updater = Updater::new(&dir, &base_url, fetcher, config, trust.root);
-        updater.refresh().map_err(|source| OpenError::Update {
-            gun: gun.to_string(),
-            server: self.server.clone(),
-            source: Box::new(source),
+        .establish(|| {
+            let mut last = None;
+            for location in &locations {
+                match fetch_first_root(
+                    &location.fetcher,
+                    &location.base_url(gun),
+                    config.root_max_length,
+                ) {
+                    Ok(root) => return Ok(root),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.expect("at least one location"))
         })?;
+        let (updater, location) =
+            self.update_from(gun, &dir, &locations, config, trust.root, max_stale)?;
         if let Some(line) = max_age_notice(options.max_age, updater.server_timestamp_max_age()) {
             self.notices.push(line);
         }
@@ -208,6 +237,115 @@ impl Session {
             updater,
             trust: trust.source,
             new_root_keyids: trust.new_root_keyids,
+            location,
         })
+    }
+
+    /// Where to read from: the server itself (with the session's token), or
+    /// a mirror location (without it: a token for the server is not the
+    /// mirror's to see).
+    fn location(&self, url: &str) -> Result<Location, FetchError> {
+        let own = url.trim_end_matches('/') == self.server.trim_end_matches('/');
+        let fetcher = if own {
+            self.metadata_fetcher()?
+        } else {
+            HttpFetcher::new(self.http.clone())?
+        };
+        Ok(Location {
+            url: url.to_string(),
+            fetcher,
+        })
+    }
+
+    /// Run the update workflow against each location in turn until one
+    /// verifies, always over the same trusted state (`dir`): a location
+    /// that is unreachable, or serves what fails verification (a rolled
+    /// back mirror included), is skipped with a notice. With `max_stale`
+    /// (the mapping's opt-in), if no location is fresh, the first whose
+    /// metadata expired less than that long ago is accepted, loudly.
+    fn update_from(
+        &self,
+        gun: &Gun,
+        dir: &std::path::Path,
+        locations: &[Location],
+        config: UpdaterConfig,
+        mut root: crate::trusted::VerifiedRoot,
+        max_stale: Option<Duration>,
+    ) -> Result<(Updater<Box<dyn Fetcher>>, String), OpenError> {
+        let mut failures: Vec<(String, UpdateError)> = Vec::new();
+        let mut expired: Vec<&Location> = Vec::new();
+        for location in locations {
+            let fetcher = Box::new(location.fetcher.clone()) as Box<dyn Fetcher>;
+            let mut updater =
+                Updater::new(dir, &location.base_url(gun), fetcher, config.clone(), root);
+            match updater.refresh() {
+                Ok(()) => return Ok((updater, location.url.clone())),
+                Err(e) => {
+                    root = updater.trusted().verified_root();
+                    if matches!(
+                        e,
+                        UpdateError::Trust(crate::trusted::TrustError::Expired { .. })
+                    ) {
+                        expired.push(location);
+                    }
+                    if locations.len() > 1 {
+                        self.notices.push(format!(
+                            "skipping {} for {gun}: {}",
+                            location.url,
+                            crate::error_line::error_line(&e)
+                        ));
+                    }
+                    failures.push((location.url.clone(), e));
+                }
+            }
+        }
+        if let Some(grace) = max_stale {
+            let reference_time = chrono::Utc::now()
+                - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+            for location in expired {
+                let fetcher = Box::new(location.fetcher.clone()) as Box<dyn Fetcher>;
+                let mut updater =
+                    Updater::new(dir, &location.base_url(gun), fetcher, config.clone(), root);
+                match updater.refresh_as_of(reference_time) {
+                    Ok(()) => {
+                        self.notices.push(format!(
+                            "WARNING: {gun} from {} is stale: its metadata has expired; accepted because mirror.max_stale allows {} (no location served fresh metadata)",
+                            location.url,
+                            humantime::format_duration(grace)
+                        ));
+                        return Ok((updater, location.url.clone()));
+                    }
+                    Err(_) => root = updater.trusted().verified_root(),
+                }
+            }
+        }
+        if failures.len() == 1 {
+            let (server, source) = failures.pop().expect("one failure");
+            return Err(OpenError::Update {
+                gun: gun.to_string(),
+                server,
+                source: Box::new(source),
+            });
+        }
+        Err(OpenError::NoLocation {
+            gun: gun.to_string(),
+            failures: failures
+                .iter()
+                .map(|(url, e)| format!("{url}: {}", crate::error_line::error_line(e)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+}
+
+/// One place metadata is read from, with its fetcher.
+struct Location {
+    url: String,
+    fetcher: HttpFetcher,
+}
+
+impl Location {
+    fn base_url(&self, gun: &Gun) -> String {
+        metadata_url(&self.url, gun)
     }
 }

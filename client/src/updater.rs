@@ -272,8 +272,16 @@ impl<F: Fetcher> Updater<F> {
     /// from the root trusted so far (given to [`Self::new`], or the newest
     /// an earlier refresh accepted), which is not read or verified again.
     pub fn refresh(&mut self) -> Result<(), UpdateError> {
+        self.refresh_as_of(Utc::now())
+    }
+
+    /// [`Self::refresh`] with every expiry checked as at `reference_time`
+    /// instead of now: a consumer's explicit grace for a stale mirror
+    /// (`mirror.max_stale`). Rollback checks against the local state are
+    /// the same.
+    pub fn refresh_as_of(&mut self, reference_time: DateTime<Utc>) -> Result<(), UpdateError> {
         self.refreshed = false;
-        self.trusted = TrustedMetadataSet::from_root(self.trusted.verified_root(), Utc::now());
+        self.trusted = TrustedMetadataSet::from_root(self.trusted.verified_root(), reference_time);
         self.load_root()?;
         self.load_timestamp()?;
         self.load_snapshot()?;

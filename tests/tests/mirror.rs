@@ -227,3 +227,222 @@ fn imports_need_an_admin_token_and_never_replace_a_hosted_repository() {
         "{report}"
     );
 }
+
+/// `--follow` keeps a mirror in step with an upstream whose publishers keep
+/// publishing, through its changefeed; killed with SIGKILL at random points
+/// (`TAGTRUST_MIRROR_KILLS`, default 10) and restarted, it converges: every
+/// version of every GUN, byte for byte, nothing half-stored.
+#[test]
+fn a_following_mirror_converges_through_kills_while_publishers_publish() {
+    use rand::Rng;
+    let kills = tagtrust_tests::env_number("TAGTRUST_MIRROR_KILLS", 10);
+    let guns = [
+        "localhost:5000/mirror/f0",
+        "localhost:5000/mirror/f1",
+        "localhost:5000/mirror/f2",
+    ];
+    let upstream = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = Cli::publisher(&upstream, "push:*", guns[0]);
+    for gun in &guns[1..] {
+        publisher.ok(&["init", gun]);
+    }
+    let reader = upstream.create_token(&["pull:*"]);
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+    let follower_cli = Cli::new(&mirror.url).with_token(&admin);
+    let start_follower = || {
+        let child = follower_cli
+            .command()
+            .args([
+                "mirror",
+                "sync",
+                "--from",
+                &upstream.url,
+                "--to",
+                &mirror.url,
+            ])
+            .args(["--all", "--follow", "--interval", "1"])
+            .env("TAGTRUST_UPSTREAM_TOKEN", &reader)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mirror sync --follow");
+        tagtrust_tests::KillOnDrop(child)
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for n in 0..kills {
+                publisher.tag_set(guns[n as usize % guns.len()], &format!("t{n}"));
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut rng = rand::thread_rng();
+        for _ in 0..kills {
+            let follower = start_follower();
+            std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(50..1500)));
+            drop(follower); // SIGKILL, wherever it is
+        }
+    });
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+    let _follower = start_follower();
+    let converged = |gun: &str| every_version(&mirror, gun) == every_version(&upstream, gun);
+    for gun in guns {
+        let mut tries = 0;
+        while mirror.fetch(gun, "timestamp.json") != upstream.fetch(gun, "timestamp.json") {
+            tries += 1;
+            assert!(tries < 300, "{gun} did not converge within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(
+            converged(gun),
+            "{gun}: the mirror's versions differ from the upstream's"
+        );
+    }
+}
+
+/// Write `[[mirror]]` for `upstream` into the consumer's config.toml.
+fn map_to(consumer: &Cli, upstream: &str, locations: &[&str], max_stale: Option<&str>) {
+    let list = locations
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let stale = max_stale.map_or(String::new(), |s| format!("max_stale = {s:?}\n"));
+    std::fs::write(
+        consumer.home.path().join("config.toml"),
+        format!("[[mirror]]\nupstream = {upstream:?}\nlocations = [{list}]\n{stale}"),
+    )
+    .unwrap();
+}
+
+fn lookup_json(consumer: &Cli, reference: &str) -> (std::process::Output, Value) {
+    let out = consumer.run(&["lookup", reference, "-o", "json"]);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, report)
+}
+
+#[test]
+fn consumers_read_through_ordered_locations_and_never_roll_back() {
+    let mut upstream = Published::spawn(Backend::Sqlite, GUN);
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+    assert!(sync(&upstream.server.url, &mirror, &admin, &[GUN])
+        .0
+        .status
+        .success());
+    let consumer = upstream.consumer();
+    map_to(&consumer, &upstream.server.url, &[&mirror.url], None);
+    let (out, report) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["digest"], upstream.digest.as_str());
+    assert_eq!(report["location"], mirror.url.as_str());
+
+    // The consumer moves on to a newer version through the mirror...
+    let old_timestamp = mirror.fetch(GUN, "timestamp.json");
+    let digest = upstream.publisher.tag_set(GUN, "latest");
+    assert!(sync(&upstream.server.url, &mirror, &admin, &[GUN])
+        .0
+        .status
+        .success());
+    let (_, report) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    assert_eq!(report["digest"], digest.as_str(), "{report}");
+    let trusted_version = report["timestamp"]["version"].as_u64().unwrap();
+
+    // ...then a dead location and one serving the old timestamp come first:
+    // both are skipped, the honest mirror answers, nothing is rolled back,
+    // and the upstream itself is never asked.
+    let rolled_back = TamperingProxy::start(&mirror.url);
+    rolled_back.serve(
+        &format!("/v2/{GUN}/_trust/tuf/timestamp.json"),
+        200,
+        old_timestamp,
+    );
+    let dead = format!("http://127.0.0.1:{}", tagtrust_tests::free_port());
+    upstream.server.stop();
+    map_to(
+        &consumer,
+        &upstream.server.url,
+        &[&dead, &rolled_back.url, &mirror.url],
+        None,
+    );
+    let (out, report) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(report["location"], mirror.url.as_str(), "{report}");
+    assert_eq!(report["digest"], digest.as_str());
+    assert!(stderr.contains(&format!("skipping {dead}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("skipping {}", rolled_back.url)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rollback"), "{stderr}");
+    assert_eq!(
+        report["timestamp"]["version"].as_u64().unwrap(),
+        trusted_version
+    );
+
+    // Only the rolled-back location: refused, with the reason.
+    map_to(&consumer, &upstream.server.url, &[&rolled_back.url], None);
+    let (out, _) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rollback"));
+}
+
+/// Timestamps live 3 s, snapshots 6 s, the scheduler looks every second.
+const SHORT: [&str; 6] = [
+    "--timestamp-expiry-secs",
+    "3",
+    "--snapshot-expiry-secs",
+    "6",
+    "--resign-interval-secs",
+    "1",
+];
+
+#[test]
+fn a_mirror_not_synced_in_time_is_an_honest_expiry_unless_the_consumer_opts_in() {
+    let upstream = Published::spawn_with(Backend::Sqlite, GUN, &SHORT);
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+    assert!(sync(&upstream.server.url, &mirror, &admin, &[GUN])
+        .0
+        .status
+        .success());
+    let consumer = upstream.consumer();
+    map_to(&consumer, &upstream.server.url, &[&mirror.url], None);
+    // Bootstrap while it is fresh, then let the mirror's copy expire (the
+    // mirror never re-signs it; the upstream keeps re-signing its own).
+    let synced = mirror.fetch(GUN, "timestamp.json");
+    let (out, _) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    assert_eq!(
+        mirror.fetch(GUN, "timestamp.json"),
+        synced,
+        "the mirror re-signed"
+    );
+    let (out, _) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("expired"), "{stderr}");
+
+    // Opted in with a bound: accepted, loudly.
+    map_to(&consumer, &upstream.server.url, &[&mirror.url], Some("1h"));
+    let (out, report) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(report["digest"], upstream.digest.as_str());
+    assert!(stderr.contains("stale"), "{stderr}");
+    // A bound shorter than the staleness is no opt-in.
+    map_to(&consumer, &upstream.server.url, &[&mirror.url], Some("1s"));
+    let (out, _) = lookup_json(&consumer, &format!("{GUN}:latest"));
+    assert!(!out.status.success());
+}

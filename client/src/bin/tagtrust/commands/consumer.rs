@@ -22,6 +22,7 @@ fn open_options(inv: &Invocation, consumer: ConsumerArgs) -> Result<OpenOptions>
             Some(age) => Some(age),
             None => inv.config.freshness.max_age()?,
         },
+        use_mirrors: true,
     })
 }
 
