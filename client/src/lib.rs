@@ -30,6 +30,7 @@
 //! * `signing`: signing a role's next version with a fresh expiry.
 //! * [`lookup`]: resolve a tag.
 //! * [`mirror`]: transparent mirror sync between two servers.
+//! * [`rerooted`]: re-rooted mirror import (the operator's root delegating to the upstream).
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
 //! * [`history`]: what a tag pointed to, version by version, verified.
@@ -63,6 +64,7 @@ pub mod publisher;
 pub mod pull_report;
 pub mod registry;
 pub mod remote;
+pub mod rerooted;
 pub mod rotation;
 pub mod session;
 mod signing;

@@ -204,6 +204,20 @@ impl Publisher {
         tag: &str,
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
     ) -> Result<Published, PublishError> {
+        self.change_role_with(gun, signer, tag, change, |_| Ok(Vec::new()))
+    }
+
+    /// [`Self::change_role`], publishing with the new version the files
+    /// `extra` picks from the repository as it is at each attempt (already
+    /// signed by others: a re-rooted mirror's upstream roles).
+    pub(crate) fn change_role_with(
+        &self,
+        gun: &Gun,
+        signer: &Signer,
+        tag: &str,
+        change: impl Fn(&mut Targets) -> Result<(), PublishError>,
+        extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
+    ) -> Result<Published, PublishError> {
         let client = self.server_client()?;
         let mut keys = KeyCache::new(self.passphrases.clone());
         let expiry = self.session.home.config()?.expiry;
@@ -258,6 +272,7 @@ impl Publisher {
             )];
             let resigned =
                 self.resign_expiring(gun, &repo, signer, &mut keys, &expiry, &mut files)?;
+            files.extend(extra(&repo)?);
             let version = Metadata::<Targets>::from_bytes(&files[0].1)?.signed.version;
             match client.publish(gun, &files) {
                 Ok(()) => {
@@ -568,44 +583,7 @@ impl Publisher {
         }
         let replaced = std::cell::Cell::new(false);
         let published = self.change_targets(gun, |targets| {
-            let delegations = targets.delegations.get_or_insert_with(|| Delegations {
-                keys: BTreeMap::new(),
-                roles: Some(Vec::new()),
-                succinct_roles: None,
-                extra: Default::default(),
-            });
-            let roles = delegations
-                .roles
-                .as_mut()
-                .ok_or_else(|| PublishError::Refused("this GUN uses succinct hash-bin delegations; tagtrust cannot add named roles to them".into()))?;
-            // An existing name is replaced where it stands (search order
-            // is unchanged): its keys, threshold, paths and terminating
-            // flag become the ones given. That is how a compromised or
-            // lost delegated key is replaced; the role's stored metadata,
-            // signed by the old keys, stops verifying, and the new key
-            // holder's next publish starts it again (`RoleState::Next`).
-            let position = roles.iter().position(|r| r.name == delegation.name);
-            replaced.set(position.is_some());
-            roles.retain(|r| r.name != delegation.name);
-            let keyids: Vec<String> = delegation.keys.iter().map(PublicKey::key_id).collect();
-            for key in &delegation.keys {
-                delegations.keys.insert(key.key_id(), key.clone());
-            }
-            let roles = delegations.roles.as_mut().expect("checked above");
-            let entry = DelegatedRole {
-                name: delegation.name.clone(),
-                keyids,
-                threshold: delegation.threshold,
-                terminating: delegation.terminating,
-                paths: Some(delegation.paths.clone()),
-                path_hash_prefixes: None,
-                extra: Default::default(),
-            };
-            match position {
-                Some(at) => roles.insert(at.min(roles.len()), entry),
-                None => roles.push(entry),
-            }
-            prune_delegation_keys(delegations);
+            replaced.set(set_delegation(targets, delegation)?);
             Ok(())
         })?;
         Ok(DelegationReport {
@@ -734,4 +712,52 @@ fn backoff(attempt: u32) {
     let base = 20u64 * u64::from(attempt.min(10) + 1);
     let jitter = rand::thread_rng().gen_range(0..=base);
     std::thread::sleep(std::time::Duration::from_millis(base + jitter));
+}
+
+/// Add `delegation` to `targets`, or replace the one of that name where it
+/// stands (search order unchanged); returns whether it replaced one.
+pub(crate) fn set_delegation(
+    targets: &mut Targets,
+    delegation: &NewDelegation,
+) -> Result<bool, PublishError> {
+    let delegations = targets.delegations.get_or_insert_with(|| Delegations {
+        keys: BTreeMap::new(),
+        roles: Some(Vec::new()),
+        succinct_roles: None,
+        extra: Default::default(),
+    });
+    let roles = delegations.roles.as_mut().ok_or_else(|| {
+        PublishError::Refused(
+            "this GUN uses succinct hash-bin delegations; tagtrust cannot add named roles to them"
+                .into(),
+        )
+    })?;
+    // An existing name is replaced where it stands (search order
+    // is unchanged): its keys, threshold, paths and terminating
+    // flag become the ones given. That is how a compromised or
+    // lost delegated key is replaced; the role's stored metadata,
+    // signed by the old keys, stops verifying, and the new key
+    // holder's next publish starts it again (`RoleState::Next`).
+    let position = roles.iter().position(|r| r.name == delegation.name);
+    roles.retain(|r| r.name != delegation.name);
+    let keyids: Vec<String> = delegation.keys.iter().map(PublicKey::key_id).collect();
+    for key in &delegation.keys {
+        delegations.keys.insert(key.key_id(), key.clone());
+    }
+    let roles = delegations.roles.as_mut().expect("checked above");
+    let entry = DelegatedRole {
+        name: delegation.name.clone(),
+        keyids,
+        threshold: delegation.threshold,
+        terminating: delegation.terminating,
+        paths: Some(delegation.paths.clone()),
+        path_hash_prefixes: None,
+        extra: Default::default(),
+    };
+    match position {
+        Some(at) => roles.insert(at.min(roles.len()), entry),
+        None => roles.push(entry),
+    }
+    prune_delegation_keys(delegations);
+    Ok(position.is_some())
 }

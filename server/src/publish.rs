@@ -262,18 +262,8 @@ fn signature_error(role: &str, e: tagtrust_shared::Error) -> Refusal {
 /// Version must be exactly `current + 1` (1 for a new role). Not newer than
 /// current means the publisher is behind: 409, re-fetch and retry.
 fn check_version(role: &str, uploaded: u64, current: Option<u64>) -> Result<(), Refusal> {
+    check_newer(role, uploaded, current)?;
     let current_version = current.unwrap_or(0);
-    if uploaded <= current_version {
-        return Err(Refusal::Conflict {
-            role: role.to_string(),
-            current_version,
-            reason: format!(
-                "{role} version {uploaded} is not newer than the current version {current_version}; \
-                 fetch the current metadata and publish version {}",
-                current_version + 1
-            ),
-        });
-    }
     if uploaded != current_version + 1 {
         return Err(Refusal::invalid(
             role,
@@ -286,6 +276,28 @@ fn check_version(role: &str, uploaded: u64, current: Option<u64>) -> Result<(), 
                 current_version + 1
             ),
         ));
+    }
+    Ok(())
+}
+
+/// A delegated role's version must only be newer: it may skip versions,
+/// because a re-rooted mirror stores an upstream's targets (and its
+/// delegated roles) verbatim as delegated roles, at the upstream's
+/// versions, and imports only now and then. TUF clients need no more than
+/// that (no version of a role ever goes down); the server-signed and
+/// top-level roles keep their exact +1.
+fn check_newer(role: &str, uploaded: u64, current: Option<u64>) -> Result<(), Refusal> {
+    let current_version = current.unwrap_or(0);
+    if uploaded <= current_version {
+        return Err(Refusal::Conflict {
+            role: role.to_string(),
+            current_version,
+            reason: format!(
+                "{role} version {uploaded} is not newer than the current version {current_version}; \
+                 fetch the current metadata and publish version {}",
+                current_version + 1
+            ),
+        });
     }
     Ok(())
 }
@@ -571,11 +583,12 @@ pub fn plan(
         if let Some(delegations) = &md.signed.delegations {
             check_distinct_keys(&role, "delegations", &delegations.keys)?;
         }
-        check_version(
-            &role,
-            md.signed.version,
-            current_versions.get(&role).copied(),
-        )?;
+        let current_version = current_versions.get(&role).copied();
+        if role == TARGETS {
+            check_version(&role, md.signed.version, current_version)?;
+        } else {
+            check_newer(&role, md.signed.version, current_version)?;
+        }
         check_expiry(&role, md.signed.expires, now)?;
         effective.insert(role.clone(), md);
         parsed_uploads.insert(role, bytes);

@@ -308,11 +308,33 @@ fn older_root_is_a_conflict() {
 #[test]
 fn version_skipped() {
     let k = keys();
+    let skipping = targets(
+        3,
+        &["latest"],
+        &[("dev", &k.dev, "dev-*")],
+        &k.targets,
+        later(),
+    );
     assert_refused(
         &release1(),
-        vec![dev(3, &["dev-1"], &k.dev)],
-        "dev",
+        vec![up("targets", skipping)],
+        "targets",
         "VERSION",
+    );
+}
+
+/// A delegated role may skip versions (a re-rooted mirror imports an
+/// upstream's targets at the upstream's versions), never go back or stay.
+#[test]
+fn a_delegated_role_may_skip_versions_but_not_repeat_them() {
+    let k = keys();
+    let p = plan(&release1(), vec![dev(7, &["dev-7"], &k.dev)], now()).unwrap();
+    assert_eq!(p.store[0].1, 7);
+    assert_refused(
+        &release1(),
+        vec![dev(1, &["dev-1"], &k.dev)],
+        "dev",
+        "CONFLICT",
     );
 }
 

@@ -133,6 +133,34 @@ pub enum MirrorCommand {
         #[arg(long, default_value_t = 5, value_name = "SECS")]
         interval: u64,
     },
+    /// Re-rooted mirror: verify GUN on --from (as a consumer would), then
+    /// delegate the tags of your own repository --as DEST_GUN on --to to
+    /// the upstream's targets keys and store the upstream's signed targets
+    /// (and its delegated roles) verbatim as that delegated role. Signed
+    /// with your targets key for DEST_GUN (create it with `tagtrust init`).
+    Import {
+        /// Upstream tagtrust server URL
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The mirror's tagtrust server URL (your repository's server)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The upstream GUN
+        gun: Gun,
+        /// Your repository on the mirror
+        #[arg(long = "as", value_name = "DEST_GUN")]
+        dest: Gun,
+        /// The delegated role the upstream's targets becomes
+        #[arg(long, default_value = "upstream")]
+        role: String,
+        /// Tag patterns the upstream may sign in your repository (repeatable)
+        #[arg(long = "path", default_values_t = vec!["*".to_string()])]
+        paths: Vec<String>,
+        /// Trust the upstream's first root from this file (else a pin in
+        /// config.toml, else trust on first use, announced)
+        #[arg(long, value_name = "FILE")]
+        upstream_root: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -7,6 +7,9 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tagtrust::mirror::{GunOutcome, GunSync, MirrorSync};
+use tagtrust::publisher::Publisher;
+use tagtrust::rerooted::{self, RerootOptions};
+use tagtrust::session::{OpenOptions, Session};
 use tagtrust::terminal::escape;
 use tagtrust_shared::Gun;
 
@@ -27,7 +30,73 @@ pub fn run(inv: &Invocation, command: MirrorCommand) -> Result<()> {
             all,
             follow.then(|| Duration::from_secs(interval.max(1))),
         ),
+        MirrorCommand::Import {
+            from,
+            to,
+            gun,
+            dest,
+            role,
+            paths,
+            upstream_root,
+        } => import(
+            inv,
+            Servers { from, to },
+            &gun,
+            &dest,
+            RerootOptions { role, paths },
+            upstream_root,
+        ),
     }
+}
+
+/// The upstream and the mirror.
+struct Servers {
+    from: String,
+    to: String,
+}
+
+/// `mirror import`: the upstream read with `TAGTRUST_UPSTREAM_TOKEN`, the
+/// operator's repository published with `TAGTRUST_TOKEN`.
+fn import(
+    inv: &Invocation,
+    servers: Servers,
+    gun: &Gun,
+    dest: &Gun,
+    options: RerootOptions,
+    upstream_root: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let upstream = Session {
+        token: environment::upstream_token(),
+        ..environment::session(&inv.home, servers.from, &inv.notices)
+    };
+    let publisher = Publisher::new(
+        environment::session(&inv.home, servers.to, &inv.notices),
+        inv.passphrases.clone(),
+    );
+    let open = OpenOptions {
+        root_file: upstream_root,
+        ..OpenOptions::default()
+    };
+    let report = rerooted::import(&publisher, dest, &upstream, gun, &open, &options)?;
+    inv.out.print(&report, || match report.targets_version {
+        Some(version) => format!(
+            "imported {} into {} as {} (targets v{version}): {}",
+            escape(&report.upstream_gun),
+            escape(&report.gun),
+            escape(&report.role),
+            if report.imported.is_empty() {
+                "delegation updated".to_string()
+            } else {
+                tagtrust::terminal::escape_join(&report.imported, ", ")
+            }
+        ),
+        None => format!(
+            "{} is up to date with {} (upstream targets v{})",
+            escape(&report.gun),
+            escape(&report.upstream_gun),
+            report.upstream_targets_version
+        ),
+    })
 }
 
 /// What `-o json` prints for a round of copies.
