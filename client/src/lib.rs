@@ -30,6 +30,7 @@
 //! * `signing`: signing a role's next version with a fresh expiry.
 //! * [`lookup`]: resolve a tag.
 //! * [`mirror`]: transparent mirror sync between two servers.
+//! * [`export`]: the air-gapped export, a static TUF layout of GUNs.
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
 //! * [`history`]: what a tag pointed to, version by version, verified.
@@ -48,6 +49,7 @@ pub mod announce;
 pub mod atomic_file;
 pub mod bootstrap;
 pub mod error_line;
+pub mod export;
 pub mod fetch;
 pub mod freshness;
 pub mod history;
