@@ -31,6 +31,7 @@
 //! * [`lookup`]: resolve a tag.
 //! * [`mirror`]: transparent mirror sync between two servers.
 //! * [`rerooted`]: re-rooted mirror import (the operator's root delegating to the upstream).
+//! * [`export`]: the air-gapped export, a static TUF layout of GUNs.
 //! * [`rotation`]: key rotation and re-signing roles before they expire.
 //! * [`status`]: versions, expiries and key holders of every role.
 //! * [`history`]: what a tag pointed to, version by version, verified.
@@ -49,6 +50,7 @@ pub mod announce;
 pub mod atomic_file;
 pub mod bootstrap;
 pub mod error_line;
+pub mod export;
 pub mod fetch;
 pub mod freshness;
 pub mod history;

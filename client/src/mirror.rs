@@ -11,6 +11,9 @@
 //! (`POST /v2/{gun}/_trust/mirror`), so a hostile upstream is refused there
 //! even if this side were fooled. A GUN that fails is reported with its
 //! reason and the others go on.
+//!
+//! Reading a GUN's history from a server is [`Upstream`]; the air-gapped
+//! export ([`crate::export`]) reads it the same way, holding nothing.
 
 use crate::fetch::{FetchError, Fetcher, HttpFetcher, HttpOptions};
 use crate::remote::{RemoteError, ServerClient};
@@ -66,110 +69,95 @@ pub struct Copied<'a> {
     pub bytes: u64,
 }
 
-/// Two servers: where metadata comes from and where it goes.
-pub struct MirrorSync {
-    upstream: String,
+/// A tagtrust server read as the source of GUNs' histories, within the
+/// updater's size limits.
+pub struct Upstream {
+    url: String,
     fetcher: HttpFetcher,
-    destination: ServerClient,
-    destination_fetcher: HttpFetcher,
     limits: UpdaterConfig,
 }
 
-/// One file of a GUN's history as the upstream serves it.
-struct FileCopy {
-    name: String,
-    bytes: Vec<u8>,
+/// Two servers: where metadata comes from and where it goes.
+pub struct MirrorSync {
+    upstream: Upstream,
+    destination: ServerClient,
+    destination_fetcher: HttpFetcher,
 }
 
-/// The newest versions the destination holds (0: none).
+/// One version of one role as the upstream serves it.
+pub(crate) struct FileCopy {
+    pub role: String,
+    pub version: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl FileCopy {
+    /// `{version}.{role}.json`, the name the server stores it under.
+    pub fn name(&self) -> String {
+        format!("{}.{}.json", self.version, self.role)
+    }
+}
+
+/// The newest versions a reader already holds (0: none); the default holds
+/// nothing, so every version is fetched.
 #[derive(Debug, Default)]
-struct HeldVersions {
+pub(crate) struct HeldVersions {
     root: u64,
     timestamp: Option<(u64, String)>,
-    /// Version of each role in the destination's current snapshot, and the
+    /// Version of each role in the reader's current snapshot, and the
     /// snapshot's own.
     roles: BTreeMap<String, u64>,
 }
 
-impl MirrorSync {
-    /// `upstream` is read with `upstream_http` (a pull token where reads
-    /// need one); `destination` is written with `destination_token` (an
-    /// `admin:` token for the GUNs) through `destination_http`.
-    pub fn new(
-        upstream: &str,
-        upstream_http: HttpOptions,
-        destination: &str,
-        destination_token: Option<String>,
-        destination_http: HttpOptions,
-    ) -> Result<MirrorSync, MirrorError> {
-        Ok(MirrorSync {
-            upstream: upstream.trim_end_matches('/').to_string(),
-            fetcher: HttpFetcher::new(upstream_http)?,
-            destination: ServerClient::with_http(
-                destination,
-                destination_token,
-                &destination_http,
-            )?,
-            destination_fetcher: HttpFetcher::new(destination_http)?,
+impl Upstream {
+    /// `url` read with `http` (a pull token where reads need one).
+    pub fn new(url: &str, http: HttpOptions) -> Result<Upstream, MirrorError> {
+        Ok(Upstream {
+            url: url.trim_end_matches('/').to_string(),
+            fetcher: HttpFetcher::new(http)?,
             limits: UpdaterConfig::default(),
         })
     }
 
-    fn upstream_file(&self, gun: &Gun, name: &str) -> String {
-        format!("{}{name}", crate::remote::metadata_url(&self.upstream, gun))
+    /// The server's URL (no trailing `/`).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
-    /// Copy what the destination lacks of `gun`; `copied` hears of each
-    /// file fetched. Never fails as a whole: a refusal is the outcome.
-    pub fn sync_gun(&self, gun: &Gun, copied: &mut dyn FnMut(Copied<'_>)) -> GunSync {
-        let outcome = match self.try_sync_gun(gun, copied) {
-            Ok(outcome) => outcome,
-            Err(e) => GunOutcome::Refused {
-                reason: crate::error_line::error_line(&e),
-            },
-        };
-        GunSync {
-            gun: gun.clone(),
-            outcome,
-        }
+    fn file_url(&self, gun: &Gun, name: &str) -> String {
+        format!("{}{name}", crate::remote::metadata_url(&self.url, gun))
     }
 
-    fn try_sync_gun(
+    /// The current `timestamp.json` of `gun`: its bytes and parsed form.
+    pub(crate) fn timestamp(
         &self,
         gun: &Gun,
-        copied: &mut dyn FnMut(Copied<'_>),
-    ) -> Result<GunOutcome, MirrorError> {
-        let held = self.held_versions(gun)?;
-        let timestamp_bytes = self.fetcher.fetch(
-            &self.upstream_file(gun, "timestamp.json"),
+    ) -> Result<(Vec<u8>, Metadata<Timestamp>), MirrorError> {
+        let bytes = self.fetcher.fetch(
+            &self.file_url(gun, "timestamp.json"),
             self.limits.timestamp_max_length,
         )?;
-        let timestamp: Metadata<Timestamp> = parse("timestamp.json", &timestamp_bytes)?;
-        let version = timestamp.signed.version;
-        if let Some((held_version, held_sha256)) = &held.timestamp {
-            if version < *held_version {
-                return Err(MirrorError::RolledBack {
-                    upstream: version,
-                    held: *held_version,
-                });
-            }
-            if version == *held_version {
-                if tagtrust_shared::hashes::sha256_hex(&timestamp_bytes) != *held_sha256 {
-                    return Err(MirrorError::Changed { version });
-                }
-                return Ok(GunOutcome::UpToDate {
-                    timestamp_version: version,
-                });
-            }
-        }
+        let timestamp = parse("timestamp.json", &bytes)?;
+        Ok((bytes, timestamp))
+    }
+
+    /// Every stored version of every role of `gun` after what `held` has, up
+    /// to what `timestamp` describes: roots until the server has no more,
+    /// timestamps up to `timestamp`'s version, snapshots up to the one it
+    /// names, and every role that snapshot lists. A past version the server
+    /// no longer keeps is skipped. `copied` hears of each file fetched.
+    pub(crate) fn versions_after(
+        &self,
+        gun: &Gun,
+        timestamp: &Metadata<Timestamp>,
+        held: &HeldVersions,
+        copied: &mut dyn FnMut(Copied<'_>),
+    ) -> Result<Vec<FileCopy>, MirrorError> {
         let mut files = Vec::new();
         let mut fetch =
             |role: &str, version: u64, max_length: u64| -> Result<Option<Vec<u8>>, MirrorError> {
                 let name = format!("{version}.{}.json", encode_role(role));
-                match self
-                    .fetcher
-                    .fetch(&self.upstream_file(gun, &name), max_length)
-                {
+                match self.fetcher.fetch(&self.file_url(gun, &name), max_length) {
                     Ok(bytes) => {
                         copied(Copied {
                             gun,
@@ -177,7 +165,8 @@ impl MirrorSync {
                             bytes: bytes.len() as u64,
                         });
                         files.push(FileCopy {
-                            name: format!("{version}.{role}.json"),
+                            role: role.to_string(),
+                            version,
                             bytes: bytes.clone(),
                         });
                         Ok(Some(bytes))
@@ -187,7 +176,7 @@ impl MirrorSync {
                     Err(e) => Err(e.into()),
                 }
             };
-        // Roots after the destination's newest, until the upstream has no more.
+        // Roots after the held one, until the upstream has no more.
         let mut root = held.root + 1;
         while fetch(
             TopLevelRole::Root.as_str(),
@@ -198,8 +187,9 @@ impl MirrorSync {
         {
             root += 1;
         }
-        // Timestamps after the destination's, the newest fetched by version
-        // (it may have been re-signed since the look above).
+        // Timestamps after the held one, the newest fetched by version
+        // (it may have been re-signed since `timestamp` was read).
+        let version = timestamp.signed.version;
         let from = held.timestamp.as_ref().map_or(1, |(v, _)| v + 1);
         for past in from..=version {
             fetch(
@@ -208,7 +198,7 @@ impl MirrorSync {
                 self.limits.timestamp_max_length,
             )?;
         }
-        // Snapshots after the destination's, up to the one the timestamp names.
+        // Snapshots after the held one, up to the one the timestamp names.
         let snapshot_version = timestamp
             .signed
             .snapshot_meta()
@@ -233,21 +223,104 @@ impl MirrorSync {
                 snapshot = bytes;
             }
         }
-        // Every role the snapshot lists, after the destination's version.
+        // Every role the snapshot lists, after the held version. Its names
+        // come from the upstream: only valid role names (no `/`, no leading
+        // `.`) become file names.
         if let Some(bytes) = snapshot {
             let snapshot: Metadata<Snapshot> = parse("snapshot", &bytes)?;
             for (file, meta) in &snapshot.signed.meta {
                 let role = file.trim_end_matches(".json");
+                tagtrust_shared::pathmatch::validate_role_name(role).map_err(|e| {
+                    MirrorError::Invalid {
+                        file: format!("{snapshot_version}.snapshot.json"),
+                        reason: e.to_string(),
+                    }
+                })?;
                 let held_version = held.roles.get(role).copied().unwrap_or(0);
-                let max_length = meta.length.unwrap_or(self.limits.targets_max_length);
+                // The snapshot's length is that of the version it names;
+                // an earlier version may well be longer (a tag removed
+                // since, say).
                 for past in held_version + 1..=meta.version {
+                    let max_length = match meta.length {
+                        Some(length) if past == meta.version => length,
+                        _ => self.limits.targets_max_length,
+                    };
                     fetch(role, past, max_length)?;
                 }
             }
         }
+        Ok(files)
+    }
+}
+
+impl MirrorSync {
+    /// `upstream` is read with `upstream_http` (a pull token where reads
+    /// need one); `destination` is written with `destination_token` (an
+    /// `admin:` token for the GUNs) through `destination_http`.
+    pub fn new(
+        upstream: &str,
+        upstream_http: HttpOptions,
+        destination: &str,
+        destination_token: Option<String>,
+        destination_http: HttpOptions,
+    ) -> Result<MirrorSync, MirrorError> {
+        Ok(MirrorSync {
+            upstream: Upstream::new(upstream, upstream_http)?,
+            destination: ServerClient::with_http(
+                destination,
+                destination_token,
+                &destination_http,
+            )?,
+            destination_fetcher: HttpFetcher::new(destination_http)?,
+        })
+    }
+
+    /// Copy what the destination lacks of `gun`; `copied` hears of each
+    /// file fetched. Never fails as a whole: a refusal is the outcome.
+    pub fn sync_gun(&self, gun: &Gun, copied: &mut dyn FnMut(Copied<'_>)) -> GunSync {
+        let outcome = match self.try_sync_gun(gun, copied) {
+            Ok(outcome) => outcome,
+            Err(e) => GunOutcome::Refused {
+                reason: crate::error_line::error_line(&e),
+            },
+        };
+        GunSync {
+            gun: gun.clone(),
+            outcome,
+        }
+    }
+
+    fn try_sync_gun(
+        &self,
+        gun: &Gun,
+        copied: &mut dyn FnMut(Copied<'_>),
+    ) -> Result<GunOutcome, MirrorError> {
+        let held = self.held_versions(gun)?;
+        let (timestamp_bytes, timestamp) = self.upstream.timestamp(gun)?;
+        let version = timestamp.signed.version;
+        if let Some((held_version, held_sha256)) = &held.timestamp {
+            if version < *held_version {
+                return Err(MirrorError::RolledBack {
+                    upstream: version,
+                    held: *held_version,
+                });
+            }
+            if version == *held_version {
+                if tagtrust_shared::hashes::sha256_hex(&timestamp_bytes) != *held_sha256 {
+                    return Err(MirrorError::Changed { version });
+                }
+                return Ok(GunOutcome::UpToDate {
+                    timestamp_version: version,
+                });
+            }
+        }
+        let files = self
+            .upstream
+            .versions_after(gun, &timestamp, &held, copied)?;
         let bytes: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
         let count = files.len();
-        let upload: Vec<(String, Vec<u8>)> = files.into_iter().map(|f| (f.name, f.bytes)).collect();
+        let upload: Vec<(String, Vec<u8>)> =
+            files.into_iter().map(|f| (f.name(), f.bytes)).collect();
         self.destination.import_mirror(gun, &upload)?;
         Ok(GunOutcome::Copied {
             files: count,
@@ -258,6 +331,7 @@ impl MirrorSync {
 
     /// What the destination holds of `gun` now (nothing if it has none).
     fn held_versions(&self, gun: &Gun) -> Result<HeldVersions, MirrorError> {
+        let limits = &self.upstream.limits;
         let url = |name: &str| format!("{}{name}", self.destination.metadata_url(gun));
         let fetch = |name: &str, max_length: u64| match self
             .destination_fetcher
@@ -268,19 +342,19 @@ impl MirrorSync {
             Err(e) => Err(MirrorError::from(e)),
         };
         let mut held = HeldVersions::default();
-        if let Some(bytes) = fetch("root.json", self.limits.root_max_length)? {
+        if let Some(bytes) = fetch("root.json", limits.root_max_length)? {
             held.root = parse::<tagtrust_shared::Root>("the mirror's root.json", &bytes)?
                 .signed
                 .version;
         }
-        if let Some(bytes) = fetch("timestamp.json", self.limits.timestamp_max_length)? {
+        if let Some(bytes) = fetch("timestamp.json", limits.timestamp_max_length)? {
             let md: Metadata<Timestamp> = parse("the mirror's timestamp.json", &bytes)?;
             held.timestamp = Some((
                 md.signed.version,
                 tagtrust_shared::hashes::sha256_hex(&bytes),
             ));
         }
-        if let Some(bytes) = fetch("snapshot.json", self.limits.snapshot_max_length)? {
+        if let Some(bytes) = fetch("snapshot.json", limits.snapshot_max_length)? {
             let md: Metadata<Snapshot> = parse("the mirror's snapshot.json", &bytes)?;
             held.roles
                 .insert(TopLevelRole::Snapshot.to_string(), md.signed.version);
@@ -323,11 +397,11 @@ impl MirrorSync {
         records: u32,
     ) -> Result<Vec<ChangeRecord>, MirrorError> {
         let base = match gun {
-            Some(gun) => format!("{}/v2/{gun}/_trust/changefeed", self.upstream),
-            None => format!("{}/v2/_trust/changefeed", self.upstream),
+            Some(gun) => format!("{}/v2/{gun}/_trust/changefeed", self.upstream.url),
+            None => format!("{}/v2/_trust/changefeed", self.upstream.url),
         };
         let url = format!("{base}?change_id={cursor}&records={records}");
-        let bytes = self.fetcher.fetch(&url, 4 * 1024 * 1024)?;
+        let bytes = self.upstream.fetcher.fetch(&url, 4 * 1024 * 1024)?;
         let page: ChangefeedPage = serde_json::from_slice(&bytes)
             .map_err(|e| MirrorError::Changefeed(format!("{url}: {e}")))?;
         page.records

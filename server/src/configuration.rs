@@ -308,6 +308,14 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Load an air-gapped export (`tagtrust export`): check every file
+    /// against the manifest, verify each GUN like a transparent mirror sync
+    /// and store it (nothing of a refused GUN is stored).
+    Import {
+        /// The export: a directory or FILE.tar
+        #[arg(value_name = "DIR|FILE.tar")]
+        source: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

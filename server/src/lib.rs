@@ -11,6 +11,7 @@
 //!   snapshot and timestamp, the re-sign scheduler and the read path's
 //!   freshness guarantee.
 //! * `auth`: bearer tokens and scopes; [`tokens`]: the `token` subcommands.
+//! * [`import`]: the `import` subcommand (an air-gapped export, verified like a mirror sync).
 //! * `error`: the API's JSON errors.
 //! * `metrics`: Prometheus metrics.
 //!
@@ -20,6 +21,7 @@ pub(crate) mod auth;
 pub(crate) mod changefeed;
 pub mod configuration;
 pub(crate) mod error;
+pub mod import;
 pub(crate) mod metrics;
 pub(crate) mod mirror;
 pub(crate) mod online;

@@ -33,5 +33,6 @@ async fn run() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => tagtrust_server::startup::run(settings).await,
         Command::Token(command) => tagtrust_server::tokens::run(&settings, command).await,
+        Command::Import { source } => tagtrust_server::import::run(&settings, &source).await,
     }
 }

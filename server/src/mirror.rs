@@ -13,6 +13,8 @@
 //! a threshold of that role's keys under some root of the chain (or some
 //! delegation of it at hand). A version already held must come back
 //! byte-identical: a changed past is refused, never stored beside.
+//!
+//! [`store_import`] runs it against the database and stores the plan.
 
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -393,6 +395,9 @@ fn signed_under_some_root(roots: &[Metadata<Root>], role: TopLevelRole, bytes: &
         TopLevelRole::Root => verify::<Root>(roots, role.as_str(), bytes),
     }
 }
+
+mod store;
+pub use store::{store_import, StoreError};
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 //! * [`pathmatch`]: which targets a delegated role may sign.
 //! * [`role`]: the four top-level role names, and which are signed online.
 //! * [`gun`] and [`mod@reference`]: image repository names and `host/repo:tag` references.
+//! * [`export`]: the air-gapped export's layout and manifest.
 //!
 //! Why not tough's schema types: tough recomputes key IDs from key content
 //! (TUF says key IDs are whatever the delegating role lists), rejects keys with
@@ -18,6 +19,7 @@
 
 pub mod canonical;
 pub mod error;
+pub mod export;
 pub mod gun;
 pub mod hashes;
 pub mod keys;

@@ -3,17 +3,19 @@
 //! like a publish, one part per file named as the upstream serves it
 //! (`{version}.{role}.json`), exact bytes. Verified by the import core
 //! ([`crate::mirror`]) under the repository's lock, then stored as is in
-//! one transaction; nothing is signed.
+//! one transaction ([`crate::mirror::store_import`], which
+//! `tagtrust-server import` uses too); nothing is signed.
 
 use super::publish::{read_parts, upload_permit, Limits};
 use crate::auth::{self, Action};
 use crate::error::ApiError;
-use crate::mirror::{self, Held, ImportRefusal, Offered};
+use crate::mirror::{self, ImportRefusal, Offered, StoreError};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
-use tagtrust_shared::{Gun, TopLevelRole};
+use tagtrust_shared::export::{parse_file_name, FileKind};
+use tagtrust_shared::Gun;
 
 /// How an import path ends.
 pub(crate) const SUFFIX: &str = "/_trust/mirror";
@@ -31,29 +33,16 @@ impl std::fmt::Display for FileName {
 }
 
 fn file_name(filename: &str) -> Result<FileName, ApiError> {
-    let invalid = || {
-        ApiError::bad_request(
+    match parse_file_name(filename) {
+        Some(FileKind::Version { role, version }) => Ok(FileName { role, version }),
+        _ => Err(ApiError::bad_request(
             "BAD_FILENAME",
             format!(
                 "{:?} is not a versioned metadata file name ({{version}}.{{role}}.json)",
                 filename.chars().take(300).collect::<String>()
             ),
-        )
-    };
-    let stem = filename.strip_suffix(".json").ok_or_else(invalid)?;
-    let (digits, role) = stem.split_once('.').ok_or_else(invalid)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
+        )),
     }
-    let version = digits.parse::<u64>().map_err(|_| invalid())?;
-    tagtrust_shared::pathmatch::validate_role_name(role).map_err(|_| invalid())?;
-    if version == 0 {
-        return Err(invalid());
-    }
-    Ok(FileName {
-        role: role.to_string(),
-        version,
-    })
 }
 
 fn refused(refusal: ImportRefusal) -> ApiError {
@@ -91,34 +80,17 @@ pub(crate) async fn import(
         })
         .collect();
 
-    let mut repo = state.storage.lock(gun.as_str()).await?;
-    let versions = repo.stored_versions().await?;
-    let hosted = repo.has_keys().await? || (!versions.is_empty() && !repo.is_mirrored().await?);
-    let root = TopLevelRole::Root.as_str();
-    let mut files = repo.all_versions(root).await?;
-    files.extend(
-        repo.current_files()
-            .await?
-            .into_iter()
-            .filter(|f| f.role != root),
-    );
-    let held = Held::new(
-        hosted,
-        versions,
-        files.into_iter().map(|f| (f.role, f.version, f.bytes)),
-    );
     let offered_count = offered.len();
-    let plan = mirror::plan_import(&held, offered, chrono::Utc::now()).map_err(|e| {
-        tracing::info!(gun = %gun, error = %e, "mirror import refused");
-        refused(e)
-    })?;
-    for file in &plan.store {
-        repo.insert_metadata(&file.role, file.version, &file.bytes)
-            .await?;
-    }
+    let plan = mirror::store_import(&state.storage, gun, offered, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::Refused(refusal) => {
+                tracing::info!(gun = %gun, error = %refusal, "mirror import refused");
+                refused(refusal)
+            }
+            StoreError::Storage(e) => e.into(),
+        })?;
     if !plan.store.is_empty() {
-        repo.mark_mirrored().await?;
-        repo.commit().await?;
         state
             .metrics
             .refresh_repository_expiries(&state.storage, gun.as_str())

@@ -92,6 +92,19 @@ pub enum Command {
     /// Copy signed metadata between servers (transparent mirrors).
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Write every stored version of each GUN's signed metadata, byte for
+    /// byte as the server serves it, as a static TUF layout (consistent
+    /// snapshot names and the current files, under v2/{gun}/_trust/tuf/)
+    /// with a manifest (tagtrust-export.json): a web root any static server
+    /// serves, or a tar of it. Reads with TAGTRUST_TOKEN if set; no key is
+    /// read or written.
+    Export {
+        #[arg(required = true)]
+        guns: Vec<Gun>,
+        /// Directory to write (a web root), or FILE.tar
+        #[arg(long, value_name = "DIR|FILE.tar")]
+        to: PathBuf,
+    },
     /// Resolve GUN:TAG with TUF, fetch its manifest by the signed digest from
     /// the registry, check sha256 and size, then print or write it.
     Pull {

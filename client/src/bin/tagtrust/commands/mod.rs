@@ -4,6 +4,7 @@
 
 mod consumer;
 mod delegations;
+mod export;
 mod keys;
 mod mirror;
 mod repository;
@@ -89,6 +90,7 @@ pub fn run(inv: &Invocation, command: Command) -> Result<()> {
         Command::History { reference } => consumer::history(inv, &reference),
         Command::Refresh { gun, role, key } => repository::refresh(inv, &gun, &role, key),
         Command::Mirror(command) => mirror::run(inv, command),
+        Command::Export { guns, to } => export::export(inv, &guns, &to),
         Command::Lookup {
             reference,
             consumer,
