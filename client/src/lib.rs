@@ -73,7 +73,7 @@ mod signing;
 pub mod staging;
 pub mod status;
 pub mod tag_target;
-pub mod terminal;
+pub use tagtrust_shared::terminal;
 pub use tagtrust_shared::trusted;
 #[cfg(test)]
 mod trusted_tests;

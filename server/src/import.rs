@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use tagtrust_shared::export::{file_kind, ExportedGun, FileKind, Manifest, FORMAT, MANIFEST_FILE};
 use tagtrust_shared::hashes::sha256_hex;
+use tagtrust_shared::terminal::escape;
 use tagtrust_shared::Gun;
 
 /// Largest manifest read.
@@ -107,13 +108,14 @@ pub async fn run(settings: &Settings, path: &Path) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for exported in &manifest.guns {
         match import_gun(&storage, &source, exported, max_file_bytes).await {
-            Ok(line) => writeln!(out, "{line}")?,
+            Ok(line) => writeln!(out, "{}", escape(&line))?,
             Err(reason) => {
                 refused += 1;
                 tracing::info!(gun = %exported.gun, reason = %reason, "import refused");
                 eprintln!(
-                    "tagtrust-server: refused {}: {reason}",
-                    exported.gun.escape_debug()
+                    "tagtrust-server: refused {}: {}",
+                    escape(&exported.gun),
+                    escape(&reason)
                 );
             }
         }

@@ -28,6 +28,7 @@ pub mod pathmatch;
 pub mod reference;
 pub mod role;
 pub mod succession;
+pub mod terminal;
 pub mod trusted;
 pub mod verify;
 
