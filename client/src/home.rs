@@ -562,6 +562,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mirror_mappings_match_by_upstream_or_gun_prefix_first_one_wins() {
+        let config: Config = toml::from_str(
+            r#"
+            [[mirror]]
+            upstream = "https://trust.example.com/"
+            locations = ["https://a.internal"]
+            max_stale = "6h"
+
+            [[mirror]]
+            gun_prefix = "registry.example.com/acme/"
+            locations = ["https://b.internal", "https://c.internal"]
+            "#,
+        )
+        .unwrap();
+        let a = config
+            .mirror_for("https://trust.example.com", "other/app")
+            .unwrap();
+        assert_eq!(a.locations, ["https://a.internal"]);
+        assert_eq!(
+            a.max_stale().unwrap(),
+            Some(std::time::Duration::from_secs(6 * 3600))
+        );
+        let b = config
+            .mirror_for("https://elsewhere", "registry.example.com/acme/app")
+            .unwrap();
+        assert_eq!(b.locations.len(), 2);
+        assert_eq!(b.max_stale().unwrap(), None);
+        // The first mapping that covers wins.
+        let first = config
+            .mirror_for("https://trust.example.com", "registry.example.com/acme/app")
+            .unwrap();
+        assert_eq!(first.locations, ["https://a.internal"]);
+        assert!(config
+            .mirror_for("https://elsewhere", "registry.example.com/other")
+            .is_none());
+        let bad: Config =
+            toml::from_str("[[mirror]]\nupstream = \"x\"\nlocations = []\nmax_stale = \"soon\"\n")
+                .unwrap();
+        assert!(bad.mirror[0].max_stale().is_err());
+    }
+
+    #[test]
     fn server_names_are_path_safe() {
         assert_eq!(
             server_dir_name("http://127.0.0.1:4443/"),
