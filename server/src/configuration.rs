@@ -60,6 +60,14 @@ pub struct Settings {
     pub max_import_bytes: usize,
     /// Most files in one mirror import.
     pub max_import_files: usize,
+    /// How long a current file may be served from memory (milliseconds; 0
+    /// turns the read cache off): the bound on how long another process
+    /// sharing the database may serve the previous version (invalidation
+    /// is immediate in the process that committed, and on PostgreSQL by
+    /// `NOTIFY` in the others).
+    pub read_cache_ms: u64,
+    /// Most metadata bytes the read cache holds.
+    pub read_cache_bytes: usize,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Fault injection for tests, 0 in production: wait up to this many
@@ -94,6 +102,8 @@ impl Default for Settings {
             fault_changefeed_commit_delay_ms: 0,
             max_import_bytes: 256 * 1024 * 1024,
             max_import_files: 100_000,
+            read_cache_ms: 1000,
+            read_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -203,6 +213,14 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_import_files: Option<usize>,
+    /// Serve current files from memory for at most this many ms; 0: off [default: 1000].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_cache_ms: Option<u64>,
+    /// Most metadata bytes the read cache holds [default: 64 MiB].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_cache_bytes: Option<usize>,
     /// Tests only: delay commits after a changefeed record (see Settings).
     #[arg(long, global = true, hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,7 @@
 //! Only what the `tagtrust-server` binary and the fuzz crate use is public.
 
 pub(crate) mod auth;
+pub(crate) mod cache;
 pub(crate) mod changefeed;
 pub mod configuration;
 pub(crate) mod error;

@@ -10,12 +10,14 @@
 //! through `busy_timeout`), which avoids the deadlock of a deferred
 //! transaction that reads first and then tries to upgrade.
 
+use crate::cache::ReadCache;
 use crate::changefeed::{ChangeCategory, ChangeRecord, Cursor, FeedQuery, FeedScope};
 use crate::configuration::Settings;
 use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
 use tagtrust_shared::{PublicKey, TopLevelRole};
 
@@ -90,7 +92,9 @@ pub struct StoredFile {
     pub role: String,
     pub version: u64,
     pub sha256: String,
-    pub bytes: Vec<u8>,
+    /// Exact bytes; cheap to clone (shared with the read cache and the
+    /// response body).
+    pub bytes: bytes::Bytes,
     /// `signed.expires` as Unix seconds (NULL for rows stored before the
     /// column existed; see [`expires_of`]).
     pub expires_at: Option<i64>,
@@ -163,6 +167,10 @@ enum Backend {
 pub struct Storage {
     pool: AnyPool,
     backend: Backend,
+    /// Current files served from memory (see `cache.rs`).
+    cache: Arc<ReadCache>,
+    /// For the PostgreSQL change listener; may hold a password, never shown.
+    url: Arc<String>,
     /// [`Settings::fault_changefeed_commit_delay_ms`].
     commit_delay_ms: u64,
 }
@@ -181,7 +189,7 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile> {
         role: row.try_get("role")?,
         version: version_from_db(row.try_get("version")?)?,
         sha256: row.try_get("sha256")?,
-        bytes: row.try_get("bytes")?,
+        bytes: row.try_get::<Vec<u8>, _>("bytes")?.into(),
         expires_at: row.try_get("expires_at")?,
     })
 }
@@ -278,6 +286,10 @@ impl Storage {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            // No ping before every query (sqlx's default): on PostgreSQL it
+            // was a protocol round trip per read. A connection that broke
+            // fails its query, which is answered 503 and closed.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -313,6 +325,11 @@ impl Storage {
         Ok(Storage {
             pool,
             backend,
+            cache: Arc::new(ReadCache::new(
+                Duration::from_millis(settings.read_cache_ms),
+                settings.read_cache_bytes,
+            )),
+            url: Arc::new(url),
             commit_delay_ms: settings.fault_changefeed_commit_delay_ms,
         })
     }
@@ -333,11 +350,67 @@ impl Storage {
         row.as_ref().map(file_from_row).transpose()
     }
 
-    /// The newest version of `role`.
+    /// The newest version of `role`, from the read cache when it has it.
     pub(crate) async fn current(&self, gun: &str, role: &str) -> Result<Option<StoredFile>> {
+        if let Some(cached) = self.cache.get(gun, role) {
+            return Ok(cached);
+        }
+        let epoch = self.cache.epoch();
         let sql =
             format!("{SELECT_FILE} WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1");
-        self.one_file(sqlx::query(&sql).bind(gun).bind(role)).await
+        let file = self
+            .one_file(sqlx::query(&sql).bind(gun).bind(role))
+            .await?;
+        self.cache.put(gun, role, file.clone(), epoch);
+        Ok(file)
+    }
+
+    /// Drop what the read cache holds of `gun`, so the next read asks the
+    /// database (after a re-sign attempt that found another process had
+    /// already signed).
+    pub(crate) fn forget_cached(&self, gun: &str) {
+        self.cache.invalidate(gun);
+    }
+
+    /// On PostgreSQL, follow other processes' commits (`NOTIFY` from
+    /// [`RepoTx::commit`]) and invalidate the read cache as they come. When
+    /// the listening connection fails, the whole cache is dropped (changes
+    /// may have been missed) and it reconnects; entries never outlive the
+    /// cache's time to live either way.
+    pub fn listen_for_changes(&self) {
+        if self.backend != Backend::Postgres || !self.cache.enabled() {
+            return;
+        }
+        let (url, cache) = (self.url.clone(), self.cache.clone());
+        tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect(&url).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+                            tracing::warn!(error = %e, "listening for changes");
+                        } else {
+                            cache.clear();
+                            loop {
+                                match listener.try_recv().await {
+                                    Ok(Some(note)) => cache.invalidate(note.payload()),
+                                    Ok(None) => {
+                                        // Reconnected: what happened meanwhile is unknown.
+                                        cache.clear();
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "change listener failed");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "change listener cannot connect"),
+                }
+                cache.clear();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// The expiry of the current version of `role`, without reading its
@@ -350,6 +423,9 @@ impl Storage {
         gun: &str,
         role: &str,
     ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>> {
+        if self.cache.enabled() {
+            return Ok(self.current(gun, role).await?.map(|file| file.expires()));
+        }
         let row = sqlx::query(
             "SELECT expires_at FROM metadata WHERE gun = $1 AND role = $2 ORDER BY version DESC LIMIT 1",
         )
@@ -429,6 +505,8 @@ impl Storage {
         Ok(RepoTx {
             tx,
             gun: gun.to_string(),
+            cache: self.cache.clone(),
+            dirty: false,
             backend: self.backend,
             commit_delay_ms: self.commit_delay_ms,
             change: None,
@@ -527,6 +605,7 @@ impl Storage {
             .await?;
         if deleted > 0 {
             repo.change = Some(Change::Deletion);
+            repo.dirty = true;
         }
         repo.commit().await?;
         Ok(deleted > 0)
@@ -654,6 +733,9 @@ impl Storage {
 pub struct RepoTx {
     tx: Transaction<'static, Any>,
     gun: String,
+    cache: Arc<ReadCache>,
+    /// Something was written: readers must see it once committed.
+    dirty: bool,
     backend: Backend,
     commit_delay_ms: u64,
     /// The changefeed record this transaction adds when it commits.
@@ -670,6 +752,9 @@ enum Change {
     },
     Deletion,
 }
+
+/// The PostgreSQL notification channel commits announce their GUN on.
+const CHANGES_CHANNEL: &str = "tagtrust_changes";
 
 /// The key of the PostgreSQL advisory lock that orders changefeed records
 /// ("tagtrust" in ASCII).
@@ -705,6 +790,7 @@ impl RepoTx {
 
     /// Make the repository a transparent mirror (see the migration).
     pub(crate) async fn mark_mirrored(&mut self) -> Result<()> {
+        self.dirty = true;
         sqlx::query("UPDATE repositories SET mirrored = 1 WHERE gun = $1")
             .bind(&self.gun)
             .execute(&mut *self.tx)
@@ -770,6 +856,7 @@ impl RepoTx {
         public_key: &PublicKey,
         sealed_seed: &[u8],
     ) -> Result<()> {
+        self.dirty = true;
         let role = role.as_str();
         let seq: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM online_keys WHERE gun = $1 AND role = $2",
@@ -799,6 +886,7 @@ impl RepoTx {
 
     /// Store one new metadata version (exact bytes) and make it current.
     pub async fn insert_metadata(&mut self, role: &str, version: u64, bytes: &[u8]) -> Result<()> {
+        self.dirty = true;
         let version = version_to_db(version)?;
         let expires_at = expires_of(bytes).map(|t| t.timestamp());
         let sha256 = tagtrust_shared::hashes::sha256_hex(bytes);
@@ -845,7 +933,18 @@ impl RepoTx {
         if let Some(change) = self.change.take() {
             self.record_change(change).await?;
         }
+        if self.dirty && self.backend == Backend::Postgres && self.cache.enabled() {
+            // Delivered to every listening process only if this commits.
+            sqlx::query("SELECT 1 AS sent FROM pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(&self.gun)
+                .execute(&mut *self.tx)
+                .await?;
+        }
         self.tx.commit().await?;
+        if self.dirty {
+            self.cache.invalidate(&self.gun);
+        }
         Ok(())
     }
 

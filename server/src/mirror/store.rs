@@ -39,7 +39,9 @@ pub async fn store_import(
     let held = Held::new(
         hosted,
         versions,
-        files.into_iter().map(|f| (f.role, f.version, f.bytes)),
+        files
+            .into_iter()
+            .map(|f| (f.role, f.version, f.bytes.to_vec())),
     );
     let plan = plan_import(&held, offered, now)?;
     for file in &plan.store {

@@ -86,6 +86,8 @@ pub(crate) async fn current(
             return Err(unavailable(gun, role, e.message));
         }
     }
+    // Another process may have signed it: read what is committed now.
+    online.storage.forget_cached(gun);
     let Some(latest) = online.storage.current(gun, role.as_str()).await? else {
         return Ok(None);
     };

@@ -154,7 +154,7 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     } else {
         SnapshotUpdate::Keep {
             version: snapshot.version,
-            bytes: snapshot.bytes.clone(),
+            bytes: snapshot.bytes.to_vec(),
         }
     };
     let signed = signing::sign_and_store(

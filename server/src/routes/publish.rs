@@ -189,7 +189,7 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
     let current = publish::CurrentRepository::from_files(
         files
             .iter()
-            .map(|f| (f.role.as_str(), f.version, f.bytes.as_slice())),
+            .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
     )
     .map_err(|e| ApiError::internal(e.to_string()))?;
     let plan = publish::plan(&current, uploads, now)?;

@@ -1,0 +1,212 @@
+//! The read cache: the current file of each (GUN, role) served from memory
+//! instead of a database query per request.
+//!
+//! Correctness rests on three things:
+//! - every write transaction invalidates its GUN here when it commits
+//!   (`RepoTx::commit`), so this process never serves a version older than
+//!   one it committed;
+//! - on PostgreSQL the same commit sends `NOTIFY` (delivered only if it
+//!   commits), and every process listens and invalidates, so another
+//!   process's publish is seen as soon as the notification arrives;
+//! - every entry lives at most `ttl` (default 1 s) whatever happens to the
+//!   notifications (a dropped listener connection, a slow network): the
+//!   documented bound on how long a process may serve the previous version
+//!   of a file another process replaced.
+//!
+//! A reader that loaded a file while an invalidation ran does not put the
+//! older file back: each put carries the epoch its read started in, and an
+//! invalidation moves the epoch on.
+
+use crate::storage::StoredFile;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct ReadCache {
+    ttl: Duration,
+    max_bytes: usize,
+    epoch: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<(String, String), Entry>,
+    bytes: usize,
+}
+
+struct Entry {
+    /// `None`: the role has no current file (cached absence).
+    file: Option<StoredFile>,
+    loaded: Instant,
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        self.file.as_ref().map_or(0, |f| f.bytes.len()) + 64
+    }
+}
+
+impl ReadCache {
+    /// A cache whose entries live at most `ttl` (zero: no caching) and
+    /// hold at most `max_bytes` of metadata in all.
+    pub fn new(ttl: Duration, max_bytes: usize) -> ReadCache {
+        ReadCache {
+            ttl,
+            max_bytes,
+            epoch: AtomicU64::new(0),
+            state: Mutex::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The epoch a read starts in; pass it to [`Self::put`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The cached current file of `role` (`Some(None)`: known to have
+    /// none), if fresh.
+    pub fn get(&self, gun: &str, role: &str) -> Option<Option<StoredFile>> {
+        if !self.enabled() {
+            return None;
+        }
+        let state = self.state();
+        let entry = state.entries.get(&(gun.to_string(), role.to_string()))?;
+        (entry.loaded.elapsed() < self.ttl).then(|| entry.file.clone())
+    }
+
+    /// Remember what a read that started in `epoch` found, unless an
+    /// invalidation happened since.
+    pub fn put(&self, gun: &str, role: &str, file: Option<StoredFile>, epoch: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let entry = Entry {
+            file,
+            loaded: Instant::now(),
+        };
+        if entry.size() > self.max_bytes {
+            return;
+        }
+        let mut state = self.state();
+        if self.epoch() != epoch {
+            return;
+        }
+        let size = entry.size();
+        if let Some(old) = state
+            .entries
+            .insert((gun.to_string(), role.to_string()), entry)
+        {
+            state.bytes -= old.size();
+        }
+        state.bytes += size;
+        if state.bytes > self.max_bytes {
+            self.evict(&mut state);
+        }
+    }
+
+    /// Drop expired entries, then the oldest, until within the budget.
+    fn evict(&self, state: &mut State) {
+        let ttl = self.ttl;
+        state.entries.retain(|_, e| e.loaded.elapsed() < ttl);
+        let mut by_age: Vec<((String, String), Instant)> = state
+            .entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.loaded))
+            .collect();
+        by_age.sort_by_key(|(_, loaded)| *loaded);
+        let mut bytes: usize = state.entries.values().map(Entry::size).sum();
+        for (key, _) in by_age {
+            if bytes <= self.max_bytes {
+                break;
+            }
+            if let Some(e) = state.entries.remove(&key) {
+                bytes -= e.size();
+            }
+        }
+        state.bytes = bytes;
+    }
+
+    /// Forget everything about `gun` (it changed).
+    pub fn invalidate(&self, gun: &str) {
+        let mut state = self.state();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut freed = 0;
+        state.entries.retain(|(g, _), e| {
+            let keep = g != gun;
+            if !keep {
+                freed += e.size();
+            }
+            keep
+        });
+        state.bytes -= freed;
+    }
+
+    /// Forget everything (notifications may have been missed).
+    pub fn clear(&self) {
+        let mut state = self.state();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        state.entries.clear();
+        state.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(version: u64, size: usize) -> StoredFile {
+        StoredFile {
+            role: "timestamp".into(),
+            version,
+            sha256: String::new(),
+            bytes: vec![b'x'; size].into(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_put_from_before_an_invalidation_is_dropped() {
+        let cache = ReadCache::new(Duration::from_secs(60), 1 << 20);
+        let before = cache.epoch();
+        cache.invalidate("a");
+        cache.put("a", "timestamp", Some(file(1, 10)), before);
+        assert!(cache.get("a", "timestamp").is_none());
+        cache.put("a", "timestamp", Some(file(2, 10)), cache.epoch());
+        assert_eq!(cache.get("a", "timestamp").unwrap().unwrap().version, 2);
+        cache.invalidate("a");
+        assert!(cache.get("a", "timestamp").is_none());
+    }
+
+    #[test]
+    fn entries_expire_and_the_budget_holds() {
+        let cache = ReadCache::new(Duration::from_millis(50), 1000);
+        cache.put("a", "timestamp", None, cache.epoch());
+        assert!(matches!(cache.get("a", "timestamp"), Some(None)));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get("a", "timestamp").is_none());
+        for n in 0..20 {
+            cache.put(
+                &format!("g{n}"),
+                "targets",
+                Some(file(1, 100)),
+                cache.epoch(),
+            );
+        }
+        assert!(cache.state().bytes <= 1000);
+        assert!(cache.get("g19", "targets").is_some(), "the newest stays");
+        assert!(cache.get("g0", "targets").is_none(), "the oldest went");
+        let off = ReadCache::new(Duration::ZERO, 1000);
+        off.put("a", "timestamp", Some(file(1, 1)), off.epoch());
+        assert!(off.get("a", "timestamp").is_none());
+    }
+}
