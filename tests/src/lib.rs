@@ -530,6 +530,45 @@ pub fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Resolve `target` with python-tuf's ngclient (tests/python/ngclient_lookup.py)
+/// from the TUF metadata at `metadata_url`, bootstrapped from the root file
+/// `root`. Asserts that ngclient accepts the repository (`what` names it in
+/// the failure) and returns its answer, `{"length": N, "sha256": HEX}`.
+pub fn ngclient_lookup(
+    python: &Path,
+    metadata_url: &str,
+    root: &Path,
+    target: &str,
+    what: &str,
+) -> serde_json::Value {
+    let md = tempfile::tempdir().unwrap();
+    let out = Command::new(python)
+        .arg(tests_dir().join("python/ngclient_lookup.py"))
+        .arg(metadata_url)
+        .arg(root)
+        .arg(md.path())
+        .arg(target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ngclient refused {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Server arguments for expiry tests: timestamps live 3 s, snapshots 6 s,
+/// the scheduler looks every second.
+pub const SHORT_EXPIRY: [&str; 6] = [
+    "--timestamp-expiry-secs",
+    "3",
+    "--snapshot-expiry-secs",
+    "6",
+    "--resign-interval-secs",
+    "1",
+];
+
 // ---------------------------------------------------------------------------
 // Shared fixtures: metadata building, HTTP, CLI flows.
 

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use tagtrust_shared::export::{Manifest, MANIFEST_FILE};
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_tests::{
-    bin_path, free_port, json, parse_json, python_with_tuf, stderr, succeeded, tests_dir,
+    bin_path, free_port, json, ngclient_lookup, parse_json, python_with_tuf, stderr, succeeded,
     wait_until_answering, Backend, Cli, KillOnDrop, Published, TestServer,
 };
 
@@ -280,21 +280,13 @@ fn an_export_served_by_nginx_resolves_with_tagtrust_tuf_client_and_python_tuf() 
         ("latest", &fixture.latest_digest),
         ("release-1", &fixture.release_digest),
     ] {
-        let md = tempfile::tempdir().unwrap();
-        let out = Command::new(&python)
-            .arg(tests_dir().join("python/ngclient_lookup.py"))
-            .arg(nginx.metadata_url())
-            .arg(&fixture.root)
-            .arg(md.path())
-            .arg(tag)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ngclient refused the export: {}",
-            stderr(&out)
+        let theirs = ngclient_lookup(
+            &python,
+            &nginx.metadata_url(),
+            &fixture.root,
+            tag,
+            "the export",
         );
-        let theirs = json(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(
             format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
             *digest

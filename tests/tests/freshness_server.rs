@@ -15,19 +15,10 @@ use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
 use tagtrust_tests::database::postgres_query;
 use tagtrust_tests::{
     bin_path, free_port, http, metric, metrics, Backend, Cli, ServerProcess, TestServer,
+    SHORT_EXPIRY,
 };
 
 const GUN: &str = "localhost:5000/acme/fresh";
-
-/// Timestamps live 3 s, snapshots 6 s, the scheduler looks every second.
-const SHORT: [&str; 6] = [
-    "--timestamp-expiry-secs",
-    "3",
-    "--snapshot-expiry-secs",
-    "6",
-    "--resign-interval-secs",
-    "1",
-];
 
 /// Another `tagtrust-server` process on an existing server's database.
 fn spawn_extra(storage_args: &[String], args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
@@ -116,7 +107,7 @@ fn root_of(http: &Client, base: &str) -> Root {
 #[test]
 fn timestamps_stay_fresh_across_expiry_periods() {
     for backend in Backend::all() {
-        let server = TestServer::spawn_with(backend, &SHORT);
+        let server = TestServer::spawn_with(backend, &SHORT_EXPIRY);
         let digest = publish(&server);
         let http = http();
         let root = root_of(&http, &server.url);
@@ -174,8 +165,8 @@ fn timestamps_stay_fresh_across_expiry_periods() {
 #[test]
 fn two_servers_on_one_database_sign_each_version_once() {
     for backend in Backend::all() {
-        let server = TestServer::spawn_with(backend, &SHORT);
-        let other = spawn_extra(&server.storage_args(), &SHORT, &[]);
+        let server = TestServer::spawn_with(backend, &SHORT_EXPIRY);
+        let other = spawn_extra(&server.storage_args(), &SHORT_EXPIRY, &[]);
         publish(&server);
         let http = http();
         let root = root_of(&http, &server.url);
@@ -339,7 +330,7 @@ fn wait_until_expired<T: tagtrust_shared::metadata::Role>(
 #[test]
 fn expired_timestamp_is_never_served() {
     for backend in Backend::all() {
-        let (_server, late, broken, digest) = late_scheduler(backend, &SHORT, true);
+        let (_server, late, broken, digest) = late_scheduler(backend, &SHORT_EXPIRY, true);
         let broken = broken.unwrap();
         let http = http();
         let root = root_of(&http, &late.url);

@@ -2,9 +2,8 @@
 //! `tagtrust-server` and agree with `tagtrust lookup`: python-tuf's ngclient
 //! (in the virtualenv scripts/test.sh creates) and tough's RepositoryLoader.
 
-use std::process::Command;
 use tagtrust_tests::{
-    python_with_tuf, random_digest, succeeded, tests_dir, Backend, Cli, TestServer,
+    ngclient_lookup, python_with_tuf, random_digest, succeeded, Backend, Cli, TestServer,
 };
 
 const GUN: &str = "registry.example.com/acme/heavylifter";
@@ -35,21 +34,13 @@ fn python_tuf_ngclient_agrees_with_tagtrust() {
             "json",
         ]))
         .unwrap();
-        let md = tempfile::tempdir().unwrap();
-        let out = Command::new(&python)
-            .arg(tests_dir().join("python/ngclient_lookup.py"))
-            .arg(server.tuf_url(GUN))
-            .arg(&root)
-            .arg(md.path())
-            .arg("latest")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ngclient refused the repository ({backend:?}): {}",
-            String::from_utf8_lossy(&out.stderr)
+        let theirs = ngclient_lookup(
+            &python,
+            &server.tuf_url(GUN),
+            &root,
+            "latest",
+            &format!("the repository ({backend:?})"),
         );
-        let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
             format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
             digest

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use tagtrust_shared::{Metadata, Snapshot, Targets, Timestamp};
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{http, parse_json, sign, Backend, Cli, Published, TestServer};
+use tagtrust_tests::{http, parse_json, sign, Backend, Cli, Published, TestServer, SHORT_EXPIRY};
 
 const GUN: &str = "localhost:5000/mirror/app";
 const OTHER: &str = "localhost:5000/mirror/other";
@@ -393,19 +393,9 @@ fn consumers_read_through_ordered_locations_and_never_roll_back() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("rollback"));
 }
 
-/// Timestamps live 3 s, snapshots 6 s, the scheduler looks every second.
-const SHORT: [&str; 6] = [
-    "--timestamp-expiry-secs",
-    "3",
-    "--snapshot-expiry-secs",
-    "6",
-    "--resign-interval-secs",
-    "1",
-];
-
 #[test]
 fn a_mirror_not_synced_in_time_is_an_honest_expiry_unless_the_consumer_opts_in() {
-    let upstream = Published::spawn_with(Backend::Sqlite, GUN, &SHORT);
+    let upstream = Published::spawn_with(Backend::Sqlite, GUN, &SHORT_EXPIRY);
     let mirror = destination();
     let admin = mirror.create_token(&["admin:*"]);
     assert!(sync(&upstream.server.url, &mirror, &admin, &[GUN])

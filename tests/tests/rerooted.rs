@@ -8,9 +8,9 @@
 //! delegation. A consumer's versions never go backwards throughout.
 
 use serde_json::Value;
-use std::process::Command;
 use tagtrust_tests::{
-    json, python_with_tuf, random_digest, succeeded, tests_dir, Backend, Cli, Published, TestServer,
+    json, ngclient_lookup, python_with_tuf, random_digest, succeeded, Backend, Cli, Published,
+    TestServer,
 };
 
 const UPSTREAM: &str = "localhost:5000/upstream/app";
@@ -160,21 +160,13 @@ fn python_tuf_resolves_a_tag_through_a_rerooted_mirror() {
     let operator = Operator::new(&mirror, &upstream);
     operator.import();
     let root = operator.cli.trusted_dir(&mirror, DEST).join("root.json");
-    let md = tempfile::tempdir().unwrap();
-    let out = Command::new(&python)
-        .arg(tests_dir().join("python/ngclient_lookup.py"))
-        .arg(mirror.tuf_url(DEST))
-        .arg(&root)
-        .arg(md.path())
-        .arg("latest")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ngclient refused the re-rooted mirror: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = ngclient_lookup(
+        &python,
+        &mirror.tuf_url(DEST),
+        &root,
+        "latest",
+        "the re-rooted mirror",
     );
-    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
         upstream.digest
