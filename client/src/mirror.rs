@@ -268,10 +268,15 @@ impl MirrorSync {
             upstream: Upstream::new(upstream, upstream_http)?,
             destination: ServerClient::with_http(
                 destination,
-                destination_token,
+                destination_token.clone(),
                 &destination_http,
             )?,
-            destination_fetcher: HttpFetcher::new(destination_http)?,
+            // Reading what the destination holds needs its token too where
+            // its reads require `pull:`.
+            destination_fetcher: HttpFetcher::new(match &destination_token {
+                Some(token) => destination_http.with_bearer_token(token),
+                None => destination_http,
+            })?,
         })
     }
 

@@ -32,7 +32,8 @@ pub struct ReadCache {
 
 #[derive(Default)]
 struct State {
-    entries: HashMap<(String, String), Entry>,
+    /// GUN, then role: looked up by `&str` without allocating.
+    entries: HashMap<String, HashMap<String, Entry>>,
     bytes: usize,
 }
 
@@ -80,7 +81,7 @@ impl ReadCache {
             return None;
         }
         let state = self.state();
-        let entry = state.entries.get(&(gun.to_string(), role.to_string()))?;
+        let entry = state.entries.get(gun)?.get(role)?;
         (entry.loaded.elapsed() < self.ttl).then(|| entry.file.clone())
     }
 
@@ -102,10 +103,8 @@ impl ReadCache {
             return;
         }
         let size = entry.size();
-        if let Some(old) = state
-            .entries
-            .insert((gun.to_string(), role.to_string()), entry)
-        {
+        let roles = state.entries.entry(gun.to_string()).or_default();
+        if let Some(old) = roles.insert(role.to_string(), entry) {
             state.bytes -= old.size();
         }
         state.bytes += size;
@@ -117,20 +116,37 @@ impl ReadCache {
     /// Drop expired entries, then the oldest, until within the budget.
     fn evict(&self, state: &mut State) {
         let ttl = self.ttl;
-        state.entries.retain(|_, e| e.loaded.elapsed() < ttl);
-        let mut by_age: Vec<((String, String), Instant)> = state
+        for roles in state.entries.values_mut() {
+            roles.retain(|_, e| e.loaded.elapsed() < ttl);
+        }
+        state.entries.retain(|_, roles| !roles.is_empty());
+        let mut by_age: Vec<(String, String, Instant)> = state
             .entries
             .iter()
-            .map(|(k, e)| (k.clone(), e.loaded))
+            .flat_map(|(gun, roles)| {
+                roles
+                    .iter()
+                    .map(move |(role, e)| (gun.clone(), role.clone(), e.loaded))
+            })
             .collect();
-        by_age.sort_by_key(|(_, loaded)| *loaded);
-        let mut bytes: usize = state.entries.values().map(Entry::size).sum();
-        for (key, _) in by_age {
+        by_age.sort_by_key(|(_, _, loaded)| *loaded);
+        let mut bytes: usize = state
+            .entries
+            .values()
+            .flat_map(HashMap::values)
+            .map(Entry::size)
+            .sum();
+        for (gun, role, _) in by_age {
             if bytes <= self.max_bytes {
                 break;
             }
-            if let Some(e) = state.entries.remove(&key) {
-                bytes -= e.size();
+            if let Some(roles) = state.entries.get_mut(&gun) {
+                if let Some(e) = roles.remove(&role) {
+                    bytes -= e.size();
+                }
+                if roles.is_empty() {
+                    state.entries.remove(&gun);
+                }
             }
         }
         state.bytes = bytes;
@@ -140,15 +156,10 @@ impl ReadCache {
     pub fn invalidate(&self, gun: &str) {
         let mut state = self.state();
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        let mut freed = 0;
-        state.entries.retain(|(g, _), e| {
-            let keep = g != gun;
-            if !keep {
-                freed += e.size();
-            }
-            keep
-        });
-        state.bytes -= freed;
+        if let Some(roles) = state.entries.remove(gun) {
+            let freed: usize = roles.values().map(Entry::size).sum();
+            state.bytes -= freed;
+        }
     }
 
     /// Forget everything (notifications may have been missed).
