@@ -68,6 +68,12 @@ pub struct Settings {
     pub read_cache_ms: u64,
     /// Most metadata bytes the read cache holds.
     pub read_cache_bytes: usize,
+    /// Most bytes of versioned and checksummed files kept in memory (they
+    /// never change; least recently used go first; 0 turns it off).
+    pub file_cache_bytes: usize,
+    /// Roles expiring within this many seconds count as expiring in the
+    /// `tagtrust_metadata_expiring_roles` metric.
+    pub expiry_warning_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Fault injection for tests, 0 in production: wait up to this many
@@ -104,6 +110,8 @@ impl Default for Settings {
             max_import_files: 100_000,
             read_cache_ms: 1000,
             read_cache_bytes: 64 * 1024 * 1024,
+            file_cache_bytes: 64 * 1024 * 1024,
+            expiry_warning_secs: 30 * 86_400,
         }
     }
 }
@@ -221,6 +229,14 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_cache_bytes: Option<usize>,
+    /// Most bytes of versioned and checksummed files kept in memory; 0: off [default: 64 MiB].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_cache_bytes: Option<usize>,
+    /// Seconds before expiry a role counts as expiring in the metrics [default: 2592000, 30 days].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_secs: Option<u64>,
     /// Tests only: delay commits after a changefeed record (see Settings).
     #[arg(long, global = true, hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,9 @@
 //! * `routes`: HTTP handlers (reads, publish, keys, admin, health).
 //! * [`publish`]: the pure publish core (current files and uploads in, a
 //!   plan or a typed refusal out), reusing `tagtrust_shared` verification.
-//! * `storage`: the database layer, one implementation for SQLite and PostgreSQL.
+//! * `storage`: the database layer, one implementation for SQLite and PostgreSQL;
+//!   `cache` (current files) and `file_cache` (immutable files) keep reads
+//!   off the database.
 //! * `online`: the server's own keys (sealed under the master key), signing
 //!   snapshot and timestamp, the re-sign scheduler and the read path's
 //!   freshness guarantee.
@@ -22,6 +24,7 @@ pub(crate) mod cache;
 pub(crate) mod changefeed;
 pub mod configuration;
 pub(crate) mod error;
+pub(crate) mod file_cache;
 pub mod import;
 pub(crate) mod metrics;
 pub(crate) mod mirror;

@@ -1,14 +1,32 @@
 //! Prometheus metrics, exported as text on `GET /metrics`.
+//!
+//! Every series has a bounded set of labels: route kinds, results, kinds of
+//! role. Nothing is labelled by repository, so a million GUNs make no more
+//! series than one; per-repository expiry detail is `GET
+//! /v2/_trust/expiring` (admin) or the client's `status`.
 
-use crate::storage::{ExpiryRow, Storage, StorageError};
+use crate::storage::{ExpirySummary, Storage};
 use prometheus::{
-    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// (GUN, role) -> `signed.expires` in Unix seconds.
-type Expiries = BTreeMap<(String, String), i64>;
+/// The upper bounds (seconds of life left) of the expiry distribution.
+const TIME_LEFT_BOUNDS: [i64; 7] = [
+    3_600,
+    6 * 3_600,
+    86_400,
+    7 * 86_400,
+    30 * 86_400,
+    90 * 86_400,
+    365 * 86_400,
+];
+
+/// How long one reading of the expiry aggregates serves scrapes: it is a
+/// query over every repository's current roles, so scrapes more frequent
+/// than this (or from many scrapers) cost the database nothing more.
+const EXPIRY_READ_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) struct Metrics {
     registry: Registry,
@@ -18,13 +36,9 @@ pub(crate) struct Metrics {
     pub(crate) publishes: IntCounterVec,
     /// Publishes answered 409 (lost race or stale upload).
     pub(crate) conflicts: IntCounter,
-    /// `tagtrust_metadata_expiry_seconds{gun,role}`: seconds until the
-    /// current metadata expires (negative once expired), computed at scrape
-    /// time from [`Metrics::expiries`].
-    expiry_seconds: GaugeVec,
-    /// When each repository's current roles expire, as last seen in the
-    /// database (by the scheduler pass, a publish or a re-sign).
-    expiries: Mutex<Expiries>,
+    expiry: ExpiryGauges,
+    /// When the expiry gauges were last read from the database.
+    expiry_read: tokio::sync::Mutex<Option<Instant>>,
     /// New versions signed by the re-sign path, by role.
     pub(crate) resigns: IntCounterVec,
     /// Re-signs a reader's request had to trigger (the scheduler was late).
@@ -33,6 +47,108 @@ pub(crate) struct Metrics {
     pub(crate) resign_errors: IntCounter,
     /// Unix time of the last completed scheduler pass.
     pub(crate) resign_last_pass: IntGauge,
+}
+
+/// Expiry health as aggregates by kind of role (`root`, `targets`,
+/// `snapshot`, `timestamp`, `delegated`).
+struct ExpiryGauges {
+    roles: IntGaugeVec,
+    expired: IntGaugeVec,
+    expiring: IntGaugeVec,
+    soonest: GaugeVec,
+    /// Cumulative: roles with at most `le` seconds left (a gauge histogram).
+    time_left: IntGaugeVec,
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+impl ExpiryGauges {
+    fn new() -> ExpiryGauges {
+        ExpiryGauges {
+            roles: gauge_vec(
+                "tagtrust_metadata_roles",
+                "Current roles of all repositories, by kind of role",
+                &["role"],
+            ),
+            expired: gauge_vec(
+                "tagtrust_metadata_expired_roles",
+                "Current roles whose metadata has expired, by kind of role",
+                &["role"],
+            ),
+            expiring: gauge_vec(
+                "tagtrust_metadata_expiring_roles",
+                "Current roles expiring within the warning window (--expiry-warning-secs), expired ones included",
+                &["role"],
+            ),
+            soonest: GaugeVec::new(
+                Opts::new(
+                    "tagtrust_metadata_soonest_expiry_seconds",
+                    "Seconds until the soonest expiry among current roles (negative once expired), by kind of role",
+                ),
+                &["role"],
+            )
+            .expect("valid metric"),
+            time_left: gauge_vec(
+                "tagtrust_metadata_time_left_roles",
+                "Current roles with at most `le` seconds of life left, by kind of role (cumulative)",
+                &["role", "le"],
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.roles.clone()),
+            Box::new(self.expired.clone()),
+            Box::new(self.expiring.clone()),
+            Box::new(self.soonest.clone()),
+            Box::new(self.time_left.clone()),
+        ]
+    }
+
+    /// Replace every value with what `summaries` (read at `now` with
+    /// [`expiry_bounds`]) says.
+    fn set(&self, summaries: &[ExpirySummary], now: i64) {
+        for gauge in [&self.roles, &self.expired, &self.expiring, &self.time_left] {
+            gauge.reset();
+        }
+        self.soonest.reset();
+        for s in summaries {
+            let role = [s.kind.as_str()];
+            self.roles.with_label_values(&role).set(s.total as i64);
+            self.expired.with_label_values(&role).set(s.expired as i64);
+            // The first bound is the warning window; the rest the distribution.
+            self.expiring
+                .with_label_values(&role)
+                .set(s.before.first().copied().unwrap_or(0) as i64);
+            if let Some(soonest) = s.soonest {
+                self.soonest
+                    .with_label_values(&role)
+                    .set((soonest - now) as f64);
+            }
+            for (bound, count) in TIME_LEFT_BOUNDS.iter().zip(s.before.iter().skip(1)) {
+                self.time_left
+                    .with_label_values(&[s.kind.as_str(), &bound.to_string()])
+                    .set(*count as i64);
+            }
+            self.time_left
+                .with_label_values(&[s.kind.as_str(), "+Inf"])
+                .set(s.total as i64);
+        }
+    }
+}
+
+/// The bounds [`Storage::expiry_summary`] counts below at `now`: the end of
+/// the warning window, then [`TIME_LEFT_BOUNDS`]. "At most `le` seconds
+/// left" is "expires before now + le + 1" in whole seconds.
+fn expiry_bounds(now: i64, warning_secs: u64) -> Vec<i64> {
+    let warning = i64::try_from(warning_secs).unwrap_or(i64::MAX);
+    std::iter::once(warning)
+        .chain(TIME_LEFT_BOUNDS)
+        .map(|left| now.saturating_add(left).saturating_add(1))
+        .collect()
 }
 
 impl Metrics {
@@ -56,14 +172,7 @@ impl Metrics {
             "Publishes refused with 409 because the uploaded version was not newer",
         )
         .expect("valid metric");
-        let expiry_seconds = prometheus::GaugeVec::new(
-            Opts::new(
-                "tagtrust_metadata_expiry_seconds",
-                "Seconds until the current metadata of a repository's role expires",
-            ),
-            &["gun", "role"],
-        )
-        .expect("valid metric");
+        let expiry = ExpiryGauges::new();
         let resigns = IntCounterVec::new(
             Opts::new(
                 "tagtrust_resigns_total",
@@ -87,31 +196,26 @@ impl Metrics {
             "Unix time of the re-sign scheduler's last completed pass",
         )
         .expect("valid metric");
-        for metric in [
-            Box::new(expiry_seconds.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(resigns.clone()),
+        let mut collectors = expiry.collectors();
+        collectors.extend([
+            Box::new(resigns.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(resigns_on_read.clone()),
             Box::new(resign_errors.clone()),
             Box::new(resign_last_pass.clone()),
-        ] {
+            Box::new(requests.clone()),
+            Box::new(publishes.clone()),
+            Box::new(conflicts.clone()),
+        ]);
+        for metric in collectors {
             registry.register(metric).expect("register");
         }
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(publishes.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(conflicts.clone()))
-            .expect("register");
         Metrics {
             registry,
             requests,
             publishes,
             conflicts,
-            expiry_seconds,
-            expiries: Mutex::new(BTreeMap::new()),
+            expiry,
+            expiry_read: tokio::sync::Mutex::new(None),
             resigns,
             resigns_on_read,
             resign_errors,
@@ -119,75 +223,34 @@ impl Metrics {
         }
     }
 
-    fn expiries(&self) -> std::sync::MutexGuard<'_, Expiries> {
-        // A panic elsewhere while holding the lock leaves a usable map.
-        self.expiries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Read every repository's expiries from `storage` (the scheduler's
-    /// pass, which also picks its candidates from the rows returned).
-    pub(crate) async fn refresh_all_expiries(
-        &self,
-        storage: &Storage,
-    ) -> Result<Vec<ExpiryRow>, StorageError> {
-        let rows = storage.current_expiries(None).await?;
-        self.set_all_expiries(&rows);
-        Ok(rows)
-    }
-
-    /// Read `gun`'s expiries from `storage` (after a publish or a re-sign).
-    /// A failure only leaves the metric stale until the next pass.
-    pub(crate) async fn refresh_repository_expiries(&self, storage: &Storage, gun: &str) {
-        match storage.current_expiries(Some(gun)).await {
-            Ok(rows) => self.set_repository_expiries(gun, &rows),
-            Err(e) => tracing::warn!(gun, error = %e, "cannot refresh expiry metrics"),
+    /// Read the expiry aggregates from `storage` unless they were read in
+    /// the last [`EXPIRY_READ_EVERY`]. Concurrent scrapes wait for one
+    /// reading. A failure leaves the previous values (and is logged).
+    async fn refresh_expiries(&self, storage: &Storage, warning_secs: u64) {
+        let mut last = self.expiry_read.lock().await;
+        if last.is_some_and(|t| t.elapsed() < EXPIRY_READ_EVERY) {
+            return;
         }
-    }
-
-    /// Replace every repository's expiries (a full scan): repositories that
-    /// are gone disappear from the metric.
-    fn set_all_expiries(&self, rows: &[ExpiryRow]) {
-        let mut map = self.expiries();
-        map.clear();
-        map.extend(
-            rows.iter()
-                .filter_map(|r| Some(((r.gun.clone(), r.role.clone()), r.expires_at?))),
-        );
-    }
-
-    /// Replace one repository's expiries.
-    fn set_repository_expiries(&self, gun: &str, rows: &[ExpiryRow]) {
-        let mut map = self.expiries();
-        map.retain(|(g, _), _| g != gun);
-        map.extend(
-            rows.iter()
-                .filter(|r| r.gun == gun)
-                .filter_map(|r| Some(((r.gun.clone(), r.role.clone()), r.expires_at?))),
-        );
-    }
-
-    /// Forget a deleted repository.
-    pub(crate) fn remove_repository(&self, gun: &str) {
-        self.expiries().retain(|(g, _), _| g != gun);
+        let now = chrono::Utc::now().timestamp();
+        match storage
+            .expiry_summary(now, &expiry_bounds(now, warning_secs))
+            .await
+        {
+            Ok(summaries) => {
+                self.expiry.set(&summaries, now);
+                *last = Some(Instant::now());
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read expiries for the metrics"),
+        }
     }
 
     /// The Prometheus text exposition of every metric.
-    pub(crate) fn render(&self) -> String {
-        // Held until the text is encoded, so concurrent scrapes do not see
-        // each other's reset.
-        let map = self.expiries();
-        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        self.expiry_seconds.reset();
-        for ((gun, role), expires) in map.iter() {
-            self.expiry_seconds
-                .with_label_values(&[gun.as_str(), role.as_str()])
-                .set(*expires as f64 - now);
-        }
+    pub(crate) async fn render(&self, storage: &Storage, warning_secs: u64) -> String {
+        self.refresh_expiries(storage, warning_secs).await;
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("encoding metrics to a Vec cannot fail");
-        drop(map);
         String::from_utf8(out).expect("metrics text is UTF-8")
     }
 }
@@ -207,6 +270,8 @@ pub(crate) fn route_label(path: &str) -> &'static str {
     } else if let Some(rest) = path.strip_prefix("/v2/") {
         if rest.ends_with("/_trust/tuf/") {
             "repository"
+        } else if rest == "_trust/expiring" {
+            "expiring"
         } else if rest.ends_with("_trust/changefeed") {
             "changefeed"
         } else if rest.ends_with(".key") {
@@ -225,39 +290,72 @@ pub(crate) fn route_label(path: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    fn row(gun: &str, role: &str, expires_at: i64) -> ExpiryRow {
-        ExpiryRow {
-            gun: gun.into(),
-            role: role.into(),
-            version: 1,
-            expires_at: Some(expires_at),
-            mirrored: false,
-        }
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
     #[test]
-    fn expiry_gauge_follows_repositories() {
+    fn expiry_gauges_are_aggregates_by_kind_of_role() {
         let metrics = Metrics::new();
-        let soon = chrono::Utc::now().timestamp() + 100;
-        metrics.set_all_expiries(&[row("a/x", "timestamp", soon), row("b/y", "root", soon)]);
-        let text = metrics.render();
-        let line = text
-            .lines()
-            .find(|l| {
-                l.starts_with("tagtrust_metadata_expiry_seconds{gun=\"a/x\",role=\"timestamp\"}")
-            })
-            .expect(&text);
-        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(value > 90.0 && value <= 100.0, "{line}");
-        metrics.remove_repository("a/x");
-        metrics.set_repository_expiries("b/y", &[row("b/y", "targets", soon)]);
-        let text = metrics.render();
-        assert!(!text.contains("gun=\"a/x\""), "{text}");
-        assert!(!text.contains("role=\"root\""), "{text}");
-        assert!(text.contains("gun=\"b/y\",role=\"targets\""), "{text}");
-        metrics.set_all_expiries(&[]);
-        assert!(!metrics
-            .render()
-            .contains("tagtrust_metadata_expiry_seconds{"));
+        let now = 1_800_000_000;
+        let bounds = expiry_bounds(now, 30 * 86_400);
+        assert_eq!(bounds[0], now + 30 * 86_400 + 1);
+        assert_eq!(bounds[1], now + 3_600 + 1);
+        let summary = ExpirySummary {
+            kind: "timestamp".into(),
+            total: 5,
+            expired: 1,
+            soonest: Some(now - 10),
+            before: vec![5, 1, 2, 5, 5, 5, 5, 5],
+        };
+        metrics.expiry.set(&[summary], now);
+        let text = String::from_utf8({
+            let mut out = Vec::new();
+            TextEncoder::new()
+                .encode(&metrics.registry.gather(), &mut out)
+                .unwrap();
+            out
+        })
+        .unwrap();
+        let role = "{role=\"timestamp\"}";
+        assert_eq!(
+            value(&text, &format!("tagtrust_metadata_roles{role}")),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(&text, &format!("tagtrust_metadata_expired_roles{role}")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, &format!("tagtrust_metadata_expiring_roles{role}")),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("tagtrust_metadata_soonest_expiry_seconds{role}")
+            ),
+            Some(-10.0)
+        );
+        let left = |le: &str| {
+            value(
+                &text,
+                &format!("tagtrust_metadata_time_left_roles{{le=\"{le}\",role=\"timestamp\"}}"),
+            )
+        };
+        assert_eq!(left("3600"), Some(1.0));
+        assert_eq!(left("21600"), Some(2.0));
+        assert_eq!(left("+Inf"), Some(5.0));
+        // A kind that is gone disappears.
+        metrics.expiry.set(&[], now);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&metrics.registry.gather(), &mut out)
+            .unwrap();
+        assert!(!String::from_utf8(out)
+            .unwrap()
+            .contains("role=\"timestamp\""));
     }
 }

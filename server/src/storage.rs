@@ -13,6 +13,7 @@
 use crate::cache::ReadCache;
 use crate::changefeed::{ChangeCategory, ChangeRecord, Cursor, FeedQuery, FeedScope};
 use crate::configuration::Settings;
+use crate::file_cache::{FileCache, FileKey};
 use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
@@ -123,6 +124,31 @@ pub struct ExpiryRow {
     pub mirrored: bool,
 }
 
+/// Which expiries make a repository a re-sign candidate (Unix seconds):
+/// a timestamp expiring before `timestamp_before` (inside its margin or
+/// past its cadence) or after `timestamp_after` (signed with a longer
+/// lifetime than configured now), a snapshot before `snapshot_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResignDue {
+    pub timestamp_before: i64,
+    pub timestamp_after: i64,
+    pub snapshot_before: i64,
+}
+
+/// One kind of role's expiries ([`Storage::expiry_summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpirySummary {
+    /// `root`, `targets`, `snapshot`, `timestamp` or `delegated`.
+    pub kind: String,
+    pub total: u64,
+    /// Already expired.
+    pub expired: u64,
+    /// The soonest expiry (Unix seconds).
+    pub soonest: Option<i64>,
+    /// How many expire before each of the bounds asked for.
+    pub before: Vec<u64>,
+}
+
 /// `signed.expires` of any TUF metadata file, without parsing the rest.
 pub fn expires_of(bytes: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
     #[derive(serde::Deserialize)]
@@ -169,6 +195,8 @@ pub struct Storage {
     backend: Backend,
     /// Current files served from memory (see `cache.rs`).
     cache: Arc<ReadCache>,
+    /// Versioned and checksummed files served from memory (`file_cache.rs`).
+    files: Arc<FileCache>,
     /// For the PostgreSQL change listener; may hold a password, never shown.
     url: Arc<String>,
     /// [`Settings::fault_changefeed_commit_delay_ms`].
@@ -329,6 +357,7 @@ impl Storage {
                 Duration::from_millis(settings.read_cache_ms),
                 settings.read_cache_bytes,
             )),
+            files: Arc::new(FileCache::new(settings.file_cache_bytes)),
             url: Arc::new(url),
             commit_delay_ms: settings.fault_changefeed_commit_delay_ms,
         })
@@ -373,30 +402,42 @@ impl Storage {
     }
 
     /// On PostgreSQL, follow other processes' commits (`NOTIFY` from
-    /// [`RepoTx::commit`]) and invalidate the read cache as they come. When
-    /// the listening connection fails, the whole cache is dropped (changes
-    /// may have been missed) and it reconnects; entries never outlive the
-    /// cache's time to live either way.
+    /// [`RepoTx::commit`]) and invalidate the caches as they come: a
+    /// repository's current files on any change, the immutable files on a
+    /// deletion. When the listening connection fails, both caches are
+    /// dropped (changes may have been missed) and it reconnects; current
+    /// files never outlive the read cache's time to live either way.
     pub fn listen_for_changes(&self) {
-        if self.backend != Backend::Postgres || !self.cache.enabled() {
+        if self.backend != Backend::Postgres {
             return;
         }
-        let (url, cache) = (self.url.clone(), self.cache.clone());
+        let (url, cache, files) = (self.url.clone(), self.cache.clone(), self.files.clone());
+        let forget_all = move || {
+            cache.clear();
+            files.clear();
+        };
+        let (cache, files) = (self.cache.clone(), self.files.clone());
         tokio::spawn(async move {
             loop {
                 match sqlx::postgres::PgListener::connect(&url).await {
                     Ok(mut listener) => {
-                        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+                        if let Err(e) = listener
+                            .listen_all([CHANGES_CHANNEL, DELETIONS_CHANNEL])
+                            .await
+                        {
                             tracing::warn!(error = %e, "listening for changes");
                         } else {
-                            cache.clear();
+                            forget_all();
                             loop {
                                 match listener.try_recv().await {
-                                    Ok(Some(note)) => cache.invalidate(note.payload()),
-                                    Ok(None) => {
-                                        // Reconnected: what happened meanwhile is unknown.
-                                        cache.clear();
+                                    Ok(Some(note)) => {
+                                        cache.invalidate(note.payload());
+                                        if note.channel() == DELETIONS_CHANNEL {
+                                            files.clear();
+                                        }
                                     }
+                                    // Reconnected: what happened meanwhile is unknown.
+                                    Ok(None) => forget_all(),
                                     Err(e) => {
                                         tracing::warn!(error = %e, "change listener failed");
                                         break;
@@ -407,7 +448,7 @@ impl Storage {
                     }
                     Err(e) => tracing::warn!(error = %e, "change listener cannot connect"),
                 }
-                cache.clear();
+                forget_all();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
@@ -449,12 +490,22 @@ impl Storage {
         role: &str,
         version: u64,
     ) -> Result<Option<StoredFile>> {
-        let Ok(version) = i64::try_from(version) else {
+        let key = FileKey::Version(version);
+        if let Some(file) = self.files.get(gun, role, key) {
+            return Ok(Some(file));
+        }
+        let Ok(db_version) = i64::try_from(version) else {
             return Ok(None);
         };
+        let epoch = self.files.epoch();
         let sql = format!("{SELECT_FILE} WHERE gun = $1 AND role = $2 AND version = $3");
-        self.one_file(sqlx::query(&sql).bind(gun).bind(role).bind(version))
-            .await
+        let file = self
+            .one_file(sqlx::query(&sql).bind(gun).bind(role).bind(db_version))
+            .await?;
+        if let Some(file) = &file {
+            self.files.put(gun, role, key, file.clone(), epoch);
+        }
+        Ok(file)
     }
 
     pub async fn by_sha256(
@@ -463,11 +514,21 @@ impl Storage {
         role: &str,
         sha256: &str,
     ) -> Result<Option<StoredFile>> {
+        let key = FileKey::Sha256(sha256);
+        if let Some(file) = self.files.get(gun, role, key) {
+            return Ok(Some(file));
+        }
+        let epoch = self.files.epoch();
         let sql = format!(
             "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
         );
-        self.one_file(sqlx::query(&sql).bind(gun).bind(role).bind(sha256))
-            .await
+        let file = self
+            .one_file(sqlx::query(&sql).bind(gun).bind(role).bind(sha256))
+            .await?;
+        if let Some(file) = &file {
+            self.files.put(gun, role, key, file.clone(), epoch);
+        }
+        Ok(file)
     }
 
     /// The most recently created server key for `role`, if any.
@@ -506,6 +567,7 @@ impl Storage {
             tx,
             gun: gun.to_string(),
             cache: self.cache.clone(),
+            files: self.files.clone(),
             dirty: false,
             backend: self.backend,
             commit_delay_ms: self.commit_delay_ms,
@@ -513,44 +575,110 @@ impl Storage {
         })
     }
 
-    /// The current version of every role of every repository (or of one
-    /// repository) with its expiry. Rows stored before `expires_at` existed
-    /// are parsed once and filled in. No lock: a snapshot of what is
-    /// committed, for the scheduler to pick candidates and for metrics.
-    pub async fn current_expiries(&self, gun: Option<&str>) -> Result<Vec<ExpiryRow>> {
-        let filter = if gun.is_some() {
-            "WHERE c.gun = $1 "
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT c.gun, c.role, c.version, c.expires_at, COALESCE(r.mirrored, 0) AS mirrored \
-             FROM current_metadata c LEFT JOIN repositories r ON r.gun = c.gun \
-             {filter}ORDER BY c.gun, c.role"
+    /// The repositories whose timestamp or snapshot may be due for a
+    /// re-sign (the scheduler's candidates; [`ResignDue`] says which
+    /// expiries qualify), transparent mirrors left out. An index range scan
+    /// per condition: the work grows with what is due, not with the number
+    /// of repositories.
+    pub async fn resign_candidates(&self, due: &ResignDue) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT c.gun FROM current_metadata c \
+             WHERE ((c.role = 'timestamp' AND (c.expires_at < $1 OR c.expires_at > $2)) \
+                 OR (c.role = 'snapshot' AND c.expires_at < $3) \
+                 OR (c.role IN ('timestamp', 'snapshot') AND c.expires_at IS NULL)) \
+               AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.gun = c.gun AND r.mirrored <> 0) \
+             ORDER BY c.gun",
+        )
+        .bind(due.timestamp_before)
+        .bind(due.timestamp_after)
+        .bind(due.snapshot_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get("gun")?)).collect()
+    }
+
+    /// Fill in `expires_at` for rows stored before it existed (once, when
+    /// the scheduler starts). Returns how many rows were looked at.
+    pub async fn backfill_missing_expiries(&self) -> Result<usize> {
+        let rows =
+            sqlx::query("SELECT gun, role, version FROM current_metadata WHERE expires_at IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        for row in &rows {
+            let (gun, role): (String, String) = (row.try_get("gun")?, row.try_get("role")?);
+            self.backfill_expires_at(&gun, &role, row.try_get("version")?)
+                .await?;
+        }
+        Ok(rows.len())
+    }
+
+    /// How the current roles' expiries are spread, by kind of role (the
+    /// four top-level roles and `delegated`; never a row per repository):
+    /// the expiry metrics. `bounds` are Unix seconds, ascending; each
+    /// summary counts the roles expiring before each bound.
+    pub async fn expiry_summary(&self, now: i64, bounds: &[i64]) -> Result<Vec<ExpirySummary>> {
+        let mut sql = String::from(
+            "SELECT CASE WHEN role IN ('root', 'targets', 'snapshot', 'timestamp') \
+                     THEN role ELSE 'delegated' END AS kind, \
+                    COUNT(*) AS total, MIN(expires_at) AS soonest, \
+                    SUM(CASE WHEN expires_at < $1 THEN 1 ELSE 0 END) AS expired",
         );
-        let mut query = sqlx::query(&sql);
-        if let Some(gun) = gun {
-            query = query.bind(gun);
+        for i in 0..bounds.len() {
+            sql.push_str(&format!(
+                ", SUM(CASE WHEN expires_at < ${} THEN 1 ELSE 0 END) AS before_{i}",
+                i + 2
+            ));
+        }
+        sql.push_str(" FROM current_metadata GROUP BY kind ORDER BY kind");
+        let mut query = sqlx::query(&sql).bind(now);
+        for bound in bounds {
+            query = query.bind(*bound);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let version: i64 = row.try_get("version")?;
-            let mut entry = ExpiryRow {
-                gun: row.try_get("gun")?,
-                role: row.try_get("role")?,
-                version: version_from_db(version)?,
-                expires_at: row.try_get("expires_at")?,
-                mirrored: row.try_get::<i64, _>("mirrored")? != 0,
-            };
-            if entry.expires_at.is_none() {
-                entry.expires_at = self
-                    .backfill_expires_at(&entry.gun, &entry.role, version)
-                    .await?;
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        rows.iter()
+            .map(|row| {
+                let count = |column: &str| -> Result<u64> {
+                    let n: Option<i64> = row.try_get(column)?;
+                    Ok(n.unwrap_or(0).max(0) as u64)
+                };
+                Ok(ExpirySummary {
+                    kind: row.try_get("kind")?,
+                    total: count("total")?,
+                    expired: count("expired")?,
+                    soonest: row.try_get("soonest")?,
+                    before: (0..bounds.len())
+                        .map(|i| count(&format!("before_{i}")))
+                        .collect::<Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The current roles expiring before `before` (Unix seconds), soonest
+    /// first, at most `limit`: the per-repository detail behind the
+    /// aggregate metrics. Walks the expiry index, so it costs what it
+    /// returns.
+    pub async fn expiring(&self, before: i64, limit: u32) -> Result<Vec<ExpiryRow>> {
+        let rows = sqlx::query(
+            "SELECT c.gun, c.role, c.version, c.expires_at, COALESCE(r.mirrored, 0) AS mirrored \
+             FROM current_metadata c LEFT JOIN repositories r ON r.gun = c.gun \
+             WHERE c.expires_at < $1 ORDER BY c.expires_at, c.gun, c.role LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiryRow {
+                    gun: row.try_get("gun")?,
+                    role: row.try_get("role")?,
+                    version: version_from_db(row.try_get("version")?)?,
+                    expires_at: row.try_get("expires_at")?,
+                    mirrored: row.try_get::<i64, _>("mirrored")? != 0,
+                })
+            })
+            .collect()
     }
 
     /// Parse one old row's expiry and store it (the bytes never change, so
@@ -734,6 +862,7 @@ pub struct RepoTx {
     tx: Transaction<'static, Any>,
     gun: String,
     cache: Arc<ReadCache>,
+    files: Arc<FileCache>,
     /// Something was written: readers must see it once committed.
     dirty: bool,
     backend: Backend,
@@ -755,6 +884,9 @@ enum Change {
 
 /// The PostgreSQL notification channel commits announce their GUN on.
 const CHANGES_CHANNEL: &str = "tagtrust_changes";
+/// The PostgreSQL channel on which a commit that deleted a repository says
+/// so (its name as the payload): versioned files are immutable until then.
+const DELETIONS_CHANNEL: &str = "tagtrust_deletions";
 
 /// The key of the PostgreSQL advisory lock that orders changefeed records
 /// ("tagtrust" in ASCII).
@@ -930,20 +1062,33 @@ impl RepoTx {
     /// Commit, adding the changefeed record of what this transaction did
     /// (if anything) as its last statement.
     pub async fn commit(mut self) -> Result<()> {
+        let deleted = matches!(self.change, Some(Change::Deletion));
         if let Some(change) = self.change.take() {
             self.record_change(change).await?;
         }
-        if self.dirty && self.backend == Backend::Postgres && self.cache.enabled() {
+        if self.backend == Backend::Postgres {
             // Delivered to every listening process only if this commits.
-            sqlx::query("SELECT 1 AS sent FROM pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(&self.gun)
-                .execute(&mut *self.tx)
-                .await?;
+            let mut channels = Vec::new();
+            if self.dirty && self.cache.enabled() {
+                channels.push(CHANGES_CHANNEL);
+            }
+            if deleted {
+                channels.push(DELETIONS_CHANNEL);
+            }
+            for channel in channels {
+                sqlx::query("SELECT 1 AS sent FROM pg_notify($1, $2)")
+                    .bind(channel)
+                    .bind(&self.gun)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
         }
         self.tx.commit().await?;
         if self.dirty {
             self.cache.invalidate(&self.gun);
+        }
+        if deleted {
+            self.files.clear();
         }
         Ok(())
     }

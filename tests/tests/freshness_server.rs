@@ -493,38 +493,84 @@ fn a_configuration_that_would_serve_expired_metadata_is_refused_at_start() {
     );
 }
 
-/// `/metrics` exports the seconds until expiry per GUN and role, refreshed
-/// on publish, and forgets a deleted repository.
+/// `/metrics` exports expiry health as aggregates by kind of role, never a
+/// series per repository; `GET /v2/_trust/expiring` (metrics or admin
+/// token) names the repositories, soonest first, and forgets a deleted one.
 #[test]
-fn expiry_metrics_per_gun_and_role() {
+fn expiry_metrics_are_aggregates_and_the_detail_is_an_admin_listing() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
         publish(&server);
         let http = http();
         let text = metrics(&http, &server.url);
-        let series = |role: &str| {
-            format!("tagtrust_metadata_expiry_seconds{{gun=\"{GUN}\",role=\"{role}\"}}")
+        assert!(!text.contains("gun="), "a per-repository series: {text}");
+        let role = |name: &str, role: &str| {
+            metric(&text, &format!("{name}{{role=\"{role}\"}}")).expect(&text)
         };
-        let timestamp = metric(&text, &series("timestamp")).expect(&text);
-        assert!(
-            timestamp > 86_400.0 - 120.0 && timestamp <= 86_400.0,
-            "timestamp expiry {timestamp}"
-        );
-        let snapshot = metric(&text, &series("snapshot")).expect(&text);
-        assert!(snapshot > 604_800.0 - 120.0 && snapshot <= 604_800.0);
-        for role in ["root", "targets"] {
-            let value = metric(&text, &series(role)).expect(&text);
-            assert!(value > 86_400.0, "{role} expiry {value}");
+        for kind in ["root", "targets", "snapshot", "timestamp"] {
+            assert_eq!(role("tagtrust_metadata_roles", kind), 1.0, "{kind}");
+            assert_eq!(role("tagtrust_metadata_expired_roles", kind), 0.0, "{kind}");
         }
+        let soonest = role("tagtrust_metadata_soonest_expiry_seconds", "timestamp");
+        assert!(
+            soonest > 86_400.0 - 120.0 && soonest <= 86_400.0,
+            "timestamp expiry {soonest}"
+        );
+        // Within the 30-day warning window: timestamp and snapshot, not root.
+        assert_eq!(role("tagtrust_metadata_expiring_roles", "snapshot"), 1.0);
+        assert_eq!(role("tagtrust_metadata_expiring_roles", "root"), 0.0);
+        let left = |kind: &str, le: &str| {
+            metric(
+                &text,
+                &format!("tagtrust_metadata_time_left_roles{{le=\"{le}\",role=\"{kind}\"}}"),
+            )
+            .expect(&text)
+        };
+        assert_eq!(left("timestamp", "21600"), 0.0);
+        assert_eq!(left("timestamp", "86400"), 1.0);
+        assert_eq!(left("snapshot", "86400"), 0.0);
+        assert_eq!(left("snapshot", "604800"), 1.0);
+        assert_eq!(left("root", "+Inf"), 1.0);
+
+        let listing = |token: Option<&str>, query: &str| {
+            let mut req = http.get(format!("{}/v2/_trust/expiring{query}", server.url));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            req.send().unwrap()
+        };
+        assert_eq!(listing(None, "").status(), StatusCode::UNAUTHORIZED);
+        let pusher = server.create_token(&[&format!("push:{GUN}")]);
+        assert_eq!(listing(Some(&pusher), "").status(), StatusCode::FORBIDDEN);
+        let watcher = server.create_token(&["metrics:*"]);
+        let bad = listing(Some(&watcher), "?limit=0");
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = listing(Some(&watcher), "?within=172800").json().unwrap();
+        let roles: Vec<&str> = body["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .map(|r| {
+                assert_eq!(r["gun"], GUN);
+                r["role"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(roles, ["timestamp"], "{body}");
+        let all: serde_json::Value = listing(Some(&watcher), "?within=999999999&limit=2")
+            .json()
+            .unwrap();
+        assert_eq!(all["roles"][0]["role"], "timestamp", "soonest first: {all}");
+        assert_eq!(all["roles"][1]["role"], "snapshot", "{all}");
+        assert_eq!(all["truncated"], true, "{all}");
 
         let admin = server.create_token(&["admin:*"]);
         let resp = http
             .delete(format!("{}/v2/{GUN}/_trust/tuf/", server.url))
-            .bearer_auth(admin)
+            .bearer_auth(&admin)
             .send()
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let text = metrics(&http, &server.url);
-        assert!(!text.contains(&format!("gun=\"{GUN}\"")), "{text}");
+        let body: serde_json::Value = listing(Some(&admin), "?within=999999999").json().unwrap();
+        assert_eq!(body["roles"], serde_json::json!([]), "{body}");
     }
 }

@@ -19,6 +19,17 @@ fn second_process(server: &TestServer, args: &[&str]) -> ServerProcess {
     ServerProcess::start(cmd)
 }
 
+/// Poll `done` for up to 5 s.
+fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 fn timestamp(base: &str) -> Vec<u8> {
     reqwest::blocking::get(format!("{base}/v2/{GUN}/_trust/tuf/timestamp.json"))
         .unwrap()
@@ -66,19 +77,84 @@ fn another_process_on_postgresql_sees_a_change_by_notify_and_within_the_bound() 
     publisher.tag_set(GUN, "next");
     let current = timestamp(&server.url);
     assert_ne!(current, cached);
-    let mut seen = false;
-    for _ in 0..100 {
-        if timestamp(&listening.url) == current {
-            seen = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(seen, "the listening process never saw the publish");
+    wait_for(
+        || timestamp(&listening.url) == current,
+        "the listening process to see the publish",
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(
         timestamp(&bounded.url),
         current,
         "served past the 1 s bound"
     );
+}
+
+/// GET `{base}/v2/GUN/_trust/tuf/{file}`: the status and the bytes.
+fn get(base: &str, file: &str) -> (u16, Vec<u8>) {
+    let resp = reqwest::blocking::get(format!("{base}/v2/{GUN}/_trust/tuf/{file}")).unwrap();
+    (resp.status().as_u16(), resp.bytes().unwrap().to_vec())
+}
+
+/// Versioned and checksummed files are kept in memory (`--file-cache-bytes`)
+/// because they never change, except when their repository is deleted and
+/// published again from version 1: the deleting process forgets them at
+/// once, and on PostgreSQL another process does when the deletion's
+/// `NOTIFY` arrives. No process serves the deleted repository's `1.root.json`
+/// in place of the new one's.
+#[test]
+fn immutable_files_are_cached_until_their_repository_is_deleted() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+        publisher.tag_set(GUN, "one");
+        let other = (backend == Backend::Postgres).then(|| {
+            // Its current files live a minute: once it serves the next
+            // publish, its listener is up.
+            let other = second_process(&server, &["--read-cache-ms", "60000"]);
+            let cached = timestamp(&other.url);
+            publisher.tag_set(GUN, "two");
+            let current = timestamp(&server.url);
+            assert_ne!(cached, current);
+            wait_for(|| timestamp(&other.url) == current, "the listener to start");
+            other
+        });
+        let bases: Vec<&str> = std::iter::once(server.url.as_str())
+            .chain(other.as_ref().map(|p| p.url.as_str()))
+            .collect();
+        let (status, old_root) = get(&server.url, "1.root.json");
+        assert_eq!(status, 200);
+        let sha = tagtrust_shared::hashes::sha256_hex(&old_root);
+        for base in &bases {
+            // Twice: the second answer comes from the cache.
+            for _ in 0..2 {
+                assert_eq!(get(base, "1.root.json"), (200, old_root.clone()));
+                assert_eq!(
+                    get(base, &format!("root.{sha}.json")),
+                    (200, old_root.clone())
+                );
+            }
+        }
+
+        let admin = server.create_token(&["admin:*"]);
+        let resp = reqwest::blocking::Client::new()
+            .delete(server.tuf_url(GUN))
+            .bearer_auth(admin)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(get(&server.url, "1.root.json").0, 404, "{backend:?}");
+        // Published again by someone else: other keys, another root 1.
+        let (_again, _) = Cli::publisher(&server, "push:*", GUN);
+        let (status, new_root) = get(&server.url, "1.root.json");
+        assert_eq!(status, 200);
+        assert_ne!(new_root, old_root);
+        assert_eq!(get(&server.url, &format!("root.{sha}.json")).0, 404);
+        if let Some(other) = &other {
+            wait_for(
+                || get(&other.url, "1.root.json") == (200, new_root.clone()),
+                "the other process to forget the deleted repository's root",
+            );
+            assert_eq!(get(&other.url, &format!("root.{sha}.json")).0, 404);
+        }
+    }
 }

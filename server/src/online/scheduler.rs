@@ -17,9 +17,8 @@ use super::signing::{self, Signed, SnapshotUpdate};
 use super::Online;
 use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::storage::StoredFile;
+use crate::storage::{ResignDue, StoredFile};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeSet;
 use std::time::Duration;
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp, TopLevelRole};
@@ -71,23 +70,30 @@ fn past_cadence(
     }
 }
 
-/// The scheduler's cheap pre-selection (expiry only, no parsing): may this
-/// server-signed role be due? For a timestamp: older than the cadence as
-/// the configured lifetime tells it, or signed with a longer lifetime than
-/// configured now (its signing time decides, under the lock).
-fn may_be_due(
-    settings: &Settings,
-    role: TopLevelRole,
-    expires: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> bool {
-    if is_due(expires, now, settings.resign_margin(role)) {
-        return true;
+/// The scheduler's cheap pre-selection (expiry only, no parsing), as the
+/// database query [`crate::storage::Storage::resign_candidates`] runs it: a
+/// timestamp older than the cadence as the configured lifetime tells it,
+/// within its margin, or signed with a longer lifetime than configured now
+/// (its signing time decides, under the lock); a snapshot within its margin.
+/// Margins are never less than the read path's window, as in
+/// [`resign_if_due`].
+pub(crate) fn resign_due(settings: &Settings, now: DateTime<Utc>) -> ResignDue {
+    let margin = |role: TopLevelRole| {
+        settings
+            .resign_margin(role)
+            .max(read_window(settings, role))
+    };
+    let after = |d: Duration| {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        now.timestamp().saturating_add(secs)
+    };
+    let lifetime = settings.lifetime(TopLevelRole::Timestamp);
+    let cadence_left = lifetime.saturating_sub(settings.timestamp_cadence());
+    ResignDue {
+        timestamp_before: after(margin(TopLevelRole::Timestamp).max(cadence_left)),
+        timestamp_after: after(lifetime),
+        snapshot_before: after(margin(TopLevelRole::Snapshot)),
     }
-    role == TopLevelRole::Timestamp
-        && (past_cadence(settings, None, expires, now)
-            || chrono::Duration::from_std(settings.lifetime(role))
-                .is_ok_and(|lifetime| expires - now > lifetime))
 }
 
 fn stored_error(role: &str, e: impl std::fmt::Display) -> ApiError {
@@ -179,10 +185,6 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
         snapshot_version = ?signed.snapshot_version,
         "re-signed before expiry"
     );
-    online
-        .metrics
-        .refresh_repository_expiries(online.storage, gun)
-        .await;
     Ok(Outcome::Resigned(signed))
 }
 
@@ -193,27 +195,13 @@ struct PassReport {
     failed: usize,
 }
 
-/// One scheduler pass: refresh every repository's expiry metrics, then
-/// re-sign each repository whose timestamp or snapshot is due.
+/// One scheduler pass: re-sign each repository whose timestamp or snapshot
+/// is due. Only the candidates the database finds by expiry are looked at.
 async fn pass(online: Online<'_>) -> Result<PassReport, ApiError> {
-    let rows = online.metrics.refresh_all_expiries(online.storage).await?;
-    let now = Utc::now();
-    let settings = online.settings;
-    let candidates: BTreeSet<&str> = rows
-        .iter()
-        .filter(|r| !r.mirrored)
-        .filter_map(|r| {
-            let role = TopLevelRole::parse(&r.role).filter(|role| role.is_online())?;
-            let due = match r.expires_at.and_then(|s| DateTime::from_timestamp(s, 0)) {
-                Some(expires) => may_be_due(settings, role, expires, now),
-                // Unparsable: let the locked check report it.
-                None => true,
-            };
-            due.then_some(r.gun.as_str())
-        })
-        .collect();
+    let due = resign_due(online.settings, Utc::now());
+    let candidates = online.storage.resign_candidates(&due).await?;
     let mut report = PassReport::default();
-    for gun in candidates {
+    for gun in &candidates {
         match resign_if_due(online, gun).await {
             Ok(Outcome::Resigned(_)) => report.resigned += 1,
             Ok(Outcome::NotDue | Outcome::NotPublished | Outcome::Mirrored) => {}
@@ -243,6 +231,14 @@ pub(crate) async fn run(online: Online<'_>) {
         snapshot_margin_secs = settings.resign_margin(TopLevelRole::Snapshot).as_secs_f64(),
         "re-sign scheduler started"
     );
+    match online.storage.backfill_missing_expiries().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            rows = n,
+            "filled in expiries of rows stored before they were kept"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot fill in missing expiries"),
+    }
     loop {
         ticker.tick().await;
         match pass(online).await {
@@ -266,6 +262,61 @@ pub(crate) async fn run(online: Online<'_>) {
 mod tests {
     use super::*;
     use TopLevelRole::{Snapshot, Timestamp};
+
+    /// The pre-selection as a predicate on one role's expiry: what
+    /// [`resign_due`]'s bounds must select.
+    fn may_be_due(
+        settings: &Settings,
+        role: TopLevelRole,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let margin = settings
+            .resign_margin(role)
+            .max(read_window(settings, role));
+        if is_due(expires, now, margin) {
+            return true;
+        }
+        role == Timestamp
+            && (past_cadence(settings, None, expires, now)
+                || chrono::Duration::from_std(settings.lifetime(role))
+                    .is_ok_and(|lifetime| expires - now > lifetime))
+    }
+
+    /// What the database query selects with [`resign_due`]'s bounds.
+    fn selected(due: &ResignDue, role: TopLevelRole, expires: DateTime<Utc>) -> bool {
+        let e = expires.timestamp();
+        match role {
+            Timestamp => e < due.timestamp_before || e > due.timestamp_after,
+            _ => e < due.snapshot_before,
+        }
+    }
+
+    #[test]
+    fn the_candidate_query_selects_exactly_what_may_be_due() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut settings = Settings::default();
+        let check = |settings: &Settings| {
+            let due = resign_due(settings, now);
+            for role in [Timestamp, Snapshot] {
+                for minutes in (-120..=20_000).step_by(7) {
+                    let expires = now + chrono::Duration::minutes(minutes);
+                    assert_eq!(
+                        selected(&due, role, expires),
+                        may_be_due(settings, role, expires, now),
+                        "{role} expiring in {minutes} min"
+                    );
+                }
+            }
+        };
+        check(&settings);
+        settings.timestamp_expiry_secs = 600;
+        settings.snapshot_expiry_secs = 3600;
+        settings.resign_margin_secs = Some(120);
+        check(&settings);
+        settings.timestamp_cadence_secs = 10 * 86_400;
+        check(&settings);
+    }
 
     #[test]
     fn due_within_margin() {

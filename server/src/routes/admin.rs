@@ -19,7 +19,6 @@ pub async fn delete(
     if !state.storage.delete_repository(gun.as_str()).await? {
         return Err(ApiError::not_found(format!("no trust data for {gun}")));
     }
-    state.metrics.remove_repository(gun.as_str());
     tracing::warn!(gun = %gun, "deleted repository trust data");
     Ok(HttpResponse::Ok().json(json!({ "gun": gun.as_str(), "deleted": true })))
 }

@@ -15,9 +15,9 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus metrics. They name every GUN and delegated role (expiry
-/// gauges), so with reads restricted (`--require-pull`) they need a
-/// `metrics:*` (or `admin:*`) token.
+/// Prometheus metrics. They name no repository, but with reads restricted
+/// (`--require-pull`) they still need a `metrics:*` (or `admin:*`) token:
+/// counts of repositories and their expiries are the operator's business.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if state.settings.require_pull {
         if let Err(e) = crate::auth::require_metrics(&state.storage, &req).await {
@@ -27,5 +27,10 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(
+            state
+                .metrics
+                .render(&state.storage, state.settings.expiry_warning_secs)
+                .await,
+        )
 }

@@ -91,10 +91,6 @@ pub(crate) async fn import(
             StoreError::Storage(e) => e.into(),
         })?;
     if !plan.store.is_empty() {
-        state
-            .metrics
-            .refresh_repository_expiries(&state.storage, gun.as_str())
-            .await;
         tracing::info!(gun = %gun, stored = plan.store.len(), timestamp_version = plan.timestamp_version, "mirror import stored");
     }
     Ok(HttpResponse::Ok().json(json!({

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod changefeed;
+mod expiring;
 pub mod health;
 pub mod keys;
 pub mod mirror;
@@ -138,6 +139,9 @@ async fn get_inner(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, 
     let path = req.uri().path();
     if path == changefeed::GLOBAL {
         return changefeed::global(req, state).await;
+    }
+    if path == expiring::PATH {
+        return expiring::list(req, state).await;
     }
     if let Some(gun) = path
         .strip_prefix("/v2/")

@@ -274,10 +274,6 @@ pub(crate) async fn publish(
         Ok(body) => {
             state.metrics.publishes.with_label_values(&["ok"]).inc();
             tracing::info!(gun = %gun, versions = %body["versions"], "published");
-            state
-                .metrics
-                .refresh_repository_expiries(&state.storage, gun.as_str())
-                .await;
             Ok(HttpResponse::Ok().json(body))
         }
         Err(e) => {
