@@ -123,7 +123,7 @@ pub fn lookup(
         tag: reference.tag.clone(),
         digest,
         size: info.target.length,
-        media_type: info.target.media_type().map(str::to_string),
+        media_type: Some(info.target.media_type().to_string()),
         signed_by: info.role.clone(),
         trust: repo.trust.clone(),
         location: repo.location.clone(),

@@ -23,7 +23,7 @@ use tagtrust_shared::{
 pub const MAX_PUBLISH_ATTEMPTS: u32 = 20;
 
 /// The OCI image manifest media type, the default for `tag set`.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_MANIFEST: &str = tagtrust_shared::metadata::DEFAULT_MEDIA_TYPE;
 
 /// Who is publishing where: the session (home, server, token, notices) and
 /// where passphrases for this home's private keys come from.
@@ -82,6 +82,20 @@ pub struct TagTarget {
 }
 
 impl TagTarget {
+    /// The signed `custom`: the media type unless it is the default (an
+    /// implicit default costs each tag nothing), the annotations unless
+    /// there are none; no `custom` at all for a plain image manifest.
+    fn custom(&self) -> Option<serde_json::Value> {
+        let mut custom = serde_json::Map::new();
+        if self.media_type != OCI_MANIFEST {
+            custom.insert("mediaType".into(), self.media_type.clone().into());
+        }
+        if !self.annotations.is_empty() {
+            custom.insert("annotations".into(), serde_json::json!(self.annotations));
+        }
+        (!custom.is_empty()).then_some(serde_json::Value::Object(custom))
+    }
+
     /// Check the digest form and build the TUF target entry. `custom`
     /// carries the OCI descriptor's media type and annotations, so they are
     /// signed too.
@@ -105,14 +119,7 @@ impl TagTarget {
         Ok(TargetFile {
             length: self.size,
             hashes,
-            custom: Some(if self.annotations.is_empty() {
-                serde_json::json!({ "mediaType": self.media_type })
-            } else {
-                serde_json::json!({
-                    "mediaType": self.media_type,
-                    "annotations": self.annotations,
-                })
-            }),
+            custom: self.custom(),
             extra: Default::default(),
         })
     }
@@ -411,7 +418,7 @@ impl Publisher {
                     tag,
                     digest: info.target.digest(),
                     size: info.target.length,
-                    media_type: info.target.media_type().map(str::to_string),
+                    media_type: Some(info.target.media_type().to_string()),
                     signed_by: info.role,
                 }),
                 Ok(None) => {}
@@ -760,4 +767,51 @@ pub(crate) fn set_delegation(
     }
     prune_delegation_keys(delegations);
     Ok(position.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(media_type: &str, annotations: &[(&str, &str)]) -> TargetFile {
+        TagTarget {
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            size: 1234,
+            media_type: media_type.into(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+        .to_target_file()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_media_type_costs_no_bytes() {
+        let plain = target(OCI_MANIFEST, &[]);
+        assert_eq!(plain.custom, None);
+        assert_eq!(plain.media_type(), OCI_MANIFEST);
+        // As python-tuf writes a target with no custom: length and hashes only.
+        let json = serde_json::to_string(&plain).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"length":1234,"hashes":{{"sha256":"{}"}}}}"#,
+                "ab".repeat(32)
+            )
+        );
+        let annotated = target(OCI_MANIFEST, &[("a", "b")]);
+        assert_eq!(
+            annotated.custom,
+            Some(serde_json::json!({ "annotations": { "a": "b" } }))
+        );
+        let index = "application/vnd.oci.image.index.v1+json";
+        let other = target(index, &[]);
+        assert_eq!(
+            other.custom,
+            Some(serde_json::json!({ "mediaType": index }))
+        );
+        assert_eq!(other.media_type(), index);
+    }
 }

@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use tagtrust_shared::{Gun, ImageReference};
 
 /// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_MANIFEST: &str = tagtrust_shared::metadata::DEFAULT_MEDIA_TYPE;
 /// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker image manifest, schema 2.

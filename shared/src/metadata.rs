@@ -427,15 +427,25 @@ pub struct TargetFile {
     pub extra: Map<String, Value>,
 }
 
+/// The media type of a target whose `custom` names none: an OCI image
+/// manifest, what `tag set` signs by default.
+pub const DEFAULT_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
 impl TargetFile {
     /// The `sha256:HEX` digest, if the target has a sha256 hash.
     pub fn digest(&self) -> Option<String> {
         self.hashes.get("sha256").map(|h| format!("sha256:{h}"))
     }
 
-    /// The OCI `mediaType` from `custom`, if any.
-    pub fn media_type(&self) -> Option<&str> {
-        self.custom.as_ref()?.get("mediaType")?.as_str()
+    /// The OCI `mediaType` from `custom`; a target without one is an OCI
+    /// image manifest ([`DEFAULT_MEDIA_TYPE`], left implicit so that each
+    /// tag costs no more bytes than it must).
+    pub fn media_type(&self) -> &str {
+        self.custom
+            .as_ref()
+            .and_then(|c| c.get("mediaType"))
+            .and_then(|m| m.as_str())
+            .unwrap_or(DEFAULT_MEDIA_TYPE)
     }
 
     /// Check a downloaded artifact against length and every hash.
