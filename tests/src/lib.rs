@@ -236,6 +236,17 @@ impl TestServer {
         self.process = None;
     }
 
+    /// Another `tagtrust-server` process on this server's database, with
+    /// `args` (killed with SIGKILL when dropped).
+    pub fn another_process(&self, args: &[&str]) -> ServerProcess {
+        let mut cmd = Command::new(bin_path("tagtrust-server"));
+        cmd.args(self.storage_args())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit());
+        ServerProcess::start(cmd)
+    }
+
     /// Run `tagtrust-server token create` for these scopes; returns the token.
     pub fn create_token(&self, scopes: &[&str]) -> String {
         let mut cmd = Command::new(bin_path("tagtrust-server"));
@@ -469,6 +480,17 @@ pub fn metrics(http: &reqwest::blocking::Client, base: &str) -> String {
         .send()
         .and_then(|r| r.text())
         .unwrap_or_else(|e| panic!("GET {base}/metrics: {e}"))
+}
+
+/// Poll `done` every 50 ms for up to 5 s; panic naming `what` if it never holds.
+pub fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
 }
 
 /// The value of the sample `series` (name and labels, exactly) in a

@@ -4,31 +4,9 @@
 //! on the same PostgreSQL sees it when the `NOTIFY` arrives, and in any
 //! case once the cache's time to live (`--read-cache-ms`) has passed.
 
-use std::process::{Command, Stdio};
-use tagtrust_tests::{bin_path, Backend, Cli, ServerProcess, TestServer};
+use tagtrust_tests::{wait_for, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/cache/app";
-
-/// A second server process on `server`'s database.
-fn second_process(server: &TestServer, args: &[&str]) -> ServerProcess {
-    let mut cmd = Command::new(bin_path("tagtrust-server"));
-    cmd.args(server.storage_args())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::inherit());
-    ServerProcess::start(cmd)
-}
-
-/// Poll `done` for up to 5 s.
-fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
-    for _ in 0..100 {
-        if done() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 fn timestamp(base: &str) -> Vec<u8> {
     reqwest::blocking::get(format!("{base}/v2/{GUN}/_trust/tuf/timestamp.json"))
@@ -67,11 +45,11 @@ fn another_process_on_postgresql_sees_a_change_by_notify_and_within_the_bound() 
     let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
     // A cache that would hold entries for a minute: only NOTIFY can make
     // this process see the next publish soon.
-    let listening = second_process(&server, &["--read-cache-ms", "60000"]);
+    let listening = server.another_process(&["--read-cache-ms", "60000"]);
     // A process with the default cache (1 s): whether by NOTIFY or by the
     // time to live, it serves the change within the bound. (The time to
     // live alone is unit-tested in server/src/cache.rs.)
-    let bounded = second_process(&server, &[]);
+    let bounded = server.another_process(&[]);
     let cached = timestamp(&listening.url);
     assert_eq!(timestamp(&bounded.url), cached);
     publisher.tag_set(GUN, "next");
@@ -110,7 +88,7 @@ fn immutable_files_are_cached_until_their_repository_is_deleted() {
         let other = (backend == Backend::Postgres).then(|| {
             // Its current files live a minute: once it serves the next
             // publish, its listener is up.
-            let other = second_process(&server, &["--read-cache-ms", "60000"]);
+            let other = server.another_process(&["--read-cache-ms", "60000"]);
             let cached = timestamp(&other.url);
             publisher.tag_set(GUN, "two");
             let current = timestamp(&server.url);
