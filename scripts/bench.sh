@@ -280,8 +280,23 @@ done
 } > "$OUT/files.txt"
 cat "$OUT/files.txt" >&2
 
+# The same databases served with both read caches off (the before/after of
+# the in-memory read path): a second process on each.
+nocache=()
+for b in "${backends[@]}"; do
+  port=$(free_port)
+  # shellcheck disable=SC2086
+  "$TTS" --listen "127.0.0.1:$port" --data-dir "$W/$b" ${DBARGS[$b]} --read-cache-ms 0 --file-cache-bytes 0 \
+    >"$OUT/server-$b-nocache.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$port/healthz"
+  PORT[$b-nocache]=$port
+  RURL[$b-nocache]=http://127.0.0.1:$port/v2/$GUN/_trust/tuf
+  nocache+=("$b-nocache")
+done
+
 # --- 5. server reads: wrk, interleaved ---------------------------------------------------
-readers=(nginx "${backends[@]}")
+readers=(nginx "${backends[@]}" "${nocache[@]}")
 for round in $(seq "$ROUNDS"); do
   for f in timestamp.json "$TFILE"; do
     for r in "${readers[@]}"; do
@@ -292,6 +307,21 @@ for round in $(seq "$ROUNDS"); do
     done
   done
 done
+
+# Peak resident memory of each server process after the read load.
+{
+  for name in "${!PORT[@]}"; do
+    pid=$(ss -ltnpH "sport = :${PORT[$name]}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+    [[ -n $pid ]] && echo "$name: $(grep VmHWM "/proc/$pid/status" | awk '{print $2, $3}') peak RSS"
+  done
+  ngpid=$(cat "$W/nginx/nginx.pid" 2>/dev/null || true)
+  if [[ -n $ngpid ]]; then
+    total=0
+    for p in $ngpid $(pgrep -P "$ngpid"); do total=$((total + $(grep VmHWM "/proc/$p/status" | awk '{print $2}'))); done
+    echo "nginx (master + workers): $total kB peak RSS"
+  fi
+} | sort > "$OUT/rss.txt"
+cat "$OUT/rss.txt" >&2
 
 # --- 6. publishes ------------------------------------------------------------------------
 KEYFILE=$(ls "$W/pub-sqlite/keys/"*/targets.*.pem)
@@ -359,6 +389,7 @@ def ms(s):
     m = re.match(r"([\d.]+)(us|ms|s)", s); v = float(m[1])
     return v / 1000 if m[2] == "us" else v * 1000 if m[2] == "s" else v
 print("## Machine\n\n```\n" + open(f"{out}/machine.txt").read() + open(f"{out}/files.txt").read() + "```\n")
+print("## Peak server memory after the read load\n\n```\n" + open(f"{out}/rss.txt").read() + "```\n")
 print("## Server reads (wrk)\n")
 print("| round | file | server | load | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx/errors |")
 print("|---|---|---|---|---:|---:|---:|---:|---:|---|")

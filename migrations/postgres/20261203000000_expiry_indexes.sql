@@ -4,3 +4,5 @@
 -- repositories that are not due (BENCHMARKS.md shows the plans).
 CREATE INDEX current_metadata_role_expires ON current_metadata (role, expires_at);
 CREATE INDEX current_metadata_expires ON current_metadata (expires_at);
+-- The scheduler leaves transparent mirrors out: a partial index holds only them.
+CREATE INDEX repositories_mirrored ON repositories (gun) WHERE mirrored <> 0;

@@ -26,7 +26,7 @@ const TIME_LEFT_BOUNDS: [i64; 7] = [
 /// How long one reading of the expiry aggregates serves scrapes: it is a
 /// query over every repository's current roles, so scrapes more frequent
 /// than this (or from many scrapers) cost the database nothing more.
-const EXPIRY_READ_EVERY: Duration = Duration::from_secs(10);
+const EXPIRY_READ_EVERY: Duration = Duration::from_secs(60);
 
 pub(crate) struct Metrics {
     registry: Registry,
