@@ -41,7 +41,8 @@
 //! * [`keyring`]: key generation, export and import, public key PEM files,
 //!   which key signs a role.
 //! * [`tag_target`]: what `tag set` signs (a given digest or the registry's
-//!   descriptor, with annotations).
+//!   descriptor, with annotations); [`tag_list`]: the list `tag set
+//!   --from-file` reads.
 //! * [`pull_report`]: a pull's manifest file and report.
 //! * [`announce`]: the words of notices about an operation's circumstances.
 //! * [`error_line`]: an error and its causes as one line.
@@ -72,6 +73,7 @@ pub mod session;
 mod signing;
 pub mod staging;
 pub mod status;
+pub mod tag_list;
 pub mod tag_target;
 pub use tagtrust_shared::terminal;
 pub use tagtrust_shared::trusted;

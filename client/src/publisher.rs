@@ -11,6 +11,7 @@ use crate::publish_error::PublishError;
 use crate::remote::{RemoteError, ServerClient};
 use crate::session::{OpenOptions, ReadError, Repository, Session};
 use crate::signing::{renew_root, sign_targets};
+use crate::tag_list::TagListEntry;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,6 +46,18 @@ pub struct TagReport {
     /// Conflicting publishes by others that were retried.
     pub conflicts_retried: u32,
     /// Locally held roles re-signed because they were about to expire.
+    pub resigned: Vec<String>,
+}
+
+/// What a `tag set --from-file` published.
+#[derive(Debug, Serialize)]
+pub struct TagsReport {
+    pub gun: String,
+    /// How many tags were set.
+    pub tags: usize,
+    pub role: String,
+    pub targets_version: u64,
+    pub conflicts_retried: u32,
     pub resigned: Vec<String>,
 }
 
@@ -153,7 +166,7 @@ impl Publisher {
     ) -> Result<TagReport, PublishError> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
-        let published = self.change_role(gun, signer, tag, |targets| {
+        let published = self.change_role(gun, signer, &[tag], |targets| {
             targets.targets.insert(tag.to_string(), file.clone());
             Ok(())
         })?;
@@ -168,9 +181,38 @@ impl Publisher {
         })
     }
 
+    /// Set every tag of `entries` in one new version of the role `signer`
+    /// signs: one key decryption, one publish (a CI pushing `1`, `1.5`,
+    /// `1.5.1` and `latest` together, or a bulk import).
+    pub fn tag_set_many(
+        &self,
+        gun: &Gun,
+        entries: &[TagListEntry],
+        signer: &Signer,
+    ) -> Result<TagsReport, PublishError> {
+        let mut files = Vec::with_capacity(entries.len());
+        for entry in entries {
+            tagtrust_shared::reference::validate_tag(&entry.tag)?;
+            files.push((entry.tag.clone(), entry.target.to_target_file()?));
+        }
+        let tags: Vec<&str> = entries.iter().map(|e| e.tag.as_str()).collect();
+        let published = self.change_role(gun, signer, &tags, |targets| {
+            targets.targets.extend(files.iter().cloned());
+            Ok(())
+        })?;
+        Ok(TagsReport {
+            gun: gun.to_string(),
+            tags: entries.len(),
+            role: signer.role().to_string(),
+            targets_version: published.version,
+            conflicts_retried: published.conflicts_retried,
+            resigned: published.resigned,
+        })
+    }
+
     /// Remove `tag` from the role `signer` signs.
     pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport, PublishError> {
-        let published = self.change_role(gun, signer, tag, |targets| {
+        let published = self.change_role(gun, signer, &[tag], |targets| {
             match targets.targets.remove(tag) {
                 Some(_) => Ok(()),
                 None => Err(PublishError::Refused(format!(
@@ -196,22 +238,22 @@ impl Publisher {
         gun: &Gun,
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
     ) -> Result<Published, PublishError> {
-        self.change_role(gun, &Signer::Targets, "", change)
+        self.change_role(gun, &Signer::Targets, &[], change)
     }
 
     /// Apply `change` to the verified current metadata of the role `signer`
     /// signs, sign a new version and publish it; on conflict start again
-    /// from the new current version. `tag` (if not empty) must be a tag the
-    /// role may sign. Returns the published version and the number of
+    /// from the new current version. Each of `tags` must be a tag the role
+    /// may sign. Returns the published version and the number of
     /// conflicts retried.
     pub(crate) fn change_role(
         &self,
         gun: &Gun,
         signer: &Signer,
-        tag: &str,
+        tags: &[&str],
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
     ) -> Result<Published, PublishError> {
-        self.change_role_with(gun, signer, tag, change, |_| Ok(Vec::new()))
+        self.change_role_with(gun, signer, tags, change, |_| Ok(Vec::new()))
     }
 
     /// [`Self::change_role`], publishing with the new version the files
@@ -221,7 +263,7 @@ impl Publisher {
         &self,
         gun: &Gun,
         signer: &Signer,
-        tag: &str,
+        tags: &[&str],
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
         extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
     ) -> Result<Published, PublishError> {
@@ -248,7 +290,7 @@ impl Publisher {
                     let key_id = keys.file(key_file)?.key_id();
                     let (delegation, current) =
                         delegated_role_state(&mut repo, role, &key_id, &self.session.notices)?;
-                    if !tag.is_empty() && !delegation.is_delegated_path(tag) {
+                    if let Some(tag) = tags.iter().find(|t| !delegation.is_delegated_path(t)) {
                         return Err(PublishError::Refused(format!(
                             "role {role} may not sign tag {tag:?}: its paths are {}",
                             delegation.paths.as_deref().unwrap_or_default().join(", ")

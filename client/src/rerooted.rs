@@ -167,7 +167,7 @@ pub fn import(
     let published = publisher.change_role_with(
         gun,
         &Signer::Targets,
-        "",
+        &[],
         |targets| set_delegation(targets, &delegation).map(|_| ()),
         |mirror| {
             let files = newer(mirror)?;

@@ -273,7 +273,7 @@ impl Publisher {
                 )
             }
             _ => {
-                let published = self.change_role(gun, signer, "", |_| Ok(()))?;
+                let published = self.change_role(gun, signer, &[], |_| Ok(()))?;
                 let repo = self.open(gun)?;
                 Ok(RoleReport {
                     gun: gun.to_string(),

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer};
+use tagtrust_tests::{json, parse_json, random_digest, succeeded, Backend, Cli, TestServer};
 
 const GUN: &str = "localhost:5000/acme/app";
 
@@ -234,4 +234,75 @@ fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
     let err = fresh.fails(&["lookup", &latest]);
     assert!(err.contains("does not match the pinned root keys"), "{err}");
     assert!(!fresh.trusted_dir(&server, GUN).join("root.json").exists());
+}
+
+/// `tag set GUN --from-file LIST`: 200 tags signed and published as one new
+/// targets version (one snapshot step), from a file or from standard input
+/// (`-`); a list with one bad line is refused naming the line, and nothing
+/// is published.
+#[test]
+fn a_tag_list_is_one_publish_and_a_bad_line_publishes_nothing() {
+    use std::io::Write;
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
+        let current = |role: &str| -> u64 {
+            let body = reqwest::blocking::get(format!("{}{role}.json", server.tuf_url(GUN)))
+                .unwrap()
+                .bytes()
+                .unwrap();
+            parse_json(&body)["signed"]["version"].as_u64().unwrap()
+        };
+        let (targets_before, snapshot_before) = (current("targets"), current("snapshot"));
+        let tags: Vec<(String, String, u64)> = (0..200)
+            .map(|n| {
+                let (digest, size) = random_digest();
+                (format!("v{n}"), digest, size)
+            })
+            .collect();
+        let list: String = std::iter::once("# a CI push\n".to_string())
+            .chain(tags.iter().map(|(t, d, s)| format!("{t} {d} {s}\n")))
+            .collect();
+        let file = publisher.home.path().join("tags.txt");
+        std::fs::write(&file, &list).unwrap();
+        let report = json(&publisher.ok(&[
+            "tag",
+            "set",
+            GUN,
+            "--from-file",
+            file.to_str().unwrap(),
+            "-o",
+            "json",
+        ]));
+        assert_eq!(report["tags"], 200, "{report}");
+        assert_eq!(current("targets"), targets_before + 1);
+        assert_eq!(current("snapshot"), snapshot_before + 1);
+        let consumer = Cli::new(&server.url);
+        for (tag, digest, _) in tags.iter().step_by(40) {
+            assert_eq!(&consumer.lookup(GUN, tag), digest);
+        }
+
+        // From standard input.
+        let (digest, size) = random_digest();
+        let mut child = publisher
+            .command()
+            .args(["tag", "set", GUN, "--from-file", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "latest {digest} {size}").unwrap();
+        succeeded(&child.wait_with_output().unwrap());
+        assert_eq!(consumer.lookup(GUN, "latest"), digest);
+
+        // One bad line: nothing published.
+        let targets_now = current("targets");
+        let (other, size) = random_digest();
+        std::fs::write(&file, format!("ok {other} {size}\nlatest {other} many\n")).unwrap();
+        let stderr = publisher.fails(&["tag", "set", GUN, "--from-file", file.to_str().unwrap()]);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("line 2"), "{stderr}");
+        assert_eq!(current("targets"), targets_now);
+        assert_eq!(consumer.lookup(GUN, "latest"), digest);
+    }
 }

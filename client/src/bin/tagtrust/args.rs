@@ -302,31 +302,37 @@ pub enum KeyCommand {
 
 #[derive(Subcommand)]
 pub enum TagCommand {
-    /// Point GUN:TAG at a manifest digest, sign and publish.
+    /// Point GUN:TAG at a manifest digest, sign and publish (or many tags
+    /// of GUN at once with --from-file).
     Set {
+        /// GUN:TAG (GUN with --from-file)
         reference: String,
         /// sha256:<64 hex> of the image manifest
         #[arg(
-            required_unless_present = "from_registry",
-            conflicts_with = "from_registry"
+            required_unless_present_any = ["from_registry", "from_file"],
+            conflicts_with_all = ["from_registry", "from_file"]
         )]
         digest: Option<String>,
         /// Size of the manifest in bytes
         #[arg(
             long,
-            required_unless_present = "from_registry",
-            conflicts_with = "from_registry"
+            required_unless_present_any = ["from_registry", "from_file"],
+            conflicts_with_all = ["from_registry", "from_file"]
         )]
         size: Option<u64>,
         /// Media type of the manifest [default: OCI image manifest]
-        #[arg(long, conflicts_with = "from_registry")]
+        #[arg(long, conflicts_with_all = ["from_registry", "from_file"])]
         media_type: Option<String>,
         /// Take digest, size, media type and annotations from what the tag
         /// points to in this registry now (e.g. http://127.0.0.1:5000)
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", conflicts_with = "from_file")]
         from_registry: Option<String>,
+        /// Set every tag of this list in one signed publish: one
+        /// `TAG sha256:HEX SIZE [MEDIA_TYPE]` per line (`-`: standard input)
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<std::path::PathBuf>,
         /// OCI annotation to sign with the target (repeatable)
-        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        #[arg(long = "annotation", value_name = "KEY=VALUE", conflicts_with = "from_file")]
         annotations: Vec<String>,
         #[command(flatten)]
         signer: SignerArgs,

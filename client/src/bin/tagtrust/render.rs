@@ -13,6 +13,7 @@ use tagtrust::init::InitReport;
 use tagtrust::keyring::StoredKey;
 use tagtrust::publisher::{
     DelegationEntry, DelegationReport, NewDelegation, TagEntry, TagReport, TagTarget,
+    TagsReport,
 };
 use tagtrust::pull_report::PullReport;
 use tagtrust::rotation::RoleReport;
@@ -177,6 +178,16 @@ pub fn tag_set(reference: &ImageReference, target: &TagTarget, report: &TagRepor
     format!(
         "{reference} -> {} (targets version {})",
         E(&target.digest),
+        report.targets_version
+    )
+}
+
+pub fn tags_set(report: &TagsReport) -> String {
+    format!(
+        "{}: {} tags set by {} (targets version {})",
+        E(&report.gun),
+        report.tags,
+        E(&report.role),
         report.targets_version
     )
 }

@@ -4,20 +4,30 @@ use super::Invocation;
 use crate::args::{SignerArgs, TagCommand};
 use crate::environment;
 use crate::render;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::Path;
 use tagtrust::keyring::tag_signer;
 use tagtrust::publisher::TagReport;
 use tagtrust::tag_target::{tag_target, RegistryAccess, TargetSource};
-use tagtrust_shared::ImageReference;
+use tagtrust::tag_list::parse_tag_list;
+use tagtrust_shared::{Gun, ImageReference};
 
 pub fn run(inv: &Invocation, command: TagCommand) -> Result<()> {
     match command {
+        TagCommand::Set {
+            reference,
+            from_file: Some(list),
+            signer,
+            ..
+        } => set_many(inv, &reference, &list, signer),
         TagCommand::Set {
             reference,
             digest,
             size,
             media_type,
             from_registry,
+            from_file: None,
             annotations,
             signer,
         } => {
@@ -66,6 +76,29 @@ fn set(
     announce_resigned(inv, &report);
     inv.out
         .print(&report, || render::tag_set(reference, &target, &report))
+}
+
+/// `tag set GUN --from-file LIST`: the whole list checked, then one publish.
+fn set_many(inv: &Invocation, gun: &str, list: &Path, signer: SignerArgs) -> Result<()> {
+    let gun = Gun::parse(gun)?;
+    let text = if list == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the tag list from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(list)
+            .with_context(|| format!("reading the tag list {}", list.display()))?
+    };
+    let entries =
+        parse_tag_list(&text).with_context(|| format!("tag list {}", list.display()))?;
+    let signer = tag_signer(signer.role, signer.key);
+    let report = inv.publisher()?.tag_set_many(&gun, &entries, &signer)?;
+    if let Some(line) = tagtrust::announce::resigned(&report.resigned) {
+        inv.notices.push(line);
+    }
+    inv.out.print(&report, || render::tags_set(&report))
 }
 
 fn rm(inv: &Invocation, reference: &str, signer: SignerArgs) -> Result<()> {
