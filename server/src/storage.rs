@@ -490,22 +490,13 @@ impl Storage {
         role: &str,
         version: u64,
     ) -> Result<Option<StoredFile>> {
-        let key = FileKey::Version(version);
-        if let Some(file) = self.files.get(gun, role, key) {
-            return Ok(Some(file));
-        }
         let Ok(db_version) = i64::try_from(version) else {
             return Ok(None);
         };
-        let epoch = self.files.epoch();
         let sql = format!("{SELECT_FILE} WHERE gun = $1 AND role = $2 AND version = $3");
-        let file = self
-            .one_file(sqlx::query(&sql).bind(gun).bind(role).bind(db_version))
-            .await?;
-        if let Some(file) = &file {
-            self.files.put(gun, role, key, file.clone(), epoch);
-        }
-        Ok(file)
+        let query = sqlx::query(&sql).bind(gun).bind(role).bind(db_version);
+        self.immutable_file(gun, role, FileKey::Version(version), query)
+            .await
     }
 
     pub async fn by_sha256(
@@ -514,17 +505,28 @@ impl Storage {
         role: &str,
         sha256: &str,
     ) -> Result<Option<StoredFile>> {
-        let key = FileKey::Sha256(sha256);
+        let sql = format!(
+            "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
+        );
+        let query = sqlx::query(&sql).bind(gun).bind(role).bind(sha256);
+        self.immutable_file(gun, role, FileKey::Sha256(sha256), query)
+            .await
+    }
+
+    /// A versioned or checksummed file: from the file cache, else what
+    /// `query` selects (then kept in the cache).
+    async fn immutable_file<'q>(
+        &self,
+        gun: &str,
+        role: &str,
+        key: FileKey<'_>,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Option<StoredFile>> {
         if let Some(file) = self.files.get(gun, role, key) {
             return Ok(Some(file));
         }
         let epoch = self.files.epoch();
-        let sql = format!(
-            "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
-        );
-        let file = self
-            .one_file(sqlx::query(&sql).bind(gun).bind(role).bind(sha256))
-            .await?;
+        let file = self.one_file(query).await?;
         if let Some(file) = &file {
             self.files.put(gun, role, key, file.clone(), epoch);
         }

@@ -265,15 +265,9 @@ fn a_tag_list_is_one_publish_and_a_bad_line_publishes_nothing() {
             .collect();
         let file = publisher.home.path().join("tags.txt");
         std::fs::write(&file, &list).unwrap();
-        let report = json(&publisher.ok(&[
-            "tag",
-            "set",
-            GUN,
-            "--from-file",
-            file.to_str().unwrap(),
-            "-o",
-            "json",
-        ]));
+        let path = file.to_str().unwrap();
+        let out = publisher.ok(&["tag", "set", GUN, "--from-file", path, "-o", "json"]);
+        let report = json(&out);
         assert_eq!(report["tags"], 200, "{report}");
         assert_eq!(current("targets"), targets_before + 1);
         assert_eq!(current("snapshot"), snapshot_before + 1);
@@ -299,7 +293,7 @@ fn a_tag_list_is_one_publish_and_a_bad_line_publishes_nothing() {
         let targets_now = current("targets");
         let (other, size) = random_digest();
         std::fs::write(&file, format!("ok {other} {size}\nlatest {other} many\n")).unwrap();
-        let stderr = publisher.fails(&["tag", "set", GUN, "--from-file", file.to_str().unwrap()]);
+        let stderr = publisher.fails(&["tag", "set", GUN, "--from-file", path]);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains("line 2"), "{stderr}");
         assert_eq!(current("targets"), targets_now);

@@ -332,7 +332,11 @@ pub enum TagCommand {
         #[arg(long, value_name = "FILE")]
         from_file: Option<std::path::PathBuf>,
         /// OCI annotation to sign with the target (repeatable)
-        #[arg(long = "annotation", value_name = "KEY=VALUE", conflicts_with = "from_file")]
+        #[arg(
+            long = "annotation",
+            value_name = "KEY=VALUE",
+            conflicts_with = "from_file"
+        )]
         annotations: Vec<String>,
         #[command(flatten)]
         signer: SignerArgs,

@@ -12,8 +12,7 @@ use tagtrust::home::KeyFile;
 use tagtrust::init::InitReport;
 use tagtrust::keyring::StoredKey;
 use tagtrust::publisher::{
-    DelegationEntry, DelegationReport, NewDelegation, TagEntry, TagReport, TagTarget,
-    TagsReport,
+    DelegationEntry, DelegationReport, NewDelegation, TagEntry, TagReport, TagTarget, TagsReport,
 };
 use tagtrust::pull_report::PullReport;
 use tagtrust::rotation::RoleReport;

@@ -9,8 +9,8 @@ use std::io::Read;
 use std::path::Path;
 use tagtrust::keyring::tag_signer;
 use tagtrust::publisher::TagReport;
-use tagtrust::tag_target::{tag_target, RegistryAccess, TargetSource};
 use tagtrust::tag_list::parse_tag_list;
+use tagtrust::tag_target::{tag_target, RegistryAccess, TargetSource};
 use tagtrust_shared::{Gun, ImageReference};
 
 pub fn run(inv: &Invocation, command: TagCommand) -> Result<()> {
@@ -91,8 +91,7 @@ fn set_many(inv: &Invocation, gun: &str, list: &Path, signer: SignerArgs) -> Res
         std::fs::read_to_string(list)
             .with_context(|| format!("reading the tag list {}", list.display()))?
     };
-    let entries =
-        parse_tag_list(&text).with_context(|| format!("tag list {}", list.display()))?;
+    let entries = parse_tag_list(&text).with_context(|| format!("tag list {}", list.display()))?;
     let signer = tag_signer(signer.role, signer.key);
     let report = inv.publisher()?.tag_set_many(&gun, &entries, &signer)?;
     if let Some(line) = tagtrust::announce::resigned(&report.resigned) {
