@@ -600,17 +600,13 @@ pub use tagtrust_simulator::{
 };
 
 /// An image-manifest target entry for `digest` (`sha256:HEX`) of `size`
-/// bytes, as `tagtrust tag set` writes it.
+/// bytes, as `tagtrust tag set` writes it (the default media type left
+/// implicit: length and sha256 only).
 pub fn manifest_target(digest: &str, size: u64) -> tagtrust_shared::TargetFile {
-    tagtrust_shared::TargetFile {
-        custom: Some(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json"
-        })),
-        ..target_of(
-            size,
-            digest.strip_prefix("sha256:").expect("a sha256: digest"),
-        )
-    }
+    target_of(
+        size,
+        digest.strip_prefix("sha256:").expect("a sha256: digest"),
+    )
 }
 
 /// An HTTP client for talking to a test server directly, with a timeout
