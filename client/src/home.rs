@@ -217,16 +217,20 @@ impl Freshness {
 pub struct ExpiryPolicy {
     pub root_days: i64,
     pub targets_days: i64,
+    /// Hashed bins (`tagtrust bins enable`): long-lived, so that a tag
+    /// change re-signs only its bin, and only timestamp and snapshot churn.
+    pub bins_days: i64,
     pub warning_days: i64,
 }
 
 impl Default for ExpiryPolicy {
     /// The trust model's defaults (README, "Configuration"): root 1 year,
-    /// targets 90 days; warn 30 days ahead.
+    /// targets 90 days, bins 1 year; warn 30 days ahead.
     fn default() -> Self {
         ExpiryPolicy {
             root_days: 365,
             targets_days: 90,
+            bins_days: 365,
             warning_days: 30,
         }
     }
@@ -435,11 +439,18 @@ impl Home {
         Ok((key.key_id(), path))
     }
 
-    /// Does this home hold a private key of `gun`'s `role` among `keyids`?
-    pub fn has_key(&self, gun: &Gun, role: &str, keyids: &[String]) -> bool {
+    /// The file of `gun`'s private key for `role` whose key ID is one of
+    /// `keyids`, if this home holds one.
+    pub fn key_file(&self, gun: &Gun, role: &str, keyids: &[String]) -> Option<PathBuf> {
         keyids
             .iter()
-            .any(|id| self.key_dir(gun).join(format!("{role}.{id}.pem")).exists())
+            .map(|id| self.key_dir(gun).join(format!("{role}.{id}.pem")))
+            .find(|path| path.exists())
+    }
+
+    /// Does this home hold a private key of `gun`'s `role` among `keyids`?
+    pub fn has_key(&self, gun: &Gun, role: &str, keyids: &[String]) -> bool {
+        self.key_file(gun, role, keyids).is_some()
     }
 
     /// Load `gun`'s private key for `role` whose key ID is one of `keyids`.
@@ -450,11 +461,8 @@ impl Home {
         keyids: &[String],
         passphrase: &str,
     ) -> Result<SigningKey, KeyError> {
-        for keyid in keyids {
-            let path = self.key_dir(gun).join(format!("{role}.{keyid}.pem"));
-            if path.exists() {
-                return load_key_file(&path, passphrase);
-            }
+        if let Some(path) = self.key_file(gun, role, keyids) {
+            return load_key_file(&path, passphrase);
         }
         Err(KeyError::Missing {
             role: role.to_string(),

@@ -49,6 +49,7 @@
 
 pub mod announce;
 pub mod atomic_file;
+pub mod bins;
 pub mod bootstrap;
 pub mod error_line;
 pub mod export;

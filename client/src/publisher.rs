@@ -166,6 +166,7 @@ impl Publisher {
     ) -> Result<TagReport, PublishError> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
+        let signer = &self.signer_for(gun, tag, signer)?;
         let published = self.change_role(gun, signer, &[tag], |targets| {
             targets.targets.insert(tag.to_string(), file.clone());
             Ok(())
@@ -195,6 +196,13 @@ impl Publisher {
             tagtrust_shared::reference::validate_tag(&entry.tag)?;
             files.push((entry.tag.clone(), entry.target.to_target_file()?));
         }
+        if let (Signer::Targets, Some(first)) = (signer, entries.first()) {
+            if self.bin_signer(gun, &first.tag)?.is_some() {
+                return Err(PublishError::Refused(format!(
+                    "{gun} uses hashed bins: tag set --from-file does not sign bins yet; set the tags one at a time"
+                )));
+            }
+        }
         let tags: Vec<&str> = entries.iter().map(|e| e.tag.as_str()).collect();
         let published = self.change_role(gun, signer, &tags, |targets| {
             targets.targets.extend(files.iter().cloned());
@@ -210,8 +218,18 @@ impl Publisher {
         })
     }
 
+    /// Who signs `tag`: `signer`, except that the top-level targets role of
+    /// a binned repository signs through the tag's bin.
+    fn signer_for(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<Signer, PublishError> {
+        match signer {
+            Signer::Targets => Ok(self.bin_signer(gun, tag)?.unwrap_or(Signer::Targets)),
+            other => Ok(other.clone()),
+        }
+    }
+
     /// Remove `tag` from the role `signer` signs.
     pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport, PublishError> {
+        let signer = &self.signer_for(gun, tag, signer)?;
         let published = self.change_role(gun, signer, &[tag], |targets| {
             match targets.targets.remove(tag) {
                 Some(_) => Ok(()),
@@ -270,7 +288,13 @@ impl Publisher {
         let client = self.server_client()?;
         let mut keys = KeyCache::new(self.passphrases.clone());
         let expiry = self.session.home.config()?.expiry;
+        // Hashed bins are long-lived (only timestamp and snapshot churn).
+        let bin_expiry = ExpiryPolicy {
+            targets_days: expiry.bins_days,
+            ..expiry.clone()
+        };
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
+            let mut role_expiry = &expiry;
             let mut repo = self.open(gun)?;
             let current = match signer {
                 Signer::Targets => RoleState::Current(
@@ -290,6 +314,10 @@ impl Publisher {
                     let key_id = keys.file(key_file)?.key_id();
                     let (delegation, current) =
                         delegated_role_state(&mut repo, role, &key_id, &self.session.notices)?;
+                    // A bin: selected by name hash only.
+                    if delegation.paths.is_none() && delegation.path_hash_prefixes.is_some() {
+                        role_expiry = &bin_expiry;
+                    }
                     if let Some(tag) = tags.iter().find(|t| !delegation.is_delegated_path(t)) {
                         return Err(PublishError::Refused(format!(
                             "role {role} may not sign tag {tag:?}: its paths are {}",
@@ -317,7 +345,7 @@ impl Publisher {
             };
             let mut files = vec![(
                 signer.role().to_string(),
-                sign_targets(targets, key, &expiry)?,
+                sign_targets(targets, key, role_expiry)?,
             )];
             let resigned =
                 self.resign_expiring(gun, &repo, signer, &mut keys, &expiry, &mut files)?;
@@ -520,12 +548,15 @@ fn delegated_role_state(
 ) -> Result<(DelegatedRole, RoleState), PublishError> {
     let walk = repo.updater.load_all_roles().map_err(ReadError::from)?;
     let trusted = repo.updater.trusted();
-    let entries: Vec<(&String, &DelegatedRole)> = walk
+    // Explicit roles, and hashed bins as the explicit roles they amount to.
+    let entries: Vec<(&String, DelegatedRole)> = walk
         .roles
         .iter()
         .filter_map(|parent| {
             let delegations = trusted.targets_role(parent)?.signed.delegations.as_ref()?;
-            Some((parent, delegations.roles().iter().find(|d| d.name == role)?))
+            let explicit = delegations.roles().iter().find(|d| d.name == role).cloned();
+            let bin = || delegations.succinct_roles.as_ref()?.as_delegated_role(role);
+            Some((parent, explicit.or_else(bin)?))
         })
         .collect();
     let verified_through = walk.delegators.get(role);
@@ -534,7 +565,7 @@ fn delegated_role_state(
         .find(|(_, d)| d.keyids.iter().any(|id| id == signer_key_id))
         .or_else(|| entries.iter().find(|(p, _)| Some(*p) == verified_through))
         .or(entries.first())
-        .copied()
+        .cloned()
         .ok_or_else(|| {
             PublishError::Refused(format!("{} has no delegated role named {role}", repo.gun))
         })?;

@@ -102,7 +102,8 @@ impl Default for Settings {
             max_concurrent_uploads: 32,
             max_body_bytes: 8 * 1024 * 1024,
             max_file_bytes: 4 * 1024 * 1024,
-            max_parts: 32,
+            // Enabling 1,024 hashed bins publishes 1,025 files at once.
+            max_parts: 1100,
             max_json_depth: 64,
             log_format: "text".into(),
             fault_changefeed_commit_delay_ms: 0,
@@ -205,7 +206,7 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_file_bytes: Option<usize>,
-    /// Most files in one publish [default: 32].
+    /// Most files in one publish [default: 1100].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_parts: Option<usize>,

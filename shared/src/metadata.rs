@@ -504,8 +504,45 @@ impl SuccinctRoles {
         } else {
             first >> (32 - self.bit_length)
         };
+        self.bin_name(u64::from(bin))
+    }
+
+    /// The name of bin number `bin`: the prefix, `-`, the number in
+    /// zero-padded lower-case hex (TAP 15).
+    pub fn bin_name(&self, bin: u64) -> String {
         let width = self.bit_length.div_ceil(4) as usize;
         format!("{}-{:0width$x}", self.name_prefix, bin)
+    }
+
+    /// Bin `role` as an explicit delegated role: the same keys and
+    /// threshold, terminating, and the `path_hash_prefixes` (hex prefixes
+    /// of the target name's sha256) that select exactly the targets
+    /// [`Self::role_for_target`] sends to it. `None` when `role` is no bin.
+    pub fn as_delegated_role(&self, role: &str) -> Option<DelegatedRole> {
+        if !self.is_bin(role) {
+            return None;
+        }
+        let bin = u64::from_str_radix(role.rsplit('-').next()?, 16).ok()?;
+        let width = self.bit_length.div_ceil(4);
+        // Hex prefixes of `width` digits whose top `bit_length` bits are `bin`.
+        let spare = 4 * width - self.bit_length;
+        let prefixes = (0..1u64 << spare)
+            .map(|low| format!("{:0w$x}", (bin << spare) | low, w = width as usize))
+            .collect();
+        Some(DelegatedRole {
+            name: role.to_string(),
+            keyids: self.keyids.clone(),
+            threshold: self.threshold,
+            terminating: true,
+            paths: None,
+            path_hash_prefixes: Some(prefixes),
+            extra: Map::new(),
+        })
+    }
+
+    /// Every bin's name, in order.
+    pub fn bin_names(&self) -> impl Iterator<Item = String> + '_ {
+        (0..1u64 << self.bit_length).map(|bin| self.bin_name(bin))
     }
 
     /// Is `role` one of the bins (name and number in range)?
@@ -940,5 +977,40 @@ mod tests {
         assert!(s.is_bin(&name), "{name}");
         assert_eq!(name.len(), "bin-".len() + 2);
         assert!(!s.is_bin("bin-100"));
+        let names: Vec<String> = s.bin_names().collect();
+        assert_eq!(names.len(), 256);
+        assert_eq!(
+            (names[0].as_str(), names[255].as_str()),
+            ("bin-00", "bin-ff")
+        );
+        assert!(names.iter().all(|n| s.is_bin(n)));
+        assert!(names.contains(&name));
+        // As explicit roles, the bins' hash prefixes select what
+        // role_for_target selects, for a bit length that is not a multiple
+        // of 4 too.
+        for bit_length in [1, 3, 4, 6, 8] {
+            let s = SuccinctRoles {
+                bit_length,
+                ..s.clone()
+            };
+            let roles: Vec<DelegatedRole> = s
+                .bin_names()
+                .map(|n| s.as_delegated_role(&n).unwrap())
+                .collect();
+            for n in 0..200 {
+                let target = format!("tag{n}");
+                let holders: Vec<&str> = roles
+                    .iter()
+                    .filter(|r| r.is_delegated_path(&target))
+                    .map(|r| r.name.as_str())
+                    .collect();
+                assert_eq!(
+                    holders,
+                    [s.role_for_target(&target)],
+                    "{bit_length} {target}"
+                );
+            }
+        }
+        assert_eq!(s.as_delegated_role("other-00"), None);
     }
 }

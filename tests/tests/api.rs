@@ -675,7 +675,7 @@ fn invalid_uploads_are_refused_and_change_nothing() {
 
         // Framing problems: too many parts, oversized body and file, wrong
         // field name, not multipart at all.
-        let many: Vec<(&str, Vec<u8>)> = (0..40).map(|_| ("ci", b"{}".to_vec())).collect();
+        let many: Vec<(&str, Vec<u8>)> = (0..1101).map(|_| ("ci", b"{}".to_vec())).collect();
         let (status, body) = api.publish(GUN, &many);
         assert_eq!(
             (status, error_code(&body)),

@@ -48,7 +48,14 @@ pub enum Command {
         /// holders have run `root sign`
         #[arg(long)]
         root_threshold: Option<u64>,
+        /// Delegate every tag to N hashed bins (TAP 15; a power of two up to
+        /// 1024), as `bins enable` does
+        #[arg(long, value_name = "N")]
+        bins: Option<u64>,
     },
+    /// Hashed-bin delegations for large tag sets.
+    #[command(subcommand)]
+    Bins(BinsCommand),
     /// Multi-party root: holders, threshold, and staged root changes.
     #[command(subcommand)]
     Root(RootCommand),
@@ -297,6 +304,18 @@ pub enum KeyCommand {
         gun: Gun,
         #[arg(value_parser = ["root", "targets", "snapshot", "timestamp"])]
         role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BinsCommand {
+    /// Re-bin GUN into N hashed bins in one publish (every tag kept): the
+    /// targets role then delegates each tag to a bin by the hash of its name.
+    Enable {
+        gun: Gun,
+        /// How many bins (a power of two, 2 to 1024)
+        #[arg(long, value_name = "N")]
+        bins: u64,
     },
 }
 

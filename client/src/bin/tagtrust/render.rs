@@ -181,6 +181,17 @@ pub fn tag_set(reference: &ImageReference, target: &TagTarget, report: &TagRepor
     )
 }
 
+pub fn bins(report: &tagtrust::bins::BinsReport) -> String {
+    format!(
+        "{}: {} hashed bins signed by bin key {}, {} tags moved into them (targets version {})",
+        E(&report.gun),
+        report.bins,
+        E(&report.bin_key_id),
+        report.tags_moved,
+        report.targets_version
+    )
+}
+
 pub fn tags_set(report: &TagsReport) -> String {
     format!(
         "{}: {} tags set by {} (targets version {})",

@@ -11,7 +11,7 @@ mod repository;
 mod root;
 mod tags;
 
-use crate::args::{Command, Output};
+use crate::args::{BinsCommand, Command, Output};
 use crate::environment::{self, TerminalPassphrase};
 use crate::render::{self, Printer};
 use anyhow::{Context, Result};
@@ -80,7 +80,11 @@ pub fn run(inv: &Invocation, command: Command) -> Result<()> {
             root_key,
             root_keys,
             root_threshold,
-        } => repository::init(inv, &gun, &root_key, root_keys, root_threshold),
+            bins,
+        } => repository::init(inv, &gun, &root_key, root_keys, root_threshold, bins),
+        Command::Bins(BinsCommand::Enable { gun, bins }) => {
+            repository::enable_bins(inv, &gun, bins)
+        }
         Command::Root(command) => root::run(inv, command),
         Command::Tag(command) => tags::run(inv, command),
         Command::List { gun } => consumer::list(inv, &gun),
