@@ -320,17 +320,26 @@ fn delegation_search_order_terminating_and_bounds() {
         .any(|u| u == "1.b.json" || u == "1.c.json"));
 }
 
-#[test]
-fn succinct_delegations_route_to_the_bin() {
-    let repo = RepositorySimulator::new();
-    let bin_key = SigningKey::generate();
-    let succinct = tagtrust_shared::SuccinctRoles {
+/// TAP 15 bins `bin-0` … `bin-f` signed by `bin_key`.
+fn sixteen_bins(bin_key: &SigningKey) -> tagtrust_shared::SuccinctRoles {
+    tagtrust_shared::SuccinctRoles {
         keyids: vec![bin_key.key_id()],
         threshold: 1,
         bit_length: 4,
         name_prefix: "bin".into(),
         extra: Default::default(),
-    };
+    }
+}
+
+/// A repository whose targets delegate to 16 bins signed by `bin_key`, with
+/// the bin of `latest` holding `tags` and signed by `signer`; the bin's name.
+fn binned(
+    repo: &RepositorySimulator,
+    bin_key: &SigningKey,
+    tags: &[&str],
+    signer: &SigningKey,
+) -> String {
+    let succinct = sixteen_bins(bin_key);
     let bin = succinct.role_for_target("latest");
     let mut top = Targets::new(1, repo.expires());
     top.delegations = Some(Delegations {
@@ -343,16 +352,55 @@ fn succinct_delegations_route_to_the_bin() {
     });
     let top = sign(top, &[&repo.targets_key]);
     let mut b = Targets::new(1, repo.expires());
-    b.targets.insert("latest".into(), target_file(b"digest"));
-    let b = sign(b, &[&bin_key]);
+    for tag in tags {
+        b.targets.insert(tag.to_string(), target_file(b"digest"));
+    }
+    let b = sign(b, &[signer]);
     let snap = repo.snapshot(1, &[("targets", &top, 1), (&bin, &b, 1)]);
     repo.put("timestamp.json", &repo.timestamp(1, &snap, 1));
     repo.put("1.snapshot.json", &snap);
     repo.put("1.targets.json", &top);
     repo.put(&format!("1.{bin}.json"), &b);
+    bin
+}
+
+#[test]
+fn succinct_delegations_route_to_the_bin() {
+    let repo = RepositorySimulator::new();
+    let bin_key = SigningKey::generate();
+    let bin = binned(&repo, &bin_key, &["latest"], &bin_key);
     let dir = init(&repo);
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     assert_eq!(up.get_targetinfo("latest").unwrap().unwrap().role, bin);
+}
+
+#[test]
+fn a_bin_signed_by_another_key_is_refused() {
+    let repo = RepositorySimulator::new();
+    let bin_key = SigningKey::generate();
+    binned(&repo, &bin_key, &["latest"], &SigningKey::generate());
+    let dir = init(&repo);
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
+    assert!(up.get_targetinfo("latest").is_err());
+}
+
+#[test]
+fn a_tag_placed_in_another_bin_is_not_found() {
+    // `latest`'s bin also lists a tag that hashes elsewhere: the search for
+    // that tag goes to its own bin (not in the snapshot) and never trusts
+    // the entry in the wrong one.
+    let repo = RepositorySimulator::new();
+    let bin_key = SigningKey::generate();
+    let bins = sixteen_bins(&bin_key);
+    let stray = (0..100)
+        .map(|n| format!("t{n}"))
+        .find(|t| bins.role_for_target(t) != bins.role_for_target("latest"))
+        .unwrap();
+    binned(&repo, &bin_key, &["latest", &stray], &bin_key);
+    let dir = init(&repo);
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
+    assert!(up.get_targetinfo("latest").unwrap().is_some());
+    assert!(!matches!(up.get_targetinfo(&stray), Ok(Some(_))));
 }
 
 #[test]

@@ -539,3 +539,69 @@ fn corrupt_stored_file_is_not_a_refusal() {
     let e = CurrentRepository::from_files([("targets", 1, &b"{"[..])]).unwrap_err();
     assert_eq!(e.role, "targets");
 }
+
+// Hashed bins (TAP 15 succinct roles).
+
+/// A repository whose targets delegate to 4 bins (`bins-0` … `bins-3`)
+/// signed by `dev`, each bin at version 1 and empty; and the bin of `tag`.
+fn binned(tag: &str) -> (CurrentRepository, String) {
+    let k = keys();
+    let succinct = tagtrust_shared::SuccinctRoles {
+        keyids: vec![k.dev.key_id()],
+        threshold: 1,
+        bit_length: 2,
+        name_prefix: "bins".into(),
+        extra: Default::default(),
+    };
+    let mut t = Targets::new(1, later());
+    t.delegations = Some(Delegations {
+        keys: [(k.dev.key_id(), k.dev.public_key())].into(),
+        roles: None,
+        succinct_roles: Some(succinct.clone()),
+        extra: Default::default(),
+    });
+    let mut md = Metadata::new(t).unwrap();
+    md.sign(&k.targets);
+    let mut files = vec![
+        ("root".to_string(), root(1, &k.root, &k.targets, &[&k.root])),
+        ("targets".to_string(), md.to_bytes()),
+    ];
+    for bin in succinct.bin_names() {
+        files.push((bin, targets(1, &[], &[], &k.dev, later())));
+    }
+    let current =
+        CurrentRepository::from_files(files.iter().map(|(r, b)| (r.as_str(), 1, b.as_slice())))
+            .unwrap();
+    (current, succinct.role_for_target(tag))
+}
+
+#[test]
+fn a_bin_is_accepted_alone_with_the_tags_that_hash_into_it() {
+    let k = keys();
+    let (current, bin) = binned("latest");
+    let uploads = vec![up(&bin, targets(2, &["latest"], &[], &k.dev, later()))];
+    let p = plan(&current, uploads, now()).unwrap();
+    assert_eq!(p.store.len(), 1);
+    assert_eq!(p.store[0].0, bin);
+}
+
+#[test]
+fn a_bin_signed_by_the_wrong_key() {
+    let k = keys();
+    let (current, bin) = binned("latest");
+    let uploads = vec![up(&bin, targets(2, &["latest"], &[], &k.other, later()))];
+    assert_refused(&current, uploads, &bin, "SIGNATURE");
+}
+
+#[test]
+fn a_tag_in_another_bin() {
+    let k = keys();
+    let (current, bin) = binned("latest");
+    // A tag that hashes into a different bin than `latest`.
+    let stray = (0..100)
+        .map(|n| format!("t{n}"))
+        .find(|t| binned(t).1 != bin)
+        .unwrap();
+    let uploads = vec![up(&bin, targets(2, &[&stray], &[], &k.dev, later()))];
+    assert_refused(&current, uploads, &bin, "PATH_NOT_DELEGATED");
+}
