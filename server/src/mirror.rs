@@ -295,7 +295,18 @@ pub fn plan_import(
         let children: Vec<String> = set
             .targets_role(&delegator)
             .and_then(|md| md.signed.delegations.as_ref())
-            .map(|d| d.roles().iter().map(|r| r.name.clone()).collect())
+            .map(|d| {
+                // Named roles, and the hashed bins (TAP 15) the snapshot lists.
+                let bins = d
+                    .succinct_roles
+                    .iter()
+                    .flat_map(|s| listed.keys().filter(move |role| s.is_bin(role)).cloned());
+                d.roles()
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .chain(bins)
+                    .collect()
+            })
             .unwrap_or_default();
         for child in children {
             let Some(version) = listed.get(&child).copied() else {

@@ -436,3 +436,31 @@ fn a_mirror_not_synced_in_time_is_an_honest_expiry_unless_the_consumer_opts_in()
     let (out, _) = lookup_json(&consumer, &format!("{GUN}:latest"));
     assert!(!out.status.success());
 }
+
+/// A binned upstream (hashed bins, TAP 15) mirrors like any other: every
+/// bin is verified against the succinct delegation and copied, and a
+/// consumer of the mirror resolves a tag through its bin.
+#[test]
+fn a_repository_with_hashed_bins_is_mirrored_with_its_bins() {
+    let upstream = Published::spawn(Backend::Sqlite, GUN);
+    let publisher = &upstream.publisher;
+    publisher.ok(&["bins", "enable", GUN, "--bins", "8"]);
+    let digest = publisher.tag_set(GUN, "binned");
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+    let (out, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(outcome(&report, GUN)["outcome"], "copied", "{report}");
+    assert_eq!(
+        every_version(&mirror, GUN),
+        every_version(&upstream.server, GUN)
+    );
+    let root = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(root.path(), upstream.server.fetch(GUN, "1.root.json")).unwrap();
+    let out = Cli::new(&mirror.url).lookup_pinned(&format!("{GUN}:binned"), root.path());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+}
