@@ -622,8 +622,13 @@ fn hostile_bodies_on_every_other_endpoint() {
                     let resp = request(port, method, path.as_bytes(), Some(&fx.admin), ct, &body);
                     assert_json_4xx(&resp, &what(&format!("{method} {file}")));
                 }
+                // The registry ping: a body changes nothing.
+                let resp = request(port, "GET", b"/v2/", None, ct, &body);
+                assert_eq!(resp.status, 401, "{}", what("GET /v2/"));
+                let resp = request(port, "GET", b"/v2/", Some(&fx.admin), ct, &body);
+                assert_eq!(resp.status, 200, "{}", what("GET /v2/"));
                 // Health, metrics and unknown paths.
-                for path in ["/healthz", "/metrics"] {
+                for path in ["/healthz", "/metrics", "/_notary_server/health"] {
                     let resp = request(port, "GET", path.as_bytes(), None, ct, &body);
                     assert_eq!(resp.status, 200, "{}", what(path));
                     let resp = request(port, "POST", path.as_bytes(), None, ct, &body);
@@ -631,7 +636,6 @@ fn hostile_bodies_on_every_other_endpoint() {
                 }
                 for path in [
                     "/",
-                    "/v2/",
                     "/v2",
                     "/v1/acme/app/_trust/tuf/root.json",
                     "/v2/_trust/tuf/root.json",
@@ -644,6 +648,10 @@ fn hostile_bodies_on_every_other_endpoint() {
                             request(port, method, path.as_bytes(), Some(&fx.admin), ct, &body);
                         assert_json_4xx(&resp, &what(&format!("{method} {path}")));
                     }
+                }
+                for method in ["POST", "DELETE"] {
+                    let resp = request(port, method, b"/v2/", Some(&fx.admin), ct, &body);
+                    assert_json_4xx(&resp, &what(&format!("{method} /v2/")));
                 }
             }
             fx.assert_alive(label);

@@ -3,7 +3,7 @@
 //! (which needs `push`); `POST {role}.key` rotates (adds a new newest key).
 //! What a key is and when a rotation is allowed: [`crate::online::keys`].
 
-use crate::auth::{self, Action};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::online::keys::{self, NewKey};
 use crate::state::AppState;
@@ -41,12 +41,12 @@ pub(crate) async fn get(
     // With reads restricted, the pull check comes before anything is looked
     // up: an unknown GUN and one the caller may not read answer alike.
     if state.settings.require_pull {
-        auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
+        state.auth.require(req, Action::Pull, gun.as_str()).await?;
     }
     let key = match state.storage.latest_key(gun.as_str(), role).await? {
         Some(existing) => existing.public_key,
         None => {
-            auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+            state.auth.require(req, Action::Push, gun.as_str()).await?;
             keys::add_key(
                 &state.storage,
                 &state.master,
@@ -67,7 +67,7 @@ pub(crate) async fn rotate(
     role: &str,
 ) -> Result<HttpResponse, ApiError> {
     let role = online_role(role)?;
-    auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+    state.auth.require(req, Action::Push, gun.as_str()).await?;
     super::refuse_body(req)?;
     let key = keys::add_key(
         &state.storage,
