@@ -7,8 +7,9 @@
 //! [`crate::updater::Updater`] starts from.
 
 use crate::atomic_file::{read, read_optional, write_file_atomically, FileError};
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::{FetchError, Fetcher};
-use crate::home::{ConfigError, TrustPin};
+use crate::home::TrustPin;
 use crate::notices::Notices;
 use crate::trusted::{TrustError, VerifiedRoot};
 use serde::Serialize;
@@ -39,17 +40,6 @@ pub enum TrustSource {
 /// Why a root does not satisfy a trust pin.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
-    /// The pin itself is impossible (its threshold).
-    #[error(transparent)]
-    Pin(#[from] ConfigError),
-
-    /// Not signed by the pin's threshold of the pinned keys.
-    #[error(transparent)]
-    NotSigned(#[from] TufError),
-
-    #[error(transparent)]
-    File(#[from] FileError),
-
     /// A pin configured after trust was established describes other trust.
     #[error("the trust pin of {gun} in config.toml ({pin}) disagrees with the trust stored in {dir}: {trusted}; remove the pin, or remove that directory to start again from the pin")]
     DisagreesWithStoredTrust {
@@ -60,14 +50,19 @@ pub enum PinError {
         /// The stored roots, in words.
         trusted: String,
     },
+
+    /// The pin itself is impossible (its threshold: [`Cause::Config`]),
+    /// the root is not signed by the pin's threshold of the pinned keys
+    /// ([`Cause::Metadata`]), or the stored roots cannot be read.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(PinError);
 
 /// Why no root of a GUN could be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    #[error(transparent)]
-    File(#[from] FileError),
-
     /// The first root could not be downloaded.
     #[error(
         "fetching the first root from {url} (is the GUN initialised on this server?): {source}"
@@ -100,7 +95,13 @@ pub enum BootstrapError {
     /// Nothing is trusted yet, and nothing may be fetched.
     #[error("no trusted root at {0} (initialise the client with a trusted root first)")]
     NoTrustedRoot(PathBuf),
+
+    /// Local file system trouble.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(BootstrapError);
 
 /// The root a repository is opened with, and how it came to be trusted.
 #[derive(Debug, Clone)]

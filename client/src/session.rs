@@ -5,9 +5,10 @@
 //! a [`Session`].
 
 use crate::bootstrap::{fetch_first_root, stored_root, Bootstrap, BootstrapError, TrustSource};
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::{FetchError, Fetcher, HttpFetcher, HttpOptions, OfflineFetcher};
 use crate::freshness::{check_max_age, max_age_notice, offline_reference_time, FreshnessError};
-use crate::home::{ConfigError, Home};
+use crate::home::Home;
 use crate::notices::Notices;
 use crate::remote::{metadata_url, RemoteError, ServerClient};
 use crate::updater::{RoleWalk, UpdateError, Updater, UpdaterConfig};
@@ -65,13 +66,6 @@ pub struct Repository {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
-
-    /// The HTTP client could not be made.
-    #[error(transparent)]
-    Http(#[from] FetchError),
-
-    #[error(transparent)]
     Bootstrap(Box<BootstrapError>),
 
     /// Offline, and nothing usable is stored.
@@ -103,7 +97,13 @@ pub enum OpenError {
 
     #[error(transparent)]
     Freshness(#[from] FreshnessError),
+
+    /// `config.toml` cannot be used, or the HTTP client could not be made.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(OpenError);
 
 // Boxed: a trust refusal is large, and every operation's error holds one.
 impl From<BootstrapError> for OpenError {
