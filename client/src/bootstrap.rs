@@ -396,6 +396,21 @@ mod tests {
         }
     }
 
+    /// A temporary metadata directory for `acme/app`.
+    fn gun_dir() -> (tempfile::TempDir, Gun) {
+        (
+            tempfile::tempdir().unwrap(),
+            Gun::parse("acme/app").unwrap(),
+        )
+    }
+
+    /// A fresh key and a root listing it, signed by it.
+    fn self_signed() -> (SigningKey, Metadata<Root>) {
+        let key = SigningKey::generate();
+        let root = root_signed_by(&key, &key.key_id());
+        (key, root)
+    }
+
     #[test]
     fn a_pinned_key_must_sign() {
         let pinned = SigningKey::generate();
@@ -450,10 +465,9 @@ mod tests {
     /// naming the pin and what is trusted.
     #[test]
     fn a_pin_added_after_first_use_must_agree_with_stored_trust() {
-        let dir = tempfile::tempdir().unwrap();
-        let gun = Gun::parse("acme/app").unwrap();
-        let trusted_key = SigningKey::generate();
-        let trusted = root_signed_by(&trusted_key, &trusted_key.key_id()).to_bytes();
+        let (dir, gun) = gun_dir();
+        let (trusted_key, trusted) = self_signed();
+        let trusted = trusted.to_bytes();
         store_initial_root(dir.path(), &trusted, 1).unwrap();
         check_pin_agrees_with_stored_trust(dir.path(), &key_pin(&[&trusted_key]), &gun).unwrap();
         let other = SigningKey::generate();
@@ -506,10 +520,9 @@ mod tests {
     /// then is ignored with a notice.
     #[test]
     fn first_use_is_stored_said_and_then_trusted_as_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let gun = Gun::parse("acme/app").unwrap();
-        let key = SigningKey::generate();
-        let root = root_signed_by(&key, &key.key_id()).to_bytes();
+        let (dir, gun) = gun_dir();
+        let (key, root) = self_signed();
+        let root = root.to_bytes();
         let (pin, notices) = (TrustPin::default(), Notices::default());
         let trust = bootstrap(&gun, dir.path(), &pin, None, &notices)
             .establish(|| Ok(root.clone()))
@@ -533,11 +546,9 @@ mod tests {
     /// an empty directory has no stored root.
     #[test]
     fn a_root_not_signed_by_its_own_keys_is_not_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let gun = Gun::parse("acme/app").unwrap();
+        let (dir, gun) = gun_dir();
         assert!(stored_root(dir.path(), &gun).unwrap().is_none());
-        let key = SigningKey::generate();
-        let mut root = root_signed_by(&key, &key.key_id());
+        let (_, mut root) = self_signed();
         root.signatures.clear();
         let (pin, notices) = (TrustPin::default(), Notices::default());
         let err = bootstrap(&gun, dir.path(), &pin, None, &notices)
