@@ -730,6 +730,16 @@ impl Cli {
             .to_string()
     }
 
+    /// The tags `tagtrust list GUN -o json` lists, in its order.
+    pub fn tag_names(&self, gun: &str) -> Vec<String> {
+        json(&self.ok(&["list", gun, "-o", "json"]))
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|t| t["tag"].as_str().expect("a tag").to_string())
+            .collect()
+    }
+
     /// `tagtrust lookup GUN:TAG --root FILE` (trust pinned to a root file).
     pub fn lookup_pinned(&self, reference: &str, root: &Path) -> Output {
         self.command()
@@ -738,6 +748,14 @@ impl Cli {
             .output()
             .expect("run tagtrust")
     }
+}
+
+/// A server on `backend` with `gun` initialised: the server, a publisher
+/// holding a `scope` token that ran `tagtrust init GUN`, and the token.
+pub fn initialised(backend: Backend, scope: &str, gun: &str) -> (TestServer, Cli, String) {
+    let server = TestServer::spawn(backend);
+    let (publisher, token) = Cli::publisher(&server, scope, gun);
+    (server, publisher, token)
 }
 
 /// A server with a published repository: `gun` initialised by a publisher

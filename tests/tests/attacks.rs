@@ -28,8 +28,8 @@ use tagtrust_shared::{
 };
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
 use tagtrust_tests::{
-    delegated_role, delegations, json, manifest_target, random_digest, sign, stderr, Backend, Cli,
-    TestServer, TEST_PASSPHRASE,
+    delegated_role, delegations, initialised, json, manifest_target, random_digest, sign, stderr,
+    Backend, Cli, TestServer, TEST_PASSPHRASE,
 };
 
 const GUN: &str = "localhost:5000/acme/app";
@@ -172,8 +172,7 @@ impl Intercepted {
 
     /// A new server with a publisher that set `latest`, intercepted.
     fn server() -> (TestServer, Cli, Intercepted) {
-        let server = TestServer::spawn(Backend::Sqlite);
-        let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+        let (server, publisher, _) = initialised(Backend::Sqlite, SCOPE, GUN);
         let d1 = publisher.tag_set(GUN, "latest");
         let at = Intercepted::through(&server, &d1);
         (server, publisher, at)
@@ -699,8 +698,7 @@ fn fast_forward_recovery_after_online_key_rotation() {
 /// (as TUF allows), the version comparison alone.
 #[test]
 fn mix_and_match_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, SCOPE, GUN);
     let mut at = Intercepted::start(&server);
     // Trusts version 1 of everything (no tags yet).
     let err = at.refused("latest");
@@ -986,8 +984,7 @@ fn sha256_hex_of_target(server: &TestServer, gun: &str, tag: &str) -> String {
 /// refuses it too.
 #[test]
 fn root_signed_below_threshold_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, token) = Cli::publisher(&server, SCOPE, GUN);
+    let (server, publisher, token) = initialised(Backend::Sqlite, SCOPE, GUN);
     let d1 = publisher.tag_set(GUN, "latest");
     let gun = Gun::parse(GUN).unwrap();
     let remote = ServerClient::new(&server.url, Some(token)).unwrap();
@@ -1052,8 +1049,7 @@ fn root_signed_below_threshold_is_refused() {
 /// honest repository again afterwards.
 #[test]
 fn mirror_serving_an_old_repository_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, SCOPE, GUN);
     publisher.tag_set(GUN, "latest");
     // The mirror's copy: everything a client fetches, as it is now.
     let p = prefix(GUN);

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_tests::{
-    env_number, meta_entry, parse_json as parse, signed_digest, Backend, Cli, TestServer,
+    env_number, initialised, meta_entry, parse_json as parse, signed_digest, Backend, Cli,
+    TestServer,
 };
 
 const GUN: &str = "localhost:5000/race/app";
@@ -109,8 +110,7 @@ fn racing_publishers_lose_nothing_and_leave_no_gaps() {
     );
     for backend in Backend::all() {
         let started = Instant::now();
-        let server = TestServer::spawn(backend);
-        let (first, _) = Cli::publisher(&server, "push:localhost:5000/race/*", GUN);
+        let (server, first, _) = initialised(backend, "push:localhost:5000/race/*", GUN);
         // Every other publisher is "another machine" that was given the
         // keys: its own home with a copy of keys/ and the trusted metadata.
         let mut clis = vec![first];
