@@ -5,7 +5,7 @@ use crate::trusted::*;
 use chrono::{DateTime, Duration, Utc};
 use tagtrust_shared::SigningKey;
 use tagtrust_shared::{MetaFile, Targets, Timestamp};
-use tagtrust_simulator::{dup, sign, tampered, target_file, RepositorySimulator};
+use tagtrust_simulator::{assert_refused, dup, sign, tampered, target_file, RepositorySimulator};
 
 fn trusted_at(repo: &RepositorySimulator, version: u64) -> TrustedMetadataSet {
     let [ts, snap, targets, dev] = repo.release(version);
@@ -19,16 +19,6 @@ fn trusted_at(repo: &RepositorySimulator, version: u64) -> TrustedMetadataSet {
     set.update_delegated_targets(&dev, "dev", "targets")
         .unwrap();
     set
-}
-
-/// Assert that `result` is an error matching `pattern`.
-macro_rules! assert_refused {
-    ($result:expr, $pattern:pat) => {
-        match $result {
-            Err($pattern) => {}
-            other => panic!("expected {}, got {other:?}", stringify!($pattern)),
-        }
-    };
 }
 
 /// Targets version 1 listing `x`, expiring at `expires`, signed by `key`.
