@@ -154,7 +154,7 @@ impl Publisher {
     /// from.
     pub(crate) fn open(&self, gun: &Gun) -> Result<Repository, PublishError> {
         let repo = self.session.open(gun, &OpenOptions::default());
-        Ok(repo.map_err(ReadError::from)?)
+        Ok(repo?)
     }
 
     pub fn tag_set(
