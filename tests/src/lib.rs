@@ -483,6 +483,30 @@ pub fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
+/// A random test's seed: `$var` if set (to replay a run), else a fresh
+/// one. Says on stderr what the run is (`about`) and how to replay it.
+pub fn seed(var: &str, about: &str) -> u64 {
+    let seed = env_number(var, rand::random());
+    eprintln!("{about}, seed {seed} ({var} to replay)");
+    seed
+}
+
+/// The timestamp re-signs the servers at `bases` count, in all (a server
+/// that has not re-signed yet counts 0).
+pub fn timestamp_resigns(http: &reqwest::blocking::Client, bases: &[&str]) -> f64 {
+    let series = "tagtrust_resigns_total{role=\"timestamp\"}";
+    bases
+        .iter()
+        .map(|base| metric(&metrics(http, base), series).unwrap_or(0.0))
+        .sum()
+}
+
+/// Panic, showing `text`, unless it contains `part`.
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "no {part:?} in: {text}");
+}
+
 /// The text of `GET {base}/metrics` (Prometheus exposition format).
 pub fn metrics(http: &reqwest::blocking::Client, base: &str) -> String {
     http.get(format!("{base}/metrics"))

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_tests::{
-    env_number, initialised, meta_entry, parse_json as parse, signed_digest, Backend, Cli,
+    env_number, initialised, meta_entry, parse_json as parse, seed, signed_digest, Backend, Cli,
     TestServer,
 };
 
@@ -104,10 +104,8 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
 fn racing_publishers_lose_nothing_and_leave_no_gaps() {
     let publishers = env_number("TAGTRUST_RACE_PUBLISHERS", 8).max(8) as usize;
     let tags = env_number("TAGTRUST_RACE_TAGS_PER_PUBLISHER", 30).max(1) as usize;
-    let seed = env_number("TAGTRUST_RACE_SEED", rand::random());
-    eprintln!(
-        "races: {publishers} publishers x {tags} tags, seed {seed} (TAGTRUST_RACE_SEED to replay)"
-    );
+    let about = format!("races: {publishers} publishers x {tags} tags");
+    let seed = seed("TAGTRUST_RACE_SEED", &about);
     for backend in Backend::all() {
         let started = Instant::now();
         let (server, first, _) = initialised(backend, "push:localhost:5000/race/*", GUN);
