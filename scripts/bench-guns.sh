@@ -12,27 +12,10 @@
 # rarely), and hyperfine times a warm `tagtrust lookup` of one GUN at both
 # sizes. Needs wrk, hyperfine and sqlite3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 GUNS=${1:-100000}
-TARGET_DIR=${BENCH_TARGET_DIR:-/tmp/tt-release}
-[[ -n ${BENCH_SKIP_BUILD:-} ]] || CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p tagtrust-server -p tagtrust
-TT=$TARGET_DIR/release/tagtrust
-TTS=$TARGET_DIR/release/tagtrust-server
-W=$(mktemp -d /tmp/tagtrust-guns.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-url=http://127.0.0.1:$port
-pid=
-start() {
-  "$TTS" --listen "127.0.0.1:$port" --data-dir "$W/data" >>"$W/server.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do curl -fs "$url/healthz" >/dev/null && return; sleep 0.1; done
-  echo "server did not start" >&2; exit 1
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
-trap 'kill $pid 2>/dev/null || true; rm -rf "$W"' EXIT
+source "$(dirname "$0")/bench-lib.sh" guns
 start
-token=$("$TTS" token create --data-dir "$W/data" --scope 'push:*' 2>/dev/null)
-export TAGTRUST_HOME=$W/home TAGTRUST_PASSPHRASE=bench TAGTRUST_TOKEN=$token
+publisher
 G0=bench.example/g/0
 "$TT" --server "$url" init "$G0" >/dev/null
 "$TT" --server "$url" tag set "$G0:latest" "sha256:$(printf '%064d' 1)" --size 1 >/dev/null

@@ -11,27 +11,12 @@
 # stores per second (each re-sign is one locked transaction: read the
 # current files, sign a timestamp, store it, a changefeed record, commit).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 GUNS=${1:-300}
-TARGET_DIR=${BENCH_TARGET_DIR:-/tmp/tt-release}
-[[ -n ${BENCH_SKIP_BUILD:-} ]] || CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p tagtrust-server -p tagtrust
-TT=$TARGET_DIR/release/tagtrust
-TTS=$TARGET_DIR/release/tagtrust-server
-W=$(mktemp -d /tmp/tagtrust-resign.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-url=http://127.0.0.1:$port
-start() {
-  "$TTS" --listen "127.0.0.1:$port" --data-dir "$W/data" "$@" >>"$W/server.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do curl -fs "$url/healthz" >/dev/null && return; sleep 0.1; done
-  echo "server did not start" >&2; exit 1
-}
-trap 'kill $pid 2>/dev/null || true; rm -rf "$W"' EXIT
+source "$(dirname "$0")/bench-lib.sh" resign
 start
-token=$("$TTS" token create --data-dir "$W/data" --scope 'push:*')
-export TAGTRUST_HOME=$W/home TAGTRUST_PASSPHRASE=bench TAGTRUST_TOKEN=$token
+publisher
 for i in $(seq "$GUNS"); do "$TT" --server "$url" init "bench.example/r$i/app" >/dev/null 2>&1; done
-kill "$pid"; wait "$pid" 2>/dev/null || true
+stop
 start --timestamp-cadence-secs 1 --resign-interval-secs 1
 count() { curl -fs "$url/metrics" | awk '$1 == "tagtrust_resigns_total{role=\"timestamp\"}" {print $2}'; }
 sleep 2

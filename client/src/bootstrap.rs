@@ -7,8 +7,9 @@
 //! [`crate::updater::Updater`] starts from.
 
 use crate::atomic_file::{read, read_optional, write_file_atomically, FileError};
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::{FetchError, Fetcher};
-use crate::home::{ConfigError, TrustPin};
+use crate::home::TrustPin;
 use crate::notices::Notices;
 use crate::trusted::{TrustError, VerifiedRoot};
 use serde::Serialize;
@@ -39,17 +40,6 @@ pub enum TrustSource {
 /// Why a root does not satisfy a trust pin.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
-    /// The pin itself is impossible (its threshold).
-    #[error(transparent)]
-    Pin(#[from] ConfigError),
-
-    /// Not signed by the pin's threshold of the pinned keys.
-    #[error(transparent)]
-    NotSigned(#[from] TufError),
-
-    #[error(transparent)]
-    File(#[from] FileError),
-
     /// A pin configured after trust was established describes other trust.
     #[error("the trust pin of {gun} in config.toml ({pin}) disagrees with the trust stored in {dir}: {trusted}; remove the pin, or remove that directory to start again from the pin")]
     DisagreesWithStoredTrust {
@@ -60,14 +50,19 @@ pub enum PinError {
         /// The stored roots, in words.
         trusted: String,
     },
+
+    /// The pin itself is impossible (its threshold: [`Cause::Config`]),
+    /// the root is not signed by the pin's threshold of the pinned keys
+    /// ([`Cause::Metadata`]), or the stored roots cannot be read.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(PinError);
 
 /// Why no root of a GUN could be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    #[error(transparent)]
-    File(#[from] FileError),
-
     /// The first root could not be downloaded.
     #[error(
         "fetching the first root from {url} (is the GUN initialised on this server?): {source}"
@@ -100,7 +95,13 @@ pub enum BootstrapError {
     /// Nothing is trusted yet, and nothing may be fetched.
     #[error("no trusted root at {0} (initialise the client with a trusted root first)")]
     NoTrustedRoot(PathBuf),
+
+    /// Local file system trouble.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(BootstrapError);
 
 /// The root a repository is opened with, and how it came to be trusted.
 #[derive(Debug, Clone)]
@@ -395,6 +396,21 @@ mod tests {
         }
     }
 
+    /// A temporary metadata directory for `acme/app`.
+    fn gun_dir() -> (tempfile::TempDir, Gun) {
+        (
+            tempfile::tempdir().unwrap(),
+            Gun::parse("acme/app").unwrap(),
+        )
+    }
+
+    /// A fresh key and a root listing it, signed by it.
+    fn self_signed() -> (SigningKey, Metadata<Root>) {
+        let key = SigningKey::generate();
+        let root = root_signed_by(&key, &key.key_id());
+        (key, root)
+    }
+
     #[test]
     fn a_pinned_key_must_sign() {
         let pinned = SigningKey::generate();
@@ -449,10 +465,9 @@ mod tests {
     /// naming the pin and what is trusted.
     #[test]
     fn a_pin_added_after_first_use_must_agree_with_stored_trust() {
-        let dir = tempfile::tempdir().unwrap();
-        let gun = Gun::parse("acme/app").unwrap();
-        let trusted_key = SigningKey::generate();
-        let trusted = root_signed_by(&trusted_key, &trusted_key.key_id()).to_bytes();
+        let (dir, gun) = gun_dir();
+        let (trusted_key, trusted) = self_signed();
+        let trusted = trusted.to_bytes();
         store_initial_root(dir.path(), &trusted, 1).unwrap();
         check_pin_agrees_with_stored_trust(dir.path(), &key_pin(&[&trusted_key]), &gun).unwrap();
         let other = SigningKey::generate();
@@ -505,10 +520,9 @@ mod tests {
     /// then is ignored with a notice.
     #[test]
     fn first_use_is_stored_said_and_then_trusted_as_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let gun = Gun::parse("acme/app").unwrap();
-        let key = SigningKey::generate();
-        let root = root_signed_by(&key, &key.key_id()).to_bytes();
+        let (dir, gun) = gun_dir();
+        let (key, root) = self_signed();
+        let root = root.to_bytes();
         let (pin, notices) = (TrustPin::default(), Notices::default());
         let trust = bootstrap(&gun, dir.path(), &pin, None, &notices)
             .establish(|| Ok(root.clone()))
@@ -532,11 +546,9 @@ mod tests {
     /// an empty directory has no stored root.
     #[test]
     fn a_root_not_signed_by_its_own_keys_is_not_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let gun = Gun::parse("acme/app").unwrap();
+        let (dir, gun) = gun_dir();
         assert!(stored_root(dir.path(), &gun).unwrap().is_none());
-        let key = SigningKey::generate();
-        let mut root = root_signed_by(&key, &key.key_id());
+        let (_, mut root) = self_signed();
         root.signatures.clear();
         let (pin, notices) = (TrustPin::default(), Notices::default());
         let err = bootstrap(&gun, dir.path(), &pin, None, &notices)

@@ -22,8 +22,8 @@
 //! one of them. Versions that do not verify are reported (as a notice and
 //! in [`History::unverifiable`]), never shown as history.
 
-use crate::atomic_file::FileError;
 use crate::bootstrap::earliest_anchor;
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::FetchError;
 use crate::session::{ReadError, Session};
 use crate::trusted::{TrustError, TrustedMetadataSet};
@@ -44,10 +44,6 @@ pub enum HistoryError {
     /// walked.
     #[error(transparent)]
     Read(#[from] ReadError),
-
-    /// The anchor root is missing or unreadable.
-    #[error(transparent)]
-    File(#[from] FileError),
 
     #[error("no trusted targets metadata")]
     NoTargets,
@@ -94,7 +90,13 @@ pub enum HistoryError {
         /// `; unverified: …`, or empty.
         unverified: String,
     },
+
+    /// The anchor root is missing or unreadable ([`Cause::File`]).
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(HistoryError);
 
 /// One change of the tag.
 #[derive(Debug, Serialize, PartialEq)]

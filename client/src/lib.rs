@@ -21,6 +21,8 @@
 //! * [`freshness`]: the consumer's `max_age` policy.
 //! * [`home`]: the local state directory (trusted metadata, keys, config).
 //! * [`atomic_file`]: atomic, durable file writes and file errors.
+//! * [`cause`]: the underlying errors (files, config, downloads, metadata,
+//!   the server, keys, passphrases) every operation family's error holds once.
 //! * [`passphrase`]: where private-key passphrases come from.
 //! * [`notices`]: what the user is told that is not an error.
 //! * [`remote`]: the tagtrust server's write API (publish, online keys).
@@ -51,6 +53,7 @@ pub mod announce;
 pub mod atomic_file;
 pub mod bins;
 pub mod bootstrap;
+pub mod cause;
 pub mod error_line;
 pub mod export;
 pub mod fetch;

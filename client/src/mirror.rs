@@ -15,8 +15,9 @@
 //! Reading a GUN's history from a server is [`Upstream`]; the air-gapped
 //! export ([`crate::export`]) reads it the same way, holding nothing.
 
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::{FetchError, Fetcher, HttpFetcher, HttpOptions};
-use crate::remote::{RemoteError, ServerClient};
+use crate::remote::ServerClient;
 use crate::updater::{encode_role, UpdaterConfig};
 use std::collections::BTreeMap;
 use tagtrust_shared::{Gun, Metadata, Snapshot, Timestamp, TopLevelRole};
@@ -24,10 +25,6 @@ use tagtrust_shared::{Gun, Metadata, Snapshot, Timestamp, TopLevelRole};
 /// Why a sync could not start, or why one GUN was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
     #[error("{file} from the upstream does not parse: {reason}")]
     Invalid { file: String, reason: String },
     #[error("the upstream's timestamp is version {upstream}, older than the {held} the mirror holds: the upstream rolled back (nothing copied)")]
@@ -36,7 +33,13 @@ pub enum MirrorError {
     Changed { version: u64 },
     #[error("the upstream's changefeed: {0}")]
     Changefeed(String),
+    /// Reading the upstream ([`Cause::Fetch`]) or writing to the
+    /// destination ([`Cause::Remote`]) failed.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(MirrorError);
 
 /// What happened to one GUN.
 #[derive(Debug, Clone, PartialEq, Eq)]

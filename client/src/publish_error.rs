@@ -5,9 +5,7 @@
 //! `staging`, `init` and `rotation` all point at it and not at each other.
 
 use crate::atomic_file::FileError;
-use crate::home::{ConfigError, KeyError};
-use crate::passphrase::PassphraseError;
-use crate::remote::RemoteError;
+use crate::cause::{holds_cause, Cause};
 use crate::session::ReadError;
 use std::path::PathBuf;
 use tagtrust_shared::Error as TufError;
@@ -29,28 +27,8 @@ pub enum PublishError {
     #[error(transparent)]
     Read(#[from] ReadError),
 
-    /// The server refused or did not answer.
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-
-    #[error(transparent)]
-    Passphrase(#[from] PassphraseError),
-
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-
-    #[error(transparent)]
-    File(#[from] FileError),
-
     #[error(transparent)]
     Staged(#[from] StagedFileError),
-
-    /// Metadata that cannot be built or read.
-    #[error(transparent)]
-    Metadata(#[from] TufError),
 
     /// What was being done when `source` happened.
     #[error("{context}: {source}")]
@@ -58,7 +36,15 @@ pub enum PublishError {
         context: String,
         source: Box<PublishError>,
     },
+
+    /// The server refused or did not answer ([`Cause::Remote`]), keys,
+    /// passphrases, config.toml, local files, or metadata that cannot be
+    /// built or read ([`Cause::Metadata`]).
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(PublishError);
 
 /// Says what was being done when an error happened.
 pub(crate) trait During<T> {

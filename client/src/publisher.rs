@@ -158,7 +158,7 @@ impl Publisher {
     /// from.
     pub(crate) fn open(&self, gun: &Gun) -> Result<Repository, PublishError> {
         let repo = self.session.open(gun, &OpenOptions::default());
-        Ok(repo.map_err(ReadError::from)?)
+        Ok(repo?)
     }
 
     pub fn tag_set(
@@ -697,9 +697,7 @@ fn bin_state(
     let loaded = match repo.updater.load_delegated_role(role, "targets") {
         // Not fetched is not "not valid": publishing over a bin the server
         // did not answer for would drop its tags.
-        Err(e @ (UpdateError::Fetch(_) | UpdateError::File(_))) => {
-            return Err(ReadError::from(e).into())
-        }
+        Err(e @ UpdateError::Cause(_)) => return Err(ReadError::from(e).into()),
         loaded => loaded,
     };
     let trusted = repo.updater.trusted();

@@ -15,8 +15,9 @@
 //! auth) and the request is retried once with it. A `Basic` challenge is
 //! answered with those credentials directly.
 
-use crate::fetch::{FetchError, HttpOptions};
-use crate::home::{ConfigError, RegistryConfig};
+use crate::cause::{holds_cause, Cause};
+use crate::fetch::HttpOptions;
+use crate::home::RegistryConfig;
 use crate::lookup::{lookup, LookupError, Resolution};
 use crate::session::{OpenOptions, Repository, Session};
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -68,10 +69,6 @@ pub enum RegistryError {
     #[error("{0}")]
     Location(String),
 
-    /// The HTTP client could not be made.
-    #[error(transparent)]
-    Http(#[from] FetchError),
-
     /// A request got no answer, or its answer could not be read.
     #[error("{request}: {message}")]
     Transport { request: String, message: String },
@@ -97,9 +94,6 @@ pub enum RegistryError {
     #[error(transparent)]
     Lookup(#[from] LookupError),
 
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-
     /// `pull` failed fetching the verified manifest.
     #[error("pulling {reference} from {base}: {source}")]
     Pull {
@@ -107,7 +101,14 @@ pub enum RegistryError {
         base: String,
         source: Box<RegistryError>,
     },
+
+    /// The HTTP client could not be made ([`Cause::Fetch`]), or
+    /// config.toml cannot be used.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(RegistryError);
 
 fn transport(request: String, e: &(dyn std::error::Error + 'static)) -> RegistryError {
     RegistryError::Transport {

@@ -90,9 +90,7 @@ pub fn import(
         gun: upstream_gun.to_string(),
         source: Box::new(source),
     };
-    let mut repo = upstream
-        .open(upstream_gun, open)
-        .map_err(|e| upstream_error(e.into()))?;
+    let mut repo = upstream.open(upstream_gun, open).map_err(upstream_error)?;
     let walk = repo
         .updater
         .load_all_roles()

@@ -5,9 +5,10 @@
 //! a [`Session`].
 
 use crate::bootstrap::{fetch_first_root, stored_root, Bootstrap, BootstrapError, TrustSource};
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::{FetchError, Fetcher, HttpFetcher, HttpOptions, OfflineFetcher};
 use crate::freshness::{check_max_age, max_age_notice, offline_reference_time, FreshnessError};
-use crate::home::{ConfigError, Home};
+use crate::home::Home;
 use crate::notices::Notices;
 use crate::remote::{metadata_url, RemoteError, ServerClient};
 use crate::updater::{RoleWalk, UpdateError, Updater, UpdaterConfig};
@@ -61,16 +62,9 @@ pub struct Repository {
     pub location: String,
 }
 
-/// Why a repository could not be opened.
+/// Why a repository could not be opened, or, once open, read.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-
-    /// The HTTP client could not be made.
-    #[error(transparent)]
-    Http(#[from] FetchError),
-
     #[error(transparent)]
     Bootstrap(Box<BootstrapError>),
 
@@ -103,7 +97,17 @@ pub enum OpenError {
 
     #[error(transparent)]
     Freshness(#[from] FreshnessError),
+
+    /// Open, but its delegation tree could not be walked.
+    #[error(transparent)]
+    Walk(Box<UpdateError>),
+
+    /// `config.toml` cannot be used, or the HTTP client could not be made.
+    #[error(transparent)]
+    Cause(Box<Cause>),
 }
+
+holds_cause!(OpenError);
 
 // Boxed: a trust refusal is large, and every operation's error holds one.
 impl From<BootstrapError> for OpenError {
@@ -112,18 +116,16 @@ impl From<BootstrapError> for OpenError {
     }
 }
 
-/// Why a verified view of a repository could not be had: it could not be
-/// opened, or its delegation tree could not be walked. The operations that
-/// read a repository (status, history, list, every publish) wrap this one
-/// error instead of listing both again.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error(transparent)]
-    Open(#[from] OpenError),
-
-    #[error(transparent)]
-    Update(#[from] UpdateError),
+impl From<UpdateError> for OpenError {
+    fn from(e: UpdateError) -> Self {
+        OpenError::Walk(Box::new(e))
+    }
 }
+
+/// What the operations that read a repository (status, history, list,
+/// every publish) fail with: it could not be opened, or its delegation
+/// tree could not be walked ([`OpenError::Walk`]).
+pub type ReadError = OpenError;
 
 impl Session {
     /// Open `gun` and walk its whole delegation tree: every targets role a

@@ -2,10 +2,10 @@
 //! attack refused, and the workflow accepted when it is honest.
 
 use crate::trusted::*;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tagtrust_shared::SigningKey;
 use tagtrust_shared::{MetaFile, Targets, Timestamp};
-use tagtrust_simulator::{dup, sign, tampered, target_file, RepositorySimulator};
+use tagtrust_simulator::{assert_refused, dup, sign, tampered, target_file, RepositorySimulator};
 
 fn trusted_at(repo: &RepositorySimulator, version: u64) -> TrustedMetadataSet {
     let [ts, snap, targets, dev] = repo.release(version);
@@ -18,6 +18,24 @@ fn trusted_at(repo: &RepositorySimulator, version: u64) -> TrustedMetadataSet {
     set.update_targets(&targets).unwrap();
     set.update_delegated_targets(&dev, "dev", "targets")
         .unwrap();
+    set
+}
+
+/// Targets version 1 listing `x`, expiring at `expires`, signed by `key`.
+fn targets_listing_x(expires: DateTime<Utc>, key: &SigningKey) -> Vec<u8> {
+    let mut t = Targets::new(1, expires);
+    t.targets.insert("x".into(), target_file(b"x"));
+    sign(t, &[key])
+}
+
+/// A set that trusts `repo`'s root, and a timestamp and snapshot (version
+/// 1) listing `targets` as targets version 1.
+fn trusting_snapshot_of(repo: &RepositorySimulator, targets: &[u8]) -> TrustedMetadataSet {
+    let snap = repo.snapshot(1, &[("targets", targets, 1)]);
+    let ts = repo.timestamp(1, &snap, 1);
+    let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
+    set.update_timestamp(&ts).unwrap();
+    set.update_snapshot(&snap, false).unwrap();
     set
 }
 
@@ -67,23 +85,16 @@ fn root_chain_requires_old_and_new_signatures_and_next_version() {
     let mut r4 = repo.root.clone();
     r4.version = 4;
     let skip = sign(r4, &[&new_key]);
-    let err = set.update_root(&skip).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TrustError::RootVersion {
-                expected: 3,
-                found: 4,
-                ..
-            }
-        ),
-        "{err}"
+    assert_refused!(
+        set.update_root(&skip),
+        TrustError::RootVersion {
+            expected: 3,
+            found: 4,
+            ..
+        }
     );
     // A replay of v2 is refused the same way.
-    assert!(matches!(
-        set.update_root(&v2),
-        Err(TrustError::RootVersion { .. })
-    ));
+    assert_refused!(set.update_root(&v2), TrustError::RootVersion { .. });
 }
 
 #[test]
@@ -130,23 +141,16 @@ fn timestamp_rollback_and_equal_versions() {
     // Timestamp v6 pointing at an older snapshot version.
     let [_, snap4, ..] = repo.release(4);
     let ts6 = repo.timestamp(6, &snap4, 4);
-    let err = next.update_timestamp(&ts6).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TrustError::MetaRollback {
-                new: 4,
-                trusted: 5,
-                ..
-            }
-        ),
-        "{err}"
+    assert_refused!(
+        next.update_timestamp(&ts6),
+        TrustError::MetaRollback {
+            new: 4,
+            trusted: 5,
+            ..
+        }
     );
     // Out of order use is refused.
-    assert!(matches!(
-        set.update_timestamp(&ts5),
-        Err(TrustError::Order(_))
-    ));
+    assert_refused!(set.update_timestamp(&ts5), TrustError::Order(_));
 }
 
 #[test]
@@ -169,15 +173,12 @@ fn expired_timestamp_is_a_freeze_but_still_guards_rollback() {
     ts.version = 6;
     ts.expires = repo.expires();
     let older = sign(ts.clone(), &[&repo.timestamp_key]);
-    assert!(matches!(
-        set.update_timestamp(&older),
-        Err(TrustError::Rollback { .. })
-    ));
+    assert_refused!(set.update_timestamp(&older), TrustError::Rollback { .. });
     // ...and snapshot cannot be loaded while the trusted timestamp is expired.
-    assert!(matches!(
+    assert_refused!(
         set.update_snapshot(&snap, false),
-        Err(TrustError::Expired { .. })
-    ));
+        TrustError::Expired { .. }
+    );
     ts.version = 8;
     let fresh = sign(ts, &[&repo.timestamp_key]);
     set.update_timestamp(&fresh).unwrap();
@@ -201,14 +202,8 @@ fn unsigned_or_wrongly_signed_metadata_is_arbitrary() {
     );
 
     // Targets signed by the wrong key.
-    let mut t = Targets::new(1, repo.expires());
-    t.targets.insert("x".into(), target_file(b"x"));
-    let targets = sign(t, &[&repo.delegate_key]);
-    let snap = repo.snapshot(1, &[("targets", &targets, 1)]);
-    let ts = repo.timestamp(1, &snap, 1);
-    let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
-    set.update_timestamp(&ts).unwrap();
-    set.update_snapshot(&snap, false).unwrap();
+    let targets = targets_listing_x(repo.expires(), &repo.delegate_key);
+    let mut set = trusting_snapshot_of(&repo, &targets);
     let err = set.update_targets(&targets).unwrap_err().to_string();
     assert!(
         err.starts_with("arbitrary metadata refused: targets is not signed by enough keys"),
@@ -219,10 +214,7 @@ fn unsigned_or_wrongly_signed_metadata_is_arbitrary() {
     let [ts1, ..] = repo.release(1);
     let forged = tampered(&ts1, "\"version\":1", "\"version\":9");
     let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
-    assert!(matches!(
-        set.update_timestamp(&forged),
-        Err(TrustError::Signature { .. })
-    ));
+    assert_refused!(set.update_timestamp(&forged), TrustError::Signature { .. });
 }
 
 #[test]
@@ -298,10 +290,10 @@ fn targets_must_match_snapshot_and_delegator() {
         "{err}"
     );
     // Delegated role before its delegator.
-    assert!(matches!(
+    assert_refused!(
         set.update_delegated_targets(&dev, "dev", "targets"),
-        Err(TrustError::Order(_))
-    ));
+        TrustError::Order(_)
+    );
     set.update_targets(&targets).unwrap();
     // Delegated role signed by the targets key instead of the delegated key.
     let forged = repo.delegated(1, &repo.targets_key);
@@ -328,14 +320,8 @@ fn targets_must_match_snapshot_and_delegator() {
 #[test]
 fn expired_targets_is_a_freeze() {
     let repo = RepositorySimulator::new();
-    let mut t = Targets::new(1, repo.now - Duration::seconds(1));
-    t.targets.insert("x".into(), target_file(b"x"));
-    let targets = sign(t, &[&repo.targets_key]);
-    let snap = repo.snapshot(1, &[("targets", &targets, 1)]);
-    let ts = repo.timestamp(1, &snap, 1);
-    let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
-    set.update_timestamp(&ts).unwrap();
-    set.update_snapshot(&snap, false).unwrap();
+    let targets = targets_listing_x(repo.now - Duration::seconds(1), &repo.targets_key);
+    let mut set = trusting_snapshot_of(&repo, &targets);
     let err = set.update_targets(&targets).unwrap_err().to_string();
     assert!(
         err.starts_with("freeze attack refused: targets expired at"),
@@ -353,10 +339,7 @@ fn fast_forward_recovery_after_timestamp_key_rotation() {
     set.load_local_timestamp(&ff).unwrap();
     // Without a key rotation the honest v2 looks like a rollback.
     let [ts2, snap2, ..] = repo.release(2);
-    assert!(matches!(
-        set.update_timestamp(&ts2),
-        Err(TrustError::Rollback { .. })
-    ));
+    assert_refused!(set.update_timestamp(&ts2), TrustError::Rollback { .. });
 
     // The repository rotates the timestamp key in root v2.
     let new_ts_key = SigningKey::generate();
@@ -390,15 +373,15 @@ fn fast_forward_recovery_after_snapshot_key_rotation() {
     let mut set = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
     set.update_root(&v2).unwrap();
     assert!(set.timestamp_or_snapshot_keys_rotated());
-    assert!(matches!(
+    assert_refused!(
         set.load_local_timestamp(&ts1),
-        Err(TrustError::FastForwardRecovery { .. })
-    ));
+        TrustError::FastForwardRecovery { .. }
+    );
     assert!(set.timestamp().is_none());
-    assert!(matches!(
+    assert_refused!(
         set.load_local_snapshot(&snap1),
-        Err(TrustError::FastForwardRecovery { .. })
-    ));
+        TrustError::FastForwardRecovery { .. }
+    );
     // Unchanged keys: no rotation flagged, and the local files load.
     let mut plain = TrustedMetadataSet::new(&repo.roots[0], repo.now).unwrap();
     assert!(!plain.timestamp_or_snapshot_keys_rotated());
@@ -411,12 +394,12 @@ fn untrusted_start_root_is_refused() {
     let repo = RepositorySimulator::new();
     let stranger = SigningKey::generate();
     let bytes = sign(repo.root.clone(), &[&stranger]);
-    assert!(matches!(
+    assert_refused!(
         TrustedMetadataSet::new(&bytes, repo.now),
-        Err(TrustError::Signature { .. })
-    ));
-    assert!(matches!(
+        TrustError::Signature { .. }
+    );
+    assert_refused!(
         TrustedMetadataSet::new(b"{}", repo.now),
-        Err(TrustError::Invalid { .. })
-    ));
+        TrustError::Invalid { .. }
+    );
 }

@@ -9,6 +9,7 @@
 //! else in it ends in `.json`.
 
 use crate::atomic_file::{read_optional, remove_if_present, write_atomic, FileError};
+use crate::cause::{holds_cause, Cause};
 use crate::fetch::{FetchError, Fetcher};
 use crate::trusted::{TimestampUpdate, TrustError, TrustedMetadataSet, VerifiedRoot};
 use chrono::{DateTime, Utc};
@@ -25,10 +26,6 @@ pub enum UpdateError {
     #[error(transparent)]
     Trust(#[from] TrustError),
 
-    /// Downloading metadata or a target failed.
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-
     /// A target whose bytes do not match its trusted length and hashes.
     #[error("arbitrary software attack refused: target {path} does not match its trusted metadata: {source}")]
     TargetMismatch { path: String, source: TufError },
@@ -37,10 +34,13 @@ pub enum UpdateError {
     #[error("target path {path:?} refused: {reason}")]
     TargetPath { path: String, reason: String },
 
-    /// Local file system trouble.
+    /// Downloading metadata or a target failed ([`Cause::Fetch`]), or local
+    /// file system trouble ([`Cause::File`]).
     #[error(transparent)]
-    File(#[from] FileError),
+    Cause(Box<Cause>),
 }
+
+holds_cause!(UpdateError);
 
 /// What Python's `urllib.parse.quote(name, safe="")` leaves alone: letters,
 /// digits and `_.-~`. Role names are encoded this way in URLs and file

@@ -20,14 +20,63 @@
 use crate::storage::StoredFile;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// A cache's state behind its lock, and the epoch that clearing it (or
+/// invalidating part of it) moves on: a read carries the epoch it started
+/// in, and what it found is not put back once the epoch has moved. Both
+/// caches keep their state in one (this one and
+/// [`crate::file_cache::FileCache`]).
+pub(crate) struct Epochs<S> {
+    epoch: AtomicU64,
+    state: Mutex<S>,
+}
+
+impl<S> Epochs<S> {
+    pub(crate) fn new(state: S) -> Self {
+        Epochs {
+            epoch: AtomicU64::new(0),
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The epoch a read starts in.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state, if nothing was cleared or invalidated since `epoch`.
+    pub(crate) fn state_at(&self, epoch: u64) -> Option<MutexGuard<'_, S>> {
+        let state = self.state();
+        (self.epoch() == epoch).then_some(state)
+    }
+
+    /// The state, the epoch moved on: what the caller removes from it now
+    /// is not put back by a read that started before.
+    pub(crate) fn advance(&self) -> MutexGuard<'_, S> {
+        let state = self.state();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        state
+    }
+
+    /// Forget everything.
+    pub(crate) fn clear(&self)
+    where
+        S: Default,
+    {
+        *self.advance() = S::default();
+    }
+}
 
 pub struct ReadCache {
     ttl: Duration,
     max_bytes: usize,
-    epoch: AtomicU64,
-    state: Mutex<State>,
+    epochs: Epochs<State>,
 }
 
 #[derive(Default)]
@@ -56,8 +105,7 @@ impl ReadCache {
         ReadCache {
             ttl,
             max_bytes,
-            epoch: AtomicU64::new(0),
-            state: Mutex::default(),
+            epochs: Epochs::new(State::default()),
         }
     }
 
@@ -65,13 +113,13 @@ impl ReadCache {
         !self.ttl.is_zero()
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.epochs.state()
     }
 
     /// The epoch a read starts in; pass it to [`Self::put`].
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+        self.epochs.epoch()
     }
 
     /// The cached current file of `role` (`Some(None)`: known to have
@@ -98,10 +146,9 @@ impl ReadCache {
         if entry.size() > self.max_bytes {
             return;
         }
-        let mut state = self.state();
-        if self.epoch() != epoch {
+        let Some(mut state) = self.epochs.state_at(epoch) else {
             return;
-        }
+        };
         let size = entry.size();
         let roles = state.entries.entry(gun.to_string()).or_default();
         if let Some(old) = roles.insert(role.to_string(), entry) {
@@ -154,8 +201,7 @@ impl ReadCache {
 
     /// Forget everything about `gun` (it changed).
     pub fn invalidate(&self, gun: &str) {
-        let mut state = self.state();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.epochs.advance();
         if let Some(roles) = state.entries.remove(gun) {
             let freed: usize = roles.values().map(Entry::size).sum();
             state.bytes -= freed;
@@ -164,10 +210,7 @@ impl ReadCache {
 
     /// Forget everything (notifications may have been missed).
     pub fn clear(&self) {
-        let mut state = self.state();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        state.entries.clear();
-        state.bytes = 0;
+        self.epochs.clear();
     }
 }
 

@@ -9,10 +9,9 @@
 //! lost its connection clears it too). As in [`crate::cache`], a read that
 //! raced a clear does not put its file back (epochs).
 
+use crate::cache::Epochs;
 use crate::storage::StoredFile;
 use hashlink::LruCache;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Which immutable file of a role.
 #[derive(Debug, Clone, Copy)]
@@ -23,14 +22,22 @@ pub enum FileKey<'a> {
 
 pub struct FileCache {
     max_bytes: usize,
-    epoch: AtomicU64,
-    state: Mutex<State>,
+    epochs: Epochs<State>,
 }
 
 struct State {
     /// Keyed by [`key`]: one string, so a lookup allocates once.
     entries: LruCache<String, StoredFile>,
     bytes: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            entries: LruCache::new_unbounded(),
+            bytes: 0,
+        }
+    }
 }
 
 /// What an entry costs beyond its bytes (key, bookkeeping).
@@ -53,28 +60,24 @@ impl FileCache {
     pub fn new(max_bytes: usize) -> FileCache {
         FileCache {
             max_bytes,
-            epoch: AtomicU64::new(0),
-            state: Mutex::new(State {
-                entries: LruCache::new_unbounded(),
-                bytes: 0,
-            }),
+            epochs: Epochs::new(State::default()),
         }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The epoch a read starts in; pass it to [`Self::put`].
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+        self.epochs.epoch()
     }
 
     pub fn get(&self, gun: &str, role: &str, file: FileKey<'_>) -> Option<StoredFile> {
         if self.max_bytes == 0 {
             return None;
         }
-        self.state().entries.get(&key(gun, role, file)).cloned()
+        self.epochs
+            .state()
+            .entries
+            .get(&key(gun, role, file))
+            .cloned()
     }
 
     /// Keep `stored`, found by a read that started in `epoch`, unless the
@@ -84,10 +87,9 @@ impl FileCache {
         if cost > self.max_bytes {
             return;
         }
-        let mut state = self.state();
-        if self.epoch() != epoch {
+        let Some(mut state) = self.epochs.state_at(epoch) else {
             return;
-        }
+        };
         if let Some(old) = state.entries.insert(key(gun, role, file), stored) {
             state.bytes -= size(&old);
         }
@@ -103,15 +105,12 @@ impl FileCache {
     /// Forget everything (a repository was deleted, or deletions may have
     /// been missed).
     pub fn clear(&self) {
-        let mut state = self.state();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        state.entries.clear();
-        state.bytes = 0;
+        self.epochs.clear();
     }
 
     #[cfg(test)]
     fn bytes(&self) -> usize {
-        self.state().bytes
+        self.epochs.state().bytes
     }
 }
 
@@ -129,64 +128,46 @@ mod tests {
         }
     }
 
+    /// Put version `v` of `a`'s targets, `size` bytes, read now.
+    fn put(cache: &FileCache, v: u64, size: usize) {
+        cache.put(
+            "a",
+            "targets",
+            FileKey::Version(v),
+            file(v, size),
+            cache.epoch(),
+        );
+    }
+
+    fn version(cache: &FileCache, v: u64) -> Option<StoredFile> {
+        cache.get("a", "targets", FileKey::Version(v))
+    }
+
     #[test]
     fn least_recently_used_go_first_within_the_budget() {
         let cache = FileCache::new(3 * (100 + OVERHEAD));
         for v in 1..=3 {
-            cache.put(
-                "a",
-                "targets",
-                FileKey::Version(v),
-                file(v, 100),
-                cache.epoch(),
-            );
+            put(&cache, v, 100);
         }
         // Touch 1, so 2 is the least recently used.
-        assert_eq!(
-            cache
-                .get("a", "targets", FileKey::Version(1))
-                .unwrap()
-                .version,
-            1
-        );
-        cache.put(
-            "a",
-            "targets",
-            FileKey::Version(4),
-            file(4, 100),
-            cache.epoch(),
-        );
-        assert!(cache.get("a", "targets", FileKey::Version(2)).is_none());
+        assert_eq!(version(&cache, 1).unwrap().version, 1);
+        put(&cache, 4, 100);
+        assert!(version(&cache, 2).is_none());
         for v in [1, 3, 4] {
-            assert!(
-                cache.get("a", "targets", FileKey::Version(v)).is_some(),
-                "{v}"
-            );
+            assert!(version(&cache, v).is_some(), "{v}");
         }
         assert!(cache.bytes() <= 3 * (100 + OVERHEAD));
         // Larger than the whole budget: not kept, nothing evicted for it.
-        cache.put(
-            "a",
-            "targets",
-            FileKey::Version(5),
-            file(5, 10_000),
-            cache.epoch(),
-        );
-        assert!(cache.get("a", "targets", FileKey::Version(5)).is_none());
-        assert!(cache.get("a", "targets", FileKey::Version(4)).is_some());
+        put(&cache, 5, 10_000);
+        assert!(version(&cache, 5).is_none());
+        assert!(version(&cache, 4).is_some());
     }
 
     #[test]
     fn versions_and_checksums_and_repositories_do_not_collide() {
         let cache = FileCache::new(1 << 20);
         let sha = format!("{:064x}", 7);
-        cache.put(
-            "a",
-            "targets",
-            FileKey::Version(7),
-            file(7, 1),
-            cache.epoch(),
-        );
+        put(&cache, 7, 1);
         assert!(cache.get("a", "targets", FileKey::Sha256(&sha)).is_none());
         assert!(cache.get("a", "snapshot", FileKey::Version(7)).is_none());
         assert!(cache.get("a/targets", "7", FileKey::Version(7)).is_none());
@@ -199,9 +180,9 @@ mod tests {
         let before = cache.epoch();
         cache.clear();
         cache.put("a", "targets", FileKey::Version(1), file(1, 1), before);
-        assert!(cache.get("a", "targets", FileKey::Version(1)).is_none());
+        assert!(version(&cache, 1).is_none());
         let off = FileCache::new(0);
-        off.put("a", "targets", FileKey::Version(1), file(1, 1), off.epoch());
-        assert!(off.get("a", "targets", FileKey::Version(1)).is_none());
+        put(&off, 1, 1);
+        assert!(version(&off, 1).is_none());
     }
 }

@@ -43,22 +43,6 @@ pub trait Role: Serialize + DeserializeOwned {
     }
 }
 
-/// The accessors every role type implements the same way, from its
-/// `version`, `expires` and `spec_version` fields.
-macro_rules! common_role_accessors {
-    () => {
-        fn version(&self) -> u64 {
-            self.version
-        }
-        fn expires(&self) -> DateTime<Utc> {
-            self.expires
-        }
-        fn spec_version(&self) -> &str {
-            &self.spec_version
-        }
-    };
-}
-
 /// `expires` in the one form TUF allows: `YYYY-MM-DDTHH:MM:SSZ`.
 pub mod expiry {
     use super::*;
@@ -172,21 +156,74 @@ fn check_role_keys(
     Ok(())
 }
 
-/// The root role: the keys and thresholds of all top-level roles.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Root {
-    #[serde(rename = "_type")]
-    pub type_: String,
-    pub spec_version: String,
-    pub consistent_snapshot: bool,
-    pub version: u64,
-    #[serde(with = "expiry")]
-    pub expires: DateTime<Utc>,
-    pub keys: BTreeMap<String, PublicKey>,
-    pub roles: BTreeMap<String, RoleKeys>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+/// The signed part of a role: `_type`, `spec_version`, `version` and
+/// `expires`, the role's own fields, and whatever else it carries (`extra`,
+/// kept so that signatures over fields this client does not know still
+/// verify). Written once for the four roles, with their [`Role`] impl
+/// (`checked by`: the checks beyond the schema) and the constructor their
+/// `new`s share.
+macro_rules! signed_role {
+    (
+        $(#[$doc:meta])*
+        $name:ident = $type_:literal $(, checked by $check:path)? {
+            $($(#[$attr:meta])* $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct $name {
+            #[serde(rename = "_type")]
+            pub type_: String,
+            pub spec_version: String,
+            pub version: u64,
+            #[serde(with = "expiry")]
+            pub expires: DateTime<Utc>,
+            $($(#[$attr])* pub $field: $ty,)*
+            #[serde(flatten)]
+            pub extra: Map<String, Value>,
+        }
+
+        impl Role for $name {
+            const TYPE: &'static str = $type_;
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> DateTime<Utc> {
+                self.expires
+            }
+            fn spec_version(&self) -> &str {
+                &self.spec_version
+            }
+            $(fn validate(&self) -> Result<()> {
+                $check(self)
+            })?
+        }
+
+        impl $name {
+            /// This role at `version`, expiring at `expires` (whole
+            /// seconds), with its own fields.
+            fn from_parts(version: u64, expires: DateTime<Utc>, $($field: $ty),*) -> Self {
+                $name {
+                    type_: <Self as Role>::TYPE.into(),
+                    spec_version: SPEC_VERSION.into(),
+                    version,
+                    expires: whole_seconds(expires),
+                    $($field,)*
+                    extra: Map::new(),
+                }
+            }
+        }
+    };
 }
+
+signed_role!(
+    /// The root role: the keys and thresholds of all top-level roles.
+    Root = "root", checked by Root::check {
+        consistent_snapshot: bool,
+        keys: BTreeMap<String, PublicKey>,
+        roles: BTreeMap<String, RoleKeys>,
+    }
+);
 
 /// The four roles root must define.
 pub const TOP_LEVEL_ROLES: [&str; 4] = [
@@ -196,10 +233,9 @@ pub const TOP_LEVEL_ROLES: [&str; 4] = [
     crate::role::TopLevelRole::Timestamp.as_str(),
 ];
 
-impl Role for Root {
-    const TYPE: &'static str = "root";
-    common_role_accessors!();
-    fn validate(&self) -> Result<()> {
+impl Root {
+    /// Every top-level role defined, with valid key lists and thresholds.
+    fn check(&self) -> Result<()> {
         check_key_ids("root", self.keys.keys())?;
         for role in TOP_LEVEL_ROLES {
             let keys = self.roles.get(role).ok_or_else(|| Error::Schema {
@@ -210,20 +246,10 @@ impl Role for Root {
         }
         Ok(())
     }
-}
 
-impl Root {
+    /// Version 1, consistent snapshots, no keys yet.
     pub fn new(expires: DateTime<Utc>) -> Self {
-        Root {
-            type_: Self::TYPE.into(),
-            spec_version: SPEC_VERSION.into(),
-            consistent_snapshot: true,
-            version: 1,
-            expires: whole_seconds(expires),
-            keys: BTreeMap::new(),
-            roles: BTreeMap::new(),
-            extra: Map::new(),
-        }
+        Self::from_parts(1, expires, true, BTreeMap::new(), BTreeMap::new())
     }
 
     /// The keys and threshold root assigns to a top-level role.
@@ -334,40 +360,22 @@ impl MetaFile {
     }
 }
 
-/// The timestamp role: version and hash of the current snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timestamp {
-    #[serde(rename = "_type")]
-    pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
-    #[serde(with = "expiry")]
-    pub expires: DateTime<Utc>,
-    pub meta: BTreeMap<String, MetaFile>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl Role for Timestamp {
-    const TYPE: &'static str = "timestamp";
-    common_role_accessors!();
-    fn validate(&self) -> Result<()> {
-        self.snapshot_meta().map(|_| ())
+signed_role!(
+    /// The timestamp role: version and hash of the current snapshot.
+    Timestamp = "timestamp", checked by Timestamp::check {
+        meta: BTreeMap<String, MetaFile>,
     }
-}
+);
 
 impl Timestamp {
+    /// It names a snapshot.
+    fn check(&self) -> Result<()> {
+        self.snapshot_meta().map(|_| ())
+    }
+
     pub fn new(version: u64, expires: DateTime<Utc>, snapshot: MetaFile) -> Self {
-        let mut meta = BTreeMap::new();
-        meta.insert("snapshot.json".to_string(), snapshot);
-        Timestamp {
-            type_: Self::TYPE.into(),
-            spec_version: SPEC_VERSION.into(),
-            version,
-            expires: whole_seconds(expires),
-            meta,
-            extra: Map::new(),
-        }
+        let meta = [("snapshot.json".to_string(), snapshot)].into();
+        Self::from_parts(version, expires, meta)
     }
 
     pub fn snapshot_meta(&self) -> Result<&MetaFile> {
@@ -378,35 +386,16 @@ impl Timestamp {
     }
 }
 
-/// The snapshot role: the versions of targets and every delegated role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
-    #[serde(rename = "_type")]
-    pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
-    #[serde(with = "expiry")]
-    pub expires: DateTime<Utc>,
-    pub meta: BTreeMap<String, MetaFile>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl Role for Snapshot {
-    const TYPE: &'static str = "snapshot";
-    common_role_accessors!();
-}
+signed_role!(
+    /// The snapshot role: the versions of targets and every delegated role.
+    Snapshot = "snapshot" {
+        meta: BTreeMap<String, MetaFile>,
+    }
+);
 
 impl Snapshot {
     pub fn new(version: u64, expires: DateTime<Utc>, meta: BTreeMap<String, MetaFile>) -> Self {
-        Snapshot {
-            type_: Self::TYPE.into(),
-            spec_version: SPEC_VERSION.into(),
-            version,
-            expires: whole_seconds(expires),
-            meta,
-            extra: Map::new(),
-        }
+        Self::from_parts(version, expires, meta)
     }
 
     /// The entry for a targets role (`targets` or a delegated name).
@@ -664,44 +653,26 @@ impl Delegations {
     }
 }
 
-/// The targets role (top-level or delegated): tags and their digests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Targets {
-    #[serde(rename = "_type")]
-    pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
-    #[serde(with = "expiry")]
-    pub expires: DateTime<Utc>,
-    pub targets: BTreeMap<String, TargetFile>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delegations: Option<Delegations>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
+signed_role!(
+    /// The targets role (top-level or delegated): tags and their digests.
+    Targets = "targets", checked by Targets::check {
+        targets: BTreeMap<String, TargetFile>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delegations: Option<Delegations>,
+    }
+);
 
-impl Role for Targets {
-    const TYPE: &'static str = "targets";
-    common_role_accessors!();
-    fn validate(&self) -> Result<()> {
+impl Targets {
+    /// Its delegations, if any, are valid.
+    fn check(&self) -> Result<()> {
         match &self.delegations {
             Some(d) => d.validate(),
             None => Ok(()),
         }
     }
-}
 
-impl Targets {
     pub fn new(version: u64, expires: DateTime<Utc>) -> Self {
-        Targets {
-            type_: Self::TYPE.into(),
-            spec_version: SPEC_VERSION.into(),
-            version,
-            expires: whole_seconds(expires),
-            targets: BTreeMap::new(),
-            delegations: None,
-            extra: Map::new(),
-        }
+        Self::from_parts(version, expires, BTreeMap::new(), None)
     }
 }
 

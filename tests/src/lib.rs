@@ -134,6 +134,27 @@ pub fn wait_until_answering(child: &mut Child, url: &str, what: &str, log: impl 
     }
 }
 
+/// Spawn `cmd`, already told to serve HTTP on loopback `port` (stdin and
+/// stdout closed; stderr as `cmd` says), and wait until `GET {url}{ready}`
+/// answers 2xx (`what` and `log` say what failed otherwise). Returns the
+/// base URL and the process, killed when dropped.
+pub fn serve(
+    mut cmd: Command,
+    port: u16,
+    ready: &str,
+    what: &str,
+    log: impl Fn() -> String,
+) -> (String, KillOnDrop) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until_answering(&mut child, &format!("{url}{ready}"), what, log);
+    (url, KillOnDrop(child))
+}
+
 /// A `tagtrust-server` process on a free loopback port, killed when dropped.
 pub struct ServerProcess {
     pub port: u16,
@@ -146,23 +167,12 @@ impl ServerProcess {
     /// `cmd` says) and wait until `/healthz` answers 200.
     pub fn start(mut cmd: Command) -> ServerProcess {
         let port = free_port();
-        let mut child = cmd
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn tagtrust-server");
-        let url = format!("http://127.0.0.1:{port}");
-        wait_until_answering(
-            &mut child,
-            &format!("{url}/healthz"),
-            "tagtrust-server",
-            String::new,
-        );
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+        let (url, process) = serve(cmd, port, "/healthz", "tagtrust-server", String::new);
         ServerProcess {
             port,
             url,
-            _process: KillOnDrop(child),
+            _process: process,
         }
     }
 }
@@ -356,15 +366,8 @@ impl Cli {
     /// file, a file with the public key PEM, and the key ID.
     pub fn generate_key(&self, name: &str) -> (PathBuf, PathBuf, String) {
         let private = self.home.path().join(format!("{name}.pem"));
-        let report = json(&self.ok(&[
-            "key",
-            "generate",
-            name,
-            "--out",
-            private.to_str().unwrap(),
-            "-o",
-            "json",
-        ]));
+        let out = utf8(&private);
+        let report = json(&self.ok(&["key", "generate", name, "--out", out, "-o", "json"]));
         let public = self.home.path().join(format!("{name}.pub.pem"));
         std::fs::write(&public, report["public_key_pem"].as_str().unwrap()).unwrap();
         (
@@ -399,17 +402,23 @@ impl Cli {
     /// `tagtrust root sign GUN --key KEY --staged FILE -o json`: a holder
     /// signs a staged-root file handed to them.
     pub fn root_sign(&self, gun: &str, key: &Path, staged: &Path) -> serde_json::Value {
+        let (key, staged) = (utf8(key), utf8(staged));
         json(&self.ok(&[
-            "root",
-            "sign",
-            gun,
-            "--key",
-            key.to_str().unwrap(),
-            "--staged",
-            staged.to_str().unwrap(),
-            "-o",
-            "json",
+            "root", "sign", gun, "--key", key, "--staged", staged, "-o", "json",
         ]))
+    }
+
+    /// `tagtrust root sign GUN --key KEY --staged FILE`, which must fail;
+    /// its stderr.
+    pub fn root_sign_refused(&self, gun: &str, key: &Path, staged: &Path) -> String {
+        let (key, staged) = (utf8(key), utf8(staged));
+        self.fails(&["root", "sign", gun, "--key", key, "--staged", staged])
+    }
+
+    /// `tagtrust root publish GUN --staged FILE -o json`, which must succeed.
+    pub fn root_publish(&self, gun: &str, staged: &Path) -> serde_json::Value {
+        let staged = utf8(staged);
+        json(&self.ok(&["root", "publish", gun, "--staged", staged, "-o", "json"]))
     }
 
     /// Directory of the trusted metadata this user keeps for `gun` on `server`.
@@ -472,6 +481,30 @@ pub fn env_number(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")),
         _ => default,
     }
+}
+
+/// A random test's seed: `$var` if set (to replay a run), else a fresh
+/// one. Says on stderr what the run is (`about`) and how to replay it.
+pub fn seed(var: &str, about: &str) -> u64 {
+    let seed = env_number(var, rand::random());
+    eprintln!("{about}, seed {seed} ({var} to replay)");
+    seed
+}
+
+/// The timestamp re-signs the servers at `bases` count, in all (a server
+/// that has not re-signed yet counts 0).
+pub fn timestamp_resigns(http: &reqwest::blocking::Client, bases: &[&str]) -> f64 {
+    let series = "tagtrust_resigns_total{role=\"timestamp\"}";
+    bases
+        .iter()
+        .map(|base| metric(&metrics(http, base), series).unwrap_or(0.0))
+        .sum()
+}
+
+/// Panic, showing `text`, unless it contains `part`.
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "no {part:?} in: {text}");
 }
 
 /// The text of `GET {base}/metrics` (Prometheus exposition format).
@@ -759,6 +792,16 @@ impl Cli {
             .to_string()
     }
 
+    /// The tags `tagtrust list GUN -o json` lists, in its order.
+    pub fn tag_names(&self, gun: &str) -> Vec<String> {
+        json(&self.ok(&["list", gun, "-o", "json"]))
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|t| t["tag"].as_str().expect("a tag").to_string())
+            .collect()
+    }
+
     /// `tagtrust lookup GUN:TAG --root FILE` (trust pinned to a root file).
     pub fn lookup_pinned(&self, reference: &str, root: &Path) -> Output {
         self.command()
@@ -767,6 +810,19 @@ impl Cli {
             .output()
             .expect("run tagtrust")
     }
+}
+
+/// A path as a command-line argument.
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// A server on `backend` with `gun` initialised: the server, a publisher
+/// holding a `scope` token that ran `tagtrust init GUN`, and the token.
+pub fn initialised(backend: Backend, scope: &str, gun: &str) -> (TestServer, Cli, String) {
+    let server = TestServer::spawn(backend);
+    let (publisher, token) = Cli::publisher(&server, scope, gun);
+    (server, publisher, token)
 }
 
 /// A server with a published repository: `gun` initialised by a publisher

@@ -28,8 +28,8 @@ use tagtrust_shared::{
 };
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
 use tagtrust_tests::{
-    delegated_role, delegations, json, manifest_target, random_digest, sign, stderr, Backend, Cli,
-    TestServer, TEST_PASSPHRASE,
+    delegated_role, delegations, initialised, json, manifest_target, random_digest, sign, stderr,
+    Backend, Cli, TestServer, TEST_PASSPHRASE,
 };
 
 const GUN: &str = "localhost:5000/acme/app";
@@ -136,39 +136,73 @@ impl Delegated {
     }
 }
 
-/// A server whose `latest` (`d1`) a consumer resolved through a tampering
-/// proxy: the attacker's position. `before` is the consumer's trusted state
-/// (in `dir`), which a refused attack must leave as it is.
+/// A consumer reading [`GUN`] through a tampering proxy: the attacker's
+/// position. `before` is the consumer's trusted state (in `dir`), which a
+/// refused attack must leave as it is.
 struct Intercepted {
     consumer: Cli,
     dir: PathBuf,
     before: State,
-    d1: String,
     proxy: TamperingProxy,
-    publisher: Cli,
-    server: TestServer,
 }
 
 impl Intercepted {
-    fn new() -> Intercepted {
-        let server = TestServer::spawn(Backend::Sqlite);
-        let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
-        let d1 = publisher.tag_set(GUN, "latest");
+    /// A proxy in front of `server` and a consumer behind it that has read
+    /// nothing yet.
+    fn start(server: &TestServer) -> Intercepted {
         let proxy = TamperingProxy::start(&server.url);
         let consumer = Cli::new(&proxy.url);
-        assert_eq!(consumer.lookup(GUN, "latest"), d1);
         let dir = state_dir(&consumer, &proxy.url, GUN);
-        let before = trusted_state(&dir);
         Intercepted {
             consumer,
             dir,
-            before,
-            d1,
+            before: State::new(),
             proxy,
-            publisher,
-            server,
         }
     }
+
+    /// As [`Intercepted::start`], the consumer having resolved `latest` to
+    /// `digest`; that trusted state is what a refused attack must keep.
+    fn through(server: &TestServer, digest: &str) -> Intercepted {
+        let mut at = Intercepted::start(server);
+        assert_eq!(at.consumer.lookup(GUN, "latest"), digest);
+        at.mark();
+        at
+    }
+
+    /// A new server with a publisher that set `latest`, intercepted.
+    fn server() -> (TestServer, Cli, Intercepted) {
+        let (server, publisher, _) = initialised(Backend::Sqlite, SCOPE, GUN);
+        let d1 = publisher.tag_set(GUN, "latest");
+        let at = Intercepted::through(&server, &d1);
+        (server, publisher, at)
+    }
+
+    /// The trusted state now is what a refused attack must keep.
+    fn mark(&mut self) {
+        self.before = trusted_state(&self.dir);
+    }
+
+    /// The consumer's lookup of `tag`, which must fail; its stderr.
+    fn refused(&self, tag: &str) -> String {
+        refused(&self.consumer, GUN, tag)
+    }
+
+    /// The trusted state is as marked but for `advanced`.
+    fn assert_kept(&self, advanced: &[(&str, &[u8])]) {
+        assert_state_kept(&self.dir, &self.before, advanced);
+    }
+
+    /// With the proxy honest again, the consumer resolves `tag` to `digest`.
+    fn recovers(&self, tag: &str, digest: &str) {
+        self.proxy.clear();
+        assert_eq!(self.consumer.lookup(GUN, tag), digest);
+    }
+}
+
+/// The path of `gun`'s current timestamp.
+fn timestamp_path(gun: &str) -> String {
+    format!("{}timestamp.json", prefix(gun))
 }
 
 // ---------------------------------------------------------------------------
@@ -241,6 +275,21 @@ impl Forged {
         self.put(&format!("{}.root.json", root.version), bytes.clone());
         self.root = root;
         bytes
+    }
+
+    /// The publisher's next root, with a new key for the online `role`
+    /// (`timestamp` or `snapshot`), which signs from now on.
+    fn rotate_online_key(&mut self, role: &str) -> Vec<u8> {
+        let new_key = SigningKey::generate();
+        let root = self.rotate_root(|root, _| {
+            root.replace_role_keys(role, &[new_key.public_key()]);
+        });
+        match role {
+            "timestamp" => self.timestamp_key = new_key,
+            "snapshot" => self.snapshot_key = new_key,
+            _ => panic!("{role} is not an online role"),
+        }
+        root
     }
 
     /// Targets `version` listing `tags`, delegating `release-*` to the robot
@@ -341,16 +390,7 @@ fn digest() -> String {
 #[test]
 fn arbitrary_targets_is_refused() {
     // 1. Network attacker in front of the real server.
-    let Intercepted {
-        consumer,
-        dir,
-        before,
-        d1: _d1,
-        proxy,
-        publisher,
-        server,
-    } = Intercepted::new();
-
+    let (server, publisher, at) = Intercepted::server();
     let d2 = publisher.tag_set(GUN, "latest");
     let version = version_of::<Targets>(&honest(&server, GUN, "targets.json"));
     let evil = digest();
@@ -359,25 +399,20 @@ fn arbitrary_targets_is_refused() {
     forged
         .targets
         .insert("latest".into(), manifest_target(&evil, 1234));
-    proxy.serve(
+    at.proxy.serve(
         &format!("{}{version}.targets.json", prefix(GUN)),
         200,
         sign(forged, &[&attacker]),
     );
-    let err = refused(&consumer, GUN, "latest");
+    let err = at.refused("latest");
     assert!(err.contains("mix-and-match refused"), "{err}");
     assert!(err.contains("targets"), "{err}");
     assert!(!err.contains(&evil[7..]), "{err}");
-    assert_state_kept(
-        &dir,
-        &before,
-        &[
-            ("timestamp.json", &honest(&server, GUN, "timestamp.json")),
-            ("snapshot.json", &honest(&server, GUN, "snapshot.json")),
-        ],
-    );
-    proxy.clear();
-    assert_eq!(consumer.lookup(GUN, "latest"), d2);
+    at.assert_kept(&[
+        ("timestamp.json", &honest(&server, GUN, "timestamp.json")),
+        ("snapshot.json", &honest(&server, GUN, "snapshot.json")),
+    ]);
+    at.recovers("latest", &d2);
 
     // 2. Online keys compromised: timestamp and snapshot vouch for whatever
     // targets file the attacker wants; targets needs 2 of 2 targets keys.
@@ -449,45 +484,40 @@ fn snapshot_and_delegated_role_rollback_is_refused() {
     let r2 = repo.robot_tag_set("release-2");
     let latest = repo.publisher.tag_set(GUN, "latest");
 
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
     // `latest` is top-level: the search does not fetch ci-robot yet.
-    assert_eq!(consumer.lookup(GUN, "latest"), latest);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
-    assert!(!before.contains_key("ci-robot.json"), "{:?}", before.keys());
+    let mut at = Intercepted::through(&server, &latest);
+    assert!(
+        !at.before.contains_key("ci-robot.json"),
+        "{:?}",
+        at.before.keys()
+    );
 
     let robot_now = version_of::<Targets>(&honest(&server, GUN, "ci-robot.json"));
     assert!(robot_now > robot_v);
     let robot_path = format!("{}{robot_now}.ci-robot.json", prefix(GUN));
-    proxy.serve(&robot_path, 200, old_robot.clone());
-    let err = refused(&consumer, GUN, "release-2");
+    at.proxy.serve(&robot_path, 200, old_robot.clone());
+    let err = at.refused("release-2");
     assert!(err.contains("mix-and-match refused"), "{err}");
     assert!(err.contains("ci-robot"), "{err}");
-    assert_state_kept(&dir, &before, &[]);
-    proxy.clear();
-    assert_eq!(consumer.lookup(GUN, "release-2"), r2);
+    at.assert_kept(&[]);
+    at.recovers("release-2", &r2);
 
     // An older snapshot where the one the new timestamp names is expected.
-    let before = trusted_state(&dir);
+    at.mark();
     repo.publisher.tag_set(GUN, "latest");
     let snap_v = version_of::<Snapshot>(&honest(&server, GUN, "snapshot.json"));
-    proxy.serve(
+    at.proxy.serve(
         &format!("{}{snap_v}.snapshot.json", prefix(GUN)),
         200,
         old_snapshot,
     );
-    let err = refused(&consumer, GUN, "latest");
+    let err = at.refused("latest");
     assert!(err.contains("mix-and-match refused"), "{err}");
     assert!(err.contains("snapshot"), "{err}");
-    assert_state_kept(
-        &dir,
-        &before,
-        &[("timestamp.json", &honest(&server, GUN, "timestamp.json"))],
-    );
-    proxy.clear();
-    consumer.lookup(GUN, "latest");
-    assert_eq!(consumer.lookup(GUN, "release-2"), r2);
+    at.assert_kept(&[("timestamp.json", &honest(&server, GUN, "timestamp.json"))]);
+    at.proxy.clear();
+    at.consumer.lookup(GUN, "latest");
+    assert_eq!(at.consumer.lookup(GUN, "release-2"), r2);
 
     // 2. Online keys compromised.
     let repo = Forged::new(1, 1);
@@ -610,22 +640,24 @@ fn fast_forward_recovery_after_online_key_rotation() {
     repo.put("timestamp.json", ff.clone());
     assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     assert_eq!(trusted_state(&dir)["timestamp.json"], ff);
-    let before = trusted_state(&dir);
-    repo.release(3, &[("targets", &targets)]);
-    let err = refused(&consumer, FORGED_GUN, "latest");
-    assert!(
-        err.contains(&format!(
+    // The honest next release is a rollback now.
+    let rolled_back = |repo: &Forged, version: u64, message: &str| {
+        let before = trusted_state(&dir);
+        repo.release(version, &[("targets", &targets)]);
+        let err = refused(&consumer, FORGED_GUN, "latest");
+        assert!(err.contains(message), "{err}");
+        assert_state_kept(&dir, &before, &[]);
+        before
+    };
+    rolled_back(
+        &repo,
+        3,
+        &format!(
             "rollback attack refused: timestamp version 3 is older than trusted version {HUGE}"
-        )),
-        "{err}"
+        ),
     );
-    assert_state_kept(&dir, &before, &[]);
 
-    let new_key = SigningKey::generate();
-    let root2 = repo.rotate_root(|root, _| {
-        root.replace_role_keys("timestamp", &[new_key.public_key()]);
-    });
-    repo.timestamp_key = new_key;
+    let root2 = repo.rotate_online_key("timestamp");
     let (ts4, _) = repo.release(4, &[("targets", &targets)]);
     assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let state = trusted_state(&dir);
@@ -642,23 +674,14 @@ fn fast_forward_recovery_after_online_key_rotation() {
     );
     assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     assert_eq!(trusted_state(&dir)["snapshot.json"], ff_snap);
-    let before = trusted_state(&dir);
-    repo.release(6, &[("targets", &targets)]);
-    let err = refused(&consumer, FORGED_GUN, "latest");
-    assert!(
-        err.contains(&format!(
-            "rollback attack refused: timestamp lists snapshot.json version 6, older than trusted version {HUGE}"
-        )),
-        "{err}"
+    let before = rolled_back(
+        &repo,
+        6,
+        &format!("rollback attack refused: timestamp lists snapshot.json version 6, older than trusted version {HUGE}"),
     );
-    assert_state_kept(&dir, &before, &[]);
     assert_eq!(before["timestamp.json"], ff_ts);
 
-    let new_key = SigningKey::generate();
-    repo.rotate_root(|root, _| {
-        root.replace_role_keys("snapshot", &[new_key.public_key()]);
-    });
-    repo.snapshot_key = new_key;
+    repo.rotate_online_key("snapshot");
     let (ts7, snap7) = repo.release(7, &[("targets", &targets)]);
     assert_eq!(consumer.lookup(FORGED_GUN, "latest"), d1);
     let state = trusted_state(&dir);
@@ -675,15 +698,12 @@ fn fast_forward_recovery_after_online_key_rotation() {
 /// (as TUF allows), the version comparison alone.
 #[test]
 fn mix_and_match_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
+    let (server, publisher, _) = initialised(Backend::Sqlite, SCOPE, GUN);
+    let mut at = Intercepted::start(&server);
     // Trusts version 1 of everything (no tags yet).
-    let err = refused(&consumer, GUN, "latest");
+    let err = at.refused("latest");
     assert!(err.contains("not signed"), "{err}");
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    at.mark();
 
     publisher.tag_set(GUN, "latest");
     let ts2 = honest(&server, GUN, "timestamp.json");
@@ -692,18 +712,15 @@ fn mix_and_match_is_refused() {
     let d3 = publisher.tag_set(GUN, "latest");
     let targets3 = honest(&server, GUN, "targets.json");
     let p = prefix(GUN);
-    proxy.serve(&format!("{p}timestamp.json"), 200, ts2.clone());
-    proxy.serve(&format!("{p}{targets_v}.targets.json"), 200, targets3);
-    let err = refused(&consumer, GUN, "latest");
+    at.proxy
+        .serve(&format!("{p}timestamp.json"), 200, ts2.clone());
+    at.proxy
+        .serve(&format!("{p}{targets_v}.targets.json"), 200, targets3);
+    let err = at.refused("latest");
     assert!(err.contains("mix-and-match refused"), "{err}");
     assert!(err.contains("targets"), "{err}");
-    assert_state_kept(
-        &dir,
-        &before,
-        &[("timestamp.json", &ts2), ("snapshot.json", &snap2)],
-    );
-    proxy.clear();
-    assert_eq!(consumer.lookup(GUN, "latest"), d3);
+    at.assert_kept(&[("timestamp.json", &ts2), ("snapshot.json", &snap2)]);
+    at.recovers("latest", &d3);
 
     // Snapshot entries with versions only: the version check must refuse.
     let repo = Forged::new(1, 1);
@@ -753,19 +770,11 @@ fn mix_and_match_is_refused() {
 fn endless_data_is_refused() {
     const TOTAL: u64 = 256 * 1024 * 1024;
     const MOST_READ: u64 = 32 * 1024 * 1024;
-    let Intercepted {
-        consumer,
-        dir,
-        before,
-        d1: _d1,
-        proxy,
-        publisher,
-        server,
-    } = Intercepted::new();
-    let p = prefix(GUN);
+    let (server, publisher, at) = Intercepted::server();
+    let proxy = &at.proxy;
 
     // timestamp.json has no referrer: the client's own 16 KiB limit.
-    let ts_path = format!("{p}timestamp.json");
+    let ts_path = timestamp_path(GUN);
     for declare_length in [false, true] {
         proxy.tamper(
             &ts_path,
@@ -775,21 +784,22 @@ fn endless_data_is_refused() {
             },
         );
         let sent_before = proxy.body_bytes_sent(&ts_path);
-        let err = refused(&consumer, GUN, "latest");
+        let err = at.refused("latest");
         assert!(
             err.contains("endless data attack refused") && err.contains("16384-byte limit"),
             "{err}"
         );
         let sent = proxy.body_bytes_sent(&ts_path) - sent_before;
         assert!(sent < MOST_READ, "client read {sent} bytes");
-        assert_state_kept(&dir, &before, &[]);
+        at.assert_kept(&[]);
     }
     proxy.forward(&ts_path);
 
     // Snapshot: limited to the length the (honest) timestamp gives.
     publisher.tag_set(GUN, "latest");
     let snapshot = honest(&server, GUN, "snapshot.json");
-    let snap_path = format!("{p}{}.snapshot.json", version_of::<Snapshot>(&snapshot));
+    let version = version_of::<Snapshot>(&snapshot);
+    let snap_path = format!("{}{version}.snapshot.json", prefix(GUN));
     proxy.tamper(
         &snap_path,
         Tamper::Inflate {
@@ -797,44 +807,30 @@ fn endless_data_is_refused() {
             declare_length: false,
         },
     );
-    let err = refused(&consumer, GUN, "latest");
+    let err = at.refused("latest");
     assert!(
         err.contains("endless data attack refused")
             && err.contains(&format!("{}-byte limit", snapshot.len())),
         "{err}"
     );
     assert!(proxy.body_bytes_sent(&snap_path) < MOST_READ);
-    assert_state_kept(
-        &dir,
-        &before,
-        &[("timestamp.json", &honest(&server, GUN, "timestamp.json"))],
-    );
-    proxy.clear();
+    at.assert_kept(&[("timestamp.json", &honest(&server, GUN, "timestamp.json"))]);
     let d2 = publisher.tag_set(GUN, "latest");
-    assert_eq!(consumer.lookup(GUN, "latest"), d2);
+    at.recovers("latest", &d2);
 }
 
 /// A body cut short (Content-Length promises more than is sent): refused,
 /// nothing stored.
 #[test]
 fn truncated_metadata_is_refused() {
-    let Intercepted {
-        consumer,
-        dir,
-        before,
-        d1: _d1,
-        proxy,
-        publisher,
-        server: _server,
-    } = Intercepted::new();
+    let (_server, publisher, at) = Intercepted::server();
     let d2 = publisher.tag_set(GUN, "latest");
-    let ts_path = format!("{}timestamp.json", prefix(GUN));
-    proxy.tamper(&ts_path, Tamper::Truncate { keep: 40 });
-    let err = refused(&consumer, GUN, "latest");
+    at.proxy
+        .tamper(&timestamp_path(GUN), Tamper::Truncate { keep: 40 });
+    let err = at.refused("latest");
     assert!(err.contains("timestamp.json"), "{err}");
-    assert_state_kept(&dir, &before, &[]);
-    proxy.clear();
-    assert_eq!(consumer.lookup(GUN, "latest"), d2);
+    at.assert_kept(&[]);
+    at.recovers("latest", &d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -845,25 +841,17 @@ fn truncated_metadata_is_refused() {
 /// TAGTRUST_HTTP_TIMEOUT_SECS) with a clear error. No timing is asserted.
 #[test]
 fn slow_retrieval_is_refused() {
-    let Intercepted {
-        consumer,
-        dir,
-        before,
-        d1: _d1,
-        proxy,
-        publisher,
-        server: _server,
-    } = Intercepted::new();
+    let (_server, publisher, at) = Intercepted::server();
     let d2 = publisher.tag_set(GUN, "latest");
-    let ts_path = format!("{}timestamp.json", prefix(GUN));
     for how in [
         Tamper::Trickle {
             interval: std::time::Duration::from_millis(500),
         },
         Tamper::Delay(std::time::Duration::from_secs(150)),
     ] {
-        proxy.tamper(&ts_path, how.clone());
-        let out = consumer
+        at.proxy.tamper(&timestamp_path(GUN), how.clone());
+        let out = at
+            .consumer
             .command()
             .env("TAGTRUST_HTTP_TIMEOUT_SECS", "4")
             .args(["lookup", &format!("{GUN}:latest")])
@@ -876,10 +864,9 @@ fn slow_retrieval_is_refused() {
                 && err.contains("timestamp.json did not download within 4s"),
             "{how:?}: {err}"
         );
-        assert_state_kept(&dir, &before, &[]);
+        at.assert_kept(&[]);
     }
-    proxy.clear();
-    assert_eq!(consumer.lookup(GUN, "latest"), d2);
+    at.recovers("latest", &d2);
 }
 
 // ---------------------------------------------------------------------------
@@ -900,11 +887,7 @@ fn wrong_software_is_refused() {
     repo.publisher.ok(&["init", OTHER_GUN]);
     let other_latest = repo.publisher.tag_set(OTHER_GUN, "latest");
 
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), latest);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let at = Intercepted::through(&server, &latest);
 
     // Every file of the other GUN served under this GUN's paths.
     repo.publisher.tag_set(GUN, "latest");
@@ -912,7 +895,7 @@ fn wrong_software_is_refused() {
     let other_ts = honest(&server, OTHER_GUN, "timestamp.json");
     let other_snap = honest(&server, OTHER_GUN, "snapshot.json");
     let other_targets = honest(&server, OTHER_GUN, "targets.json");
-    proxy.serve(&format!("{p}timestamp.json"), 200, other_ts);
+    at.proxy.serve(&format!("{p}timestamp.json"), 200, other_ts);
     for (role, bytes) in [("snapshot", &other_snap), ("targets", &other_targets)] {
         let v = if role == "snapshot" {
             version_of::<Snapshot>(bytes)
@@ -920,26 +903,27 @@ fn wrong_software_is_refused() {
             version_of::<Targets>(bytes)
         };
         for version in 1..=v + 2 {
-            proxy.serve(&format!("{p}{version}.{role}.json"), 200, bytes.clone());
+            at.proxy
+                .serve(&format!("{p}{version}.{role}.json"), 200, bytes.clone());
         }
     }
     for version in 1..=3 {
         let path = format!("{other}{version}.root.json");
         let resp = reqwest::blocking::get(format!("{}{path}", server.url)).unwrap();
         if resp.status().is_success() {
-            proxy.serve(
+            at.proxy.serve(
                 &format!("{p}{version}.root.json"),
                 200,
                 resp.bytes().unwrap().to_vec(),
             );
         }
     }
-    let err = refused(&consumer, GUN, "latest");
+    let err = at.refused("latest");
     assert!(err.contains("arbitrary metadata refused"), "{err}");
     assert!(!err.contains(&other_latest[7..]), "{err}");
-    assert_state_kept(&dir, &before, &[]);
-    proxy.clear();
-    let latest = consumer.lookup(GUN, "latest");
+    at.assert_kept(&[]);
+    at.proxy.clear();
+    let latest = at.consumer.lookup(GUN, "latest");
     assert_eq!(
         latest,
         format!("sha256:{}", sha256_hex_of_target(&server, GUN, "latest"))
@@ -964,7 +948,7 @@ fn wrong_software_is_refused() {
         );
     let err = publish.expect_err("the server published a tag outside the role's paths");
     assert!(err.to_string().contains("may not sign"), "{err}");
-    assert_eq!(consumer.lookup(GUN, "release-1"), r1);
+    assert_eq!(at.consumer.lookup(GUN, "release-1"), r1);
 
     let forged = Forged::new(1, 1);
     let (d1, evil) = (digest(), digest());
@@ -1000,8 +984,7 @@ fn sha256_hex_of_target(server: &TestServer, gun: &str, tag: &str) -> String {
 /// refuses it too.
 #[test]
 fn root_signed_below_threshold_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, token) = Cli::publisher(&server, SCOPE, GUN);
+    let (server, publisher, token) = initialised(Backend::Sqlite, SCOPE, GUN);
     let d1 = publisher.tag_set(GUN, "latest");
     let gun = Gun::parse(GUN).unwrap();
     let remote = ServerClient::new(&server.url, Some(token)).unwrap();
@@ -1066,8 +1049,7 @@ fn root_signed_below_threshold_is_refused() {
 /// honest repository again afterwards.
 #[test]
 fn mirror_serving_an_old_repository_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, SCOPE, GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, SCOPE, GUN);
     publisher.tag_set(GUN, "latest");
     // The mirror's copy: everything a client fetches, as it is now.
     let p = prefix(GUN);
@@ -1091,27 +1073,22 @@ fn mirror_serving_an_old_repository_is_refused() {
     ];
     let d2 = publisher.tag_set(GUN, "latest");
 
-    let proxy = TamperingProxy::start(&server.url);
-    let consumer = Cli::new(&proxy.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), d2);
-    let dir = state_dir(&consumer, &proxy.url, GUN);
-    let before = trusted_state(&dir);
+    let at = Intercepted::through(&server, &d2);
 
     for (file, bytes) in &copy {
-        proxy.serve(&format!("{p}{file}"), 200, bytes.clone());
+        at.proxy.serve(&format!("{p}{file}"), 200, bytes.clone());
     }
-    proxy.serve(&format!("{p}2.root.json"), 404, Vec::new());
-    let err = refused(&consumer, GUN, "latest");
+    at.proxy.serve(&format!("{p}2.root.json"), 404, Vec::new());
+    let err = at.refused("latest");
     assert!(
         err.contains(
             "rollback attack refused: timestamp version 2 is older than trusted version 3"
         ),
         "{err}"
     );
-    assert_state_kept(&dir, &before, &[]);
-    proxy.clear();
+    at.assert_kept(&[]);
     let d3 = publisher.tag_set(GUN, "latest");
-    assert_eq!(consumer.lookup(GUN, "latest"), d3);
+    at.recovers("latest", &d3);
 }
 
 // ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tagtrust_shared::{Metadata, Root, Timestamp};
 use tagtrust_tests::{
-    env_number, metric, metrics, parse_json, signed_digest, Backend, Cli, ServerProcess,
+    env_number, parse_json, signed_digest, timestamp_resigns, Backend, Cli, ServerProcess,
     TestServer, SHORT_EXPIRY,
 };
 
@@ -171,17 +171,7 @@ fn three_processes_on_one_postgresql_behave_as_one_server() {
         assert_eq!(md.signed.version, version);
         root.verify_role("timestamp", &md).unwrap();
     }
-    let resigned: f64 = live
-        .iter()
-        .map(|base| {
-            let http = reqwest::blocking::Client::new();
-            metric(
-                &metrics(&http, base),
-                "tagtrust_resigns_total{role=\"timestamp\"}",
-            )
-            .unwrap_or(0.0)
-        })
-        .sum();
+    let resigned = timestamp_resigns(&reqwest::blocking::Client::new(), &live);
     let by_publishes = 1 + stored; // init's publish, then one per tag
     assert!(
         resigned <= (last - by_publishes.min(last)) as f64,

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_tests::{
-    env_number, meta_entry, parse_json as parse, signed_digest, Backend, Cli, TestServer,
+    env_number, meta_entry, parse_json as parse, seed, signed_digest, Backend, Cli, TestServer,
 };
 
 const GUN: &str = "localhost:5000/crash/app";
@@ -316,10 +316,8 @@ impl Checker<'_> {
 fn sigkill_during_publishes_loses_nothing_acknowledged() {
     let kills = env_number("TAGTRUST_CRASH_KILLS", 20).max(20);
     let publishers = env_number("TAGTRUST_CRASH_PUBLISHERS", 3).max(1) as usize;
-    let seed = env_number("TAGTRUST_CRASH_SEED", rand::random());
-    eprintln!(
-        "crashes: {kills} kills, {publishers} publishers, seed {seed} (TAGTRUST_CRASH_SEED to replay)"
-    );
+    let about = format!("crashes: {kills} kills, {publishers} publishers");
+    let seed = seed("TAGTRUST_CRASH_SEED", &about);
     for backend in Backend::all() {
         let started = Instant::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -3,15 +3,15 @@
 //! covers, and consumers resolve them through the delegation.
 
 use serde_json::Value;
-use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer};
+use tagtrust_tests::{initialised, json, random_digest, succeeded, Backend, Cli};
 
 const GUN: &str = "registry.example.com/acme/app";
 
 #[test]
 fn robot_signs_only_tags_its_delegation_covers() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, token) = Cli::publisher(&server, "push:registry.example.com/acme/*", GUN);
+        let (server, publisher, token) =
+            initialised(backend, "push:registry.example.com/acme/*", GUN);
 
         // The robot makes its key pair and hands over the public half.
         let robot = Cli::new(&server.url).with_token(&token);
@@ -80,8 +80,8 @@ fn robot_signs_only_tags_its_delegation_covers() {
 #[test]
 fn robots_publishing_at_once_keep_each_others_tags() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, token) = Cli::publisher(&server, "push:registry.example.com/acme/*", GUN);
+        let (server, publisher, token) =
+            initialised(backend, "push:registry.example.com/acme/*", GUN);
         let robots: Vec<(String, Cli, std::path::PathBuf)> = ["a", "b"]
             .iter()
             .map(|name| {
@@ -136,8 +136,8 @@ fn robots_publishing_at_once_keep_each_others_tags() {
 /// `refresh --role` works; the old key can no longer publish.
 #[test]
 fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, token) = Cli::publisher(&server, "push:registry.example.com/acme/*", GUN);
+    let (server, publisher, token) =
+        initialised(Backend::Sqlite, "push:registry.example.com/acme/*", GUN);
     let top = publisher.tag_set(GUN, "latest");
     let robot = Cli::new(&server.url).with_token(&token);
     let robot_key = |name: &str| {
@@ -235,14 +235,7 @@ fn a_replaced_robot_key_hands_the_role_to_its_new_holder() {
     assert_eq!(resolved("release-3"), r3);
     let err = consumer.fails(&["lookup", &format!("{GUN}:release-1")]);
     assert!(err.contains("not signed"), "{err}");
-    let tags = json(&consumer.ok(&["list", GUN, "-o", "json"]));
-    let names: Vec<&str> = tags
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["tag"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["latest", "release-3"]);
+    assert_eq!(consumer.tag_names(GUN), ["latest", "release-3"]);
 
     // The old key signs nothing any more.
     let (out, _) = robot_sets("release-4", &old_key);

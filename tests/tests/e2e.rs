@@ -5,15 +5,16 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{json, parse_json, random_digest, succeeded, Backend, Cli, TestServer};
+use tagtrust_tests::{
+    initialised, json, parse_json, random_digest, succeeded, Backend, Cli, Published, TestServer,
+};
 
 const GUN: &str = "localhost:5000/acme/app";
 
 #[test]
 fn publish_move_remove_and_resolve_from_another_home() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
+        let (server, publisher, _) = initialised(backend, "push:localhost:5000/acme/*", GUN);
         let (d1, s1) = random_digest();
         let (d2, s2) = random_digest();
         let latest = format!("{GUN}:latest");
@@ -51,14 +52,7 @@ fn publish_move_remove_and_resolve_from_another_home() {
 
         // A second tag, list, then remove the first.
         succeeded(&publisher.tag_set_digest(GUN, "1.5", &d1, s1, &[]));
-        let tags = json(&consumer.ok(&["list", GUN, "--output", "json"]));
-        let names: Vec<&str> = tags
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["tag"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["1.5", "latest"], "{backend:?}");
+        assert_eq!(consumer.tag_names(GUN), ["1.5", "latest"], "{backend:?}");
 
         let rm = json(&publisher.ok(&["tag", "rm", &latest, "--output", "json"]));
         assert_eq!(rm["digest"], Value::Null);
@@ -95,8 +89,7 @@ fn publishing_needs_a_token_with_push_scope() {
 
 #[test]
 fn bad_input_gets_one_line_and_non_zero_exit() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
+    let (_server, publisher, _) = initialised(Backend::Sqlite, "push:localhost:5000/acme/*", GUN);
     for line in [
         "tag set localhost:5000/acme/app sha256:00 --size 1",
         "tag set localhost:5000/acme/app:x sha256:zz --size 1",
@@ -114,8 +107,7 @@ fn bad_input_gets_one_line_and_non_zero_exit() {
 /// trusted state still works once the network is honest again.
 #[test]
 fn rollback_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, "push:localhost:5000/acme/*", GUN);
     let latest = format!("{GUN}:latest");
     publisher.tag_set(GUN, "latest");
     let http = reqwest::blocking::Client::new();
@@ -157,12 +149,10 @@ fn rollback_is_refused() {
 /// refuses the answer instead of falling back to what it has.
 #[test]
 fn freeze_is_refused() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
-    let latest = format!("{GUN}:latest");
-    let d1 = publisher.tag_set(GUN, "latest");
-    let consumer = Cli::new(&server.url);
-    assert_eq!(consumer.lookup(GUN, "latest"), d1);
+    let published = Published::spawn(Backend::Sqlite, GUN);
+    let (latest, d1) = (format!("{GUN}:latest"), &published.digest);
+    let consumer = published.consumer();
+    assert_eq!(&consumer.lookup(GUN, "latest"), d1);
 
     // The timestamp lives one day: two days on, everything served is stale.
     let out = consumer.run_at("+2d", &["lookup", &latest]);
@@ -171,7 +161,7 @@ fn freeze_is_refused() {
     assert!(err.contains("expired"), "{err}");
     assert!(err.contains("freeze"), "{err}");
     // The consumer's trusted state still works at the real time.
-    assert_eq!(consumer.lookup(GUN, "latest"), d1);
+    assert_eq!(&consumer.lookup(GUN, "latest"), d1);
 }
 
 /// Items 4 and 12 of issue 7 through the binary: a pin written into
@@ -180,10 +170,8 @@ fn freeze_is_refused() {
 /// cannot meet) is an error naming both, an agreeing one is quiet.
 #[test]
 fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+    let Published { server, digest, .. } = Published::spawn(Backend::Sqlite, GUN);
     let latest = format!("{GUN}:latest");
-    let digest = publisher.tag_set(GUN, "latest");
     let root = tagtrust_tests::parse_json(&server.fetch(GUN, "1.root.json"));
     let root_key = root["signed"]["roles"]["root"]["keyids"][0]
         .as_str()
@@ -244,8 +232,7 @@ fn a_pin_added_after_first_use_is_checked_against_stored_trust() {
 fn a_tag_list_is_one_publish_and_a_bad_line_publishes_nothing() {
     use std::io::Write;
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, _) = Cli::publisher(&server, "push:localhost:5000/acme/*", GUN);
+        let (server, publisher, _) = initialised(backend, "push:localhost:5000/acme/*", GUN);
         let current = |role: &str| -> u64 {
             let body = reqwest::blocking::get(format!("{}{role}.json", server.tuf_url(GUN)))
                 .unwrap()

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use tagtrust_shared::export::{Manifest, MANIFEST_FILE};
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_tests::{
-    bin_path, free_port, json, ngclient_lookup, parse_json, python_with_tuf, stderr, succeeded,
-    wait_until_answering, Backend, Cli, KillOnDrop, Published, TestServer,
+    bin_path, free_port, json, ngclient_lookup, parse_json, python_with_tuf, serve, stderr,
+    succeeded, Backend, Cli, KillOnDrop, Published, TestServer,
 };
 
 const GUN: &str = "registry.example.com/acme/exported";
@@ -118,30 +118,27 @@ http {{
         );
         let config_file = dir.path().join("nginx.conf");
         std::fs::write(&config_file, config).unwrap();
-        let mut child = Command::new("/usr/sbin/nginx")
+        let log = dir.path().join("error.log");
+        let mut nginx = Command::new("/usr/sbin/nginx");
+        nginx
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(&config_file)
             .arg("-e")
-            .arg(dir.path().join("error.log"))
+            .arg(&log)
             .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run /usr/sbin/nginx (.ci/run installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let log = dir.path().join("error.log");
-        wait_until_answering(
-            &mut child,
-            &format!("{url}/{MANIFEST_FILE}"),
-            "nginx",
+            .stderr(Stdio::inherit());
+        let (url, process) = serve(
+            nginx,
+            port,
+            &format!("/{MANIFEST_FILE}"),
+            "/usr/sbin/nginx (.ci/run installs it)",
             || std::fs::read_to_string(&log).unwrap_or_default(),
         );
         Nginx {
             url,
-            _process: KillOnDrop(child),
+            _process: process,
             _dir: dir,
         }
     }

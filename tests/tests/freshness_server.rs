@@ -14,8 +14,8 @@ use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp};
 use tagtrust_tests::database::postgres_query;
 use tagtrust_tests::{
-    bin_path, free_port, http, metric, metrics, Backend, Cli, ServerProcess, TestServer,
-    SHORT_EXPIRY,
+    assert_contains, bin_path, free_port, http, metric, metrics, timestamp_resigns, Backend, Cli,
+    ServerProcess, TestServer, SHORT_EXPIRY,
 };
 
 const GUN: &str = "localhost:5000/acme/fresh";
@@ -211,16 +211,7 @@ fn two_servers_on_one_database_sign_each_version_once() {
         }
         // Re-signs counted by the two processes never exceed what is stored
         // (2 of the versions came from the publishes).
-        let counted: f64 = bases
-            .iter()
-            .map(|base| {
-                metric(
-                    &metrics(&http, base),
-                    "tagtrust_resigns_total{role=\"timestamp\"}",
-                )
-                .unwrap_or(0.0)
-            })
-            .sum();
+        let counted = timestamp_resigns(&http, &bases);
         let after = fetch_fresh(&http, bases[0], &root).md.signed.version;
         assert!(counted >= 1.0);
         assert!(
@@ -487,10 +478,7 @@ fn a_configuration_that_would_serve_expired_metadata_is_refused_at_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("snapshot could expire between two re-sign passes"),
-        "{stderr}"
-    );
+    assert_contains(&stderr, "snapshot could expire between two re-sign passes");
 }
 
 /// `/metrics` exports expiry health as aggregates by kind of role, never a

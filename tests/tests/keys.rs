@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use tagtrust_shared::{Metadata, Root, SigningKey, Targets, Timestamp};
-use tagtrust_tests::{json, random_digest, succeeded, Backend, Cli, TestServer, TEST_PASSPHRASE};
+use tagtrust_tests::{
+    initialised, json, random_digest, succeeded, Backend, Cli, TestServer, TEST_PASSPHRASE,
+};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -13,8 +15,7 @@ fn fetch(server: &TestServer, file: &str) -> Vec<u8> {
 #[test]
 fn every_top_level_key_rotates_and_consumers_follow() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, token) = Cli::publisher(&server, "push:*", GUN);
+        let (server, publisher, token) = initialised(backend, "push:*", GUN);
         let latest = format!("{GUN}:latest");
         let d1 = publisher.tag_set(GUN, "latest");
         let original_root =
@@ -102,8 +103,7 @@ fn every_top_level_key_rotates_and_consumers_follow() {
 
 #[test]
 fn refresh_resigns_without_changing_content() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, "push:*", GUN);
     let d = publisher.tag_set(GUN, "v1");
     let before = Metadata::<Targets>::from_bytes(&fetch(&server, "targets.json")).unwrap();
 

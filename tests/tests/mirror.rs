@@ -30,6 +30,22 @@ fn sync(from: &str, to: &TestServer, admin: &str, guns: &[&str]) -> (std::proces
     (out, report)
 }
 
+/// A fresh destination, and an admin token of it, that copied [`GUN`] from
+/// `upstream`: every version, byte for byte.
+fn mirrored(upstream: &TestServer) -> (TestServer, String) {
+    let mirror = destination();
+    let admin = mirror.create_token(&["admin:*"]);
+    let (out, report) = sync(&upstream.url, &mirror, &admin, &[GUN]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(outcome(&report, GUN)["outcome"], "copied", "{report}");
+    assert_eq!(every_version(&mirror, GUN), every_version(upstream, GUN));
+    (mirror, admin)
+}
+
 fn outcome<'a>(report: &'a Value, gun: &str) -> &'a Value {
     report["guns"]
         .as_array()
@@ -70,20 +86,7 @@ fn a_transparent_mirror_holds_every_version_byte_for_byte_and_serves_consumers()
     let upstream = Published::spawn(Backend::Sqlite, GUN);
     let publisher = &upstream.publisher;
     publisher.tag_set(GUN, "1.0");
-    let mirror = destination();
-    let admin = mirror.create_token(&["admin:*"]);
-
-    let (out, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(outcome(&report, GUN)["outcome"], "copied", "{report}");
-    assert_eq!(
-        every_version(&mirror, GUN),
-        every_version(&upstream.server, GUN)
-    );
+    let (mirror, admin) = mirrored(&upstream.server);
 
     // Nothing new: up to date. Then an increment copies only what changed.
     let (_, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
@@ -325,12 +328,7 @@ fn lookup_json(consumer: &Cli, reference: &str) -> (std::process::Output, Value)
 #[test]
 fn consumers_read_through_ordered_locations_and_never_roll_back() {
     let mut upstream = Published::spawn(Backend::Sqlite, GUN);
-    let mirror = destination();
-    let admin = mirror.create_token(&["admin:*"]);
-    assert!(sync(&upstream.server.url, &mirror, &admin, &[GUN])
-        .0
-        .status
-        .success());
+    let (mirror, admin) = mirrored(&upstream.server);
     let consumer = upstream.consumer();
     map_to(&consumer, &upstream.server.url, &[&mirror.url], None);
     let (out, report) = lookup_json(&consumer, &format!("{GUN}:latest"));
@@ -396,12 +394,7 @@ fn consumers_read_through_ordered_locations_and_never_roll_back() {
 #[test]
 fn a_mirror_not_synced_in_time_is_an_honest_expiry_unless_the_consumer_opts_in() {
     let upstream = Published::spawn_with(Backend::Sqlite, GUN, &SHORT_EXPIRY);
-    let mirror = destination();
-    let admin = mirror.create_token(&["admin:*"]);
-    assert!(sync(&upstream.server.url, &mirror, &admin, &[GUN])
-        .0
-        .status
-        .success());
+    let (mirror, _) = mirrored(&upstream.server);
     let consumer = upstream.consumer();
     map_to(&consumer, &upstream.server.url, &[&mirror.url], None);
     // Bootstrap while it is fresh, then let the mirror's copy expire (the
@@ -446,19 +439,7 @@ fn a_repository_with_hashed_bins_is_mirrored_with_its_bins() {
     let publisher = &upstream.publisher;
     publisher.ok(&["bins", "enable", GUN, "--bins", "8"]);
     let digest = publisher.tag_set(GUN, "binned");
-    let mirror = destination();
-    let admin = mirror.create_token(&["admin:*"]);
-    let (out, report) = sync(&upstream.server.url, &mirror, &admin, &[GUN]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(outcome(&report, GUN)["outcome"], "copied", "{report}");
-    assert_eq!(
-        every_version(&mirror, GUN),
-        every_version(&upstream.server, GUN)
-    );
+    let (mirror, _) = mirrored(&upstream.server);
     let root = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(root.path(), upstream.server.fetch(GUN, "1.root.json")).unwrap();
     let out = Cli::new(&mirror.url).lookup_pinned(&format!("{GUN}:binned"), root.path());

@@ -37,18 +37,30 @@ fn set_tag(publisher: &Cli, tag: &str) -> String {
     d
 }
 
+/// A server and a publisher holding a `push:*` token (nothing initialised).
+fn server_and_publisher() -> (TestServer, Cli) {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    (server, publisher)
+}
+
+/// A root key holder with a home of their own on `server` and a key pair
+/// `name`: the holder, the private key file, the public key file, the key ID.
+fn holder(server: &TestServer, name: &str) -> (Cli, PathBuf, PathBuf, String) {
+    let cli = Cli::new(&server.url);
+    let (key, public, id) = cli.generate_key(name);
+    (cli, key, public, id)
+}
+
 /// A 2-of-3 root whose holders B and C generated their own keys: the
 /// initiator A never sees them. Root v1 is staged until B signs (on B's own
 /// machine, from the shipped file); `refresh --role root` is staged until C
 /// signs; consumers follow the chain.
 #[test]
 fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    let b = Cli::new(&server.url);
-    let c = Cli::new(&server.url);
-    let (b_key, b_pub, b_id) = b.generate_key("root-b");
-    let (c_key, c_pub, c_id) = c.generate_key("root-c");
+    let (server, publisher) = server_and_publisher();
+    let (b, b_key, b_pub, b_id) = holder(&server, "root-b");
+    let (c, c_key, c_pub, c_id) = holder(&server, "root-c");
     let ship_dir = tempfile::tempdir().unwrap();
 
     // Without a threshold, three root keys is a question, not a default.
@@ -99,15 +111,7 @@ fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() 
     // A key that is not a root key cannot sign the staged root.
     let (stranger, _, _) = b.generate_key("stranger");
     let staged_v1 = ship(&init["root_signing"], ship_dir.path(), "v1.json");
-    let err = b.fails(&[
-        "root",
-        "sign",
-        GUN,
-        "--key",
-        stranger.to_str().unwrap(),
-        "--staged",
-        staged_v1.to_str().unwrap(),
-    ]);
+    let err = b.root_sign_refused(GUN, &stranger, &staged_v1);
     assert!(err.contains("not a root key"), "{err}");
 
     // B signs on B's machine with only the file and B's key, and no server.
@@ -167,15 +171,7 @@ fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() 
     assert_eq!(signed["needed"], 0);
     assert_eq!(signed["previous_root_checked"], true);
     // Published from the returned file; the home's staged copy is done too.
-    let published = json(&publisher.ok(&[
-        "root",
-        "publish",
-        GUN,
-        "--staged",
-        staged_v2.to_str().unwrap(),
-        "-o",
-        "json",
-    ]));
+    let published = publisher.root_publish(GUN, &staged_v2);
     assert_eq!(published["published"], true);
     assert_eq!(
         published["old_root"]["signed_by"].as_array().unwrap().len(),
@@ -200,14 +196,10 @@ fn a_two_of_three_root_of_the_holders_own_keys_is_staged_signed_and_refreshed() 
 /// threshold; a removed holder signs nothing more; consumers follow.
 #[test]
 fn root_holder_changes_need_the_old_and_the_new_threshold() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
-    let b = Cli::new(&server.url);
-    let c = Cli::new(&server.url);
-    let d = Cli::new(&server.url);
-    let (b_key, b_pub, b_id) = b.generate_key("root-b");
-    let (c_key, c_pub, c_id) = c.generate_key("root-c");
-    let (d_key, d_pub, d_id) = d.generate_key("root-d");
+    let (server, publisher) = server_and_publisher();
+    let (b, b_key, b_pub, b_id) = holder(&server, "root-b");
+    let (c, c_key, c_pub, c_id) = holder(&server, "root-c");
+    let (d, d_key, d_pub, d_id) = holder(&server, "root-d");
     let ship_dir = tempfile::tempdir().unwrap();
     let init = publisher.init_with_holders(GUN, &[&b_pub, &c_pub], 2);
     let file = ship(&init["root_signing"], ship_dir.path(), "v1.json");
@@ -295,15 +287,7 @@ fn root_holder_changes_need_the_old_and_the_new_threshold() {
     c.root_sign(GUN, &c_key, &file);
     publisher.fails(&["root", "publish", GUN, "--staged", file.to_str().unwrap()]);
     d.root_sign(GUN, &d_key, &file);
-    let published = json(&publisher.ok(&[
-        "root",
-        "publish",
-        GUN,
-        "--staged",
-        file.to_str().unwrap(),
-        "-o",
-        "json",
-    ]));
+    let published = publisher.root_publish(GUN, &file);
     assert_eq!(published["published"], true);
     let root = served_root(&server);
     assert_eq!(root.signed.version, 3);
@@ -313,15 +297,7 @@ fn root_holder_changes_need_the_old_and_the_new_threshold() {
     // C is out: it cannot sign the next change.
     let report = json(&publisher.ok(&["root", "set-threshold", GUN, "2", "-o", "json"]));
     let file = ship(&report["root_signing"], ship_dir.path(), "v4.json");
-    let err = c.fails(&[
-        "root",
-        "sign",
-        GUN,
-        "--key",
-        c_key.to_str().unwrap(),
-        "--staged",
-        file.to_str().unwrap(),
-    ]);
+    let err = c.root_sign_refused(GUN, &c_key, &file);
     assert!(err.contains("not a root key"), "{err}");
     publisher.ok(&["root", "discard", GUN]);
 
@@ -335,8 +311,7 @@ fn root_holder_changes_need_the_old_and_the_new_threshold() {
 /// encrypted and OpenSSL reads them.
 #[test]
 fn root_keys_made_here_publish_at_once_and_export_encrypted() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let publisher = Cli::new(&server.url).with_token(&server.create_token(&["push:*"]));
+    let (server, publisher) = server_and_publisher();
     let init = json(&publisher.ok(&[
         "init",
         GUN,

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tagtrust_shared::hashes::sha256_hex;
 use tagtrust_tests::{
-    env_number, meta_entry, parse_json as parse, signed_digest, Backend, Cli, TestServer,
+    env_number, initialised, meta_entry, parse_json as parse, seed, signed_digest, Backend, Cli,
+    TestServer,
 };
 
 const GUN: &str = "localhost:5000/race/app";
@@ -103,14 +104,11 @@ fn run_publisher(cli: &Cli, index: usize, tags: usize, seed: u64) -> Vec<Outcome
 fn racing_publishers_lose_nothing_and_leave_no_gaps() {
     let publishers = env_number("TAGTRUST_RACE_PUBLISHERS", 8).max(8) as usize;
     let tags = env_number("TAGTRUST_RACE_TAGS_PER_PUBLISHER", 30).max(1) as usize;
-    let seed = env_number("TAGTRUST_RACE_SEED", rand::random());
-    eprintln!(
-        "races: {publishers} publishers x {tags} tags, seed {seed} (TAGTRUST_RACE_SEED to replay)"
-    );
+    let about = format!("races: {publishers} publishers x {tags} tags");
+    let seed = seed("TAGTRUST_RACE_SEED", &about);
     for backend in Backend::all() {
         let started = Instant::now();
-        let server = TestServer::spawn(backend);
-        let (first, _) = Cli::publisher(&server, "push:localhost:5000/race/*", GUN);
+        let (server, first, _) = initialised(backend, "push:localhost:5000/race/*", GUN);
         // Every other publisher is "another machine" that was given the
         // keys: its own home with a copy of keys/ and the trusted metadata.
         let mut clis = vec![first];

@@ -4,7 +4,7 @@
 //! on the same PostgreSQL sees it when the `NOTIFY` arrives, and in any
 //! case once the cache's time to live (`--read-cache-ms`) has passed.
 
-use tagtrust_tests::{wait_for, Backend, Cli, TestServer};
+use tagtrust_tests::{initialised, wait_for, Backend, Cli};
 
 const GUN: &str = "localhost:5000/cache/app";
 
@@ -19,8 +19,7 @@ fn timestamp(base: &str) -> Vec<u8> {
 #[test]
 fn the_committing_process_serves_its_change_at_once() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+        let (server, publisher, _) = initialised(backend, "push:*", GUN);
         for n in 0..3 {
             let before = timestamp(&server.url);
             publisher.tag_set(GUN, &format!("t{n}"));
@@ -41,8 +40,7 @@ fn another_process_on_postgresql_sees_a_change_by_notify_and_within_the_bound() 
     let Some(backend) = Backend::all().into_iter().find(|b| *b == Backend::Postgres) else {
         return;
     };
-    let server = TestServer::spawn(backend);
-    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+    let (server, publisher, _) = initialised(backend, "push:*", GUN);
     // A cache that would hold entries for a minute: only NOTIFY can make
     // this process see the next publish soon.
     let listening = server.another_process(&["--read-cache-ms", "60000"]);
@@ -82,8 +80,7 @@ fn get(base: &str, file: &str) -> (u16, Vec<u8>) {
 #[test]
 fn immutable_files_are_cached_until_their_repository_is_deleted() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+        let (server, publisher, _) = initialised(backend, "push:*", GUN);
         publisher.tag_set(GUN, "one");
         let other = (backend == Backend::Postgres).then(|| {
             // Its current files live a minute: once it serves the next

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use tagtrust_tests::proxy::{Tamper, TamperingProxy};
-use tagtrust_tests::{json, succeeded, Backend, Cli, Published, TestServer};
+use tagtrust_tests::{initialised, json, succeeded, Backend, Cli, Published, TestServer};
 
 const GUN: &str = "registry.example.com/acme/app";
 
@@ -50,8 +50,7 @@ fn status_reports_every_role_and_warns_before_expiry() {
 #[test]
 fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+        let (server, publisher, _) = initialised(backend, "push:*", GUN);
         let latest = format!("{GUN}:latest");
         let d1 = publisher.tag_set(GUN, "latest"); // v2
         publisher.tag_set(GUN, "other"); // v3
@@ -85,8 +84,7 @@ fn history_lists_every_change_of_a_tag_across_a_key_rotation() {
 /// for targets signed by a key only root v1 listed, and says so.
 #[test]
 fn history_is_anchored_at_the_first_trusted_root() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, "push:*", GUN);
     let latest = format!("{GUN}:latest");
     let d1 = publisher.tag_set(GUN, "latest"); // targets v2
     publisher.ok(&["key", "rotate", GUN, "targets"]); // root v2, targets v3
@@ -142,8 +140,7 @@ fn targets_key_id(server: &TestServer) -> String {
 /// nothing.
 #[test]
 fn history_names_only_keys_whose_signatures_verified() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+    let (server, publisher, _) = initialised(Backend::Sqlite, "push:*", GUN);
     let latest = format!("{GUN}:latest");
     let d1 = publisher.tag_set(GUN, "latest"); // v2
     publisher.tag_set(GUN, "latest"); // v3
@@ -178,8 +175,7 @@ fn history_names_only_keys_whose_signatures_verified() {
 /// role that signed it (it used to print nothing, exit 0).
 #[test]
 fn history_follows_delegated_roles() {
-    let server = TestServer::spawn(Backend::Sqlite);
-    let (publisher, token) = Cli::publisher(&server, "push:*", GUN);
+    let (server, publisher, token) = initialised(Backend::Sqlite, "push:*", GUN);
     let robot = Cli::new(&server.url).with_token(&token);
     let key = publisher.delegate_to(&robot, GUN, "ci-robot", "release-*");
     let robot_sets = |tag: &str| robot.tag_set_as(GUN, tag, "ci-robot", &key);

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use tagtrust_tests::{
-    bin_path, free_port, json_files, python_with_tuf, stderr, succeeded, tests_dir,
-    wait_until_answering, KillOnDrop,
+    bin_path, free_port, json_files, python_with_tuf, serve, stderr, succeeded, tests_dir,
+    KillOnDrop,
 };
 
 const TOP: (&str, &[u8]) = ("readme.txt", b"hello from python-tuf top-level targets\n");
@@ -26,21 +26,17 @@ struct StaticServer {
 impl StaticServer {
     fn start(python: &Path, dir: &Path) -> StaticServer {
         let port = free_port();
-        let mut child = Command::new(python)
+        let mut server = Command::new(python);
+        server
             .args(["-m", "http.server", "--bind", "127.0.0.1"])
             .arg(port.to_string())
             .arg("--directory")
             .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python http.server");
-        let url = format!("http://127.0.0.1:{port}");
-        wait_until_answering(&mut child, &url, "python http.server", String::new);
+            .stderr(Stdio::null());
+        let (url, process) = serve(server, port, "", "python http.server", String::new);
         StaticServer {
             url,
-            _process: KillOnDrop(child),
+            _process: process,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::*;
 use tagtrust_shared::SigningKey;
-use tagtrust_simulator::{sign, RepositorySimulator, DELEGATED_ROLE};
+use tagtrust_simulator::{assert_refused, sign, RepositorySimulator, DELEGATED_ROLE};
 
 /// Every file of releases 1..=`releases` of `repo`, plus its roots.
 fn history(repo: &RepositorySimulator, releases: u64) -> Vec<Offered> {
@@ -52,6 +52,22 @@ fn held(files: &[Offered]) -> Held {
     )
 }
 
+/// Where version `version` of `role` is in `offer`.
+fn index_of(offer: &[Offered], role: &str, version: u64) -> usize {
+    offer
+        .iter()
+        .position(|f| f.role == role && f.version == version)
+        .unwrap_or_else(|| panic!("{version}.{role}.json is offered"))
+}
+
+/// `offer` imported by a server that holds nothing of the GUN.
+fn import_into_nothing(
+    offer: Vec<Offered>,
+    repo: &RepositorySimulator,
+) -> Result<ImportPlan, ImportRefusal> {
+    import(&Held::default(), offer, repo)
+}
+
 fn import(
     held: &Held,
     offer: Vec<Offered>,
@@ -70,7 +86,7 @@ fn names(plan: &ImportPlan) -> Vec<String> {
 #[test]
 fn a_whole_history_is_accepted_and_stored_roots_first_timestamps_last() {
     let repo = RepositorySimulator::new();
-    let plan = import(&Held::default(), history(&repo, 2), &repo).unwrap();
+    let plan = import_into_nothing(history(&repo, 2), &repo).unwrap();
     assert_eq!(plan.timestamp_version, 2);
     assert_eq!(
         names(&plan),
@@ -121,7 +137,7 @@ fn a_root_rotation_in_the_history_is_followed() {
         offered(DELEGATED_ROLE, 2, dev),
     ]);
     // The past timestamp 1 is signed by the old key, under root 1.
-    let plan = import(&Held::default(), files, &repo).unwrap();
+    let plan = import_into_nothing(files, &repo).unwrap();
     assert_eq!(plan.timestamp_version, 2);
 }
 
@@ -132,10 +148,10 @@ fn a_hosted_repository_is_never_replaced() {
         hosted: true,
         ..Held::default()
     };
-    assert!(matches!(
+    assert_refused!(
         import(&hosted, history(&repo, 1), &repo),
-        Err(ImportRefusal::Hosted)
-    ));
+        ImportRefusal::Hosted
+    );
 }
 
 #[test]
@@ -144,15 +160,11 @@ fn a_changed_past_version_is_refused() {
     let old = history(&repo, 1);
     let mut offer = history(&repo, 2);
     let other = RepositorySimulator::new();
-    let i = offer
-        .iter()
-        .position(|f| f.role == "targets" && f.version == 1)
-        .unwrap();
+    let i = index_of(&offer, "targets", 1);
     offer[i].bytes = other.targets(1);
-    let err = import(&held(&old), offer, &repo).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::ChangedPastVersion { file } if file == "1.targets.json"),
-        "{err}"
+    assert_refused!(
+        import(&held(&old), offer, &repo),
+        ImportRefusal::ChangedPastVersion { file } if file == "1.targets.json"
     );
 }
 
@@ -163,17 +175,13 @@ fn offering_only_older_timestamps_than_held_is_a_rollback() {
     let (two, rest): (Vec<_>, Vec<_>) = all
         .into_iter()
         .partition(|f| f.role == "timestamp" && f.version == 2);
-    let err = import(&held(&rest), two, &repo).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ImportRefusal::RolledBack {
-                held: 3,
-                offered: 2,
-                ..
-            }
-        ),
-        "{err}"
+    assert_refused!(
+        import(&held(&rest), two, &repo),
+        ImportRefusal::RolledBack {
+            held: 3,
+            offered: 2,
+            ..
+        }
     );
 }
 
@@ -181,14 +189,13 @@ fn offering_only_older_timestamps_than_held_is_a_rollback() {
 fn a_forged_signature_is_refused() {
     let repo = RepositorySimulator::new();
     let mut offer = history(&repo, 1);
-    let i = offer.iter().position(|f| f.role == DELEGATED_ROLE).unwrap();
+    let i = index_of(&offer, DELEGATED_ROLE, 1);
     offer[i].bytes = repo.delegated(1, &SigningKey::generate());
     // The forged file no longer matches the snapshot's hash either; both
     // are refusals of that file.
-    let err = import(&Held::default(), offer, &repo).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::Untrusted { file, .. } if file == "1.dev.json"),
-        "{err}"
+    assert_refused!(
+        import_into_nothing(offer, &repo),
+        ImportRefusal::Untrusted { file, .. } if file == "1.dev.json"
     );
 }
 
@@ -196,20 +203,16 @@ fn a_forged_signature_is_refused() {
 fn a_past_version_signed_by_a_stranger_is_refused() {
     let repo = RepositorySimulator::new();
     let mut offer = history(&repo, 2);
-    let i = offer
-        .iter()
-        .position(|f| f.role == "timestamp" && f.version == 1)
-        .unwrap();
+    let i = index_of(&offer, "timestamp", 1);
     let mut forged =
         tagtrust_shared::Metadata::<tagtrust_shared::Timestamp>::from_bytes(&offer[i].bytes)
             .unwrap()
             .signed;
     forged.version = 1;
     offer[i].bytes = sign(forged, &[&SigningKey::generate()]);
-    let err = import(&Held::default(), offer, &repo).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::UnsignedPastVersion { file, .. } if file == "1.timestamp.json"),
-        "{err}"
+    assert_refused!(
+        import_into_nothing(offer, &repo),
+        ImportRefusal::UnsignedPastVersion { file, .. } if file == "1.timestamp.json"
     );
 }
 
@@ -224,23 +227,22 @@ fn a_file_must_be_what_its_name_says() {
         .bytes
         .clone();
     offer.push(offered("targets", 2, targets.clone()));
-    let err = import(&Held::default(), offer.clone(), &repo).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::Misnamed { file, .. } if file == "2.targets.json"),
-        "{err}"
+    assert_refused!(
+        import_into_nothing(offer.clone(), &repo),
+        ImportRefusal::Misnamed { file, .. } if file == "2.targets.json"
     );
     offer.pop();
     offer.push(offered("snapshot", 1, targets));
-    assert!(matches!(
-        import(&Held::default(), offer, &repo),
-        Err(ImportRefusal::Misnamed { .. } | ImportRefusal::Duplicate { .. })
-    ));
+    assert_refused!(
+        import_into_nothing(offer, &repo),
+        ImportRefusal::Misnamed { .. } | ImportRefusal::Duplicate { .. }
+    );
     let mut truncated = history(&repo, 1);
     truncated[1].bytes.truncate(20);
-    assert!(matches!(
-        import(&Held::default(), truncated, &repo),
-        Err(ImportRefusal::Misnamed { .. })
-    ));
+    assert_refused!(
+        import_into_nothing(truncated, &repo),
+        ImportRefusal::Misnamed { .. }
+    );
 }
 
 #[test]
@@ -252,10 +254,9 @@ fn a_gap_in_the_root_chain_is_refused() {
         .into_iter()
         .filter(|f| !(f.role == "root" && f.version == 2))
         .collect();
-    let err = import(&Held::default(), offer, &repo).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::Missing { file } if file == "2.root.json"),
-        "{err}"
+    assert_refused!(
+        import_into_nothing(offer, &repo),
+        ImportRefusal::Missing { file } if file == "2.root.json"
     );
 }
 
@@ -264,10 +265,9 @@ fn a_version_beyond_what_the_snapshot_lists_is_refused() {
     let repo = RepositorySimulator::new();
     let mut offer = history(&repo, 1);
     offer.push(offered("targets", 2, repo.targets(2)));
-    let err = import(&Held::default(), offer, &repo).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::Unreferenced { file } if file == "2.targets.json"),
-        "{err}"
+    assert_refused!(
+        import_into_nothing(offer, &repo),
+        ImportRefusal::Unreferenced { file } if file == "2.targets.json"
     );
 }
 
@@ -275,9 +275,8 @@ fn a_version_beyond_what_the_snapshot_lists_is_refused() {
 fn an_expired_upstream_is_refused_as_a_consumer_would_refuse_it() {
     let repo = RepositorySimulator::new();
     let later = repo.expires() + chrono::Duration::hours(1);
-    let err = plan_import(&Held::default(), history(&repo, 1), later).unwrap_err();
-    assert!(
-        matches!(&err, ImportRefusal::Untrusted { source, .. } if matches!(**source, TrustError::Expired { .. })),
-        "{err}"
+    assert_refused!(
+        plan_import(&Held::default(), history(&repo, 1), later),
+        ImportRefusal::Untrusted { source, .. } if matches!(*source, TrustError::Expired { .. })
     );
 }

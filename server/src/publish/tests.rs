@@ -195,12 +195,7 @@ fn first_publish_and_next_release_are_accepted() {
     assert_eq!((p.snapshot_version, p.timestamp_version), (1, 1));
     assert_eq!(p.store.len(), 2);
     let k = keys();
-    let p = plan(
-        &release1(),
-        vec![up("dev", targets(2, &["dev-2"], &[], &k.dev, later()))],
-        now(),
-    )
-    .unwrap();
+    let p = plan(&release1(), vec![dev(2, &["dev-2"], &k.dev)], now()).unwrap();
     assert_eq!(p.store[0].1, 2);
     assert_eq!(p.snapshot_meta.len(), 2);
 }
@@ -214,6 +209,27 @@ fn assert_refused(current: &CurrentRepository, uploads: Vec<Upload>, role: &str,
 /// A new version of `dev` with `tags`, signed by `key`.
 fn dev(version: u64, tags: &[&str], key: &SigningKey) -> Upload {
     up("dev", targets(version, tags, &[], key, later()))
+}
+
+/// A new version of the top-level targets of release 1 (`latest`,
+/// delegating `dev`), signed by `signer`, expiring at `expires`.
+fn top(version: u64, signer: &SigningKey, expires: DateTime<Utc>) -> Upload {
+    let k = keys();
+    let delegation = [("dev", &k.dev, "dev-*")];
+    up(
+        "targets",
+        targets(version, &["latest"], &delegation, signer, expires),
+    )
+}
+
+/// A new root at `version` (root key, targets key, signers).
+fn new_root(
+    version: u64,
+    root_key: &SigningKey,
+    targets_key: &SigningKey,
+    signer: &SigningKey,
+) -> Upload {
+    up("root", root(version, root_key, targets_key, &[signer]))
 }
 
 /// Release 1 with `targets` delegating `dev` and its sibling `ops`.
@@ -233,94 +249,86 @@ fn siblings() -> CurrentRepository {
     siblings
 }
 
-// First-publish rules and the shape of an upload.
-
-#[test]
-fn nothing_uploaded() {
-    assert_refused(&CurrentRepository::default(), vec![], "", "NO_FILES");
+fn none() -> CurrentRepository {
+    CurrentRepository::default()
 }
 
-#[test]
-fn first_publish_without_targets() {
-    let uploads = vec![first_publish().remove(0)];
-    assert_refused(
-        &CurrentRepository::default(),
-        uploads,
-        "targets",
-        "MISSING_ROLE",
-    );
+/// One test per refusal: `name: current, |keys| uploads => (role, check code);`.
+macro_rules! refusals {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $current:expr, |$k:pat_param| $uploads:expr => ($role:expr, $code:literal);
+    )+) => {$(
+        $(#[doc = $doc])*
+        #[test]
+        fn $name() {
+            let uploads = (|$k: &Keys| -> Vec<Upload> { $uploads })(&keys());
+            assert_refused(&$current, uploads, $role, $code);
+        }
+    )+};
 }
 
-#[test]
-fn first_publish_without_root() {
-    let uploads = vec![first_publish().remove(1)];
-    assert_refused(
-        &CurrentRepository::default(),
-        uploads,
-        "root",
-        "MISSING_ROLE",
-    );
-}
+refusals! {
+    // First-publish rules and the shape of an upload.
+    nothing_uploaded: none(), |_| vec![] => ("", "NO_FILES");
+    first_publish_without_targets: none(), |_| vec![first_publish().remove(0)]
+        => ("targets", "MISSING_ROLE");
+    first_publish_without_root: none(), |_| vec![first_publish().remove(1)]
+        => ("root", "MISSING_ROLE");
+    role_uploaded_twice: none(), |_| [first_publish(), vec![first_publish().remove(1)]].concat()
+        => ("targets", "DUPLICATE_ROLE");
+    online_role_uploaded: release1(), |_| vec![up("snapshot", vec![])]
+        => ("snapshot", "ROLE_NOT_UPLOADABLE");
+    malformed_metadata: release1(), |_| vec![up("dev", b"{}".to_vec())]
+        => ("dev", "MALFORMED_METADATA");
 
-#[test]
-fn role_uploaded_twice() {
-    let uploads = [first_publish(), vec![first_publish().remove(1)]].concat();
-    assert_refused(
-        &CurrentRepository::default(),
-        uploads,
-        "targets",
-        "DUPLICATE_ROLE",
-    );
-}
+    // Versions.
+    same_version_is_a_conflict: release1(), |k| vec![dev(1, &["dev-1"], &k.dev)]
+        => ("dev", "CONFLICT");
+    older_root_is_a_conflict: release1(), |k| vec![new_root(1, &k.root, &k.targets, &k.root)]
+        => ("root", "CONFLICT");
+    version_skipped: release1(), |k| vec![top(3, &k.targets, later())] => ("targets", "VERSION");
+    first_version_not_1: none(),
+        |k| vec![new_root(2, &k.root, &k.targets, &k.root), first_publish().remove(1)]
+        => ("root", "VERSION");
 
-#[test]
-fn online_role_uploaded() {
-    let uploads = vec![up("snapshot", vec![])];
-    assert_refused(&release1(), uploads, "snapshot", "ROLE_NOT_UPLOADABLE");
-}
+    // Signatures and thresholds.
+    delegated_role_signed_by_the_wrong_key: release1(), |k| vec![dev(2, &["dev-1"], &k.other)]
+        => ("dev", "SIGNATURE");
+    targets_signed_by_the_wrong_key: release1(), |k| vec![top(2, &k.other, later())]
+        => ("targets", "SIGNATURE");
+    unsigned_first_root: none(),
+        |k| vec![up("root", root(1, &k.root, &k.targets, &[])), first_publish().remove(1)]
+        => ("root", "SIGNATURE");
 
-#[test]
-fn malformed_metadata() {
-    let uploads = vec![up("dev", b"{}".to_vec())];
-    assert_refused(&release1(), uploads, "dev", "MALFORMED_METADATA");
-}
+    // Root rotation.
+    root_rotation_without_the_old_roots_threshold: release1(),
+        |k| vec![new_root(2, &k.other, &k.targets, &k.other)]
+        => ("root", "SIGNATURE");
+    root_rotation_without_the_new_roots_threshold: release1(),
+        |k| vec![new_root(2, &k.other, &k.targets, &k.root)]
+        => ("root", "SIGNATURE");
+    root_rotation_orphaning_the_stored_targets: release1(),
+        |k| vec![new_root(2, &k.root, &k.other, &k.root)]
+        => ("targets", "SIGNATURE");
 
-// Versions.
+    // Expiry.
+    expired_targets: release1(), |k| vec![top(2, &k.targets, now() - Duration::days(1))]
+        => ("targets", "EXPIRED");
+    delegated_role_expiring_now: release1(),
+        |k| vec![up("dev", targets(2, &["dev-1"], &[], &k.dev, now()))]
+        => ("dev", "EXPIRED");
 
-#[test]
-fn same_version_is_a_conflict() {
-    let k = keys();
-    assert_refused(
-        &release1(),
-        vec![dev(1, &["dev-1"], &k.dev)],
-        "dev",
-        "CONFLICT",
-    );
-}
-
-#[test]
-fn older_root_is_a_conflict() {
-    let k = keys();
-    let uploads = vec![up("root", root(1, &k.root, &k.targets, &[&k.root]))];
-    assert_refused(&release1(), uploads, "root", "CONFLICT");
-}
-
-#[test]
-fn version_skipped() {
-    let k = keys();
-    let skipping = targets(
-        3,
-        &["latest"],
-        &[("dev", &k.dev, "dev-*")],
-        &k.targets,
-        later(),
-    );
-    assert_refused(
-        &release1(),
-        vec![up("targets", skipping)],
-        "targets",
-        "VERSION",
-    );
+    // Delegations: reachability, paths, target names, unique names.
+    undelegated_role: release1(), |k| vec![up("ops", targets(1, &[], &[], &k.dev, later()))]
+        => ("ops", "UNKNOWN_ROLE");
+    target_outside_the_delegated_paths: release1(), |k| vec![dev(2, &["prod-1"], &k.dev)]
+        => ("dev", "PATH_NOT_DELEGATED");
+    invalid_target_name: release1(), |k| vec![dev(2, &["-bad"], &k.dev)]
+        => ("dev", "INVALID_TARGET_NAME");
+    delegated_role_delegates_its_siblings_name: siblings(),
+        |k| vec![up("dev", targets(2, &["dev-1"], &[("ops", &k.dev, "dev-*")], &k.dev, later()))]
+        => ("dev", "AMBIGUOUS_DELEGATION");
 }
 
 /// A delegated role may skip versions (a re-rooted mirror imports an
@@ -335,143 +343,6 @@ fn a_delegated_role_may_skip_versions_but_not_repeat_them() {
         vec![dev(1, &["dev-1"], &k.dev)],
         "dev",
         "CONFLICT",
-    );
-}
-
-#[test]
-fn first_version_not_1() {
-    let k = keys();
-    let uploads = vec![
-        up("root", root(2, &k.root, &k.targets, &[&k.root])),
-        first_publish().remove(1),
-    ];
-    assert_refused(&CurrentRepository::default(), uploads, "root", "VERSION");
-}
-
-// Signatures and thresholds.
-
-#[test]
-fn delegated_role_signed_by_the_wrong_key() {
-    let k = keys();
-    assert_refused(
-        &release1(),
-        vec![dev(2, &["dev-1"], &k.other)],
-        "dev",
-        "SIGNATURE",
-    );
-}
-
-#[test]
-fn targets_signed_by_the_wrong_key() {
-    let k = keys();
-    let wrong = targets(
-        2,
-        &["latest"],
-        &[("dev", &k.dev, "dev-*")],
-        &k.other,
-        later(),
-    );
-    assert_refused(
-        &release1(),
-        vec![up("targets", wrong)],
-        "targets",
-        "SIGNATURE",
-    );
-}
-
-#[test]
-fn unsigned_first_root() {
-    let k = keys();
-    let uploads = vec![
-        up("root", root(1, &k.root, &k.targets, &[])),
-        first_publish().remove(1),
-    ];
-    assert_refused(&CurrentRepository::default(), uploads, "root", "SIGNATURE");
-}
-
-// Root rotation.
-
-#[test]
-fn root_rotation_without_the_old_roots_threshold() {
-    let k = keys();
-    let uploads = vec![up("root", root(2, &k.other, &k.targets, &[&k.other]))];
-    assert_refused(&release1(), uploads, "root", "SIGNATURE");
-}
-
-#[test]
-fn root_rotation_without_the_new_roots_threshold() {
-    let k = keys();
-    let uploads = vec![up("root", root(2, &k.other, &k.targets, &[&k.root]))];
-    assert_refused(&release1(), uploads, "root", "SIGNATURE");
-}
-
-#[test]
-fn root_rotation_orphaning_the_stored_targets() {
-    let k = keys();
-    let uploads = vec![up("root", root(2, &k.root, &k.other, &[&k.root]))];
-    assert_refused(&release1(), uploads, "targets", "SIGNATURE");
-}
-
-// Expiry.
-
-#[test]
-fn expired_targets() {
-    let k = keys();
-    let delegation = [("dev", &k.dev, "dev-*")];
-    let expired = targets(
-        2,
-        &["latest"],
-        &delegation,
-        &k.targets,
-        now() - Duration::days(1),
-    );
-    assert_refused(
-        &release1(),
-        vec![up("targets", expired)],
-        "targets",
-        "EXPIRED",
-    );
-}
-
-#[test]
-fn delegated_role_expiring_now() {
-    let k = keys();
-    let uploads = vec![up("dev", targets(2, &["dev-1"], &[], &k.dev, now()))];
-    assert_refused(&release1(), uploads, "dev", "EXPIRED");
-}
-
-// Delegations: reachability, paths, target names, unique names.
-
-#[test]
-fn undelegated_role() {
-    let k = keys();
-    let uploads = vec![up("ops", targets(1, &[], &[], &k.dev, later()))];
-    assert_refused(&release1(), uploads, "ops", "UNKNOWN_ROLE");
-}
-
-#[test]
-fn target_outside_the_delegated_paths() {
-    let k = keys();
-    let uploads = vec![dev(2, &["prod-1"], &k.dev)];
-    assert_refused(&release1(), uploads, "dev", "PATH_NOT_DELEGATED");
-}
-
-#[test]
-fn invalid_target_name() {
-    let k = keys();
-    let uploads = vec![dev(2, &["-bad"], &k.dev)];
-    assert_refused(&release1(), uploads, "dev", "INVALID_TARGET_NAME");
-}
-
-#[test]
-fn delegated_role_delegates_its_siblings_name() {
-    let k = keys();
-    let claim = targets(2, &["dev-1"], &[("ops", &k.dev, "dev-*")], &k.dev, later());
-    assert_refused(
-        &siblings(),
-        vec![up("dev", claim)],
-        "dev",
-        "AMBIGUOUS_DELEGATION",
     );
 }
 
@@ -516,12 +387,7 @@ fn duplicate_keys_are_refused_in_root_and_delegations() {
 #[test]
 fn refusal_names_the_check_and_its_details() {
     let k = keys();
-    let err = plan(
-        &release1(),
-        vec![up("dev", targets(2, &["prod-1"], &[], &k.dev, later()))],
-        now(),
-    )
-    .unwrap_err();
+    let err = plan(&release1(), vec![dev(2, &["prod-1"], &k.dev)], now()).unwrap_err();
     assert_eq!(
         err,
         Refusal::Invalid {

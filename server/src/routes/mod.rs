@@ -152,7 +152,7 @@ async fn get_inner(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, 
     }
     match parse_path(path)? {
         (gun, Target::File(file)) => read::metadata(req, state, &gun, file).await,
-        (gun, Target::Key(role)) => keys::get(req, state, &gun, &role).await,
+        (gun, Target::Key(role)) => keys::key(req, state, &gun, &role).await,
         (_, Target::Repository) => Err(method_not_allowed("POST (publish) or DELETE")),
     }
 }
@@ -171,7 +171,7 @@ async fn post_inner(
     }
     match parse_path(path)? {
         (gun, Target::Repository) => publish::publish(req, payload, state, &gun).await,
-        (gun, Target::Key(role)) => keys::rotate(req, state, &gun, &role).await,
+        (gun, Target::Key(role)) => keys::key(req, state, &gun, &role).await,
         (_, Target::File(_)) => Err(method_not_allowed("GET")),
     }
 }

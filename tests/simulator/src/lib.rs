@@ -20,6 +20,19 @@ use tagtrust_shared::{
     Targets, Timestamp,
 };
 
+/// Assert that `result` is an error matching `pattern` (with an optional
+/// `if` guard); otherwise panic with what came instead. For the refusal
+/// tests of the client state machine and the server's import core.
+#[macro_export]
+macro_rules! assert_refused {
+    ($result:expr, $pattern:pat $(if $guard:expr)?) => {
+        match $result {
+            Err($pattern) $(if $guard)? => {}
+            other => panic!("expected {}, got {other:?}", stringify!($pattern)),
+        }
+    };
+}
+
 /// The delegated role every simulated repository has.
 pub const DELEGATED_ROLE: &str = "dev";
 
