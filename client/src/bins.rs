@@ -76,23 +76,77 @@ pub fn bins_of(targets: &Targets) -> Option<(SuccinctRoles, BinForm)> {
     if let Some(succinct) = &delegations.succinct_roles {
         return Some((succinct.clone(), BinForm::Succinct));
     }
+    // Explicit bins come last, after any delegations the repository had
+    // when they were enabled.
     let roles = delegations.roles();
-    let count = roles.len() as u64;
+    let first = roles
+        .iter()
+        .position(|r| r.name.starts_with(BIN_PREFIX) && r.path_hash_prefixes.is_some())?;
+    let bins = &roles[first..];
+    let count = bins.len() as u64;
     if !(2..=MAX_BINS).contains(&count) || !count.is_power_of_two() {
         return None;
     }
     let succinct = SuccinctRoles {
-        keyids: roles[0].keyids.clone(),
-        threshold: roles[0].threshold,
+        keyids: bins[0].keyids.clone(),
+        threshold: bins[0].threshold,
         bit_length: count.trailing_zeros(),
         name_prefix: BIN_PREFIX.to_string(),
         extra: Default::default(),
     };
-    let matches = roles
+    let matches = bins
         .iter()
         .zip(succinct.bin_names())
         .all(|(role, name)| succinct.as_delegated_role(&name).as_ref() == Some(role));
     matches.then_some((succinct, BinForm::PathHashPrefixes))
+}
+
+/// Delegate `targets`' tags to `succinct`'s bins signed by `key`, in
+/// `form`. A repository that already delegates keeps its delegations,
+/// searched first; the bins follow them, so only the explicit form can
+/// hold both (TAP 15 succinct roles replace every delegation). Refused
+/// when bins exist, or when a tag of `targets` matches an existing
+/// delegation's paths: in a bin it would be searched after that
+/// delegation, and might resolve differently.
+fn add_bins(
+    gun: &Gun,
+    targets: &mut Targets,
+    succinct: &SuccinctRoles,
+    key: &SigningKey,
+    form: BinForm,
+) -> Result<(), PublishError> {
+    if targets.delegations.is_none() {
+        targets.delegations = Some(bin_delegations(succinct, key, form));
+        return Ok(());
+    }
+    if bins_of(targets).is_some() {
+        return Err(PublishError::Refused(format!(
+            "{gun} already has hashed bins"
+        )));
+    }
+    let existing = targets.delegations.as_mut().expect("checked above");
+    if form == BinForm::Succinct {
+        return Err(PublishError::Refused(format!(
+            "{gun} already delegates (delegation list): succinct bins would replace those delegations; \
+             use --bin-form path-hash-prefixes to keep them and add the bins after them"
+        )));
+    }
+    let roles = existing.roles.get_or_insert_with(Vec::new);
+    if let Some((tag, role)) = targets.targets.keys().find_map(|tag| {
+        roles
+            .iter()
+            .find(|r| r.is_delegated_path(tag))
+            .map(|r| (tag.clone(), r.name.clone()))
+    }) {
+        return Err(PublishError::Refused(format!(
+            "{gun}:{tag} is signed by targets but also within the paths delegated to {role}; \
+             in a bin it would be looked up after {role}: move or remove it first"
+        )));
+    }
+    let bins = bin_delegations(succinct, key, form);
+    roles.extend(bins.roles.unwrap_or_default());
+    existing.keys.extend(bins.keys);
+    Ok(())
 }
 
 /// The delegations of `succinct`'s bins to `key`, in `form`.
@@ -123,8 +177,8 @@ pub(crate) type BinSigners<'t> = BTreeMap<String, (Signer, Vec<&'t str>)>;
 impl Publisher {
     /// Re-bin `gun` into `bins` hashed bins in one publish: a new targets
     /// version holding no tags and delegating to the bins, and version 1 of
-    /// every bin holding the tags that hash into it. Refused for a
-    /// repository that already delegates.
+    /// every bin holding the tags that hash into it. A repository that
+    /// already delegates keeps its delegations (see [`add_bins`]).
     pub fn enable_bins(
         &self,
         gun: &Gun,
@@ -137,13 +191,8 @@ impl Publisher {
         expiry.targets_days = expiry.bins_days;
         let moved = std::cell::Cell::new(0);
         let change = |targets: &mut Targets| {
-            if targets.delegations.is_some() {
-                return Err(PublishError::Refused(format!(
-                    "{gun} already delegates (delegation list); bins enable needs a repository without delegations"
-                )));
-            }
+            add_bins(gun, targets, &succinct, &key, form)?;
             targets.targets.clear();
-            targets.delegations = Some(bin_delegations(&succinct, &key, form));
             Ok(())
         };
         // Every bin, with the tags the current targets hold, as of each attempt.

@@ -134,7 +134,7 @@ fn bins_enable_keeps_every_tag_and_bad_counts_change_nothing() {
     }
     // Enabling twice is refused.
     let stderr = publisher.fails(&["bins", "enable", GUN, "--bins", "8"]);
-    assert!(stderr.contains("already delegates"), "{stderr}");
+    assert!(stderr.contains("already has hashed bins"), "{stderr}");
     // And a random digest still goes to its bin.
     let (digest, size) = random_digest();
     publisher.ok(&[
@@ -387,4 +387,59 @@ fn path_hash_prefix_bins_are_read_by_tough_python_tuf_and_tagtrust() {
             digests["2.0"]
         );
     }
+}
+
+#[test]
+fn bins_enable_on_a_repository_that_delegates_keeps_its_delegations() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, token) = Cli::publisher(&server, "push:*", GUN);
+    let robot = Cli::new(&server.url).with_token(&token);
+    let key = publisher.delegate_to(&robot, GUN, "releases", "release-*");
+    let release = robot.tag_set_as(GUN, "release-1", "releases", &key);
+    let latest = publisher.tag_set(GUN, "latest");
+    let shadowed = publisher.tag_set(GUN, "release-9");
+
+    // Succinct bins would replace the delegation: refused in one line.
+    let stderr = publisher.fails(&["bins", "enable", GUN, "--bins", "8"]);
+    assert!(stderr.contains("--bin-form path-hash-prefixes"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // A top-level tag within the delegation's paths would resolve
+    // differently from a bin searched after it: refused, naming it.
+    let enable = [
+        "bins",
+        "enable",
+        GUN,
+        "--bins",
+        "8",
+        "--bin-form",
+        "path-hash-prefixes",
+    ];
+    let stderr = publisher.fails(&enable);
+    assert!(
+        stderr.contains("release-9") && stderr.contains("releases"),
+        "{stderr}"
+    );
+    assert_eq!(&Cli::new(&server.url).lookup(GUN, "release-9"), &shadowed);
+    publisher.ok(&["tag", "rm", &format!("{GUN}:release-9")]);
+
+    let report = json(&publisher.ok(&[&enable[..], &["-o", "json"]].concat()));
+    assert_eq!(report["tags_moved"], 1, "{report}");
+    let roles = current_targets(&server, GUN)["signed"]["delegations"]["roles"].clone();
+    assert_eq!(roles[0]["name"], "releases", "{roles}");
+    assert_eq!(roles.as_array().unwrap().len(), 9, "{roles}");
+    // The robot keeps publishing through its delegation; targets tags go to bins.
+    let release2 = robot.tag_set_as(GUN, "release-2", "releases", &key);
+    let next = tag_set_in_one_bin(&server, &publisher, "next");
+    let expected: BTreeMap<String, String> = [
+        ("release-1", release),
+        ("release-2", release2),
+        ("latest", latest),
+        ("next", next),
+    ]
+    .into_iter()
+    .map(|(t, d)| (t.to_string(), d))
+    .collect();
+    assert_resolved(&server, &expected);
+    let stderr = publisher.fails(&enable);
+    assert!(stderr.contains("already has hashed bins"), "{stderr}");
 }
