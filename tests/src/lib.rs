@@ -642,6 +642,18 @@ pub fn tough_targets(
         .collect()
 }
 
+/// `tagtrust-tuf-client --metadata-dir MD ARGS…` (the TUF conformance
+/// client); its output.
+pub fn tuf_client(metadata_dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin_path("tagtrust-tuf-client"))
+        .arg("--metadata-dir")
+        .arg(metadata_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tagtrust-tuf-client")
+}
+
 /// Server arguments for expiry tests: timestamps live 3 s, snapshots 6 s,
 /// the scheduler looks every second.
 pub const SHORT_EXPIRY: [&str; 6] = [

@@ -6,10 +6,11 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::Path;
 use tagtrust_tests::proxy::{Forwarded, TamperingProxy};
 use tagtrust_tests::{
-    json, ngclient_lookup, parse_json, python_with_tuf, random_digest, tough_targets, Backend, Cli,
-    TestServer,
+    json, ngclient_lookup, parse_json, python_with_tuf, random_digest, succeeded, tough_targets,
+    tuf_client, Backend, Cli, TestServer,
 };
 
 const GUN: &str = "localhost:5000/bins/app";
@@ -58,6 +59,33 @@ fn tag_set_from_file(publisher: &Cli, list: &std::path::Path) -> Value {
     json(&publisher.ok(&["tag", "set", GUN, "--from-file", list, "-o", "json"]))
 }
 
+/// Publish `tag` pointing at a small manifest, and check that
+/// `tagtrust-tuf-client` (trusting `root`) downloads exactly those bytes
+/// through the bins, from a static server holding the manifest.
+fn tuf_client_downloads_through_bins(server: &TestServer, publisher: &Cli, root: &Path, tag: &str) {
+    let manifest = format!(r#"{{"schemaVersion":2,"tag":"{tag}"}}"#).into_bytes();
+    let hex = tagtrust_shared::hashes::sha256_hex(&manifest);
+    let digest = format!("sha256:{hex}");
+    succeeded(&publisher.tag_set_digest(GUN, tag, &digest, manifest.len() as u64, &[]));
+    let targets = TamperingProxy::start_static();
+    targets.serve(&format!("/targets/{hex}.{tag}"), 200, manifest.clone());
+    let (md, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run = |args: &[&str]| tuf_client(md.path(), args);
+    succeeded(&run(&["init", root.to_str().unwrap()]));
+    succeeded(&run(&[
+        "--metadata-url",
+        &server.tuf_url(GUN),
+        "--target-name",
+        tag,
+        "--target-dir",
+        downloads.path().to_str().unwrap(),
+        "--target-base-url",
+        &format!("{}/targets/", targets.url),
+        "download",
+    ]));
+    assert_eq!(std::fs::read(downloads.path().join(tag)).unwrap(), manifest);
+}
+
 #[test]
 fn a_tag_change_re_signs_only_its_bin_and_consumers_resolve_through_bins() {
     for backend in Backend::all() {
@@ -98,8 +126,9 @@ fn a_tag_change_re_signs_only_its_bin_and_consumers_resolve_through_bins() {
         let listed = json(&consumer.ok(&["list", GUN, "-o", "json"]));
         assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
 
+        let root = publisher.trusted_dir(&server, GUN).join("root.json");
+        tuf_client_downloads_through_bins(&server, &publisher, &root, "manifest");
         if let Some(python) = python_with_tuf() {
-            let root = publisher.trusted_dir(&server, GUN).join("root.json");
             let theirs = ngclient_lookup(&python, &server.tuf_url(GUN), &root, "1.0", "bins");
             assert_eq!(
                 format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
@@ -373,6 +402,7 @@ fn path_hash_prefix_bins_are_read_by_tough_python_tuf_and_tagtrust() {
     );
     assert_resolved(&server, &digests);
     let root = publisher.trusted_dir(&server, GUN).join("root.json");
+    tuf_client_downloads_through_bins(&server, &publisher, &root, "manifest");
     let found = tough_targets(&std::fs::read(&root).unwrap(), &server.tuf_url(GUN));
     for (tag, digest) in &digests {
         let (_, sha256) = found

@@ -237,15 +237,7 @@ fn an_export_served_by_nginx_resolves_with_tagtrust_tuf_client_and_python_tuf() 
     // The conformance CLI: init with the root, download `latest`, bytes checked.
     let md = tempfile::tempdir().unwrap();
     let downloads = tempfile::tempdir().unwrap();
-    let tuf_client = |args: &[&str]| {
-        Command::new(bin_path("tagtrust-tuf-client"))
-            .arg("--metadata-dir")
-            .arg(md.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tagtrust-tuf-client")
-    };
+    let tuf_client = |args: &[&str]| tagtrust_tests::tuf_client(md.path(), args);
     succeeded(&tuf_client(&["init", fixture.root.to_str().unwrap()]));
     let out = tuf_client(&[
         "--metadata-url",
