@@ -1,6 +1,7 @@
-//! Hashed-bin delegations (TAP 15 `succinct_roles`) for large tag sets:
-//! the top-level targets role delegates every tag to one of N bins by the
-//! hash of its name, so a tag change re-signs one small bin (plus the
+//! Hashed-bin delegations for large tag sets: the top-level targets role
+//! delegates every tag to one of N bins by the hash of its name (TAP 15
+//! `succinct_roles`, or the explicit `path_hash_prefixes` roles that amount
+//! to the same bins, for clients such as tough that read only those), so a tag change re-signs one small bin (plus the
 //! server's snapshot and timestamp) instead of one ever-growing targets
 //! file, and a lookup fetches one bin.
 //!
@@ -29,6 +30,7 @@ pub const MAX_BINS: u64 = 1024;
 pub struct BinsReport {
     pub gun: String,
     pub bins: u64,
+    pub form: BinForm,
     pub bin_key_id: String,
     pub targets_version: u64,
     /// Tags moved from the targets role into their bins.
@@ -52,19 +54,83 @@ pub fn succinct_roles(bins: u64, key: &SigningKey) -> Result<SuccinctRoles, Publ
     })
 }
 
-/// The bin of a binned repository that holds `tag`, if `targets` delegates
-/// to bins.
-pub fn bin_for(targets: &Targets, tag: &str) -> Option<String> {
-    let succinct = targets.delegations.as_ref()?.succinct_roles.as_ref()?;
-    Some(succinct.role_for_target(tag))
+/// How top-level targets delegates to the bins: chosen per repository,
+/// because clients differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BinForm {
+    /// TAP 15 `succinct_roles`: one small delegation (python-tuf, go-tuf,
+    /// RSTUF and tagtrust read it).
+    #[default]
+    Succinct,
+    /// One explicit delegated role per bin selected by
+    /// `path_hash_prefixes` (spec 1.0; what tough reads).
+    PathHashPrefixes,
 }
+
+/// The bins `targets` delegates to, in either form, as the succinct
+/// delegation they amount to (an explicit form is recognised only when its
+/// roles are exactly the bins that delegation describes), with the form.
+pub fn bins_of(targets: &Targets) -> Option<(SuccinctRoles, BinForm)> {
+    let delegations = targets.delegations.as_ref()?;
+    if let Some(succinct) = &delegations.succinct_roles {
+        return Some((succinct.clone(), BinForm::Succinct));
+    }
+    let roles = delegations.roles();
+    let count = roles.len() as u64;
+    if !(2..=MAX_BINS).contains(&count) || !count.is_power_of_two() {
+        return None;
+    }
+    let succinct = SuccinctRoles {
+        keyids: roles[0].keyids.clone(),
+        threshold: roles[0].threshold,
+        bit_length: count.trailing_zeros(),
+        name_prefix: BIN_PREFIX.to_string(),
+        extra: Default::default(),
+    };
+    let matches = roles
+        .iter()
+        .zip(succinct.bin_names())
+        .all(|(role, name)| succinct.as_delegated_role(&name).as_ref() == Some(role));
+    matches.then_some((succinct, BinForm::PathHashPrefixes))
+}
+
+/// The delegations of `succinct`'s bins to `key`, in `form`.
+fn bin_delegations(succinct: &SuccinctRoles, key: &SigningKey, form: BinForm) -> Delegations {
+    let (roles, succinct_roles) = match form {
+        BinForm::Succinct => (None, Some(succinct.clone())),
+        BinForm::PathHashPrefixes => (
+            Some(
+                succinct
+                    .bin_names()
+                    .filter_map(|name| succinct.as_delegated_role(&name))
+                    .collect(),
+            ),
+            None,
+        ),
+    };
+    Delegations {
+        keys: BTreeMap::from([(key.key_id(), key.public_key())]),
+        roles,
+        succinct_roles,
+        extra: Default::default(),
+    }
+}
+
+/// Each bin with its signer and the tags it is to sign.
+pub(crate) type BinSigners<'t> = BTreeMap<String, (Signer, Vec<&'t str>)>;
 
 impl Publisher {
     /// Re-bin `gun` into `bins` hashed bins in one publish: a new targets
     /// version holding no tags and delegating to the bins, and version 1 of
     /// every bin holding the tags that hash into it. Refused for a
     /// repository that already delegates.
-    pub fn enable_bins(&self, gun: &Gun, bins: u64) -> Result<BinsReport, PublishError> {
+    pub fn enable_bins(
+        &self,
+        gun: &Gun,
+        bins: u64,
+        form: BinForm,
+    ) -> Result<BinsReport, PublishError> {
         let key = SigningKey::generate();
         let succinct = succinct_roles(bins, &key)?;
         let mut expiry = self.session.home.config()?.expiry;
@@ -77,12 +143,7 @@ impl Publisher {
                 )));
             }
             targets.targets.clear();
-            targets.delegations = Some(Delegations {
-                keys: BTreeMap::from([(key.key_id(), key.public_key())]),
-                roles: None,
-                succinct_roles: Some(succinct.clone()),
-                extra: Default::default(),
-            });
+            targets.delegations = Some(bin_delegations(&succinct, &key, form));
             Ok(())
         };
         // Every bin, with the tags the current targets hold, as of each attempt.
@@ -118,42 +179,55 @@ impl Publisher {
         Ok(BinsReport {
             gun: gun.to_string(),
             bins,
+            form,
             bin_key_id: key.key_id(),
             targets_version: published.version,
             tags_moved: moved.get(),
         })
     }
 
-    /// The signer of `tag` in a binned repository: its bin, with the bin
-    /// key this home holds; `None` when `gun` has no bins.
-    pub(crate) fn bin_signer(&self, gun: &Gun, tag: &str) -> Result<Option<Signer>, PublishError> {
+    /// The signers of `tags` in a binned repository, each bin with the tags
+    /// it holds: the bin key this home holds signs them; `None` when `gun`
+    /// has no bins.
+    pub(crate) fn bin_signers<'t>(
+        &self,
+        gun: &Gun,
+        tags: impl IntoIterator<Item = &'t str>,
+    ) -> Result<Option<BinSigners<'t>>, PublishError> {
         let repo = self.open(gun)?;
-        let Some(targets) = repo.updater.trusted().targets() else {
+        let Some((succinct, _)) = repo
+            .updater
+            .trusted()
+            .targets()
+            .and_then(|t| bins_of(&t.signed))
+        else {
             return Ok(None);
         };
-        let Some(bin) = bin_for(&targets.signed, tag) else {
-            return Ok(None);
-        };
-        let keyids = &targets
-            .signed
-            .delegations
-            .as_ref()
-            .and_then(|d| d.succinct_roles.as_ref())
-            .map(|s| s.keyids.clone())
-            .unwrap_or_default();
         let key_file = self
             .session
             .home
-            .key_file(gun, BIN_PREFIX, keyids)
+            .key_file(gun, BIN_PREFIX, &succinct.keyids)
             .ok_or_else(|| {
                 PublishError::Refused(format!(
                     "{gun} is binned and this home holds none of its bin keys ({})",
-                    keyids.join(", ")
+                    succinct.keyids.join(", ")
                 ))
             })?;
-        Ok(Some(Signer::Delegated {
-            role: bin,
-            key_file,
-        }))
+        let mut by_bin: BTreeMap<String, (Signer, Vec<&str>)> = BTreeMap::new();
+        for tag in tags {
+            let role = succinct.role_for_target(tag);
+            by_bin
+                .entry(role.clone())
+                .or_insert_with(|| {
+                    let signer = Signer::Delegated {
+                        role,
+                        key_file: key_file.clone(),
+                    };
+                    (signer, Vec::new())
+                })
+                .1
+                .push(tag);
+        }
+        Ok(Some(by_bin))
     }
 }

@@ -5,6 +5,7 @@
 //! verified, is signed locally, and is published atomically; a lost race
 //! (409) is retried on top of the winner's version.
 
+use crate::bins::bins_of;
 use crate::home::ExpiryPolicy;
 use crate::passphrase::Passphrases;
 use crate::publish_error::PublishError;
@@ -12,12 +13,12 @@ use crate::remote::{RemoteError, ServerClient};
 use crate::session::{OpenOptions, ReadError, Repository, Session};
 use crate::signing::{renew_root, sign_targets};
 use crate::tag_list::TagListEntry;
+use crate::updater::UpdateError;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Gun, Metadata, PublicKey, Root, SigningKey, TargetFile, Targets,
-    TopLevelRole,
+    DelegatedRole, Delegations, Gun, PublicKey, Root, SigningKey, TargetFile, Targets, TopLevelRole,
 };
 
 /// How often a conflicting publish is retried before giving up.
@@ -55,8 +56,9 @@ pub struct TagsReport {
     pub gun: String,
     /// How many tags were set.
     pub tags: usize,
-    pub role: String,
-    pub targets_version: u64,
+    /// The new version of each role that signed them (the tags' bins, in
+    /// a binned repository).
+    pub roles: BTreeMap<String, u64>,
     pub conflicts_retried: u32,
     pub resigned: Vec<String>,
 }
@@ -64,8 +66,10 @@ pub struct TagsReport {
 /// What one publish of a role change did.
 #[derive(Debug, Clone)]
 pub struct Published {
-    /// The new version of the changed role.
+    /// The new version of the changed role (the first, when several were).
     pub version: u64,
+    /// The new version of every changed role.
+    pub versions: BTreeMap<String, u64>,
     pub conflicts_retried: u32,
     /// Other locally held roles re-signed in the same publish because they
     /// expire within the warning window.
@@ -183,36 +187,54 @@ impl Publisher {
     }
 
     /// Set every tag of `entries` in one new version of the role `signer`
-    /// signs: one key decryption, one publish (a CI pushing `1`, `1.5`,
-    /// `1.5.1` and `latest` together, or a bulk import).
+    /// signs (of each bin they fall in, for the targets role of a binned
+    /// repository): one key decryption, one publish (a CI pushing `1`,
+    /// `1.5`, `1.5.1` and `latest` together, or a bulk import).
     pub fn tag_set_many(
         &self,
         gun: &Gun,
         entries: &[TagListEntry],
         signer: &Signer,
     ) -> Result<TagsReport, PublishError> {
-        let mut files = Vec::with_capacity(entries.len());
+        let mut files = BTreeMap::new();
         for entry in entries {
             tagtrust_shared::reference::validate_tag(&entry.tag)?;
-            files.push((entry.tag.clone(), entry.target.to_target_file()?));
+            files.insert(entry.tag.as_str(), entry.target.to_target_file()?);
         }
-        if let (Signer::Targets, Some(first)) = (signer, entries.first()) {
-            if self.bin_signer(gun, &first.tag)?.is_some() {
-                return Err(PublishError::Refused(format!(
-                    "{gun} uses hashed bins: tag set --from-file does not sign bins yet; set the tags one at a time"
-                )));
-            }
+        let tags: Vec<&str> = files.keys().copied().collect();
+        // A binned repository: every bin a tag falls in, in one publish.
+        let by_signer = match signer {
+            Signer::Targets => self.bin_signers(gun, tags.iter().copied())?,
+            Signer::Delegated { .. } => None,
         }
-        let tags: Vec<&str> = entries.iter().map(|e| e.tag.as_str()).collect();
-        let published = self.change_role(gun, signer, &tags, |targets| {
-            targets.targets.extend(files.iter().cloned());
-            Ok(())
-        })?;
+        .map(|bins| bins.into_values().collect())
+        .unwrap_or_else(|| vec![(signer.clone(), tags)]);
+        let files = &files;
+        let edits: Vec<_> = by_signer
+            .iter()
+            .map(|(_, tags)| {
+                move |targets: &mut Targets| {
+                    for tag in tags {
+                        targets.targets.insert(tag.to_string(), files[tag].clone());
+                    }
+                    Ok(())
+                }
+            })
+            .collect();
+        let changes: Vec<RoleChange> = by_signer
+            .iter()
+            .zip(&edits)
+            .map(|((signer, tags), edit)| RoleChange {
+                signer: signer.clone(),
+                tags: tags.clone(),
+                change: edit,
+            })
+            .collect();
+        let published = self.change_roles(gun, &changes, |_| Ok(Vec::new()))?;
         Ok(TagsReport {
             gun: gun.to_string(),
-            tags: entries.len(),
-            role: signer.role().to_string(),
-            targets_version: published.version,
+            tags: files.len(),
+            roles: published.versions,
             conflicts_retried: published.conflicts_retried,
             resigned: published.resigned,
         })
@@ -222,7 +244,10 @@ impl Publisher {
     /// a binned repository signs through the tag's bin.
     fn signer_for(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<Signer, PublishError> {
         match signer {
-            Signer::Targets => Ok(self.bin_signer(gun, tag)?.unwrap_or(Signer::Targets)),
+            Signer::Targets => Ok(self
+                .bin_signers(gun, [tag])?
+                .and_then(|bins| bins.into_values().next())
+                .map_or(Signer::Targets, |(bin, _)| bin)),
             other => Ok(other.clone()),
         }
     }
@@ -285,6 +310,24 @@ impl Publisher {
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
         extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
     ) -> Result<Published, PublishError> {
+        let change = RoleChange {
+            signer: signer.clone(),
+            tags: tags.to_vec(),
+            change: &change,
+        };
+        self.change_roles(gun, &[change], extra)
+    }
+
+    /// Apply every change of `changes` to the verified current metadata of
+    /// its role, sign the new versions and publish them, with the files
+    /// `extra` picks, as one publish; on conflict start again from the new
+    /// current versions. [`Published::version`] is the first role's.
+    pub(crate) fn change_roles(
+        &self,
+        gun: &Gun,
+        changes: &[RoleChange<'_>],
+        extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
+    ) -> Result<Published, PublishError> {
         let client = self.server_client()?;
         let mut keys = KeyCache::new(self.passphrases.clone());
         let expiry = self.session.home.config()?.expiry;
@@ -294,67 +337,43 @@ impl Publisher {
             ..expiry.clone()
         };
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
-            let mut role_expiry = &expiry;
             let mut repo = self.open(gun)?;
-            let current = match signer {
-                Signer::Targets => RoleState::Current(
-                    repo.updater
-                        .trusted()
-                        .targets()
-                        .ok_or_else(|| {
-                            PublishError::Refused(
-                                "the server has no trusted targets metadata for this GUN".into(),
-                            )
-                        })?
-                        .signed
-                        .clone()
-                        .into(),
-                ),
-                Signer::Delegated { role, key_file } => {
-                    let key_id = keys.file(key_file)?.key_id();
-                    let (delegation, current) =
-                        delegated_role_state(&mut repo, role, &key_id, &self.session.notices)?;
-                    // A bin: selected by name hash only.
-                    if delegation.paths.is_none() && delegation.path_hash_prefixes.is_some() {
-                        role_expiry = &bin_expiry;
+            let mut files = Vec::with_capacity(changes.len());
+            let mut versions = BTreeMap::new();
+            for RoleChange {
+                signer,
+                tags,
+                change,
+            } in changes
+            {
+                let (mut targets, is_bin) =
+                    self.next_version(&mut repo, signer, tags, &mut keys)?;
+                change(&mut targets)?;
+                let key = match signer {
+                    Signer::Targets => {
+                        keys.top_level(self, gun, &repo.updater.trusted().root().signed, "targets")?
                     }
-                    if let Some(tag) = tags.iter().find(|t| !delegation.is_delegated_path(t)) {
-                        return Err(PublishError::Refused(format!(
-                            "role {role} may not sign tag {tag:?}: its paths are {}",
-                            delegation.paths.as_deref().unwrap_or_default().join(", ")
-                        )));
-                    }
-                    current
-                }
-            };
-            let mut targets = match current {
-                RoleState::Current(mut t) => {
-                    t.version += 1;
-                    *t
-                }
-                // A delegated role's first version, or the first one signed
-                // by its new keys.
-                RoleState::Next(version) => Targets::new(version, Utc::now()),
-            };
-            change(&mut targets)?;
-            let key = match signer {
-                Signer::Targets => {
-                    keys.top_level(self, gun, &repo.updater.trusted().root().signed, "targets")?
-                }
-                Signer::Delegated { key_file, .. } => keys.file(key_file)?,
-            };
-            let mut files = vec![(
-                signer.role().to_string(),
-                sign_targets(targets, key, role_expiry)?,
-            )];
+                    Signer::Delegated { key_file, .. } => keys.file(key_file)?,
+                };
+                versions.insert(signer.role().to_string(), targets.version);
+                let role_expiry = if is_bin { &bin_expiry } else { &expiry };
+                files.push((
+                    signer.role().to_string(),
+                    sign_targets(targets, key, role_expiry)?,
+                ));
+            }
+            let signs_targets = changes.iter().any(|c| matches!(c.signer, Signer::Targets));
             let resigned =
-                self.resign_expiring(gun, &repo, signer, &mut keys, &expiry, &mut files)?;
+                self.resign_expiring(gun, &repo, signs_targets, &mut keys, &expiry, &mut files)?;
             files.extend(extra(&repo)?);
-            let version = Metadata::<Targets>::from_bytes(&files[0].1)?.signed.version;
             match client.publish(gun, &files) {
                 Ok(()) => {
                     return Ok(Published {
-                        version,
+                        version: changes
+                            .first()
+                            .and_then(|c| versions.get(c.signer.role()).copied())
+                            .unwrap_or_default(),
+                        versions,
                         conflicts_retried: attempt,
                         resigned,
                     })
@@ -369,6 +388,52 @@ impl Publisher {
         })
     }
 
+    /// The next version of the role `signer` signs, before its change,
+    /// and whether it is a hashed bin; refused when a delegated role may
+    /// not sign one of `tags`.
+    fn next_version(
+        &self,
+        repo: &mut Repository,
+        signer: &Signer,
+        tags: &[&str],
+        keys: &mut KeyCache,
+    ) -> Result<(Targets, bool), PublishError> {
+        let (current, is_bin) = match signer {
+            Signer::Targets => {
+                let targets = repo.updater.trusted().targets().ok_or_else(|| {
+                    PublishError::Refused(
+                        "the server has no trusted targets metadata for this GUN".into(),
+                    )
+                })?;
+                (RoleState::Current(targets.signed.clone().into()), false)
+            }
+            Signer::Delegated { role, key_file } => {
+                let key_id = keys.file(key_file)?.key_id();
+                let (delegation, current) =
+                    delegated_role_state(repo, role, &key_id, &self.session.notices)?;
+                if let Some(tag) = tags.iter().find(|t| !delegation.is_delegated_path(t)) {
+                    return Err(PublishError::Refused(format!(
+                        "role {role} may not sign tag {tag:?}: its paths are {}",
+                        delegation.paths.as_deref().unwrap_or_default().join(", ")
+                    )));
+                }
+                // A bin: selected by name hash only.
+                let is_bin = delegation.paths.is_none() && delegation.path_hash_prefixes.is_some();
+                (current, is_bin)
+            }
+        };
+        let targets = match current {
+            RoleState::Current(mut t) => {
+                t.version += 1;
+                *t
+            }
+            // A delegated role's first version, or the first one signed
+            // by its new keys.
+            RoleState::Next(version) => Targets::new(version, Utc::now()),
+        };
+        Ok((targets, is_bin))
+    }
+
     /// Expiry cliffs: add to `files` a re-signed version of every role this
     /// home holds the key of that expires within the warning window (root;
     /// top-level targets when a delegated role is being published). Returns
@@ -377,7 +442,7 @@ impl Publisher {
         &self,
         gun: &Gun,
         repo: &Repository,
-        signer: &Signer,
+        signs_targets: bool,
         keys: &mut KeyCache,
         expiry: &ExpiryPolicy,
         files: &mut Vec<(String, Vec<u8>)>,
@@ -397,7 +462,7 @@ impl Publisher {
             files.push(("root".to_string(), renew_root(root, &[key], expiry)?));
             resigned.push("root".to_string());
         }
-        if let (Signer::Delegated { .. }, Some(targets)) = (signer, trusted.targets()) {
+        if let (false, Some(targets)) = (signs_targets, trusted.targets()) {
             if targets.signed.expires <= horizon
                 && self
                     .session
@@ -523,6 +588,14 @@ impl Signer {
     }
 }
 
+/// One role's part of a publish: who signs it, the tags it must be allowed
+/// to sign, and the change to its current version.
+pub(crate) struct RoleChange<'a> {
+    pub signer: Signer,
+    pub tags: Vec<&'a str>,
+    pub change: &'a dyn Fn(&mut Targets) -> Result<(), PublishError>,
+}
+
 /// What a delegated role's next version starts from.
 pub(crate) enum RoleState {
     /// Its verified current metadata (boxed: a targets role is large).
@@ -546,6 +619,9 @@ fn delegated_role_state(
     signer_key_id: &str,
     notices: &crate::notices::Notices,
 ) -> Result<(DelegatedRole, RoleState), PublishError> {
+    if let Some(state) = bin_state(repo, role, notices)? {
+        return Ok(state);
+    }
     let walk = repo.updater.load_all_roles().map_err(ReadError::from)?;
     let trusted = repo.updater.trusted();
     // Explicit roles, and hashed bins as the explicit roles they amount to.
@@ -600,6 +676,51 @@ fn delegated_role_state(
         delegation.clone(),
         RoleState::Next(listed.map_or(1, |v| v + 1)),
     ))
+}
+
+/// [`delegated_role_state`] for a hashed bin of top-level targets: only
+/// that bin is loaded (a repository may have 1,024), not every role.
+/// `None` when `role` is no bin.
+fn bin_state(
+    repo: &mut Repository,
+    role: &str,
+    notices: &crate::notices::Notices,
+) -> Result<Option<(DelegatedRole, RoleState)>, PublishError> {
+    let bins = repo
+        .updater
+        .trusted()
+        .targets()
+        .and_then(|t| bins_of(&t.signed));
+    let Some(delegation) = bins.and_then(|(succinct, _)| succinct.as_delegated_role(role)) else {
+        return Ok(None);
+    };
+    let loaded = match repo.updater.load_delegated_role(role, "targets") {
+        // Not fetched is not "not valid": publishing over a bin the server
+        // did not answer for would drop its tags.
+        Err(e @ UpdateError::Cause(_)) => return Err(ReadError::from(e).into()),
+        loaded => loaded,
+    };
+    let trusted = repo.updater.trusted();
+    if let (Ok(()), Some(md)) = (&loaded, trusted.delegated_targets(role)) {
+        return Ok(Some((
+            delegation,
+            RoleState::Current(md.signed.clone().into()),
+        )));
+    }
+    let listed = trusted
+        .snapshot()
+        .and_then(|s| s.signed.role_meta(role))
+        .map(|m| m.version);
+    if let (Some(version), Err(why)) = (listed, loaded) {
+        notices.push(format!(
+            "bin {role:?} has no valid metadata (version {version}: {why}); publishing version {} without the tags of earlier versions",
+            version + 1
+        ));
+    }
+    Ok(Some((
+        delegation,
+        RoleState::Next(listed.map_or(1, |v| v + 1)),
+    )))
 }
 
 /// A delegation to add to the top-level targets role.

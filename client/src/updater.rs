@@ -473,6 +473,23 @@ impl<F: Fetcher> Updater<F> {
         Ok(None)
     }
 
+    /// Load the one delegated role `role` as delegated by `delegator`
+    /// (which must be trusted already: top-level targets after a refresh,
+    /// or a role loaded before): the local copy if snapshot still lists it, else a
+    /// download. For a publisher that knows which role it signs (a hashed
+    /// bin of top-level targets), so it need not walk every role.
+    pub fn load_delegated_role(&mut self, role: &str, delegator: &str) -> Result<(), UpdateError> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        if self.trusted.targets_role(delegator).is_none() {
+            return Err(
+                TrustError::Order(format!("{role} before its delegator {delegator}")).into(),
+            );
+        }
+        self.load_targets(role, delegator)
+    }
+
     /// Load every delegated role reachable from top-level targets that
     /// snapshot lists (a delegated role not published yet has nothing to
     /// load), pre-order, each once, at most `max_delegations`. For

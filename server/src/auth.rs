@@ -10,9 +10,11 @@
 //! (`--require-pull`), and nothing else. `admin:*` reads it too.
 
 use crate::error::ApiError;
+use crate::registry_token::{is_jwt, registry_actions, scopes_of, RegistryTokens};
 use crate::storage::Storage;
 use actix_web::http::header;
 use actix_web::HttpRequest;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -22,7 +24,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Action::Pull => "pull",
             Action::Push => "push",
@@ -128,21 +130,6 @@ pub fn scopes_allow_metrics(scopes: &[String]) -> bool {
         .any(|scope| scope == "metrics:*" || scope == "admin:*")
 }
 
-/// Require a bearer token that may read `/metrics`: 401 without a valid
-/// token, 403 with one lacking `metrics:*` and `admin:*`.
-pub async fn require_metrics(storage: &Storage, req: &HttpRequest) -> Result<(), ApiError> {
-    let row = token_row(storage, req, METRICS).await?;
-    if scopes_allow_metrics(&row.scopes) {
-        Ok(())
-    } else {
-        tracing::info!(token_id = %row.id, "token lacks the metrics scope");
-        Err(ApiError::forbidden(format!(
-            "token {} has no metrics:* (or admin:*) scope",
-            row.id
-        )))
-    }
-}
-
 /// The GUN patterns `scopes` may pull from (every pull, push and admin
 /// scope's).
 pub fn pull_globs(scopes: &[String]) -> Vec<&str> {
@@ -154,53 +141,173 @@ pub fn pull_globs(scopes: &[String]) -> Vec<&str> {
         .collect()
 }
 
-/// The stored token the request's bearer token names (401 otherwise).
-pub(crate) async fn token_row(
-    storage: &Storage,
-    req: &HttpRequest,
-    what: &str,
-) -> Result<crate::storage::TokenRow, ApiError> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized(format!("{what} access needs a bearer token")))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256)
-        .ok_or_else(|| {
-            ApiError::unauthorized("malformed Authorization header (expected: Bearer TOKEN)")
-        })?;
-    storage
-        .token_by_hash(&hash_token(token))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))
+/// What authenticates requests: the stored tagtrust tokens, the registry
+/// bearer tokens this server issues (`registry_token`), and how a client
+/// with neither is told where to get one.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    storage: Storage,
+    tokens: Arc<RegistryTokens>,
+    /// The configured realm; `None`: `/auth/token` on the requested host.
+    realm: Option<String>,
 }
 
-/// Require a bearer token allowing `action` on `gun`: 401 without a valid
-/// token, 403 with a valid one lacking the scope.
-pub async fn require(
-    storage: &Storage,
-    req: &HttpRequest,
-    action: Action,
-    gun: &str,
-) -> Result<(), ApiError> {
-    let row = token_row(storage, req, action.name()).await?;
-    if scopes_allow(&row.scopes, action, gun) {
-        Ok(())
-    } else {
-        tracing::info!(token_id = %row.id, gun, action = action.name(), "token lacks scope");
-        Err(ApiError::forbidden(format!(
-            "token {} has no {} scope for {gun}",
-            row.id,
-            action.name()
-        )))
+/// Who a request's bearer token says is calling, and what it may do.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    /// The tagtrust token's ID (`jwt:ID` through a registry token;
+    /// `jwt:anonymous` for an anonymous one).
+    pub(crate) id: String,
+    pub(crate) scopes: Vec<String>,
+    /// Authenticated by a registry bearer token: a missing scope is a 401
+    /// with `error="insufficient_scope"`, so a registry client asks the
+    /// realm again with credentials.
+    registry: bool,
+}
+
+impl Auth {
+    pub(crate) fn new(storage: Storage, tokens: RegistryTokens, realm: Option<String>) -> Auth {
+        Auth {
+            storage,
+            tokens: Arc::new(tokens),
+            realm,
+        }
     }
+
+    pub(crate) fn tokens(&self) -> &RegistryTokens {
+        &self.tokens
+    }
+
+    /// The `WWW-Authenticate` value sending a client to the realm for
+    /// `scope` (`repository:GUN:push,pull`), with the registry `error`.
+    pub(crate) fn challenge(&self, req: &HttpRequest, scope: &str, error: Option<&str>) -> String {
+        let realm = self.realm.clone().unwrap_or_else(|| {
+            let info = req.connection_info();
+            // The Host header is the client's: keep it from breaking out
+            // of the quoted string.
+            let host: String = info
+                .host()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(*c))
+                .collect();
+            format!("{}://{host}/auth/token", info.scheme())
+        });
+        let error = error.map(|e| format!(",error=\"{e}\"")).unwrap_or_default();
+        format!(
+            "Bearer realm=\"{realm}\",service=\"{}\",scope=\"{scope}\"{error}",
+            self.tokens.service()
+        )
+    }
+
+    /// The tagtrust token with this bearer token's hash, or the registry
+    /// bearer token's grant (401 otherwise, with a challenge for `scope`).
+    pub(crate) async fn caller(
+        &self,
+        req: &HttpRequest,
+        what: &str,
+        scope: &str,
+    ) -> Result<Caller, ApiError> {
+        let challenge = |error| self.challenge(req, scope, error);
+        let token = authorization(req, "Bearer")
+            .ok_or_else(|| {
+                ApiError::unauthorized(format!("{what} access needs a bearer token"))
+                    .with_challenge(challenge(None))
+            })?
+            .filter(|t| !t.is_empty() && t.len() <= 8192)
+            .ok_or_else(|| {
+                ApiError::unauthorized("malformed Authorization header (expected: Bearer TOKEN)")
+                    .with_challenge(challenge(Some("invalid_token")))
+            })?;
+        if is_jwt(token) {
+            let claims = self.tokens.verify(token).map_err(|e| {
+                ApiError::unauthorized(format!("invalid registry bearer token: {e}"))
+                    .with_challenge(challenge(Some("invalid_token")))
+            })?;
+            return Ok(Caller {
+                id: format!("jwt:{}", claims.tid.as_deref().unwrap_or("anonymous")),
+                scopes: scopes_of(&claims),
+                registry: true,
+            });
+        }
+        if token.len() > 256 {
+            return Err(ApiError::unauthorized("unknown or revoked token")
+                .with_challenge(challenge(Some("invalid_token"))));
+        }
+        let row = self
+            .storage
+            .token_by_hash(&hash_token(token))
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized("unknown or revoked token")
+                    .with_challenge(challenge(Some("invalid_token")))
+            })?;
+        Ok(Caller {
+            id: row.id,
+            scopes: row.scopes,
+            registry: false,
+        })
+    }
+
+    /// Require a bearer token allowing `action` on `gun`: 401 without a
+    /// valid token, 403 with a valid tagtrust token lacking the scope (401
+    /// `insufficient_scope` with a registry token, so the client asks the
+    /// realm again with credentials).
+    pub(crate) async fn require(
+        &self,
+        req: &HttpRequest,
+        action: Action,
+        gun: &str,
+    ) -> Result<(), ApiError> {
+        let scope = format!("repository:{gun}:{}", registry_actions(action));
+        let caller = self.caller(req, action.name(), &scope).await?;
+        if scopes_allow(&caller.scopes, action, gun) {
+            return Ok(());
+        }
+        tracing::info!(token_id = %caller.id, gun, action = action.name(), "token lacks scope");
+        let message = format!(
+            "token {} has no {} scope for {gun}",
+            caller.id,
+            action.name()
+        );
+        Err(if caller.registry {
+            ApiError::unauthorized(message).with_challenge(self.challenge(
+                req,
+                &scope,
+                Some("insufficient_scope"),
+            ))
+        } else {
+            ApiError::forbidden(message)
+        })
+    }
+
+    /// Require a bearer token that may read `/metrics`: 401 without a
+    /// valid token, 403 with one lacking `metrics:*` and `admin:*`.
+    pub(crate) async fn require_metrics(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let caller = self.caller(req, METRICS, "registry:catalog:*").await?;
+        if scopes_allow_metrics(&caller.scopes) {
+            Ok(())
+        } else {
+            tracing::info!(token_id = %caller.id, "token lacks the metrics scope");
+            Err(ApiError::forbidden(format!(
+                "token {} has no metrics:* (or admin:*) scope",
+                caller.id
+            )))
+        }
+    }
+}
+
+/// The credentials of the request's `Authorization` header in `scheme`
+/// (`Bearer`, `Basic`; either case of the first letter): `None` without
+/// the header, `Some(None)` when it is not of that scheme or not text.
+pub(crate) fn authorization<'r>(req: &'r HttpRequest, scheme: &str) -> Option<Option<&'r str>> {
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let lower = scheme.to_ascii_lowercase();
+    Some(value.to_str().ok().and_then(|v| {
+        let rest = v
+            .strip_prefix(scheme)
+            .or_else(|| v.strip_prefix(lower.as_str()))?;
+        rest.strip_prefix(' ').map(str::trim)
+    }))
 }
 
 #[cfg(test)]

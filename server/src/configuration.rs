@@ -42,6 +42,14 @@ pub struct Settings {
     /// Require a `pull:` token for reads (and a `metrics:*` or `admin:*`
     /// token for `/metrics`).
     pub require_pull: bool,
+    /// The `service` of registry bearer tokens: named in the
+    /// `WWW-Authenticate` challenge and required as the JWT audience.
+    pub token_service: String,
+    /// The token realm the challenge sends clients to; `None`:
+    /// `/auth/token` on the scheme and host the request named.
+    pub token_realm: Option<String>,
+    /// Seconds a bearer token from `/auth/token` lives.
+    pub token_ttl_secs: u64,
     /// Seconds a publish may take to send its body; slower is answered 408.
     pub body_timeout_secs: u64,
     /// Publishes reading their bodies at once; more are answered 503 with
@@ -98,6 +106,9 @@ impl Default for Settings {
             resign_margin_secs: None,
             timestamp_cadence_secs: 30 * 60,
             require_pull: false,
+            token_service: "tagtrust".into(),
+            token_realm: None,
+            token_ttl_secs: 300,
             body_timeout_secs: 30,
             max_concurrent_uploads: 32,
             max_body_bytes: 8 * 1024 * 1024,
@@ -190,6 +201,19 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub require_pull: bool,
+    /// The service named in registry token challenges, and the audience a
+    /// bearer JWT must carry [default: tagtrust].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_service: Option<String>,
+    /// The token realm URL named in challenges [default: /auth/token on the requested host].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_realm: Option<String>,
+    /// Seconds a bearer token from /auth/token lives [default: 300].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_ttl_secs: Option<u64>,
     /// Seconds a publish may take to send its body [default: 30].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -325,6 +349,15 @@ impl Settings {
         }
         if self.timestamp_cadence_secs == 0 {
             return Err("timestamp_cadence_secs must be at least 1".into());
+        }
+        if self.token_ttl_secs == 0 {
+            return Err("token_ttl_secs must be at least 1".into());
+        }
+        if self.token_service.is_empty() || self.token_service.contains('"') {
+            return Err("token_service must be a non-empty name without quotes".into());
+        }
+        if self.token_realm.as_deref().is_some_and(|r| r.contains('"')) {
+            return Err("token_realm must be a URL without quotes".into());
         }
         if self.body_timeout_secs == 0 {
             return Err("body_timeout_secs must be at least 1".into());

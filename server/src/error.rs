@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: Value,
     /// Seconds for a `Retry-After` header (a busy server's 503).
     pub retry_after: Option<u64>,
+    /// The `WWW-Authenticate` value of a 401 (where to get a token).
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -26,7 +28,13 @@ impl ApiError {
             message: message.into(),
             detail: Value::Null,
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
@@ -93,7 +101,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
-            builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"tagtrust\""));
+            let challenge = self
+                .challenge
+                .as_deref()
+                .unwrap_or("Bearer realm=\"tagtrust\"");
+            builder.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         builder.insert_header((header::CACHE_CONTROL, "no-store"));
         if let Some(secs) = self.retry_after {

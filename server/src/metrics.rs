@@ -267,6 +267,10 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "healthz"
     } else if path == "/metrics" {
         "metrics"
+    } else if path == "/auth/token" {
+        "token"
+    } else if path == "/v2/" {
+        "ping"
     } else if let Some(rest) = path.strip_prefix("/v2/") {
         if rest.ends_with("/_trust/tuf/") {
             "repository"

@@ -74,6 +74,13 @@ fn build(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Se
             .app_data(state.clone())
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/metrics", web::get().to(routes::health::metrics))
+            // What registry and Notary clients expect (routes/registry.rs).
+            .route(
+                "/_notary_server/health",
+                web::get().to(routes::health::healthz),
+            )
+            .route("/auth/token", web::get().to(routes::registry::token))
+            .route("/v2/", web::get().to(routes::registry::ping))
             .route("/v2/{tail:.*}", web::get().to(routes::get))
             .route("/v2/{tail:.*}", web::post().to(routes::post))
             .route("/v2/{tail:.*}", web::delete().to(routes::delete))

@@ -1,15 +1,19 @@
 //! What every request handler shares, and how it is made at start-up.
 
+use crate::auth::Auth;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::online::keys::MasterKey;
 use crate::online::Online;
+use crate::registry_token::RegistryTokens;
 use crate::storage::Storage;
 use anyhow::Context;
 
 pub(crate) struct AppState {
     pub(crate) settings: Settings,
     pub(crate) storage: Storage,
+    /// Tagtrust tokens and registry bearer tokens.
+    pub(crate) auth: Auth,
     pub(crate) master: MasterKey,
     pub(crate) metrics: Metrics,
     /// One permit per publish reading its body (`max_concurrent_uploads`).
@@ -30,8 +34,15 @@ impl AppState {
             settings.master_key.as_ref().map(|s| s.0.as_str()),
             &settings.data_dir,
         )?;
+        let tokens = RegistryTokens::new(
+            master.token_secret(),
+            &settings.token_service,
+            settings.token_ttl_secs,
+        )
+        .context("making the registry bearer token key")?;
         Ok(AppState {
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
+            auth: Auth::new(storage.clone(), tokens, settings.token_realm.clone()),
             settings,
             storage,
             master,

@@ -61,6 +61,12 @@ impl PublicKey {
                 self.verify_ecdsa_p256(message, &sig)
             }
             ("rsa", "rsassa-pss-sha256") => self.verify_rsa_pss_sha256(message, &sig),
+            // securesystemslib's name; Notary's `rsapkcs1v15` method.
+            ("rsa", "rsa-pkcs1v15-sha256") => {
+                let digest = Sha256::digest(message);
+                let scheme = rsa::Pkcs1v15Sign::new::<Sha256>();
+                Ok(self.rsa_key()?.verify(scheme, &digest, &sig).is_ok())
+            }
             (keytype, scheme) => Err(Error::UnsupportedKey(format!(
                 "keytype {keytype:?} with scheme {scheme:?}"
             ))),

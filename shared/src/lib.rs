@@ -24,6 +24,7 @@ pub mod gun;
 pub mod hashes;
 pub mod keys;
 pub mod metadata;
+pub mod notary;
 pub mod pathmatch;
 pub mod reference;
 pub mod role;

@@ -337,6 +337,17 @@ pub struct MetaFile {
 
 impl MetaFile {
     /// An entry describing `bytes` fully: version, length and sha256.
+    /// An entry naming only a version (length and hashes are optional in
+    /// snapshot meta).
+    pub fn version_only(version: u64) -> Self {
+        MetaFile {
+            version,
+            length: None,
+            hashes: None,
+            extra: Map::new(),
+        }
+    }
+
     pub fn describing(version: u64, bytes: &[u8]) -> Self {
         let mut hashes = BTreeMap::new();
         hashes.insert("sha256".to_string(), crate::hashes::sha256_hex(bytes));

@@ -613,6 +613,35 @@ pub fn ngclient_lookup(
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Every target tough's `RepositoryLoader` finds in the TUF repository at
+/// `metadata_url` (top-level targets and every delegated role it loads),
+/// starting from the trusted root `root_bytes`: name -> (length, sha256 hex).
+/// tough never re-reads a stored root: the caller passes the trusted root.
+pub fn tough_targets(
+    root_bytes: &[u8],
+    metadata_url: &str,
+) -> std::collections::BTreeMap<String, (u64, String)> {
+    let base = url::Url::parse(metadata_url).unwrap();
+    let datastore = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let repo = rt
+        .block_on(
+            tough::RepositoryLoader::new(&root_bytes, base.clone(), base)
+                .datastore(datastore.path())
+                .load(),
+        )
+        .expect("tough loads the repository");
+    repo.all_targets()
+        .map(|(name, target)| {
+            let sha256 = hex::encode(&target.hashes.sha256);
+            (name.raw().to_string(), (target.length, sha256))
+        })
+        .collect()
+}
+
 /// Server arguments for expiry tests: timestamps live 3 s, snapshots 6 s,
 /// the scheduler looks every second.
 pub const SHORT_EXPIRY: [&str; 6] = [

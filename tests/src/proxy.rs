@@ -47,6 +47,18 @@ struct State {
     sent: HashMap<String, u64>,
     /// Requests seen per path (tampered or not).
     requests: HashMap<String, u64>,
+    /// Every honestly forwarded response, in order.
+    forwarded: Vec<Forwarded>,
+}
+
+/// One response the proxy forwarded untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Body bytes.
+    pub bytes: u64,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -144,6 +156,13 @@ impl TamperingProxy {
             .get(path)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The responses forwarded untouched since the last call (or the
+    /// start), in order: what a client fetched, for counting requests and
+    /// bytes.
+    pub fn take_forwarded(&self) -> Vec<Forwarded> {
+        std::mem::take(&mut self.state.lock().unwrap().forwarded)
     }
 
     /// How many requests for `path` the proxy has seen.
@@ -332,7 +351,14 @@ fn handle(mut stream: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
     let started = Instant::now();
     match tamper {
         None => {
+            let method = req.method.clone();
             let (status, ct, body) = forward(ctx, req);
+            ctx.state.lock().unwrap().forwarded.push(Forwarded {
+                method,
+                path: path.clone(),
+                status,
+                bytes: body.len() as u64,
+            });
             stream.write_all(head(status, &ct, Some(body.len() as u64)).as_bytes())?;
             stream.write_all(&body)?;
         }

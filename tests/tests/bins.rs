@@ -6,19 +6,17 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use tagtrust_tests::proxy::{Forwarded, TamperingProxy};
 use tagtrust_tests::{
-    json, ngclient_lookup, parse_json, python_with_tuf, random_digest, Backend, Cli, TestServer,
+    json, ngclient_lookup, parse_json, python_with_tuf, random_digest, tough_targets, Backend, Cli,
+    TestServer,
 };
 
 const GUN: &str = "localhost:5000/bins/app";
 
 /// The snapshot's versions of every role, read from the server.
 fn snapshot_versions(server: &TestServer, gun: &str) -> BTreeMap<String, u64> {
-    let body = reqwest::blocking::get(format!("{}snapshot.json", server.tuf_url(gun)))
-        .unwrap()
-        .bytes()
-        .unwrap();
-    let snapshot = parse_json(&body);
+    let snapshot = parse_json(&server.fetch(gun, "snapshot.json"));
     snapshot["signed"]["meta"]
         .as_object()
         .unwrap()
@@ -28,11 +26,36 @@ fn snapshot_versions(server: &TestServer, gun: &str) -> BTreeMap<String, u64> {
 }
 
 fn current_targets(server: &TestServer, gun: &str) -> Value {
-    let body = reqwest::blocking::get(format!("{}targets.json", server.tuf_url(gun)))
-        .unwrap()
-        .bytes()
-        .unwrap();
-    parse_json(&body)
+    parse_json(&server.fetch(gun, "targets.json"))
+}
+
+/// `tag set GUN:tag` to a random digest, checking that it re-signed one
+/// bin and no other role (snapshot and timestamp aside); returns the digest.
+fn tag_set_in_one_bin(server: &TestServer, publisher: &Cli, tag: &str) -> String {
+    let before = snapshot_versions(server, GUN);
+    let digest = publisher.tag_set(GUN, tag);
+    let after = snapshot_versions(server, GUN);
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|f| before.get(*f) != after.get(*f))
+        .collect();
+    assert_eq!(changed.len(), 1, "{tag}: {changed:?}");
+    assert!(changed[0].starts_with("bins-"), "{tag}: {changed:?}");
+    digest
+}
+
+/// A fresh consumer of `server` resolves every tag of `digests` to its digest.
+fn assert_resolved(server: &TestServer, digests: &BTreeMap<String, String>) {
+    let consumer = Cli::new(&server.url);
+    for (tag, digest) in digests {
+        assert_eq!(&consumer.lookup(GUN, tag), digest);
+    }
+}
+
+/// `tag set GUN --from-file list -o json`.
+fn tag_set_from_file(publisher: &Cli, list: &std::path::Path) -> Value {
+    let list = list.to_str().unwrap();
+    json(&publisher.ok(&["tag", "set", GUN, "--from-file", list, "-o", "json"]))
 }
 
 #[test]
@@ -54,16 +77,7 @@ fn a_tag_change_re_signs_only_its_bin_and_consumers_resolve_through_bins() {
         let mut digests = BTreeMap::new();
         for n in 0..6 {
             let tag = format!("1.{n}");
-            let before = snapshot_versions(&server, GUN);
-            digests.insert(tag.clone(), publisher.tag_set(GUN, &tag));
-            let after = snapshot_versions(&server, GUN);
-            let changed: Vec<&String> = after
-                .iter()
-                .filter(|(file, v)| before.get(*file) != Some(*v))
-                .map(|(file, _)| file)
-                .collect();
-            assert_eq!(changed.len(), 1, "{tag}: {changed:?}");
-            assert!(changed[0].starts_with("bins-"), "{tag}: {changed:?}");
+            digests.insert(tag.clone(), tag_set_in_one_bin(&server, &publisher, &tag));
         }
         // targets.json was not re-signed by any tag change.
         assert_eq!(
@@ -132,4 +146,245 @@ fn bins_enable_keeps_every_tag_and_bad_counts_change_nothing() {
         &size.to_string(),
     ]);
     assert_eq!(consumer.lookup(GUN, "late"), digest);
+}
+
+/// `count` random tags `t0`… as a `tag set --from-file` list, written to a
+/// file in `dir`, with their digests.
+fn tag_list(dir: &std::path::Path, count: usize) -> (std::path::PathBuf, BTreeMap<String, String>) {
+    let mut digests = BTreeMap::new();
+    let mut lines = String::new();
+    for n in 0..count {
+        let (digest, size) = random_digest();
+        lines.push_str(&format!("t{n} {digest} {size}\n"));
+        digests.insert(format!("t{n}"), digest);
+    }
+    let path = dir.join("tags.txt");
+    std::fs::write(&path, lines).unwrap();
+    (path, digests)
+}
+
+/// The bins of `targets` as its succinct delegation.
+fn succinct_of(targets: &Value) -> tagtrust_shared::SuccinctRoles {
+    serde_json::from_value(targets["signed"]["delegations"]["succinct_roles"].clone()).unwrap()
+}
+
+/// The files under `tuf_path` the proxy forwarded since it was last asked,
+/// with their status, in order.
+fn fetched(proxy: &TamperingProxy, tuf_path: &str) -> Vec<(String, u16)> {
+    fetched_of(&proxy.take_forwarded(), tuf_path)
+}
+
+fn fetched_of(forwarded: &[Forwarded], tuf_path: &str) -> Vec<(String, u16)> {
+    forwarded
+        .iter()
+        .filter(|f| f.method == "GET")
+        .filter_map(|f| Some((f.path.strip_prefix(tuf_path)?.to_string(), f.status)))
+        .collect()
+}
+
+#[test]
+fn a_tag_list_is_one_publish_of_the_bins_it_touches_and_a_publish_fetches_only_those_bins() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let proxy = TamperingProxy::start(&server.url);
+        let tuf_path = url::Url::parse(&server.tuf_url(GUN))
+            .unwrap()
+            .path()
+            .to_string();
+        let token = server.create_token(&["push:localhost:5000/bins/*"]);
+        let publisher = Cli::new(&proxy.url).with_token(&token);
+        publisher.ok(&["init", GUN, "--bins", "16"]);
+        let succinct = succinct_of(&current_targets(&server, GUN));
+        let before = snapshot_versions(&server, GUN);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (list, digests) = tag_list(dir.path(), 6);
+        proxy.take_forwarded();
+        let report = tag_set_from_file(&publisher, &list);
+        let touched: std::collections::BTreeSet<String> = digests
+            .keys()
+            .map(|tag| succinct.role_for_target(tag))
+            .collect();
+        let reported: Vec<&String> = report["roles"].as_object().unwrap().keys().collect();
+        assert_eq!(reported, touched.iter().collect::<Vec<_>>(), "{report}");
+        // Only the touched bins were read, each once at most.
+        let bins_read: Vec<String> = fetched(&proxy, &tuf_path)
+            .into_iter()
+            .filter(|(file, _)| file.contains("bins-"))
+            .map(|(file, _)| file)
+            .collect();
+        assert!(bins_read.len() <= touched.len(), "{bins_read:?}");
+        for file in &bins_read {
+            assert!(
+                touched
+                    .iter()
+                    .any(|bin| file.ends_with(&format!(".{bin}.json"))),
+                "{file} read, touched {touched:?}"
+            );
+        }
+        // One publish: each touched bin moved by one version, nothing else
+        // but snapshot and timestamp.
+        let after = snapshot_versions(&server, GUN);
+        for (file, version) in &after {
+            let bin = file.trim_end_matches(".json");
+            let expected = before[file] + u64::from(touched.contains(bin));
+            assert_eq!(*version, expected, "{file}: {before:?} -> {after:?}");
+        }
+        assert_resolved(&server, &digests);
+
+        // A single tag change reads its own bin and no other.
+        proxy.take_forwarded();
+        publisher.tag_set(GUN, "single");
+        let bin = succinct.role_for_target("single");
+        let bins_read: Vec<(String, u16)> = fetched(&proxy, &tuf_path)
+            .into_iter()
+            .filter(|(file, _)| file.contains("bins-"))
+            .collect();
+        assert!(
+            bins_read
+                .iter()
+                .all(|(file, _)| file.ends_with(&format!(".{bin}.json"))),
+            "{bin}: {bins_read:?}"
+        );
+    }
+}
+
+#[test]
+fn a_cold_lookup_fetches_one_bin_and_a_warm_one_only_the_root_probe_and_timestamp() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let (publisher, _) = Cli::publisher(&server, "push:*", GUN);
+    publisher.ok(&["bins", "enable", GUN, "--bins", "64"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tags = tagtrust_tests::env_number("TAGTRUST_TEST_BIN_TAGS", 2000) as usize;
+    let (list, digests) = tag_list(dir.path(), tags);
+    tag_set_from_file(&publisher, &list);
+    let succinct = succinct_of(&current_targets(&server, GUN));
+    let versions = snapshot_versions(&server, GUN);
+    let timestamp = parse_json(&server.fetch(GUN, "timestamp.json"));
+    let snapshot_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+
+    let proxy = TamperingProxy::start(&server.url);
+    let tuf_path = url::Url::parse(&server.tuf_url(GUN))
+        .unwrap()
+        .path()
+        .to_string();
+    let consumer = Cli::new(&proxy.url);
+    let tag = "t7";
+    assert_eq!(&consumer.lookup(GUN, tag), &digests[tag]);
+    let bin = succinct.role_for_target(tag);
+    let cold = proxy.take_forwarded();
+    let files: Vec<(String, u16)> = fetched_of(&cold, &tuf_path);
+    let expected = vec![
+        ("1.root.json".to_string(), 200),
+        ("2.root.json".to_string(), 404),
+        ("timestamp.json".to_string(), 200),
+        (format!("{snapshot_version}.snapshot.json"), 200),
+        (format!("{}.targets.json", versions["targets.json"]), 200),
+        (
+            format!("{}.{bin}.json", versions[&format!("{bin}.json")]),
+            200,
+        ),
+    ];
+    assert_eq!(files, expected, "a cold lookup of {tag} in {tags} tags");
+    let cold_bytes: u64 = cold.iter().map(|f| f.bytes).sum();
+    // The whole repository is far larger than what one lookup moved.
+    let all_bins: u64 = succinct
+        .bin_names()
+        .map(|b| server.fetch(GUN, &format!("{b}.json")).len() as u64)
+        .sum();
+    assert!(
+        cold_bytes < all_bins / 8,
+        "{cold_bytes} bytes vs {all_bins} in the bins"
+    );
+
+    // Warm, nothing changed: the next-root probe and the timestamp only.
+    assert_eq!(&consumer.lookup(GUN, tag), &digests[tag]);
+    assert_eq!(
+        fetched(&proxy, &tuf_path),
+        vec![
+            ("2.root.json".to_string(), 404),
+            ("timestamp.json".to_string(), 200)
+        ]
+    );
+    // A tag in another bin adds that bin, nothing else.
+    let other = digests
+        .keys()
+        .find(|t| succinct.role_for_target(t) != bin)
+        .unwrap();
+    let other_bin = succinct.role_for_target(other);
+    assert_eq!(&consumer.lookup(GUN, other), &digests[other]);
+    assert_eq!(
+        fetched(&proxy, &tuf_path),
+        vec![
+            ("2.root.json".to_string(), 404),
+            ("timestamp.json".to_string(), 200),
+            (
+                format!(
+                    "{}.{other_bin}.json",
+                    versions[&format!("{other_bin}.json")]
+                ),
+                200
+            ),
+        ]
+    );
+}
+
+#[test]
+fn path_hash_prefix_bins_are_read_by_tough_python_tuf_and_tagtrust() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let token = server.create_token(&["push:localhost:5000/bins/*"]);
+    let publisher = Cli::new(&server.url).with_token(&token);
+    let init = json(&publisher.ok(&[
+        "init",
+        GUN,
+        "--bins",
+        "8",
+        "--bin-form",
+        "path-hash-prefixes",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(init["bins"]["form"], "path-hash-prefixes", "{init}");
+    let targets = current_targets(&server, GUN);
+    let delegations = &targets["signed"]["delegations"];
+    assert!(delegations.get("succinct_roles").is_none(), "{delegations}");
+    let roles = delegations["roles"].as_array().unwrap();
+    assert_eq!(roles.len(), 8);
+    assert!(roles
+        .iter()
+        .all(|r| r["path_hash_prefixes"].is_array() && r.get("paths").is_none()));
+
+    let mut digests = BTreeMap::new();
+    for tag in ["latest", "1.0", "1.1", "2.0"] {
+        digests.insert(
+            tag.to_string(),
+            tag_set_in_one_bin(&server, &publisher, tag),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (list, listed) = tag_list(dir.path(), 12);
+    tag_set_from_file(&publisher, &list);
+    digests.extend(listed);
+    assert_eq!(
+        current_targets(&server, GUN)["signed"]["version"],
+        targets["signed"]["version"]
+    );
+    assert_resolved(&server, &digests);
+    let root = publisher.trusted_dir(&server, GUN).join("root.json");
+    let found = tough_targets(&std::fs::read(&root).unwrap(), &server.tuf_url(GUN));
+    for (tag, digest) in &digests {
+        let (_, sha256) = found
+            .get(tag)
+            .unwrap_or_else(|| panic!("tough finds {tag}"));
+        assert_eq!(&format!("sha256:{sha256}"), digest);
+    }
+    if let Some(python) = python_with_tuf() {
+        let theirs = ngclient_lookup(&python, &server.tuf_url(GUN), &root, "2.0", "prefix bins");
+        assert_eq!(
+            format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
+            digests["2.0"]
+        );
+    }
 }

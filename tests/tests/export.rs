@@ -383,3 +383,38 @@ fn a_tampered_export_is_refused_at_import_with_nothing_stored() {
         }
     }
 }
+
+#[test]
+fn a_binned_repository_is_exported_with_every_bin_and_imports_into_a_second_server() {
+    let upstream = Published::spawn(Backend::Sqlite, GUN);
+    let publisher = &upstream.publisher;
+    publisher.ok(&["bins", "enable", GUN, "--bins", "8"]);
+    let digests: Vec<(String, String)> = ["latest", "1.0", "1.1"]
+        .iter()
+        .map(|tag| (tag.to_string(), publisher.tag_set(GUN, tag)))
+        .collect();
+    let export = tempfile::tempdir().unwrap();
+    let cli = Cli::new(&upstream.server.url);
+    cli.ok(&["export", GUN, "--to", export.path().to_str().unwrap()]);
+    let exported: Vec<String> = read_manifest(export.path()).guns[0]
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .collect();
+    for bin in 0..8 {
+        let suffix = format!(".bins-{bin}.json");
+        assert!(
+            exported.iter().any(|f| f.ends_with(&suffix)),
+            "{suffix}: {exported:?}"
+        );
+    }
+    let mut mirror = second_server();
+    succeeded(&import(&mut mirror, export.path()));
+    let root = publisher
+        .trusted_dir(&upstream.server, GUN)
+        .join("root.json");
+    for (tag, digest) in &digests {
+        let out = Cli::new(&mirror.url).lookup_pinned(&format!("{GUN}:{tag}"), &root);
+        assert_eq!(&succeeded(&out).trim().to_string(), digest, "{tag}");
+    }
+}

@@ -613,8 +613,13 @@ fn hostile_bodies_on_every_other_endpoint() {
                     let resp = fx.request(method, path.as_bytes(), Some(&fx.admin), ct, &body);
                     assert_json_4xx(&resp, &what(&format!("{method} {file}")));
                 }
+                // The registry ping: a body changes nothing.
+                let resp = fx.request("GET", b"/v2/", None, ct, &body);
+                assert_eq!(resp.status, 401, "{}", what("GET /v2/"));
+                let resp = fx.request("GET", b"/v2/", Some(&fx.admin), ct, &body);
+                assert_eq!(resp.status, 200, "{}", what("GET /v2/"));
                 // Health, metrics and unknown paths.
-                for path in ["/healthz", "/metrics"] {
+                for path in ["/healthz", "/metrics", "/_notary_server/health"] {
                     let resp = fx.request("GET", path.as_bytes(), None, ct, &body);
                     assert_eq!(resp.status, 200, "{}", what(path));
                     let resp = fx.request("POST", path.as_bytes(), None, ct, &body);
@@ -622,7 +627,6 @@ fn hostile_bodies_on_every_other_endpoint() {
                 }
                 for path in [
                     "/",
-                    "/v2/",
                     "/v2",
                     "/v1/acme/app/_trust/tuf/root.json",
                     "/v2/_trust/tuf/root.json",
@@ -634,6 +638,10 @@ fn hostile_bodies_on_every_other_endpoint() {
                         let resp = fx.request(method, path.as_bytes(), Some(&fx.admin), ct, &body);
                         assert_json_4xx(&resp, &what(&format!("{method} {path}")));
                     }
+                }
+                for method in ["POST", "DELETE"] {
+                    let resp = fx.request(method, b"/v2/", Some(&fx.admin), ct, &body);
+                    assert_json_4xx(&resp, &what(&format!("{method} /v2/")));
                 }
             }
             fx.assert_alive(label);

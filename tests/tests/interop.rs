@@ -3,7 +3,8 @@
 //! (in the virtualenv scripts/test.sh creates) and tough's RepositoryLoader.
 
 use tagtrust_tests::{
-    ngclient_lookup, python_with_tuf, random_digest, succeeded, Backend, Cli, TestServer,
+    ngclient_lookup, python_with_tuf, random_digest, succeeded, tough_targets, Backend, Cli,
+    TestServer,
 };
 
 const GUN: &str = "registry.example.com/acme/heavylifter";
@@ -55,31 +56,8 @@ fn python_tuf_ngclient_agrees_with_tagtrust() {
 fn tough_repository_loader_agrees_with_tagtrust() {
     let server = TestServer::spawn(Backend::Sqlite);
     let (_publisher, digest, size, root) = published_twice(&server);
-    let root_bytes = std::fs::read(&root).unwrap();
-    let base = url::Url::parse(&server.tuf_url(GUN)).unwrap();
-    let datastore = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let repo = rt
-        .block_on(
-            // tough never re-reads a stored root: the caller passes the
-            // trusted root each time (here, the publisher's).
-            tough::RepositoryLoader::new(&root_bytes, base.clone(), base)
-                .datastore(datastore.path())
-                .load(),
-        )
-        .expect("tough loads the repository");
-    let (_, target) = repo
-        .targets()
-        .signed
-        .targets_iter()
-        .find(|(name, _)| name.raw() == "latest")
-        .expect("tough finds latest");
-    assert_eq!(target.length, size);
-    assert_eq!(
-        format!("sha256:{}", hex::encode(&target.hashes.sha256)),
-        digest
-    );
+    let found = tough_targets(&std::fs::read(&root).unwrap(), &server.tuf_url(GUN));
+    let (length, sha256) = found.get("latest").expect("tough finds latest");
+    assert_eq!(*length, size);
+    assert_eq!(format!("sha256:{sha256}"), digest);
 }

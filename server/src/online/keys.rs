@@ -53,6 +53,9 @@ impl From<SignerError> for ApiError {
 /// The key that encrypts online keys. Its `Debug` form shows nothing.
 pub(crate) struct MasterKey {
     cipher: Aes256Gcm,
+    /// The key that signs registry bearer tokens, derived from the master
+    /// key so every process sharing a database shares it too.
+    token_secret: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -79,7 +82,23 @@ impl MasterKey {
         }
         let cipher = Aes256Gcm::new_from_slice(bytes)
             .map_err(|_| SignerError::MasterKey("bad key length".into()))?;
-        Ok(MasterKey { cipher })
+        // A separate key by domain separation: a token secret reveals
+        // nothing of the key that seals the online keys.
+        use sha2::{Digest, Sha256};
+        let token_secret = Sha256::new()
+            .chain_update(b"tagtrust registry bearer tokens\0")
+            .chain_update(bytes)
+            .finalize()
+            .into();
+        Ok(MasterKey {
+            cipher,
+            token_secret,
+        })
+    }
+
+    /// The secret registry bearer tokens are signed with (HS256).
+    pub(crate) fn token_secret(&self) -> &[u8; 32] {
+        &self.token_secret
     }
 
     /// The configured key, else the one in `data_dir/master.key`, else a new

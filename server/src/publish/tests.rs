@@ -449,6 +449,13 @@ fn a_bin_is_accepted_alone_with_the_tags_that_hash_into_it() {
     let p = plan(&current, uploads, now()).unwrap();
     assert_eq!(p.store.len(), 1);
     assert_eq!(p.store[0].0, bin);
+    // Snapshot lists the bin by version alone, targets with its hashes.
+    let listed = &p.snapshot_meta[&format!("{bin}.json")];
+    assert_eq!(
+        (listed.version, listed.length, &listed.hashes),
+        (2, None, &None)
+    );
+    assert!(p.snapshot_meta["targets.json"].hashes.is_some());
 }
 
 #[test]

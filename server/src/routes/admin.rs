@@ -1,6 +1,6 @@
 //! Administrative operations on a whole repository.
 
-use crate::auth::{self, Action};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse};
@@ -8,17 +8,19 @@ use serde_json::json;
 use tagtrust_shared::Gun;
 
 /// `DELETE /v2/{gun}/_trust/tuf/`: remove every metadata version and every
-/// server key of the repository (needs `admin`).
+/// server key of the repository (needs `admin`). Deleting what is not
+/// there is a 200 too (`"deleted": false`), as notary-server answers it:
+/// `notary delete --remote` treats anything else as a failure.
 pub async fn delete(
     req: &HttpRequest,
     state: &AppState,
     gun: &Gun,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require(&state.storage, req, Action::Admin, gun.as_str()).await?;
+    state.auth.require(req, Action::Admin, gun.as_str()).await?;
     super::refuse_body(req)?;
-    if !state.storage.delete_repository(gun.as_str()).await? {
-        return Err(ApiError::not_found(format!("no trust data for {gun}")));
+    let deleted = state.storage.delete_repository(gun.as_str()).await?;
+    if deleted {
+        tracing::warn!(gun = %gun, "deleted repository trust data");
     }
-    tracing::warn!(gun = %gun, "deleted repository trust data");
-    Ok(HttpResponse::Ok().json(json!({ "gun": gun.as_str(), "deleted": true })))
+    Ok(HttpResponse::Ok().json(json!({ "gun": gun.as_str(), "deleted": deleted })))
 }

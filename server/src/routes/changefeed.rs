@@ -19,7 +19,10 @@ pub(crate) const PER_GUN_SUFFIX: &str = "/_trust/changefeed";
 /// The global feed: a token is required (the feed names repositories),
 /// and it sees the records of the repositories its scopes cover.
 pub(crate) async fn global(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    let token = auth::token_row(&state.storage, req, "changefeed").await?;
+    let token = state
+        .auth
+        .caller(req, "changefeed", "registry:catalog:*")
+        .await?;
     let globs = auth::pull_globs(&token.scopes);
     let scope = if globs.contains(&"*") {
         FeedScope::All
@@ -41,7 +44,7 @@ pub(crate) async fn repository(
     gun: &Gun,
 ) -> Result<HttpResponse, ApiError> {
     if state.settings.require_pull {
-        auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
+        state.auth.require(req, Action::Pull, gun.as_str()).await?;
     }
     page(req, state, &FeedScope::Gun(gun.as_str().to_string())).await
 }

@@ -23,7 +23,7 @@ struct Params {
 }
 
 pub(crate) async fn list(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    crate::auth::require_metrics(&state.storage, req).await?;
+    state.auth.require_metrics(req).await?;
     let params = actix_web::web::Query::<Params>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("INVALID_QUERY", e.to_string()))?
         .into_inner();

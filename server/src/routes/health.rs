@@ -20,7 +20,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 /// counts of repositories and their expiries are the operator's business.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if state.settings.require_pull {
-        if let Err(e) = crate::auth::require_metrics(&state.storage, &req).await {
+        if let Err(e) = state.auth.require_metrics(&req).await {
             use actix_web::ResponseError;
             return e.error_response();
         }

@@ -3,7 +3,7 @@
 //! (which needs `push`); `POST {role}.key` rotates (adds a new newest key).
 //! What a key is and when a rotation is allowed: [`crate::online::keys`].
 
-use crate::auth::{self, Action};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::online::keys::{self, NewKey};
 use crate::state::AppState;
@@ -36,7 +36,7 @@ pub(crate) async fn key(
     let role = online_role(role)?;
     let storage = &state.storage;
     let (status, key) = if req.method() == Method::POST {
-        auth::require(storage, req, Action::Push, gun.as_str()).await?;
+        state.auth.require(req, Action::Push, gun.as_str()).await?;
         super::refuse_body(req)?;
         let key = keys::add_key(storage, &state.master, gun.as_str(), role, NewKey::Rotation);
         (StatusCode::CREATED, key.await?)
@@ -45,12 +45,12 @@ pub(crate) async fn key(
         // looked up: an unknown GUN and one the caller may not read answer
         // alike.
         if state.settings.require_pull {
-            auth::require(storage, req, Action::Pull, gun.as_str()).await?;
+            state.auth.require(req, Action::Pull, gun.as_str()).await?;
         }
         let key = match storage.latest_key(gun.as_str(), role).await? {
             Some(existing) => existing.public_key,
             None => {
-                auth::require(storage, req, Action::Push, gun.as_str()).await?;
+                state.auth.require(req, Action::Push, gun.as_str()).await?;
                 keys::add_key(storage, &state.master, gun.as_str(), role, NewKey::First).await?
             }
         };

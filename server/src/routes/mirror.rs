@@ -7,7 +7,7 @@
 //! `tagtrust-server import` uses too); nothing is signed.
 
 use super::publish::{read_parts, upload_permit, Limits};
-use crate::auth::{self, Action};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::mirror::{self, ImportRefusal, Offered, StoreError};
 use crate::state::AppState;
@@ -62,7 +62,7 @@ pub(crate) async fn import(
     state: &AppState,
     gun: &Gun,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require(&state.storage, req, Action::Admin, gun.as_str()).await?;
+    state.auth.require(req, Action::Admin, gun.as_str()).await?;
     let _upload = upload_permit(state)?;
     let settings = &state.settings;
     let limits = Limits {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mirror;
 pub mod publish;
 pub mod read;
+pub mod registry;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -114,7 +115,7 @@ pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
 /// middleware as an error: tracing-actix-web would log every 404 (a normal
 /// end of a client's root walk) as a warning. Server faults are logged where
 /// they happen.
-fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
+pub(crate) fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
     use actix_web::ResponseError;
     result.unwrap_or_else(|e| e.error_response())
 }

@@ -2,7 +2,7 @@
 //! limits, then validate, store and re-sign in one transaction holding the
 //! repository lock.
 
-use crate::auth::{self, Action};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::{self, Upload};
@@ -248,7 +248,7 @@ pub(crate) async fn publish(
     state: &AppState,
     gun: &tagtrust_shared::Gun,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require(&state.storage, req, Action::Push, gun.as_str()).await?;
+    state.auth.require(req, Action::Push, gun.as_str()).await?;
     // Bound the publishes reading their bodies at once: each holds up to
     // max_body_bytes in memory for up to body_timeout_secs.
     let _upload = upload_permit(state)?;

@@ -7,7 +7,7 @@
 //! URL.
 
 use super::FileRef;
-use crate::auth::{self, Action};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -39,7 +39,7 @@ pub(crate) async fn metadata(
     file: FileRef,
 ) -> Result<HttpResponse, ApiError> {
     if state.settings.require_pull {
-        auth::require(&state.storage, req, Action::Pull, gun.as_str()).await?;
+        state.auth.require(req, Action::Pull, gun.as_str()).await?;
     }
     let storage = &state.storage;
     let (found, cache) = match &file {

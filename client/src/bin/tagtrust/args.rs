@@ -48,10 +48,13 @@ pub enum Command {
         /// holders have run `root sign`
         #[arg(long)]
         root_threshold: Option<u64>,
-        /// Delegate every tag to N hashed bins (TAP 15; a power of two up to
-        /// 1024), as `bins enable` does
+        /// Delegate every tag to N hashed bins (a power of two up to 1024),
+        /// as `bins enable` does
         #[arg(long, value_name = "N")]
         bins: Option<u64>,
+        /// How targets delegates to the bins (with --bins)
+        #[arg(long, value_enum, default_value_t = BinFormArg::Succinct, requires = "bins")]
+        bin_form: BinFormArg,
     },
     /// Hashed-bin delegations for large tag sets.
     #[command(subcommand)]
@@ -316,7 +319,30 @@ pub enum BinsCommand {
         /// How many bins (a power of two, 2 to 1024)
         #[arg(long, value_name = "N")]
         bins: u64,
+        /// How targets delegates to the bins
+        #[arg(long, value_enum, default_value_t = BinFormArg::Succinct)]
+        bin_form: BinFormArg,
     },
+}
+
+/// `--bin-form`: which clients must read the repository decides it.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BinFormArg {
+    /// TAP 15 succinct_roles: one small delegation (python-tuf, go-tuf,
+    /// RSTUF, tagtrust)
+    Succinct,
+    /// One delegated role per bin with path_hash_prefixes (spec 1.0; tough
+    /// reads only this form)
+    PathHashPrefixes,
+}
+
+impl From<BinFormArg> for tagtrust::bins::BinForm {
+    fn from(arg: BinFormArg) -> Self {
+        match arg {
+            BinFormArg::Succinct => Self::Succinct,
+            BinFormArg::PathHashPrefixes => Self::PathHashPrefixes,
+        }
+    }
 }
 
 #[derive(Subcommand)]

@@ -193,12 +193,16 @@ pub fn bins(report: &tagtrust::bins::BinsReport) -> String {
 }
 
 pub fn tags_set(report: &TagsReport) -> String {
+    let roles: Vec<String> = report
+        .roles
+        .iter()
+        .map(|(role, version)| format!("{} version {version}", E(role)))
+        .collect();
     format!(
-        "{}: {} tags set by {} (targets version {})",
+        "{}: {} tags set by {}",
         E(&report.gun),
         report.tags,
-        E(&report.role),
-        report.targets_version
+        roles.join(", ")
     )
 }
 

@@ -81,10 +81,16 @@ pub fn run(inv: &Invocation, command: Command) -> Result<()> {
             root_keys,
             root_threshold,
             bins,
-        } => repository::init(inv, &gun, &root_key, root_keys, root_threshold, bins),
-        Command::Bins(BinsCommand::Enable { gun, bins }) => {
-            repository::enable_bins(inv, &gun, bins)
+            bin_form,
+        } => {
+            let bins = bins.map(|n| (n, bin_form.into()));
+            repository::init(inv, &gun, &root_key, root_keys, root_threshold, bins)
         }
+        Command::Bins(BinsCommand::Enable {
+            gun,
+            bins,
+            bin_form,
+        }) => repository::enable_bins(inv, &gun, bins, bin_form.into()),
         Command::Root(command) => root::run(inv, command),
         Command::Tag(command) => tags::run(inv, command),
         Command::List { gun } => consumer::list(inv, &gun),

@@ -4,6 +4,7 @@ use super::Invocation;
 use crate::render;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
+use tagtrust::bins::BinForm;
 use tagtrust::keyring::{read_public_keys, refresh_signer};
 use tagtrust_shared::Gun;
 
@@ -13,31 +14,31 @@ pub fn init(
     root_key_files: &[PathBuf],
     root_keys: usize,
     root_threshold: Option<u64>,
-    bins: Option<u64>,
+    bins: Option<(u64, BinForm)>,
 ) -> Result<()> {
     let holders = read_public_keys(root_key_files)?;
     let publisher = inv.publisher()?;
-    if let Some(bins) = bins {
+    if let Some((bins, _)) = bins {
         // Checked before anything is created.
         tagtrust::bins::succinct_roles(bins, &tagtrust_shared::SigningKey::generate())?;
     }
     let report = publisher.init(gun, root_keys, &holders, root_threshold)?;
-    let Some(bins) = bins else {
+    let Some((bins, form)) = bins else {
         return inv.out.print(&report, || render::init(&report));
     };
     if report.root_signatures_needed > 0 {
         inv.out.print(&report, || render::init(&report))?;
         bail!("root v1 is staged, so no bins were made: run `tagtrust bins enable {gun} --bins {bins}` once it is published");
     }
-    let binned = publisher.enable_bins(gun, bins)?;
+    let binned = publisher.enable_bins(gun, bins, form)?;
     inv.out.print(
         &serde_json::json!({ "init": &report, "bins": &binned }),
         || format!("{}\n{}", render::init(&report), render::bins(&binned)),
     )
 }
 
-pub fn enable_bins(inv: &Invocation, gun: &Gun, bins: u64) -> Result<()> {
-    let report = inv.publisher()?.enable_bins(gun, bins)?;
+pub fn enable_bins(inv: &Invocation, gun: &Gun, bins: u64, form: BinForm) -> Result<()> {
+    let report = inv.publisher()?.enable_bins(gun, bins, form)?;
     inv.out.print(&report, || render::bins(&report))
 }
 
