@@ -21,6 +21,9 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("write seed");
 }
 
+/// One uploaded part of a `publish_input` seed: file name and bytes.
+type Part<'a> = (&'a str, &'a [u8]);
+
 fn named(name: &str, bytes: &[u8]) -> Vec<u8> {
     let mut out = name.as_bytes().to_vec();
     out.push(b'\n');
@@ -165,81 +168,61 @@ fn write_corpus() {
     // publish_input: flags byte (bit 0: repository at release 1), then
     // `filename\nbytes` per uploaded part.
     let p = "publish_input";
-    write(
-        p,
-        "first-publish",
-        &join(
-            0,
-            &[
-                &named("root.json", &repo.root1),
-                &named("targets.json", &r1.targets),
-                &named("dev.json", &r1.dev),
-            ],
-        ),
-    );
-    write(
-        p,
-        "rotate-root-and-release2",
-        &join(
-            1,
-            &[
-                &named("root.json", &repo.root2),
-                &named("targets.json", &r2.targets),
-                &named("dev", &r2.dev),
-            ],
-        ),
-    );
-    write(
-        p,
-        "targets-only",
-        &join(1, &[&named("targets.json", &r2.targets)]),
-    );
-    write(
-        p,
-        "delegated-only",
-        &join(1, &[&named("dev.json", &r2.dev)]),
-    );
-    write(
-        p,
-        "succinct-first-publish",
-        &join(
-            0,
-            &[
-                &named("root.json", &repo.root1),
-                &named("targets.json", &repo.succinct_targets),
-            ],
-        ),
-    );
-    write(
-        p,
-        "hostile-names",
-        &join(
-            1,
-            &[
-                &named("timestamp.json", &r2.timestamp),
-                &named("../x", b"{}"),
-                &named(".json", b"{}"),
-                &named("a%2Fb", b"{}"),
-            ],
-        ),
-    );
-    write(
-        p,
-        "duplicate-role",
-        &join(
-            1,
-            &[
-                &named("targets.json", &r2.targets),
-                &named("targets", &r2.targets),
-            ],
-        ),
-    );
     let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-    write(
-        p,
-        "too-deep",
-        &join(0, &[&named("targets.json", deep.as_bytes())]),
-    );
+    let publishes: [(&str, u8, &[Part]); 8] = [
+        (
+            "first-publish",
+            0,
+            &[
+                ("root.json", &repo.root1),
+                ("targets.json", &r1.targets),
+                ("dev.json", &r1.dev),
+            ],
+        ),
+        (
+            "rotate-root-and-release2",
+            1,
+            &[
+                ("root.json", &repo.root2),
+                ("targets.json", &r2.targets),
+                ("dev", &r2.dev),
+            ],
+        ),
+        ("targets-only", 1, &[("targets.json", &r2.targets)]),
+        ("delegated-only", 1, &[("dev.json", &r2.dev)]),
+        (
+            "succinct-first-publish",
+            0,
+            &[
+                ("root.json", &repo.root1),
+                ("targets.json", &repo.succinct_targets),
+            ],
+        ),
+        (
+            "hostile-names",
+            1,
+            &[
+                ("timestamp.json", &r2.timestamp),
+                ("../x", b"{}"),
+                (".json", b"{}"),
+                ("a%2Fb", b"{}"),
+            ],
+        ),
+        (
+            "duplicate-role",
+            1,
+            &[("targets.json", &r2.targets), ("targets", &r2.targets)],
+        ),
+        ("too-deep", 0, &[("targets.json", deep.as_bytes())]),
+    ];
+    for (name, flags, parts) in publishes {
+        let parts: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|(file, bytes)| named(file, bytes))
+            .collect();
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        write(p, name, &join(flags, &parts));
+    }
 
     // names: GUNs, references, tags, role names, `pattern\ntarget`.
     let n = "names";

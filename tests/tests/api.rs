@@ -227,7 +227,7 @@ impl Publisher {
 /// A refused publish (or other request): `status` and error `code`, else
 /// panic with the body. Returns the body.
 #[track_caller]
-fn refused((status, body): (StatusCode, Value), expected: StatusCode, code: &str) -> Value {
+fn assert_refusal((status, body): (StatusCode, Value), expected: StatusCode, code: &str) -> Value {
     assert_eq!((status, error_code(&body)), (expected, code), "{body}");
     body
 }
@@ -519,12 +519,12 @@ fn invalid_uploads_are_refused_and_change_nothing() {
 
         // First publish without root, or without targets.
         let t1 = publisher.targets(Targets::new(1, far()));
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("targets", t1.clone())]),
             StatusCode::BAD_REQUEST,
             "MISSING_ROLE",
         );
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("root", publisher.signed_root(1))]),
             StatusCode::BAD_REQUEST,
             "MISSING_ROLE",
@@ -536,13 +536,13 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         foreign.add_key("timestamp", stranger.public_key());
         foreign.prune_keys();
         let foreign = sign(foreign, &[&publisher.root_keys[0]]);
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("root", foreign), ("targets", t1.clone())]),
             StatusCode::BAD_REQUEST,
             "SERVER_KEYS",
         );
         // A first root at version 2.
-        refused(
+        assert_refusal(
             api.publish(
                 GUN,
                 &[("root", publisher.signed_root(2)), ("targets", t1.clone())],
@@ -689,19 +689,19 @@ fn invalid_uploads_are_refused_and_change_nothing() {
         // Framing problems: too many parts, oversized body and file, wrong
         // field name, not multipart at all.
         let many: Vec<(&str, Vec<u8>)> = (0..1101).map(|_| ("ci", b"{}".to_vec())).collect();
-        refused(
+        assert_refusal(
             api.publish(GUN, &many),
             StatusCode::BAD_REQUEST,
             "TOO_MANY_PARTS",
         );
         let huge = vec![b' '; 9 * 1024 * 1024];
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("targets", huge)]),
             StatusCode::PAYLOAD_TOO_LARGE,
             "TOO_LARGE",
         );
         let big_file = vec![b' '; 5 * 1024 * 1024];
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("targets", big_file)]),
             StatusCode::PAYLOAD_TOO_LARGE,
             "TOO_LARGE",
@@ -1213,7 +1213,7 @@ fn a_robot_cannot_claim_a_sibling_name_in_its_own_delegations() {
             helper.name = "release-helper".into();
             d.roles.as_mut().unwrap().push(helper);
         }
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("targets", publisher.targets(clash))]),
             StatusCode::BAD_REQUEST,
             "AMBIGUOUS_DELEGATION",
@@ -1252,7 +1252,7 @@ fn one_key_listed_twice_is_refused() {
         };
         let targets = publisher.targets(Targets::new(1, far()));
         let before = api.state(GUN);
-        let body = refused(
+        let body = assert_refusal(
             api.publish(
                 GUN,
                 &[("root", two_of_two(1)), ("targets", targets.clone())],
@@ -1265,7 +1265,7 @@ fn one_key_listed_twice_is_refused() {
 
         publisher.init(&api);
         let before = api.state(GUN);
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("root", two_of_two(2))]),
             StatusCode::BAD_REQUEST,
             "DUPLICATE_KEY",
@@ -1280,7 +1280,7 @@ fn one_key_listed_twice_is_refused() {
         let role = &mut d.roles.as_mut().unwrap()[0];
         role.keyids.push(robot_alias);
         role.threshold = 2;
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("targets", publisher.targets(t2))]),
             StatusCode::BAD_REQUEST,
             "DUPLICATE_KEY",
@@ -1324,7 +1324,7 @@ fn target_names_and_key_ids_are_checked() {
         let mut sig = publisher.targets_key.sign(md.canonical_signed());
         sig.keyid = format!("{}\r\u{1b}[2K", &sig.keyid[..60]);
         md.signatures.push(sig);
-        let body = refused(
+        let body = assert_refusal(
             api.publish(GUN, &[("targets", md.to_bytes())]),
             StatusCode::BAD_REQUEST,
             "MALFORMED_METADATA",
@@ -1339,7 +1339,7 @@ fn target_names_and_key_ids_are_checked() {
                 *k = id.to_uppercase();
             }
         }
-        refused(
+        assert_refusal(
             api.publish(GUN, &[("root", sign(root, &[&publisher.root_keys[0]]))]),
             StatusCode::BAD_REQUEST,
             "MALFORMED_METADATA",
