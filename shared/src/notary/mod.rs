@@ -23,8 +23,8 @@ mod tests;
 
 pub use keys::{check_root_certificate, CertificateError, NotaryKey};
 pub use roles::{
-    is_delegation_name, Delegation, Delegations, FileMeta, NotaryRoot, NotarySnapshot,
-    NotaryTargets, NotaryTimestamp, RoleKeys,
+    check_file_meta, file_meta_matches, is_delegation_name, Delegation, Delegations, FileMeta,
+    NotaryRoot, NotarySnapshot, NotaryTargets, NotaryTimestamp, RoleKeys,
 };
 
 use crate::error::{Error, Result};

@@ -6,7 +6,6 @@ use super::NotaryKey;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// A role's keys and threshold in root.
@@ -27,14 +26,10 @@ pub struct NotaryRoot {
     pub roles: BTreeMap<String, RoleKeys>,
 }
 
-/// A file's length and base64 digests (`sha256`, `sha512`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileMeta {
-    pub length: u64,
-    pub hashes: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom: Option<Value>,
-}
+/// A file's length and digests: the same shape as a TUF target entry,
+/// with Notary's base64 digests (`sha256`, `sha512`); see
+/// [`check_file_meta`] and [`file_meta_matches`].
+pub type FileMeta = crate::metadata::TargetFile;
 
 /// One delegation: a `targets/…` role, its keys, threshold and path
 /// prefixes (not globs; `""` is every path).
@@ -141,46 +136,44 @@ pub fn is_delegation_name(name: &str) -> bool {
         && rest.split('/').all(|segment| !segment.is_empty())
 }
 
-impl FileMeta {
-    /// Hashes Notary understands, each of the right length, at least one
-    /// (types.go `CheckValidHashStructures`).
-    pub fn check(&self, role: &str) -> Result<()> {
-        let mut known = 0;
-        for (algorithm, digest) in &self.hashes {
-            let size = match algorithm.as_str() {
-                "sha256" => 32,
-                "sha512" => 64,
-                _ => continue,
-            };
-            use base64::Engine;
-            let ok = super::BASE64
-                .decode(digest)
-                .is_ok_and(|raw| raw.len() == size);
-            if !ok {
-                return Err(schema(
-                    role,
-                    format!("{algorithm} hash is not {size} bytes of base64"),
-                ));
-            }
-            known += 1;
+/// Hashes Notary understands, each of the right length, at least one
+/// (types.go `CheckValidHashStructures`).
+pub fn check_file_meta(meta: &FileMeta, role: &str) -> Result<()> {
+    use base64::Engine;
+    let mut known = 0;
+    for (algorithm, digest) in &meta.hashes {
+        let size = match algorithm.as_str() {
+            "sha256" => 32,
+            "sha512" => 64,
+            _ => continue,
+        };
+        let ok = super::BASE64
+            .decode(digest)
+            .is_ok_and(|raw| raw.len() == size);
+        if !ok {
+            return Err(schema(
+                role,
+                format!("{algorithm} hash is not {size} bytes of base64"),
+            ));
         }
-        if known == 0 {
-            return Err(schema(role, "no sha256 or sha512 hash"));
-        }
-        Ok(())
+        known += 1;
     }
+    if known == 0 {
+        return Err(schema(role, "no sha256 or sha512 hash"));
+    }
+    Ok(())
+}
 
-    /// Do the exact `bytes` match every hash listed?
-    pub fn matches(&self, bytes: &[u8]) -> bool {
-        use base64::Engine;
-        use sha2::{Digest, Sha256, Sha512};
-        self.hashes.iter().all(|(algorithm, digest)| {
-            let actual = match algorithm.as_str() {
-                "sha256" => Sha256::digest(bytes).to_vec(),
-                "sha512" => Sha512::digest(bytes).to_vec(),
-                _ => return true,
-            };
-            super::BASE64.decode(digest).is_ok_and(|d| d == actual)
-        })
-    }
+/// Do the exact `bytes` match every hash `meta` lists?
+pub fn file_meta_matches(meta: &FileMeta, bytes: &[u8]) -> bool {
+    use base64::Engine;
+    use sha2::{Digest, Sha256, Sha512};
+    meta.hashes.iter().all(|(algorithm, digest)| {
+        let actual = match algorithm.as_str() {
+            "sha256" => Sha256::digest(bytes).to_vec(),
+            "sha512" => Sha512::digest(bytes).to_vec(),
+            _ => return true,
+        };
+        super::BASE64.decode(digest).is_ok_and(|d| d == actual)
+    })
 }
