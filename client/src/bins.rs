@@ -178,7 +178,8 @@ impl Publisher {
     /// Re-bin `gun` into `bins` hashed bins in one publish: a new targets
     /// version holding no tags and delegating to the bins, and version 1 of
     /// every bin holding the tags that hash into it. A repository that
-    /// already delegates keeps its delegations (see [`add_bins`]).
+    /// already delegates keeps its delegations, and the bins follow them
+    /// (only in the path-hash-prefixes form).
     pub fn enable_bins(
         &self,
         gun: &Gun,
