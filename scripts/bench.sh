@@ -17,7 +17,9 @@
 #      python-tuf script that signs with the same encrypted targets key;
 #   4. copies timestamp.json and N.targets.json (exact bytes) from the SQLite
 #      server into a static tree served by nginx on a free loopback port;
-#   5. server reads: wrk on timestamp.json and N.targets.json, nginx / SQLite
+#   4b. Debian's notary-server (memory store) with as many tags, published
+#      by the notary CLI (if the notary package is installed);
+#   5. server reads: wrk on timestamp.json and N.targets.json, nginx / notary / SQLite
 #      / PostgreSQL interleaved, $BENCH_ROUNDS rounds;
 #   6. publishes: hyperfine `tagtrust tag set` (end to end) on both servers,
 #      beside `openssl pkey` decrypting the same key file (the PBKDF2 cost
@@ -280,6 +282,34 @@ done
 } > "$OUT/files.txt"
 cat "$OUT/files.txt" >&2
 
+# --- 4b. Debian's notary-server (memory store, local signer) with as many tags -------------
+declare -A TF   # a reader's own name for the targets file, where it differs
+notary_reader=()
+if command -v notary-server >/dev/null && command -v notary >/dev/null; then
+  NPORT=$(free_port)
+  cat > "$W/notary-server.json" <<EOF
+{"server": {"http_addr": "127.0.0.1:$NPORT"}, "trust_service": {"type": "local"},
+ "storage": {"backend": "memory"}, "logging": {"level": "error"}}
+EOF
+  notary-server -config "$W/notary-server.json" >"$OUT/notary-server.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$NPORT/_notary_server/health"
+  export NOTARY_ROOT_PASSPHRASE=$PASS NOTARY_TARGETS_PASSPHRASE=$PASS NOTARY_SNAPSHOT_PASSPHRASE=$PASS
+  notary_cli() { notary -s "http://127.0.0.1:$NPORT" -d "$W/notary-trust" "$@" </dev/null >/dev/null; }
+  log "notary-server: init and $TAGS tags"
+  notary_cli init "$GUN"
+  for i in $(seq 1 "$TAGS"); do
+    notary_cli addhash "$GUN" "tag$i" 1234 --sha256 "$(printf '%064x' "$i")"
+  done
+  notary_cli publish "$GUN"
+  RURL[notary]=http://127.0.0.1:$NPORT/v2/$GUN/_trust/tuf
+  # Notary's snapshot names targets by hash, not version: its by-hash file.
+  TF[notary]=targets.$(curl -fsS "${RURL[notary]}/targets.json" | sha256sum | cut -d' ' -f1).json
+  echo "notary: timestamp.json $(curl -fsS "${RURL[notary]}/timestamp.json" | wc -c) bytes, ${TF[notary]} $(curl -fsS "${RURL[notary]}/${TF[notary]}" | wc -c) bytes" |
+    tee -a "$OUT/files.txt" >&2
+  notary_reader=(notary)
+fi
+
 # The same databases served with both read caches off (the before/after of
 # the in-memory read path): a second process on each.
 nocache=()
@@ -296,14 +326,16 @@ for b in "${backends[@]}"; do
 done
 
 # --- 5. server reads: wrk, interleaved ---------------------------------------------------
-readers=(nginx "${backends[@]}" "${nocache[@]}")
+readers=(nginx "${notary_reader[@]}" "${backends[@]}" "${nocache[@]}")
 for round in $(seq "$ROUNDS"); do
   for f in timestamp.json "$TFILE"; do
     for r in "${readers[@]}"; do
       log "wrk round $round: $r $f (load $(cut -d' ' -f1 /proc/loadavg))"
       echo "load: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT/wrk-$round-$r-${f%%.*}.txt"
       # shellcheck disable=SC2086
-      wrk $WRK_ARGS --latency "${RURL[$r]}/$f" >> "$OUT/wrk-$round-$r-${f%%.*}.txt"
+      file=$f
+      [[ $f == "$TFILE" && -n ${TF[$r]:-} ]] && file=${TF[$r]}
+      wrk $WRK_ARGS --latency "${RURL[$r]}/$file" >> "$OUT/wrk-$round-$r-${f%%.*}.txt"
     done
   done
 done
