@@ -81,7 +81,7 @@ pub fn bins_of(targets: &Targets) -> Option<(SuccinctRoles, BinForm)> {
     let roles = delegations.roles();
     let first = roles
         .iter()
-        .position(|r| r.name.starts_with(BIN_PREFIX) && r.path_hash_prefixes.is_some())?;
+        .position(|r| r.name.starts_with(BIN_PREFIX) && r.is_hash_bin())?;
     let bins = &roles[first..];
     let count = bins.len() as u64;
     if !(2..=MAX_BINS).contains(&count) || !count.is_power_of_two() {
@@ -236,15 +236,15 @@ impl Publisher {
         })
     }
 
-    /// The signers of `tags` in a binned repository, each bin with the tags
-    /// it holds: the bin key this home holds signs them; `None` when `gun`
-    /// has no bins.
+    /// The signers of `tags` in `repo` (as just opened) if it is binned,
+    /// each bin with the tags it holds: the bin key this home holds signs
+    /// them; `None` when it has no bins.
     pub(crate) fn bin_signers<'t>(
         &self,
+        repo: &crate::session::Repository,
         gun: &Gun,
         tags: impl IntoIterator<Item = &'t str>,
     ) -> Result<Option<BinSigners<'t>>, PublishError> {
-        let repo = self.open(gun)?;
         let Some((succinct, _)) = repo
             .updater
             .trusted()

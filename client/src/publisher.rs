@@ -170,11 +170,13 @@ impl Publisher {
     ) -> Result<TagReport, PublishError> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
-        let signer = &self.signer_for(gun, tag, signer)?;
-        let published = self.change_role(gun, signer, &[tag], |targets| {
+        let (signer, opened) = self.signer_for(gun, tag, signer)?;
+        let signer = &signer;
+        let set = |targets: &mut Targets| {
             targets.targets.insert(tag.to_string(), file.clone());
             Ok(())
-        })?;
+        };
+        let published = self.change_role_from(opened, gun, signer, &[tag], set, no_extra)?;
         Ok(TagReport {
             gun: gun.to_string(),
             tag: tag.to_string(),
@@ -203,9 +205,13 @@ impl Publisher {
         }
         let tags: Vec<&str> = files.keys().copied().collect();
         // A binned repository: every bin a tag falls in, in one publish.
-        let by_signer = match signer {
-            Signer::Targets => self.bin_signers(gun, tags.iter().copied())?,
+        let opened = match signer {
+            Signer::Targets => Some(self.open(gun)?),
             Signer::Delegated { .. } => None,
+        };
+        let by_signer = match &opened {
+            Some(repo) => self.bin_signers(repo, gun, tags.iter().copied())?,
+            None => None,
         }
         .map(|bins| bins.into_values().collect())
         .unwrap_or_else(|| vec![(signer.clone(), tags)]);
@@ -230,7 +236,7 @@ impl Publisher {
                 change: edit,
             })
             .collect();
-        let published = self.change_roles(gun, &changes, |_| Ok(Vec::new()))?;
+        let published = self.change_roles(opened, gun, &changes, no_extra)?;
         Ok(TagsReport {
             gun: gun.to_string(),
             tags: files.len(),
@@ -241,29 +247,38 @@ impl Publisher {
     }
 
     /// Who signs `tag`: `signer`, except that the top-level targets role of
-    /// a binned repository signs through the tag's bin.
-    fn signer_for(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<Signer, PublishError> {
+    /// a binned repository signs through the tag's bin; with the repository
+    /// opened to decide that, for the publish to start from.
+    fn signer_for(
+        &self,
+        gun: &Gun,
+        tag: &str,
+        signer: &Signer,
+    ) -> Result<(Signer, Option<Repository>), PublishError> {
         match signer {
-            Signer::Targets => Ok(self
-                .bin_signers(gun, [tag])?
-                .and_then(|bins| bins.into_values().next())
-                .map_or(Signer::Targets, |(bin, _)| bin)),
-            other => Ok(other.clone()),
+            Signer::Targets => {
+                let repo = self.open(gun)?;
+                let bin = self
+                    .bin_signers(&repo, gun, [tag])?
+                    .and_then(|bins| bins.into_values().next());
+                Ok((bin.map_or(Signer::Targets, |(bin, _)| bin), Some(repo)))
+            }
+            other => Ok((other.clone(), None)),
         }
     }
 
     /// Remove `tag` from the role `signer` signs.
     pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport, PublishError> {
-        let signer = &self.signer_for(gun, tag, signer)?;
-        let published = self.change_role(gun, signer, &[tag], |targets| {
-            match targets.targets.remove(tag) {
-                Some(_) => Ok(()),
-                None => Err(PublishError::Refused(format!(
-                    "{gun}:{tag} is not signed by {}",
-                    signer.role()
-                ))),
-            }
-        })?;
+        let (signer, opened) = self.signer_for(gun, tag, signer)?;
+        let signer = &signer;
+        let remove = |targets: &mut Targets| match targets.targets.remove(tag) {
+            Some(_) => Ok(()),
+            None => Err(PublishError::Refused(format!(
+                "{gun}:{tag} is not signed by {}",
+                signer.role()
+            ))),
+        };
+        let published = self.change_role_from(opened, gun, signer, &[tag], remove, no_extra)?;
         Ok(TagReport {
             gun: gun.to_string(),
             tag: tag.to_string(),
@@ -296,7 +311,7 @@ impl Publisher {
         tags: &[&str],
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
     ) -> Result<Published, PublishError> {
-        self.change_role_with(gun, signer, tags, change, |_| Ok(Vec::new()))
+        self.change_role_with(gun, signer, tags, change, no_extra)
     }
 
     /// [`Self::change_role`], publishing with the new version the files
@@ -310,20 +325,37 @@ impl Publisher {
         change: impl Fn(&mut Targets) -> Result<(), PublishError>,
         extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
     ) -> Result<Published, PublishError> {
+        self.change_role_from(None, gun, signer, tags, change, extra)
+    }
+
+    /// [`Self::change_role_with`], the first attempt starting from
+    /// `opened` (a repository just opened to decide who signs), if given.
+    fn change_role_from(
+        &self,
+        opened: Option<Repository>,
+        gun: &Gun,
+        signer: &Signer,
+        tags: &[&str],
+        change: impl Fn(&mut Targets) -> Result<(), PublishError>,
+        extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
+    ) -> Result<Published, PublishError> {
         let change = RoleChange {
             signer: signer.clone(),
             tags: tags.to_vec(),
             change: &change,
         };
-        self.change_roles(gun, &[change], extra)
+        self.change_roles(opened, gun, &[change], extra)
     }
 
     /// Apply every change of `changes` to the verified current metadata of
     /// its role, sign the new versions and publish them, with the files
     /// `extra` picks, as one publish; on conflict start again from the new
-    /// current versions. [`Published::version`] is the first role's.
+    /// current versions. The first attempt starts from `opened`, when given
+    /// (opened a moment ago to decide who signs: not opened twice).
+    /// [`Published::version`] is the first role's.
     pub(crate) fn change_roles(
         &self,
+        mut opened: Option<Repository>,
         gun: &Gun,
         changes: &[RoleChange<'_>],
         extra: impl Fn(&Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError>,
@@ -337,7 +369,10 @@ impl Publisher {
             ..expiry.clone()
         };
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
-            let mut repo = self.open(gun)?;
+            let mut repo = match opened.take() {
+                Some(repo) => repo,
+                None => self.open(gun)?,
+            };
             let mut files = Vec::with_capacity(changes.len());
             let mut versions = BTreeMap::new();
             for RoleChange {
@@ -417,9 +452,7 @@ impl Publisher {
                         delegation.paths.as_deref().unwrap_or_default().join(", ")
                     )));
                 }
-                // A bin: selected by name hash only.
-                let is_bin = delegation.paths.is_none() && delegation.path_hash_prefixes.is_some();
-                (current, is_bin)
+                (current, delegation.is_hash_bin())
             }
         };
         let targets = match current {
@@ -904,6 +937,11 @@ fn prune_delegation_keys(delegations: &mut Delegations) {
         )
         .collect();
     delegations.keys.retain(|id, _| used.contains(id));
+}
+
+/// No files beside the changed roles (the `extra` of most publishes).
+fn no_extra(_: &Repository) -> Result<Vec<(String, Vec<u8>)>, PublishError> {
+    Ok(Vec::new())
 }
 
 /// Sleep a little, longer on each attempt, with jitter so racing publishers

@@ -12,9 +12,9 @@
 //! * `online`: the server's own keys (sealed under the master key), signing
 //!   snapshot and timestamp, the re-sign scheduler and the read path's
 //!   freshness guarantee.
-//! * `auth`: bearer tokens and scopes; `registry_token`: the registry
-//!   bearer tokens (JWTs) this server issues at `/auth/token`; [`tokens`]:
-//!   the `token` subcommands.
+//! * `auth`: bearer tokens and scopes, and (`auth::registry_token`) the
+//!   registry bearer tokens (JWTs) this server issues at `/auth/token`;
+//!   [`tokens`]: the `token` subcommands.
 //! * [`import`]: the `import` subcommand (an air-gapped export, verified like a mirror sync).
 //! * `error`: the API's JSON errors.
 //! * `metrics`: Prometheus metrics.
@@ -32,7 +32,6 @@ pub(crate) mod metrics;
 pub(crate) mod mirror;
 pub(crate) mod online;
 pub mod publish;
-pub(crate) mod registry_token;
 pub(crate) mod routes;
 pub mod startup;
 pub(crate) mod state;

@@ -688,14 +688,7 @@ pub fn plan(
     let bins = effective
         .get("targets")
         .and_then(|t| t.signed.delegations.as_ref());
-    let is_bin = |role: &str| {
-        bins.is_some_and(|d| {
-            d.succinct_roles.as_ref().is_some_and(|s| s.is_bin(role))
-                || d.roles()
-                    .iter()
-                    .any(|r| r.name == role && r.paths.is_none() && r.path_hash_prefixes.is_some())
-        })
-    };
+    let is_bin = |role: &str| bins.is_some_and(|d| d.is_bin(role));
     let mut snapshot_meta = BTreeMap::new();
     for role in effective.keys() {
         let bytes = store

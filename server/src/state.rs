@@ -1,11 +1,11 @@
 //! What every request handler shares, and how it is made at start-up.
 
+use crate::auth::registry_token::RegistryTokens;
 use crate::auth::Auth;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::online::keys::MasterKey;
 use crate::online::Online;
-use crate::registry_token::RegistryTokens;
 use crate::storage::Storage;
 use anyhow::Context;
 

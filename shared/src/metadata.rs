@@ -472,6 +472,12 @@ pub struct DelegatedRole {
 }
 
 impl DelegatedRole {
+    /// Does this role select targets by the hash of their name alone (a
+    /// hashed bin in the explicit `path_hash_prefixes` form)?
+    pub fn is_hash_bin(&self) -> bool {
+        self.paths.is_none() && self.path_hash_prefixes.is_some()
+    }
+
     /// May this role sign `target`?
     pub fn is_delegated_path(&self, target: &str) -> bool {
         crate::pathmatch::is_delegated_path(
@@ -574,6 +580,16 @@ pub struct Delegations {
 impl Delegations {
     pub fn roles(&self) -> &[DelegatedRole] {
         self.roles.as_deref().unwrap_or(&[])
+    }
+
+    /// Is `name` a hashed bin delegated here, in either form (a TAP 15
+    /// succinct bin, or an explicit role selected by name hash alone)?
+    pub fn is_bin(&self, name: &str) -> bool {
+        self.succinct_roles.as_ref().is_some_and(|s| s.is_bin(name))
+            || self
+                .roles()
+                .iter()
+                .any(|r| r.name == name && r.is_hash_bin())
     }
 
     /// Key IDs and threshold for a delegated role name, if delegated here.

@@ -644,7 +644,7 @@ pub fn tough_targets(
 
 /// `tagtrust-tuf-client --metadata-dir MD ARGS…` (the TUF conformance
 /// client); its output.
-pub fn tuf_client(metadata_dir: &Path, args: &[&str]) -> Output {
+pub fn tuf_client<S: AsRef<std::ffi::OsStr>>(metadata_dir: &Path, args: &[S]) -> Output {
     Command::new(bin_path("tagtrust-tuf-client"))
         .arg("--metadata-dir")
         .arg(metadata_dir)

@@ -265,7 +265,11 @@ fn a_tag_list_is_one_publish_of_the_bins_it_touches_and_a_publish_fetches_only_t
         proxy.take_forwarded();
         publisher.tag_set(GUN, "single");
         let bin = succinct.role_for_target("single");
-        let bins_read: Vec<(String, u16)> = fetched(&proxy, &tuf_path)
+        let read = fetched(&proxy, &tuf_path);
+        // The repository is opened once: one timestamp.
+        let timestamps = read.iter().filter(|(f, _)| f == "timestamp.json").count();
+        assert_eq!(timestamps, 1, "{read:?}");
+        let bins_read: Vec<(String, u16)> = read
             .into_iter()
             .filter(|(file, _)| file.contains("bins-"))
             .collect();

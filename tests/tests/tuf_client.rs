@@ -100,13 +100,7 @@ struct Client {
 
 impl Client {
     fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
-        Command::new(bin_path("tagtrust-tuf-client"))
-            .arg("--metadata-dir")
-            .arg(self.md.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tagtrust-tuf-client")
+        tagtrust_tests::tuf_client(self.md.path(), args)
     }
 
     fn refresh(&self) -> Output {

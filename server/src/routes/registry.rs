@@ -4,12 +4,15 @@
 //! tagtrust token (HTTP Basic password, any user name) for a registry
 //! bearer token (see `registry_token`).
 
+use crate::auth::registry_token::{grant, parse_scope};
 use crate::error::ApiError;
-use crate::registry_token::{grant, parse_scope};
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
+
+/// The most `repository:` scopes one token may be asked for.
+const MAX_SCOPES: usize = 32;
 
 /// `GET /v2/`: 200 with any valid bearer token; otherwise 401 with the
 /// challenge that names the realm. A registry client takes the challenge
@@ -59,6 +62,14 @@ async fn issue(
         .flat_map(|(_, v)| v.split(' '))
         .filter_map(parse_scope)
         .collect();
+    // A registry client asks for one or two; each grant is carried in
+    // every request's token.
+    if requested.len() > MAX_SCOPES {
+        return Err(ApiError::bad_request(
+            "TOO_MANY_SCOPES",
+            format!("at most {MAX_SCOPES} scopes per token"),
+        ));
+    }
     let issued = match basic_credentials(req)? {
         None => tokens.issue(
             "anonymous",
@@ -66,11 +77,13 @@ async fn issue(
             grant(&requested, None, !state.settings.require_pull),
         ),
         Some((user, password)) => {
+            if password.len() > 256 {
+                return Err(wrong_password());
+            }
             let row = state
                 .storage
                 .token_by_hash(&crate::auth::hash_token(&password))
                 .await?
-                .filter(|_| password.len() <= 256)
                 .ok_or_else(wrong_password)?;
             tracing::info!(token_id = %row.id, user = %user, "issued a registry bearer token");
             tokens.issue(

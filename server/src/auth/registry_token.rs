@@ -11,7 +11,7 @@
 //! every process on one database accepts every other's. A revoked tagtrust
 //! token's JWTs stay valid until they expire (`token_ttl_secs`, 5 minutes).
 
-use crate::auth::{scopes_allow, Action};
+use super::scopes::{scopes_allow, Action};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tagtrust_shared::Gun;
