@@ -146,6 +146,12 @@ fn the_ping_challenges_and_the_realm_grants_what_the_tagtrust_token_allows() {
             challenge.contains(r#"error="invalid_token""#),
             "{challenge}"
         );
+        // A token is not asked for more than 32 repositories at once.
+        let many: Vec<(&str, String)> = (0..33)
+            .map(|n| ("scope", format!("repository:example.com/r{n}:pull")))
+            .collect();
+        let response = http().get(&realm).query(&many).send().unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         // Tokens for another service are not this realm's.
         let response = http()
             .get(&realm)
