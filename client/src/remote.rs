@@ -117,8 +117,13 @@ impl ServerClient {
                 message: describe_error(&body),
             });
         }
-        resp.json()
-            .map_err(|e| transport(format!("{role} key from {url}"), &e))
+        let body = resp
+            .bytes()
+            .map_err(|e| transport(format!("{role} key from {url}"), &e))?;
+        parse_online_key(&body).map_err(|message| RemoteError::Transport {
+            request: format!("{role} key from {url}"),
+            message,
+        })
     }
 
     /// Upload role files (`(role name, bytes)`) in one atomic publish.
@@ -178,6 +183,19 @@ impl ServerClient {
     }
 }
 
+/// A server's online public key, in either form it answers with:
+/// tagtrust's TUF key JSON (a spec-TUF repository), or Notary's
+/// `{"keytype", "keyval": {"public": base64}}` (a repository not yet
+/// published, whose dialect the server cannot know yet, and Notary ones).
+fn parse_online_key(body: &[u8]) -> Result<PublicKey, String> {
+    if let Ok(key) = serde_json::from_slice::<PublicKey>(body) {
+        return Ok(key);
+    }
+    let key: tagtrust_shared::notary::NotaryKey =
+        serde_json::from_slice(body).map_err(|e| format!("not a public key: {e}"))?;
+    key.to_public_key(key.method()).map_err(|e| e.to_string())
+}
+
 /// `{server}/v2/{gun}/_trust/tuf/`
 pub fn metadata_url(server: &str, gun: &Gun) -> String {
     format!("{}/v2/{gun}/_trust/tuf/", server.trim_end_matches('/'))
@@ -200,4 +218,22 @@ fn describe_error(body: &[u8]) -> String {
             .collect::<String>()
             .replace('\n', " ")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_online_key_is_read_in_either_form() {
+        let key = tagtrust_shared::SigningKey::generate().public_key();
+        let notary = tagtrust_shared::notary::NotaryKey::from_ed25519(&key).unwrap();
+        for body in [
+            serde_json::to_vec(&key).unwrap(),
+            serde_json::to_vec(&notary).unwrap(),
+        ] {
+            let read = super::parse_online_key(&body).unwrap();
+            assert_eq!(read, key);
+            assert_eq!(read.key_id(), key.key_id());
+        }
+        assert!(super::parse_online_key(b"{}").is_err());
+    }
 }

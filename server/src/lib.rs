@@ -3,6 +3,7 @@
 //! * [`configuration`]: command line, TOML file and environment.
 //! * [`startup`]: wiring storage, keys and routes into a running server.
 //! * `state`: what every request handler shares.
+//! * [`dialect`]: the two metadata dialects (spec TUF, Notary v1), one per repository.
 //! * `routes`: HTTP handlers (reads, publish, keys, admin, health).
 //! * [`publish`]: the pure publish core (current files and uploads in, a
 //!   plan or a typed refusal out), reusing `tagtrust_shared` verification.
@@ -25,6 +26,7 @@ pub(crate) mod auth;
 pub(crate) mod cache;
 pub(crate) mod changefeed;
 pub mod configuration;
+pub mod dialect;
 pub(crate) mod error;
 pub(crate) mod file_cache;
 pub mod import;

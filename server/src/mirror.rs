@@ -16,6 +16,7 @@
 //!
 //! [`store_import`] runs it against the database and stores the plan.
 
+use crate::dialect::declared;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tagtrust_shared::hashes::sha256_hex;
@@ -120,22 +121,6 @@ fn untrusted(role: &str, version: u64) -> impl FnOnce(TrustError) -> ImportRefus
         file: file_name(role, version),
         source: Box::new(source),
     }
-}
-
-/// The `_type` and version a metadata file says it is, without trusting it.
-fn declared(bytes: &[u8]) -> Result<(String, u64), String> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        signed: Signed,
-    }
-    #[derive(serde::Deserialize)]
-    struct Signed {
-        #[serde(rename = "_type")]
-        kind: String,
-        version: u64,
-    }
-    let head: Head = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    Ok((head.signed.kind, head.signed.version))
 }
 
 /// The state of the repository after adding `offered` to `held`, verified;

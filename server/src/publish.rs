@@ -14,6 +14,7 @@ use tagtrust_shared::{
     DelegatedRole, Delegations, MetaFile, Metadata, Root, SuccinctRoles, Targets, TopLevelRole,
 };
 
+pub mod notary;
 #[cfg(test)]
 mod tests;
 
@@ -124,6 +125,11 @@ pub enum Check {
     TargetName { target: String },
     /// One key listed under two key IDs.
     DuplicateKey { key_ids: [String; 2] },
+    /// A file of the other metadata dialect (spec TUF or Notary v1) than
+    /// the repository's.
+    WrongDialect,
+    /// A Notary root whose root keys have no valid certificate for the GUN.
+    Certificate,
 }
 
 impl Check {
@@ -143,6 +149,8 @@ impl Check {
             Check::PathNotDelegated { .. } => "PATH_NOT_DELEGATED",
             Check::TargetName { .. } => "INVALID_TARGET_NAME",
             Check::DuplicateKey { .. } => "DUPLICATE_KEY",
+            Check::WrongDialect => "WRONG_DIALECT",
+            Check::Certificate => "CERTIFICATE",
         }
     }
 }
@@ -171,7 +179,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn invalid(role: &str, check: Check, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(role: &str, check: Check, reason: impl Into<String>) -> Self {
         Refusal::Invalid {
             role: role.to_string(),
             check,
@@ -224,6 +232,17 @@ pub fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
         }
     }
     false
+}
+
+/// An uploaded part's filename as a role name, in either dialect (the
+/// repository's dialect is known only under its lock; the plan of that
+/// dialect then checks the name again: [`role_from_filename`] for spec TUF).
+pub fn upload_name(filename: &str) -> Result<String, Refusal> {
+    let role = filename.strip_suffix(".json").unwrap_or(filename);
+    if notary::is_role_name(role) {
+        return Ok(role.to_string());
+    }
+    role_from_filename(filename)
 }
 
 /// Normalise an uploaded part's filename to a role name and check it.

@@ -549,6 +549,20 @@ impl Storage {
         row.as_ref().map(key_from_row).transpose()
     }
 
+    /// A repository's metadata dialect, read without its lock (`None`: no
+    /// such repository, or never published).
+    pub(crate) async fn dialect(&self, gun: &str) -> Result<Option<crate::dialect::Dialect>> {
+        let row = sqlx::query("SELECT dialect FROM repositories WHERE gun = $1")
+            .bind(gun)
+            .fetch_optional(&self.pool)
+            .await?;
+        let dialect: Option<String> = match row {
+            Some(row) => row.try_get("dialect")?,
+            None => None,
+        };
+        Ok(dialect.as_deref().and_then(crate::dialect::Dialect::parse))
+    }
+
     /// Start a write transaction holding `gun`'s lock until commit or drop
     /// (drop rolls back).
     pub async fn lock(&self, gun: &str) -> Result<RepoTx> {
@@ -920,6 +934,28 @@ impl RepoTx {
             .await?
             .try_get("mirrored")?;
         Ok(mirrored != 0)
+    }
+
+    /// The repository's metadata dialect (`None`: never published).
+    pub(crate) async fn dialect(&mut self) -> Result<Option<crate::dialect::Dialect>> {
+        let dialect: Option<String> =
+            sqlx::query("SELECT dialect FROM repositories WHERE gun = $1")
+                .bind(&self.gun)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get("dialect")?;
+        Ok(dialect.as_deref().and_then(crate::dialect::Dialect::parse))
+    }
+
+    /// Fix the repository's dialect (its first publish does).
+    pub(crate) async fn set_dialect(&mut self, dialect: crate::dialect::Dialect) -> Result<()> {
+        self.dirty = true;
+        sqlx::query("UPDATE repositories SET dialect = $1 WHERE gun = $2")
+            .bind(dialect.as_str())
+            .bind(&self.gun)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     /// Make the repository a transparent mirror (see the migration).

@@ -6,6 +6,7 @@
 //! --bins`); `scripts/test.sh` does.
 
 pub mod database;
+pub mod notary;
 pub mod proxy;
 pub mod registry;
 
@@ -322,15 +323,7 @@ impl Cli {
 
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "tagtrust {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        ran_ok(&format!("tagtrust {args:?}"), &self.run(args))
     }
 
     /// Run and require failure; returns stderr.
@@ -739,10 +732,17 @@ pub fn stderr(out: &Output) -> String {
 /// Require a process to have succeeded (failing with its stderr); returns
 /// its stdout.
 pub fn succeeded(out: &Output) -> String {
+    ran_ok("the process", out)
+}
+
+/// Require `what` (its output `out`) to have succeeded, failing with both
+/// of its streams; returns its stdout.
+pub fn ran_ok(what: &str, out: &Output) -> String {
     assert!(
         out.status.success(),
-        "{} failed:\nstderr: {}",
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()

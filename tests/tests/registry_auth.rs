@@ -9,8 +9,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::StatusCode;
-use std::process::{Command, Output, Stdio};
-use tagtrust_tests::{base64, http, stderr, Backend, Cli, TestServer};
+use tagtrust_tests::notary::Notary;
+use tagtrust_tests::{base64, http, Backend, Cli, TestServer};
 
 const GUN: &str = "example.com/acme/app";
 
@@ -180,31 +180,19 @@ fn with_reads_restricted_an_anonymous_grant_reads_nothing() {
     assert_eq!(get(&url, Some(&jwt)).0, StatusCode::OK);
 }
 
-/// The real `notary` CLI against `server`, with its own trust directory
-/// `trust` and `NOTARY_AUTH` for `password` (user `ci`).
-fn notary(server: &TestServer, trust: &std::path::Path, password: &str, args: &[&str]) -> Output {
-    Command::new("/usr/bin/notary")
-        .args(["-s", &server.url, "-d", trust.to_str().unwrap()])
-        .args(args)
-        .env("NOTARY_AUTH", base64(format!("ci:{password}").as_bytes()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run /usr/bin/notary (.ci/run installs the notary package)")
-}
-
 #[test]
 fn the_notary_cli_authenticates_through_the_realm_and_deletes_a_repository() {
     for backend in Backend::all() {
         let server = TestServer::spawn(backend);
         let admin = server.create_token(&["admin:example.com/*"]);
         let push = server.create_token(&["push:example.com/*"]);
-        let trust = tempfile::tempdir().unwrap();
+        let as_push = Notary::new(&server.url, &push);
+        let as_admin = Notary::new(&server.url, &admin);
+        let as_stranger = Notary::new(&server.url, "tt_wrong");
 
         // Past authentication: the CLI learns there is no trust data yet
         // (not "offline", not "unauthorized").
-        let out = notary(&server, trust.path(), &push, &["list", GUN]);
-        assert!(!out.status.success());
-        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        let said = as_push.fails(&["list", GUN]);
         assert!(
             said.contains(&format!("does not have trust data for {GUN}")),
             "{said}"
@@ -223,23 +211,15 @@ fn the_notary_cli_authenticates_through_the_realm_and_deletes_a_repository() {
         assert_eq!(root(), StatusCode::OK);
 
         // A push token may not delete (Notary asks for `*`): nothing changes.
-        let out = notary(&server, trust.path(), &push, &["delete", GUN, "--remote"]);
-        assert!(!out.status.success(), "{}", stderr(&out));
+        as_push.fails(&["delete", GUN, "--remote"]);
         assert_eq!(root(), StatusCode::OK);
         // A wrong password gets no token at all.
-        let out = notary(
-            &server,
-            trust.path(),
-            "tt_wrong",
-            &["delete", GUN, "--remote"],
-        );
-        assert!(!out.status.success());
+        as_stranger.fails(&["delete", GUN, "--remote"]);
         assert_eq!(root(), StatusCode::OK);
 
         // An admin token deletes it; deleting again is not an error.
         for _ in 0..2 {
-            let out = notary(&server, trust.path(), &admin, &["delete", GUN, "--remote"]);
-            assert!(out.status.success(), "{}", stderr(&out));
+            as_admin.ok(&["delete", GUN, "--remote"]);
             assert_eq!(root(), StatusCode::NOT_FOUND);
         }
     }

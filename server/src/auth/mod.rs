@@ -170,6 +170,14 @@ impl Auth {
     }
 }
 
+/// Does the request carry a registry bearer token (a JWT from a token
+/// realm), the credential of Notary and Docker clients, rather than a
+/// tagtrust token? Says which protocol family the client speaks; grants
+/// nothing by itself.
+pub(crate) fn carries_registry_token(req: &HttpRequest) -> bool {
+    authorization(req, "Bearer").flatten().is_some_and(is_jwt)
+}
+
 /// The credentials of the request's `Authorization` header in `scheme`
 /// (`Bearer`, `Basic`; either case of the first letter): `None` without
 /// the header, `Some(None)` when it is not of that scheme or not text.

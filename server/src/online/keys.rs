@@ -13,6 +13,7 @@
 //! [`MAX_PENDING_KEYS`] keys per role may wait for a root to list them, so a
 //! push token cannot fill the database with keys.
 
+use crate::dialect::Dialect;
 use crate::error::ApiError;
 use crate::storage::{OnlineKeyRow, RepoTx, Storage};
 use actix_web::http::StatusCode;
@@ -21,6 +22,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use serde_json::json;
 use std::path::Path;
+use tagtrust_shared::notary::{NotaryRoot, NotarySigned};
 use tagtrust_shared::{Metadata, PublicKey, Root, SigningKey, TopLevelRole};
 
 const NONCE_LEN: usize = 12;
@@ -268,15 +270,10 @@ async fn check_rotation(repo: &mut RepoTx, role: TopLevelRole) -> Result<(), Api
                 ),
             )
         })?;
-    let root = Metadata::<Root>::from_bytes(&root.bytes)
+    let root_keys = root_keys(&root.bytes, repo.dialect().await?)
         .map_err(|e| ApiError::internal(format!("stored root does not parse: {e}")))?;
     let keys = repo.keys(role).await?;
-    let listed = |row: &OnlineKeyRow| {
-        root.signed
-            .keys
-            .values()
-            .any(|k| k.same_key(&row.public_key))
-    };
+    let listed = |row: &OnlineKeyRow| root_keys.iter().any(|k| k.same_key(&row.public_key));
     let pending = keys.iter().rev().take_while(|row| !listed(row)).count();
     if pending >= MAX_PENDING_KEYS {
         return Err(ApiError::new(
@@ -292,6 +289,23 @@ async fn check_rotation(repo: &mut RepoTx, role: TopLevelRole) -> Result<(), Api
         ));
     }
     Ok(())
+}
+
+/// Every key a stored root lists, in its dialect.
+fn root_keys(
+    bytes: &[u8],
+    dialect: Option<Dialect>,
+) -> Result<Vec<PublicKey>, tagtrust_shared::Error> {
+    if dialect == Some(Dialect::Notary) {
+        let root: NotaryRoot = NotarySigned::from_bytes(bytes)?.parse("Root")?;
+        return Ok(root
+            .keys
+            .values()
+            .filter_map(|key| key.to_public_key(key.method()).ok())
+            .collect());
+    }
+    let root = Metadata::<Root>::from_bytes(bytes)?;
+    Ok(root.signed.keys.into_values().collect())
 }
 
 #[cfg(test)]

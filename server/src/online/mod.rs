@@ -1,5 +1,6 @@
 //! Online roles: the keys the server holds for timestamp and snapshot
-//! ([`keys`]), signing new versions of those roles ([`signing`]), re-signing
+//! ([`keys`]), signing new versions of those roles ([`signing`]; in Notary's
+//! dialect [`notary_signing`]), re-signing
 //! them before they expire ([`scheduler`]) and the read path's guarantee
 //! never to serve one about to expire ([`fresh`]).
 //!
@@ -9,6 +10,7 @@
 
 pub(crate) mod fresh;
 pub(crate) mod keys;
+pub(crate) mod notary_signing;
 pub(crate) mod scheduler;
 pub(crate) mod signing;
 

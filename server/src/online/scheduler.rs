@@ -13,14 +13,17 @@
 //! Reading `timestamp.json` goes through [`super::fresh::current`]: a safety
 //! net that re-signs on the spot only when the scheduler is late.
 
+use super::notary_signing;
 use super::signing::{self, Signed, SnapshotUpdate};
 use super::Online;
 use crate::configuration::Settings;
+use crate::dialect::Dialect;
 use crate::error::ApiError;
 use crate::storage::{ResignDue, StoredFile};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tagtrust_shared::metadata::signed_at;
+use tagtrust_shared::notary::{NotaryRoot, NotarySigned, NotarySnapshot};
 use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp, TopLevelRole};
 
 /// What a re-sign attempt did.
@@ -105,6 +108,14 @@ fn expires(file: &StoredFile) -> Result<DateTime<Utc>, ApiError> {
         .ok_or_else(|| stored_error(&file.role, "no valid signed.expires"))
 }
 
+/// Point the next timestamp at the stored snapshot `file`, in either dialect.
+fn keep<M>(file: &StoredFile) -> SnapshotUpdate<M> {
+    SnapshotUpdate::Keep {
+        version: file.version,
+        bytes: file.bytes.to_vec(),
+    }
+}
+
 /// Under `gun`'s lock: if its timestamp or snapshot is within its margin,
 /// sign the next snapshot (same meta, when the snapshot is due) and the next
 /// timestamp, exactly as a publish does, and commit.
@@ -133,7 +144,30 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
             .resign_margin(role)
             .max(read_window(settings, role))
     };
-    let snapshot_due = is_due(expires(snapshot)?, now, margin(SnapshotRole));
+    let dialect = repo.dialect().await?;
+    let notary_root = match dialect {
+        Some(Dialect::Notary) => Some(
+            NotarySigned::from_bytes(&root.bytes)
+                .and_then(|signed| signed.parse::<NotaryRoot>("Root"))
+                .map_err(|e| stored_error(&root.role, e))?,
+        ),
+        _ => None,
+    };
+    // A Notary publisher may keep the snapshot key: then only the
+    // timestamp is the server's to re-sign.
+    let snapshot_is_ours = match &notary_root {
+        Some(root) => {
+            let keys: Vec<_> = repo
+                .keys(SnapshotRole)
+                .await?
+                .into_iter()
+                .map(|k| k.public_key)
+                .collect();
+            crate::publish::notary::server_holds_snapshot_key(root, &keys)
+        }
+        None => true,
+    };
+    let snapshot_due = snapshot_is_ours && is_due(expires(snapshot)?, now, margin(SnapshotRole));
     let timestamp_expires = expires(timestamp)?;
     let timestamp_due = snapshot_due
         || is_due(timestamp_expires, now, margin(TimestampRole))
@@ -148,31 +182,36 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     if !timestamp_due {
         return Ok(Outcome::NotDue);
     }
-    let root =
-        Metadata::<Root>::from_bytes(&root.bytes).map_err(|e| stored_error(&root.role, e))?;
-    let update = if snapshot_due {
-        let md = Metadata::<Snapshot>::from_bytes(&snapshot.bytes)
-            .map_err(|e| stored_error(&snapshot.role, e))?;
-        SnapshotUpdate::New {
-            version: snapshot.version + 1,
-            meta: md.signed.meta,
-        }
+    let (master, next) = (online.master, timestamp.version + 1);
+    let signed = if let Some(root) = &notary_root {
+        let update = if snapshot_due {
+            let md = NotarySigned::from_bytes(&snapshot.bytes)
+                .and_then(|signed| signed.parse::<NotarySnapshot>("Snapshot"))
+                .map_err(|e| stored_error(&snapshot.role, e))?;
+            SnapshotUpdate::New {
+                version: snapshot.version + 1,
+                meta: md.meta,
+            }
+        } else {
+            keep(snapshot)
+        };
+        notary_signing::sign_and_store(&mut repo, master, settings, root, update, next, now).await?
     } else {
-        SnapshotUpdate::Keep {
-            version: snapshot.version,
-            bytes: snapshot.bytes.to_vec(),
-        }
+        let root =
+            Metadata::<Root>::from_bytes(&root.bytes).map_err(|e| stored_error(&root.role, e))?;
+        let update = if snapshot_due {
+            let md = Metadata::<Snapshot>::from_bytes(&snapshot.bytes)
+                .map_err(|e| stored_error(&snapshot.role, e))?;
+            SnapshotUpdate::New {
+                version: snapshot.version + 1,
+                meta: md.signed.meta,
+            }
+        } else {
+            keep(snapshot)
+        };
+        signing::sign_and_store(&mut repo, master, settings, &root.signed, update, next, now)
+            .await?
     };
-    let signed = signing::sign_and_store(
-        &mut repo,
-        online.master,
-        settings,
-        &root.signed,
-        update,
-        timestamp.version + 1,
-        now,
-    )
-    .await?;
     repo.commit().await?;
     let resigns = &online.metrics.resigns;
     if signed.snapshot_version.is_some() {

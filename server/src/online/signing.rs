@@ -12,15 +12,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
 use tagtrust_shared::metadata::{set_signed_at, Role};
-use tagtrust_shared::{MetaFile, Metadata, Root, Snapshot, Timestamp, TopLevelRole};
+use tagtrust_shared::{MetaFile, Metadata, PublicKey, Root, Snapshot, Timestamp, TopLevelRole};
 
-/// What the new timestamp points at.
-pub(crate) enum SnapshotUpdate {
+/// What the new timestamp points at. `M` is the snapshot's `meta` in the
+/// repository's dialect.
+pub(crate) enum SnapshotUpdate<M = BTreeMap<String, MetaFile>> {
     /// Sign and store a new snapshot with this version and meta.
-    New {
-        version: u64,
-        meta: BTreeMap<String, MetaFile>,
-    },
+    New { version: u64, meta: M },
     /// Keep the stored snapshot (its version and exact bytes).
     Keep { version: u64, bytes: Vec<u8> },
 }
@@ -45,23 +43,36 @@ fn online_signers<'a>(
     let role_keys = root
         .role_keys(role.as_str())
         .map_err(|e| ApiError::invalid_role("SIGNATURE", root_role, format!("{root_role}: {e}")))?;
+    let listed = role_keys
+        .keyids
+        .iter()
+        .filter_map(|id| Some((id.clone(), root.keys.get(id)?.clone())));
+    match_server_keys(role, listed, role_keys.threshold, server_keys)
+}
+
+/// Of the keys a root lists for online `role` (key ID, public key), those
+/// the server holds, paired with its key; refused unless they meet
+/// `threshold`. Both dialects' roots come here.
+pub(crate) fn match_server_keys(
+    role: TopLevelRole,
+    listed: impl IntoIterator<Item = (String, PublicKey)>,
+    threshold: u64,
+    server_keys: &[OnlineKeyRow],
+) -> Result<Vec<(String, &OnlineKeyRow)>, ApiError> {
+    let root_role = TopLevelRole::Root.as_str();
     let mut signers = Vec::new();
-    for listed in &role_keys.keyids {
-        let Some(public) = root.keys.get(listed) else {
-            continue;
-        };
-        if let Some(ours) = server_keys.iter().find(|k| k.public_key.same_key(public)) {
-            signers.push((listed.clone(), ours));
+    for (listed, public) in listed {
+        if let Some(ours) = server_keys.iter().find(|k| k.public_key.same_key(&public)) {
+            signers.push((listed, ours));
         }
     }
-    if signers.is_empty() || (signers.len() as u64) < role_keys.threshold {
+    if signers.is_empty() || (signers.len() as u64) < threshold {
         let ours: Vec<&str> = server_keys.iter().map(|k| k.key_id.as_str()).collect();
         return Err(ApiError::bad_request(
             "SERVER_KEYS",
             format!(
-                "root must list the server's {role} key (GET {role}.key) with threshold {} met by server keys; \
+                "root must list the server's {role} key (GET {role}.key) with threshold {threshold} met by server keys; \
                  it lists {} of them",
-                role_keys.threshold,
                 signers.len()
             ),
         )
@@ -93,8 +104,12 @@ fn metadata_error(e: tagtrust_shared::Error) -> ApiError {
     ApiError::internal(format!("cannot build server metadata: {e}"))
 }
 
-fn expiry(now: DateTime<Utc>, settings: &Settings, role: TopLevelRole) -> DateTime<Utc> {
-    let lifetime = settings.lifetime(role);
+pub(crate) fn expiry(now: DateTime<Utc>, settings: &Settings, role: TopLevelRole) -> DateTime<Utc> {
+    after(now, settings.lifetime(role))
+}
+
+/// `now` plus `lifetime` (saturating far in the future).
+pub(crate) fn after(now: DateTime<Utc>, lifetime: std::time::Duration) -> DateTime<Utc> {
     now + chrono::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2))
 }
 

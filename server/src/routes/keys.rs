@@ -4,12 +4,14 @@
 //! What a key is and when a rotation is allowed: [`crate::online::keys`].
 
 use crate::auth::Action;
+use crate::dialect::Dialect;
 use crate::error::ApiError;
 use crate::online::keys::{self, NewKey};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
+use tagtrust_shared::notary::NotaryKey;
 use tagtrust_shared::{Gun, TopLevelRole};
 
 /// The online role a `{role}.key` path names, or why the server has no such key.
@@ -56,6 +58,23 @@ pub(crate) async fn key(
         };
         (StatusCode::OK, key)
     };
+    // A repository has no dialect before its first publish, and the notary
+    // CLI asks for the timestamp key then (`notary init`): a request with a
+    // registry bearer token (what Notary clients send) gets Notary's key
+    // form, and a rotation answers 200, the only success the notary CLI
+    // takes; Notary repositories always get that. tagtrust's client reads
+    // both forms.
+    let notary = match state.storage.dialect(gun.as_str()).await? {
+        Some(dialect) => dialect == Dialect::Notary,
+        None => crate::auth::carries_registry_token(req),
+    };
+    if notary {
+        let notary = NotaryKey::from_ed25519(&key)
+            .ok_or_else(|| ApiError::internal("an online key is not ed25519"))?;
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(notary));
+    }
     Ok(HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(key))

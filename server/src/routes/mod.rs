@@ -72,9 +72,18 @@ fn parse_file(stem: &str) -> Result<FileRef, ApiError> {
     } else {
         FileRef::Current(stem.to_string())
     };
-    tagtrust_shared::pathmatch::validate_role_name(file.role())
-        .map_err(|e| invalid_role(file.role(), e))?;
+    validate_role(file.role())?;
     Ok(file)
+}
+
+/// A role name in a path: a spec-TUF one (no `/`), or a Notary delegation
+/// (`targets/…`, which has). Which a repository holds is its dialect's
+/// business: a name of the other dialect is simply not found there.
+fn validate_role(role: &str) -> Result<(), ApiError> {
+    if tagtrust_shared::notary::is_delegation_name(role) {
+        return Ok(());
+    }
+    tagtrust_shared::pathmatch::validate_role_name(role).map_err(|e| invalid_role(role, e))
 }
 
 fn parse_gun(gun: &str) -> Result<Gun, ApiError> {
@@ -100,7 +109,7 @@ pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
         .decode_utf8()
         .map_err(|_| ApiError::bad_request("INVALID_ROLE", "file name is not UTF-8"))?;
     if let Some(role) = decoded.strip_suffix(".key") {
-        tagtrust_shared::pathmatch::validate_role_name(role).map_err(|e| invalid_role(role, e))?;
+        validate_role(role)?;
         return Ok((gun, Target::Key(role.to_string())));
     }
     if let Some(stem) = decoded.strip_suffix(".json") {
@@ -255,6 +264,15 @@ mod tests {
             file("/v2/a/_trust/tuf/timestamp.key"),
             Target::Key("timestamp".into())
         );
+        // Notary's delegations have slashes in their names.
+        assert_eq!(
+            file(&format!("/v2/a/_trust/tuf/targets/releases.{hash}.json")),
+            Target::File(FileRef::Sha256("targets/releases".into(), hash.clone()))
+        );
+        assert_eq!(
+            file("/v2/a/_trust/tuf/3.targets/a/b.json"),
+            Target::File(FileRef::Version("targets/a/b".into(), 3))
+        );
     }
 
     #[test]
@@ -295,6 +313,9 @@ mod tests {
             "/v2//_trust/tuf/root.json",
             "/v2/a/_trust/tuf/%2E%2E.json",
             "/v2/a/_trust/tuf/x%2Fy.json",
+            "/v2/a/_trust/tuf/targets/.json",
+            "/v2/a/_trust/tuf/targets//x.json",
+            "/v2/a/_trust/tuf/targets/A.json",
             "/v2/a/_trust/tuf/.json",
         ] {
             let err = parse_path(bad).unwrap_err();

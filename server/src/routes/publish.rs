@@ -3,8 +3,11 @@
 //! repository lock.
 
 use crate::auth::Action;
+use crate::dialect::Dialect;
 use crate::error::ApiError;
+use crate::online::notary_signing;
 use crate::online::signing::{self, SnapshotUpdate};
+use crate::publish::notary::SnapshotStep;
 use crate::publish::{self, Upload};
 use crate::state::AppState;
 use actix_multipart::Multipart;
@@ -179,46 +182,114 @@ async fn parse_multipart<N: std::fmt::Display>(
     Ok(uploads)
 }
 
+/// Validate and store `uploads` and sign what the server signs, in one
+/// transaction under the repository's lock, in the repository's dialect
+/// (for a first publish, the uploaded root's).
 async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Value, ApiError> {
     let mut repo = state.storage.lock(gun).await?;
     if repo.is_mirrored().await? {
         return Err(ApiError::mirrored(gun));
     }
+    let stored_dialect = repo.dialect().await?;
+    let dialect = stored_dialect.unwrap_or_else(|| {
+        uploads
+            .iter()
+            .find(|u| u.role == TopLevelRole::Root.as_str())
+            .and_then(|u| Dialect::of_file(&u.bytes))
+            .unwrap_or(Dialect::Tuf)
+    });
+    if let Some(other) = uploads
+        .iter()
+        .find(|u| Dialect::of_file(&u.bytes).is_some_and(|d| d != dialect))
+    {
+        return Err(publish::Refusal::invalid(
+            &other.role,
+            publish::Check::WrongDialect,
+            format!(
+                "{gun} is a {dialect} repository, and {} is written in the other dialect",
+                other.role
+            ),
+        )
+        .into());
+    }
     let now = chrono::Utc::now();
     let files = repo.current_files().await?;
-    let current = publish::CurrentRepository::from_files(
-        files
-            .iter()
-            .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
-    )
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    let plan = publish::plan(&current, uploads, now)?;
+    let files = files
+        .iter()
+        .map(|f| (f.role.as_str(), f.version, &f.bytes[..]));
+    let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
     let mut versions = Map::new();
-    for (role, version, bytes) in &plan.store {
-        repo.insert_metadata(role, *version, bytes).await?;
-        versions.insert(role.clone(), json!(version));
+    let signed = match dialect {
+        Dialect::Tuf => {
+            for upload in &uploads {
+                publish::role_from_filename(&upload.role)?;
+            }
+            let current = publish::CurrentRepository::from_files(files).map_err(corrupt)?;
+            let plan = publish::plan(&current, uploads, now)?;
+            for (role, version, bytes) in &plan.store {
+                repo.insert_metadata(role, *version, bytes).await?;
+                versions.insert(role.clone(), json!(version));
+            }
+            let snapshot = SnapshotUpdate::New {
+                version: plan.snapshot_version,
+                meta: plan.snapshot_meta,
+            };
+            let (master, settings) = (&state.master, &state.settings);
+            let root = &plan.root.signed;
+            signing::sign_and_store(
+                &mut repo,
+                master,
+                settings,
+                root,
+                snapshot,
+                plan.timestamp_version,
+                now,
+            )
+            .await?
+        }
+        Dialect::Notary => {
+            let current = publish::notary::NotaryCurrent::from_files(files).map_err(corrupt)?;
+            let snapshot_keys: Vec<_> = repo
+                .keys(TopLevelRole::Snapshot)
+                .await?
+                .into_iter()
+                .map(|k| k.public_key)
+                .collect();
+            let plan = publish::notary::plan(&current, gun, uploads, &snapshot_keys, now)?;
+            for (role, version, bytes) in &plan.store {
+                repo.insert_metadata(role, *version, bytes).await?;
+                versions.insert(role.clone(), json!(version));
+            }
+            let snapshot = match plan.snapshot {
+                // Stored above with the other uploads.
+                SnapshotStep::Uploaded { version, bytes } => {
+                    SnapshotUpdate::Keep { version, bytes }
+                }
+                SnapshotStep::Generate { version, meta } => SnapshotUpdate::New { version, meta },
+            };
+            let (master, settings) = (&state.master, &state.settings);
+            notary_signing::sign_and_store(
+                &mut repo,
+                master,
+                settings,
+                &plan.root,
+                snapshot,
+                plan.timestamp_version,
+                now,
+            )
+            .await?
+        }
+    };
+    if stored_dialect.is_none() {
+        repo.set_dialect(dialect).await?;
     }
-    signing::sign_and_store(
-        &mut repo,
-        &state.master,
-        &state.settings,
-        &plan.root.signed,
-        SnapshotUpdate::New {
-            version: plan.snapshot_version,
-            meta: plan.snapshot_meta,
-        },
-        plan.timestamp_version,
-        now,
-    )
-    .await?;
     repo.commit().await?;
-    versions.insert(
-        TopLevelRole::Snapshot.to_string(),
-        json!(plan.snapshot_version),
-    );
+    if let Some(version) = signed.snapshot_version {
+        versions.insert(TopLevelRole::Snapshot.to_string(), json!(version));
+    }
     versions.insert(
         TopLevelRole::Timestamp.to_string(),
-        json!(plan.timestamp_version),
+        json!(signed.timestamp_version),
     );
     Ok(json!({ "gun": gun, "versions": versions }))
 }
@@ -257,7 +328,7 @@ pub(crate) async fn publish(
         payload,
         &state.settings,
         Limits::publish(&state.settings),
-        |filename| Ok(publish::role_from_filename(filename)?),
+        |filename| Ok(publish::upload_name(filename)?),
     )
     .await
     .map(|parts| {

@@ -20,12 +20,14 @@ mod keys;
 mod roles;
 #[cfg(test)]
 mod tests;
+mod write;
 
-pub use keys::{check_root_certificate, CertificateError, NotaryKey};
+pub use keys::{check_root_certificate, CertificateError, NotaryKey, NotaryKeyVal};
 pub use roles::{
     check_file_meta, file_meta_matches, is_delegation_name, Delegation, Delegations, FileMeta,
     NotaryRoot, NotarySnapshot, NotaryTargets, NotaryTimestamp, RoleKeys,
 };
+pub use write::{describe, signed_file};
 
 use crate::error::{Error, Result};
 use crate::metadata::Signature;

@@ -1,0 +1,105 @@
+//! The real Notary v1 CLI (Debian's `notary` 0.7, which `.ci/run` installs)
+//! as a test user: its own trust directory, a tagtrust token as its
+//! `NOTARY_AUTH` password (user `ci`), and fixed key passphrases so it never
+//! prompts.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// One `notary` user: a trust directory (like `~/.docker/trust`) talking to
+/// one server.
+pub struct Notary {
+    /// Shared by the views [`Notary::with_password`] makes.
+    pub trust: std::sync::Arc<tempfile::TempDir>,
+    pub server: String,
+    pub password: String,
+}
+
+impl Notary {
+    pub fn new(server_url: &str, password: &str) -> Notary {
+        Notary {
+            trust: std::sync::Arc::new(tempfile::tempdir().unwrap()),
+            server: server_url.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// The same user (trust directory and keys) with other credentials.
+    pub fn with_password(&self, password: &str) -> Notary {
+        Notary {
+            trust: self.trust.clone(),
+            server: self.server.clone(),
+            password: password.to_string(),
+        }
+    }
+
+    pub fn trust_dir(&self) -> &Path {
+        self.trust.path()
+    }
+
+    /// The command, with server, trust directory, credentials and the
+    /// passphrases of every key kind set.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("/usr/bin/notary");
+        cmd.args(["-s", &self.server, "-d", self.trust_dir().to_str().unwrap()])
+            .env(
+                "NOTARY_AUTH",
+                crate::base64(format!("ci:{}", self.password).as_bytes()),
+            )
+            .stdin(Stdio::null());
+        for role in ["ROOT", "TARGETS", "SNAPSHOT", "DELEGATION"] {
+            cmd.env(
+                format!("NOTARY_{role}_PASSPHRASE"),
+                "notary test passphrase",
+            );
+        }
+        cmd
+    }
+
+    /// Run with `args`, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .expect("run /usr/bin/notary (.ci/run installs the notary package)")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        crate::ran_ok(&format!("notary {args:?}"), &self.run(args))
+    }
+
+    /// Run and require failure; returns stdout and stderr together.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success(),
+            "notary {args:?} unexpectedly succeeded:\n{said}"
+        );
+        said
+    }
+
+    /// `notary list GUN` as (name, hex sha256, size, role) rows.
+    pub fn list(&self, gun: &str) -> Vec<(String, String, u64, String)> {
+        let out = self.ok(&["list", gun]);
+        out.lines()
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                match cols[..] {
+                    [name, digest, size, role] if digest.len() == 64 => Some((
+                        name.to_string(),
+                        digest.to_string(),
+                        size.parse().ok()?,
+                        role.to_string(),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
