@@ -64,6 +64,29 @@ impl Notary {
             .expect("run /usr/bin/notary (.ci/run installs the notary package)")
     }
 
+    /// Run with `args`, `input` on its standard input; require success.
+    pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run /usr/bin/notary");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        crate::ran_ok(
+            &format!("notary {args:?}"),
+            &child.wait_with_output().unwrap(),
+        )
+    }
+
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         crate::ran_ok(&format!("notary {args:?}"), &self.run(args))

@@ -3,14 +3,19 @@
 //! registry token flow, and a second trust directory reads it: init, add,
 //! addhash, publish, list, lookup, verify, remove, witness, the server
 //! taking over the snapshot key (`key rotate GUN snapshot -r`) and a new
-//! timestamp key (`key rotate GUN timestamp -r`); a publish with a
-//! read-only token is refused and changes nothing. On SQLite and PostgreSQL.
+//! timestamp key (`key rotate GUN timestamp -r`), delegations to x509
+//! certificates with a delegate publishing from its own trust directory,
+//! root key rotation followed by a consumer, the scheduler re-signing; a
+//! publish with a read-only token and hostile uploads (either dialect sent
+//! to the other's repository, an old version, a broken signature) are
+//! refused and change nothing. On SQLite and PostgreSQL.
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use tagtrust_tests::notary::Notary;
-use tagtrust_tests::{http, random_digest, Backend, TestServer};
+use tagtrust_tests::{files_form, http, random_digest, Backend, Cli, TestServer, SHORT_EXPIRY};
 
 const GUN: &str = "example.com/acme/app";
 
@@ -137,5 +142,271 @@ fn the_notary_cli_publishes_and_a_second_trust_directory_reads_it() {
         reader.fails(&["publish", GUN]);
         assert_eq!(current(&server, "timestamp"), before);
         assert_eq!(names(&consumer.list(GUN)), ["latest", "v2"]);
+    }
+}
+
+/// A manifest file in `dir` and its hex sha256.
+fn manifest(dir: &Path) -> (String, String) {
+    let bytes = b"{\"schemaVersion\":2,\"layers\":[]}\n";
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, bytes).unwrap();
+    (
+        path.to_str().unwrap().to_string(),
+        hex::encode(Sha256::digest(bytes)),
+    )
+}
+
+/// A self-signed ECDSA P-256 certificate and its unencrypted PKCS#8 key,
+/// as a delegate would bring them (`openssl`).
+fn delegate_certificate(dir: &Path) -> (String, String) {
+    let (key, cert) = (dir.join("ci.key"), dir.join("ci.crt"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=ci-bot", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        key.to_str().unwrap().to_string(),
+        cert.to_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let push = server.create_token(&["push:example.com/*"]);
+        let pull = server.create_token(&["pull:example.com/*"]);
+        let admin = server.create_token(&["admin:example.com/*"]);
+        let publisher = Notary::new(&server.url, &push);
+        let owner = publisher.with_password(&admin);
+        let delegate = Notary::new(&server.url, &push);
+        let consumer = Notary::new(&server.url, &pull);
+        let work = tempfile::tempdir().unwrap();
+        let (manifest, manifest_hex) = manifest(work.path());
+        let (key, cert) = delegate_certificate(work.path());
+
+        publisher.ok(&["init", GUN]);
+        publisher.ok(&["add", GUN, "v1", &manifest]);
+        publisher.ok(&["publish", GUN]);
+        // The delegate signs no snapshot: the server takes it over.
+        owner.ok(&["key", "rotate", GUN, "snapshot", "-r"]);
+        assert_eq!(names(&consumer.list(GUN)), ["v1"]);
+
+        let releases = "targets/releases";
+        publisher.ok(&[
+            "delegation",
+            "add",
+            GUN,
+            releases,
+            &cert,
+            "--paths",
+            "releases/",
+            "-p",
+        ]);
+        let listed = publisher.ok(&["delegation", "list", GUN]);
+        assert!(
+            listed.contains(releases) && listed.contains("releases/"),
+            "{listed}"
+        );
+        delegate.ok(&["key", "import", &key, "--role", releases, "--gun", GUN]);
+        delegate.ok(&["add", GUN, "releases/1.0", &manifest, "--roles", releases]);
+        delegate.ok(&["publish", GUN]);
+        let rows = consumer.list(GUN);
+        assert_eq!(names(&rows), ["releases/1.0", "v1"], "{rows:?}");
+        assert_eq!(
+            (rows[0].1.as_str(), rows[0].3.as_str()),
+            (manifest_hex.as_str(), releases)
+        );
+        // Served under its name, slash and all, and by checksum.
+        let delegated = http()
+            .get(format!("{}{releases}.json", server.tuf_url(GUN)))
+            .send()
+            .unwrap();
+        assert_eq!(delegated.status(), StatusCode::OK);
+        let delegated = delegated.bytes().unwrap();
+        let by_hash = http()
+            .get(format!(
+                "{}{releases}.{}.json",
+                server.tuf_url(GUN),
+                hex::encode(Sha256::digest(&delegated))
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(by_hash.bytes().unwrap(), delegated);
+
+        // A new root key, signed by the old one too: the consumer follows.
+        let before = current(&server, "root");
+        owner.ok_with_input(&["key", "rotate", GUN, "root"], "yes\n");
+        let after = current(&server, "root");
+        assert_eq!(
+            after["signed"]["version"],
+            before["signed"]["version"].as_u64().unwrap() + 1
+        );
+        assert_ne!(root_keyids(&after, "root"), root_keyids(&before, "root"));
+        assert_eq!(names(&consumer.list(GUN)), ["releases/1.0", "v1"]);
+        // And a consumer that only ever saw the new root.
+        let newcomer = Notary::new(&server.url, &pull);
+        assert_eq!(names(&newcomer.list(GUN)), ["releases/1.0", "v1"]);
+
+        // Removing the delegation drops its tags.
+        publisher.ok_with_input(&["delegation", "remove", GUN, releases, "-p"], "yes\n");
+        assert_eq!(names(&consumer.list(GUN)), ["v1"]);
+    }
+}
+
+/// POST `files` to `gun` with `token`: the status and the error code.
+fn upload(
+    server: &TestServer,
+    gun: &str,
+    token: &str,
+    files: &[(&str, Vec<u8>)],
+) -> (StatusCode, String) {
+    let response = http()
+        .post(server.tuf_url(gun))
+        .bearer_auth(token)
+        .multipart(files_form(files))
+        .send()
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().unwrap_or_default();
+    (
+        status,
+        body["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let push = server.create_token(&["push:*"]);
+        let publisher = Notary::new(&server.url, &push);
+        let work = tempfile::tempdir().unwrap();
+        let (manifest, _) = manifest(work.path());
+        publisher.ok(&["init", GUN]);
+        publisher.ok(&["add", GUN, "v1", &manifest]);
+        publisher.ok(&["publish", GUN]);
+        let tuf_gun = "example.com/acme/tuf";
+        Cli::new(&server.url)
+            .with_token(&push)
+            .ok(&["init", tuf_gun]);
+        let state = |gun: &str| -> Vec<u8> {
+            http()
+                .get(format!("{}timestamp.json", server.tuf_url(gun)))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap()
+                .to_vec()
+        };
+        let file = |gun: &str, role: &str| -> Vec<u8> {
+            http()
+                .get(format!("{}{role}.json", server.tuf_url(gun)))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap()
+                .to_vec()
+        };
+        let (notary_before, tuf_before) = (state(GUN), state(tuf_gun));
+        let notary_targets = file(GUN, "targets");
+        let tuf_targets = file(tuf_gun, "targets");
+        let bump = |bytes: &[u8]| -> Vec<u8> {
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            let version = parsed["signed"]["version"].as_u64().unwrap();
+            text.replace(
+                &format!("\"version\":{version}"),
+                &format!("\"version\":{}", version + 1),
+            )
+            .into_bytes()
+        };
+
+        for (gun, files, expected) in [
+            // Each dialect to the other's repository.
+            (
+                tuf_gun,
+                vec![("targets", notary_targets.clone())],
+                (StatusCode::BAD_REQUEST, "WRONG_DIALECT"),
+            ),
+            (
+                GUN,
+                vec![("targets", tuf_targets.clone())],
+                (StatusCode::BAD_REQUEST, "WRONG_DIALECT"),
+            ),
+            // The stored version again; a new version its signature does not cover.
+            (
+                GUN,
+                vec![("targets", notary_targets.clone())],
+                (StatusCode::CONFLICT, "CONFLICT"),
+            ),
+            (
+                GUN,
+                vec![("targets", bump(&notary_targets))],
+                (StatusCode::BAD_REQUEST, "SIGNATURE"),
+            ),
+            // A name Notary has no role for.
+            (
+                GUN,
+                vec![("releases", notary_targets.clone())],
+                (StatusCode::BAD_REQUEST, "INVALID_ROLE"),
+            ),
+        ] {
+            let (status, code) = upload(&server, gun, &push, &files);
+            assert_eq!((status, code.as_str()), expected, "{gun} {:?}", files[0].0);
+        }
+        assert_eq!(state(GUN), notary_before);
+        assert_eq!(state(tuf_gun), tuf_before);
+        assert_eq!(file(GUN, "targets"), notary_targets);
+    }
+}
+
+#[test]
+fn the_scheduler_re_signs_a_notary_timestamp_in_notarys_format() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn_with(backend, &SHORT_EXPIRY);
+        let push = server.create_token(&["push:example.com/*"]);
+        let publisher = Notary::new(&server.url, &push);
+        let work = tempfile::tempdir().unwrap();
+        let (manifest, _) = manifest(work.path());
+        publisher.ok(&["init", GUN]);
+        publisher.ok(&["add", GUN, "v1", &manifest]);
+        publisher.ok(&["publish", GUN]);
+        let first = current(&server, "timestamp")["signed"]["version"]
+            .as_u64()
+            .unwrap();
+        let next = format!("{}{}.timestamp.json", server.tuf_url(GUN), first + 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while http().get(&next).send().unwrap().status() != StatusCode::OK {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the scheduler never re-signed twice"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let timestamp = current(&server, "timestamp");
+        assert_eq!(timestamp["signed"]["_type"], "Timestamp");
+        assert_eq!(timestamp["signatures"][0]["method"], "eddsa");
+        let consumer = Notary::new(&server.url, &push);
+        assert_eq!(names(&consumer.list(GUN)), ["v1"]);
     }
 }

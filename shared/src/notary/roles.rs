@@ -38,15 +38,15 @@ pub struct Delegation {
     pub name: String,
     pub keyids: Vec<String>,
     pub threshold: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delegations {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub keys: BTreeMap<String, NotaryKey>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub roles: Vec<Delegation>,
 }
 
@@ -55,10 +55,20 @@ pub struct Delegations {
 pub struct NotaryTargets {
     pub version: u64,
     pub expires: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub targets: BTreeMap<String, FileMeta>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub delegations: Delegations,
+}
+
+/// Go writes an empty (nil) slice or map as `null`: notary does for the
+/// delegations of a targets role whose last delegation was removed.
+fn null_as_empty<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// `_type` `Snapshot`: `meta` keyed by role name.

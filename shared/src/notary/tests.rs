@@ -185,3 +185,17 @@ fn what_notary_cannot_sign_is_refused_before_verifying() {
         "{\"m\":-3,\"n\":9007199254740992,\"s\":\"é<>&\u{2028}\"}".as_bytes()
     );
 }
+
+#[test]
+fn nil_slices_and_maps_that_go_writes_as_null_read_as_empty() {
+    let signed = serde_json::json!({
+        "_type": "Targets", "version": 3, "expires": "2030-01-01T00:00:00.5Z",
+        "targets": null, "delegations": {"keys": null, "roles": null},
+    });
+    let file = NotarySigned {
+        signed,
+        signatures: vec![],
+    };
+    let targets: NotaryTargets = file.parse("Targets").unwrap();
+    assert!(targets.targets.is_empty() && targets.delegations.roles.is_empty());
+}
