@@ -53,21 +53,69 @@ fn names(rows: &[(String, String, u64, String)]) -> Vec<&str> {
     rows.iter().map(|(name, ..)| name.as_str()).collect()
 }
 
+/// A server with push, pull and admin tokens for `example.com/*`, a
+/// publisher (its trust directory also used with the admin token as
+/// `owner`: key rotations ask the realm for `*`, as with notary-server), a
+/// consumer with the pull token, and a manifest file.
+struct Fixture {
+    server: TestServer,
+    push: String,
+    pull: String,
+    publisher: Notary,
+    owner: Notary,
+    consumer: Notary,
+    work: tempfile::TempDir,
+    manifest: String,
+    manifest_hex: String,
+}
+
+impl Fixture {
+    fn new(backend: Backend, args: &[&str]) -> Fixture {
+        let server = TestServer::spawn_with(backend, args);
+        let push = server.create_token(&["push:example.com/*"]);
+        let pull = server.create_token(&["pull:example.com/*"]);
+        let admin = server.create_token(&["admin:example.com/*"]);
+        let publisher = Notary::new(&server.url, &push);
+        let owner = publisher.with_password(&admin);
+        let consumer = Notary::new(&server.url, &pull);
+        let work = tempfile::tempdir().unwrap();
+        let (manifest, manifest_hex) = manifest(work.path());
+        Fixture {
+            server,
+            push,
+            pull,
+            publisher,
+            owner,
+            consumer,
+            work,
+            manifest,
+            manifest_hex,
+        }
+    }
+
+    /// `notary init`, `add v1` and `publish`.
+    fn published(backend: Backend, args: &[&str]) -> Fixture {
+        let fx = Fixture::new(backend, args);
+        fx.publisher.ok(&["init", GUN]);
+        fx.publisher.ok(&["add", GUN, "v1", &fx.manifest]);
+        fx.publisher.ok(&["publish", GUN]);
+        fx
+    }
+}
+
 #[test]
 fn the_notary_cli_publishes_and_a_second_trust_directory_reads_it() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let push = server.create_token(&["push:example.com/*"]);
-        let pull = server.create_token(&["pull:example.com/*"]);
-        // Key rotations ask the realm for `*` on the GUN, as with notary-server.
-        let admin = server.create_token(&["admin:example.com/*"]);
-        let publisher = Notary::new(&server.url, &push);
-        let consumer = Notary::new(&server.url, &pull);
-        let work = tempfile::tempdir().unwrap();
-        let manifest = work.path().join("manifest.json");
-        std::fs::write(&manifest, b"{\"schemaVersion\":2}\n").unwrap();
-        let manifest = manifest.to_str().unwrap();
-        let manifest_hex = hex::encode(Sha256::digest(b"{\"schemaVersion\":2}\n"));
+        let fx = Fixture::new(backend, &[]);
+        let Fixture {
+            server,
+            pull,
+            publisher,
+            owner,
+            consumer,
+            ..
+        } = &fx;
+        let (manifest, manifest_hex) = (fx.manifest.as_str(), fx.manifest_hex.as_str());
         let (digest, size) = random_digest();
         let latest_hex = digest.strip_prefix("sha256:").unwrap();
 
@@ -84,9 +132,9 @@ fn the_notary_cli_publishes_and_a_second_trust_directory_reads_it() {
         publisher.ok(&["publish", GUN]);
 
         // Stored in Notary's dialect, the timestamp made by the server.
-        let root = current(&server, "root");
+        let root = current(server, "root");
         assert_eq!(root["signed"]["_type"], "Root");
-        let timestamp = current(&server, "timestamp");
+        let timestamp = current(server, "timestamp");
         assert_eq!(timestamp["signed"]["_type"], "Timestamp");
         assert_eq!(signers(&timestamp), root_keyids(&root, "timestamp"));
         assert_eq!(timestamp["signatures"][0]["method"], "eddsa");
@@ -98,49 +146,48 @@ fn the_notary_cli_publishes_and_a_second_trust_directory_reads_it() {
         assert_eq!(rows[0].2, size);
         assert_eq!(rows[1].1, manifest_hex);
         let looked_up = consumer.ok(&["lookup", GUN, "v1"]);
-        assert!(looked_up.contains(&manifest_hex), "{looked_up}");
+        assert!(looked_up.contains(manifest_hex), "{looked_up}");
         consumer.ok(&["verify", GUN, "v1", "-i", manifest, "-q"]);
 
         // Remove a tag; witness targets (re-signed with nothing changed).
         publisher.ok(&["remove", GUN, "v1"]);
         publisher.ok(&["publish", GUN]);
         assert_eq!(names(&consumer.list(GUN)), ["latest"]);
-        let targets_version = current(&server, "targets")["signed"]["version"].clone();
+        let targets_version = current(server, "targets")["signed"]["version"].clone();
         publisher.ok(&["witness", GUN, "targets"]);
         publisher.ok(&["publish", GUN]);
         assert_eq!(
-            current(&server, "targets")["signed"]["version"],
+            current(server, "targets")["signed"]["version"],
             targets_version.as_u64().unwrap() + 1
         );
         assert_eq!(names(&consumer.list(GUN)), ["latest"]);
 
         // The server takes over the snapshot: later publishes carry none.
-        let owner = publisher.with_password(&admin);
         owner.ok(&["key", "rotate", GUN, "snapshot", "-r"]);
-        let root = current(&server, "root");
+        let root = current(server, "root");
         assert_eq!(root["signed"]["version"], 2);
         publisher.ok(&["add", GUN, "v2", manifest]);
         publisher.ok(&["publish", GUN]);
-        let snapshot = current(&server, "snapshot");
+        let snapshot = current(server, "snapshot");
         assert_eq!(signers(&snapshot), root_keyids(&root, "snapshot"));
         assert_eq!(names(&consumer.list(GUN)), ["latest", "v2"]);
 
         // A new timestamp key: the consumer follows the new root.
         let old_timestamp_keys = root_keyids(&root, "timestamp");
         owner.ok(&["key", "rotate", GUN, "timestamp", "-r"]);
-        let root = current(&server, "root");
+        let root = current(server, "root");
         assert_eq!(root["signed"]["version"], 3);
         let new_timestamp_keys = root_keyids(&root, "timestamp");
         assert_ne!(new_timestamp_keys, old_timestamp_keys);
-        assert_eq!(signers(&current(&server, "timestamp")), new_timestamp_keys);
+        assert_eq!(signers(&current(server, "timestamp")), new_timestamp_keys);
         assert_eq!(names(&consumer.list(GUN)), ["latest", "v2"]);
 
         // A publish with a read-only token is refused and changes nothing.
-        let before = current(&server, "timestamp");
-        let reader = publisher.with_password(&pull);
+        let before = current(server, "timestamp");
+        let reader = publisher.with_password(pull);
         reader.ok(&["add", GUN, "v3", manifest]);
         reader.fails(&["publish", GUN]);
-        assert_eq!(current(&server, "timestamp"), before);
+        assert_eq!(current(server, "timestamp"), before);
         assert_eq!(names(&consumer.list(GUN)), ["latest", "v2"]);
     }
 }
@@ -189,21 +236,21 @@ fn delegate_certificate(dir: &Path) -> (String, String) {
 #[test]
 fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let push = server.create_token(&["push:example.com/*"]);
-        let pull = server.create_token(&["pull:example.com/*"]);
-        let admin = server.create_token(&["admin:example.com/*"]);
-        let publisher = Notary::new(&server.url, &push);
-        let owner = publisher.with_password(&admin);
-        let delegate = Notary::new(&server.url, &push);
-        let consumer = Notary::new(&server.url, &pull);
-        let work = tempfile::tempdir().unwrap();
-        let (manifest, manifest_hex) = manifest(work.path());
+        let fx = Fixture::published(backend, &[]);
+        let Fixture {
+            server,
+            push,
+            pull,
+            publisher,
+            owner,
+            consumer,
+            work,
+            ..
+        } = &fx;
+        let (manifest, manifest_hex) = (&fx.manifest, &fx.manifest_hex);
+        let delegate = Notary::new(&server.url, push);
         let (key, cert) = delegate_certificate(work.path());
 
-        publisher.ok(&["init", GUN]);
-        publisher.ok(&["add", GUN, "v1", &manifest]);
-        publisher.ok(&["publish", GUN]);
         // The delegate signs no snapshot: the server takes it over.
         owner.ok(&["key", "rotate", GUN, "snapshot", "-r"]);
         assert_eq!(names(&consumer.list(GUN)), ["v1"]);
@@ -225,7 +272,7 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
             "{listed}"
         );
         delegate.ok(&["key", "import", &key, "--role", releases, "--gun", GUN]);
-        delegate.ok(&["add", GUN, "releases/1.0", &manifest, "--roles", releases]);
+        delegate.ok(&["add", GUN, "releases/1.0", manifest, "--roles", releases]);
         delegate.ok(&["publish", GUN]);
         let rows = consumer.list(GUN);
         assert_eq!(names(&rows), ["releases/1.0", "v1"], "{rows:?}");
@@ -251,9 +298,9 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
         assert_eq!(by_hash.bytes().unwrap(), delegated);
 
         // A new root key, signed by the old one too: the consumer follows.
-        let before = current(&server, "root");
+        let before = current(server, "root");
         owner.ok_with_input(&["key", "rotate", GUN, "root"], "yes\n");
-        let after = current(&server, "root");
+        let after = current(server, "root");
         assert_eq!(
             after["signed"]["version"],
             before["signed"]["version"].as_u64().unwrap() + 1
@@ -261,7 +308,7 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
         assert_ne!(root_keyids(&after, "root"), root_keyids(&before, "root"));
         assert_eq!(names(&consumer.list(GUN)), ["releases/1.0", "v1"]);
         // And a consumer that only ever saw the new root.
-        let newcomer = Notary::new(&server.url, &pull);
+        let newcomer = Notary::new(&server.url, pull);
         assert_eq!(names(&newcomer.list(GUN)), ["releases/1.0", "v1"]);
 
         // Removing the delegation drops its tags.
@@ -297,17 +344,11 @@ fn upload(
 #[test]
 fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
     for backend in Backend::all() {
-        let server = TestServer::spawn(backend);
-        let push = server.create_token(&["push:*"]);
-        let publisher = Notary::new(&server.url, &push);
-        let work = tempfile::tempdir().unwrap();
-        let (manifest, _) = manifest(work.path());
-        publisher.ok(&["init", GUN]);
-        publisher.ok(&["add", GUN, "v1", &manifest]);
-        publisher.ok(&["publish", GUN]);
+        let fx = Fixture::published(backend, &[]);
+        let (server, push) = (&fx.server, &fx.push);
         let tuf_gun = "example.com/acme/tuf";
         Cli::new(&server.url)
-            .with_token(&push)
+            .with_token(push)
             .ok(&["init", tuf_gun]);
         let state = |gun: &str| -> Vec<u8> {
             http()
@@ -371,7 +412,7 @@ fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
                 (StatusCode::BAD_REQUEST, "INVALID_ROLE"),
             ),
         ] {
-            let (status, code) = upload(&server, gun, &push, &files);
+            let (status, code) = upload(server, gun, push, &files);
             assert_eq!((status, code.as_str()), expected, "{gun} {:?}", files[0].0);
         }
         assert_eq!(state(GUN), notary_before);
@@ -383,15 +424,9 @@ fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
 #[test]
 fn the_scheduler_re_signs_a_notary_timestamp_in_notarys_format() {
     for backend in Backend::all() {
-        let server = TestServer::spawn_with(backend, &SHORT_EXPIRY);
-        let push = server.create_token(&["push:example.com/*"]);
-        let publisher = Notary::new(&server.url, &push);
-        let work = tempfile::tempdir().unwrap();
-        let (manifest, _) = manifest(work.path());
-        publisher.ok(&["init", GUN]);
-        publisher.ok(&["add", GUN, "v1", &manifest]);
-        publisher.ok(&["publish", GUN]);
-        let first = current(&server, "timestamp")["signed"]["version"]
+        let fx = Fixture::published(backend, &SHORT_EXPIRY);
+        let server = &fx.server;
+        let first = current(server, "timestamp")["signed"]["version"]
             .as_u64()
             .unwrap();
         let next = format!("{}{}.timestamp.json", server.tuf_url(GUN), first + 2);
@@ -403,10 +438,9 @@ fn the_scheduler_re_signs_a_notary_timestamp_in_notarys_format() {
             );
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        let timestamp = current(&server, "timestamp");
+        let timestamp = current(server, "timestamp");
         assert_eq!(timestamp["signed"]["_type"], "Timestamp");
         assert_eq!(timestamp["signatures"][0]["method"], "eddsa");
-        let consumer = Notary::new(&server.url, &push);
-        assert_eq!(names(&consumer.list(GUN)), ["v1"]);
+        assert_eq!(names(&fx.consumer.list(GUN)), ["v1"]);
     }
 }
