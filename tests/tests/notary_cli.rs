@@ -189,6 +189,53 @@ fn the_notary_cli_publishes_and_a_second_trust_directory_reads_it() {
         reader.fails(&["publish", GUN]);
         assert_eq!(current(server, "timestamp"), before);
         assert_eq!(names(&consumer.list(GUN)), ["latest", "v2"]);
+
+        // The changefeed, in Notary's shape: one update per timestamp
+        // version, each naming that timestamp's sha256; `delete --remote`
+        // adds a deletion, and the GUN can start again in either dialect.
+        let feed = |query: &str| -> Value {
+            let url = format!("{}/v2/{GUN}/_trust/changefeed?{query}", server.url);
+            let response = http().get(url).bearer_auth(pull).send().unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json().unwrap()
+        };
+        let timestamp = current(server, "timestamp");
+        let latest = timestamp["signed"]["version"].as_u64().unwrap();
+        let all = feed("change_id=0&records=100");
+        let records = all["records"].as_array().unwrap();
+        assert_eq!(all["count"], records.len());
+        let versions: Vec<u64> = records
+            .iter()
+            .map(|r| r["Version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions, (1..=latest).collect::<Vec<_>>());
+        assert!(records
+            .iter()
+            .all(|r| r["GUN"] == GUN && r["Category"] == "update"));
+        let last = feed("change_id=-1&records=-1");
+        assert_eq!(last["records"][0]["Version"], latest);
+        let bytes = http()
+            .get(format!("{}timestamp.json", server.tuf_url(GUN)))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        assert_eq!(
+            last["records"][0]["SHA256"],
+            hex::encode(Sha256::digest(&bytes))
+        );
+        owner.ok(&["delete", GUN, "--remote"]);
+        let after = feed(&format!(
+            "change_id={}&records=10",
+            last["records"][0]["ID"].as_str().unwrap()
+        ));
+        assert_eq!(after["records"][0]["Category"], "deletion");
+        assert_eq!(after["count"], 1);
+        let said = Notary::new(&server.url, pull).fails(&["list", GUN]);
+        assert!(said.contains("does not have trust data"), "{said}");
+        Cli::new(&server.url)
+            .with_token(&fx.push)
+            .ok(&["init", GUN]);
     }
 }
 
