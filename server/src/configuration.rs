@@ -50,6 +50,9 @@ pub struct Settings {
     pub token_realm: Option<String>,
     /// Seconds a bearer token from `/auth/token` lives.
     pub token_ttl_secs: u64,
+    /// The type of the online keys the server makes for Notary
+    /// repositories: `ecdsa` (P-256, notary-signer's default) or `ed25519`.
+    pub notary_key_type: String,
     /// Seconds a publish may take to send its body; slower is answered 408.
     pub body_timeout_secs: u64,
     /// Publishes reading their bodies at once; more are answered 503 with
@@ -109,6 +112,7 @@ impl Default for Settings {
             token_service: "tagtrust".into(),
             token_realm: None,
             token_ttl_secs: 300,
+            notary_key_type: "ecdsa".into(),
             body_timeout_secs: 30,
             max_concurrent_uploads: 32,
             max_body_bytes: 8 * 1024 * 1024,
@@ -214,6 +218,10 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_ttl_secs: Option<u64>,
+    /// Online key type for Notary repositories: ecdsa (P-256) or ed25519 [default: ecdsa].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notary_key_type: Option<String>,
     /// Seconds a publish may take to send its body [default: 30].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -349,6 +357,12 @@ impl Settings {
         }
         if self.timestamp_cadence_secs == 0 {
             return Err("timestamp_cadence_secs must be at least 1".into());
+        }
+        if !matches!(self.notary_key_type.as_str(), "ecdsa" | "ed25519") {
+            return Err(format!(
+                "notary_key_type must be ecdsa or ed25519, not {:?}",
+                self.notary_key_type
+            ));
         }
         if self.token_ttl_secs == 0 {
             return Err("token_ttl_secs must be at least 1".into());

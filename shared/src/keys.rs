@@ -208,6 +208,69 @@ pub fn duplicate_key<'a>(
     None
 }
 
+/// An ECDSA P-256 private key: the online key type Notary clients get
+/// from notary-signer (its default), which tagtrust's server holds for
+/// Notary repositories.
+#[derive(Clone)]
+pub struct P256SigningKey {
+    inner: p256::ecdsa::SigningKey,
+}
+
+impl std::fmt::Debug for P256SigningKey {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "P256SigningKey({})", self.public_key().key_id())
+    }
+}
+
+impl P256SigningKey {
+    pub fn generate() -> Self {
+        P256SigningKey {
+            inner: p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// From the 32-byte secret scalar (the server stores it encrypted).
+    pub fn from_secret(secret: &[u8]) -> Result<Self> {
+        let inner = p256::ecdsa::SigningKey::from_slice(secret)
+            .map_err(|_| Error::PrivateKey("not a P-256 secret scalar".into()))?;
+        Ok(P256SigningKey { inner })
+    }
+
+    /// The 32-byte secret scalar. Callers must encrypt it before storage.
+    pub fn secret(&self) -> [u8; 32] {
+        self.inner.to_bytes().into()
+    }
+
+    /// As TUF lists it: `ecdsa`, scheme `ecdsa-sha2-nistp256`, PEM
+    /// SubjectPublicKeyInfo (securesystemslib's form).
+    pub fn public_key(&self) -> PublicKey {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        let pem = self
+            .inner
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("a P-256 key encodes");
+        PublicKey {
+            keytype: "ecdsa".into(),
+            scheme: "ecdsa-sha2-nistp256".into(),
+            keyval: KeyVal {
+                public: pem,
+                extra: Map::new(),
+            },
+            extra: Map::new(),
+        }
+    }
+
+    /// Sign `message` (SHA-256, RFC 6979 nonces): the signature as `r || s`,
+    /// 64 bytes, the form Notary writes and reads.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use p256::ecdsa::signature::Signer;
+        let signature: p256::ecdsa::Signature = self.inner.sign(message);
+        signature.to_bytes().into()
+    }
+}
+
 /// PBKDF2 rounds for key files (OWASP's recommendation for HMAC-SHA256).
 const PBKDF2_ROUNDS: u32 = 600_000;
 

@@ -137,7 +137,10 @@ fn the_notary_cli_publishes_and_a_second_trust_directory_reads_it() {
         let timestamp = current(server, "timestamp");
         assert_eq!(timestamp["signed"]["_type"], "Timestamp");
         assert_eq!(signers(&timestamp), root_keyids(&root, "timestamp"));
-        assert_eq!(timestamp["signatures"][0]["method"], "eddsa");
+        // ECDSA P-256 by default, as notary-signer's keys are.
+        assert_eq!(timestamp["signatures"][0]["method"], "ecdsa");
+        let key_id = &root_keyids(&root, "timestamp")[0];
+        assert_eq!(root["signed"]["keys"][key_id]["keytype"], "ecdsa");
 
         // A second trust directory, trusting on first use, reads both tags.
         let rows = consumer.list(GUN);
@@ -471,7 +474,9 @@ fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
 #[test]
 fn the_scheduler_re_signs_a_notary_timestamp_in_notarys_format() {
     for backend in Backend::all() {
-        let fx = Fixture::published(backend, &SHORT_EXPIRY);
+        // The other online key type Notary clients take.
+        let args = [&SHORT_EXPIRY[..], &["--notary-key-type", "ed25519"]].concat();
+        let fx = Fixture::published(backend, &args);
         let server = &fx.server;
         let first = current(server, "timestamp")["signed"]["version"]
             .as_u64()

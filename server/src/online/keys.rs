@@ -23,7 +23,7 @@ use base64::Engine;
 use serde_json::json;
 use std::path::Path;
 use tagtrust_shared::notary::{NotaryRoot, NotarySigned};
-use tagtrust_shared::{Metadata, PublicKey, Root, SigningKey, TopLevelRole};
+use tagtrust_shared::{Metadata, P256SigningKey, PublicKey, Root, SigningKey, TopLevelRole};
 
 const NONCE_LEN: usize = 12;
 /// File in the data directory holding a generated master key (base64).
@@ -139,17 +139,17 @@ impl MasterKey {
         format!("tagtrust-online-key\0{gun}\0{role}\0{key_id}").into_bytes()
     }
 
-    /// Encrypt `key`'s seed for storage.
-    fn seal(&self, gun: &str, role: TopLevelRole, key: &SigningKey) -> Vec<u8> {
+    /// Encrypt a key's 32-byte secret (an ed25519 seed or a P-256 scalar)
+    /// for storage, bound to its repository, role and key ID.
+    fn seal_secret(&self, gun: &str, role: TopLevelRole, key_id: &str, secret: &[u8]) -> Vec<u8> {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
-        let seed = key.seed();
-        let aad = Self::aad(gun, role, &key.key_id());
+        let aad = Self::aad(gun, role, key_id);
         let ciphertext = self
             .cipher
             .encrypt(
                 Nonce::from_slice(&nonce_bytes),
                 Payload {
-                    msg: &seed,
+                    msg: secret,
                     aad: &aad,
                 },
             )
@@ -159,7 +159,7 @@ impl MasterKey {
         out
     }
 
-    /// Decrypt a stored key and check it is the key the row claims.
+    /// Decrypt a stored ed25519 key and check it is the key the row claims.
     pub(crate) fn open(
         &self,
         gun: &str,
@@ -170,13 +170,57 @@ impl MasterKey {
         let fail = || SignerError::Decrypt {
             key_id: key_id.to_string(),
         };
+        let seed = self.open_secret(gun, role, key_id, sealed)?;
+        let key = SigningKey::from_seed(&seed).map_err(|_| fail())?;
+        if key.key_id() != key_id {
+            return Err(fail());
+        }
+        Ok(key)
+    }
+
+    /// Decrypt a stored key of either type (by the type its row lists) and
+    /// check it is the key the row claims.
+    pub(crate) fn open_online(
+        &self,
+        gun: &str,
+        role: TopLevelRole,
+        row: &OnlineKeyRow,
+    ) -> Result<OnlineKey, SignerError> {
+        let fail = || SignerError::Decrypt {
+            key_id: row.key_id.clone(),
+        };
+        let key = match KeyType::of(&row.public_key) {
+            Some(KeyType::Ed25519) => {
+                OnlineKey::Ed25519(self.open(gun, role, &row.key_id, &row.sealed_seed)?)
+            }
+            Some(KeyType::EcdsaP256) => {
+                let secret = self.open_secret(gun, role, &row.key_id, &row.sealed_seed)?;
+                OnlineKey::EcdsaP256(P256SigningKey::from_secret(&secret).map_err(|_| fail())?)
+            }
+            None => return Err(fail()),
+        };
+        if key.public_key().key_id() != row.key_id {
+            return Err(fail());
+        }
+        Ok(key)
+    }
+
+    fn open_secret(
+        &self,
+        gun: &str,
+        role: TopLevelRole,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, SignerError> {
+        let fail = || SignerError::Decrypt {
+            key_id: key_id.to_string(),
+        };
         if sealed.len() <= NONCE_LEN {
             return Err(fail());
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let aad = Self::aad(gun, role, key_id);
-        let seed = self
-            .cipher
+        self.cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -184,12 +228,95 @@ impl MasterKey {
                     aad: &aad,
                 },
             )
-            .map_err(|_| fail())?;
-        let key = SigningKey::from_seed(&seed).map_err(|_| fail())?;
-        if key.key_id() != key_id {
-            return Err(fail());
+            .map_err(|_| fail())
+    }
+}
+
+/// The kinds of online key the server makes: ed25519 (spec-TUF
+/// repositories, and Notary ones with `--notary-key-type ed25519`) and
+/// ECDSA P-256 (Notary repositories by default, as notary-signer makes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyType {
+    Ed25519,
+    EcdsaP256,
+}
+
+impl KeyType {
+    /// The setting's spelling (`ed25519`, `ecdsa`).
+    pub(crate) fn parse(text: &str) -> Option<KeyType> {
+        match text {
+            "ed25519" => Some(KeyType::Ed25519),
+            "ecdsa" => Some(KeyType::EcdsaP256),
+            _ => None,
         }
-        Ok(key)
+    }
+
+    fn of(key: &PublicKey) -> Option<KeyType> {
+        match key.keytype.as_str() {
+            "ed25519" => Some(KeyType::Ed25519),
+            "ecdsa" => Some(KeyType::EcdsaP256),
+            _ => None,
+        }
+    }
+}
+
+/// A server-held private key, opened for signing.
+pub(crate) enum OnlineKey {
+    Ed25519(SigningKey),
+    EcdsaP256(P256SigningKey),
+}
+
+impl OnlineKey {
+    fn generate(kind: KeyType) -> OnlineKey {
+        match kind {
+            KeyType::Ed25519 => OnlineKey::Ed25519(SigningKey::generate()),
+            KeyType::EcdsaP256 => OnlineKey::EcdsaP256(P256SigningKey::generate()),
+        }
+    }
+
+    pub(crate) fn public_key(&self) -> PublicKey {
+        match self {
+            OnlineKey::Ed25519(key) => key.public_key(),
+            OnlineKey::EcdsaP256(key) => key.public_key(),
+        }
+    }
+
+    fn secret(&self) -> [u8; 32] {
+        match self {
+            OnlineKey::Ed25519(key) => key.seed(),
+            OnlineKey::EcdsaP256(key) => key.secret(),
+        }
+    }
+
+    /// A signature over `message` as TUF writes it (hex; ECDSA DER-encoded,
+    /// as securesystemslib writes and reads it), under the key's own ID.
+    pub(crate) fn sign_tuf(&self, message: &[u8]) -> tagtrust_shared::metadata::Signature {
+        match self {
+            OnlineKey::Ed25519(key) => key.sign(message),
+            OnlineKey::EcdsaP256(key) => {
+                let raw = key.sign(message);
+                let der = p256::ecdsa::Signature::from_slice(&raw)
+                    .expect("64 bytes we wrote")
+                    .to_der();
+                tagtrust_shared::metadata::Signature {
+                    keyid: key.public_key().key_id(),
+                    sig: hex::encode(der.as_bytes()),
+                    extra: Default::default(),
+                }
+            }
+        }
+    }
+
+    /// A signature over `message` as Notary writes it: its `method` and
+    /// raw bytes (ed25519's 64, ECDSA's `r || s`).
+    pub(crate) fn sign_notary(&self, message: &[u8]) -> (&'static str, Vec<u8>) {
+        match self {
+            OnlineKey::Ed25519(key) => {
+                let sig = hex::decode(key.sign(message).sig).expect("hex we wrote");
+                ("eddsa", sig)
+            }
+            OnlineKey::EcdsaP256(key) => ("ecdsa", key.sign(message).to_vec()),
+        }
     }
 }
 
@@ -228,6 +355,7 @@ pub(crate) async fn add_key(
     gun: &str,
     role: TopLevelRole,
     why: NewKey,
+    kind: KeyType,
 ) -> Result<PublicKey, ApiError> {
     let mut repo = storage.lock(gun).await?;
     if repo.is_mirrored().await? {
@@ -242,9 +370,9 @@ pub(crate) async fn add_key(
         }
         NewKey::Rotation => check_rotation(&mut repo, role).await?,
     }
-    let key = SigningKey::generate();
-    let sealed = master.seal(gun, role, &key);
+    let key = OnlineKey::generate(kind);
     let public = key.public_key();
+    let sealed = master.seal_secret(gun, role, &public.key_id(), &key.secret());
     repo.insert_key(role, &public, &sealed).await?;
     repo.commit().await?;
     tracing::info!(gun = %gun, role = role.as_str(), key_id = %public.key_id(), "created online key");
@@ -317,7 +445,7 @@ mod tests {
     fn seal_and_open() {
         let master = MasterKey::from_bytes(&[7u8; 32]).unwrap();
         let key = SigningKey::generate();
-        let sealed = master.seal("acme/app", Timestamp, &key);
+        let sealed = master.seal_secret("acme/app", Timestamp, &key.key_id(), &key.seed());
         assert!(!sealed.windows(32).any(|w| w == key.seed().as_slice()));
         let back = master
             .open("acme/app", Timestamp, &key.key_id(), &sealed)
@@ -337,12 +465,39 @@ mod tests {
     }
 
     #[test]
+    fn a_p256_key_is_sealed_and_opened_like_an_ed25519_one() {
+        let master = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        for kind in [KeyType::Ed25519, KeyType::EcdsaP256] {
+            let key = OnlineKey::generate(kind);
+            let public = key.public_key();
+            let row = OnlineKeyRow {
+                key_id: public.key_id(),
+                sealed_seed: master.seal_secret("g", Timestamp, &public.key_id(), &key.secret()),
+                public_key: public.clone(),
+            };
+            let opened = master.open_online("g", Timestamp, &row).unwrap();
+            assert_eq!(opened.public_key(), public);
+            assert!(master.open_online("g", Snapshot, &row).is_err());
+            let (method, sig) = opened.sign_notary(b"message");
+            assert_eq!(
+                method,
+                if kind == KeyType::Ed25519 {
+                    "eddsa"
+                } else {
+                    "ecdsa"
+                }
+            );
+            assert!(public.verify(b"message", &hex::encode(sig)).unwrap());
+        }
+    }
+
+    #[test]
     fn generated_master_key_is_private_and_reused() {
         let dir = std::env::temp_dir().join(format!("tagtrust-mk-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let key = SigningKey::generate();
         let first = MasterKey::load_or_generate(None, &dir).unwrap();
-        let sealed = first.seal("g", Snapshot, &key);
+        let sealed = first.seal_secret("g", Snapshot, &key.key_id(), &key.seed());
         let second = MasterKey::load_or_generate(None, &dir).unwrap();
         second.open("g", Snapshot, &key.key_id(), &sealed).unwrap();
         #[cfg(unix)]

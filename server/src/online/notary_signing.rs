@@ -61,12 +61,10 @@ fn sign(
     let message = tagtrust_shared::notary::signed_bytes(signed).map_err(metadata_error)?;
     let mut signatures = Vec::with_capacity(signers.len());
     for (listed_id, row) in signers {
-        let key = master.open(gun, role, &row.key_id, &row.sealed_seed)?;
-        let raw = hex::decode(key.sign(&message).sig)
-            .map_err(|e| ApiError::internal(format!("signature encoding: {e}")))?;
+        let (method, raw) = master.open_online(gun, role, row)?.sign_notary(&message);
         signatures.push(NotarySignature {
             keyid: listed_id.clone(),
-            method: "eddsa".into(),
+            method: method.into(),
             sig: base64::engine::general_purpose::STANDARD.encode(raw),
         });
     }

@@ -90,8 +90,8 @@ fn sign_with<T: Role>(
     signers: &[(String, &OnlineKeyRow)],
 ) -> Result<(), ApiError> {
     for (listed_id, row) in signers {
-        let key = master.open(gun, role, &row.key_id, &row.sealed_seed)?;
-        let mut sig = key.sign(md.canonical_signed());
+        let key = master.open_online(gun, role, row)?;
+        let mut sig = key.sign_tuf(md.canonical_signed());
         // Sign under the key ID the root lists (TUF lets a root name a key
         // by any ID).
         sig.keyid = listed_id.clone();

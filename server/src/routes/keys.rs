@@ -6,7 +6,7 @@
 use crate::auth::Action;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
-use crate::online::keys::{self, NewKey};
+use crate::online::keys::{self, KeyType, NewKey};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
@@ -36,11 +36,34 @@ pub(crate) async fn key(
     role: &str,
 ) -> Result<HttpResponse, ApiError> {
     let role = online_role(role)?;
+    // A repository has no dialect before its first publish, and the notary
+    // CLI asks for the timestamp key then (`notary init`): a request with a
+    // registry bearer token (what Notary clients send) is taken for a
+    // Notary one. Notary repositories get Notary's key type (ECDSA P-256 by
+    // default, as notary-signer makes) and key form, and a rotation answers
+    // 200, the only success the notary CLI takes. tagtrust's client reads
+    // both forms.
+    let notary = match state.storage.dialect(gun.as_str()).await? {
+        Some(dialect) => dialect == Dialect::Notary,
+        None => crate::auth::carries_registry_token(req),
+    };
+    let kind = if notary {
+        KeyType::parse(&state.settings.notary_key_type).unwrap_or(KeyType::EcdsaP256)
+    } else {
+        KeyType::Ed25519
+    };
     let storage = &state.storage;
     let (status, key) = if req.method() == Method::POST {
         state.auth.require(req, Action::Push, gun.as_str()).await?;
         super::refuse_body(req)?;
-        let key = keys::add_key(storage, &state.master, gun.as_str(), role, NewKey::Rotation);
+        let key = keys::add_key(
+            storage,
+            &state.master,
+            gun.as_str(),
+            role,
+            NewKey::Rotation,
+            kind,
+        );
         (StatusCode::CREATED, key.await?)
     } else {
         // With reads restricted, the pull check comes before anything is
@@ -53,24 +76,15 @@ pub(crate) async fn key(
             Some(existing) => existing.public_key,
             None => {
                 state.auth.require(req, Action::Push, gun.as_str()).await?;
-                keys::add_key(storage, &state.master, gun.as_str(), role, NewKey::First).await?
+                let first = NewKey::First;
+                keys::add_key(storage, &state.master, gun.as_str(), role, first, kind).await?
             }
         };
         (StatusCode::OK, key)
     };
-    // A repository has no dialect before its first publish, and the notary
-    // CLI asks for the timestamp key then (`notary init`): a request with a
-    // registry bearer token (what Notary clients send) gets Notary's key
-    // form, and a rotation answers 200, the only success the notary CLI
-    // takes; Notary repositories always get that. tagtrust's client reads
-    // both forms.
-    let notary = match state.storage.dialect(gun.as_str()).await? {
-        Some(dialect) => dialect == Dialect::Notary,
-        None => crate::auth::carries_registry_token(req),
-    };
     if notary {
-        let notary = NotaryKey::from_ed25519(&key)
-            .ok_or_else(|| ApiError::internal("an online key is not ed25519"))?;
+        let notary = NotaryKey::from_public_key(&key)
+            .ok_or_else(|| ApiError::internal("an online key Notary cannot list"))?;
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(notary));

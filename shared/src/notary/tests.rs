@@ -199,3 +199,26 @@ fn nil_slices_and_maps_that_go_writes_as_null_read_as_empty() {
     let targets: NotaryTargets = file.parse("Targets").unwrap();
     assert!(targets.targets.is_empty() && targets.delegations.roles.is_empty());
 }
+
+#[test]
+fn a_server_p256_key_signs_what_notary_verifies_as_ecdsa() {
+    let key = crate::P256SigningKey::generate();
+    let notary = NotaryKey::from_public_key(&key.public_key()).unwrap();
+    assert_eq!(notary.keytype, "ecdsa");
+    assert_eq!(notary.method(), "ecdsa");
+    let public = notary.to_public_key("ecdsa").unwrap();
+    assert!(public.same_key(&key.public_key()));
+    let signature = key.sign(b"signed bytes");
+    assert!(public
+        .verify(b"signed bytes", &hex::encode(signature))
+        .unwrap());
+    assert!(!public
+        .verify(b"other bytes", &hex::encode(signature))
+        .unwrap());
+    let again = crate::P256SigningKey::from_secret(&key.secret()).unwrap();
+    assert_eq!(again.public_key(), key.public_key());
+    // And ed25519 keys, as Notary lists them.
+    let ed = crate::SigningKey::generate().public_key();
+    let listed = NotaryKey::from_public_key(&ed).unwrap();
+    assert_eq!(listed.to_public_key("eddsa").unwrap(), ed);
+}

@@ -37,15 +37,23 @@ pub fn describe(bytes: &[u8]) -> FileMeta {
 }
 
 impl NotaryKey {
-    /// A tagtrust ed25519 key as Notary lists it (`keytype` `ed25519`,
-    /// base64 of the 32-byte point), or `None` for another key type.
-    pub fn from_ed25519(key: &PublicKey) -> Option<NotaryKey> {
-        if key.keytype != "ed25519" {
-            return None;
-        }
-        let raw = hex::decode(key.keyval.public.trim()).ok()?;
+    /// A tagtrust key as Notary lists it: `ed25519` (base64 of the
+    /// 32-byte point) or `ecdsa` (base64 of the DER SubjectPublicKeyInfo);
+    /// `None` for another key type or a malformed key.
+    pub fn from_public_key(key: &PublicKey) -> Option<NotaryKey> {
+        let (keytype, raw) = match key.keytype.as_str() {
+            "ed25519" => ("ed25519", hex::decode(key.keyval.public.trim()).ok()?),
+            "ecdsa" | "ecdsa-sha2-nistp256" => {
+                use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+                let point =
+                    p256::ecdsa::VerifyingKey::from_public_key_pem(key.keyval.public.trim())
+                        .ok()?;
+                ("ecdsa", point.to_public_key_der().ok()?.as_bytes().to_vec())
+            }
+            _ => return None,
+        };
         Some(NotaryKey {
-            keytype: "ed25519".into(),
+            keytype: keytype.into(),
             keyval: NotaryKeyVal {
                 private: None,
                 public: BASE64.encode(raw),
