@@ -50,6 +50,11 @@ pub struct Settings {
     pub token_realm: Option<String>,
     /// Seconds a bearer token from `/auth/token` lives.
     pub token_ttl_secs: u64,
+    /// The `iss` of an existing registry token service whose JWTs are
+    /// accepted too (with `token_root_certs`).
+    pub token_issuer: Option<String>,
+    /// PEM bundle of that service's root certificates.
+    pub token_root_certs: Option<PathBuf>,
     /// The type of the online keys the server makes for Notary
     /// repositories: `ecdsa` (P-256, notary-signer's default) or `ed25519`.
     pub notary_key_type: String,
@@ -112,6 +117,8 @@ impl Default for Settings {
             token_service: "tagtrust".into(),
             token_realm: None,
             token_ttl_secs: 300,
+            token_issuer: None,
+            token_root_certs: None,
             notary_key_type: "ecdsa".into(),
             body_timeout_secs: 30,
             max_concurrent_uploads: 32,
@@ -218,6 +225,14 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_ttl_secs: Option<u64>,
+    /// The issuer (`iss`) of an existing registry token service whose JWTs are accepted too.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_issuer: Option<String>,
+    /// PEM bundle of that token service's root certificates.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_root_certs: Option<PathBuf>,
     /// Online key type for Notary repositories: ecdsa (P-256) or ed25519 [default: ecdsa].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -357,6 +372,9 @@ impl Settings {
         }
         if self.timestamp_cadence_secs == 0 {
             return Err("timestamp_cadence_secs must be at least 1".into());
+        }
+        if self.token_issuer.is_some() != self.token_root_certs.is_some() {
+            return Err("token_issuer and token_root_certs go together".into());
         }
         if !matches!(self.notary_key_type.as_str(), "ecdsa" | "ed25519") {
             return Err(format!(

@@ -1,5 +1,6 @@
 //! What every request handler shares, and how it is made at start-up.
 
+use crate::auth::external_issuer::ExternalIssuer;
 use crate::auth::registry_token::RegistryTokens;
 use crate::auth::Auth;
 use crate::configuration::Settings;
@@ -34,12 +35,18 @@ impl AppState {
             settings.master_key.as_ref().map(|s| s.0.as_str()),
             &settings.data_dir,
         )?;
-        let tokens = RegistryTokens::new(
+        let mut tokens = RegistryTokens::new(
             master.token_secret(),
             &settings.token_service,
             settings.token_ttl_secs,
         )
         .context("making the registry bearer token key")?;
+        if let (Some(issuer), Some(bundle)) = (&settings.token_issuer, &settings.token_root_certs) {
+            let service = &settings.token_service;
+            let external =
+                ExternalIssuer::load(issuer, service, bundle).map_err(anyhow::Error::msg)?;
+            tokens = tokens.trusting(external);
+        }
         Ok(AppState {
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
             auth: Auth::new(storage.clone(), tokens, settings.token_realm.clone()),

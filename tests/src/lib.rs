@@ -122,9 +122,26 @@ impl Drop for KillOnDrop {
 /// Poll `GET url` until it answers 2xx. Panics, naming `what`, if the
 /// process exits first (with `log()`, e.g. its log file) or after 60 s.
 pub fn wait_until_answering(child: &mut Child, url: &str, what: &str, log: impl Fn() -> String) {
+    let client = reqwest::blocking::Client::new();
+    wait_until_answering_with(&client, child, url, what, log)
+}
+
+/// [`wait_until_answering`] with `client`'s requests (its default headers,
+/// e.g. credentials).
+pub fn wait_until_answering_with(
+    client: &reqwest::blocking::Client,
+    child: &mut Child,
+    url: &str,
+    what: &str,
+    log: impl Fn() -> String,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if reqwest::blocking::get(url).is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(url)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         if let Some(status) = child.try_wait().expect("poll a child process") {

@@ -3,7 +3,7 @@
 //! `NOTARY_AUTH` password (user `ci`), and fixed key passphrases so it never
 //! prompts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// One `notary` user: a trust directory (like `~/.docker/trust`) talking to
@@ -125,4 +125,41 @@ impl Notary {
             })
             .collect()
     }
+}
+
+/// A self-signed ECDSA P-256 certificate for `common_name` and its
+/// unencrypted PKCS#8 key, written to `dir` by `openssl`: what a delegate
+/// brings to `notary delegation add`, or a token service signs with.
+/// Returns (key, certificate).
+pub fn self_signed_certificate(dir: &Path, common_name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{common_name}.key"));
+    let cert = dir.join(format!("{common_name}.crt"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={common_name}"),
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, cert)
 }

@@ -7,7 +7,7 @@
 
 use crate::base64;
 use crate::proxy::read_request;
-use crate::{free_port, wait_until_answering, KillOnDrop};
+use crate::{free_port, wait_until_answering_with, KillOnDrop};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -44,6 +44,28 @@ impl TestRegistry {
     /// Start the registry, or `None` with a notice when the package is not
     /// installed (under `CI=true` that is a failure: `.ci/run` installs it).
     pub fn start() -> Option<TestRegistry> {
+        Self::launch("", None)
+    }
+
+    /// Start the registry with docker distribution's `token` authentication
+    /// (`realm`, `service`, `issuer`, root certificate `bundle`); its
+    /// requests carry `bearer`, a token of that service granting what the
+    /// test pushes.
+    pub fn start_with_token_auth(
+        realm: &str,
+        service: &str,
+        issuer: &str,
+        bundle: &Path,
+        bearer: &str,
+    ) -> Option<TestRegistry> {
+        let auth = format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+            bundle.display()
+        );
+        Self::launch(&auth, Some(bearer))
+    }
+
+    fn launch(auth: &str, bearer: Option<&str>) -> Option<TestRegistry> {
         if !Path::new(REGISTRY_BIN).exists() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -61,7 +83,7 @@ impl TestRegistry {
                 "version: 0.1\n\
                  log:\n  level: error\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
+                 http:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("data").display()
             ),
         )
@@ -79,13 +101,23 @@ impl TestRegistry {
             .spawn()
             .expect("spawn docker-registry");
         let url = format!("http://127.0.0.1:{port}");
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(bearer) = bearer {
+            let value = format!("Bearer {bearer}").parse().unwrap();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(headers)
             .build()
             .unwrap();
-        wait_until_answering(&mut child, &format!("{url}/v2/"), "docker-registry", || {
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        });
+        wait_until_answering_with(
+            &http,
+            &mut child,
+            &format!("{url}/v2/"),
+            "docker-registry",
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        );
         Some(TestRegistry {
             url,
             host: format!("127.0.0.1:{port}"),

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use tagtrust_tests::notary::Notary;
+use tagtrust_tests::notary::{self_signed_certificate, Notary};
 use tagtrust_tests::{files_form, http, random_digest, Backend, Cli, TestServer, SHORT_EXPIRY};
 
 const GUN: &str = "example.com/acme/app";
@@ -253,36 +253,6 @@ fn manifest(dir: &Path) -> (String, String) {
     )
 }
 
-/// A self-signed ECDSA P-256 certificate and its unencrypted PKCS#8 key,
-/// as a delegate would bring them (`openssl`).
-fn delegate_certificate(dir: &Path) -> (String, String) {
-    let (key, cert) = (dir.join("ci.key"), dir.join("ci.crt"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "30", "-subj", "/CN=ci-bot", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        key.to_str().unwrap().to_string(),
-        cert.to_str().unwrap().to_string(),
-    )
-}
-
 #[test]
 fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() {
     for backend in Backend::all() {
@@ -299,7 +269,8 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
         } = &fx;
         let (manifest, manifest_hex) = (&fx.manifest, &fx.manifest_hex);
         let delegate = Notary::new(&server.url, push);
-        let (key, cert) = delegate_certificate(work.path());
+        let (key, cert) = self_signed_certificate(work.path(), "ci-bot");
+        let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
 
         // The delegate signs no snapshot: the server takes it over.
         owner.ok(&["key", "rotate", GUN, "snapshot", "-r"]);
@@ -311,7 +282,7 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
             "add",
             GUN,
             releases,
-            &cert,
+            cert,
             "--paths",
             "releases/",
             "-p",
@@ -321,7 +292,7 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
             listed.contains(releases) && listed.contains("releases/"),
             "{listed}"
         );
-        delegate.ok(&["key", "import", &key, "--role", releases, "--gun", GUN]);
+        delegate.ok(&["key", "import", key, "--role", releases, "--gun", GUN]);
         delegate.ok(&["add", GUN, "releases/1.0", manifest, "--roles", releases]);
         delegate.ok(&["publish", GUN]);
         let rows = consumer.list(GUN);

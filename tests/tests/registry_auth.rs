@@ -9,7 +9,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::StatusCode;
-use tagtrust_tests::notary::Notary;
+use tagtrust_tests::notary::{self_signed_certificate, Notary};
 use tagtrust_tests::{base64, http, Backend, Cli, TestServer};
 
 const GUN: &str = "example.com/acme/app";
@@ -222,5 +222,145 @@ fn the_notary_cli_authenticates_through_the_realm_and_deletes_a_repository() {
             as_admin.ok(&["delete", GUN, "--remote"]);
             assert_eq!(root(), StatusCode::NOT_FOUND);
         }
+    }
+}
+
+/// The test's registry token service (tests/python/token_issuer.py: ES256,
+/// any user with password `secret`, anonymous users get pull only), naming
+/// its key by `x5c` or `kid`; its base URL and process.
+fn token_service(
+    python: &std::path::Path,
+    dir: &std::path::Path,
+    key: &std::path::Path,
+    cert: &std::path::Path,
+    mode: &str,
+) -> (String, tagtrust_tests::KillOnDrop) {
+    let port = tagtrust_tests::free_port();
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(tagtrust_tests::tests_dir().join("python/token_issuer.py"))
+        .arg(port.to_string())
+        .args([key, cert])
+        .arg(dir.join(format!("issuer-{mode}.jsonl")))
+        .arg(mode);
+    tagtrust_tests::serve(
+        cmd,
+        port,
+        "/auth?service=probe",
+        "token issuer",
+        String::new,
+    )
+}
+
+const ISSUER: &str = "tagtrust-test-issuer";
+
+#[test]
+fn an_existing_registry_token_service_authorises_trust_publishes_and_image_pushes() {
+    let Some(python) = tagtrust_tests::python_with_tuf() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = self_signed_certificate(dir.path(), "token-issuer");
+    // A service this server does not trust: same issuer name, another key.
+    let (other_key, other_cert) = self_signed_certificate(dir.path(), "impostor");
+    let cert_arg = cert.to_str().unwrap();
+    for (backend, mode) in Backend::all().into_iter().zip(["x5c", "kid"]) {
+        let (issuer, _issuer) = token_service(&python, dir.path(), &key, &cert, mode);
+        let realm = format!("{issuer}/auth");
+        let server = TestServer::spawn_with(
+            backend,
+            &[
+                "--token-realm",
+                &realm,
+                "--token-service",
+                "trust-test",
+                "--token-issuer",
+                ISSUER,
+                "--token-root-certs",
+                cert_arg,
+            ],
+        );
+        // The notary CLI, sent to the service by the challenge, publishes.
+        let publisher = Notary::new(&server.url, "secret");
+        let work = tempfile::tempdir().unwrap();
+        let manifest = work.path().join("manifest.json");
+        std::fs::write(&manifest, b"{}").unwrap();
+        publisher.ok(&["init", GUN]);
+        publisher.ok(&["add", GUN, "v1", manifest.to_str().unwrap()]);
+        publisher.ok(&["publish", GUN]);
+        let reader = Notary::new(&server.url, "secret");
+        assert!(reader.ok(&["list", GUN]).contains("v1"));
+        // Refused by the service: no token, nothing changes.
+        let timestamp = || {
+            http()
+                .get(format!("{}timestamp.json", server.tuf_url(GUN)))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap()
+        };
+        let before = timestamp();
+        let stranger = publisher.with_password("wrong");
+        stranger.ok(&["add", GUN, "v2", manifest.to_str().unwrap()]);
+        stranger.fails(&["publish", GUN]);
+        assert_eq!(timestamp(), before);
+
+        // Tokens for the server's service, by this issuer: its own are
+        // accepted; an impostor's (same name, untrusted key), a token for
+        // another service and an anonymous (pull-only) one cannot write.
+        let new_gun = "example.com/acme/new";
+        let token = |service_url: &str, service: &str, password: Option<&str>| -> String {
+            let mut request = http().get(format!("{service_url}/auth")).query(&[
+                ("service", service),
+                ("scope", &format!("repository:{new_gun}:push,pull")),
+            ]);
+            if let Some(password) = password {
+                request = request.basic_auth("ci", Some(password));
+            }
+            let body: serde_json::Value = request.send().unwrap().json().unwrap();
+            body["token"].as_str().unwrap().to_string()
+        };
+        let (impostor, _impostor) =
+            token_service(&python, dir.path(), &other_key, &other_cert, mode);
+        // Making a new repository's first key needs push: the last one makes it.
+        let key_url = format!("{}timestamp.key", server.tuf_url(new_gun));
+        for (jwt, status) in [
+            (
+                token(&impostor, "trust-test", Some("secret")),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                token(&issuer, "registry-test", Some("secret")),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (token(&issuer, "trust-test", None), StatusCode::UNAUTHORIZED),
+            (token(&issuer, "trust-test", Some("secret")), StatusCode::OK),
+        ] {
+            assert_eq!(get(&key_url, Some(&jwt)).0, status, "{jwt}");
+        }
+
+        // The same service authorises an image push to docker-registry.
+        let push = {
+            let request = http().get(format!("{issuer}/auth")).query(&[
+                ("service", "registry-test"),
+                ("scope", &format!("repository:{GUN}:push,pull")),
+            ]);
+            let body: serde_json::Value = request
+                .basic_auth("ci", Some("secret"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            body["token"].as_str().unwrap().to_string()
+        };
+        let registry = tagtrust_tests::registry::TestRegistry::start_with_token_auth(
+            &realm,
+            "registry-test",
+            ISSUER,
+            &cert,
+            &push,
+        )
+        .expect("docker-registry (.ci/run installs it)");
+        let (_, digest) = registry.push_image(GUN, "v1", mode, &[]);
+        assert!(digest.starts_with("sha256:"));
     }
 }

@@ -10,12 +10,12 @@ trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null || true; done; wait 2>/dev/n
 NOTARY_SIGNER_ALIAS1=signer-pass notary-signer -config "$W/signer.json" -logf logfmt > "$W/signer.log" 2>&1 & PIDS+=($!)
 sleep 1
 notary-server -config "$W/server-signer-auth.json" -logf logfmt > "$W/server.log" 2>&1 & PIDS+=($!)
-python3 "$HERE/../token_server.py" 4470 "$C/token.key" "$C/token.crt" "$W/token.jsonl" x5c > "$W/token.log" 2>&1 & PIDS+=($!)
+python3 "$HERE/../../../tests/python/token_issuer.py" 4470 "$C/token.key" "$C/token.crt" "$W/token.jsonl" x5c > "$W/token.log" 2>&1 & PIDS+=($!)
 docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 & PIDS+=($!)
 for i in $(seq 50); do curl -sf --cacert "$C/ca.crt" https://127.0.0.1:4453/_notary_server/health >/dev/null && break; sleep 0.2; done
 for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:4470/auth && curl -s -o /dev/null http://127.0.0.1:5005/v2/ && break; sleep 0.2; done
 export NOTARY_ROOT_PASSPHRASE=root-pass-123 NOTARY_TARGETS_PASSPHRASE=targets-pass-123 NOTARY_SNAPSHOT_PASSPHRASE=snapshot-pass-123
-export NOTARY_AUTH=$(printf 'ci:secret' | base64)          # token_server.py accepts any user with password "secret"
+export NOTARY_AUTH=$(printf 'ci:secret' | base64)          # token_issuer.py accepts any user with password "secret"
 n() { notary -s https://127.0.0.1:4453 --tlscacert "$C/ca.crt" -d "$W/$1" "${@:2}" </dev/null; }
 GUN=example.com/recipe/auth
 echo hi > "$W/m"

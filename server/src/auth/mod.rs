@@ -3,6 +3,7 @@
 //! `/auth/token` ([`registry_token`]), and the 401 challenge that tells a
 //! registry client where to get one.
 
+pub(crate) mod external_issuer;
 pub(crate) mod registry_token;
 mod scopes;
 

@@ -24,12 +24,17 @@ const ISSUER: &str = "tagtrust-server";
 pub(crate) struct Claims {
     pub(crate) iss: String,
     /// Who asked: the Basic user name, or `anonymous`.
+    #[serde(default)]
     pub(crate) sub: String,
     pub(crate) aud: String,
     pub(crate) exp: i64,
+    #[serde(default)]
     pub(crate) nbf: i64,
+    #[serde(default)]
     pub(crate) iat: i64,
+    #[serde(default)]
     pub(crate) jti: String,
+    #[serde(default)]
     pub(crate) access: Vec<Access>,
     /// The ID of the tagtrust token it was issued for (none: anonymous).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +130,8 @@ pub(crate) fn scopes_of(claims: &Claims) -> Vec<String> {
 
 /// Issues and verifies this server's registry bearer tokens.
 pub(crate) struct RegistryTokens {
+    /// A registry token service whose tokens are accepted too.
+    external: Option<super::external_issuer::ExternalIssuer>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -155,12 +162,19 @@ impl RegistryTokens {
         validation.validate_nbf = true;
         validation.leeway = 0;
         Ok(RegistryTokens {
+            external: None,
             encoding: EncodingKey::from_secret(secret)?,
             decoding: DecodingKey::from_secret(secret)?,
             validation,
             service: service.to_string(),
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
         })
+    }
+
+    /// Accept the tokens of `issuer` too.
+    pub(crate) fn trusting(mut self, issuer: super::external_issuer::ExternalIssuer) -> Self {
+        self.external = Some(issuer);
+        self
     }
 
     pub(crate) fn service(&self) -> &str {
@@ -195,11 +209,33 @@ impl RegistryTokens {
         })
     }
 
-    /// The claims of `jwt` if this server issued it for its service and it
-    /// is within its lifetime.
-    pub(crate) fn verify(&self, jwt: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<Claims>(jwt, &self.decoding, &self.validation).map(|t| t.claims)
+    /// The claims of `jwt` if this server issued it for its service, or the
+    /// trusted external token service did, and it is within its lifetime.
+    pub(crate) fn verify(&self, jwt: &str) -> Result<Claims, String> {
+        if let Some(external) = &self.external {
+            if unverified_issuer(jwt).as_deref() == Some(external.issuer()) {
+                return external.verify(jwt);
+            }
+        }
+        jsonwebtoken::decode::<Claims>(jwt, &self.decoding, &self.validation)
+            .map(|t| t.claims)
+            .map_err(|e| e.to_string())
     }
+}
+
+/// The `iss` a JWT claims, before anything is verified: it says only which
+/// issuer's key to verify it with.
+fn unverified_issuer(jwt: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: String,
+    }
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<Issuer>(&bytes).ok().map(|c| c.iss)
 }
 
 /// Does `bearer` look like a JWT (three base64url parts) rather than a

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Minimal registry-token-spec issuer for tests (docker distribution "token" auth).
-usage: token_server.py PORT KEY.pem CERT.pem LOG.jsonl [x5c|kid] [response,fields] [issuer]
+usage: token_issuer.py PORT KEY.pem CERT.pem LOG.jsonl [x5c|kid] [response,fields] [issuer]
 GET /auth?service=S&scope=repository:NAME:push,pull&account=U with Basic auth (any user, password "secret")
 -> {"token","access_token","expires_in","issued_at"}; JWT ES256 with x5c (leaf DER) or kid (libtrust fingerprint)."""
 import sys, json, base64, time, hashlib, uuid, http.server, urllib.parse
