@@ -5,24 +5,22 @@
 
 use crate::auth::Action;
 use crate::error::ApiError;
-use crate::online::keys::{self, NewKey};
+use crate::online::keys::{self, KeyRole, NewKey};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
-use tagtrust_shared::{Gun, TopLevelRole};
+use tagtrust_shared::Gun;
 
-/// The online role a `{role}.key` path names, or why the server has no such key.
-fn online_role(role: &str) -> Result<TopLevelRole, ApiError> {
-    TopLevelRole::parse(role)
-        .filter(|r| r.is_online())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "UNSUPPORTED_ROLE",
-                format!("the server manages only timestamp and snapshot keys, not {role:?}"),
-            )
-            .with_detail(json!({ "role": role }))
-        })
+/// The role a `{role}.key` path names, or why the server has no such key.
+fn online_role(role: &str) -> Result<KeyRole, ApiError> {
+    KeyRole::parse(role).ok_or_else(|| {
+        ApiError::bad_request(
+            "UNSUPPORTED_ROLE",
+            format!("the server manages only timestamp, snapshot and bins keys, not {role:?}"),
+        )
+        .with_detail(json!({ "role": role }))
+    })
 }
 
 /// `GET {role}.key`: the newest key (made first if the repository has
