@@ -340,7 +340,7 @@ impl Publisher {
             .change_tags(gun, changes)
             .map_err(|e| match e {
                 crate::remote::RemoteError::Conflict(message) => PublishError::Refused(format!(
-                    "{gun} is binned, this home holds none of its bin keys, and the server does not sign its bins: {message}"
+                    "{gun} is binned and this home holds none of its bin keys; the server: {message}"
                 )),
                 other => other.into(),
             })?;

@@ -30,6 +30,24 @@ fn changed(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec
         .collect()
 }
 
+/// The CLI's failure: notices (a first-use notice in a new home) and then
+/// exactly one error line.
+fn assert_one_error_line(stderr: &str) {
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("tagtrust: error")),
+        "{stderr}"
+    );
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("notice: ")),
+        "{stderr}"
+    );
+}
+
 /// `POST /v2/{gun}/_trust/tags` with `body` and `token`: (status, answer).
 fn post_tags(server: &TestServer, gun: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut req = http()
@@ -165,7 +183,7 @@ fn a_push_token_alone_changes_tags_in_server_held_bins() {
         assert_eq!(consumer.lookup(GUN, "1.0"), moved);
         // Removing what is not there: one line, non-zero.
         let stderr = robot.fails(&["tag", "rm", &format!("{GUN}:never")]);
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert_one_error_line(&stderr);
         assert!(stderr.contains("never"), "{stderr}");
     }
 }
@@ -195,8 +213,7 @@ fn tokens_that_may_not_push_change_nothing() {
         let puller = Cli::new(&server.url).with_token(&pull);
         let (out, _) = puller.tag_set_with(GUN, "latest", &[]);
         assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert_one_error_line(&String::from_utf8_lossy(&out.stderr));
         assert_eq!(snapshot_versions(&server, GUN), before);
         assert_eq!(version_of(&server, GUN, "timestamp"), timestamp);
         assert_ne!(Cli::new(&server.url).lookup(GUN, "latest"), digest);
@@ -368,8 +385,8 @@ fn hostile_tag_changes_are_refused_and_change_nothing() {
             "--size",
             &good.1.to_string(),
         ]);
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("does not sign its bins"), "{stderr}");
+        assert_one_error_line(&stderr);
+        assert!(stderr.contains("not held by the server"), "{stderr}");
         // A bin the server signs cannot be uploaded as signed metadata.
         let bin = parse_json(&server.fetch(GUN, "bins-0.json"));
         let form = tagtrust_tests::files_form(&[("bins-0", serde_json::to_vec(&bin).unwrap())]);
