@@ -17,6 +17,7 @@ use crate::updater::UpdateError;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use tagtrust_shared::bins::TagChanges;
 use tagtrust_shared::{
     DelegatedRole, Delegations, Gun, PublicKey, Root, SigningKey, TargetFile, Targets, TopLevelRole,
 };
@@ -170,7 +171,13 @@ impl Publisher {
     ) -> Result<TagReport, PublishError> {
         tagtrust_shared::reference::validate_tag(tag)?;
         let file = target.to_target_file()?;
-        let (signer, opened) = self.signer_for(gun, tag, signer)?;
+        let Some((signer, opened)) = self.signer_for(gun, tag, signer)? else {
+            let changes = TagChanges {
+                set: BTreeMap::from([(tag.to_string(), file)]),
+                remove: Vec::new(),
+            };
+            return self.tag_report_from_server(gun, tag, Some(target), &changes);
+        };
         let signer = &signer;
         let set = |targets: &mut Targets| {
             targets.targets.insert(tag.to_string(), file.clone());
@@ -209,6 +216,26 @@ impl Publisher {
             Signer::Targets => Some(self.open(gun)?),
             Signer::Delegated { .. } => None,
         };
+        if opened
+            .as_ref()
+            .is_some_and(|repo| self.bins_held_elsewhere(repo, gun))
+        {
+            let changes = TagChanges {
+                set: files
+                    .iter()
+                    .map(|(tag, file)| (tag.to_string(), file.clone()))
+                    .collect(),
+                remove: Vec::new(),
+            };
+            let changed = self.change_tags_on_server(gun, &changes)?;
+            return Ok(TagsReport {
+                gun: gun.to_string(),
+                tags: files.len(),
+                roles: changed.bins,
+                conflicts_retried: 0,
+                resigned: Vec::new(),
+            });
+        }
         let by_signer = match &opened {
             Some(repo) => self.bin_signers(repo, gun, tags.iter().copied())?,
             None => None,
@@ -248,28 +275,62 @@ impl Publisher {
 
     /// Who signs `tag`: `signer`, except that the top-level targets role of
     /// a binned repository signs through the tag's bin; with the repository
-    /// opened to decide that, for the publish to start from.
+    /// opened to decide that, for the publish to start from. `None`: the
+    /// bins are signed elsewhere (by the server), so the server is asked.
     fn signer_for(
         &self,
         gun: &Gun,
         tag: &str,
         signer: &Signer,
-    ) -> Result<(Signer, Option<Repository>), PublishError> {
+    ) -> Result<Option<(Signer, Option<Repository>)>, PublishError> {
         match signer {
             Signer::Targets => {
                 let repo = self.open(gun)?;
+                if self.bins_held_elsewhere(&repo, gun) {
+                    return Ok(None);
+                }
                 let bin = self
                     .bin_signers(&repo, gun, [tag])?
                     .and_then(|bins| bins.into_values().next());
-                Ok((bin.map_or(Signer::Targets, |(bin, _)| bin), Some(repo)))
+                Ok(Some((
+                    bin.map_or(Signer::Targets, |(bin, _)| bin),
+                    Some(repo),
+                )))
             }
-            other => Ok((other.clone(), None)),
+            other => Ok(Some((other.clone(), None))),
         }
+    }
+
+    /// One tag set (`target`) or removed (`None`) by the server in its bins.
+    fn tag_report_from_server(
+        &self,
+        gun: &Gun,
+        tag: &str,
+        target: Option<&TagTarget>,
+        changes: &TagChanges,
+    ) -> Result<TagReport, PublishError> {
+        let changed = self.change_tags_on_server(gun, changes)?;
+        let (role, version) = changed.bins.into_iter().next().unwrap_or_default();
+        Ok(TagReport {
+            gun: gun.to_string(),
+            tag: tag.to_string(),
+            digest: target.map(|t| t.digest.clone()),
+            role,
+            targets_version: version,
+            conflicts_retried: 0,
+            resigned: Vec::new(),
+        })
     }
 
     /// Remove `tag` from the role `signer` signs.
     pub fn tag_rm(&self, gun: &Gun, tag: &str, signer: &Signer) -> Result<TagReport, PublishError> {
-        let (signer, opened) = self.signer_for(gun, tag, signer)?;
+        let Some((signer, opened)) = self.signer_for(gun, tag, signer)? else {
+            let changes = TagChanges {
+                set: BTreeMap::new(),
+                remove: vec![tag.to_string()],
+            };
+            return self.tag_report_from_server(gun, tag, None, &changes);
+        };
         let signer = &signer;
         let remove = |targets: &mut Targets| match targets.targets.remove(tag) {
             Some(_) => Ok(()),

@@ -83,7 +83,34 @@ impl ServerClient {
     /// The server-held public key of `role` (timestamp or snapshot) for
     /// `gun`, created on the server if it has none yet.
     pub fn online_key(&self, gun: &Gun, role: TopLevelRole) -> Result<PublicKey, RemoteError> {
-        self.key_request(reqwest::Method::GET, gun, role)
+        self.key_request(reqwest::Method::GET, gun, role.as_str())
+    }
+
+    /// The server-held bin key of `gun` (`bins.key`), created on the
+    /// server if it has none yet: for bins the server signs.
+    pub fn bins_key(&self, gun: &Gun) -> Result<PublicKey, RemoteError> {
+        self.key_request(reqwest::Method::GET, gun, tagtrust_shared::bins::BIN_PREFIX)
+    }
+
+    /// Have the server change tags in the bins it signs for `gun`
+    /// (`POST /v2/{gun}/_trust/tags`, on this client's `push:` token).
+    /// Returns the server's answer (the new versions).
+    pub fn change_tags(
+        &self,
+        gun: &Gun,
+        changes: &tagtrust_shared::bins::TagChanges,
+    ) -> Result<serde_json::Value, RemoteError> {
+        let url = format!("{}/v2/{gun}/_trust/tags", self.base());
+        let resp = self
+            .authorized(self.http.post(&url))
+            .json(changes)
+            .send()
+            .map_err(|e| transport(format!("POST {url}"), &e))?;
+        let body = success_body(resp, &url)?;
+        serde_json::from_slice(&body).map_err(|e| RemoteError::Rejected {
+            status: 200,
+            message: format!("the answer to POST {url} is not JSON: {e}"),
+        })
     }
 
     /// Have the server generate a new key for `role`; it signs with it once
@@ -93,14 +120,14 @@ impl ServerClient {
         gun: &Gun,
         role: TopLevelRole,
     ) -> Result<PublicKey, RemoteError> {
-        self.key_request(reqwest::Method::POST, gun, role)
+        self.key_request(reqwest::Method::POST, gun, role.as_str())
     }
 
     fn key_request(
         &self,
         method: reqwest::Method,
         gun: &Gun,
-        role: TopLevelRole,
+        role: &str,
     ) -> Result<PublicKey, RemoteError> {
         let url = format!("{}{role}.key", self.metadata_url(gun));
         let resp = self
@@ -164,22 +191,7 @@ impl ServerClient {
             .multipart(form)
             .send()
             .map_err(|e| transport(format!("POST {url}"), &e))?;
-        let status = resp.status();
-        if status.is_success() {
-            return resp
-                .bytes()
-                .map(|b| b.to_vec())
-                .map_err(|e| transport(format!("POST {url}"), &e));
-        }
-        let body = crate::fetch::read_error_body(resp);
-        let message = describe_error(&body);
-        if status == reqwest::StatusCode::CONFLICT {
-            return Err(RemoteError::Conflict(message));
-        }
-        Err(RemoteError::Rejected {
-            status: status.as_u16(),
-            message,
-        })
+        success_body(resp, url)
     }
 }
 
@@ -194,6 +206,28 @@ fn parse_online_key(body: &[u8]) -> Result<PublicKey, String> {
     let key: tagtrust_shared::notary::NotaryKey =
         serde_json::from_slice(body).map_err(|e| format!("not a public key: {e}"))?;
     key.to_public_key(key.method()).map_err(|e| e.to_string())
+}
+
+/// The body of a successful answer to `POST url`; a 409 is a
+/// [`RemoteError::Conflict`], any other failure [`RemoteError::Rejected`],
+/// with the server's message.
+fn success_body(resp: reqwest::blocking::Response, url: &str) -> Result<Vec<u8>, RemoteError> {
+    let status = resp.status();
+    if status.is_success() {
+        return resp
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| transport(format!("POST {url}"), &e));
+    }
+    let body = crate::fetch::read_error_body(resp);
+    let message = describe_error(&body);
+    if status == reqwest::StatusCode::CONFLICT {
+        return Err(RemoteError::Conflict(message));
+    }
+    Err(RemoteError::Rejected {
+        status: status.as_u16(),
+        message,
+    })
 }
 
 /// `{server}/v2/{gun}/_trust/tuf/`

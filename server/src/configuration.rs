@@ -25,6 +25,11 @@ pub struct Settings {
     pub timestamp_expiry_secs: u64,
     /// Lifetime of each snapshot the server signs.
     pub snapshot_expiry_secs: u64,
+    /// Lifetime of each hashed bin the server signs (repositories whose
+    /// publisher let the server hold the bin key).
+    pub bins_expiry_secs: u64,
+    /// Most tags one `POST /_trust/tags` may change.
+    pub max_tag_changes: usize,
     /// How often the re-sign scheduler looks for timestamps and snapshots
     /// that are due.
     pub resign_interval_secs: u64,
@@ -109,6 +114,8 @@ impl Default for Settings {
             master_key: None,
             timestamp_expiry_secs: 24 * 60 * 60,
             snapshot_expiry_secs: 7 * 24 * 60 * 60,
+            bins_expiry_secs: 365 * 24 * 60 * 60,
+            max_tag_changes: 10_000,
             resign_interval_secs: 60,
             resign_margin_fraction: 0.5,
             resign_margin_secs: None,
@@ -191,6 +198,14 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_expiry_secs: Option<u64>,
+    /// Lifetime of server-signed hashed bins in seconds [default: 31536000, 365 days].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bins_expiry_secs: Option<u64>,
+    /// Most tags one POST /_trust/tags may change [default: 10000].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tag_changes: Option<usize>,
     /// Seconds between passes of the re-sign scheduler [default: 60].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,6 +327,24 @@ impl Settings {
         }
     }
 
+    /// Lifetime of a hashed bin the server signs.
+    pub(crate) fn bins_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.bins_expiry_secs)
+    }
+
+    /// Re-sign a server-held bin when less than this much of its life
+    /// remains: the configured margin when it is shorter than the bins'
+    /// lifetime, else the configured fraction of it.
+    pub(crate) fn bins_resign_margin(&self) -> std::time::Duration {
+        let lifetime = self.bins_lifetime();
+        match self.resign_margin_secs {
+            Some(secs) if std::time::Duration::from_secs(secs) < lifetime => {
+                std::time::Duration::from_secs(secs)
+            }
+            _ => lifetime.mul_f64(self.resign_margin_fraction),
+        }
+    }
+
     /// The age at which the scheduler re-signs a timestamp: the configured
     /// cadence, or sooner when the expiry margin comes first.
     pub(crate) fn timestamp_cadence(&self) -> std::time::Duration {
@@ -340,6 +373,17 @@ impl Settings {
         }
         if self.resign_interval_secs == 0 {
             return Err("resign_interval_secs must be at least 1".into());
+        }
+        if self.max_tag_changes == 0 {
+            return Err("max_tag_changes must be at least 1".into());
+        }
+        // A server-held bin not due at one pass must be alive at the next.
+        if self.bins_resign_margin() <= std::time::Duration::from_secs(self.resign_interval_secs) {
+            return Err(format!(
+                "a server-held bin could expire between two re-sign passes: bins_expiry_secs ({}s) \
+                 leaves a re-sign margin no longer than resign_interval_secs ({}s)",
+                self.bins_expiry_secs, self.resign_interval_secs
+            ));
         }
         if self.resign_margin_secs.is_none()
             && !(self.resign_margin_fraction > 0.0 && self.resign_margin_fraction < 1.0)

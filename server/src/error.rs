@@ -161,13 +161,25 @@ impl From<crate::publish::Refusal> for ApiError {
                         delegated,
                         delegators,
                     } => json!({ "role": role, "delegated": delegated, "delegators": delegators }),
-                    Check::PathNotDelegated { target } | Check::TargetName { target } => {
+                    Check::PathNotDelegated { target }
+                    | Check::TargetName { target }
+                    | Check::InvalidTarget { target }
+                    | Check::TagClaimed { target }
+                    | Check::DuplicateTag { target }
+                    | Check::UnknownTag { target } => {
                         json!({ "role": role, "target": target })
                     }
                     Check::DuplicateKey { key_ids } => json!({ "role": role, "key_ids": key_ids }),
+                    Check::TooManyChanges { limit } => json!({ "role": role, "limit": limit }),
                     _ => json!({ "role": role }),
                 };
-                Self::bad_request(check.code(), message).with_detail(detail)
+                // Its publisher signs the bins: the request is fine, the
+                // repository is not in the state it needs.
+                let status = match check {
+                    Check::NotServerHeld => actix_web::http::StatusCode::CONFLICT,
+                    _ => actix_web::http::StatusCode::BAD_REQUEST,
+                };
+                Self::new(status, check.code(), message).with_detail(detail)
             }
         }
     }

@@ -15,6 +15,7 @@ use tagtrust_shared::{
 };
 
 pub mod notary;
+pub mod server_bins;
 #[cfg(test)]
 mod tests;
 
@@ -104,7 +105,10 @@ pub enum Check {
     /// Not signed by a threshold of the keys that must sign it.
     Signature,
     /// The version skips versions (not newer is a [`Refusal::Conflict`]).
-    Version { current: u64, uploaded: u64 },
+    Version {
+        current: u64,
+        uploaded: u64,
+    },
     /// Already expired.
     Expired,
     /// A first publish without root or targets.
@@ -120,11 +124,44 @@ pub enum Check {
         delegators: Vec<String>,
     },
     /// A target outside the paths delegated to the role.
-    PathNotDelegated { target: String },
+    PathNotDelegated {
+        target: String,
+    },
     /// A target name that is not an OCI tag.
-    TargetName { target: String },
+    TargetName {
+        target: String,
+    },
     /// One key listed under two key IDs.
-    DuplicateKey { key_ids: [String; 2] },
+    DuplicateKey {
+        key_ids: [String; 2],
+    },
+    /// Server-held bins delegated in a way the server will not sign for
+    /// ([`server_bins`]).
+    ServerBins,
+    /// A tag change for a repository whose bins the server does not hold.
+    NotServerHeld,
+    /// A tag change with none, or more than the limit.
+    NoChanges,
+    TooManyChanges {
+        limit: usize,
+    },
+    /// A target entry the server will not sign (digest, length, fields).
+    InvalidTarget {
+        target: String,
+    },
+    /// A tag that the top-level targets or a delegation listed before the
+    /// bins takes, so a bin's copy would never be found.
+    TagClaimed {
+        target: String,
+    },
+    /// A tag changed twice in one request.
+    DuplicateTag {
+        target: String,
+    },
+    /// Removing a tag that is not there.
+    UnknownTag {
+        target: String,
+    },
     /// A file of the other metadata dialect (spec TUF or Notary v1) than
     /// the repository's.
     WrongDialect,
@@ -151,6 +188,14 @@ impl Check {
             Check::DuplicateKey { .. } => "DUPLICATE_KEY",
             Check::WrongDialect => "WRONG_DIALECT",
             Check::Certificate => "CERTIFICATE",
+            Check::ServerBins => "SERVER_BINS",
+            Check::NotServerHeld => "BINS_NOT_SERVER_HELD",
+            Check::NoChanges => "NO_CHANGES",
+            Check::TooManyChanges { .. } => "TOO_MANY_CHANGES",
+            Check::InvalidTarget { .. } => "INVALID_TARGET",
+            Check::TagClaimed { .. } => "TAG_CLAIMED",
+            Check::DuplicateTag { .. } => "DUPLICATE_TAG",
+            Check::UnknownTag { .. } => "UNKNOWN_TAG",
         }
     }
 }
@@ -522,6 +567,16 @@ fn check_distinct_keys(
     }
 }
 
+/// A role's entry in the snapshot: hashed bins by version only, every
+/// other role with its length and hashes (see [`plan`]).
+pub(crate) fn snapshot_entry(is_bin: bool, version: u64, bytes: &[u8]) -> MetaFile {
+    if is_bin {
+        MetaFile::version_only(version)
+    } else {
+        MetaFile::describing(version, bytes)
+    }
+}
+
 /// Validate `uploads` against the repository's `current` files. On success,
 /// what to store; on failure, the first problem found (nothing is stored).
 pub fn plan(
@@ -703,7 +758,8 @@ pub fn plan(
     // hashes optional, python-tuf omits them by default): 1,024 bins with
     // hashes make a 135 KB snapshot, most of a cold lookup's bytes
     // (BENCHMARKS.md). A bin is still bound to its version, and signed by
-    // its bin key, which the server does not hold.
+    // its bin key, which the server does not hold unless the publisher
+    // delegated the bins to it (`server_bins`, SECURITY.md).
     let bins = effective
         .get("targets")
         .and_then(|t| t.signed.delegations.as_ref());
@@ -717,12 +773,10 @@ pub fn plan(
             .or_else(|| current.roles.get(role).map(|f| f.bytes.as_slice()))
             .expect("an effective role is stored or uploaded");
         let version = effective[role].signed.version;
-        let meta = if is_bin(role) {
-            MetaFile::version_only(version)
-        } else {
-            MetaFile::describing(version, bytes)
-        };
-        snapshot_meta.insert(format!("{role}.json"), meta);
+        snapshot_meta.insert(
+            format!("{role}.json"),
+            snapshot_entry(is_bin(role), version, bytes),
+        );
     }
     let next = |version: Option<u64>| version.map_or(1, |v| v + 1);
     Ok(Plan {

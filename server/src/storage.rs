@@ -14,6 +14,7 @@ use crate::cache::ReadCache;
 use crate::changefeed::{ChangeCategory, ChangeRecord, Cursor, FeedQuery, FeedScope};
 use crate::configuration::Settings;
 use crate::file_cache::{FileCache, FileKey};
+use crate::online::keys::KeyRole;
 use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
@@ -133,6 +134,8 @@ pub struct ResignDue {
     pub timestamp_before: i64,
     pub timestamp_after: i64,
     pub snapshot_before: i64,
+    /// Server-held bins expiring before this are due too.
+    pub bins_before: i64,
 }
 
 /// One kind of role's expiries ([`Storage::expiry_summary`]).
@@ -537,7 +540,7 @@ impl Storage {
     pub(crate) async fn latest_key(
         &self,
         gun: &str,
-        role: TopLevelRole,
+        role: KeyRole,
     ) -> Result<Option<OnlineKeyRow>> {
         let row = sqlx::query(&format!(
             "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq DESC LIMIT 1"
@@ -598,16 +601,21 @@ impl Storage {
     /// of repositories.
     pub async fn resign_candidates(&self, due: &ResignDue) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT DISTINCT c.gun FROM current_metadata c \
-             WHERE ((c.role = 'timestamp' AND (c.expires_at < $1 OR c.expires_at > $2)) \
-                 OR (c.role = 'snapshot' AND c.expires_at < $3) \
-                 OR (c.role IN ('timestamp', 'snapshot') AND c.expires_at IS NULL)) \
-               AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.gun = c.gun AND r.mirrored <> 0) \
-             ORDER BY c.gun",
+            "SELECT gun FROM (\
+               SELECT c.gun AS gun FROM current_metadata c \
+               WHERE ((c.role = 'timestamp' AND (c.expires_at < $1 OR c.expires_at > $2)) \
+                   OR (c.role = 'snapshot' AND c.expires_at < $3) \
+                   OR (c.role IN ('timestamp', 'snapshot') AND c.expires_at IS NULL)) \
+                 AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.gun = c.gun AND r.mirrored <> 0) \
+               UNION \
+               SELECT b.gun AS gun FROM repositories b \
+               WHERE b.bins_expire_at IS NOT NULL AND b.bins_expire_at < $4 AND b.mirrored = 0\
+             ) AS due ORDER BY gun",
         )
         .bind(due.timestamp_before)
         .bind(due.timestamp_after)
         .bind(due.snapshot_before)
+        .bind(due.bins_before)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(row.try_get("gun")?)).collect()
@@ -1008,7 +1016,7 @@ impl RepoTx {
     }
 
     /// Every server key of `role`, oldest first.
-    pub(crate) async fn keys(&mut self, role: TopLevelRole) -> Result<Vec<OnlineKeyRow>> {
+    pub(crate) async fn keys(&mut self, role: KeyRole) -> Result<Vec<OnlineKeyRow>> {
         let rows = sqlx::query(&format!(
             "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq"
         ))
@@ -1022,7 +1030,7 @@ impl RepoTx {
     /// Store a new server key for `role`; it becomes the latest.
     pub(crate) async fn insert_key(
         &mut self,
-        role: TopLevelRole,
+        role: KeyRole,
         public_key: &PublicKey,
         sealed_seed: &[u8],
     ) -> Result<()> {
@@ -1094,6 +1102,32 @@ impl RepoTx {
         .bind(expires_at)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// Record the soonest expiry of the repository's current hashed bins
+    /// (`bins-…`) for the scheduler: called by whatever signs server-held
+    /// bins. A primary-key range of the repository's own rows.
+    pub(crate) async fn note_bins_expiry(&mut self) -> Result<()> {
+        sqlx::query(
+            "UPDATE repositories SET bins_expire_at = \
+             (SELECT MIN(c.expires_at) FROM current_metadata c \
+              WHERE c.gun = $1 AND c.role >= 'bins-' AND c.role < 'bins.') \
+             WHERE gun = $1",
+        )
+        .bind(&self.gun)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The server no longer signs the repository's bins (its targets
+    /// delegates them elsewhere now): the scheduler stops looking.
+    pub(crate) async fn forget_bins_expiry(&mut self) -> Result<()> {
+        sqlx::query("UPDATE repositories SET bins_expire_at = NULL WHERE gun = $1")
+            .bind(&self.gun)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

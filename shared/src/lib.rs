@@ -9,6 +9,7 @@
 //! * [`pathmatch`]: which targets a delegated role may sign.
 //! * [`role`]: the four top-level role names, and which are signed online.
 //! * [`gun`] and [`mod@reference`]: image repository names and `host/repo:tag` references.
+//! * [`bins`]: hashed-bin delegations and the server's tag-change body.
 //! * [`export`]: the air-gapped export's layout and manifest.
 //!
 //! Why not tough's schema types: tough recomputes key IDs from key content
@@ -17,6 +18,7 @@
 //! succinct delegations. Other TUF repositories (python-tuf's) legitimately do
 //! all of those, so our types keep unknown fields and take key IDs as listed.
 
+pub mod bins;
 pub mod canonical;
 pub mod error;
 pub mod export;

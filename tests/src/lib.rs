@@ -477,6 +477,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The snapshot's version of every role (file name -> version), read from
+/// `server`.
+pub fn snapshot_versions(
+    server: &TestServer,
+    gun: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let snapshot = parse_json(&server.fetch(gun, "snapshot.json"));
+    snapshot["signed"]["meta"]
+        .as_object()
+        .expect("snapshot meta")
+        .iter()
+        .map(|(file, meta)| (file.clone(), meta["version"].as_u64().expect("a version")))
+        .collect()
+}
+
 /// Parse metadata bytes as JSON (they must be).
 pub fn parse_json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).expect("metadata is JSON")

@@ -9,22 +9,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tagtrust_tests::proxy::{Forwarded, TamperingProxy};
 use tagtrust_tests::{
-    json, ngclient_lookup, parse_json, python_with_tuf, random_digest, succeeded, tough_targets,
-    tuf_client, Backend, Cli, TestServer,
+    json, ngclient_lookup, parse_json, python_with_tuf, random_digest, snapshot_versions,
+    succeeded, tough_targets, tuf_client, Backend, Cli, TestServer,
 };
 
 const GUN: &str = "localhost:5000/bins/app";
-
-/// The snapshot's versions of every role, read from the server.
-fn snapshot_versions(server: &TestServer, gun: &str) -> BTreeMap<String, u64> {
-    let snapshot = parse_json(&server.fetch(gun, "snapshot.json"));
-    snapshot["signed"]["meta"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(file, meta)| (file.clone(), meta["version"].as_u64().unwrap()))
-        .collect()
-}
 
 fn current_targets(server: &TestServer, gun: &str) -> Value {
     parse_json(&server.fetch(gun, "targets.json"))

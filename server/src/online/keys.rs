@@ -1,4 +1,5 @@
-//! Online keys: server-held ed25519 keys (timestamp, snapshot), the master
+//! Online keys: server-held ed25519 keys (timestamp, snapshot, and the
+//! bin key of repositories whose hashed bins the server signs), the master
 //! key that encrypts them at rest with AES-256-GCM, and their life cycle
 //! (the first key of a role, rotations).
 //!
@@ -31,6 +32,47 @@ const MASTER_KEY_FILE: &str = "master.key";
 
 /// Keys of one role newer than the newest one the current root lists.
 const MAX_PENDING_KEYS: usize = 4;
+
+/// Which role a server key signs: an online top-level role, or the
+/// repository's hashed bins (`bins.key`, for publishers who let the server
+/// hold the bin key; see `crate::publish::server_bins`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRole {
+    Top(TopLevelRole),
+    Bins,
+}
+
+impl KeyRole {
+    /// The name in `{role}.key` and in the `online_keys` table.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Top(role) => role.as_str(),
+            KeyRole::Bins => tagtrust_shared::bins::BIN_PREFIX,
+        }
+    }
+
+    /// The key role a `{role}.key` path names: timestamp, snapshot or bins.
+    pub(crate) fn parse(role: &str) -> Option<KeyRole> {
+        if role == tagtrust_shared::bins::BIN_PREFIX {
+            return Some(KeyRole::Bins);
+        }
+        TopLevelRole::parse(role)
+            .filter(|r| r.is_online())
+            .map(KeyRole::Top)
+    }
+}
+
+impl From<TopLevelRole> for KeyRole {
+    fn from(role: TopLevelRole) -> Self {
+        KeyRole::Top(role)
+    }
+}
+
+impl std::fmt::Display for KeyRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SignerError {
@@ -135,13 +177,13 @@ impl MasterKey {
         }
     }
 
-    fn aad(gun: &str, role: TopLevelRole, key_id: &str) -> Vec<u8> {
+    fn aad(gun: &str, role: KeyRole, key_id: &str) -> Vec<u8> {
         format!("tagtrust-online-key\0{gun}\0{role}\0{key_id}").into_bytes()
     }
 
     /// Encrypt a key's 32-byte secret (an ed25519 seed or a P-256 scalar)
     /// for storage, bound to its repository, role and key ID.
-    fn seal_secret(&self, gun: &str, role: TopLevelRole, key_id: &str, secret: &[u8]) -> Vec<u8> {
+    fn seal_secret(&self, gun: &str, role: KeyRole, key_id: &str, secret: &[u8]) -> Vec<u8> {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let aad = Self::aad(gun, role, key_id);
         let ciphertext = self
@@ -163,7 +205,7 @@ impl MasterKey {
     pub(crate) fn open(
         &self,
         gun: &str,
-        role: TopLevelRole,
+        role: KeyRole,
         key_id: &str,
         sealed: &[u8],
     ) -> Result<SigningKey, SignerError> {
@@ -183,7 +225,7 @@ impl MasterKey {
     pub(crate) fn open_online(
         &self,
         gun: &str,
-        role: TopLevelRole,
+        role: KeyRole,
         row: &OnlineKeyRow,
     ) -> Result<OnlineKey, SignerError> {
         let fail = || SignerError::Decrypt {
@@ -208,7 +250,7 @@ impl MasterKey {
     fn open_secret(
         &self,
         gun: &str,
-        role: TopLevelRole,
+        role: KeyRole,
         key_id: &str,
         sealed: &[u8],
     ) -> Result<Vec<u8>, SignerError> {
@@ -353,7 +395,7 @@ pub(crate) async fn add_key(
     storage: &Storage,
     master: &MasterKey,
     gun: &str,
-    role: TopLevelRole,
+    role: KeyRole,
     why: NewKey,
     kind: KeyType,
 ) -> Result<PublicKey, ApiError> {
@@ -381,8 +423,22 @@ pub(crate) async fn add_key(
 
 /// A rotation is for a published repository, with fewer than
 /// [`MAX_PENDING_KEYS`] keys of `role` newer than the newest its root lists.
-async fn check_rotation(repo: &mut RepoTx, role: TopLevelRole) -> Result<(), ApiError> {
+async fn check_rotation(repo: &mut RepoTx, role: KeyRole) -> Result<(), ApiError> {
     let gun = repo.gun().to_string();
+    if role == KeyRole::Bins {
+        // A new bin key takes effect only in a targets the publisher signs
+        // naming it, and then every bin must be re-signed under it in that
+        // same publish; the server does not re-bin (SECURITY.md). Refused
+        // rather than made and left unused.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "BINS_KEY_ROTATION",
+            format!(
+                "the server's bin key of {gun} cannot be rotated: the bins it signs are delegated by targets, \
+                 which only the publisher re-signs, and re-binning under a new key is not supported"
+            ),
+        ));
+    }
     let root = repo
         .current_files()
         .await?
@@ -439,28 +495,29 @@ fn root_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use TopLevelRole::{Snapshot, Timestamp};
+    const SNAPSHOT: KeyRole = KeyRole::Top(TopLevelRole::Snapshot);
+    const TIMESTAMP: KeyRole = KeyRole::Top(TopLevelRole::Timestamp);
 
     #[test]
     fn seal_and_open() {
         let master = MasterKey::from_bytes(&[7u8; 32]).unwrap();
         let key = SigningKey::generate();
-        let sealed = master.seal_secret("acme/app", Timestamp, &key.key_id(), &key.seed());
+        let sealed = master.seal_secret("acme/app", TIMESTAMP, &key.key_id(), &key.seed());
         assert!(!sealed.windows(32).any(|w| w == key.seed().as_slice()));
         let back = master
-            .open("acme/app", Timestamp, &key.key_id(), &sealed)
+            .open("acme/app", TIMESTAMP, &key.key_id(), &sealed)
             .unwrap();
         assert_eq!(back.key_id(), key.key_id());
         // Bound to its repository and role.
         assert!(master
-            .open("acme/other", Timestamp, &key.key_id(), &sealed)
+            .open("acme/other", TIMESTAMP, &key.key_id(), &sealed)
             .is_err());
         assert!(master
-            .open("acme/app", Snapshot, &key.key_id(), &sealed)
+            .open("acme/app", SNAPSHOT, &key.key_id(), &sealed)
             .is_err());
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         assert!(other
-            .open("acme/app", Timestamp, &key.key_id(), &sealed)
+            .open("acme/app", TIMESTAMP, &key.key_id(), &sealed)
             .is_err());
     }
 
@@ -472,12 +529,12 @@ mod tests {
             let public = key.public_key();
             let row = OnlineKeyRow {
                 key_id: public.key_id(),
-                sealed_seed: master.seal_secret("g", Timestamp, &public.key_id(), &key.secret()),
+                sealed_seed: master.seal_secret("g", TIMESTAMP, &public.key_id(), &key.secret()),
                 public_key: public.clone(),
             };
-            let opened = master.open_online("g", Timestamp, &row).unwrap();
+            let opened = master.open_online("g", TIMESTAMP, &row).unwrap();
             assert_eq!(opened.public_key(), public);
-            assert!(master.open_online("g", Snapshot, &row).is_err());
+            assert!(master.open_online("g", SNAPSHOT, &row).is_err());
             let (method, sig) = opened.sign_notary(b"message");
             assert_eq!(
                 method,
@@ -497,9 +554,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let key = SigningKey::generate();
         let first = MasterKey::load_or_generate(None, &dir).unwrap();
-        let sealed = first.seal_secret("g", Snapshot, &key.key_id(), &key.seed());
+        let sealed = first.seal_secret("g", SNAPSHOT, &key.key_id(), &key.seed());
         let second = MasterKey::load_or_generate(None, &dir).unwrap();
-        second.open("g", Snapshot, &key.key_id(), &sealed).unwrap();
+        second.open("g", SNAPSHOT, &key.key_id(), &sealed).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -61,7 +61,9 @@ fn sign(
     let message = tagtrust_shared::notary::signed_bytes(signed).map_err(metadata_error)?;
     let mut signatures = Vec::with_capacity(signers.len());
     for (listed_id, row) in signers {
-        let (method, raw) = master.open_online(gun, role, row)?.sign_notary(&message);
+        let (method, raw) = master
+            .open_online(gun, role.into(), row)?
+            .sign_notary(&message);
         signatures.push(NotarySignature {
             keyid: listed_id.clone(),
             method: method.into(),
@@ -90,11 +92,11 @@ pub(crate) async fn sign_and_store(
 ) -> Result<Signed, ApiError> {
     use TopLevelRole::{Snapshot as SnapshotRole, Timestamp as TimestampRole};
     let gun = repo.gun().to_string();
-    let timestamp_keys = repo.keys(TimestampRole).await?;
+    let timestamp_keys = repo.keys(TimestampRole.into()).await?;
     let timestamp_signers = signers(root, TimestampRole, &timestamp_keys)?;
     let (snapshot_version, snapshot_bytes, new_snapshot) = match snapshot {
         SnapshotUpdate::New { version, meta } => {
-            let snapshot_keys = repo.keys(SnapshotRole).await?;
+            let snapshot_keys = repo.keys(SnapshotRole.into()).await?;
             let snapshot_signers = signers(root, SnapshotRole, &snapshot_keys)?;
             let signed = json!({
                 "_type": "Snapshot",

@@ -10,8 +10,15 @@
 //! still due: the first process signs the next version, the others find a
 //! fresh timestamp and do nothing. Versions therefore never repeat or skip.
 //!
+//! Server-held hashed bins (their publisher let the server hold the bin
+//! key) are re-signed the same way when one is within its margin (default
+//! half of `bins_expiry_secs`), with a new snapshot and timestamp; the
+//! repositories are found through `repositories.bins_expire_at`.
+//!
 //! Reading `timestamp.json` goes through [`super::fresh::current`]: a safety
-//! net that re-signs on the spot only when the scheduler is late.
+//! net that re-signs on the spot only when the scheduler is late. Bins have
+//! none: their margin is months by default, so a late scheduler has that
+//! long, and consumers fetch bins by version, not as current files.
 
 use super::notary_signing;
 use super::signing::{self, Signed, SnapshotUpdate};
@@ -19,12 +26,13 @@ use super::Online;
 use crate::configuration::Settings;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
-use crate::storage::{ResignDue, StoredFile};
+use crate::publish::server_bins::{held_bins, HeldBins, NewBin};
+use crate::storage::{RepoTx, ResignDue, StoredFile};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tagtrust_shared::metadata::signed_at;
 use tagtrust_shared::notary::{NotaryRoot, NotarySigned, NotarySnapshot};
-use tagtrust_shared::{Metadata, Root, Snapshot, Timestamp, TopLevelRole};
+use tagtrust_shared::{MetaFile, Metadata, Root, Snapshot, Targets, Timestamp, TopLevelRole};
 
 /// What a re-sign attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +104,7 @@ pub(crate) fn resign_due(settings: &Settings, now: DateTime<Utc>) -> ResignDue {
         timestamp_before: after(margin(TopLevelRole::Timestamp).max(cadence_left)),
         timestamp_after: after(lifetime),
         snapshot_before: after(margin(TopLevelRole::Snapshot)),
+        bins_before: after(settings.bins_resign_margin()),
     }
 }
 
@@ -158,7 +167,7 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     let snapshot_is_ours = match &notary_root {
         Some(root) => {
             let keys: Vec<_> = repo
-                .keys(SnapshotRole)
+                .keys(SnapshotRole.into())
                 .await?
                 .into_iter()
                 .map(|k| k.public_key)
@@ -167,7 +176,13 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
         }
         None => true,
     };
-    let snapshot_due = snapshot_is_ours && is_due(expires(snapshot)?, now, margin(SnapshotRole));
+    // Server-held bins exist only in spec-TUF repositories.
+    let bins = match notary_root {
+        Some(_) => None,
+        None => due_bins(&mut repo, &current, settings, now).await?,
+    };
+    let snapshot_due = bins.is_some()
+        || (snapshot_is_ours && is_due(expires(snapshot)?, now, margin(SnapshotRole)));
     let timestamp_expires = expires(timestamp)?;
     let timestamp_due = snapshot_due
         || is_due(timestamp_expires, now, margin(TimestampRole))
@@ -200,8 +215,23 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
         let root =
             Metadata::<Root>::from_bytes(&root.bytes).map_err(|e| stored_error(&root.role, e))?;
         let update = if snapshot_due {
-            let md = Metadata::<Snapshot>::from_bytes(&snapshot.bytes)
+            let mut md = Metadata::<Snapshot>::from_bytes(&snapshot.bytes)
                 .map_err(|e| stored_error(&snapshot.role, e))?;
+            if let Some((held, new_bins)) = bins {
+                for bin in &new_bins {
+                    md.signed.meta.insert(
+                        format!("{}.json", bin.role),
+                        MetaFile::version_only(bin.targets.version),
+                    );
+                }
+                let resigned = new_bins.len();
+                signing::sign_and_store_bins(&mut repo, master, &held, new_bins, now).await?;
+                online
+                    .metrics
+                    .resigns
+                    .with_label_values(&["bins"])
+                    .inc_by(resigned as u64);
+            }
             SnapshotUpdate::New {
                 version: snapshot.version + 1,
                 meta: md.signed.meta,
@@ -225,6 +255,53 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
         "re-signed before expiry"
     );
     Ok(Outcome::Resigned(signed))
+}
+
+/// Under the lock: the server-held bins of `current` (the repository's
+/// current files) within their re-sign margin, each as its next version
+/// (same tags, a new expiry). Only a repository with a server bin key and
+/// bins is looked at, and only the due bins are parsed. When the server
+/// no longer holds the bins (its targets delegates them elsewhere now),
+/// the scheduler's note of their expiry is dropped.
+async fn due_bins(
+    repo: &mut RepoTx,
+    current: &[StoredFile],
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Option<(HeldBins, Vec<NewBin>)>, ApiError> {
+    let bin_prefix = format!("{}-", tagtrust_shared::bins::BIN_PREFIX);
+    if !current.iter().any(|f| f.role.starts_with(&bin_prefix)) {
+        return Ok(None);
+    }
+    let server_keys = signing::bin_keys(repo).await?;
+    if server_keys.is_empty() {
+        return Ok(None);
+    }
+    let Some(targets) = current.iter().find(|f| f.role == TopLevelRole::Targets) else {
+        return Ok(None);
+    };
+    let targets = Metadata::<Targets>::from_bytes(&targets.bytes)
+        .map_err(|e| stored_error(&targets.role, e))?;
+    let Ok(Some(held)) = held_bins(&targets.signed, &server_keys) else {
+        repo.forget_bins_expiry().await?;
+        return Ok(None);
+    };
+    let mut bins = Vec::new();
+    for file in current.iter().filter(|f| held.bins.is_bin(&f.role)) {
+        if !is_due(expires(file)?, now, settings.bins_resign_margin()) {
+            continue;
+        }
+        let md = Metadata::<Targets>::from_bytes(&file.bytes)
+            .map_err(|e| stored_error(&file.role, e))?;
+        let mut next = md.signed;
+        next.version += 1;
+        next.expires = signing::bins_expiry(now, settings);
+        bins.push(NewBin {
+            role: file.role.clone(),
+            targets: next,
+        });
+    }
+    Ok((!bins.is_empty()).then_some((held, bins)))
 }
 
 /// What one pass did.

@@ -4,9 +4,10 @@
 //! (the same meta, or only a new timestamp): see `routes::publish` and
 //! [`super::scheduler`].
 
-use super::keys::MasterKey;
+use super::keys::{KeyRole, MasterKey};
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::publish::server_bins::{HeldBins, NewBin};
 use crate::storage::{OnlineKeyRow, RepoTx};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -90,7 +91,7 @@ fn sign_with<T: Role>(
     signers: &[(String, &OnlineKeyRow)],
 ) -> Result<(), ApiError> {
     for (listed_id, row) in signers {
-        let key = master.open_online(gun, role, row)?;
+        let key = master.open_online(gun, role.into(), row)?;
         let mut sig = key.sign_tuf(md.canonical_signed());
         // Sign under the key ID the root lists (TUF lets a root name a key
         // by any ID).
@@ -129,11 +130,11 @@ pub(crate) async fn sign_and_store(
 ) -> Result<Signed, ApiError> {
     use TopLevelRole::{Snapshot as SnapshotRole, Timestamp as TimestampRole};
     let gun = repo.gun().to_string();
-    let timestamp_keys = repo.keys(TimestampRole).await?;
+    let timestamp_keys = repo.keys(TimestampRole.into()).await?;
     let timestamp_signers = online_signers(root, TimestampRole, &timestamp_keys)?;
     let (snapshot_version, snapshot_bytes, new_snapshot) = match snapshot {
         SnapshotUpdate::New { version, meta } => {
-            let snapshot_keys = repo.keys(SnapshotRole).await?;
+            let snapshot_keys = repo.keys(SnapshotRole.into()).await?;
             let snapshot_signers = online_signers(root, SnapshotRole, &snapshot_keys)?;
             let mut signed = Snapshot::new(version, expiry(now, settings, SnapshotRole), meta);
             set_signed_at(&mut signed.extra, now);
@@ -172,4 +173,55 @@ pub(crate) async fn sign_and_store(
         snapshot_version: new_snapshot.then_some(snapshot_version),
         timestamp_version,
     })
+}
+
+/// The public parts of the server's bin keys of the repository `repo`
+/// holds (none unless its publisher asked for `bins.key`).
+pub(crate) async fn bin_keys(repo: &mut RepoTx) -> Result<Vec<PublicKey>, ApiError> {
+    Ok(repo
+        .keys(KeyRole::Bins)
+        .await?
+        .into_iter()
+        .map(|row| row.public_key)
+        .collect())
+}
+
+/// When a bin the server signs at `now` expires.
+pub(crate) fn bins_expiry(now: DateTime<Utc>, settings: &Settings) -> DateTime<Utc> {
+    let lifetime = settings.bins_lifetime();
+    now + chrono::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2))
+}
+
+/// Sign each of `bins` with the server's bin key that `held` delegates to
+/// (under the key ID the delegation lists), stamped `x-tagtrust-signed-at`
+/// = `now`, store them in `repo` and note the bins' soonest expiry for the
+/// scheduler. Returns each bin's new version. The caller holds the lock,
+/// signs snapshot and timestamp after, and commits.
+pub(crate) async fn sign_and_store_bins(
+    repo: &mut RepoTx,
+    master: &MasterKey,
+    held: &HeldBins,
+    bins: Vec<NewBin>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, ApiError> {
+    let gun = repo.gun().to_string();
+    let keys = repo.keys(KeyRole::Bins).await?;
+    let row = keys
+        .iter()
+        .find(|row| row.public_key.same_key(&held.key))
+        .ok_or_else(|| ApiError::internal("the server's bin key is missing"))?;
+    let key = master.open(&gun, KeyRole::Bins, &row.key_id, &row.sealed_seed)?;
+    let mut versions = Vec::with_capacity(bins.len());
+    for NewBin { role, mut targets } in bins {
+        set_signed_at(&mut targets.extra, now);
+        let version = targets.version;
+        let mut md = Metadata::new(targets).map_err(metadata_error)?;
+        let mut sig = key.sign(md.canonical_signed());
+        sig.keyid = held.key_id.clone();
+        md.signatures.push(sig);
+        repo.insert_metadata(&role, version, &md.to_bytes()).await?;
+        versions.push((role, version));
+    }
+    repo.note_bins_expiry().await?;
+    Ok(versions)
 }

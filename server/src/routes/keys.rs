@@ -6,25 +6,23 @@
 use crate::auth::Action;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
-use crate::online::keys::{self, KeyType, NewKey};
+use crate::online::keys::{self, KeyRole, KeyType, NewKey};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use tagtrust_shared::notary::NotaryKey;
-use tagtrust_shared::{Gun, TopLevelRole};
+use tagtrust_shared::Gun;
 
-/// The online role a `{role}.key` path names, or why the server has no such key.
-fn online_role(role: &str) -> Result<TopLevelRole, ApiError> {
-    TopLevelRole::parse(role)
-        .filter(|r| r.is_online())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "UNSUPPORTED_ROLE",
-                format!("the server manages only timestamp and snapshot keys, not {role:?}"),
-            )
-            .with_detail(json!({ "role": role }))
-        })
+/// The role a `{role}.key` path names, or why the server has no such key.
+fn online_role(role: &str) -> Result<KeyRole, ApiError> {
+    KeyRole::parse(role).ok_or_else(|| {
+        ApiError::bad_request(
+            "UNSUPPORTED_ROLE",
+            format!("the server manages only timestamp, snapshot and bins keys, not {role:?}"),
+        )
+        .with_detail(json!({ "role": role }))
+    })
 }
 
 /// `GET {role}.key`: the newest key (made first if the repository has
@@ -43,10 +41,12 @@ pub(crate) async fn key(
     // default, as notary-signer makes) and key form, and a rotation answers
     // 200, the only success the notary CLI takes. tagtrust's client reads
     // both forms.
-    let notary = match state.storage.dialect(gun.as_str()).await? {
-        Some(dialect) => dialect == Dialect::Notary,
-        None => crate::auth::carries_registry_token(req),
-    };
+    // Bins are a spec-TUF repository's: their key is never Notary's.
+    let notary = role != KeyRole::Bins
+        && match state.storage.dialect(gun.as_str()).await? {
+            Some(dialect) => dialect == Dialect::Notary,
+            None => crate::auth::carries_registry_token(req),
+        };
     let kind = if notary {
         KeyType::parse(&state.settings.notary_key_type).unwrap_or(KeyType::EcdsaP256)
     } else {

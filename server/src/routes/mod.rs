@@ -12,6 +12,7 @@ pub mod mirror;
 pub mod publish;
 pub mod read;
 pub mod registry;
+pub mod tags;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -177,6 +178,12 @@ async fn post_inner(
         .and_then(|rest| rest.strip_suffix(mirror::SUFFIX))
     {
         return mirror::import(req, payload, state, &parse_gun(gun)?).await;
+    }
+    if let Some(gun) = path
+        .strip_prefix("/v2/")
+        .and_then(|rest| rest.strip_suffix(tags::SUFFIX))
+    {
+        return tags::change(req, payload, state, &parse_gun(gun)?).await;
     }
     match parse_path(path)? {
         (gun, Target::Repository) => publish::publish(req, payload, state, &gun).await,

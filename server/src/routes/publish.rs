@@ -50,7 +50,31 @@ pub(crate) async fn read_parts<N: std::fmt::Display>(
     limits: Limits,
     name: impl Fn(&str) -> Result<N, ApiError>,
 ) -> Result<Vec<(N, Vec<u8>)>, ApiError> {
-    let max_body = limits.body_bytes;
+    let body = read_body(req, payload, settings, limits.body_bytes).await?;
+    // Parse from memory. The stream never waits, so the parse either
+    // finishes at once or is stalled: actix-multipart waits forever for
+    // more data when a body ends inside a part or without the closing
+    // boundary, which would hold the connection open indefinitely.
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+    parse_multipart(req, stream, settings, limits, name)
+        .now_or_never()
+        .unwrap_or_else(|| {
+            Err(ApiError::bad_request(
+                "BAD_MULTIPART",
+                "truncated multipart/form-data body (it ends inside a part or without the closing boundary)",
+            ))
+        })
+}
+
+/// The whole request body, at most `max_body` bytes (413 beyond, also for
+/// a body without `Content-Length`), within `body_timeout_secs` (408).
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    settings: &crate::configuration::Settings,
+    max_body: usize,
+) -> Result<web::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -92,21 +116,7 @@ pub(crate) async fn read_parts<N: std::fmt::Display>(
         )
         .with_detail(json!({ "limit_secs": settings.body_timeout_secs }))
     })??;
-    // Parse from memory. The stream never waits, so the parse either
-    // finishes at once or is stalled: actix-multipart waits forever for
-    // more data when a body ends inside a part or without the closing
-    // boundary, which would hold the connection open indefinitely.
-    let body = body.freeze();
-    let stream =
-        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
-    parse_multipart(req, stream, settings, limits, name)
-        .now_or_never()
-        .unwrap_or_else(|| {
-            Err(ApiError::bad_request(
-                "BAD_MULTIPART",
-                "truncated multipart/form-data body (it ends inside a part or without the closing boundary)",
-            ))
-        })
+    Ok(body.freeze())
 }
 
 /// Split an in-memory multipart body into the uploaded files.
@@ -212,77 +222,141 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
         )
         .into());
     }
-    let now = chrono::Utc::now();
-    let files = repo.current_files().await?;
-    let files = files
-        .iter()
-        .map(|f| (f.role.as_str(), f.version, &f.bytes[..]));
-    let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
-    let mut versions = Map::new();
-    let signed = match dialect {
-        Dialect::Tuf => {
-            for upload in &uploads {
-                publish::role_from_filename(&upload.role)?;
-            }
-            let current = publish::CurrentRepository::from_files(files).map_err(corrupt)?;
-            let plan = publish::plan(&current, uploads, now)?;
-            for (role, version, bytes) in &plan.store {
-                repo.insert_metadata(role, *version, bytes).await?;
-                versions.insert(role.clone(), json!(version));
-            }
-            let snapshot = SnapshotUpdate::New {
-                version: plan.snapshot_version,
-                meta: plan.snapshot_meta,
-            };
-            let (master, settings) = (&state.master, &state.settings);
-            let root = &plan.root.signed;
-            signing::sign_and_store(
-                &mut repo,
-                master,
-                settings,
-                root,
-                snapshot,
-                plan.timestamp_version,
-                now,
-            )
-            .await?
-        }
-        Dialect::Notary => {
-            let current = publish::notary::NotaryCurrent::from_files(files).map_err(corrupt)?;
-            let snapshot_keys: Vec<_> = repo
-                .keys(TopLevelRole::Snapshot)
-                .await?
-                .into_iter()
-                .map(|k| k.public_key)
-                .collect();
-            let plan = publish::notary::plan(&current, gun, uploads, &snapshot_keys, now)?;
-            for (role, version, bytes) in &plan.store {
-                repo.insert_metadata(role, *version, bytes).await?;
-                versions.insert(role.clone(), json!(version));
-            }
-            let snapshot = match plan.snapshot {
-                // Stored above with the other uploads.
-                SnapshotStep::Uploaded { version, bytes } => {
-                    SnapshotUpdate::Keep { version, bytes }
-                }
-                SnapshotStep::Generate { version, meta } => SnapshotUpdate::New { version, meta },
-            };
-            let (master, settings) = (&state.master, &state.settings);
-            notary_signing::sign_and_store(
-                &mut repo,
-                master,
-                settings,
-                &plan.root,
-                snapshot,
-                plan.timestamp_version,
-                now,
-            )
-            .await?
-        }
-    };
     if stored_dialect.is_none() {
+        // In the publish's transaction: undone if the publish is refused.
         repo.set_dialect(dialect).await?;
     }
+    match dialect {
+        Dialect::Tuf => apply_tuf(state, repo, uploads).await,
+        Dialect::Notary => apply_notary(state, repo, uploads).await,
+    }
+}
+
+/// The current files of a locked spec-TUF repository as the publish core
+/// takes them, with the server's bin keys.
+async fn current_tuf(
+    repo: &mut crate::storage::RepoTx,
+) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
+    let files = repo.current_files().await?;
+    let current = publish::CurrentRepository::from_files(
+        files
+            .iter()
+            .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let server_keys = signing::bin_keys(repo).await?;
+    Ok((current, server_keys))
+}
+
+/// Take `gun`'s lock (refusing a transparent mirror, which changes only
+/// upstream, and a Notary repository, which has no server-held bins) and
+/// read its current files as the publish core takes them, with the
+/// server's bin keys.
+pub(crate) async fn lock_current(
+    state: &AppState,
+    gun: &str,
+) -> Result<
+    (
+        crate::storage::RepoTx,
+        publish::CurrentRepository,
+        Vec<tagtrust_shared::PublicKey>,
+    ),
+    ApiError,
+> {
+    let mut repo = state.storage.lock(gun).await?;
+    if repo.is_mirrored().await? {
+        return Err(ApiError::mirrored(gun));
+    }
+    if repo.dialect().await? == Some(Dialect::Notary) {
+        return Err(ApiError::bad_request(
+            "WRONG_DIALECT",
+            format!("{gun} is a Notary repository: it has no server-held bins"),
+        ));
+    }
+    let (current, server_keys) = current_tuf(&mut repo).await?;
+    Ok((repo, current, server_keys))
+}
+
+async fn apply_tuf(
+    state: &AppState,
+    mut repo: crate::storage::RepoTx,
+    uploads: Vec<Upload>,
+) -> Result<Value, ApiError> {
+    for upload in &uploads {
+        publish::role_from_filename(&upload.role)?;
+    }
+    let (current, server_keys) = current_tuf(&mut repo).await?;
+    let now = chrono::Utc::now();
+    let mut plan = publish::plan(&current, uploads, now)?;
+    let server_bins = publish::server_bins::bins_for_publish(
+        &current,
+        &mut plan,
+        &server_keys,
+        signing::bins_expiry(now, &state.settings),
+    )?;
+    let mut versions = Map::new();
+    for (role, version, bytes) in &plan.store {
+        repo.insert_metadata(role, *version, bytes).await?;
+        versions.insert(role.clone(), json!(version));
+    }
+    if let Some((held, bins)) = server_bins {
+        for (role, version) in
+            signing::sign_and_store_bins(&mut repo, &state.master, &held, bins, now).await?
+        {
+            versions.insert(role, json!(version));
+        }
+    }
+    let next = NextOnline {
+        root: &plan.root.signed,
+        snapshot_version: plan.snapshot_version,
+        snapshot_meta: plan.snapshot_meta,
+        timestamp_version: plan.timestamp_version,
+    };
+    sign_and_commit(state, repo, next, versions, now).await
+}
+
+async fn apply_notary(
+    state: &AppState,
+    mut repo: crate::storage::RepoTx,
+    uploads: Vec<Upload>,
+) -> Result<Value, ApiError> {
+    let gun = repo.gun().to_string();
+    let files = repo.current_files().await?;
+    let current = publish::notary::NotaryCurrent::from_files(
+        files
+            .iter()
+            .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let snapshot_keys: Vec<_> = repo
+        .keys(TopLevelRole::Snapshot.into())
+        .await?
+        .into_iter()
+        .map(|k| k.public_key)
+        .collect();
+    let now = chrono::Utc::now();
+    let plan = publish::notary::plan(&current, &gun, uploads, &snapshot_keys, now)?;
+    let mut versions = Map::new();
+    for (role, version, bytes) in &plan.store {
+        repo.insert_metadata(role, *version, bytes).await?;
+        versions.insert(role.clone(), json!(version));
+    }
+    let snapshot = match plan.snapshot {
+        // Stored above with the other uploads.
+        SnapshotStep::Uploaded { version, bytes } => SnapshotUpdate::Keep { version, bytes },
+        SnapshotStep::Generate { version, meta } => SnapshotUpdate::New { version, meta },
+    };
+    let (master, settings) = (&state.master, &state.settings);
+    let signed = notary_signing::sign_and_store(
+        &mut repo,
+        master,
+        settings,
+        &plan.root,
+        snapshot,
+        plan.timestamp_version,
+        now,
+    )
+    .await?;
     repo.commit().await?;
     if let Some(version) = signed.snapshot_version {
         versions.insert(TopLevelRole::Snapshot.to_string(), json!(version));
@@ -290,6 +364,50 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
     versions.insert(
         TopLevelRole::Timestamp.to_string(),
         json!(signed.timestamp_version),
+    );
+    Ok(json!({ "gun": gun, "versions": versions }))
+}
+
+/// The snapshot and timestamp a change ends with.
+pub(crate) struct NextOnline<'a> {
+    pub(crate) root: &'a tagtrust_shared::Root,
+    pub(crate) snapshot_version: u64,
+    pub(crate) snapshot_meta: std::collections::BTreeMap<String, tagtrust_shared::MetaFile>,
+    pub(crate) timestamp_version: u64,
+}
+
+/// Sign and store `next`'s snapshot and timestamp in `repo`, commit, and
+/// answer `{"gun", "versions"}`: the `versions` stored so far and the new
+/// snapshot's and timestamp's.
+pub(crate) async fn sign_and_commit(
+    state: &AppState,
+    mut repo: crate::storage::RepoTx,
+    next: NextOnline<'_>,
+    mut versions: Map<String, Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Value, ApiError> {
+    signing::sign_and_store(
+        &mut repo,
+        &state.master,
+        &state.settings,
+        next.root,
+        SnapshotUpdate::New {
+            version: next.snapshot_version,
+            meta: next.snapshot_meta,
+        },
+        next.timestamp_version,
+        now,
+    )
+    .await?;
+    let gun = repo.gun().to_string();
+    repo.commit().await?;
+    versions.insert(
+        TopLevelRole::Snapshot.to_string(),
+        json!(next.snapshot_version),
+    );
+    versions.insert(
+        TopLevelRole::Timestamp.to_string(),
+        json!(next.timestamp_version),
     );
     Ok(json!({ "gun": gun, "versions": versions }))
 }
@@ -341,6 +459,16 @@ pub(crate) async fn publish(
         Ok(uploads) => apply(state, gun.as_str(), uploads).await,
         Err(e) => Err(e),
     };
+    answer(state, gun, result)
+}
+
+/// A publish's (or tag change's) answer, counted in the publish metrics
+/// and logged.
+pub(crate) fn answer(
+    state: &AppState,
+    gun: &tagtrust_shared::Gun,
+    result: Result<Value, ApiError>,
+) -> Result<HttpResponse, ApiError> {
     match result {
         Ok(body) => {
             state.metrics.publishes.with_label_values(&["ok"]).inc();

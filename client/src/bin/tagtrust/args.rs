@@ -55,6 +55,9 @@ pub enum Command {
         /// How targets delegates to the bins (with --bins)
         #[arg(long, value_enum, default_value_t = BinFormArg::Succinct, requires = "bins")]
         bin_form: BinFormArg,
+        /// Who holds the bin key (with --bins)
+        #[arg(long, value_enum, default_value_t = BinKeysArg::Local, requires = "bins")]
+        bin_keys: BinKeysArg,
     },
     /// Hashed-bin delegations for large tag sets.
     #[command(subcommand)]
@@ -322,7 +325,29 @@ pub enum BinsCommand {
         /// How targets delegates to the bins
         #[arg(long, value_enum, default_value_t = BinFormArg::Succinct)]
         bin_form: BinFormArg,
+        /// Who holds the bin key
+        #[arg(long, value_enum, default_value_t = BinKeysArg::Local)]
+        bin_keys: BinKeysArg,
     },
+}
+
+/// `--bin-keys`: where the bin key lives, and so who signs tag changes.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BinKeysArg {
+    /// This home: every tag change is signed here with the bin key
+    Local,
+    /// The server, as an online key: it signs the bins, and a push: token
+    /// is what authorises a tag change (see SECURITY.md)
+    Server,
+}
+
+impl From<BinKeysArg> for tagtrust::bins::BinKeys {
+    fn from(arg: BinKeysArg) -> Self {
+        match arg {
+            BinKeysArg::Local => Self::Local,
+            BinKeysArg::Server => Self::Server,
+        }
+    }
 }
 
 /// `--bin-form`: which clients must read the repository decides it.

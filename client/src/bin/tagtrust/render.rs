@@ -183,9 +183,13 @@ pub fn tag_set(reference: &ImageReference, target: &TagTarget, report: &TagRepor
 
 pub fn bins(report: &tagtrust::bins::BinsReport) -> String {
     format!(
-        "{}: {} hashed bins signed by bin key {}, {} tags moved into them (targets version {})",
+        "{}: {} hashed bins signed by {}bin key {}, {} tags moved into them (targets version {})",
         E(&report.gun),
         report.bins,
+        match report.bin_keys {
+            tagtrust::bins::BinKeys::Local => "",
+            tagtrust::bins::BinKeys::Server => "the server's ",
+        },
         E(&report.bin_key_id),
         report.tags_moved,
         report.targets_version

@@ -82,15 +82,17 @@ pub fn run(inv: &Invocation, command: Command) -> Result<()> {
             root_threshold,
             bins,
             bin_form,
+            bin_keys,
         } => {
-            let bins = bins.map(|n| (n, bin_form.into()));
+            let bins = bins.map(|n| (n, bin_form.into(), bin_keys.into()));
             repository::init(inv, &gun, &root_key, root_keys, root_threshold, bins)
         }
         Command::Bins(BinsCommand::Enable {
             gun,
             bins,
             bin_form,
-        }) => repository::enable_bins(inv, &gun, bins, bin_form.into()),
+            bin_keys,
+        }) => repository::enable_bins(inv, &gun, bins, bin_form.into(), bin_keys.into()),
         Command::Root(command) => root::run(inv, command),
         Command::Tag(command) => tags::run(inv, command),
         Command::List { gun } => consumer::list(inv, &gun),

@@ -1,0 +1,86 @@
+//! `POST /v2/{gun}/_trust/tags`: change tags of a repository whose hashed
+//! bins the server signs (its publisher delegated them to the server's
+//! `bins.key`). A `push:` token authorises the change; the body is a
+//! [`TagChanges`] (`{"set": {TAG: target}, "remove": [TAG]}`), not signed
+//! metadata. Under the repository lock (the one a signed publish takes, so
+//! the two serialise), in one transaction: plan the change
+//! ([`crate::publish::server_bins::plan_tag_changes`], pure), sign each
+//! touched bin at its next version with the bin key, sign snapshot and
+//! timestamp, commit. The answer has the new versions.
+
+use super::publish::{answer, lock_current, read_body, sign_and_commit, upload_permit, NextOnline};
+use crate::auth::Action;
+use crate::error::ApiError;
+use crate::online::signing;
+use crate::publish::{self, server_bins};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+use tagtrust_shared::bins::TagChanges;
+use tagtrust_shared::Gun;
+
+/// How a tag-change path ends.
+pub(crate) const SUFFIX: &str = "/_trust/tags";
+
+async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Value, ApiError> {
+    let (mut repo, current, server_keys) = lock_current(state, gun).await?;
+    let now = chrono::Utc::now();
+    let plan = server_bins::plan_tag_changes(
+        &current,
+        &server_keys,
+        changes,
+        state.settings.max_tag_changes,
+        signing::bins_expiry(now, &state.settings),
+    )?;
+    let mut versions = Map::new();
+    let signed =
+        signing::sign_and_store_bins(&mut repo, &state.master, &plan.held, plan.bins, now).await?;
+    for (role, version) in signed {
+        versions.insert(role, json!(version));
+    }
+    let next = NextOnline {
+        root: &plan.root.signed,
+        snapshot_version: plan.snapshot_version,
+        snapshot_meta: plan.snapshot_meta,
+        timestamp_version: plan.timestamp_version,
+    };
+    sign_and_commit(state, repo, next, versions, now).await
+}
+
+/// Parse the body: JSON no deeper than the publish limit, a [`TagChanges`].
+fn parse_changes(body: &[u8], max_depth: usize) -> Result<TagChanges, ApiError> {
+    if publish::json_depth_exceeds(body, max_depth) {
+        return Err(ApiError::bad_request(
+            "TOO_DEEP",
+            format!("the request body nests JSON deeper than {max_depth} levels"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "BAD_JSON",
+            format!(
+                "the body must be {{\"set\": {{TAG: {{\"length\": N, \"hashes\": {{\"sha256\": HEX}}, \"custom\": {{…}}}}}}, \
+                 \"remove\": [TAG]}}: {e}"
+            ),
+        )
+    })
+}
+
+pub(crate) async fn change(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    gun: &Gun,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require(req, Action::Push, gun.as_str()).await?;
+    let _upload = upload_permit(state)?;
+    let settings = &state.settings;
+    let result = match read_body(req, payload, settings, settings.max_body_bytes).await {
+        Ok(body) => match parse_changes(&body, settings.max_json_depth) {
+            Ok(changes) => apply(state, gun.as_str(), &changes).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    answer(state, gun, result)
+}
