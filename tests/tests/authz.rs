@@ -220,9 +220,25 @@ fn endpoints(repo: &Repo) -> Vec<(&'static str, RequestBuilder)> {
             "create key for a new GUN",
             repo.http.get(url(NEW_GUN, "timestamp.key")),
         ),
+        (
+            CHANGE_TAGS,
+            repo.http
+                .post(format!("{}/v2/{GUN}/_trust/tags", repo.server.url))
+                .header("content-type", "application/json")
+                .body(r#"{"remove":["latest"]}"#),
+        ),
+        (
+            "create the bin key for a new GUN",
+            repo.http.get(url(NEW_GUN, "bins.key")),
+        ),
         ("delete", repo.http.delete(url(GUN, ""))),
     ]
 }
+
+/// The tag-change endpoint: with the right token on this repository, whose
+/// bins the server does not hold, it gets as far as the repository's state
+/// (409 `BINS_NOT_SERVER_HELD`); `server_bins` tests its successes.
+const CHANGE_TAGS: &str = "change tags (server-held bins)";
 
 fn assert_refused(resp: reqwest::blocking::Response, want: u16, what: &str) {
     assert_eq!(resp.status().as_u16(), want, "{what}");
@@ -325,6 +341,10 @@ fn every_write_endpoint_times_every_wrong_credential() {
         for (name, req) in endpoints(&repo) {
             let token = if name == "delete" { &admin } else { &push };
             let resp = req.bearer_auth(token).send().unwrap();
+            if name == CHANGE_TAGS {
+                assert_eq!(resp.status().as_u16(), 409, "{name} with the right token");
+                continue;
+            }
             assert!(
                 resp.status().is_success(),
                 "{name} with the right token: {}",

@@ -8,7 +8,7 @@
 //! touched bin at its next version with the bin key, sign snapshot and
 //! timestamp, commit. The answer has the new versions.
 
-use super::publish::{answer, lock_current, read_body, sign_and_commit, upload_permit, NextOnline};
+use super::publish::{answer, read_body, sign_and_commit, upload_permit, NextOnline};
 use crate::auth::Action;
 use crate::error::ApiError;
 use crate::online::signing;
@@ -17,16 +17,52 @@ use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use tagtrust_shared::bins::TagChanges;
-use tagtrust_shared::Gun;
+use tagtrust_shared::{Gun, Metadata, Snapshot, Targets, TopLevelRole};
 
 /// How a tag-change path ends.
 pub(crate) const SUFFIX: &str = "/_trust/tags";
 
 async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Value, ApiError> {
-    let (mut repo, current, server_keys) = lock_current(state, gun).await?;
+    let mut repo = state.storage.lock(gun).await?;
+    if repo.is_mirrored().await? {
+        return Err(ApiError::mirrored(gun));
+    }
     let now = chrono::Utc::now();
+    let files = repo.current_files().await?;
+    let corrupt = |role: &str, e: tagtrust_shared::Error| {
+        ApiError::internal(format!("stored {role} does not parse: {e}"))
+    };
+    let find = |role: TopLevelRole| files.iter().find(|f| f.role == role);
+    // Parse only what the change needs: root, targets, the touched bins
+    // and the snapshot's meta (not every bin of the repository).
+    let touched = match find(TopLevelRole::Targets) {
+        Some(f) => {
+            let targets =
+                Metadata::<Targets>::from_bytes(&f.bytes).map_err(|e| corrupt(&f.role, e))?;
+            server_bins::touched_bins(&targets.signed, changes)
+        }
+        None => Default::default(),
+    };
+    let snapshot_meta = match find(TopLevelRole::Snapshot) {
+        Some(f) => {
+            Metadata::<Snapshot>::from_bytes(&f.bytes)
+                .map_err(|e| corrupt(&f.role, e))?
+                .signed
+                .meta
+        }
+        None => Default::default(),
+    };
+    let needed = files
+        .iter()
+        .filter(|f| TopLevelRole::parse(&f.role).is_some() || touched.contains(&f.role));
+    let current = publish::CurrentRepository::from_files(
+        needed.map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let server_keys = signing::bin_keys(&mut repo).await?;
     let plan = server_bins::plan_tag_changes(
         &current,
+        &snapshot_meta,
         &server_keys,
         changes,
         state.settings.max_tag_changes,
