@@ -436,6 +436,16 @@ fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
             let (status, code) = upload(server, gun, push, &files);
             assert_eq!((status, code.as_str()), expected, "{gun} {:?}", files[0].0);
         }
+        // A Notary repository has no server-held bins to change tags in.
+        let response = http()
+            .post(format!("{}/v2/{GUN}/_trust/tags", server.url))
+            .bearer_auth(push)
+            .json(&serde_json::json!({"remove": ["v1"]}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().unwrap();
+        assert_eq!(body["errors"][0]["code"], "WRONG_DIALECT");
         assert_eq!(state(GUN), notary_before);
         assert_eq!(state(tuf_gun), tuf_before);
         assert_eq!(file(GUN, "targets"), notary_targets);

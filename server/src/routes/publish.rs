@@ -248,35 +248,6 @@ async fn current_tuf(
     Ok((current, server_keys))
 }
 
-/// Take `gun`'s lock (refusing a transparent mirror, which changes only
-/// upstream, and a Notary repository, which has no server-held bins) and
-/// read its current files as the publish core takes them, with the
-/// server's bin keys.
-pub(crate) async fn lock_current(
-    state: &AppState,
-    gun: &str,
-) -> Result<
-    (
-        crate::storage::RepoTx,
-        publish::CurrentRepository,
-        Vec<tagtrust_shared::PublicKey>,
-    ),
-    ApiError,
-> {
-    let mut repo = state.storage.lock(gun).await?;
-    if repo.is_mirrored().await? {
-        return Err(ApiError::mirrored(gun));
-    }
-    if repo.dialect().await? == Some(Dialect::Notary) {
-        return Err(ApiError::bad_request(
-            "WRONG_DIALECT",
-            format!("{gun} is a Notary repository: it has no server-held bins"),
-        ));
-    }
-    let (current, server_keys) = current_tuf(&mut repo).await?;
-    Ok((repo, current, server_keys))
-}
-
 async fn apply_tuf(
     state: &AppState,
     mut repo: crate::storage::RepoTx,

@@ -27,6 +27,12 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
     if repo.is_mirrored().await? {
         return Err(ApiError::mirrored(gun));
     }
+    if repo.dialect().await? == Some(crate::dialect::Dialect::Notary) {
+        return Err(ApiError::bad_request(
+            "WRONG_DIALECT",
+            format!("{gun} is a Notary repository: it has no server-held bins"),
+        ));
+    }
     let now = chrono::Utc::now();
     let files = repo.current_files().await?;
     let corrupt = |role: &str, e: tagtrust_shared::Error| {
