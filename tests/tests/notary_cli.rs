@@ -318,6 +318,14 @@ fn a_delegate_publishes_with_its_own_key_and_consumers_follow_a_root_rotation() 
             .unwrap();
         assert_eq!(by_hash.bytes().unwrap(), delegated);
 
+        // A tag outside the delegated paths: the CLI itself refuses to
+        // publish it (the server's own check is `publish::notary`'s), and
+        // nothing changes.
+        delegate.ok(&["add", GUN, "elsewhere/1.0", manifest, "--roles", releases]);
+        delegate.fails(&["publish", GUN]);
+        delegate.ok(&["reset", GUN, "--all"]);
+        assert_eq!(names(&consumer.list(GUN)), ["releases/1.0", "v1"]);
+
         // A new root key, signed by the old one too: the consumer follows.
         let before = current(server, "root");
         owner.ok_with_input(&["key", "rotate", GUN, "root"], "yes\n");
@@ -419,7 +427,7 @@ fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
             (
                 GUN,
                 vec![("targets", notary_targets.clone())],
-                (StatusCode::CONFLICT, "CONFLICT"),
+                (StatusCode::BAD_REQUEST, "VERSION"),
             ),
             (
                 GUN,
@@ -436,6 +444,23 @@ fn hostile_uploads_to_a_notary_repository_are_refused_and_change_nothing() {
             let (status, code) = upload(server, gun, push, &files);
             assert_eq!((status, code.as_str()), expected, "{gun} {:?}", files[0].0);
         }
+        // Refusals carry Notary's typed error, which the notary CLI prints.
+        let response = http()
+            .post(server.tuf_url(GUN))
+            .bearer_auth(push)
+            .multipart(files_form(&[("targets", bump(&notary_targets))]))
+            .send()
+            .unwrap();
+        let body: Value = response.json().unwrap();
+        assert_eq!(
+            body["errors"][0]["detail"]["Name"], "ErrBadTargets",
+            "{body}"
+        );
+        assert!(
+            body["errors"][0]["detail"]["Error"]["Msg"].is_string(),
+            "{body}"
+        );
+
         // A Notary repository has no server-held bins to change tags in.
         let response = http()
             .post(format!("{}/v2/{GUN}/_trust/tags", server.url))

@@ -306,7 +306,8 @@ async fn apply_notary(
         .map(|k| k.public_key)
         .collect();
     let now = chrono::Utc::now();
-    let plan = publish::notary::plan(&current, &gun, uploads, &snapshot_keys, now)?;
+    let plan = publish::notary::plan(&current, &gun, uploads, &snapshot_keys, now)
+        .map_err(notary_refusal)?;
     let mut versions = Map::new();
     for (role, version, bytes) in &plan.store {
         repo.insert_metadata(role, *version, bytes).await?;
@@ -337,6 +338,43 @@ async fn apply_notary(
         json!(signed.timestamp_version),
     );
     Ok(json!({ "gun": gun, "versions": versions }))
+}
+
+/// A refused Notary publish, answered so the notary CLI prints the reason:
+/// 400 (notary-server answers an old version with 400 `VERSION` too) with
+/// Notary's typed error as the `detail` (`{"Name": "ErrBadTargets",
+/// "Error": {"Msg": …}}`, what its client decodes), by the role refused.
+fn notary_refusal(refusal: publish::Refusal) -> ApiError {
+    use publish::{Check, Refusal};
+    let message = refusal.to_string();
+    let (name, error) = match &refusal {
+        Refusal::Invalid {
+            role,
+            check: Check::Missing,
+            ..
+        } if role == TopLevelRole::Snapshot.as_str() => (
+            "ErrBadHierarchy",
+            json!({ "Missing": role, "Msg": message }),
+        ),
+        Refusal::Invalid { role, .. } => (
+            match role.as_str() {
+                "root" => "ErrBadRoot",
+                "snapshot" => "ErrBadSnapshot",
+                "targets" => "ErrBadTargets",
+                role if role.starts_with("targets/") => "ErrBadTargets",
+                _ => "ErrValidation",
+            },
+            json!({ "Msg": message }),
+        ),
+        Refusal::Conflict { .. } | Refusal::NoFiles => ("ErrValidation", json!({ "Msg": message })),
+    };
+    let answer = ApiError::from(refusal);
+    let code = if answer.status == actix_web::http::StatusCode::CONFLICT {
+        "VERSION"
+    } else {
+        answer.code
+    };
+    ApiError::bad_request(code, message).with_detail(json!({ "Name": name, "Error": error }))
 }
 
 /// The snapshot and timestamp a change ends with.
