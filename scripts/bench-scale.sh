@@ -126,6 +126,14 @@ PY
   log "$n tags: seeding (load $(load))"
   "$TT" --server "$url" init "$flat" >/dev/null
   "$TT" --server "$url" tag set "$flat" --from-file "$W/tags-$n.txt" >/dev/null
+  # A targets file larger than the client's limit (5 MiB when the snapshot
+  # gives no length) cannot be published to again: say so, measure the rest.
+  flat_ok=1
+  if ! refusal=$("$TT" --server "$url" tag set "$flat:probe" "sha256:$(openssl rand -hex 32)" --size 1 2>&1); then
+    echo "$refusal" > "$OUT/flat-refused-$n.txt"
+    log "$n tags without bins: $refusal"
+    flat_ok=
+  fi
   "$TT" --server "$url" init "$bins" --bins "$BINS" >/dev/null
   "$TT" --server "$url" tag set "$bins" --from-file "$W/tags-$n.txt" >/dev/null
   notary_cli "$nurl" "$W/notary" init "$ngun"
@@ -139,18 +147,21 @@ PY
   n_set() { echo "notary -s $1 -d $W/notary addhash $ngun latest 1234 --sha256 \$(cat $NEXT) </dev/null >/dev/null && notary -s $1 -d $W/notary publish $ngun </dev/null >/dev/null"; }
   log "$n tags: publish, $runs runs each (load $(load))"
   echo "$(load)" > "$OUT/load-publish-$n.txt"
-  hyperfine --runs "$runs" --warmup 1 --prepare "$NEW_DIGEST" --export-json "$OUT/hf-publish-$n.json" \
-    -n "tagtrust tag set, no bins" "$tt_set $flat:latest sha256:\$(cat $NEXT) --size 1234" \
+  cmds=()
+  [[ -n $flat_ok ]] && cmds+=(-n "tagtrust tag set, no bins" "$tt_set $flat:latest sha256:\$(cat $NEXT) --size 1234")
+  hyperfine --runs "$runs" --warmup 1 --prepare "$NEW_DIGEST" --export-json "$OUT/hf-publish-$n.json" "${cmds[@]}" \
     -n "tagtrust tag set, $BINS bins" "$tt_set $bins:latest sha256:\$(cat $NEXT) --size 1234" \
     -n "notary addhash + publish" "$(n_set "$nurl")" > "$OUT/hf-publish-$n.txt" 2>&1
-  via_proxy "publish-flat-$n" "$TT --server http://127.0.0.1:$tproxy tag set $flat:latest sha256:\$(cat $NEXT) --size 1234" 3
+  [[ -z $flat_ok ]] || via_proxy "publish-flat-$n" "$TT --server http://127.0.0.1:$tproxy tag set $flat:latest sha256:\$(cat $NEXT) --size 1234" 3
   via_proxy "publish-bins-$n" "$TT --server http://127.0.0.1:$tproxy tag set $bins:latest sha256:\$(cat $NEXT) --size 1234" 3
   via_proxy "publish-notary-$n" "$(n_set "http://127.0.0.1:$nproxy")" 3
 
   # --- lookup ---
   look=$W/look-$n
   mkdir -p "$look"
-  for g in "$flat" "$bins"; do
+  guns=("$bins")
+  [[ -z $flat_ok ]] || guns+=("$flat")
+  for g in "${guns[@]}"; do
     k=${g//\//_}
     curl -fs -o "$look/$k.root.json" "$url/v2/$g/_trust/tuf/1.root.json"
     # Warm state: one lookup of each client, before timing.
@@ -169,27 +180,30 @@ PY
   reset="rm -rf $look/tt-cold $look/py-cold $look/n-cold && mkdir -p $look/py-cold"
   log "$n tags: lookups, $lruns runs each (load $(load))"
   echo "$(load)" > "$OUT/load-lookup-$n.txt"
-  hyperfine -N --runs "$lruns" --warmup 2 --export-json "$OUT/hf-warm-$n.json" \
-    -n "tagtrust, no bins" "$(tt_warm "$url" "$flat")" \
+  warm=() cold=()
+  if [[ -n $flat_ok ]]; then
+    warm=(-n "tagtrust, no bins" "$(tt_warm "$url" "$flat")" -n "python-tuf, no bins" "$(py_warm "$url" "$flat")")
+    cold=(-n "tagtrust, no bins" "$(tt_cold "$url" "$flat")" -n "python-tuf, no bins" "$(py_cold "$url" "$flat")")
+  fi
+  hyperfine -N --runs "$lruns" --warmup 2 --export-json "$OUT/hf-warm-$n.json" "${warm[@]}" \
     -n "tagtrust, $BINS bins" "$(tt_warm "$url" "$bins")" \
-    -n "python-tuf, no bins" "$(py_warm "$url" "$flat")" \
     -n "python-tuf, $BINS bins" "$(py_warm "$url" "$bins")" \
     -n "notary" "$(n_warm "$nurl")" > "$OUT/hf-warm-$n.txt" 2>&1
-  hyperfine --runs "$lruns" --warmup 1 --prepare "$reset" --export-json "$OUT/hf-cold-$n.json" \
-    -n "tagtrust, no bins" "$(tt_cold "$url" "$flat")" \
+  hyperfine --runs "$lruns" --warmup 1 --prepare "$reset" --export-json "$OUT/hf-cold-$n.json" "${cold[@]}" \
     -n "tagtrust, $BINS bins" "$(tt_cold "$url" "$bins")" \
-    -n "python-tuf, no bins" "$(py_cold "$url" "$flat")" \
     -n "python-tuf, $BINS bins" "$(py_cold "$url" "$bins")" \
     -n "notary" "$(n_cold "$nurl")" > "$OUT/hf-cold-$n.txt" 2>&1
   tp=http://127.0.0.1:$tproxy np=http://127.0.0.1:$nproxy
-  via_proxy "warm-tt-flat-$n" "$(tt_warm "$tp" "$flat")" 1
+  if [[ -n $flat_ok ]]; then
+    via_proxy "warm-tt-flat-$n" "$(tt_warm "$tp" "$flat")" 1
+    via_proxy "warm-py-flat-$n" "$(py_warm "$tp" "$flat")" 1
+    via_proxy "cold-tt-flat-$n" "$(tt_cold "$tp" "$flat")" 1 "$reset"
+    via_proxy "cold-py-flat-$n" "$(py_cold "$tp" "$flat")" 1 "$reset"
+  fi
   via_proxy "warm-tt-bins-$n" "$(tt_warm "$tp" "$bins")" 1
-  via_proxy "warm-py-flat-$n" "$(py_warm "$tp" "$flat")" 1
   via_proxy "warm-py-bins-$n" "$(py_warm "$tp" "$bins")" 1
   via_proxy "warm-notary-$n" "$(n_warm "$np")" 1
-  via_proxy "cold-tt-flat-$n" "$(tt_cold "$tp" "$flat")" 1 "$reset"
   via_proxy "cold-tt-bins-$n" "$(tt_cold "$tp" "$bins")" 1 "$reset"
-  via_proxy "cold-py-flat-$n" "$(py_cold "$tp" "$flat")" 1 "$reset"
   via_proxy "cold-py-bins-$n" "$(py_cold "$tp" "$bins")" 1 "$reset"
   via_proxy "cold-notary-$n" "$(n_cold "$np")" 1 "$reset"
   unset -f tt_warm tt_cold py_warm py_cold n_warm n_cold n_set
@@ -215,12 +229,22 @@ def ms(r):
 def runs(label):
     return [[json.loads(l) for l in open(p)] for p in sorted(glob.glob(f"{out}/via-{label}-*.jsonl"))]
 def posts(label):
-    return statistics.median(sum(e["server_ms"] for e in run if e["method"] == "POST") for run in runs(label))
+    r = runs(label)
+    return f'{statistics.median(sum(e["server_ms"] for e in run if e["method"] == "POST") for run in r):,.1f}' if r else "-"
 def server_total(label):
-    return statistics.median(sum(e["server_ms"] for e in run) for run in runs(label))
+    r = runs(label)
+    return f'{statistics.median(sum(e["server_ms"] for e in run) for run in r):,.1f}' if r else "-"
 def wire(label):
-    [run] = runs(label)
-    return len(run), sum(e["down"] for e in run), sum(e["up"] for e in run)
+    r = runs(label)
+    if not r:
+        return "-", "-", "-"
+    [run] = r
+    return len(run), f'{sum(e["down"] for e in run):,}', f'{sum(e["up"] for e in run):,}'
+def refused(n):
+    try:
+        return "refused: " + open(f"{out}/flat-refused-{n}.txt").read().strip().splitlines()[-1][:160]
+    except OSError:
+        return None
 print("```\n" + open(f"{out}/machine.txt").read() + "```\n")
 keys = hf(f"{out}/hf-keys.json")
 print("| key decryption alone (hyperfine -N, n=20) | median ms |\n|---|---:|")
@@ -232,16 +256,21 @@ print(f"| tags | load | targets.json bytes (tagtrust / notary) | tagtrust, no bi
 print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for n in sizes:
     r = hf(f"{out}/hf-publish-{n}.json")
-    flat, binned, notary = (r["tagtrust tag set, no bins"], r[f"tagtrust tag set, {bins} bins"], r["notary addhash + publish"])
     load = open(f"{out}/load-publish-{n}.txt").read().split()[0]
     fb, nb = (open(f"{out}/bytes-{k}-{n}.txt").read().strip() for k in ("flat", "notary"))
-    f, b, no = (x["median"] * 1e3 for x in (flat, binned, notary))
-    print(f"| {int(n):,} | {load} | {int(fb):,} / {int(nb):,} | {f:,.1f} | {posts(f'publish-flat-{n}'):,.1f} | {b:,.1f} | {posts(f'publish-bins-{n}'):,.1f} | "
-          f"{no:,.1f} | {posts(f'publish-notary-{n}'):,.1f} | {f / no:.2f}× | {(f - dec) / no:.2f}× | {(b - dec) / no:.2f}× |")
+    b, no = (r[k]["median"] * 1e3 for k in (f"tagtrust tag set, {bins} bins", "notary addhash + publish"))
+    if "tagtrust tag set, no bins" in r:
+        f = r["tagtrust tag set, no bins"]["median"] * 1e3
+        flat = f"{f:,.1f} | {posts(f'publish-flat-{n}')}"
+        ratios = f"{f / no:.2f}× | {(f - dec) / no:.2f}×"
+    else:
+        flat, ratios = f"{refused(n)} | -", "- | -"
+    print(f"| {int(n):,} | {load} | {int(fb):,} / {int(nb):,} | {flat} | {b:,.1f} | {posts(f'publish-bins-{n}')} | "
+          f"{no:,.1f} | {posts(f'publish-notary-{n}')} | {ratios} | {(b - dec) / no:.2f}× |")
 print("\nEvery request of one publish, the server's time summed (median ms):\n")
 print("| tags | tagtrust, no bins | bins | notary |\n|---:|---:|---:|---:|")
 for n in sizes:
-    print(f"| {int(n):,} | {server_total(f'publish-flat-{n}'):,.1f} | {server_total(f'publish-bins-{n}'):,.1f} | {server_total(f'publish-notary-{n}'):,.1f} |")
+    print(f"| {int(n):,} | {server_total(f'publish-flat-{n}')} | {server_total(f'publish-bins-{n}')} | {server_total(f'publish-notary-{n}')} |")
 for state in ("warm", "cold"):
     print(f"\n### Lookup of one tag, {state} (hyperfine median ms; requests and bytes received, at the proxy)\n")
     print("| tags | load | client | ms | requests | bytes received | bytes sent |\n|---:|---|---|---:|---:|---:|---:|")
@@ -251,6 +280,7 @@ for state in ("warm", "cold"):
         for name, key in ((f"tagtrust, no bins", "tt-flat"), (f"tagtrust, {bins} bins", "tt-bins"),
                           ("python-tuf, no bins", "py-flat"), (f"python-tuf, {bins} bins", "py-bins"), ("notary", "notary")):
             reqs, down, up = wire(f"{state}-{key}-{n}")
-            print(f"| {int(n):,} | {load} | {name} | {ms(r[name])} | {reqs} | {down:,} | {up:,} |")
+            took = ms(r[name]) if name in r else (refused(n) or "-")
+            print(f"| {int(n):,} | {load} | {name} | {took} | {reqs} | {down} | {up} |")
 print(f"\nraw output: {out}")
 PY
