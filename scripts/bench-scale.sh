@@ -74,7 +74,7 @@ nurl=http://127.0.0.1:$nport
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "cpu: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "tagtrust: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- client server shared || echo ' (with uncommitted changes)'), release build"
-  echo "notary: $(notary version 2>/dev/null | awk '/Version/ {print $2}'), python-tuf $("$PY" -c 'import tuf; print(tuf.__version__)'), $(hyperfine --version)"
+  echo "notary: $(notary version 2>&1 | awk '/Version/ {print $2}'), python-tuf $("$PY" -c 'import tuf; print(tuf.__version__)'), $(hyperfine --version)"
   echo "load at start: $(load)"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
@@ -211,7 +211,9 @@ done
 
 # --- the key decryption alone ---
 tkey=$(ls "$TAGTRUST_HOME"/keys/*/targets.*.pem | head -1)
-nkey=$(grep -l 'role: targets' "$W"/notary/private/*.key | head -1)
+# openssl reads notary's key once its `role:`/`gun:` PEM headers are gone.
+grep -v '^[a-z]*: ' "$(grep -l 'role: targets' "$W"/notary/private/*.key | head -1)" > "$W/notary-targets.pem"
+nkey=$W/notary-targets.pem
 hyperfine -N --runs 20 --warmup 2 --export-json "$OUT/hf-keys.json" \
   -n "openssl pkey: tagtrust's targets key (PBKDF2, 600,000 rounds)" "openssl pkey -in $tkey -passin pass:bench -noout" \
   -n "openssl pkey: notary's targets key (PBKDF2, 2,048 rounds)" "openssl pkey -in $nkey -passin pass:bench -noout" \
