@@ -4,7 +4,8 @@
 # makes a work directory $W (/tmp/tagtrust-NAME.XXXXXX, removed on exit)
 # and picks a free port ($url). `start [ARGS…]` starts a SQLite server
 # there, `stop` stops it; `publisher` exports a home, a passphrase and a
-# `push:*` token for `tagtrust`.
+# `push:*` token for `tagtrust`; `background CMD…` starts another process
+# that is stopped on exit too.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGET_DIR=${BENCH_TARGET_DIR:-/tmp/tt-release}
 [[ -n ${BENCH_SKIP_BUILD:-} ]] || CARGO_TARGET_DIR=$TARGET_DIR cargo build -q --release -p tagtrust-server -p tagtrust
@@ -21,7 +22,9 @@ start() {
   echo "server did not start" >&2; exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
-trap 'kill $pid 2>/dev/null || true; rm -rf "$W"' EXIT
+others=()
+background() { "$@" >>"$W/background.log" 2>&1 & others+=($!); }
+trap 'kill $pid "${others[@]}" 2>/dev/null || true; rm -rf "$W"' EXIT
 publisher() {
   local token
   token=$("$TTS" token create --data-dir "$W/data" --scope 'push:*' 2>/dev/null)

@@ -16,11 +16,14 @@
 #      file has realistic size), published over the HTTP API by a small
 #      python-tuf script that signs with the same encrypted targets key;
 #   4. copies timestamp.json and N.targets.json (exact bytes) from the SQLite
-#      server into a static tree served by nginx on a free loopback port;
+#      server into a static tree served by nginx on a free loopback port
+#      (twice: as they are, and gzip-compressed per request);
 #   4b. Debian's notary-server (memory store) with as many tags, published
 #      by the notary CLI (if the notary package is installed);
 #   5. server reads: wrk on timestamp.json and N.targets.json, nginx / notary / SQLite
-#      / PostgreSQL interleaved, $BENCH_ROUNDS rounds;
+#      / PostgreSQL interleaved, $BENCH_ROUNDS rounds; N.targets.json once
+#      more with `Accept-Encoding: gzip` from nginx and tagtrust; then the
+#      peak RSS of every server (notary's too);
 #   6. publishes: hyperfine `tagtrust tag set` (end to end) on both servers,
 #      beside `openssl pkey` decrypting the same key file (the PBKDF2 cost
 #      every tag set pays), then direct HTTP publishes of pre-signed files;
@@ -244,6 +247,7 @@ curl -fsS -o "$W/www/v2/$GUN/_trust/tuf/timestamp.json" "$S/timestamp.json"
 curl -fsS -o "$W/www/v2/$GUN/_trust/tuf/$TFILE" "$S/$TFILE"
 chmod -R a+rX "$W/www"
 NGPORT=$(free_port)
+NGZPORT=$(free_port)
 cat > "$W/nginx/nginx.conf" <<EOF
 worker_processes auto;
 pid $W/nginx/nginx.pid;
@@ -264,6 +268,16 @@ http {
     root $W/www;
     location / { add_header Cache-Control no-cache; }
   }
+  # The same files gzip-compressed on every request (nginx's default
+  # level 1), as actix-web's Compress middleware would: the reference for
+  # tagtrust's compressed-once copies.
+  server {
+    listen 127.0.0.1:$NGZPORT;
+    root $W/www;
+    gzip on;
+    gzip_types application/json;
+    location / { add_header Cache-Control no-cache; }
+  }
 }
 EOF
 "$NGINX" -e "$W/nginx/error.log" -p "$W/nginx" -c "$W/nginx/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
@@ -271,7 +285,11 @@ pids+=($!)
 wait_http "http://127.0.0.1:$NGPORT/v2/$GUN/_trust/tuf/timestamp.json"
 declare -A RURL
 RURL[nginx]=http://127.0.0.1:$NGPORT/v2/$GUN/_trust/tuf
-for b in "${backends[@]}"; do RURL[$b]=http://127.0.0.1:${PORT[$b]}/v2/$GUN/_trust/tuf; done
+RURL[nginx-gzip]=http://127.0.0.1:$NGZPORT/v2/$GUN/_trust/tuf
+for b in "${backends[@]}"; do
+  RURL[$b]=http://127.0.0.1:${PORT[$b]}/v2/$GUN/_trust/tuf
+  RURL[$b-gzip]=${RURL[$b]}
+done
 for f in timestamp.json "$TFILE"; do
   cmp <(curl -fsS "${RURL[nginx]}/$f") <(curl -fsS "${RURL[sqlite]}/$f") || { log "nginx and tagtrust differ on $f"; exit 1; }
 done
@@ -280,6 +298,7 @@ done
   for b in "${backends[@]}"; do
     echo "$b: timestamp.json $(curl -fsS "${RURL[$b]}/timestamp.json" | wc -c) bytes, $TFILE $(curl -fsS "${RURL[$b]}/$TFILE" | wc -c) bytes"
   done
+  echo "$TFILE with Accept-Encoding: gzip: tagtrust $(curl -fsS -H 'Accept-Encoding: gzip' "${RURL[sqlite]}/$TFILE" | wc -c) bytes, nginx (level 1) $(curl -fsS -H 'Accept-Encoding: gzip' "${RURL[nginx-gzip]}/$TFILE" | wc -c) bytes"
 } > "$OUT/files.txt"
 cat "$OUT/files.txt" >&2
 
@@ -304,6 +323,7 @@ EOF
   done
   notary_cli publish "$GUN"
   RURL[notary]=http://127.0.0.1:$NPORT/v2/$GUN/_trust/tuf
+  PORT[notary]=$NPORT # for its peak RSS after the read load
   # Notary's snapshot names targets by hash, not version: its by-hash file.
   TF[notary]=targets.$(curl -fsS "${RURL[notary]}/targets.json" | sha256sum | cut -d' ' -f1).json
   echo "notary: timestamp.json $(curl -fsS "${RURL[notary]}/timestamp.json" | wc -c) bytes, ${TF[notary]} $(curl -fsS "${RURL[notary]}/${TF[notary]}" | wc -c) bytes" |
@@ -328,15 +348,22 @@ done
 
 # --- 5. server reads: wrk, interleaved ---------------------------------------------------
 readers=(nginx "${notary_reader[@]}" "${backends[@]}" "${nocache[@]}")
+# The targets file again with `Accept-Encoding: gzip`.
+gzip_readers=(nginx-gzip)
+for b in "${backends[@]}"; do gzip_readers+=("$b-gzip"); done
 for round in $(seq "$ROUNDS"); do
   for f in timestamp.json "$TFILE"; do
-    for r in "${readers[@]}"; do
+    these=("${readers[@]}")
+    [[ $f == "$TFILE" ]] && these+=("${gzip_readers[@]}")
+    for r in "${these[@]}"; do
+      headers=()
+      [[ $r == *-gzip ]] && headers=(-H "Accept-Encoding: gzip")
       log "wrk round $round: $r $f (load $(cut -d' ' -f1 /proc/loadavg))"
       echo "load: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT/wrk-$round-$r-${f%%.*}.txt"
       # shellcheck disable=SC2086
       file=$f
       [[ $f == "$TFILE" && -n ${TF[$r]:-} ]] && file=${TF[$r]}
-      wrk $WRK_ARGS --latency "${RURL[$r]}/$file" >> "$OUT/wrk-$round-$r-${f%%.*}.txt"
+      wrk $WRK_ARGS "${headers[@]}" --latency "${RURL[$r]}/$file" >> "$OUT/wrk-$round-$r-${f%%.*}.txt"
     done
   done
 done
@@ -415,9 +442,9 @@ done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 
 # --- 8. summary -------------------------------------------------------------------------
-"$PY" - "$OUT" "$ROUNDS" "${readers[*]}" "${TFILE%%.*}" "${backends[*]}" <<'PYEOF' | tee "$OUT/summary.md"
+"$PY" - "$OUT" "$ROUNDS" "${readers[*]}" "${TFILE%%.*}" "${backends[*]}" "${gzip_readers[*]}" <<'PYEOF' | tee "$OUT/summary.md"
 import glob, json, os, re, sys
-out, rounds, readers, tv, backends = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4], sys.argv[5].split()
+out, rounds, readers, tv, backends, gzip_readers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4], sys.argv[5].split(), sys.argv[6].split()
 def ms(s):
     m = re.match(r"([\d.]+)(us|ms|s)", s); v = float(m[1])
     return v / 1000 if m[2] == "us" else v * 1000 if m[2] == "s" else v
@@ -428,7 +455,7 @@ print("| round | file | server | load | req/s | p50 ms | p90 ms | p99 ms | max m
 print("|---|---|---|---|---:|---:|---:|---:|---:|---|")
 for r in range(1, rounds + 1):
     for f, label in (("timestamp", "timestamp.json"), (tv, f"{tv}.targets.json")):
-        for s in readers:
+        for s in readers + (gzip_readers if f == tv else []):
             t = open(f"{out}/wrk-{r}-{s}-{f}.txt").read()
             rps = re.search(r"Requests/sec:\s+([\d.]+)", t)[1]
             p = {k: ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)", t, re.M)}

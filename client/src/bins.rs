@@ -28,8 +28,12 @@ use tagtrust_shared::{
 pub use tagtrust_shared::bins::{BinForm, BIN_PREFIX};
 
 /// The most bins a repository may have: each is one file of the publish
-/// that enables them (the server's `--max-parts` admits 1,100).
-pub const MAX_BINS: u64 = 1024;
+/// that enables them. The server's defaults admit 1,024 bins (`--max-parts`
+/// 1,100); 16,384 need `--max-parts 16400 --max-body-bytes 33554432`
+/// (16,385 files, about 9 MB; README, "Hashed bins"). More would make the
+/// snapshot, which lists every bin, the largest file of a cold lookup
+/// (BENCHMARKS.md, "Hashed bins").
+pub const MAX_BINS: u64 = 16_384;
 
 /// Who holds the bin key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -56,7 +60,7 @@ pub struct BinsReport {
     pub tags_moved: usize,
 }
 
-/// The succinct delegation of `bins` bins (a power of two, 2..=1024) to
+/// The succinct delegation of `bins` bins (a power of two, 2..=16,384) to
 /// `key`.
 pub fn succinct_roles(bins: u64, key: &PublicKey) -> Result<SuccinctRoles, PublishError> {
     if !(2..=MAX_BINS).contains(&bins) || !bins.is_power_of_two() {

@@ -126,6 +126,9 @@ impl HttpOptions {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        // reqwest's `gzip` feature (workspace Cargo.toml) asks for gzip and
+        // decompresses: what a fetch counts against its limit is the
+        // decompressed bytes, so a small answer that inflates is refused.
         reqwest::blocking::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
@@ -413,6 +416,46 @@ mod tests {
             f.fetch(&format!("{base}timestamp.json"), 10).unwrap();
             assert_eq!(f.timestamp_max_age(), None, "{header:?}");
         }
+    }
+
+    /// The client asks for gzip, and its limit counts decompressed bytes:
+    /// a small compressed answer that inflates past the limit (a gzip bomb)
+    /// is refused like any endless data, having read no more than the limit.
+    #[test]
+    fn gzip_is_asked_for_and_limited_after_decompression() {
+        use flate2::{write::GzEncoder, Compression};
+        let inflated = vec![b'x'; 4 << 20];
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder.write_all(&inflated).unwrap();
+        let compressed = encoder.finish().unwrap();
+        assert!(compressed.len() < 20_000);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/file", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 4096];
+                let n = std::io::Read::read(&mut stream, &mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                if !request.contains("accept-encoding: gzip") {
+                    let _ = stream.write_all(b"HTTP/1.1 400 X\r\nContent-Length: 0\r\n\r\n");
+                    continue;
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    compressed.len()
+                );
+                let _ = stream.write_all(&compressed);
+            }
+        });
+        let f = fetcher(Duration::from_secs(5));
+        let err = f.fetch(&url, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, FetchError::TooLarge { max_length, .. } if max_length == 1 << 20),
+            "{err}"
+        );
+        assert_eq!(f.fetch(&url, 4 << 20).unwrap(), inflated);
     }
 
     #[test]

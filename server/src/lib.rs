@@ -9,7 +9,8 @@
 //!   plan or a typed refusal out), reusing `tagtrust_shared` verification.
 //! * `storage`: the database layer, one implementation for SQLite and PostgreSQL;
 //!   `cache` (current files) and `file_cache` (immutable files) keep reads
-//!   off the database.
+//!   off the database; `gzip_cache` keeps the gzip copies served to
+//!   clients that ask for them.
 //! * `online`: the server's own keys (sealed under the master key), signing
 //!   snapshot and timestamp, the re-sign scheduler and the read path's
 //!   freshness guarantee.
@@ -29,6 +30,7 @@ pub mod configuration;
 pub mod dialect;
 pub(crate) mod error;
 pub(crate) mod file_cache;
+pub(crate) mod gzip_cache;
 pub mod import;
 pub(crate) mod metrics;
 pub(crate) mod mirror;

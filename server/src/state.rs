@@ -4,6 +4,7 @@ use crate::auth::external_issuer::ExternalIssuer;
 use crate::auth::registry_token::RegistryTokens;
 use crate::auth::Auth;
 use crate::configuration::Settings;
+use crate::gzip_cache::GzipCache;
 use crate::metrics::Metrics;
 use crate::online::keys::MasterKey;
 use crate::online::Online;
@@ -19,6 +20,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     /// One permit per publish reading its body (`max_concurrent_uploads`).
     pub(crate) uploads: tokio::sync::Semaphore,
+    /// Gzip copies of served files (`gzip_cache.rs`).
+    pub(crate) gzip: GzipCache,
 }
 
 impl AppState {
@@ -49,6 +52,9 @@ impl AppState {
         }
         Ok(AppState {
             uploads: tokio::sync::Semaphore::new(settings.max_concurrent_uploads),
+            // Compressed copies are smaller than the files they copy: a
+            // quarter of the immutable files' budget holds most of them.
+            gzip: GzipCache::new(settings.file_cache_bytes / 4),
             auth: Auth::new(storage.clone(), tokens, settings.token_realm.clone()),
             settings,
             storage,

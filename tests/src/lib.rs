@@ -714,10 +714,13 @@ pub fn http() -> reqwest::blocking::Client {
     http_with_timeout(Duration::from_secs(60))
 }
 
-/// An HTTP client with this timeout.
+/// An HTTP client with this timeout. It does not ask for gzip (the tagtrust
+/// client does): tests read the exact stored bytes and their entity tags,
+/// and ask for gzip themselves where they test it.
 pub fn http_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(timeout)
+        .no_gzip()
         .build()
         .expect("an HTTP client")
 }

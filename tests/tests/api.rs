@@ -361,6 +361,93 @@ fn first_publish_then_reads_with_headers() {
     }
 }
 
+/// A client that asks for gzip gets the stored bytes gzip-compressed, with
+/// the gzip entity tag; one that does not (or refuses gzip) gets the stored
+/// bytes; a small file (a timestamp) is never compressed; either entity tag
+/// revalidates (304); every answer varies on `Accept-Encoding`.
+#[test]
+fn gzip_is_served_to_clients_that_ask_and_only_to_them() {
+    // The harness's client does not decompress: the bytes on the wire.
+    let raw = http();
+    let get = |url: &str, accept: Option<&str>, etag: Option<&str>| {
+        let mut request = raw.get(url);
+        if let Some(accept) = accept {
+            request = request.header("Accept-Encoding", accept);
+        }
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        request.send().unwrap()
+    };
+    for backend in Backend::all() {
+        let (api, publisher) = Api::published(backend, &[]);
+        let tags: Vec<String> = (0..40).map(|n| format!("v1.{n}")).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let targets = publisher.targets(targets_with(2, &tags));
+        let (status, body) = api.publish(GUN, &[("targets", targets.clone())]);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(targets.len() > 4096, "large enough to be compressed");
+        let sha = sha256_hex(&targets);
+        let plain_tag = format!("\"{sha}\"");
+        let gzip_tag = format!("\"{sha}-gzip\"");
+        for file in [
+            "targets.json".to_string(),
+            "2.targets.json".into(),
+            format!("targets.{sha}.json"),
+        ] {
+            let url = api.url(GUN, &file);
+            // Twice: the first answer compresses, the second is the kept copy.
+            for _ in 0..2 {
+                let resp = get(&url, Some("br;q=1.0, gzip;q=0.8"), None);
+                assert_eq!(resp.status(), StatusCode::OK, "{file}");
+                assert_eq!(resp.headers()["content-encoding"], "gzip", "{file}");
+                assert_eq!(resp.headers()["vary"], "Accept-Encoding", "{file}");
+                assert_eq!(resp.headers()["etag"], gzip_tag.as_str(), "{file}");
+                let wire = resp.bytes().unwrap();
+                assert!(
+                    wire.len() < targets.len() / 2,
+                    "{file}: {} bytes",
+                    wire.len()
+                );
+                let mut body = Vec::new();
+                flate2::read::GzDecoder::new(&wire[..])
+                    .read_to_end(&mut body)
+                    .unwrap();
+                assert_eq!(body, targets, "{file}: the exact stored bytes");
+            }
+            for accept in [None, Some("identity"), Some("gzip;q=0"), Some("br, zstd")] {
+                let resp = get(&url, accept, None);
+                assert_eq!(resp.status(), StatusCode::OK, "{file} {accept:?}");
+                assert!(
+                    resp.headers().get("content-encoding").is_none(),
+                    "{accept:?}"
+                );
+                assert_eq!(resp.headers()["vary"], "Accept-Encoding");
+                assert_eq!(resp.headers()["etag"], plain_tag.as_str(), "{accept:?}");
+                assert_eq!(resp.bytes().unwrap().to_vec(), targets, "{accept:?}");
+            }
+            // Either tag revalidates; the answer names the asked-for form.
+            for (accept, tag, answer) in [
+                (Some("gzip"), &gzip_tag, &gzip_tag),
+                (Some("gzip"), &plain_tag, &gzip_tag),
+                (None, &gzip_tag, &plain_tag),
+            ] {
+                let resp = get(&url, accept, Some(tag));
+                assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "{file} {tag}");
+                assert_eq!(resp.headers()["etag"], answer.as_str());
+                assert_eq!(resp.headers()["vary"], "Accept-Encoding");
+                assert!(resp.bytes().unwrap().is_empty());
+            }
+        }
+        // A timestamp is smaller than gzip is worth: the stored bytes.
+        let stored = api.bytes(GUN, "timestamp.json");
+        let resp = get(&api.url(GUN, "timestamp.json"), Some("gzip"), None);
+        assert!(resp.headers().get("content-encoding").is_none());
+        assert_eq!(resp.headers()["vary"], "Accept-Encoding");
+        assert_eq!(resp.bytes().unwrap().to_vec(), stored);
+    }
+}
+
 #[test]
 fn targets_updates_and_root_rotation() {
     for backend in Backend::all() {

@@ -5,10 +5,17 @@
 //! they are served `no-cache` (revalidated by their content `ETag`), so a
 //! cache never hands out the deleted repository's file under the new one's
 //! URL.
+//!
+//! A client that sends `Accept-Encoding: gzip` gets files of at least
+//! [`MIN_GZIP_BYTES`] gzip-compressed (a copy made once per file,
+//! `gzip_cache.rs`), with its own entity tag (`"SHA256-gzip"`); every
+//! metadata answer says `Vary: Accept-Encoding`, and a client that did not
+//! ask gets the stored bytes.
 
 use super::FileRef;
 use crate::auth::Action;
 use crate::error::ApiError;
+use crate::gzip_cache::{accepts_gzip, gzip, BLOCKING_GZIP_BYTES, MIN_GZIP_BYTES};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -22,14 +29,46 @@ const REVALIDATE: &str = "no-cache";
 /// one scheduler pass). Clients compare their `max_age` with it.
 const TIMESTAMP_MAX_AGE_HEADER: &str = "x-tagtrust-timestamp-max-age";
 
-/// Does `If-None-Match` name this entity tag (or `*`)?
-fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+/// Does `If-None-Match` name either entity tag of the file (or `*`)? Its
+/// plain and gzip forms carry the same bytes, so a client holding either is
+/// up to date.
+fn not_modified(req: &HttpRequest, sha256: &str) -> bool {
+    let (plain, gzipped) = (etag(sha256, false), etag(sha256, true));
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
+        .any(|t| t == "*" || t == plain || t == gzipped)
+}
+
+/// The entity tag of a file's plain or gzip form (RFC 9110 §8.8.3: two
+/// encodings of one file are two representations, with two strong tags).
+fn etag(sha256: &str, gzipped: bool) -> String {
+    if gzipped {
+        format!("\"{sha256}-gzip\"")
+    } else {
+        format!("\"{sha256}\"")
+    }
+}
+
+/// The gzip form of `file`, made once and then kept (`gzip_cache.rs`).
+async fn gzipped(state: &AppState, file: &crate::storage::StoredFile) -> bytes::Bytes {
+    if let Some(kept) = state.gzip.get(&file.sha256) {
+        return kept;
+    }
+    let compressed = if file.bytes.len() >= BLOCKING_GZIP_BYTES {
+        let bytes = file.bytes.clone();
+        match actix_web::web::block(move || gzip(&bytes)).await {
+            Ok(compressed) => compressed,
+            // The blocking pool is gone (shutting down): compress here.
+            Err(_) => gzip(&file.bytes),
+        }
+    } else {
+        gzip(&file.bytes)
+    };
+    state.gzip.put(&file.sha256, compressed.clone());
+    compressed
 }
 
 pub(crate) async fn metadata(
@@ -66,23 +105,43 @@ pub(crate) async fn metadata(
         };
         ApiError::not_found(format!("{what} for {gun}"))
     })?;
-    let etag = format!("\"{}\"", found.sha256);
-    let mut response = if not_modified(req, &etag) {
+    let wants_gzip = found.bytes.len() >= MIN_GZIP_BYTES
+        && accepts_gzip(
+            req.headers()
+                .get_all(header::ACCEPT_ENCODING)
+                .filter_map(|v| v.to_str().ok()),
+        );
+    // Only when it is smaller: a client's size limit is the stored length,
+    // and some clients check it against `Content-Length`.
+    let compressed = match wants_gzip {
+        true => Some(gzipped(state, &found).await).filter(|c| c.len() < found.bytes.len()),
+        false => None,
+    };
+    let gzipped_form = compressed.is_some();
+    let fresh = not_modified(req, &found.sha256);
+    let mut response = if fresh {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, etag.clone()))
-        .insert_header((header::CACHE_CONTROL, cache));
+        .insert_header((header::ETAG, etag(&found.sha256, gzipped_form)))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::VARY, "Accept-Encoding"));
     if file.role() == TopLevelRole::Timestamp {
         response.insert_header((
             TIMESTAMP_MAX_AGE_HEADER,
             state.settings.timestamp_max_age_secs().to_string(),
         ));
     }
-    if not_modified(req, &etag) {
+    if fresh {
         return Ok(response.finish());
     }
-    Ok(response.content_type("application/json").body(found.bytes))
+    response.content_type("application/json");
+    match compressed {
+        Some(body) => Ok(response
+            .insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(body)),
+        None => Ok(response.body(found.bytes)),
+    }
 }
