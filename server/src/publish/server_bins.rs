@@ -14,8 +14,9 @@ use tagtrust_shared::{
     Delegations, MetaFile, Metadata, PublicKey, Root, SuccinctRoles, TargetFile, Targets,
 };
 
-/// The most bins the server creates for one repository: as many as a
-/// publisher may enable with locally held keys.
+/// The most bins the server creates and signs for one repository, all in
+/// the enabling publish's transaction (publishers holding the bin key may
+/// enable up to 16,384, which they sign and upload themselves).
 pub const MAX_SERVER_BINS: u64 = 1024;
 
 /// Bins a targets role delegates to exactly one of the server's bin keys.
