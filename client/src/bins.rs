@@ -30,7 +30,7 @@ pub use tagtrust_shared::bins::{BinForm, BIN_PREFIX};
 /// The most bins a repository may have: each is one file of the publish
 /// that enables them. The server's defaults admit 1,024 bins (`--max-parts`
 /// 1,100); 16,384 need `--max-parts 16400 --max-body-bytes 33554432`
-/// (16,385 files, about 9 MB; README, "Hashed bins"). More would make the
+/// (16,385 files, about 10 MB; README, "Hashed bins"). More would make the
 /// snapshot, which lists every bin, the largest file of a cold lookup
 /// (BENCHMARKS.md, "Hashed bins").
 pub const MAX_BINS: u64 = 16_384;
