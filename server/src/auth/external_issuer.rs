@@ -109,10 +109,14 @@ impl ExternalIssuer {
                 return Err("a certificate of the x5c chain is not valid now".into());
             }
         }
+        // Only a CA may issue (as Go's x509 verification, which docker's
+        // registry uses, requires): a leaf the root gave someone for another
+        // purpose must not mint token-signing certificates.
         for pair in certs.windows(2) {
-            if !signed_by(&pair[0], &pair[1]) {
+            if !signed_by(&pair[0], &pair[1]) || !is_ca(&pair[1]) {
                 return Err(
-                    "the x5c chain is broken: a certificate is not signed by the next".into(),
+                    "the x5c chain is broken: a certificate is not signed by the next, or that is no CA"
+                        .into(),
                 );
             }
         }
@@ -120,7 +124,7 @@ impl ExternalIssuer {
         let anchored = self
             .roots
             .iter()
-            .any(|root| root == last || signed_by(last, root));
+            .any(|root| root == last || (is_ca(root) && signed_by(last, root)));
         if !anchored {
             return Err("the x5c chain does not lead to a trusted root certificate".into());
         }
@@ -162,6 +166,19 @@ fn rsa_key(spki: &[u8]) -> Result<DecodingKey, String> {
         &b64url(&key.e().to_bytes_be()),
     )
     .map_err(|e| e.to_string())
+}
+
+/// Does `cert` say it is a CA (basic constraints `cA` true)?
+fn is_ca(cert: &Certificate) -> bool {
+    use x509_cert::ext::pkix::BasicConstraints;
+    const BASIC_CONSTRAINTS: &str = "2.5.29.19";
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|ext| ext.extn_id.to_string() == BASIC_CONSTRAINTS)
+        .and_then(|ext| BasicConstraints::from_der(ext.extn_value.as_bytes()).ok())
+        .is_some_and(|constraints| constraints.ca)
 }
 
 /// A certificate's DER SubjectPublicKeyInfo.
