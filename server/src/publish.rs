@@ -45,6 +45,10 @@ pub struct CurrentRepository {
     pub root: Option<Metadata<Root>>,
     /// Targets and delegated roles by name.
     pub roles: BTreeMap<String, CurrentRole>,
+    /// Hashed bins of the stored top-level targets' succinct delegation
+    /// that the publish does not read, by current version (see
+    /// [`unread_bins`]). Empty when every role was read.
+    pub unread_bins: BTreeMap<String, u64>,
     pub snapshot_version: Option<u64>,
     pub timestamp_version: Option<u64>,
 }
@@ -63,6 +67,17 @@ impl CurrentRepository {
         files: impl IntoIterator<Item = (&'a str, u64, &'a [u8])>,
     ) -> Result<Self, CorruptFile> {
         let mut current = CurrentRepository::default();
+        current.add_files(files)?;
+        Ok(current)
+    }
+
+    /// Add current files as (role, version, exact bytes), replacing what
+    /// is held of their roles.
+    pub fn add_files<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = (&'a str, u64, &'a [u8])>,
+    ) -> Result<(), CorruptFile> {
+        let current = self;
         for (role, version, bytes) in files {
             let corrupt = |e: tagtrust_shared::Error| CorruptFile {
                 role: role.to_string(),
@@ -86,8 +101,53 @@ impl CurrentRepository {
                 }
             }
         }
-        Ok(current)
+        Ok(())
     }
+
+    /// Explicitly delegated role names, by any role read: a bin named so
+    /// must be read too (see [`unread_bins`]).
+    pub fn explicitly_delegated(&self) -> BTreeSet<&str> {
+        self.roles
+            .values()
+            .filter_map(|r| r.metadata.signed.delegations.as_ref())
+            .flat_map(|d| d.roles().iter().map(|role| role.name.as_str()))
+            .collect()
+    }
+}
+
+/// The current roles (`versions`: name and version) a publish of
+/// `uploads` need not read, because nothing their content says can change
+/// its [`plan`]: the hashed bins of the stored top-level `targets`'
+/// succinct delegation, except those uploaded. [`plan`] reads a stored
+/// role's content only to walk the delegation graph (which follows
+/// explicitly named roles, never succinct bins: the caller reads any bin
+/// that is also explicitly delegated, [`CurrentRepository::explicitly_delegated`])
+/// and to describe it in the new snapshot (bins are listed by version
+/// only). When targets itself is uploaded its delegations may change
+/// (re-binning; bins the server creates from the old targets' tags), so
+/// every role is read: the answer is empty. So a tag change in a
+/// repository of 1,024 bins reads root, targets and one bin, not 11 MB.
+pub fn unread_bins(
+    targets: &Metadata<Targets>,
+    versions: &[(String, u64)],
+    uploads: &[Upload],
+) -> BTreeMap<String, u64> {
+    let Some(bins) = targets
+        .signed
+        .delegations
+        .as_ref()
+        .and_then(|d| d.succinct_roles.as_ref())
+    else {
+        return BTreeMap::new();
+    };
+    if uploads.iter().any(|u| u.role == TARGETS) {
+        return BTreeMap::new();
+    }
+    versions
+        .iter()
+        .filter(|(role, _)| bins.is_bin(role) && !uploads.iter().any(|u| &u.role == role))
+        .map(|(role, version)| (role.clone(), *version))
+        .collect()
 }
 
 /// Which check refused an upload. Each has its own code (the API's JSON
@@ -650,6 +710,7 @@ pub fn plan(
         current_versions.insert(role.clone(), file.metadata.signed.version);
         effective.insert(role.clone(), file.metadata.clone());
     }
+    current_versions.extend(current.unread_bins.iter().map(|(r, v)| (r.clone(), *v)));
     let mut parsed_uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (role, bytes) in uploaded {
         let md = parse::<Targets>(&role, &bytes)?;
@@ -777,6 +838,13 @@ pub fn plan(
             format!("{role}.json"),
             snapshot_entry(is_bin(role), version, bytes),
         );
+    }
+    // Bins left unread are not uploaded, and targets is not (`unread_bins`):
+    // still bins of the effective targets, listed by version only.
+    for (role, version) in &current.unread_bins {
+        snapshot_meta
+            .entry(format!("{role}.json"))
+            .or_insert_with(|| MetaFile::version_only(*version));
     }
     let next = |version: Option<u64>| version.map_or(1, |v| v + 1);
     Ok(Plan {

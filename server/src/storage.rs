@@ -19,6 +19,7 @@ use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tagtrust_shared::{PublicKey, TopLevelRole};
@@ -103,6 +104,11 @@ pub struct StoredFile {
 }
 
 impl StoredFile {
+    /// As the publish cores take current files: (role, version, exact bytes).
+    pub fn as_row(&self) -> (&str, u64, &[u8]) {
+        (&self.role, self.version, &self.bytes)
+    }
+
     /// When this version expires: the stored column, else parsed from the bytes.
     pub fn expires(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         match self.expires_at {
@@ -223,6 +229,14 @@ fn file_from_row(row: &AnyRow) -> Result<StoredFile> {
         bytes: row.try_get::<Vec<u8>, _>("bytes")?.into(),
         expires_at: row.try_get("expires_at")?,
     })
+}
+
+/// A row's `role` and `version`.
+fn role_version(row: &AnyRow) -> Result<(String, u64)> {
+    Ok((
+        row.try_get("role")?,
+        version_from_db(row.try_get("version")?)?,
+    ))
 }
 
 fn key_from_row(row: &AnyRow) -> Result<OnlineKeyRow> {
@@ -906,6 +920,10 @@ enum Change {
     Deletion,
 }
 
+/// Most roles [`RepoTx::current_files_of`] binds as parameters of one
+/// statement (SQLite allows 32,766, PostgreSQL 65,535).
+const MAX_ROLES_BOUND: usize = 512;
+
 /// The PostgreSQL notification channel commits announce their GUN on.
 const CHANGES_CHANNEL: &str = "tagtrust_changes";
 /// The PostgreSQL channel on which a commit that deleted a repository says
@@ -931,6 +949,45 @@ impl RepoTx {
         .bind(&self.gun)
         .fetch_all(&mut *self.tx)
         .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// The newest version of every role of the repository, without the
+    /// bytes (one row per role of `current_metadata`).
+    pub(crate) async fn current_versions(&mut self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT role, version FROM current_metadata WHERE gun = $1")
+            .bind(&self.gun)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(role_version).collect()
+    }
+
+    /// The newest stored version of each of `roles` that is stored: what
+    /// [`RepoTx::current_files`] answers, for the roles a change needs
+    /// (a publish into 1,024 hashed bins reads one of them, not 11 MB).
+    pub(crate) async fn current_files_of(&mut self, roles: &[&str]) -> Result<Vec<StoredFile>> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        if roles.len() > MAX_ROLES_BOUND {
+            // Most of the repository: one scan, not a statement this long.
+            let wanted: BTreeSet<&str> = roles.iter().copied().collect();
+            let mut files = self.current_files().await?;
+            files.retain(|f| wanted.contains(f.role.as_str()));
+            return Ok(files);
+        }
+        let placeholders: Vec<String> = (2..roles.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT m.role, m.version, m.sha256, m.bytes, m.expires_at FROM metadata m \
+             JOIN current_metadata c ON c.gun = m.gun AND c.role = m.role AND c.version = m.version \
+             WHERE m.gun = $1 AND m.role IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(&self.gun);
+        for role in roles {
+            query = query.bind(*role);
+        }
+        let rows = query.fetch_all(&mut *self.tx).await?;
         rows.iter().map(file_from_row).collect()
     }
 
@@ -994,11 +1051,8 @@ impl RepoTx {
             .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get("role")?,
-                    version_from_db(row.try_get("version")?)?,
-                    row.try_get("sha256")?,
-                ))
+                let (role, version) = role_version(row)?;
+                Ok((role, version, row.try_get("sha256")?))
             })
             .collect()
     }

@@ -737,7 +737,7 @@ impl<T: Role> Metadata<T> {
             });
         }
         check_key_ids(T::TYPE, raw.signatures.iter().map(|s| &s.keyid))?;
-        let canonical_signed = to_canonical_json(&raw.signed)?;
+        let canonical_signed = crate::canonical::canonical_value(&raw.signed)?;
         // `to_bytes` writes signatures canonically: refuse what it cannot
         // write (floats in a signature's unknown fields) here, not there.
         to_canonical_json(&raw.signatures)?;

@@ -478,3 +478,65 @@ fn a_tag_in_another_bin() {
     let uploads = vec![up(&bin, targets(2, &[&stray], &[], &k.dev, later()))];
     assert_refused(&current, uploads, &bin, "PATH_NOT_DELEGATED");
 }
+
+/// [`binned`] as a publish of `uploads` reads it: root, targets and what
+/// [`unread_bins`] leaves, the other bins by version only.
+fn binned_as_read(tag: &str, uploads: &[Upload]) -> (CurrentRepository, String) {
+    let (full, bin) = binned(tag);
+    let versions: Vec<(String, u64)> = full
+        .roles
+        .iter()
+        .map(|(role, r)| (role.clone(), r.metadata.signed.version))
+        .collect();
+    let unread = unread_bins(&full.roles["targets"].metadata, &versions, uploads);
+    let mut read = full.clone();
+    read.roles.retain(|role, _| !unread.contains_key(role));
+    read.unread_bins = unread;
+    (read, bin)
+}
+
+#[test]
+fn a_bin_publish_plans_the_same_without_reading_the_other_bins() {
+    let k = keys();
+    let bin = binned("latest").1;
+    let uploads = vec![up(&bin, targets(2, &["latest"], &[], &k.dev, later()))];
+    let (full, _) = binned("latest");
+    let (read, _) = binned_as_read("latest", &uploads);
+    // Root and targets are read, and the uploaded bin; 3 bins are not.
+    assert_eq!(read.unread_bins.len(), 3);
+    assert!(!read.unread_bins.contains_key(&bin));
+    let (a, b) = (
+        plan(&full, uploads.clone(), now()).unwrap(),
+        plan(&read, uploads, now()).unwrap(),
+    );
+    assert_eq!(a.snapshot_meta, b.snapshot_meta);
+    assert_eq!(a.store, b.store);
+    // A bin is read when it is uploaded, whatever its version.
+    let other = read.unread_bins.keys().next().unwrap().clone();
+    let stale = vec![up(&other, targets(1, &[], &[], &k.dev, later()))];
+    let (read, _) = binned_as_read("latest", &stale);
+    assert!(!read.unread_bins.contains_key(&other));
+    assert_eq!(refusal(&read, stale), (other, "CONFLICT"));
+}
+
+fn uploads_of(bin: &str, k: &Keys) -> Vec<Upload> {
+    vec![up(bin, targets(2, &["latest"], &[], &k.dev, later()))]
+}
+
+#[test]
+fn every_role_is_read_when_targets_is_uploaded() {
+    let k = keys();
+    let (full, bin) = binned("latest");
+    let versions: Vec<(String, u64)> = full.roles.keys().map(|role| (role.clone(), 1)).collect();
+    let mut uploads = uploads_of(&bin, &k);
+    assert_eq!(
+        unread_bins(&full.roles["targets"].metadata, &versions, &uploads).len(),
+        3
+    );
+    uploads.push(top(2, &k.targets, later()));
+    assert!(unread_bins(&full.roles["targets"].metadata, &versions, &uploads).is_empty());
+    // Explicit delegations leave nothing unread: they are walked.
+    let release = release1();
+    let versions = vec![("dev".to_string(), 1)];
+    assert!(unread_bins(&release.roles["targets"].metadata, &versions, &[]).is_empty());
+}

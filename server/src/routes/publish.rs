@@ -10,6 +10,7 @@ use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::notary::SnapshotStep;
 use crate::publish::{self, Upload};
 use crate::state::AppState;
+use crate::storage::StoredFile;
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -233,17 +234,56 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
 }
 
 /// The current files of a locked spec-TUF repository as the publish core
-/// takes them, with the server's bin keys.
+/// takes them for `uploads` (only what it needs read:
+/// [`publish::unread_bins`]), with the server's bin keys.
 async fn current_tuf(
     repo: &mut crate::storage::RepoTx,
+    uploads: &[Upload],
 ) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
-    let files = repo.current_files().await?;
-    let current = publish::CurrentRepository::from_files(
-        files
-            .iter()
-            .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
-    )
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
+    let versions = repo.current_versions().await?;
+    let (root, targets) = (TopLevelRole::Root.as_str(), TopLevelRole::Targets.as_str());
+    let head = repo.current_files_of(&[root, targets]).await?;
+    let mut current = publish::CurrentRepository::from_files(head.iter().map(StoredFile::as_row))
+        .map_err(corrupt)?;
+    current.unread_bins = match current.roles.get(targets) {
+        Some(stored) => publish::unread_bins(&stored.metadata, &versions, uploads),
+        None => Default::default(),
+    };
+    let rest: Vec<&str> = versions
+        .iter()
+        .map(|(role, _)| role.as_str())
+        .filter(|role| {
+            TopLevelRole::parse(role).is_none() && !current.unread_bins.contains_key(*role)
+        })
+        .collect();
+    let files = repo.current_files_of(&rest).await?;
+    current
+        .add_files(files.iter().map(StoredFile::as_row))
+        .map_err(corrupt)?;
+    // A bin that some role also names explicitly is walked as that role:
+    // read it too (a clash `check_unique_delegations` refuses to create).
+    let named: Vec<String> = current
+        .explicitly_delegated()
+        .into_iter()
+        .filter(|name| current.unread_bins.contains_key(*name))
+        .map(str::to_string)
+        .collect();
+    if !named.is_empty() {
+        let names: Vec<&str> = named.iter().map(String::as_str).collect();
+        let files = repo.current_files_of(&names).await?;
+        current
+            .add_files(files.iter().map(StoredFile::as_row))
+            .map_err(corrupt)?;
+        current.unread_bins.retain(|role, _| !named.contains(role));
+    }
+    for (role, version) in &versions {
+        match TopLevelRole::parse(role) {
+            Some(TopLevelRole::Snapshot) => current.snapshot_version = Some(*version),
+            Some(TopLevelRole::Timestamp) => current.timestamp_version = Some(*version),
+            _ => {}
+        }
+    }
     let server_keys = signing::bin_keys(repo).await?;
     Ok((current, server_keys))
 }
@@ -256,7 +296,7 @@ async fn apply_tuf(
     for upload in &uploads {
         publish::role_from_filename(&upload.role)?;
     }
-    let (current, server_keys) = current_tuf(&mut repo).await?;
+    let (current, server_keys) = current_tuf(&mut repo, &uploads).await?;
     let now = chrono::Utc::now();
     let mut plan = publish::plan(&current, uploads, now)?;
     let server_bins = publish::server_bins::bins_for_publish(
@@ -270,15 +310,9 @@ async fn apply_tuf(
         repo.insert_metadata(role, *version, bytes).await?;
         versions.insert(role.clone(), json!(version));
     }
-    if let Some((held, bins)) = server_bins {
-        for (role, version) in
-            signing::sign_and_store_bins(&mut repo, &state.master, &held, bins, now).await?
-        {
-            versions.insert(role, json!(version));
-        }
-    }
     let next = NextOnline {
         root: &plan.root.signed,
+        server_bins,
         snapshot_version: plan.snapshot_version,
         snapshot_meta: plan.snapshot_meta,
         timestamp_version: plan.timestamp_version,
@@ -293,12 +327,8 @@ async fn apply_notary(
 ) -> Result<Value, ApiError> {
     let gun = repo.gun().to_string();
     let files = repo.current_files().await?;
-    let current = publish::notary::NotaryCurrent::from_files(
-        files
-            .iter()
-            .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
-    )
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let current = publish::notary::NotaryCurrent::from_files(files.iter().map(StoredFile::as_row))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let snapshot_keys: Vec<_> = repo
         .keys(TopLevelRole::Snapshot.into())
         .await?
@@ -377,17 +407,22 @@ fn notary_refusal(refusal: publish::Refusal) -> ApiError {
     ApiError::bad_request(code, message).with_detail(json!({ "Name": name, "Error": error }))
 }
 
-/// The snapshot and timestamp a change ends with.
+/// What the server signs to end a change: the bins it holds that the change
+/// touched, then snapshot and timestamp.
 pub(crate) struct NextOnline<'a> {
     pub(crate) root: &'a tagtrust_shared::Root,
+    pub(crate) server_bins: Option<(
+        publish::server_bins::HeldBins,
+        Vec<publish::server_bins::NewBin>,
+    )>,
     pub(crate) snapshot_version: u64,
     pub(crate) snapshot_meta: std::collections::BTreeMap<String, tagtrust_shared::MetaFile>,
     pub(crate) timestamp_version: u64,
 }
 
-/// Sign and store `next`'s snapshot and timestamp in `repo`, commit, and
-/// answer `{"gun", "versions"}`: the `versions` stored so far and the new
-/// snapshot's and timestamp's.
+/// Sign and store `next`'s bins, snapshot and timestamp in `repo`, commit,
+/// and answer `{"gun", "versions"}`: the `versions` stored so far and the
+/// new bins', snapshot's and timestamp's.
 pub(crate) async fn sign_and_commit(
     state: &AppState,
     mut repo: crate::storage::RepoTx,
@@ -395,6 +430,13 @@ pub(crate) async fn sign_and_commit(
     mut versions: Map<String, Value>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Value, ApiError> {
+    if let Some((held, bins)) = next.server_bins {
+        for (role, version) in
+            signing::sign_and_store_bins(&mut repo, &state.master, &held, bins, now).await?
+        {
+            versions.insert(role, json!(version));
+        }
+    }
     signing::sign_and_store(
         &mut repo,
         &state.master,

@@ -14,10 +14,11 @@ use crate::error::ApiError;
 use crate::online::signing;
 use crate::publish::{self, server_bins};
 use crate::state::AppState;
+use crate::storage::StoredFile;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tagtrust_shared::bins::TagChanges;
-use tagtrust_shared::{Gun, Metadata, Snapshot, Targets, TopLevelRole};
+use tagtrust_shared::{Gun, Metadata, Snapshot, TopLevelRole};
 
 /// How a tag-change path ends.
 pub(crate) const SUFFIX: &str = "/_trust/tags";
@@ -34,22 +35,27 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
         ));
     }
     let now = chrono::Utc::now();
-    let files = repo.current_files().await?;
     let corrupt = |role: &str, e: tagtrust_shared::Error| {
         ApiError::internal(format!("stored {role} does not parse: {e}"))
     };
-    let find = |role: TopLevelRole| files.iter().find(|f| f.role == role);
-    // Parse only what the change needs: root, targets, the touched bins
-    // and the snapshot's meta (not every bin of the repository).
-    let touched = match find(TopLevelRole::Targets) {
-        Some(f) => {
-            let targets =
-                Metadata::<Targets>::from_bytes(&f.bytes).map_err(|e| corrupt(&f.role, e))?;
-            server_bins::touched_bins(&targets.signed, changes)
-        }
+    let stored_error = |e: publish::CorruptFile| ApiError::internal(e.to_string());
+    // Read only what the change needs: root, targets, the touched bins and
+    // the snapshot's meta (not every bin of the repository).
+    let top = [
+        TopLevelRole::Root,
+        TopLevelRole::Targets,
+        TopLevelRole::Snapshot,
+        TopLevelRole::Timestamp,
+    ]
+    .map(TopLevelRole::as_str);
+    let files = repo.current_files_of(&top).await?;
+    let mut current = publish::CurrentRepository::from_files(files.iter().map(StoredFile::as_row))
+        .map_err(stored_error)?;
+    let touched = match current.roles.get(TopLevelRole::Targets.as_str()) {
+        Some(targets) => server_bins::touched_bins(&targets.metadata.signed, changes),
         None => Default::default(),
     };
-    let snapshot_meta = match find(TopLevelRole::Snapshot) {
+    let snapshot_meta = match files.iter().find(|f| f.role == TopLevelRole::Snapshot) {
         Some(f) => {
             Metadata::<Snapshot>::from_bytes(&f.bytes)
                 .map_err(|e| corrupt(&f.role, e))?
@@ -58,13 +64,11 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
         }
         None => Default::default(),
     };
-    let needed = files
-        .iter()
-        .filter(|f| TopLevelRole::parse(&f.role).is_some() || touched.contains(&f.role));
-    let current = publish::CurrentRepository::from_files(
-        needed.map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
-    )
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
+    let bins = repo.current_files_of(&touched).await?;
+    current
+        .add_files(bins.iter().map(StoredFile::as_row))
+        .map_err(stored_error)?;
     let server_keys = signing::bin_keys(&mut repo).await?;
     let plan = server_bins::plan_tag_changes(
         &current,
@@ -74,19 +78,14 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
         state.settings.max_tag_changes,
         signing::bins_expiry(now, &state.settings),
     )?;
-    let mut versions = Map::new();
-    let signed =
-        signing::sign_and_store_bins(&mut repo, &state.master, &plan.held, plan.bins, now).await?;
-    for (role, version) in signed {
-        versions.insert(role, json!(version));
-    }
     let next = NextOnline {
         root: &plan.root.signed,
+        server_bins: Some((plan.held, plan.bins)),
         snapshot_version: plan.snapshot_version,
         snapshot_meta: plan.snapshot_meta,
         timestamp_version: plan.timestamp_version,
     };
-    sign_and_commit(state, repo, next, versions, now).await
+    sign_and_commit(state, repo, next, Map::new(), now).await
 }
 
 /// Parse the body: JSON no deeper than the publish limit, a [`TagChanges`].

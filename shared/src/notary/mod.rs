@@ -129,7 +129,7 @@ impl NotarySigned {
 /// character, a number that is not an integer within ±2^53.
 pub fn signed_bytes(signed: &Value) -> Result<Vec<u8>> {
     check_notary_json(signed)?;
-    crate::canonical::to_canonical_json(signed)
+    crate::canonical::canonical_value(signed)
 }
 
 /// An integer a float64 holds exactly (within ±2^53).
