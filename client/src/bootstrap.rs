@@ -73,6 +73,10 @@ pub enum BootstrapError {
     #[error("initial root: {0}")]
     InitialRoot(TufError),
 
+    /// The GUN holds a Notary v1 repository, not spec TUF.
+    #[error("{gun} is a Notary v1 repository, not spec TUF: read it with the notary CLI (or Docker Content Trust), or convert it with `tagtrust migrate notary {gun} --trust-dir DIR --to NEW_GUN`")]
+    NotaryRepository { gun: String },
+
     /// The initial root is not signed by a threshold of its own root keys.
     #[error("initial root is not signed by its own root keys: {0}")]
     NotSelfSigned(TufError),
@@ -168,7 +172,16 @@ impl Bootstrap<'_> {
             };
             (bytes, source)
         };
-        let root = Metadata::<Root>::from_bytes(&bytes).map_err(BootstrapError::InitialRoot)?;
+        let root = Metadata::<Root>::from_bytes(&bytes).map_err(|e| match e {
+            // Notary's dialect names its roles with a capital: this GUN is
+            // a Notary repository, which a spec-TUF client cannot read.
+            TufError::WrongType { found, .. } if found == "Root" => {
+                BootstrapError::NotaryRepository {
+                    gun: gun.to_string(),
+                }
+            }
+            e => BootstrapError::InitialRoot(e),
+        })?;
         // A root must be signed by its own root keys; a pin additionally
         // requires a threshold of the pinned keys.
         let root = VerifiedRoot::verify(root).map_err(BootstrapError::NotSelfSigned)?;

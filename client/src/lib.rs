@@ -31,6 +31,9 @@
 //! * [`publish_error`]: why a publisher operation was not done.
 //! * `signing`: signing a role's next version with a fresh expiry.
 //! * [`lookup`]: resolve a tag.
+//! * [`notary_migrate`]: `migrate notary`, a Notary repository fetched,
+//!   verified and published as spec TUF; [`notary_convert`]: the pure
+//!   conversion it publishes.
 //! * [`mirror`]: transparent mirror sync between two servers.
 //! * [`rerooted`]: re-rooted mirror import (the operator's root delegating to the upstream).
 //! * [`export`]: the air-gapped export, a static TUF layout of GUNs.
@@ -64,6 +67,8 @@ pub mod init;
 pub mod keyring;
 pub mod lookup;
 pub mod mirror;
+pub mod notary_convert;
+pub mod notary_migrate;
 pub mod notices;
 pub mod passphrase;
 pub mod publish_error;

@@ -5,12 +5,23 @@
 use crate::home::ExpiryPolicy;
 use crate::publish_error::PublishError;
 use chrono::{Duration, Utc};
+use tagtrust_shared::keys::TufSigner;
 use tagtrust_shared::{Metadata, Root, SigningKey, Targets};
 
 /// Sign `targets` with a fresh expiry and signing time.
 pub(crate) fn sign_targets(
-    mut targets: Targets,
+    targets: Targets,
     key: &SigningKey,
+    expiry: &ExpiryPolicy,
+) -> Result<Vec<u8>, PublishError> {
+    sign_targets_by(targets, &[key], expiry)
+}
+
+/// Sign `targets` with a fresh expiry and signing time by each of `keys`
+/// (a threshold of them, or a Notary publisher's ECDSA keys).
+pub(crate) fn sign_targets_by<K: TufSigner>(
+    mut targets: Targets,
+    keys: &[&K],
     expiry: &ExpiryPolicy,
 ) -> Result<Vec<u8>, PublishError> {
     let now = Utc::now();
@@ -18,7 +29,9 @@ pub(crate) fn sign_targets(
         tagtrust_shared::metadata::whole_seconds(now + Duration::days(expiry.targets_days));
     tagtrust_shared::metadata::set_signed_at(&mut targets.extra, now);
     let mut md = Metadata::new(targets)?;
-    md.sign(key);
+    for key in keys {
+        md.sign(*key);
+    }
     Ok(md.to_bytes())
 }
 

@@ -271,6 +271,41 @@ impl P256SigningKey {
     }
 }
 
+/// A key that signs spec-TUF metadata ([`crate::Metadata::sign`]):
+/// tagtrust's own ed25519 keys, and the ECDSA P-256 keys a Notary
+/// publisher brings along (`tagtrust migrate notary`).
+pub trait TufSigner {
+    /// The signature over `message` as TUF lists it, under the key ID of
+    /// the signer's [`PublicKey::key_id`].
+    fn sign_tuf(&self, message: &[u8]) -> Signature;
+}
+
+impl<T: TufSigner + ?Sized> TufSigner for &T {
+    fn sign_tuf(&self, message: &[u8]) -> Signature {
+        (**self).sign_tuf(message)
+    }
+}
+
+impl TufSigner for SigningKey {
+    fn sign_tuf(&self, message: &[u8]) -> Signature {
+        self.sign(message)
+    }
+}
+
+impl TufSigner for P256SigningKey {
+    /// DER-encoded, hex: securesystemslib's `ecdsa-sha2-nistp256` form,
+    /// the one python-tuf verifies (tagtrust reads both it and `r || s`).
+    fn sign_tuf(&self, message: &[u8]) -> Signature {
+        use p256::ecdsa::signature::Signer;
+        let signature: p256::ecdsa::Signature = self.inner.sign(message);
+        Signature {
+            keyid: self.public_key().key_id(),
+            sig: hex::encode(signature.to_der().as_bytes()),
+            extra: Map::new(),
+        }
+    }
+}
+
 /// PBKDF2 rounds for key files (OWASP's recommendation for HMAC-SHA256).
 const PBKDF2_ROUNDS: u32 = 600_000;
 

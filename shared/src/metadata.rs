@@ -7,7 +7,7 @@
 
 use crate::canonical::to_canonical_json;
 use crate::error::{Error, Result};
-use crate::keys::{PublicKey, SigningKey};
+use crate::keys::PublicKey;
 use crate::verify::verify_signatures;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -778,8 +778,8 @@ impl<T: Role> Metadata<T> {
     }
 
     /// Add (or replace) `key`'s signature.
-    pub fn sign(&mut self, key: &SigningKey) {
-        let sig = key.sign(&self.canonical_signed);
+    pub fn sign(&mut self, key: &impl crate::keys::TufSigner) {
+        let sig = key.sign_tuf(&self.canonical_signed);
         self.signatures.retain(|s| s.keyid != sig.keyid);
         self.signatures.push(sig);
     }
@@ -819,6 +819,8 @@ impl<T: Role> Metadata<T> {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    use crate::keys::SigningKey;
 
     fn signed_root() -> (Metadata<Root>, SigningKey) {
         let key = SigningKey::generate();

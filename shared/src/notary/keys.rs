@@ -38,6 +38,37 @@ impl NotaryKey {
         Ok(hex::encode(Sha256::digest(canonical)))
     }
 
+    /// The ID a Notary trust directory names this key's private key file
+    /// by (`private/<id>.key`): the ID of the bare public key, which for an
+    /// x509 key type is the certificate's key as keytype `ecdsa`/`rsa`.
+    pub fn private_key_id(&self) -> Result<String> {
+        match self.keytype.as_str() {
+            "ecdsa-x509" | "rsa-x509" => NotaryKey {
+                keytype: self.keytype.trim_end_matches("-x509").to_string(),
+                keyval: NotaryKeyVal {
+                    private: None,
+                    public: BASE64.encode(self.spki_der()?),
+                },
+            }
+            .key_id(),
+            _ => self.key_id(),
+        }
+    }
+
+    /// This key as spec TUF lists it, with the scheme Notary signs it
+    /// with (`ecdsa` → `ecdsa-sha2-nistp256` with the PEM public key,
+    /// `rsa` → `rsassa-pss-sha256`, `ed25519`), a certificate's key for
+    /// x509 key types.
+    pub fn to_tuf_key(&self) -> Result<PublicKey> {
+        let method = match self.keytype.trim_end_matches("-x509") {
+            "ecdsa" => "ecdsa",
+            "rsa" => "rsapss",
+            "ed25519" => "eddsa",
+            other => return Err(Error::UnsupportedKey(format!("Notary keytype {other:?}"))),
+        };
+        self.to_public_key(method)
+    }
+
     fn public_bytes(&self) -> Result<Vec<u8>> {
         BASE64
             .decode(self.keyval.public.trim())

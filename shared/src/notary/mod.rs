@@ -17,12 +17,19 @@
 //! cannot hold control characters: [`signed_bytes`] refuses both.
 
 mod keys;
+mod private_key;
+mod repository;
 mod roles;
 #[cfg(test)]
 mod tests;
 mod write;
 
 pub use keys::{check_root_certificate, CertificateError, NotaryKey, NotaryKeyVal};
+pub use private_key::NotaryPrivateKey;
+pub use repository::{
+    verify_repository, NotaryRepositoryError, NotaryRepositoryFiles, VerifiedDelegation,
+    VerifiedRepository,
+};
 pub use roles::{
     check_file_meta, file_meta_matches, is_delegation_name, Delegation, Delegations, FileMeta,
     NotaryRoot, NotarySnapshot, NotaryTargets, NotaryTimestamp, RoleKeys,

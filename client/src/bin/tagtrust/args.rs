@@ -105,6 +105,9 @@ pub enum Command {
     /// Copy signed metadata between servers (transparent mirrors).
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Move a repository of another system to spec TUF.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Write every stored version of each GUN's signed metadata, byte for
     /// byte as the server serves it, as a static TUF layout (consistent
     /// snapshot names and the current files, under v2/{gun}/_trust/tuf/)
@@ -130,6 +133,30 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         consumer: ConsumerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MigrateCommand {
+    /// Verify the Notary v1 repository GUN on --from as a Notary client does
+    /// (from the trust directory's cached root), then publish its tags,
+    /// digests, sizes and delegations as the spec-TUF repository --to on
+    /// --server, signed with the publisher's own Notary root and targets
+    /// keys from --trust-dir (passphrases from NOTARY_ROOT_PASSPHRASE,
+    /// NOTARY_TARGETS_PASSPHRASE, NOTARY_DELEGATION_PASSPHRASE, else a
+    /// prompt). Needs a push: token for --to (TAGTRUST_TOKEN).
+    Notary {
+        gun: Gun,
+        /// The Notary trust directory (`~/.docker/trust`, `notary -d DIR`)
+        #[arg(long, value_name = "DIR")]
+        trust_dir: PathBuf,
+        /// Server the Notary repository lives on [default: --server]
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The spec-TUF GUN to create [default: GUN; then --from must be
+        /// another server: a GUN's dialect is fixed by its first publish]
+        #[arg(long, value_name = "GUN")]
+        to: Option<Gun>,
     },
 }
 

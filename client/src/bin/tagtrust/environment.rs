@@ -96,3 +96,33 @@ impl PassphraseSource for TerminalPassphrase {
         Ok(p)
     }
 }
+
+/// Notary key passphrases the way `notary` reads them:
+/// `NOTARY_ROOT_PASSPHRASE`, `NOTARY_TARGETS_PASSPHRASE`,
+/// `NOTARY_SNAPSHOT_PASSPHRASE`, `NOTARY_DELEGATION_PASSPHRASE` for a
+/// `targets/…` role, else a prompt on the terminal.
+pub struct NotaryPassphrase;
+
+impl tagtrust::notary_migrate::NotaryPassphrases for NotaryPassphrase {
+    fn passphrase(&self, role: &str, key_id: &str) -> Result<String, PassphraseError> {
+        use std::io::IsTerminal;
+        let variable = match role {
+            "root" | "targets" | "snapshot" => format!("NOTARY_{}_PASSPHRASE", role.to_uppercase()),
+            _ => "NOTARY_DELEGATION_PASSPHRASE".to_string(),
+        };
+        if let Ok(p) = std::env::var(&variable) {
+            return Ok(p);
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(PassphraseError(format!(
+                "no passphrase for the Notary {} key {key_id}: set {variable} or run on a terminal",
+                tagtrust::terminal::escape(role)
+            )));
+        }
+        rpassword::prompt_password(format!(
+            "Passphrase for the Notary {} key {key_id}: ",
+            tagtrust::terminal::escape(role)
+        ))
+        .map_err(|e| PassphraseError(format!("reading passphrase: {e}")))
+    }
+}

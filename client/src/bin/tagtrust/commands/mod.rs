@@ -6,6 +6,7 @@ mod consumer;
 mod delegations;
 mod export;
 mod keys;
+mod migrate;
 mod mirror;
 mod repository;
 mod root;
@@ -102,6 +103,7 @@ pub fn run(inv: &Invocation, command: Command) -> Result<()> {
         Command::History { reference } => consumer::history(inv, &reference),
         Command::Refresh { gun, role, key } => repository::refresh(inv, &gun, &role, key),
         Command::Mirror(command) => mirror::run(inv, command),
+        Command::Migrate(command) => migrate::run(inv, command),
         Command::Export { guns, to } => export::export(inv, &guns, &to),
         Command::Lookup {
             reference,
