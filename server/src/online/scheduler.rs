@@ -43,6 +43,10 @@ pub(crate) enum Outcome {
     NotDue,
     /// A transparent mirror: its upstream signs it, never this server.
     Mirrored,
+    /// An imported Notary repository whose timestamp key is still the old
+    /// notary-server's: served as imported until the publisher rotates it
+    /// here (`notary key rotate GUN timestamp -r`).
+    AwaitingRotation,
     Resigned(Signed),
 }
 
@@ -133,6 +137,9 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     let mut repo = online.storage.lock(gun).await?;
     if repo.is_mirrored().await? {
         return Ok(Outcome::Mirrored);
+    }
+    if repo.is_awaiting_rotation().await? {
+        return Ok(Outcome::AwaitingRotation);
     }
     // The time after the lock: the decision is made on what is committed now.
     let now = Utc::now();
@@ -320,7 +327,12 @@ async fn pass(online: Online<'_>) -> Result<PassReport, ApiError> {
     for gun in &candidates {
         match resign_if_due(online, gun).await {
             Ok(Outcome::Resigned(_)) => report.resigned += 1,
-            Ok(Outcome::NotDue | Outcome::NotPublished | Outcome::Mirrored) => {}
+            Ok(
+                Outcome::NotDue
+                | Outcome::NotPublished
+                | Outcome::Mirrored
+                | Outcome::AwaitingRotation,
+            ) => {}
             Err(e) => {
                 report.failed += 1;
                 online.metrics.resign_errors.inc();

@@ -308,6 +308,14 @@ async fn apply_notary(
     let now = chrono::Utc::now();
     let plan = publish::notary::plan(&current, &gun, uploads, &snapshot_keys, now)
         .map_err(notary_refusal)?;
+    let timestamp_keys: Vec<_> = repo
+        .keys(TopLevelRole::Timestamp.into())
+        .await?
+        .into_iter()
+        .map(|k| k.public_key)
+        .collect();
+    publish::notary::check_timestamp_key(&plan.root, &gun, &timestamp_keys)
+        .map_err(notary_refusal)?;
     let mut versions = Map::new();
     for (role, version, bytes) in &plan.store {
         repo.insert_metadata(role, *version, bytes).await?;
@@ -329,6 +337,11 @@ async fn apply_notary(
         now,
     )
     .await?;
+    // An imported repository's root now lists this server's timestamp key
+    // (checked above): it is an ordinary hosted one from here on.
+    if repo.is_awaiting_rotation().await? {
+        repo.set_awaiting_rotation(false).await?;
+    }
     repo.commit().await?;
     if let Some(version) = signed.snapshot_version {
         versions.insert(TopLevelRole::Snapshot.to_string(), json!(version));
