@@ -106,7 +106,8 @@ impl Source {
     async fn all_guns(&self) -> anyhow::Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct Page {
-            records: Vec<Record>,
+            /// notary-server writes an empty page's records as `null`.
+            records: Option<Vec<Record>>,
         }
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -128,7 +129,8 @@ impl Source {
                 .context("the source has no changefeed (GET /v2/_trust/changefeed is 404)")?;
             let page: Page =
                 serde_json::from_slice(&bytes).context("reading the source's changefeed")?;
-            let Some(last) = page.records.last() else {
+            let records = page.records.unwrap_or_default();
+            let Some(last) = records.last() else {
                 break;
             };
             let next = last.id.clone();
@@ -136,7 +138,7 @@ impl Source {
             if ordered(&next) <= ordered(&cursor) {
                 bail!("the source's changefeed does not advance past ID {cursor}");
             }
-            for record in &page.records {
+            for record in &records {
                 if record.category == "deletion" {
                     live.remove(&record.gun);
                 } else {

@@ -1098,6 +1098,16 @@ impl RepoTx {
         rows.iter().map(key_from_row).collect()
     }
 
+    /// The public halves of [`RepoTx::keys`].
+    pub(crate) async fn public_keys(&mut self, role: KeyRole) -> Result<Vec<PublicKey>> {
+        Ok(self
+            .keys(role)
+            .await?
+            .into_iter()
+            .map(|k| k.public_key)
+            .collect())
+    }
+
     /// Store a new server key for `role`; it becomes the latest.
     pub(crate) async fn insert_key(
         &mut self,

@@ -28,14 +28,14 @@ fn get(url: &str) -> (StatusCode, Vec<u8>) {
     (response.status(), response.bytes().unwrap().to_vec())
 }
 
-/// `tagtrust-server import-notary --from SOURCE GUN` on `server`'s
-/// database, the server stopped meanwhile (as an operator would before the
-/// switch) and started again after.
-fn import(server: &mut TestServer, source: &str) -> Output {
+/// `tagtrust-server import-notary --from SOURCE WHICH` (`GUN` or `--all`)
+/// on `server`'s database, the server stopped meanwhile (as an operator
+/// would before the switch) and started again after.
+fn import(server: &mut TestServer, source: &str, which: &str) -> Output {
     server.stop();
     let out = Command::new(bin_path("tagtrust-server"))
         .args(server.storage_args())
-        .args(["import-notary", "--from", source, GUN])
+        .args(["import-notary", "--from", source, which])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
@@ -110,6 +110,10 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
     publisher.ok_with_input(&["key", "rotate", GUN, "root"], "yes\n");
     publisher.ok(&["add", GUN, "v3", manifest]);
     publisher.ok(&["publish", GUN]);
+    // A GUN published and deleted again (`--all` leaves it out).
+    let gone = "example.com/acme/gone";
+    publisher.ok(&["init", gone, "-p"]);
+    publisher.ok(&["delete", gone, "--remote"]);
     let before = ["rel/1.0", "v1", "v2", "v3"];
     assert_eq!(names(&consumer.list(GUN)), before);
     let old_tuf = format!("{}/v2/{GUN}/_trust/tuf/", old.url);
@@ -135,18 +139,20 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
 
     for backend in Backend::all() {
         let mut server = TestServer::spawn(backend);
-        let out = import(&mut server, &hostile.url);
+        // `--all` walks the changefeed: the deleted GUN is not there.
+        let out = import(&mut server, &hostile.url, "--all");
         assert!(!out.status.success(), "{}", said(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&format!("refused {GUN}")) && stderr.contains("2.targets.json"),
             "{stderr}"
         );
+        assert!(stderr.contains("1 of 1 GUNs refused"), "{stderr}");
         let tuf = server.tuf_url(GUN);
         assert_eq!(get(&format!("{tuf}root.json")).0, StatusCode::NOT_FOUND);
         assert_eq!(pending(&server), serde_json::json!([]));
 
-        let out = import(&mut server, &old.url);
+        let out = import(&mut server, &old.url, GUN);
         let stdout = tagtrust_tests::succeeded(&out);
         assert!(stdout.contains(&format!("imported {GUN}")), "{stdout}");
         let tuf = server.tuf_url(GUN);
@@ -166,7 +172,7 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
             );
         }
         // Never replaced by a second import.
-        let again = import(&mut server, &old.url);
+        let again = import(&mut server, &old.url, GUN);
         assert!(!again.status.success());
         assert!(said(&again).contains("already held"), "{}", said(&again));
         let tuf = server.tuf_url(GUN);
@@ -246,5 +252,13 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
         writer.ok(&["add", GUN, "v4", manifest]);
         writer.ok(&["publish", GUN]);
         assert_eq!(quiet_list(&reader), ["rel/1.0", "v1", "v2", "v3", "v4"]);
+        // And the server may take the snapshot key too, as any Notary GUN.
+        owner.ok(&["key", "rotate", GUN, "snapshot", "-r"]);
+        writer.ok(&["add", GUN, "v5", manifest]);
+        writer.ok(&["publish", GUN]);
+        assert_eq!(
+            quiet_list(&reader),
+            ["rel/1.0", "v1", "v2", "v3", "v4", "v5"]
+        );
     }
 }

@@ -173,12 +173,7 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     // timestamp is the server's to re-sign.
     let snapshot_is_ours = match &notary_root {
         Some(root) => {
-            let keys: Vec<_> = repo
-                .keys(SnapshotRole.into())
-                .await?
-                .into_iter()
-                .map(|k| k.public_key)
-                .collect();
+            let keys = repo.public_keys(SnapshotRole.into()).await?;
             crate::publish::notary::server_holds_snapshot_key(root, &keys)
         }
         None => true,

@@ -682,7 +682,7 @@ mod tests {
 
     const GUN: &str = "example.com/acme/app";
 
-    fn sample(name: &str) -> Vec<u8> {
+    pub(super) fn sample(name: &str) -> Vec<u8> {
         std::fs::read(format!(
             "{}/../docs/notary-samples/{name}",
             env!("CARGO_MANIFEST_DIR")
@@ -698,7 +698,7 @@ mod tests {
     }
 
     /// When the samples were captured (their certificates are valid then).
-    fn now() -> DateTime<Utc> {
+    pub(super) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 3, 8, 0, 0).unwrap()
     }
 

@@ -299,21 +299,11 @@ async fn apply_notary(
             .map(|f| (f.role.as_str(), f.version, &f.bytes[..])),
     )
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    let snapshot_keys: Vec<_> = repo
-        .keys(TopLevelRole::Snapshot.into())
-        .await?
-        .into_iter()
-        .map(|k| k.public_key)
-        .collect();
+    let snapshot_keys = repo.public_keys(TopLevelRole::Snapshot.into()).await?;
     let now = chrono::Utc::now();
     let plan = publish::notary::plan(&current, &gun, uploads, &snapshot_keys, now)
         .map_err(notary_refusal)?;
-    let timestamp_keys: Vec<_> = repo
-        .keys(TopLevelRole::Timestamp.into())
-        .await?
-        .into_iter()
-        .map(|k| k.public_key)
-        .collect();
+    let timestamp_keys = repo.public_keys(TopLevelRole::Timestamp.into()).await?;
     publish::notary::check_timestamp_key(&plan.root, &gun, &timestamp_keys)
         .map_err(notary_refusal)?;
     let mut versions = Map::new();

@@ -371,23 +371,11 @@ pub fn plan_import(
 mod tests {
     //! Against the files the real notary 0.7 CLI and notary-server wrote
     //! on a first publish (docs/notary-samples, GUN `example.com/acme/app`).
+    use super::super::tests::{now, sample};
     use super::*;
     use chrono::TimeZone;
 
     const GUN: &str = "example.com/acme/app";
-
-    fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../docs/notary-samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
-    /// When the samples were captured (their certificates are valid then).
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 12, 3, 8, 0, 0).unwrap()
-    }
 
     /// The first publish as notary-server serves it: root 1, targets and
     /// snapshot 2 (what the CLI uploads first), timestamp 1.
