@@ -75,6 +75,16 @@ fn quiet_list(user: &Notary) -> Vec<String> {
     user.list(GUN).into_iter().map(|row| row.0).collect()
 }
 
+/// Debian's multi-threaded libfaketime (package `faketime`), whatever the
+/// architecture's library directory.
+fn libfaketime() -> std::path::PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|dir| Some(dir.ok()?.path().join("faketime/libfaketimeMT.so.1")))
+        .find(|path| path.exists())
+        .expect("libfaketime (.ci/run installs faketime)")
+}
+
 #[test]
 fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working() {
     // The old world: notary-server, a publisher (with a delegation key of
@@ -215,10 +225,7 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
         // wrapper, whose child would outlive the kill).
         let mut later = Command::new(bin_path("tagtrust-server"));
         later
-            .env(
-                "LD_PRELOAD",
-                "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-            )
+            .env("LD_PRELOAD", libfaketime())
             .env("FAKETIME", "+324h")
             .args(server.storage_args())
             .env("RUST_LOG", "error")

@@ -31,7 +31,7 @@
 //! Not checked, as notary-server did not check it on upload and existing
 //! data must come in (docs/notary-v1.md §0.9): targets outside a
 //! delegation's paths, snapshot `length`s (the hashes bind the files).
-//! Every signature check is [`NotarySigned::verify`].
+//! Every signature check is [`tagtrust_shared::notary::NotarySigned::verify`].
 
 use super::{check_expiry, check_root_at, parent_of, read, NotaryFile};
 use chrono::{DateTime, Utc};
