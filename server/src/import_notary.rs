@@ -53,6 +53,18 @@ pub struct ImportNotary {
     pub authorization: Option<String>,
 }
 
+/// An error and its causes, joined by `: ` (reqwest's own message leaves
+/// out why a connection failed).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// The source notary-server.
 struct Source {
     client: reqwest::Client,
@@ -72,7 +84,7 @@ impl Source {
         let mut response = request
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| format!("GET {url}: {}", causes(&e)))?;
         match response.status() {
             reqwest::StatusCode::NOT_FOUND => return Ok(None),
             status if !status.is_success() => {
@@ -88,7 +100,7 @@ impl Source {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?
+            .map_err(|e| format!("GET {url}: {}", causes(&e)))?
         {
             body.extend_from_slice(&chunk);
             if body.len() as u64 > max {
@@ -247,7 +259,7 @@ pub async fn run(settings: &Settings, args: ImportNotary) -> anyhow::Result<()> 
             Ok(line) => writeln!(out, "{}", escape(&line))?,
             Err(reason) => {
                 refused += 1;
-                tracing::info!(gun = %gun, reason = %reason, "import refused");
+                tracing::debug!(gun = %gun, reason = %reason, "import refused");
                 eprintln!(
                     "tagtrust-server: refused {}: {}",
                     escape(gun),
