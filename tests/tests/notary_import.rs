@@ -100,6 +100,10 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
     publisher.ok(&["publish", GUN]);
     let consumer = Notary::new(&old.url, "unused");
     assert_eq!(names(&consumer.list(GUN)), ["v1"]);
+    // One that reads nothing more before the switch: root 1 cached, it
+    // walks the root rotation on tagtrust.
+    let stale = Notary::new(&old.url, "unused");
+    assert_eq!(names(&stale.list(GUN)), ["v1"]);
     publisher.ok(&["add", GUN, "v2", manifest]);
     publisher.ok(&["publish", GUN]);
     let (key, cert) = self_signed_certificate(work.path(), "releases");
@@ -195,6 +199,7 @@ fn a_notary_server_repository_is_imported_and_its_trust_directories_keep_working
         let writer = publisher.copied_to(&server.url, &push);
         let owner = writer.with_password(&admin);
         assert_eq!(quiet_list(&reader), before);
+        assert_eq!(quiet_list(&stale.copied_to(&server.url, &pull)), before);
         let looked_up = reader.ok(&["lookup", GUN, "rel/1.0"]);
         assert!(looked_up.contains("rel/1.0"), "{looked_up}");
         let verified = reader
