@@ -460,6 +460,35 @@ pub enum Command {
         #[arg(value_name = "DIR|FILE.tar")]
         source: PathBuf,
     },
+    /// Copy Notary repositories from a running notary-server, every version
+    /// of every role byte for byte, verified from root version 1; each is
+    /// stored as a Notary repository awaiting `notary key rotate GUN
+    /// timestamp -r` here (nothing of a refused GUN is stored; a GUN held
+    /// here already is refused).
+    ImportNotary {
+        /// The notary-server's URL (`https://notary.example.com:4443`).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Every GUN of the source's changefeed (not deleted).
+        #[arg(long, conflicts_with = "guns")]
+        all: bool,
+        /// An environment variable whose value is sent as the
+        /// `Authorization` header to the source (`Bearer …` from its token
+        /// service, or `Basic …`).
+        #[arg(long, value_name = "VAR")]
+        auth_env: Option<String>,
+        /// GUNs to import.
+        #[arg(value_name = "GUN", required_unless_present = "all")]
+        guns: Vec<String>,
+    },
+    /// List the Notary repositories imported from a notary-server that
+    /// still await `notary key rotate GUN timestamp -r` here, with their
+    /// timestamp's expiry (the deadline).
+    NotaryPending {
+        /// `text` (tab-separated, with a header) or `json`.
+        #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,8 @@
 //!   registry bearer tokens (JWTs) this server issues at `/auth/token`;
 //!   [`tokens`]: the `token` subcommands.
 //! * [`import`]: the `import` subcommand (an air-gapped export, verified like a mirror sync).
+//! * [`import_notary`]: the `import-notary` subcommand (repositories copied
+//!   from a running notary-server) and `notary-pending`.
 //! * `error`: the API's JSON errors.
 //! * `metrics`: Prometheus metrics.
 //!
@@ -32,6 +34,7 @@ pub(crate) mod error;
 pub(crate) mod file_cache;
 pub(crate) mod gzip_cache;
 pub mod import;
+pub mod import_notary;
 pub(crate) mod metrics;
 pub(crate) mod mirror;
 pub(crate) mod online;

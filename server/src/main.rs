@@ -34,5 +34,28 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve => tagtrust_server::startup::run(settings).await,
         Command::Token(command) => tagtrust_server::tokens::run(&settings, command).await,
         Command::Import { source } => tagtrust_server::import::run(&settings, &source).await,
+        Command::ImportNotary {
+            from,
+            all,
+            auth_env,
+            guns,
+        } => {
+            let authorization = match auth_env {
+                Some(var) => Some(
+                    std::env::var(&var).with_context(|| format!("reading ${var} (--auth-env)"))?,
+                ),
+                None => None,
+            };
+            let args = tagtrust_server::import_notary::ImportNotary {
+                from,
+                guns,
+                all,
+                authorization,
+            };
+            tagtrust_server::import_notary::run(&settings, args).await
+        }
+        Command::NotaryPending { output } => {
+            tagtrust_server::import_notary::pending(&settings, output == "json").await
+        }
     }
 }

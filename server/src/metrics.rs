@@ -47,6 +47,8 @@ pub(crate) struct Metrics {
     pub(crate) resign_errors: IntCounter,
     /// Unix time of the last completed scheduler pass.
     pub(crate) resign_last_pass: IntGauge,
+    /// Imported Notary repositories awaiting their timestamp key rotation.
+    awaiting_rotation: IntGauge,
 }
 
 /// Expiry health as aggregates by kind of role (`root`, `targets`,
@@ -196,9 +198,16 @@ impl Metrics {
             "Unix time of the re-sign scheduler's last completed pass",
         )
         .expect("valid metric");
+        let awaiting_rotation = IntGauge::new(
+            "tagtrust_notary_awaiting_rotation",
+            "Notary repositories imported from a notary-server whose timestamp key is still the old server's \
+             (until `notary key rotate GUN timestamp -r` here; `tagtrust-server notary-pending` lists them)",
+        )
+        .expect("valid metric");
         let mut collectors = expiry.collectors();
         collectors.extend([
-            Box::new(resigns.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(awaiting_rotation.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(resigns.clone()),
             Box::new(resigns_on_read.clone()),
             Box::new(resign_errors.clone()),
             Box::new(resign_last_pass.clone()),
@@ -220,6 +229,7 @@ impl Metrics {
             resigns_on_read,
             resign_errors,
             resign_last_pass,
+            awaiting_rotation,
         }
     }
 
@@ -247,6 +257,14 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub(crate) async fn render(&self, storage: &Storage, warning_secs: u64) -> String {
         self.refresh_expiries(storage, warning_secs).await;
+        // Read on every scrape (a partial index of only those repositories),
+        // so the gauge drops as soon as a rotation is published.
+        match storage.count_awaiting_rotation().await {
+            Ok(n) => self
+                .awaiting_rotation
+                .set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Err(e) => tracing::warn!(error = %e, "cannot count repositories awaiting rotation"),
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

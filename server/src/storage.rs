@@ -131,6 +131,16 @@ pub struct ExpiryRow {
     pub mirrored: bool,
 }
 
+/// An imported Notary repository awaiting its timestamp key rotation
+/// ([`Storage::awaiting_rotation`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AwaitingRotation {
+    pub gun: String,
+    pub timestamp_version: Option<u64>,
+    /// Unix seconds.
+    pub timestamp_expires_at: Option<i64>,
+}
+
 /// Which expiries make a repository a re-sign candidate (Unix seconds):
 /// a timestamp expiring before `timestamp_before` (inside its margin or
 /// past its cadence) or after `timestamp_after` (signed with a longer
@@ -610,7 +620,8 @@ impl Storage {
 
     /// The repositories whose timestamp or snapshot may be due for a
     /// re-sign (the scheduler's candidates; [`ResignDue`] says which
-    /// expiries qualify), transparent mirrors left out. An index range scan
+    /// expiries qualify), transparent mirrors and imported Notary
+    /// repositories awaiting their timestamp key rotation left out. An index range scan
     /// per condition: the work grows with what is due, not with the number
     /// of repositories.
     pub async fn resign_candidates(&self, due: &ResignDue) -> Result<Vec<String>> {
@@ -620,7 +631,8 @@ impl Storage {
                WHERE ((c.role = 'timestamp' AND (c.expires_at < $1 OR c.expires_at > $2)) \
                    OR (c.role = 'snapshot' AND c.expires_at < $3) \
                    OR (c.role IN ('timestamp', 'snapshot') AND c.expires_at IS NULL)) \
-                 AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.gun = c.gun AND r.mirrored <> 0) \
+                 AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.gun = c.gun \
+                                 AND (r.mirrored <> 0 OR r.awaiting_rotation <> 0)) \
                UNION \
                SELECT b.gun AS gun FROM repositories b \
                WHERE b.bins_expire_at IS NOT NULL AND b.bins_expire_at < $4 AND b.mirrored = 0\
@@ -752,6 +764,42 @@ impl Storage {
             .await?;
         }
         Ok(Some(expires.timestamp()))
+    }
+
+    /// The Notary repositories imported from a notary-server that still
+    /// await `notary key rotate GUN timestamp -r` here, by name, each with
+    /// its current timestamp's version and expiry (the deadline: this
+    /// server cannot re-sign it). Walks the partial index of them.
+    pub async fn awaiting_rotation(&self) -> Result<Vec<AwaitingRotation>> {
+        let rows = sqlx::query(
+            "SELECT r.gun, c.version, c.expires_at FROM repositories r \
+             LEFT JOIN current_metadata c ON c.gun = r.gun AND c.role = 'timestamp' \
+             WHERE r.awaiting_rotation <> 0 ORDER BY r.gun",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AwaitingRotation {
+                    gun: row.try_get("gun")?,
+                    timestamp_version: row
+                        .try_get::<Option<i64>, _>("version")?
+                        .map(version_from_db)
+                        .transpose()?,
+                    timestamp_expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many repositories [`Storage::awaiting_rotation`] lists (the metric).
+    pub async fn count_awaiting_rotation(&self) -> Result<u64> {
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM repositories WHERE awaiting_rotation <> 0")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+        Ok(n.max(0) as u64)
     }
 
     /// Delete all metadata and keys of `gun`. Returns whether anything existed.
@@ -1023,6 +1071,29 @@ impl RepoTx {
         Ok(())
     }
 
+    /// Does the repository await its timestamp key rotation (an imported
+    /// Notary repository; see the migration)?
+    pub(crate) async fn is_awaiting_rotation(&mut self) -> Result<bool> {
+        let flag: i64 = sqlx::query("SELECT awaiting_rotation FROM repositories WHERE gun = $1")
+            .bind(&self.gun)
+            .fetch_one(&mut *self.tx)
+            .await?
+            .try_get("awaiting_rotation")?;
+        Ok(flag != 0)
+    }
+
+    /// Mark the repository as awaiting (or no longer awaiting) its
+    /// timestamp key rotation.
+    pub(crate) async fn set_awaiting_rotation(&mut self, awaiting: bool) -> Result<()> {
+        self.dirty = true;
+        sqlx::query("UPDATE repositories SET awaiting_rotation = $1 WHERE gun = $2")
+            .bind(i64::from(awaiting))
+            .bind(&self.gun)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     /// Make the repository a transparent mirror (see the migration).
     pub(crate) async fn mark_mirrored(&mut self) -> Result<()> {
         self.dirty = true;
@@ -1079,6 +1150,16 @@ impl RepoTx {
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter().map(key_from_row).collect()
+    }
+
+    /// The public halves of [`RepoTx::keys`].
+    pub(crate) async fn public_keys(&mut self, role: KeyRole) -> Result<Vec<PublicKey>> {
+        Ok(self
+            .keys(role)
+            .await?
+            .into_iter()
+            .map(|k| k.public_key)
+            .collect())
     }
 
     /// Store a new server key for `role`; it becomes the latest.

@@ -163,3 +163,62 @@ pub fn self_signed_certificate(dir: &Path, common_name: &str) -> (PathBuf, PathB
     );
     (key, cert)
 }
+
+/// Debian's `notary-server` (memory store, its own local signer, plain
+/// HTTP) on a free loopback port, killed when dropped: the server a Notary
+/// user moves away from.
+pub struct NotaryServer {
+    pub url: String,
+    _config: tempfile::TempDir,
+    _process: crate::KillOnDrop,
+}
+
+impl NotaryServer {
+    pub fn start() -> NotaryServer {
+        let config = tempfile::tempdir().unwrap();
+        let port = crate::free_port();
+        let file = config.path().join("server.json");
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"server": {{"http_addr": "127.0.0.1:{port}"}}, "trust_service": {{"type": "local"}},
+ "storage": {{"backend": "memory"}}, "logging": {{"level": "error"}}}}"#
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("/usr/bin/notary-server");
+        cmd.arg("-config").arg(&file).stderr(Stdio::null());
+        let (url, process) = crate::serve(
+            cmd,
+            port,
+            "/_notary_server/health",
+            "notary-server (.ci/run installs the notary package)",
+            String::new,
+        );
+        NotaryServer {
+            url,
+            _config: config,
+            _process: process,
+        }
+    }
+}
+
+impl Notary {
+    /// A new user whose trust directory starts as a copy of this one's
+    /// (keys and cached metadata), talking to `server_url` with `password`.
+    pub fn copied_to(&self, server_url: &str, password: &str) -> Notary {
+        let copy = Notary::new(server_url, password);
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.trust_dir().display()))
+            .arg(copy.trust_dir())
+            .output()
+            .expect("run cp");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        copy
+    }
+}

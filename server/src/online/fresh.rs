@@ -71,7 +71,9 @@ pub(crate) async fn current(
     match resign_if_due(online, gun).await {
         // The upstream's file exactly, expired or not: its consumers get
         // the honest expiry error, never something this server signed.
-        Ok(Outcome::Mirrored) => return Ok(Some(current)),
+        // So for an imported Notary repository until its timestamp key is
+        // rotated here: the old server's key is the only one its root lists.
+        Ok(Outcome::Mirrored | Outcome::AwaitingRotation) => return Ok(Some(current)),
         Ok(Outcome::Resigned(_)) => {
             online.metrics.resigns_on_read.inc();
             tracing::warn!(

@@ -43,6 +43,10 @@ pub(crate) enum Outcome {
     NotDue,
     /// A transparent mirror: its upstream signs it, never this server.
     Mirrored,
+    /// An imported Notary repository whose timestamp key is still the old
+    /// notary-server's: served as imported until the publisher rotates it
+    /// here (`notary key rotate GUN timestamp -r`).
+    AwaitingRotation,
     Resigned(Signed),
 }
 
@@ -134,6 +138,9 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     if repo.is_mirrored().await? {
         return Ok(Outcome::Mirrored);
     }
+    if repo.is_awaiting_rotation().await? {
+        return Ok(Outcome::AwaitingRotation);
+    }
     // The time after the lock: the decision is made on what is committed now.
     let now = Utc::now();
     let current = repo.current_files().await?;
@@ -166,12 +173,7 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
     // timestamp is the server's to re-sign.
     let snapshot_is_ours = match &notary_root {
         Some(root) => {
-            let keys: Vec<_> = repo
-                .keys(SnapshotRole.into())
-                .await?
-                .into_iter()
-                .map(|k| k.public_key)
-                .collect();
+            let keys = repo.public_keys(SnapshotRole.into()).await?;
             crate::publish::notary::server_holds_snapshot_key(root, &keys)
         }
         None => true,
@@ -320,7 +322,12 @@ async fn pass(online: Online<'_>) -> Result<PassReport, ApiError> {
     for gun in &candidates {
         match resign_if_due(online, gun).await {
             Ok(Outcome::Resigned(_)) => report.resigned += 1,
-            Ok(Outcome::NotDue | Outcome::NotPublished | Outcome::Mirrored) => {}
+            Ok(
+                Outcome::NotDue
+                | Outcome::NotPublished
+                | Outcome::Mirrored
+                | Outcome::AwaitingRotation,
+            ) => {}
             Err(e) => {
                 report.failed += 1;
                 online.metrics.resign_errors.inc();

@@ -16,6 +16,9 @@ use tagtrust_shared::notary::{
 };
 use tagtrust_shared::PublicKey;
 
+mod import;
+pub use import::{plan_import, ImportRefusal, NotaryImport};
+
 const ROOT: &str = "root";
 const TARGETS: &str = "targets";
 const SNAPSHOT: &str = "snapshot";
@@ -243,6 +246,20 @@ fn check_root(
     gun: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
+    check_root_at(current, upload, gun, now, true)
+}
+
+/// [`check_root`], for a root that is current at `now` (`in_force`) or
+/// one of a repository's past roots: a past root may have expired, and so
+/// may its certificates (as of `now`); the version, structure, names and
+/// both signatures are checked alike.
+pub(super) fn check_root_at(
+    current: Option<&NotaryFile<NotaryRoot>>,
+    upload: &NotaryFile<NotaryRoot>,
+    gun: &str,
+    now: DateTime<Utc>,
+    in_force: bool,
+) -> Result<(), Refusal> {
     let root = &upload.role;
     root.check()
         .map_err(|e| invalid(ROOT, Check::Malformed, e.to_string()))?;
@@ -270,10 +287,13 @@ fn check_root(
             )
         })?;
     }
-    signed_by_root_keys(upload, root, gun, now, true).map_err(|e| match e {
+    signed_by_root_keys(upload, root, gun, now, in_force).map_err(|e| match e {
         RootKeysError::Refused(refusal) => refusal,
         RootKeysError::Signature(e) => signature(ROOT, e),
     })?;
+    if !in_force {
+        return Ok(());
+    }
     check_expiry(ROOT, root.expires, now)
 }
 
@@ -612,7 +632,37 @@ fn check_snapshot_meta(
 
 /// Does the root's snapshot role list a key the server holds?
 pub fn server_holds_snapshot_key(root: &NotaryRoot, server_keys: &[PublicKey]) -> bool {
-    let Ok(role) = root.role_keys(SNAPSHOT) else {
+    server_holds_key(root, SNAPSHOT, server_keys)
+}
+
+/// The timestamp of a Notary repository is always the server's to sign:
+/// refuse a publish whose root (the one current after it) lists no
+/// timestamp key the server holds, before anything is stored. That is the
+/// state of a repository imported from a notary-server (`import-notary`)
+/// until its publisher moves the timestamp key here, and the refusal says
+/// how.
+pub fn check_timestamp_key(
+    root: &NotaryRoot,
+    gun: &str,
+    server_keys: &[PublicKey],
+) -> Result<(), Refusal> {
+    if server_holds_key(root, TIMESTAMP, server_keys) {
+        return Ok(());
+    }
+    Err(invalid(
+        ROOT,
+        Check::Missing,
+        format!(
+            "the root of {gun} lists no timestamp key this server holds (a repository imported from \
+             a notary-server keeps its timestamp key there): run `notary key rotate {gun} timestamp -r` \
+             against this server first"
+        ),
+    ))
+}
+
+/// Does the root's top-level `role` list a key the server holds?
+fn server_holds_key(root: &NotaryRoot, role: &str, server_keys: &[PublicKey]) -> bool {
+    let Ok(role) = root.role_keys(role) else {
         return false;
     };
     role.keyids.iter().any(|id| {
@@ -632,7 +682,7 @@ mod tests {
 
     const GUN: &str = "example.com/acme/app";
 
-    fn sample(name: &str) -> Vec<u8> {
+    pub(super) fn sample(name: &str) -> Vec<u8> {
         std::fs::read(format!(
             "{}/../docs/notary-samples/{name}",
             env!("CARGO_MANIFEST_DIR")
@@ -648,7 +698,7 @@ mod tests {
     }
 
     /// When the samples were captured (their certificates are valid then).
-    fn now() -> DateTime<Utc> {
+    pub(super) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 3, 8, 0, 0).unwrap()
     }
 
@@ -680,6 +730,30 @@ mod tests {
         let id = &root.role_keys(SNAPSHOT).unwrap().keyids[0];
         let key = &root.keys[id];
         key.to_public_key(key.method()).unwrap()
+    }
+
+    #[test]
+    fn a_root_listing_no_timestamp_key_of_the_server_is_refused_until_rotated() {
+        let root: NotaryRoot = NotarySigned::from_bytes(&sample("root.json"))
+            .unwrap()
+            .parse("Root")
+            .unwrap();
+        let other = tagtrust_shared::SigningKey::generate().public_key();
+        match check_timestamp_key(&root, GUN, &[other]) {
+            Err(Refusal::Invalid {
+                role,
+                check,
+                reason,
+            }) => {
+                assert_eq!((role.as_str(), check), (ROOT, Check::Missing));
+                assert!(reason.contains("notary key rotate example.com/acme/app timestamp -r"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let id = &root.role_keys(TIMESTAMP).unwrap().keyids[0];
+        let key = &root.keys[id];
+        let held = key.to_public_key(key.method()).unwrap();
+        check_timestamp_key(&root, GUN, &[held]).unwrap();
     }
 
     #[test]

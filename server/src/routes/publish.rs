@@ -329,14 +329,12 @@ async fn apply_notary(
     let files = repo.current_files().await?;
     let current = publish::notary::NotaryCurrent::from_files(files.iter().map(StoredFile::as_row))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let snapshot_keys: Vec<_> = repo
-        .keys(TopLevelRole::Snapshot.into())
-        .await?
-        .into_iter()
-        .map(|k| k.public_key)
-        .collect();
+    let snapshot_keys = repo.public_keys(TopLevelRole::Snapshot.into()).await?;
     let now = chrono::Utc::now();
     let plan = publish::notary::plan(&current, &gun, uploads, &snapshot_keys, now)
+        .map_err(notary_refusal)?;
+    let timestamp_keys = repo.public_keys(TopLevelRole::Timestamp.into()).await?;
+    publish::notary::check_timestamp_key(&plan.root, &gun, &timestamp_keys)
         .map_err(notary_refusal)?;
     let mut versions = Map::new();
     for (role, version, bytes) in &plan.store {
@@ -359,6 +357,11 @@ async fn apply_notary(
         now,
     )
     .await?;
+    // An imported repository's root now lists this server's timestamp key
+    // (checked above): it is an ordinary hosted one from here on.
+    if repo.is_awaiting_rotation().await? {
+        repo.set_awaiting_rotation(false).await?;
+    }
     repo.commit().await?;
     if let Some(version) = signed.snapshot_version {
         versions.insert(TopLevelRole::Snapshot.to_string(), json!(version));
