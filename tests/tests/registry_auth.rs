@@ -152,6 +152,16 @@ fn the_ping_challenges_and_the_realm_grants_what_the_tagtrust_token_allows() {
             .collect();
         let response = http().get(&realm).query(&many).send().unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        // The global changefeed takes a catalog grant, which the realm
+        // gives only a token that may pull every repository.
+        let feed = format!("{}/v2/_trust/changefeed", server.url);
+        let everything = server.create_token(&["pull:*"]);
+        let (status, catalog) = realm_token(&server, "registry:catalog:*", Some(&everything));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(get(&feed, Some(&catalog)).0, StatusCode::OK);
+        let (status, narrow) = realm_token(&server, "registry:catalog:*", Some(&pull));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(get(&feed, Some(&narrow)).0, StatusCode::FORBIDDEN);
         // Tokens for another service are not this realm's.
         let response = http()
             .get(&realm)

@@ -109,8 +109,32 @@ pub(crate) fn grant(
         .collect()
 }
 
-/// The tagtrust scopes a verified JWT's `access` amounts to (exact GUNs).
+/// The registry scope that names every repository: Docker's registry lists
+/// its catalog with it, notary-server answers its global changefeed to it.
+pub(crate) const CATALOG_SCOPE: &str = "registry:catalog:*";
+/// A catalog grant among a caller's scopes (no tagtrust token has it: it
+/// comes from a JWT only, and allows the global changefeed, nothing else).
+pub(crate) const CATALOG: &str = "catalog:*";
+
+/// The catalog access a caller with tagtrust `scopes` may be granted: one
+/// whose scopes may pull every repository (what the whole global feed
+/// shows it anyway).
+pub(crate) fn grant_catalog(scopes: &[String]) -> Option<Access> {
+    super::pull_globs(scopes).contains(&"*").then(|| Access {
+        kind: "registry".into(),
+        name: "catalog".into(),
+        actions: vec!["*".into()],
+    })
+}
+
+/// The tagtrust scopes a verified JWT's `access` amounts to (exact GUNs;
+/// [`CATALOG`] for `registry:catalog:*`).
 pub(crate) fn scopes_of(claims: &Claims) -> Vec<String> {
+    let catalog = claims
+        .access
+        .iter()
+        .any(|a| a.kind == "registry" && a.name == "catalog" && a.actions.iter().any(|x| x == "*"))
+        .then(|| CATALOG.to_string());
     claims
         .access
         .iter()
@@ -125,6 +149,7 @@ pub(crate) fn scopes_of(claims: &Claims) -> Vec<String> {
                 Some(format!("{granted}:{}", a.name))
             })
         })
+        .chain(catalog)
         .collect()
 }
 
@@ -309,6 +334,25 @@ mod tests {
         assert_eq!(claims.sub, "ci");
         assert_eq!(claims.tid.as_deref(), Some("abc"));
         assert_eq!(scopes_of(&claims), ["admin:acme/app"]);
+    }
+
+    #[test]
+    fn the_catalog_is_granted_only_to_a_token_that_may_pull_everything() {
+        let t = tokens("tagtrust");
+        assert!(grant_catalog(&["pull:acme/*".to_string()]).is_none());
+        // Push and admin scopes pull too (`pull_globs`).
+        assert!(grant_catalog(&["push:*".to_string()]).is_some());
+        let catalog = grant_catalog(&["pull:*".to_string()]).unwrap();
+        let issued = t.issue("mirror", None, vec![catalog]).unwrap();
+        assert_eq!(scopes_of(&t.verify(&issued.token).unwrap()), [CATALOG]);
+        // Only `*` on `registry:catalog` is the catalog.
+        let partial = Access {
+            kind: "registry".into(),
+            name: "catalog".into(),
+            actions: vec!["pull".into()],
+        };
+        let issued = t.issue("mirror", None, vec![partial]).unwrap();
+        assert!(scopes_of(&t.verify(&issued.token).unwrap()).is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! are). The query and the answer are Notary v1's (see
 //! [`crate::changefeed`]).
 
+use crate::auth::registry_token::CATALOG;
 use crate::auth::{self, Action};
 use crate::changefeed::{FeedPage, FeedQuery, FeedScope};
 use crate::error::ApiError;
@@ -17,14 +18,17 @@ pub(crate) const GLOBAL: &str = "/v2/_trust/changefeed";
 pub(crate) const PER_GUN_SUFFIX: &str = "/_trust/changefeed";
 
 /// The global feed: a token is required (the feed names repositories),
-/// and it sees the records of the repositories its scopes cover.
+/// and it sees the records of the repositories its scopes cover: all of
+/// them with a registry JWT granting `registry:catalog:*`, as
+/// notary-server answers.
 pub(crate) async fn global(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let token = state
         .auth
         .caller(req, "changefeed", "registry:catalog:*")
         .await?;
     let globs = auth::pull_globs(&token.scopes);
-    let scope = if globs.contains(&"*") {
+    let catalog = token.scopes.iter().any(|s| s == CATALOG);
+    let scope = if catalog || globs.contains(&"*") {
         FeedScope::All
     } else if globs.is_empty() {
         return Err(ApiError::forbidden(format!(

@@ -4,7 +4,7 @@
 //! tagtrust token (HTTP Basic password, any user name) for a registry
 //! bearer token (see `registry_token`).
 
-use crate::auth::registry_token::{grant, parse_scope};
+use crate::auth::registry_token::{grant, grant_catalog, parse_scope, CATALOG_SCOPE};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -56,12 +56,14 @@ async fn issue(
             ));
         }
     }
-    let requested: Vec<_> = query
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' '))
-        .filter_map(parse_scope)
-        .collect();
+    let scopes = || {
+        query
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .flat_map(|(_, v)| v.split(' '))
+    };
+    let requested: Vec<_> = scopes().filter_map(parse_scope).collect();
+    let wants_catalog = scopes().any(|s| s == CATALOG_SCOPE);
     // A registry client asks for one or two; each grant is carried in
     // every request's token.
     if requested.len() > MAX_SCOPES {
@@ -86,11 +88,11 @@ async fn issue(
                 .await?
                 .ok_or_else(wrong_password)?;
             tracing::info!(token_id = %row.id, user = %user, "issued a registry bearer token");
-            tokens.issue(
-                &user,
-                Some(&row.id),
-                grant(&requested, Some(&row.scopes), false),
-            )
+            let mut granted = grant(&requested, Some(&row.scopes), false);
+            if wants_catalog {
+                granted.extend(grant_catalog(&row.scopes));
+            }
+            tokens.issue(&user, Some(&row.id), granted)
         }
     }
     .map_err(|e| ApiError::internal(format!("signing a bearer token: {e}")))?;

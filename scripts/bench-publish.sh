@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The server's share of one `tagtrust tag set`, before and after a change,
+# in one run (BENCHMARKS.md, "Server-side publish, before and after").
+# Not run in CI.
+#
+#   BENCH_BEFORE=DIR scripts/bench-publish.sh [SIZES…]   (default: 10 10000 100000)
+#
+# DIR holds the `tagtrust` and `tagtrust-server` binaries to compare with
+# (a release build of the earlier commit); the current tree's release build
+# is the other side (bench-lib.sh builds it). For each build and each SIZE:
+# a fresh SQLite server, one repository of SIZE tags in $BENCH_BINS (1,024)
+# hashed bins and, up to 10,000 tags, one without bins (both seeded with one
+# `tag set --from-file`); then $BENCH_RUNS (10) publishes of one tag into
+# each, through bench-proxy.py, which times the server's part of the POST
+# (last request byte to last response byte), and the end-to-end wall time
+# of each `tag set`. Prints one Markdown table of medians.
+set -euo pipefail
+SIZES=("$@")
+((${#SIZES[@]})) || SIZES=(10 10000 100000)
+BEFORE=${BENCH_BEFORE:?BENCH_BEFORE=DIR with the binaries to compare with}
+source "$(dirname "$0")/bench-lib.sh" publish
+BINS=${BENCH_BINS:-1024}
+RUNS=${BENCH_RUNS:-10}
+PROXY=$PWD/scripts/bench-proxy.py
+median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.stdin.read().split()]; print(f"{statistics.median(v):.1f}" if v else "-")'; }
+now_ms() { date +%s%3N; }
+
+# One tag set into $2 through the proxy, $RUNS times: the server's POST
+# time and the wall time, one "server wall" line per run, into $3.
+publish_runs() { # client gun out
+  for _ in $(seq "$RUNS"); do
+    : > "$W/proxy.jsonl"
+    t0=$(now_ms)
+    "$1" --server "http://127.0.0.1:$pport" tag set "$2:latest" "sha256:$(openssl rand -hex 32)" --size 1234 >/dev/null
+    t1=$(now_ms)
+    sleep 0.2 # the relay logs an exchange when the connection closes
+    local server; server=$(python3 -c 'import json,sys; print(sum(e["server_ms"] for e in map(json.loads, open(sys.argv[1])) if e["method"] == "POST"))' "$W/proxy.jsonl")
+    echo "$server $((t1 - t0))" >> "$3"
+  done
+}
+
+rows=()
+for side in before after; do
+  if [[ $side == before ]]; then client=$BEFORE/tagtrust server_bin=$BEFORE/tagtrust-server; else client=$TT server_bin=$TTS; fi
+  for n in "${SIZES[@]}"; do
+    rm -rf "$W/data" "$W/home"
+    # A new port each time: the previous server may still hold its own.
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    url=http://127.0.0.1:$port
+    TTS=$server_bin start --max-body-bytes 67108864 --max-file-bytes 67108864
+    TTS=$server_bin publisher
+    pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    python3 "$PROXY" "$pport" "$port" "$W/proxy.jsonl" 3600 >/dev/null 2>&1 &
+    proxy=$!
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pport/healthz" >/dev/null && break; sleep 0.1; done
+    python3 - "$n" > "$W/tags.txt" <<'PY'
+import hashlib, sys
+for i in range(int(sys.argv[1])):
+    print(f"t{i} sha256:{hashlib.sha256(b't%d' % i).hexdigest()} {1000 + i}")
+PY
+    kinds=(bins)
+    ((n > 10000)) || kinds+=(flat)
+    for kind in "${kinds[@]}"; do
+      gun=bench.example/$kind/n$n
+      if [[ $kind == bins ]]; then "$client" --server "$url" init "$gun" --bins "$BINS" >/dev/null
+      else "$client" --server "$url" init "$gun" >/dev/null; fi
+      "$client" --server "$url" tag set "$gun" --from-file "$W/tags.txt" >/dev/null
+      "$client" --server "http://127.0.0.1:$pport" tag set "$gun:warm" "sha256:$(openssl rand -hex 32)" --size 1 >/dev/null
+      out=$W/runs-$side-$kind-$n.txt
+      : > "$out"
+      publish_runs "$client" "$gun" "$out"
+      rows+=("$n|$kind|$side|$(cut -d' ' -f1 "$out" | median)|$(cut -d' ' -f2 "$out" | median)")
+      echo "bench-publish.sh: $side $kind $n tags: server $(cut -d' ' -f1 "$out" | median) ms (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    done
+    kill "$proxy"
+    stop
+    tail -n 3 "$W/server.log" >&2
+  done
+done
+
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), load $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, medians (ms)"
+echo
+echo "| tags | bins | server before | server after | after ÷ before | end to end before | end to end after |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
+python3 - "${rows[@]}" <<'PY'
+import sys
+rows = [r.split("|") for r in sys.argv[1:]]
+by = {(n, k, s): (float(a), float(b)) for n, k, s, a, b in rows}
+for n, k in sorted({(n, k) for n, k, _, _, _ in rows}, key=lambda x: (int(x[0]), x[1])):
+    (sb, eb), (sa, ea) = by[(n, k, "before")], by[(n, k, "after")]
+    bins = "1,024" if k == "bins" else "none"
+    r = sa / sb
+    print(f"| {int(n):,} | {bins} | {sb:.1f} | {sa:.1f} | {r:.2f}× | {eb:.0f} | {ea:.0f} |" if r >= 0.1 else f"| {int(n):,} | {bins} | {sb:.1f} | {sa:.1f} | {r:.3f}× | {eb:.0f} | {ea:.0f} |")
+PY
