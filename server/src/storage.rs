@@ -1000,16 +1000,6 @@ impl RepoTx {
         rows.iter().map(file_from_row).collect()
     }
 
-    /// The newest version of every role of the repository, without the
-    /// bytes (one row per role of `current_metadata`).
-    pub(crate) async fn current_versions(&mut self) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query("SELECT role, version FROM current_metadata WHERE gun = $1")
-            .bind(&self.gun)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.iter().map(role_version).collect()
-    }
-
     /// The newest stored version of each of `roles` that is stored: what
     /// [`RepoTx::current_files`] answers, for the roles a change needs
     /// (a publish into 1,024 hashed bins reads one of them, not 11 MB).

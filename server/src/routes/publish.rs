@@ -241,11 +241,33 @@ async fn current_tuf(
     uploads: &[Upload],
 ) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
     let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
-    let versions = repo.current_versions().await?;
-    let (root, targets) = (TopLevelRole::Root.as_str(), TopLevelRole::Targets.as_str());
-    let head = repo.current_files_of(&[root, targets]).await?;
+    let top = [
+        TopLevelRole::Root,
+        TopLevelRole::Targets,
+        TopLevelRole::Snapshot,
+        TopLevelRole::Timestamp,
+    ]
+    .map(TopLevelRole::as_str);
+    let head = repo.current_files_of(&top).await?;
+    let targets = TopLevelRole::Targets.as_str();
     let mut current = publish::CurrentRepository::from_files(head.iter().map(StoredFile::as_row))
         .map_err(corrupt)?;
+    // Which targets roles there are, and their versions: the current
+    // snapshot's meta, which this server signed in the transaction that
+    // stored them (one row to read, not one per bin).
+    let versions: Vec<(String, u64)> = match head.iter().find(|f| f.role == TopLevelRole::Snapshot)
+    {
+        Some(f) => tagtrust_shared::Metadata::<tagtrust_shared::Snapshot>::from_bytes(&f.bytes)
+            .map_err(|e| ApiError::internal(format!("stored snapshot does not parse: {e}")))?
+            .signed
+            .meta
+            .into_iter()
+            .filter_map(|(name, file)| {
+                Some((name.strip_suffix(".json")?.to_string(), file.version))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     current.unread_bins = match current.roles.get(targets) {
         Some(stored) => publish::unread_bins(&stored.metadata, &versions, uploads),
         None => Default::default(),
@@ -276,13 +298,6 @@ async fn current_tuf(
             .add_files(files.iter().map(StoredFile::as_row))
             .map_err(corrupt)?;
         current.unread_bins.retain(|role, _| !named.contains(role));
-    }
-    for (role, version) in &versions {
-        match TopLevelRole::parse(role) {
-            Some(TopLevelRole::Snapshot) => current.snapshot_version = Some(*version),
-            Some(TopLevelRole::Timestamp) => current.timestamp_version = Some(*version),
-            _ => {}
-        }
     }
     let server_keys = signing::bin_keys(repo).await?;
     Ok((current, server_keys))
