@@ -241,13 +241,7 @@ async fn current_tuf(
     uploads: &[Upload],
 ) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
     let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
-    let top = [
-        TopLevelRole::Root,
-        TopLevelRole::Targets,
-        TopLevelRole::Snapshot,
-        TopLevelRole::Timestamp,
-    ]
-    .map(TopLevelRole::as_str);
+    let top = TopLevelRole::ALL.map(TopLevelRole::as_str);
     let head = repo.current_files_of(&top).await?;
     let targets = TopLevelRole::Targets.as_str();
     let mut current = publish::CurrentRepository::from_files(head.iter().map(StoredFile::as_row))

@@ -41,13 +41,7 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
     let stored_error = |e: publish::CorruptFile| ApiError::internal(e.to_string());
     // Read only what the change needs: root, targets, the touched bins and
     // the snapshot's meta (not every bin of the repository).
-    let top = [
-        TopLevelRole::Root,
-        TopLevelRole::Targets,
-        TopLevelRole::Snapshot,
-        TopLevelRole::Timestamp,
-    ]
-    .map(TopLevelRole::as_str);
+    let top = TopLevelRole::ALL.map(TopLevelRole::as_str);
     let files = repo.current_files_of(&top).await?;
     let mut current = publish::CurrentRepository::from_files(files.iter().map(StoredFile::as_row))
         .map_err(stored_error)?;
