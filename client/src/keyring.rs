@@ -11,7 +11,7 @@ use crate::home::{Home, KeyFile};
 use crate::publisher::Signer;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tagtrust_shared::{Gun, PublicKey, SigningKey, TopLevelRole};
+use tagtrust_shared::{Gun, PrivateKey, PublicKey, SigningKey, TopLevelRole};
 
 /// An error from the home or key storage, kept with its causes.
 type HomeError = Box<dyn std::error::Error + Send + Sync>;
@@ -72,7 +72,7 @@ pub fn generate_key(
     out: Option<&Path>,
     passphrase: &str,
 ) -> Result<GeneratedKey> {
-    let key = SigningKey::generate();
+    let key = PrivateKey::from(SigningKey::generate());
     let private_key_file = match out {
         Some(path) => {
             write_private_file(path, key.to_encrypted_pem(passphrase)?.as_bytes())
