@@ -738,8 +738,16 @@ mod tests {
             .load_key(&gun, "targets", &[key.key_id()], "bad")
             .unwrap_err();
         assert!(format!("{err:#}").contains("wrong passphrase"), "{err:#}");
+        // A P-256 key (a delegate's Notary key) round-trips the same way
+        // and signs as the key it was.
         let robot = PrivateKey::from(tagtrust_shared::P256SigningKey::generate());
-        home.save_named_key("ci-robot", &robot, "pw").unwrap();
+        let robot_file = home.save_named_key("ci-robot", &robot, "pw").unwrap();
+        let opened = load_key_file(&robot_file, "pw").unwrap();
+        assert!(matches!(opened, PrivateKey::P256(_)));
+        let sig = tagtrust_shared::keys::TufSigner::sign_tuf(&opened, b"signed");
+        assert_eq!(sig.keyid, robot.key_id());
+        assert!(robot.public_key().verify(b"signed", &sig.sig).unwrap());
+        assert!(load_key_file(&robot_file, "bad").is_err());
         let listed = home.list_keys().unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].gun, None);

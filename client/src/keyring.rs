@@ -11,6 +11,7 @@ use crate::home::{Home, KeyFile};
 use crate::publisher::Signer;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use tagtrust_shared::notary::NotaryPrivateKey;
 use tagtrust_shared::{Gun, PrivateKey, PublicKey, SigningKey, TopLevelRole};
 
 /// An error from the home or key storage, kept with its causes.
@@ -37,6 +38,16 @@ pub enum KeyringError {
     AmbiguousKeyId { prefix: String, count: usize },
     #[error("refreshing delegated role {role} needs --key KEYFILE")]
     DelegatedRoleNeedsKey { role: String },
+    #[error("a tagtrust key file is imported with --role (the role or name to store it as)")]
+    NeedsRole,
+    #[error("the Notary key file's role: {0}")]
+    NotaryRole(String),
+    #[error("the Notary key {key_id}")]
+    NotaryKey {
+        key_id: String,
+        #[source]
+        source: tagtrust_shared::Error,
+    },
     /// Encoding a key (encrypting it, writing its public PEM).
     #[error(transparent)]
     Key(#[from] tagtrust_shared::Error),
@@ -133,10 +144,17 @@ pub fn export_key(home: &Home, prefix: &str, out: &Path) -> Result<StoredKey> {
 }
 
 /// An encrypted private key file read for import, before its passphrase
-/// is asked for (a file that cannot be read is said without a prompt).
+/// is asked for (a file that cannot be read is said without a prompt):
+/// tagtrust's own (encrypted PKCS#8 PEM), or a Notary trust directory's
+/// `private/<keyid>.key` (a delegate bringing its Notary delegation key).
 #[derive(Debug)]
 pub struct KeyImport {
     pem: String,
+    /// The Notary key file `pem` is, when it is one (it has Notary's
+    /// `role:` header).
+    notary: Option<NotaryPrivateKey>,
+    /// The file's name without `.key`: Notary names key files by key ID.
+    stem: String,
 }
 
 impl KeyImport {
@@ -145,22 +163,70 @@ impl KeyImport {
             path: file.to_path_buf(),
             source,
         })?;
-        Ok(KeyImport { pem })
+        let notary = NotaryPrivateKey::parse(&pem)
+            .ok()
+            .filter(|key| key.role.is_some());
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(KeyImport { pem, notary, stem })
     }
 
-    /// Store the key in the home as it is, once `passphrase` opens it: as
-    /// `gun`'s `role` key, or under `role` as a name without a GUN.
+    /// For a Notary key file, the Notary role its header names (`root`,
+    /// `targets`, `targets/ci`) and the key ID its name gives: what its
+    /// Notary passphrase is asked for by (`None`: a tagtrust key file).
+    pub fn notary_key(&self) -> Option<(&str, &str)> {
+        let role = self.notary.as_ref()?.role.as_deref()?;
+        Some((role, &self.stem))
+    }
+
+    /// The name a key is stored under when none is given: a Notary key's
+    /// role in spec TUF (`targets/ci` is `ci`, as `migrate notary` names
+    /// it; `root` and `targets` stay); a tagtrust key file has no default.
+    pub fn default_role(&self) -> Result<String> {
+        let Some((role, _)) = self.notary_key() else {
+            return Err(KeyringError::NeedsRole);
+        };
+        crate::notary_convert::tuf_key_role(role)
+            .map_err(|e| KeyringError::NotaryRole(e.to_string()))
+    }
+
+    /// Store the key in the home, once `passphrase` opens it: as `gun`'s
+    /// `role` key, or under `role` as a name without a GUN. A tagtrust key
+    /// file is stored as it is; a Notary key file is opened with
+    /// `notary_passphrase` and stored re-encrypted under `passphrase`
+    /// (the home's), the form every key of the home has.
     pub fn store(
         &self,
         home: &Home,
         passphrase: &str,
+        notary_passphrase: Option<&str>,
         gun: Option<&Gun>,
         role: &str,
     ) -> Result<StoredKey> {
-        let (key_id, file) = home
-            .import_key(&self.pem, passphrase, gun, role)
-            .map_err(home_error)?;
-        Ok(StoredKey { file, key_id })
+        let Some(notary) = &self.notary else {
+            let (key_id, file) = home
+                .import_key(&self.pem, passphrase, gun, role)
+                .map_err(home_error)?;
+            return Ok(StoredKey { file, key_id });
+        };
+        let opened = notary
+            .decrypt(notary_passphrase.unwrap_or_default())
+            .map_err(|source| KeyringError::NotaryKey {
+                key_id: self.stem.clone(),
+                source,
+            })?;
+        let key = PrivateKey::from(opened);
+        let file = match gun {
+            Some(gun) => home.save_key(gun, role, &key, passphrase),
+            None => home.save_named_key(role, &key, passphrase),
+        }
+        .map_err(home_error)?;
+        Ok(StoredKey {
+            file,
+            key_id: key.key_id(),
+        })
     }
 }
 
@@ -304,9 +370,16 @@ mod tests {
         let file = dir.path().join("handed-over.pem");
         let key = generate_key(&home, "other", Some(&file), PASSPHRASE).unwrap();
         let import = KeyImport::read(&file).unwrap();
-        assert!(import.store(&home, "wrong", None, "holder").is_err());
+        assert!(import.notary_key().is_none());
+        assert!(matches!(
+            import.default_role(),
+            Err(KeyringError::NeedsRole)
+        ));
+        assert!(import.store(&home, "wrong", None, None, "holder").is_err());
         let gun = Gun::parse("acme/app").unwrap();
-        let stored = import.store(&home, PASSPHRASE, Some(&gun), "root").unwrap();
+        let stored = import
+            .store(&home, PASSPHRASE, None, Some(&gun), "root")
+            .unwrap();
         assert_eq!(stored.key_id, key.key_id);
         assert_eq!(
             std::fs::read(&stored.file).unwrap(),
@@ -315,6 +388,56 @@ mod tests {
         assert_eq!(
             home.list_keys().unwrap()[0].gun.as_deref(),
             Some("acme/app")
+        );
+    }
+
+    /// A Notary delegation key file as notary 0.7 writes one: an encrypted
+    /// PKCS#8 P-256 key with `role:` and `gun:` headers, named by key ID.
+    fn notary_key_file(dir: &Path, role: &str, passphrase: &str) -> (PathBuf, PrivateKey) {
+        let key = PrivateKey::from(tagtrust_shared::P256SigningKey::generate());
+        let pem = key.to_encrypted_pem(passphrase).unwrap();
+        let (begin, body) = pem.split_once('\n').unwrap();
+        let text = format!("{begin}\nrole: {role}\ngun: example.com/acme/app\n\n{body}");
+        let file = dir.join("0123abcd.key");
+        std::fs::write(&file, text).unwrap();
+        (file, key)
+    }
+
+    #[test]
+    fn a_notary_key_is_stored_re_encrypted_under_the_homes_passphrase() {
+        let (dir, home) = home();
+        let (file, key) = notary_key_file(dir.path(), "targets/ci", "notary pw");
+        let import = KeyImport::read(&file).unwrap();
+        assert_eq!(import.notary_key(), Some(("targets/ci", "0123abcd")));
+        assert_eq!(import.default_role().unwrap(), "ci");
+        let err = import
+            .store(&home, PASSPHRASE, Some("wrong"), None, "ci")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "the Notary key 0123abcd");
+        assert!(home.list_keys().unwrap().is_empty());
+
+        let stored = import
+            .store(&home, PASSPHRASE, Some("notary pw"), None, "ci")
+            .unwrap();
+        assert_eq!(stored.key_id, key.key_id());
+        let listed = home.list_keys().unwrap();
+        assert_eq!(
+            (listed[0].role.as_str(), listed[0].gun.as_deref()),
+            ("ci", None)
+        );
+        // The home's passphrase opens it, the Notary one does not, and it
+        // signs as the key it was.
+        assert!(crate::home::load_key_file(&stored.file, "notary pw").is_err());
+        let opened = crate::home::load_key_file(&stored.file, PASSPHRASE).unwrap();
+        let sig = tagtrust_shared::keys::TufSigner::sign_tuf(&opened, b"m");
+        assert!(key.public_key().verify(b"m", &sig.sig).unwrap());
+        assert_eq!(sig.keyid, key.key_id());
+
+        // Root and targets keys keep their role's name.
+        let (root_file, _) = notary_key_file(dir.path(), "root", "notary pw");
+        assert_eq!(
+            KeyImport::read(&root_file).unwrap().default_role().unwrap(),
+            "root"
         );
     }
 

@@ -13,7 +13,7 @@
 
 use crate::fetch::{Fetcher, HttpFetcher};
 use crate::home::server_dir_name;
-use crate::notary_convert::{convert, tuf_role_name, ConvertError, ConvertedRole};
+use crate::notary_convert::{convert, tuf_key_role, ConvertError, ConvertedRole};
 use crate::passphrase::PassphraseError;
 use crate::publish_error::{During, PublishError};
 use crate::publisher::Publisher;
@@ -122,7 +122,7 @@ impl Publisher {
         // key ID the new root or targets lists.
         let stored: Vec<(String, PrivateKey)> = held
             .iter()
-            .map(|(role, key)| Ok((tuf_role_name(role)?, PrivateKey::from(key.clone()))))
+            .map(|(role, key)| Ok((tuf_key_role(role)?, PrivateKey::from(key.clone()))))
             .collect::<Result<_, ConvertError>>()?;
         let held: Vec<P256SigningKey> = held.into_iter().map(|(_, key)| key).collect();
 

@@ -321,15 +321,20 @@ pub enum KeyCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Bring an encrypted private key file into the home (checked with the passphrase).
+    /// Bring an encrypted private key file into the home (checked with the
+    /// passphrase): tagtrust's own, or a Notary trust directory's
+    /// `private/<keyid>.key` (ECDSA P-256; opened with its Notary passphrase,
+    /// NOTARY_DELEGATION_PASSPHRASE etc. or a prompt, and stored re-encrypted
+    /// under TAGTRUST_PASSPHRASE).
     Import {
         file: PathBuf,
         /// GUN the key belongs to (with --role); without it the key is stored by --role as a name
         #[arg(long)]
         gun: Option<Gun>,
-        /// Role (root, targets) or a name for the key
+        /// Role (root, targets) or a name for the key [default for a Notary
+        /// key file: its role, `targets/ci` as `ci`]
         #[arg(long)]
-        role: String,
+        role: Option<String>,
     },
     /// Replace the key of root, targets, snapshot or timestamp and publish
     /// a new root listing it (snapshot and timestamp keys are made by the server).
