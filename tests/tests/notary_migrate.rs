@@ -426,6 +426,29 @@ fn after_migration(after: &AfterMigration) {
         signers.contains(&old_root_key) && signers.contains(&new_root_key),
         "{signers:?}"
     );
+    // A delegation added and removed, signed with the migrated targets key.
+    let (_, qa_public, _) = cli.generate_key("qa");
+    let qa = qa_public.to_str().unwrap();
+    cli.ok(&[
+        "delegation",
+        "add",
+        TUF_GUN,
+        "qa",
+        "--key",
+        qa,
+        "--path",
+        "qa-*",
+    ]);
+    let names = |cli: &Cli| -> Vec<String> {
+        let listed = json(&cli.ok(&["delegation", "list", TUF_GUN, "-o", "json"]));
+        let names = listed.as_array().unwrap().iter();
+        names
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(cli), ["releases", "ci", "qa"]);
+    cli.ok(&["delegation", "rm", TUF_GUN, "qa"]);
+    assert_eq!(names(cli), ["releases", "ci"]);
     cli.ok(&["key", "rotate", TUF_GUN, "targets"]);
     let v3 = cli.tag_set(TUF_GUN, "v3");
     python_sees(after, "v3", Some(&v3));
