@@ -74,9 +74,20 @@ pub struct MigrateReport {
     pub root_key_ids: Vec<String>,
     pub targets_key_ids: Vec<String>,
     pub roles: Vec<ConvertedRole>,
+    /// The Notary keys now in this home's keyring for the new GUN,
+    /// re-encrypted under its passphrase.
+    pub stored_keys: Vec<MigratedKey>,
     /// Tags the new repository resolves (read back through the TUF
     /// workflow), each with the digest it resolves to.
     pub tags: BTreeMap<String, String>,
+}
+
+/// A Notary key stored in the keyring by the migration.
+#[derive(Debug, Serialize)]
+pub struct MigratedKey {
+    /// The spec-TUF role it signs (`root`, `targets`, `releases`).
+    pub role: String,
+    pub key_id: String,
 }
 
 impl Publisher {
@@ -173,6 +184,13 @@ impl Publisher {
             root_key_ids: conversion.root_key_ids,
             targets_key_ids: conversion.targets_key_ids,
             roles: conversion.roles,
+            stored_keys: stored
+                .iter()
+                .map(|(role, key)| MigratedKey {
+                    role: role.clone(),
+                    key_id: key.key_id(),
+                })
+                .collect(),
             tags,
         })
     }

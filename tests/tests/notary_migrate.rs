@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tagtrust_tests::notary::{self_signed_certificate, Notary};
 use tagtrust_tests::proxy::TamperingProxy;
 use tagtrust_tests::{
-    http, json, ngclient_lookup, python_with_tuf, random_digest, succeeded, tests_dir, Backend,
+    http, json, ngclient_lookup, ngclient_run, python_with_tuf, random_digest, succeeded, Backend,
     Cli, TestServer,
 };
 
@@ -270,6 +270,16 @@ fn a_notary_repository_becomes_spec_tuf_that_python_tuf_and_tagtrust_resolve() {
         assert_eq!(delegated[1]["paths"][0], "ci-*");
         assert!(report["tags"].get("ci-7").is_none());
 
+        // The keys used are in the publisher's keyring: root, targets and
+        // the held delegation's.
+        let stored: Vec<&str> = report["stored_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(stored, ["root", "targets", "releases"]);
+
         // Nobody had to import anything: the migrated keys are in the
         // publisher's keyring, so the repository lives on in tagtrust.
         // Once: signing is the client's, the same on either backend.
@@ -338,15 +348,7 @@ fn python_sees(after: &AfterMigration, tag: &str, digest: Option<&str>) {
             );
         }
         None => {
-            let md = tempfile::tempdir().unwrap();
-            let out = std::process::Command::new(python)
-                .arg(tests_dir().join("python/ngclient_lookup.py"))
-                .arg(after.server.tuf_url(TUF_GUN))
-                .arg(after.root_file)
-                .arg(md.path())
-                .arg(tag)
-                .output()
-                .unwrap();
+            let out = ngclient_run(python, &after.server.tuf_url(TUF_GUN), after.root_file, tag);
             let said = String::from_utf8_lossy(&out.stderr);
             assert!(
                 !out.status.success() && said.contains("not found"),
