@@ -33,7 +33,7 @@ pub enum LookupError {
 
     /// The search reached a delegated role that has published nothing yet
     /// (its delegate has not signed any tag): the tag is not signed.
-    #[error("{reference} is not signed: tag {tag:?} is delegated to role {role:?}, which has not published any metadata yet")]
+    #[error("{reference} is not signed: tag {tag:?} is delegated to role {role:?}, which has not published any metadata yet (the signed snapshot lists none)")]
     RoleNotPublished {
         reference: String,
         tag: String,
