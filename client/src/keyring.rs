@@ -42,6 +42,10 @@ pub enum KeyringError {
     NeedsRole,
     #[error("the Notary key file's role: {0}")]
     NotaryRole(String),
+    #[error("a Notary key file is opened with its Notary passphrase first")]
+    NotaryKeyFile,
+    #[error("not a Notary key file")]
+    NotNotaryKeyFile,
     #[error("the Notary key {key_id}")]
     NotaryKey {
         key_id: String,
@@ -192,42 +196,60 @@ impl KeyImport {
             .map_err(|e| KeyringError::NotaryRole(e.to_string()))
     }
 
-    /// Store the key in the home, once `passphrase` opens it: as `gun`'s
-    /// `role` key, or under `role` as a name without a GUN. A tagtrust key
-    /// file is stored as it is; a Notary key file is opened with
-    /// `notary_passphrase` and stored re-encrypted under `passphrase`
-    /// (the home's), the form every key of the home has.
+    /// Store a tagtrust key file in the home as it is, once `passphrase`
+    /// opens it: as `gun`'s `role` key, or under `role` as a name without
+    /// a GUN. A Notary key file goes through [`Self::open_notary`] and
+    /// [`store_opened`] instead.
     pub fn store(
         &self,
         home: &Home,
         passphrase: &str,
-        notary_passphrase: Option<&str>,
         gun: Option<&Gun>,
         role: &str,
     ) -> Result<StoredKey> {
-        let Some(notary) = &self.notary else {
-            let (key_id, file) = home
-                .import_key(&self.pem, passphrase, gun, role)
-                .map_err(home_error)?;
-            return Ok(StoredKey { file, key_id });
-        };
-        let opened = notary
-            .decrypt(notary_passphrase.unwrap_or_default())
-            .map_err(|source| KeyringError::NotaryKey {
-                key_id: self.stem.clone(),
-                source,
-            })?;
-        let key = PrivateKey::from(opened);
-        let file = match gun {
-            Some(gun) => home.save_key(gun, role, &key, passphrase),
-            None => home.save_named_key(role, &key, passphrase),
+        if self.notary.is_some() {
+            return Err(KeyringError::NotaryKeyFile);
         }
-        .map_err(home_error)?;
-        Ok(StoredKey {
-            file,
-            key_id: key.key_id(),
-        })
+        let (key_id, file) = home
+            .import_key(&self.pem, passphrase, gun, role)
+            .map_err(home_error)?;
+        Ok(StoredKey { file, key_id })
     }
+
+    /// Open a Notary key file with its Notary passphrase (before the
+    /// home's is asked for, so a wrong one is said first).
+    pub fn open_notary(&self, notary_passphrase: &str) -> Result<PrivateKey> {
+        let notary = self.notary.as_ref().ok_or(KeyringError::NotNotaryKeyFile)?;
+        let opened =
+            notary
+                .decrypt(notary_passphrase)
+                .map_err(|source| KeyringError::NotaryKey {
+                    key_id: self.stem.clone(),
+                    source,
+                })?;
+        Ok(opened.into())
+    }
+}
+
+/// Store `key` (opened from another system's key file) in the home,
+/// encrypted under `passphrase`, the home's, the form every key there
+/// has: as `gun`'s `role` key, or under `role` as a name without a GUN.
+pub fn store_opened(
+    home: &Home,
+    key: &PrivateKey,
+    passphrase: &str,
+    gun: Option<&Gun>,
+    role: &str,
+) -> Result<StoredKey> {
+    let file = match gun {
+        Some(gun) => home.save_key(gun, role, key, passphrase),
+        None => home.save_named_key(role, key, passphrase),
+    }
+    .map_err(home_error)?;
+    Ok(StoredKey {
+        file,
+        key_id: key.key_id(),
+    })
 }
 
 /// Read ed25519 public key PEM files (made by `key generate`).
@@ -375,11 +397,10 @@ mod tests {
             import.default_role(),
             Err(KeyringError::NeedsRole)
         ));
-        assert!(import.store(&home, "wrong", None, None, "holder").is_err());
+        assert!(import.open_notary(PASSPHRASE).is_err());
+        assert!(import.store(&home, "wrong", None, "holder").is_err());
         let gun = Gun::parse("acme/app").unwrap();
-        let stored = import
-            .store(&home, PASSPHRASE, None, Some(&gun), "root")
-            .unwrap();
+        let stored = import.store(&home, PASSPHRASE, Some(&gun), "root").unwrap();
         assert_eq!(stored.key_id, key.key_id);
         assert_eq!(
             std::fs::read(&stored.file).unwrap(),
@@ -410,15 +431,16 @@ mod tests {
         let import = KeyImport::read(&file).unwrap();
         assert_eq!(import.notary_key(), Some(("targets/ci", "0123abcd")));
         assert_eq!(import.default_role().unwrap(), "ci");
-        let err = import
-            .store(&home, PASSPHRASE, Some("wrong"), None, "ci")
-            .unwrap_err();
+        let err = import.open_notary("wrong").unwrap_err();
         assert_eq!(err.to_string(), "the Notary key 0123abcd");
+        assert!(matches!(
+            import.store(&home, "notary pw", None, "ci"),
+            Err(KeyringError::NotaryKeyFile)
+        ));
         assert!(home.list_keys().unwrap().is_empty());
 
-        let stored = import
-            .store(&home, PASSPHRASE, Some("notary pw"), None, "ci")
-            .unwrap();
+        let opened = import.open_notary("notary pw").unwrap();
+        let stored = store_opened(&home, &opened, PASSPHRASE, None, "ci").unwrap();
         assert_eq!(stored.key_id, key.key_id());
         let listed = home.list_keys().unwrap();
         assert_eq!(

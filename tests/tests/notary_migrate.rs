@@ -468,14 +468,16 @@ fn after_migration(after: &AfterMigration) {
         })
         .expect("the delegate's Notary key file");
     let delegate = Cli::new(&after.server.url).with_token(after.push);
-    let out = delegate
-        .command()
-        .args(["key", "import", "-o", "json"])
-        .arg(&notary_key)
-        .env("NOTARY_DELEGATION_PASSPHRASE", NOTARY_PASSPHRASE)
-        .output()
-        .unwrap();
-    let imported = json(&succeeded(&out));
+    let import = |notary_passphrase: &str| {
+        let mut cmd = delegate.command();
+        cmd.args(["key", "import", "-o", "json"]).arg(&notary_key);
+        cmd.env("NOTARY_DELEGATION_PASSPHRASE", notary_passphrase);
+        cmd.output().unwrap()
+    };
+    let said = one_line(&import("wrong"));
+    assert!(said.contains("wrong passphrase"), "{said}");
+    assert!(!delegate.home.path().join("keys").exists());
+    let imported = json(&succeeded(&import(NOTARY_PASSPHRASE)));
     let key_file = imported["file"].as_str().unwrap();
     assert!(key_file.contains("/ci."), "{key_file}");
     let (digest, size) = random_digest();

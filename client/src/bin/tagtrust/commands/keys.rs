@@ -47,15 +47,21 @@ fn import(inv: &Invocation, file: &Path, gun: Option<&Gun>, role: Option<&str>) 
         Some(role) => role.to_string(),
         None => import.default_role()?,
     };
-    let (notary_pass, prompt) = match import.notary_key() {
-        Some((notary_role, key_id)) => (
-            Some(NotaryPassphrase.passphrase(notary_role, key_id)?),
-            "Passphrase for the imported key in this home: ".to_string(),
-        ),
-        None => (None, format!("Passphrase for {}: ", file.display())),
+    let key = match import.notary_key() {
+        Some((notary_role, key_id)) => {
+            let opened = import.open_notary(&NotaryPassphrase.passphrase(notary_role, key_id)?)?;
+            let pass = inv
+                .passphrases
+                .passphrase("Passphrase for the imported key in this home: ")?;
+            keyring::store_opened(&inv.home, &opened, &pass, gun, &role)?
+        }
+        None => {
+            let pass = inv
+                .passphrases
+                .passphrase(&format!("Passphrase for {}: ", file.display()))?;
+            import.store(&inv.home, &pass, gun, &role)?
+        }
     };
-    let pass = inv.passphrases.passphrase(&prompt)?;
-    let key = import.store(&inv.home, &pass, notary_pass.as_deref(), gun, &role)?;
     inv.out.print(&key, || render::imported_key(&key))
 }
 
