@@ -272,13 +272,10 @@ fn a_notary_repository_becomes_spec_tuf_that_python_tuf_and_tagtrust_resolve() {
 
         // The keys used are in the publisher's keyring: root, targets and
         // the held delegation's.
-        let stored: Vec<&str> = report["stored_keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["role"].as_str().unwrap())
-            .collect();
-        assert_eq!(stored, ["root", "targets", "releases"]);
+        assert_eq!(
+            fields(&report["stored_keys"], "role"),
+            ["root", "targets", "releases"]
+        );
 
         // Nobody had to import anything: the migrated keys are in the
         // publisher's keyring, so the repository lives on in tagtrust.
@@ -308,6 +305,12 @@ fn a_notary_repository_becomes_spec_tuf_that_python_tuf_and_tagtrust_resolve() {
         let said = consumer.fails(&["lookup", &format!("{GUN}:v1")]);
         assert!(said.contains("Notary v1 repository"), "{said}");
     }
+}
+
+/// The string `field` of every object in the JSON array `array`.
+fn fields<'a>(array: &'a Value, field: &str) -> Vec<&'a str> {
+    let items = array.as_array().unwrap().iter();
+    items.map(|item| item[field].as_str().unwrap()).collect()
 }
 
 /// What the checks after the migration need.
@@ -414,12 +417,7 @@ fn after_migration(after: &AfterMigration) {
         .as_str()
         .unwrap();
     assert_eq!(root2["signed"]["keys"][new_root_key]["keytype"], "ed25519");
-    let signers: Vec<&str> = root2["signatures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["keyid"].as_str().unwrap())
-        .collect();
+    let signers = fields(&root2["signatures"], "keyid");
     let root1 = json(&std::fs::read_to_string(after.root_file).unwrap());
     let old_root_key = root1["signed"]["roles"]["root"]["keyids"][0]
         .as_str()
@@ -443,9 +441,9 @@ fn after_migration(after: &AfterMigration) {
     ]);
     let names = |cli: &Cli| -> Vec<String> {
         let listed = json(&cli.ok(&["delegation", "list", TUF_GUN, "-o", "json"]));
-        let names = listed.as_array().unwrap().iter();
-        names
-            .map(|d| d["name"].as_str().unwrap().to_string())
+        fields(&listed, "name")
+            .into_iter()
+            .map(String::from)
             .collect()
     };
     assert_eq!(names(cli), ["releases", "ci", "qa"]);
