@@ -144,7 +144,9 @@ pub enum MigrateCommand {
     /// --server, signed with the publisher's own Notary root and targets
     /// keys from --trust-dir (passphrases from NOTARY_ROOT_PASSPHRASE,
     /// NOTARY_TARGETS_PASSPHRASE, NOTARY_DELEGATION_PASSPHRASE, else a
-    /// prompt). Needs a push: token for --to (TAGTRUST_TOKEN).
+    /// prompt), which are then stored in this home for --to, re-encrypted
+    /// under TAGTRUST_PASSPHRASE (else a prompt). Needs a push: token for
+    /// --to (TAGTRUST_TOKEN).
     Notary {
         gun: Gun,
         /// The Notary trust directory (`~/.docker/trust`, `notary -d DIR`)
