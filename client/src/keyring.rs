@@ -36,8 +36,12 @@ pub enum KeyringError {
     NoSuchKey { prefix: String },
     #[error("key ID prefix {prefix} matches {count} keys; give more of it")]
     AmbiguousKeyId { prefix: String, count: usize },
-    #[error("refreshing delegated role {role} needs --key KEYFILE")]
-    DelegatedRoleNeedsKey { role: String },
+    #[error(
+        "this home holds no key of role {role} (of {gun}, or named {role}); give --key KEYFILE"
+    )]
+    NoRoleKey { role: String, gun: String },
+    #[error("this home holds {count} keys of role {role}; give --key KEYFILE")]
+    SeveralRoleKeys { role: String, count: usize },
     #[error("a tagtrust key file is imported with --role (the role or name to store it as)")]
     NeedsRole,
     #[error("the Notary key file's role: {0}")]
@@ -271,28 +275,67 @@ pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
         .collect()
 }
 
-/// Who signs a tag change: the delegated `role` with its `key_file` when
-/// both are given, else top-level targets with the home's key.
-pub fn tag_signer(role: Option<String>, key_file: Option<PathBuf>) -> Signer {
+/// Who signs a tag change of `gun`: the delegated `role` with its
+/// `key_file`, or without one with the home's one key of that role (of
+/// `gun`, or stored under that name: a migrated or imported delegation
+/// key); top-level targets with the home's key when no role is given.
+pub fn tag_signer(
+    home: &Home,
+    gun: &Gun,
+    role: Option<String>,
+    key_file: Option<PathBuf>,
+) -> Result<Signer> {
     match (role, key_file) {
-        (Some(role), Some(key_file)) => Signer::Delegated { role, key_file },
-        _ => Signer::Targets,
+        (Some(role), Some(key_file)) => Ok(Signer::Delegated { role, key_file }),
+        (Some(role), None) => {
+            let key_file = role_key_file(home, gun, &role)?;
+            Ok(Signer::Delegated { role, key_file })
+        }
+        _ => Ok(Signer::Targets),
     }
 }
 
-/// Who re-signs `role` on refresh: the home's keys for a top-level role
-/// (the key file is not used), a delegated role's own `key_file` else.
-pub fn refresh_signer(role: &str, key_file: Option<PathBuf>) -> Result<Signer> {
-    match key_file {
-        _ if TopLevelRole::parse(role).is_some() => Ok(Signer::Targets),
-        Some(key_file) => Ok(Signer::Delegated {
+/// The home's one key file for delegated `role` of `gun`: among `gun`'s
+/// keys of that role, else the keys stored under that name (not tied to
+/// a GUN). Several are refused: the caller names one with `--key`.
+fn role_key_file(home: &Home, gun: &Gun, role: &str) -> Result<PathBuf> {
+    let keys = home.list_keys().map_err(home_error)?;
+    let of_role = |gun: Option<&str>| -> Vec<&KeyFile> {
+        keys.iter()
+            .filter(|k| k.role == role && k.gun.as_deref() == gun)
+            .collect()
+    };
+    let mut found = of_role(Some(gun.as_str()));
+    if found.is_empty() {
+        found = of_role(None);
+    }
+    match found.as_slice() {
+        [key] => Ok(key.path.clone()),
+        [] => Err(KeyringError::NoRoleKey {
             role: role.to_string(),
-            key_file,
+            gun: gun.to_string(),
         }),
-        None => Err(KeyringError::DelegatedRoleNeedsKey {
+        _ => Err(KeyringError::SeveralRoleKeys {
             role: role.to_string(),
+            count: found.len(),
         }),
     }
+}
+
+/// Who re-signs `role` of `gun` on refresh: the home's keys for a
+/// top-level role (the key file is not used), a delegated role's own
+/// `key_file` else, or without one the home's one key of that role (as
+/// [`tag_signer`] finds it).
+pub fn refresh_signer(
+    home: &Home,
+    gun: &Gun,
+    role: &str,
+    key_file: Option<PathBuf>,
+) -> Result<Signer> {
+    if TopLevelRole::parse(role).is_some() {
+        return Ok(Signer::Targets);
+    }
+    tag_signer(home, gun, Some(role.to_string()), key_file)
 }
 
 #[cfg(test)]
@@ -484,25 +527,50 @@ mod tests {
 
     #[test]
     fn signers_for_tags_and_refresh() {
+        let (_dir, home) = home();
+        let gun = Gun::parse("acme/app").unwrap();
         let key = PathBuf::from("robot.pem");
-        assert!(matches!(tag_signer(None, None), Signer::Targets));
-        let delegated = tag_signer(Some("ci".into()), Some(key.clone()));
+        assert!(matches!(
+            tag_signer(&home, &gun, None, None),
+            Ok(Signer::Targets)
+        ));
+        let delegated = tag_signer(&home, &gun, Some("ci".into()), Some(key.clone())).unwrap();
         assert_eq!(delegated.role(), "ci");
+
+        // Without --key: the home's one key of the role, the GUN's first.
+        let err = tag_signer(&home, &gun, Some("ci".into()), None).unwrap_err();
+        assert!(matches!(err, KeyringError::NoRoleKey { .. }), "{err}");
+        let named = generate_key(&home, "ci", None, PASSPHRASE).unwrap();
+        let found = |home: &Home| match tag_signer(home, &gun, Some("ci".into()), None) {
+            Ok(Signer::Delegated { key_file, .. }) => key_file,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(found(&home), named.private_key_file);
+        let of_gun = PrivateKey::from(tagtrust_shared::P256SigningKey::generate());
+        let gun_file = home.save_key(&gun, "ci", &of_gun, PASSPHRASE).unwrap();
+        assert_eq!(found(&home), gun_file);
+        let again = PrivateKey::from(SigningKey::generate());
+        home.save_key(&gun, "ci", &again, PASSPHRASE).unwrap();
+        let err = tag_signer(&home, &gun, Some("ci".into()), None).unwrap_err();
+        assert!(
+            matches!(err, KeyringError::SeveralRoleKeys { count: 2, .. }),
+            "{err}"
+        );
 
         for role in TopLevelRole::ALL.map(TopLevelRole::as_str) {
             assert!(matches!(
-                refresh_signer(role, Some(key.clone())),
+                refresh_signer(&home, &gun, role, Some(key.clone())),
                 Ok(Signer::Targets)
             ));
         }
-        let ci = refresh_signer("ci", Some(key.clone())).unwrap();
+        let ci = refresh_signer(&home, &gun, "ci", Some(key.clone())).unwrap();
         assert!(
             matches!(&ci, Signer::Delegated { role, key_file } if role == "ci" && *key_file == key)
         );
-        let err = refresh_signer("ci", None).unwrap_err();
+        let err = refresh_signer(&home, &gun, "robot", None).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "refreshing delegated role ci needs --key KEYFILE"
+            "this home holds no key of role robot (of acme/app, or named robot); give --key KEYFILE"
         );
     }
 }

@@ -407,6 +407,16 @@ fn after_migration(after: &AfterMigration) {
         tagtrust_sees(after, tag, digest);
     }
 
+    // The held delegation signs with its migrated key, found in the home
+    // by its role (no --key).
+    let (out, release) = cli.tag_set_with(TUF_GUN, "release-2", &["--role", "releases"]);
+    succeeded(&out);
+    let resolved = json(&follower.ok(&["lookup", &format!("{TUF_GUN}:release-2"), "-o", "json"]));
+    assert_eq!(
+        (&resolved["digest"], &resolved["signed_by"]),
+        (&release.into(), &"releases".into())
+    );
+
     // Root rotation to a fresh ed25519 key: root v2 is signed by the old
     // P-256 root key and the new key; then targets to a fresh key. Both
     // consumers follow from root v1.

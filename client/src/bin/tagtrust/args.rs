@@ -89,10 +89,11 @@ pub enum Command {
     /// Re-sign a role with a new expiry, content unchanged.
     Refresh {
         gun: Gun,
-        /// root, targets (default) or a delegated role (with --key)
+        /// root, targets (default) or a delegated role
         #[arg(long, default_value = "targets")]
         role: String,
-        /// Encrypted private key file, for a delegated role
+        /// Encrypted private key file, for a delegated role [default: the
+        /// home's one key of the role: of the GUN, or stored under its name]
         #[arg(long)]
         key: Option<PathBuf>,
     },
@@ -476,9 +477,10 @@ pub struct ConsumerArgs {
 #[derive(clap::Args)]
 pub struct SignerArgs {
     /// Delegated role to sign as (e.g. a CI robot's)
-    #[arg(long, requires = "key")]
+    #[arg(long)]
     pub role: Option<String>,
-    /// Encrypted private key file of the delegated role
+    /// Encrypted private key file of the delegated role [default: the
+    /// home's one key of the role: of the GUN, or stored under its name]
     #[arg(long, requires = "role")]
     pub key: Option<PathBuf>,
 }
