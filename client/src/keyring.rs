@@ -287,6 +287,10 @@ pub fn tag_signer(
 ) -> Result<Signer> {
     match (role, key_file) {
         (Some(role), Some(key_file)) => Ok(Signer::Delegated { role, key_file }),
+        // `--role targets`: top-level targets, with the home's key.
+        (Some(role), None) if TopLevelRole::parse(&role) == Some(TopLevelRole::Targets) => {
+            Ok(Signer::Targets)
+        }
         (Some(role), None) => {
             let key_file = role_key_file(home, gun, &role)?;
             Ok(Signer::Delegated { role, key_file })
@@ -536,6 +540,11 @@ mod tests {
         ));
         let delegated = tag_signer(&home, &gun, Some("ci".into()), Some(key.clone())).unwrap();
         assert_eq!(delegated.role(), "ci");
+
+        assert!(matches!(
+            tag_signer(&home, &gun, Some("targets".into()), None),
+            Ok(Signer::Targets)
+        ));
 
         // Without --key: the home's one key of the role, the GUN's first.
         let err = tag_signer(&home, &gun, Some("ci".into()), None).unwrap_err();
