@@ -256,7 +256,8 @@ pub fn store_opened(
     })
 }
 
-/// Read ed25519 public key PEM files (made by `key generate`).
+/// Read ed25519 or ECDSA P-256 public key PEM files (made by `key
+/// generate`, or `openssl pkey -pubout` of a P-256 key the keyring holds).
 pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
     paths
         .iter()
@@ -265,11 +266,9 @@ pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
                 path: path.clone(),
                 source,
             })?;
-            tagtrust_shared::keys::ed25519_public_from_pem(&pem).map_err(|source| {
-                KeyringError::PublicKey {
-                    path: path.clone(),
-                    source,
-                }
+            tagtrust_shared::keys::public_from_pem(&pem).map_err(|source| KeyringError::PublicKey {
+                path: path.clone(),
+                source,
             })
         })
         .collect()

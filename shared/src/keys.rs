@@ -242,24 +242,9 @@ impl P256SigningKey {
         self.inner.to_bytes().into()
     }
 
-    /// As TUF lists it: `ecdsa`, scheme `ecdsa-sha2-nistp256`, PEM
-    /// SubjectPublicKeyInfo (securesystemslib's form).
+    /// As TUF lists it: [`p256_public_key`].
     pub fn public_key(&self) -> PublicKey {
-        use p256::pkcs8::{EncodePublicKey, LineEnding};
-        let pem = self
-            .inner
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .expect("a P-256 key encodes");
-        PublicKey {
-            keytype: "ecdsa".into(),
-            scheme: "ecdsa-sha2-nistp256".into(),
-            keyval: KeyVal {
-                public: pem,
-                extra: Map::new(),
-            },
-            extra: Map::new(),
-        }
+        p256_public_key(self.inner.verifying_key())
     }
 
     /// Sign `message` (SHA-256, RFC 6979 nonces): the signature as `r || s`,
@@ -533,6 +518,25 @@ impl TufSigner for PrivateKey {
     }
 }
 
+/// A P-256 public key as TUF lists it: `ecdsa`, scheme
+/// `ecdsa-sha2-nistp256`, PEM SubjectPublicKeyInfo (securesystemslib's
+/// form), written one way so its key ID is the one its signatures carry.
+pub fn p256_public_key(key: &p256::ecdsa::VerifyingKey) -> PublicKey {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let pem = key
+        .to_public_key_pem(LineEnding::LF)
+        .expect("a P-256 key encodes");
+    PublicKey {
+        keytype: "ecdsa".into(),
+        scheme: "ecdsa-sha2-nistp256".into(),
+        keyval: KeyVal {
+            public: pem,
+            extra: Map::new(),
+        },
+        extra: Map::new(),
+    }
+}
+
 /// Parse a public key from a PEM file (`-----BEGIN PUBLIC KEY-----`, ed25519)
 /// as `tagtrust key generate` prints it, into the TUF form.
 pub fn ed25519_public_from_pem(pem: &str) -> Result<PublicKey> {
@@ -540,6 +544,19 @@ pub fn ed25519_public_from_pem(pem: &str) -> Result<PublicKey> {
     let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
         .map_err(|e| Error::InvalidKey(format!("not an ed25519 public key PEM: {e}")))?;
     Ok(PublicKey::ed25519(key.as_bytes()))
+}
+
+/// Parse an ed25519 or ECDSA P-256 public key PEM (SubjectPublicKeyInfo:
+/// `tagtrust key generate`'s, or `openssl pkey -pubout` of a key the
+/// keyring holds) into the TUF form the key's own signatures name.
+pub fn public_from_pem(pem: &str) -> Result<PublicKey> {
+    use p256::pkcs8::DecodePublicKey;
+    ed25519_public_from_pem(pem).or_else(|_| {
+        let key = p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
+            Error::InvalidKey("not an ed25519 or ECDSA P-256 public key PEM".into())
+        })?;
+        Ok(p256_public_key(&key))
+    })
 }
 
 /// The PEM (SubjectPublicKeyInfo) form of an ed25519 TUF key.
@@ -638,6 +655,19 @@ mod tests {
         let key = SigningKey::generate().public_key();
         let pem = ed25519_public_to_pem(&key).unwrap();
         assert_eq!(ed25519_public_from_pem(&pem).unwrap(), key);
+        assert_eq!(public_from_pem(&pem).unwrap(), key);
+        // A P-256 key, however its PEM is wrapped, reads as the TUF form
+        // its signatures name.
+        let p256 = P256SigningKey::generate();
+        let listed = p256.public_key();
+        let crlf = listed.keyval.public.replace('\n', "\r\n");
+        let read = public_from_pem(&format!("\n{crlf}\n")).unwrap();
+        assert_eq!(read, listed);
+        assert_eq!(read.key_id(), p256.sign_tuf(b"m").keyid);
+        assert!(
+            public_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .is_err()
+        );
     }
 
     fn key(keytype: &str, scheme: &str, public: &str) -> PublicKey {

@@ -436,8 +436,11 @@ fn after_migration(after: &AfterMigration) {
         signers.contains(&old_root_key) && signers.contains(&new_root_key),
         "{signers:?}"
     );
-    // A delegation added and removed, signed with the migrated targets key.
-    let (_, qa_public, _) = cli.generate_key("qa");
+    // A delegation added and removed, signed with the migrated targets key,
+    // to a P-256 public key PEM (as `openssl pkey -pubout` writes one).
+    let qa_key = tagtrust_shared::P256SigningKey::generate().public_key();
+    let qa_public = cli.home.path().join("qa.pub.pem");
+    std::fs::write(&qa_public, &qa_key.keyval.public).unwrap();
     let qa = qa_public.to_str().unwrap();
     cli.ok(&[
         "delegation",
@@ -457,6 +460,11 @@ fn after_migration(after: &AfterMigration) {
             .collect()
     };
     assert_eq!(names(cli), ["releases", "ci", "qa"]);
+    let targets = json(&String::from_utf8(after.server.fetch(TUF_GUN, "targets.json")).unwrap());
+    assert_eq!(
+        targets["signed"]["delegations"]["keys"][qa_key.key_id()]["keytype"],
+        "ecdsa"
+    );
     cli.ok(&["delegation", "rm", TUF_GUN, "qa"]);
     assert_eq!(names(cli), ["releases", "ci"]);
     cli.ok(&["key", "rotate", TUF_GUN, "targets"]);
