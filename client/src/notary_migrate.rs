@@ -5,7 +5,10 @@
 //! digests, sizes and delegations as a spec-TUF repository
 //! ([`crate::notary_convert`]) in one publish. Nothing is published unless
 //! all of that succeeded; afterwards the new repository is read back
-//! through the TUF workflow and every tag compared.
+//! through the TUF workflow and every tag compared. The keys it signed
+//! with are stored in the home's keyring for the new GUN (re-encrypted
+//! under the home's passphrase), so every later tag, delegation and key
+//! command works on it as on a repository `init` made.
 //!
 //! The destination is a spec-TUF GUN: another GUN (`to`), or the same
 //! one on another server. A GUN's dialect is fixed by its first publish,
