@@ -171,7 +171,7 @@ impl Publisher {
         if bin_keys == BinKeys::Server {
             return self.enable_server_bins(gun, bins, form);
         }
-        let key = SigningKey::generate();
+        let key = tagtrust_shared::PrivateKey::from(SigningKey::generate());
         let public = key.public_key();
         let succinct = succinct_roles(bins, &public)?;
         let mut expiry = self.session.home.config()?.expiry;

@@ -12,7 +12,7 @@ use crate::passphrase::PassphraseError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tagtrust_shared::{Error as TufError, Gun, SigningKey};
+use tagtrust_shared::{Error as TufError, Gun, PrivateKey};
 
 /// Why `config.toml` cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +87,12 @@ pub struct KeyFile {
     pub path: PathBuf,
 }
 
-/// Read a private key file (encrypted PKCS#8 PEM) with `passphrase`.
-pub fn load_key_file(path: &Path, passphrase: &str) -> Result<SigningKey, KeyError> {
+/// Read a private key file (encrypted PKCS#8 PEM, ed25519 or P-256) with
+/// `passphrase`.
+pub fn load_key_file(path: &Path, passphrase: &str) -> Result<PrivateKey, KeyError> {
     let pem = std::fs::read_to_string(path)
         .map_err(|e| FileError::new(format!("reading {}", path.display()), e))?;
-    SigningKey::from_encrypted_pem(&pem, passphrase).map_err(|source| KeyError::Unreadable {
+    PrivateKey::from_encrypted_pem(&pem, passphrase).map_err(|source| KeyError::Unreadable {
         path: path.to_path_buf(),
         source,
     })
@@ -342,9 +343,10 @@ impl Home {
         &self,
         gun: &Gun,
         role: &str,
-        key: &SigningKey,
+        key: &PrivateKey,
         passphrase: &str,
     ) -> Result<PathBuf, KeyError> {
+        tagtrust_shared::pathmatch::validate_role_name(role)?;
         let dir = self.key_dir(gun);
         let path = dir.join(format!("{role}.{}.pem", key.key_id()));
         let pem = key.to_encrypted_pem(passphrase)?;
@@ -405,7 +407,7 @@ impl Home {
     pub fn save_named_key(
         &self,
         name: &str,
-        key: &SigningKey,
+        key: &PrivateKey,
         passphrase: &str,
     ) -> Result<PathBuf, KeyError> {
         tagtrust_shared::pathmatch::validate_role_name(name)?;
@@ -428,7 +430,7 @@ impl Home {
         gun: Option<&Gun>,
         role: &str,
     ) -> Result<(String, PathBuf), KeyError> {
-        let key = SigningKey::from_encrypted_pem(pem, passphrase).map_err(KeyError::Import)?;
+        let key = PrivateKey::from_encrypted_pem(pem, passphrase).map_err(KeyError::Import)?;
         tagtrust_shared::pathmatch::validate_role_name(role)?;
         let dir = match gun {
             Some(gun) => self.key_dir(gun),
@@ -460,7 +462,7 @@ impl Home {
         role: &str,
         keyids: &[String],
         passphrase: &str,
-    ) -> Result<SigningKey, KeyError> {
+    ) -> Result<PrivateKey, KeyError> {
         if let Some(path) = self.key_file(gun, role, keyids) {
             return load_key_file(&path, passphrase);
         }
@@ -718,7 +720,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
         let gun = Gun::parse("acme/app").unwrap();
-        let key = SigningKey::generate();
+        let key = PrivateKey::from(tagtrust_shared::SigningKey::generate());
         let path = home.save_key(&gun, "targets", &key, "pw").unwrap();
         #[cfg(unix)]
         {
@@ -736,8 +738,16 @@ mod tests {
             .load_key(&gun, "targets", &[key.key_id()], "bad")
             .unwrap_err();
         assert!(format!("{err:#}").contains("wrong passphrase"), "{err:#}");
-        let robot = SigningKey::generate();
-        home.save_named_key("ci-robot", &robot, "pw").unwrap();
+        // A P-256 key (a delegate's Notary key) round-trips the same way
+        // and signs as the key it was.
+        let robot = PrivateKey::from(tagtrust_shared::P256SigningKey::generate());
+        let robot_file = home.save_named_key("ci-robot", &robot, "pw").unwrap();
+        let opened = load_key_file(&robot_file, "pw").unwrap();
+        assert!(matches!(opened, PrivateKey::P256(_)));
+        let sig = tagtrust_shared::keys::TufSigner::sign_tuf(&opened, b"signed");
+        assert_eq!(sig.keyid, robot.key_id());
+        assert!(robot.public_key().verify(b"signed", &sig.sig).unwrap());
+        assert!(load_key_file(&robot_file, "bad").is_err());
         let listed = home.list_keys().unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].gun, None);

@@ -7,7 +7,7 @@ use crate::signing::sign_targets;
 use crate::staging::RootSigning;
 use chrono::{Duration, Utc};
 use serde::Serialize;
-use tagtrust_shared::{Gun, PublicKey, Root, SigningKey, Targets, TopLevelRole};
+use tagtrust_shared::{Gun, PrivateKey, PublicKey, Root, SigningKey, Targets, TopLevelRole};
 
 /// What `init` created.
 #[derive(Debug, Serialize)]
@@ -76,16 +76,16 @@ impl Publisher {
             .passphrases
             .passphrase("Passphrase for the new root and targets keys: ")?;
 
-        let root_signers: Vec<SigningKey> = (0..local_root_keys)
-            .map(|_| SigningKey::generate())
+        let root_signers: Vec<PrivateKey> = (0..local_root_keys)
+            .map(|_| SigningKey::generate().into())
             .collect();
-        let targets_key = SigningKey::generate();
+        let targets_key = PrivateKey::from(SigningKey::generate());
         let now = Utc::now();
         let expiry = self.session.home.config()?.expiry;
         let mut root = Root::new(now + Duration::days(expiry.root_days));
         for key in root_signers
             .iter()
-            .map(SigningKey::public_key)
+            .map(PrivateKey::public_key)
             .chain(holders.iter().cloned())
         {
             root.add_key("root", key);
@@ -98,14 +98,14 @@ impl Publisher {
         let root_key_ids = root.role_keys("root")?.keyids.clone();
         let targets_bytes = sign_targets(Targets::new(1, now), &targets_key, &expiry)?;
 
-        let new_keys: Vec<(&str, &SigningKey)> = root_signers
+        let new_keys: Vec<(&str, &PrivateKey)> = root_signers
             .iter()
             .map(|key| ("root", key))
             .chain([("targets", &targets_key)])
             .collect();
         let signing = self
             .publish_with_new_keys(gun, &new_keys, &pass, || {
-                let signers: Vec<&SigningKey> = root_signers.iter().collect();
+                let signers: Vec<&PrivateKey> = root_signers.iter().collect();
                 self.publish_or_stage_root(
                     gun,
                     None,

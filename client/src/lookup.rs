@@ -31,6 +31,15 @@ pub enum LookupError {
         source: Box<UpdateError>,
     },
 
+    /// The search reached a delegated role that has published nothing yet
+    /// (its delegate has not signed any tag): the tag is not signed.
+    #[error("{reference} is not signed: tag {tag:?} is delegated to role {role:?}, which has not published any metadata yet (the signed snapshot lists none)")]
+    RoleNotPublished {
+        reference: String,
+        tag: String,
+        role: String,
+    },
+
     /// No trusted targets role lists the tag.
     #[error("{reference} is not signed: no trusted targets metadata lists tag {tag:?}")]
     NotSigned { reference: String, tag: String },
@@ -99,6 +108,13 @@ pub fn lookup(
                 gun: reference.gun.to_string(),
                 tag: reference.tag.clone(),
                 source: Box::new(source),
+            })
+        }
+        Err(UpdateError::NotPublished { role, .. }) => {
+            return Err(LookupError::RoleNotPublished {
+                reference: reference.to_string(),
+                tag: reference.tag.clone(),
+                role,
             })
         }
         Err(source) => {

@@ -108,6 +108,16 @@ pub fn tuf_role_name(name: &str) -> Result<String, ConvertError> {
     Ok(mapped)
 }
 
+/// The spec-TUF name of the role a key of Notary role `name` signs, as
+/// the keyring stores it: `root` and `targets` (top-level roles) stay,
+/// a delegation is named by [`tuf_role_name`].
+pub fn tuf_key_role(name: &str) -> Result<String, ConvertError> {
+    match tagtrust_shared::TopLevelRole::parse(name) {
+        Some(_) => Ok(name.to_string()),
+        None => tuf_role_name(name),
+    }
+}
+
 /// A Notary path prefix as a spec-TUF pattern: the prefix, glob
 /// characters escaped, then `*`.
 pub fn tuf_path_pattern(prefix: &str) -> String {

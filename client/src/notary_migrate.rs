@@ -5,7 +5,10 @@
 //! digests, sizes and delegations as a spec-TUF repository
 //! ([`crate::notary_convert`]) in one publish. Nothing is published unless
 //! all of that succeeded; afterwards the new repository is read back
-//! through the TUF workflow and every tag compared.
+//! through the TUF workflow and every tag compared. The keys it signed
+//! with are stored in the home's keyring for the new GUN (re-encrypted
+//! under the home's passphrase), so every later tag, delegation and key
+//! command works on it as on a repository `init` made.
 //!
 //! The destination is a spec-TUF GUN: another GUN (`to`), or the same
 //! one on another server. A GUN's dialect is fixed by its first publish,
@@ -13,7 +16,7 @@
 
 use crate::fetch::{Fetcher, HttpFetcher};
 use crate::home::server_dir_name;
-use crate::notary_convert::{convert, ConvertedRole};
+use crate::notary_convert::{convert, tuf_key_role, ConvertError, ConvertedRole};
 use crate::passphrase::PassphraseError;
 use crate::publish_error::{During, PublishError};
 use crate::publisher::Publisher;
@@ -25,7 +28,7 @@ use tagtrust_shared::notary::{
     verify_repository, NotaryKey, NotaryPrivateKey, NotaryRepositoryFiles, NotaryRoot,
     NotarySigned, NotarySnapshot, NotaryTimestamp,
 };
-use tagtrust_shared::{Gun, P256SigningKey, TopLevelRole};
+use tagtrust_shared::{Gun, P256SigningKey, PrivateKey, TopLevelRole};
 
 /// At most this many bytes per Notary metadata file (notary-server's own
 /// limit on a role file is 100 MiB; tagtrust's publish limit is lower).
@@ -74,9 +77,20 @@ pub struct MigrateReport {
     pub root_key_ids: Vec<String>,
     pub targets_key_ids: Vec<String>,
     pub roles: Vec<ConvertedRole>,
+    /// The Notary keys now in this home's keyring for the new GUN,
+    /// re-encrypted under its passphrase.
+    pub stored_keys: Vec<MigratedKey>,
     /// Tags the new repository resolves (read back through the TUF
     /// workflow), each with the digest it resolves to.
     pub tags: BTreeMap<String, String>,
+}
+
+/// A Notary key stored in the keyring by the migration.
+#[derive(Debug, Serialize)]
+pub struct MigratedKey {
+    /// The spec-TUF role it signs (`root`, `targets`, `releases`).
+    pub role: String,
+    pub key_id: String,
 }
 
 impl Publisher {
@@ -117,6 +131,14 @@ impl Publisher {
         let verified = verify_repository(what.gun.as_str(), &files, chrono::Utc::now())
             .map_err(|e| PublishError::Refused(format!("{} does not verify: {e}", what.gun)))?;
         let held = read_keys(&what.trust_dir, &what.gun, &verified, passphrases)?;
+        // Each held key under the spec-TUF name of the role it signs, so
+        // that `tag set`, `delegation add`, `key rotate` … find it by the
+        // key ID the new root or targets lists.
+        let stored: Vec<(String, PrivateKey)> = held
+            .iter()
+            .map(|(role, key)| Ok((tuf_key_role(role)?, PrivateKey::from(key.clone()))))
+            .collect::<Result<_, ConvertError>>()?;
+        let held: Vec<P256SigningKey> = held.into_iter().map(|(_, key)| key).collect();
 
         let client = self.server_client()?;
         let timestamp_key = client.online_key(&what.to, TopLevelRole::Timestamp)?;
@@ -130,10 +152,24 @@ impl Publisher {
             &expiry,
             chrono::Utc::now(),
         )?;
-        client
-            .publish(&what.to, &conversion.files)
-            .during(|| format!("publishing {} (root v1 and its targets)", what.to))?;
-        crate::bootstrap::store_initial_root(&dir, &conversion.files[0].1, 1)?;
+        // Re-encrypted under this home's passphrase, as every other key it
+        // holds (README, "Coming from Notary v1"), and stored before the
+        // publish: a repository whose keys are nowhere is a dead end.
+        let pass = self.passphrases.passphrase(&format!(
+            "Passphrase for the keys of {} in this home: ",
+            what.to
+        ))?;
+        let new_keys: Vec<(&str, &PrivateKey)> = stored
+            .iter()
+            .map(|(role, key)| (role.as_str(), key))
+            .collect();
+        self.publish_with_new_keys(&what.to, &new_keys, &pass, || {
+            client
+                .publish(&what.to, &conversion.files)
+                .during(|| format!("publishing {} (root v1 and its targets)", what.to))?;
+            crate::bootstrap::store_initial_root(&dir, &conversion.files[0].1, 1)?;
+            Ok(())
+        })?;
 
         // Read back as a consumer would, and compare with what Notary had.
         let tags: BTreeMap<String, String> = self
@@ -151,6 +187,13 @@ impl Publisher {
             root_key_ids: conversion.root_key_ids,
             targets_key_ids: conversion.targets_key_ids,
             roles: conversion.roles,
+            stored_keys: stored
+                .iter()
+                .map(|(role, key)| MigratedKey {
+                    role: role.clone(),
+                    key_id: key.key_id(),
+                })
+                .collect(),
             tags,
         })
     }
@@ -275,13 +318,14 @@ fn key_file(trust_dir: &Path, gun: &Gun, id: &str) -> Option<PathBuf> {
 
 /// The private keys of the root, targets and delegation keys the
 /// repository lists that the trust directory holds, decrypted (a wrong
-/// passphrase is an error, not a key left out).
+/// passphrase is an error, not a key left out), each with the Notary role
+/// it is listed for (`root`, `targets`, `targets/releases`).
 fn read_keys(
     trust_dir: &Path,
     gun: &Gun,
     repo: &tagtrust_shared::notary::VerifiedRepository,
     passphrases: &dyn NotaryPassphrases,
-) -> Result<Vec<P256SigningKey>, PublishError> {
+) -> Result<Vec<(String, P256SigningKey)>, PublishError> {
     let mut wanted: Vec<(String, &NotaryKey)> = Vec::new();
     for role in ["root", "targets"] {
         for id in &repo.root.role_keys(role)?.keyids {
@@ -294,7 +338,7 @@ fn read_keys(
         }
     }
     let mut held = Vec::new();
-    for (role, key) in wanted {
+    for (listed_as, key) in wanted {
         let id = key.private_key_id()?;
         let Some(path) = key_file(trust_dir, gun, &id) else {
             continue;
@@ -303,7 +347,7 @@ fn read_keys(
             .map_err(|e| PublishError::Refused(format!("reading {}: {e}", path.display())))?;
         let file = NotaryPrivateKey::parse(&text)
             .map_err(|e| PublishError::Refused(format!("{}: {e}", path.display())))?;
-        let role = file.role.clone().unwrap_or(role);
+        let role = file.role.clone().unwrap_or_else(|| listed_as.clone());
         let pass = passphrases.passphrase(&role, &id)?;
         let private = file.decrypt(&pass).map_err(|e| {
             PublishError::Refused(format!(
@@ -318,7 +362,7 @@ fn read_keys(
                 path.display()
             )));
         }
-        held.push(private);
+        held.push((listed_as, private));
     }
     Ok(held)
 }

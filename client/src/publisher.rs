@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use tagtrust_shared::bins::TagChanges;
 use tagtrust_shared::{
-    DelegatedRole, Delegations, Gun, PublicKey, Root, SigningKey, TargetFile, Targets, TopLevelRole,
+    DelegatedRole, Delegations, Gun, PrivateKey, PublicKey, Root, TargetFile, Targets, TopLevelRole,
 };
 
 /// How often a conflicting publish is retried before giving up.
@@ -582,7 +582,7 @@ impl Publisher {
     pub(crate) fn publish_with_new_keys<T>(
         &self,
         gun: &Gun,
-        keys: &[(&str, &SigningKey)],
+        keys: &[(&str, &PrivateKey)],
         pass: &str,
         publish: impl FnOnce() -> Result<T, PublishError>,
     ) -> Result<T, PublishError> {
@@ -608,7 +608,7 @@ impl Publisher {
         gun: &Gun,
         root: &Root,
         role: &str,
-    ) -> Result<SigningKey, PublishError> {
+    ) -> Result<PrivateKey, PublishError> {
         debug_assert!(TopLevelRole::parse(role).is_some());
         let keys = root.role_keys(role)?;
         if keys.threshold > 1 {
@@ -945,7 +945,7 @@ impl Publisher {
 /// Private keys loaded once per operation (each load asks for, or reads,
 /// the passphrase and runs scrypt).
 pub(crate) struct KeyCache {
-    keys: BTreeMap<String, SigningKey>,
+    keys: BTreeMap<String, PrivateKey>,
     passphrases: Passphrases,
 }
 
@@ -963,7 +963,7 @@ impl KeyCache {
         gun: &Gun,
         root: &Root,
         role: &str,
-    ) -> Result<&SigningKey, PublishError> {
+    ) -> Result<&PrivateKey, PublishError> {
         if !self.keys.contains_key(role) {
             let key = publisher.role_key(gun, root, role)?;
             self.keys.insert(role.to_string(), key);
@@ -971,7 +971,7 @@ impl KeyCache {
         Ok(&self.keys[role])
     }
 
-    fn file(&mut self, path: &std::path::Path) -> Result<&SigningKey, PublishError> {
+    fn file(&mut self, path: &std::path::Path) -> Result<&PrivateKey, PublishError> {
         let id = format!("file:{}", path.display());
         if !self.keys.contains_key(&id) {
             let pass = self

@@ -20,7 +20,7 @@ use crate::publisher::Publisher;
 use crate::signing::{next_root, sign_targets};
 use crate::staging::RootSigning;
 use serde::Serialize;
-use tagtrust_shared::{Gun, Metadata, PublicKey, Root, SigningKey, TopLevelRole};
+use tagtrust_shared::{Gun, Metadata, PrivateKey, PublicKey, Root, SigningKey, TopLevelRole};
 
 /// What a rotation or refresh published or staged.
 #[derive(Debug, Serialize)]
@@ -81,7 +81,7 @@ impl Publisher {
                 }
                 let entry = root.roles.get_mut("root").expect("listed above");
                 for id in &held {
-                    let key = SigningKey::generate();
+                    let key = PrivateKey::from(SigningKey::generate());
                     let position = entry.keyids.iter().position(|k| k == id).expect("held");
                     entry.keyids[position] = key.key_id();
                     root.keys.insert(key.key_id(), key.public_key());
@@ -90,7 +90,7 @@ impl Publisher {
                 root.prune_keys();
             }
             TopLevelRole::Targets => {
-                let key = SigningKey::generate();
+                let key = PrivateKey::from(SigningKey::generate());
                 root.replace_role_keys(role, &[key.public_key()]);
                 let current = trusted
                     .targets()
@@ -118,11 +118,11 @@ impl Publisher {
                     .passphrases
                     .passphrase(&format!("Passphrase for the new {role} key: "))?,
             };
-            let new_keys: Vec<(&str, &SigningKey)> =
+            let new_keys: Vec<(&str, &PrivateKey)> =
                 new_local_keys.iter().map(|key| (role, key)).collect();
             self.publish_with_new_keys(gun, &new_keys, &pass, || {
                 // A new root key signs the root that introduces it (5.3.5).
-                let extra: Vec<&SigningKey> = match top_level {
+                let extra: Vec<&PrivateKey> = match top_level {
                     TopLevelRole::Root => new_local_keys.iter().collect(),
                     _ => Vec::new(),
                 };

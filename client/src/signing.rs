@@ -6,12 +6,12 @@ use crate::home::ExpiryPolicy;
 use crate::publish_error::PublishError;
 use chrono::{Duration, Utc};
 use tagtrust_shared::keys::TufSigner;
-use tagtrust_shared::{Metadata, Root, SigningKey, Targets};
+use tagtrust_shared::{Metadata, Root, Targets};
 
 /// Sign `targets` with a fresh expiry and signing time.
 pub(crate) fn sign_targets(
     targets: Targets,
-    key: &SigningKey,
+    key: &impl TufSigner,
     expiry: &ExpiryPolicy,
 ) -> Result<Vec<u8>, PublishError> {
     sign_targets_by(targets, &[key], expiry)
@@ -37,9 +37,9 @@ pub(crate) fn sign_targets_by<K: TufSigner>(
 
 /// The next version of `root` (a copy, or changed by the caller first) with
 /// a fresh expiry and signing time, signed by `keys`.
-pub(crate) fn renew_root(
+pub(crate) fn renew_root<K: TufSigner>(
     root: &Root,
-    keys: &[&SigningKey],
+    keys: &[&K],
     expiry: &ExpiryPolicy,
 ) -> Result<Vec<u8>, PublishError> {
     let mut md = Metadata::new(next_root(root, expiry.root_days))?;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use tagtrust_shared::succession::{verify_root, KeyTally};
-use tagtrust_shared::{Gun, Metadata, Root, SigningKey, Targets};
+use tagtrust_shared::{Gun, Metadata, PrivateKey, Root, Targets};
 
 /// File name of a staged root change in its staging directory.
 pub const STAGED_FILE: &str = "staged-root.json";
@@ -517,7 +517,7 @@ impl Publisher {
         &self,
         gun: &Gun,
         keyids: &BTreeSet<String>,
-    ) -> Result<Vec<SigningKey>, PublishError> {
+    ) -> Result<Vec<PrivateKey>, PublishError> {
         let held = self.held_root_keys(gun, keyids);
         if held.is_empty() {
             return Ok(Vec::new());
@@ -544,7 +544,7 @@ impl Publisher {
         gun: &Gun,
         previous: Option<&Metadata<Root>>,
         next: Root,
-        extra: &[&SigningKey],
+        extra: &[&PrivateKey],
         files: Vec<(String, Vec<u8>)>,
         change: &str,
     ) -> Result<RootSigning, PublishError> {

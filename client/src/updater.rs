@@ -30,6 +30,14 @@ pub enum UpdateError {
     #[error("arbitrary software attack refused: target {path} does not match its trusted metadata: {source}")]
     TargetMismatch { path: String, source: TufError },
 
+    /// A delegated role the signed snapshot does not list: delegated, but
+    /// it has never published (a delegate who has not signed anything
+    /// yet). The search stops here, as python-tuf's does: going on past
+    /// it would let a snapshot that leaves a role out decide which later
+    /// delegation answers for its tags.
+    #[error("role {role:?} (delegated by {delegator}) has not published any metadata yet: the snapshot lists no {role}.json")]
+    NotPublished { role: String, delegator: String },
+
     /// A target path that cannot be stored safely under the target directory.
     #[error("target path {path:?} refused: {reason}")]
     TargetPath { path: String, reason: String },
@@ -406,11 +414,15 @@ impl<F: Fetcher> Updater<F> {
             .trusted
             .snapshot()
             .ok_or_else(|| TrustError::Order("targets before snapshot".into()))?;
-        let meta = snapshot.signed.role_meta(role).cloned().ok_or_else(|| {
-            TrustError::MixAndMatch(format!(
-                "{role} is delegated by {delegator} but snapshot does not list {role}.json"
-            ))
-        })?;
+        let meta =
+            snapshot
+                .signed
+                .role_meta(role)
+                .cloned()
+                .ok_or_else(|| UpdateError::NotPublished {
+                    role: role.to_string(),
+                    delegator: delegator.to_string(),
+                })?;
         let max = meta.length.unwrap_or(self.config.targets_max_length);
         let remote_file = if self.trusted.root().signed.consistent_snapshot {
             format!("{}.{local_file}", meta.version)

@@ -242,24 +242,9 @@ impl P256SigningKey {
         self.inner.to_bytes().into()
     }
 
-    /// As TUF lists it: `ecdsa`, scheme `ecdsa-sha2-nistp256`, PEM
-    /// SubjectPublicKeyInfo (securesystemslib's form).
+    /// As TUF lists it: [`p256_public_key`].
     pub fn public_key(&self) -> PublicKey {
-        use p256::pkcs8::{EncodePublicKey, LineEnding};
-        let pem = self
-            .inner
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .expect("a P-256 key encodes");
-        PublicKey {
-            keytype: "ecdsa".into(),
-            scheme: "ecdsa-sha2-nistp256".into(),
-            keyval: KeyVal {
-                public: pem,
-                extra: Map::new(),
-            },
-            extra: Map::new(),
-        }
+        p256_public_key(self.inner.verifying_key())
     }
 
     /// Sign `message` (SHA-256, RFC 6979 nonces): the signature as `r || s`,
@@ -370,52 +355,185 @@ impl SigningKey {
     /// file users cannot open with standard tools is a trap.
     pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<String> {
         use pkcs8::EncodePrivateKey;
-        use rand::RngCore;
-        let fail =
-            |e: &dyn std::fmt::Display| Error::PrivateKey(format!("cannot encrypt key: {e}"));
         // PKCS#8 v1 (seed only): OpenSSL does not read ed25519 keys in the
         // v2 form with the public key that ed25519-dalek writes by default.
         let v1 = ed25519_dalek::pkcs8::KeypairBytes {
             secret_key: self.inner.to_bytes(),
             public_key: None,
         };
-        let der = v1.to_pkcs8_der().map_err(|e| fail(&e))?;
-        let info = pkcs8::PrivateKeyInfo::try_from(der.as_bytes()).map_err(|e| fail(&e))?;
-        let mut salt = [0u8; 16];
-        let mut iv = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut salt);
-        rand::rngs::OsRng.fill_bytes(&mut iv);
-        let params =
-            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, &iv)
-                .map_err(|e| fail(&e))?;
-        let encrypted = info
-            .encrypt_with_params(params, passphrase)
-            .map_err(|e| fail(&e))?;
-        let pem = encrypted
-            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
-            .map_err(|e| fail(&e))?;
-        Ok(pem.to_string())
+        let der = v1.to_pkcs8_der().map_err(|e| encrypt_error(&e))?;
+        encrypt_pkcs8(der.as_bytes(), passphrase)
     }
 
     /// Read an encrypted PKCS#8 PEM written by [`SigningKey::to_encrypted_pem`]
     /// (or by `openssl genpkey -algorithm ed25519 -aes-256-cbc`).
     pub fn from_encrypted_pem(pem: &str, passphrase: &str) -> Result<Self> {
+        match PrivateKey::from_encrypted_pem(pem, passphrase)? {
+            PrivateKey::Ed25519(key) => Ok(key),
+            PrivateKey::P256(_) => Err(Error::UnsupportedKey(
+                "an ECDSA P-256 key where an ed25519 key is needed".into(),
+            )),
+        }
+    }
+}
+
+fn encrypt_error(e: &dyn std::fmt::Display) -> Error {
+    Error::PrivateKey(format!("cannot encrypt key: {e}"))
+}
+
+/// The PKCS#8 `PrivateKeyInfo` `der` encrypted with `passphrase` (PBES2:
+/// PBKDF2-HMAC-SHA256, [`PBKDF2_ROUNDS`], AES-256-CBC) as PEM: one form
+/// at rest for every key type the keyring holds.
+fn encrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<String> {
+    use rand::RngCore;
+    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| encrypt_error(&e))?;
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    rand::rngs::OsRng.fill_bytes(&mut iv);
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, &iv)
+            .map_err(|e| encrypt_error(&e))?;
+    let encrypted = info
+        .encrypt_with_params(params, passphrase)
+        .map_err(|e| encrypt_error(&e))?;
+    let pem = encrypted
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .map_err(|e| encrypt_error(&e))?;
+    Ok(pem.to_string())
+}
+
+/// A private key tagtrust's keyring holds and signs with: its own ed25519
+/// keys, or the ECDSA P-256 keys a Notary publisher or delegate brings
+/// (`tagtrust migrate notary`, `tagtrust key import` of a Notary key
+/// file). Both are stored the same way: encrypted PKCS#8 PEM.
+#[derive(Debug, Clone)]
+pub enum PrivateKey {
+    Ed25519(SigningKey),
+    P256(P256SigningKey),
+}
+
+impl From<SigningKey> for PrivateKey {
+    fn from(key: SigningKey) -> Self {
+        PrivateKey::Ed25519(key)
+    }
+}
+
+impl From<P256SigningKey> for PrivateKey {
+    fn from(key: P256SigningKey) -> Self {
+        PrivateKey::P256(key)
+    }
+}
+
+/// PKCS#8 algorithm identifiers of the keys [`PrivateKey`] reads.
+const ED25519_OID: &str = "1.3.101.112";
+const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
+
+impl PrivateKey {
+    /// The public key as TUF lists it (ed25519 hex, or P-256 PEM under
+    /// `ecdsa`/`ecdsa-sha2-nistp256`).
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            PrivateKey::Ed25519(key) => key.public_key(),
+            PrivateKey::P256(key) => key.public_key(),
+        }
+    }
+
+    pub fn key_id(&self) -> String {
+        self.public_key().key_id()
+    }
+
+    /// Encrypted PKCS#8 PEM, as [`SigningKey::to_encrypted_pem`] writes it
+    /// (a P-256 key as an `id-ecPublicKey` PKCS#8 key on `prime256v1`, as
+    /// `openssl genpkey -algorithm EC` writes it).
+    pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<String> {
+        match self {
+            PrivateKey::Ed25519(key) => key.to_encrypted_pem(passphrase),
+            PrivateKey::P256(key) => {
+                use p256::pkcs8::EncodePrivateKey;
+                let der = key.inner.to_pkcs8_der().map_err(|e| encrypt_error(&e))?;
+                encrypt_pkcs8(der.as_bytes(), passphrase)
+            }
+        }
+    }
+
+    /// Read an encrypted PKCS#8 PEM of an ed25519 or P-256 key (written by
+    /// [`PrivateKey::to_encrypted_pem`], or by `openssl genpkey … -aes-256-cbc`).
+    /// [`Error::WrongPassphrase`] when it does not decrypt.
+    pub fn from_encrypted_pem(pem: &str, passphrase: &str) -> Result<Self> {
+        use pkcs8::der::Decode;
         use pkcs8::DecodePrivateKey;
         if !pem.contains("ENCRYPTED PRIVATE KEY") {
             return Err(Error::PrivateKey(
                 "not an encrypted PKCS#8 PEM file (expected 'BEGIN ENCRYPTED PRIVATE KEY')".into(),
             ));
         }
-        let inner =
-            ed25519_dalek::SigningKey::from_pkcs8_encrypted_pem(pem, passphrase).map_err(|e| {
-                match e {
-                    pkcs8::Error::EncryptedPrivateKey(_) | pkcs8::Error::Asn1(_) => {
-                        Error::WrongPassphrase
-                    }
-                    other => Error::PrivateKey(other.to_string()),
-                }
-            })?;
-        Ok(SigningKey { inner })
+        let (label, document) = pkcs8::Document::from_pem(pem.trim())
+            .map_err(|e| Error::PrivateKey(format!("not a PEM file: {e}")))?;
+        if label != "ENCRYPTED PRIVATE KEY" {
+            return Err(Error::PrivateKey(format!(
+                "a PEM {label:?} block, not an encrypted PKCS#8 key"
+            )));
+        }
+        let info = pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes())
+            .map_err(|e| Error::PrivateKey(format!("not an encrypted PKCS#8 key: {e}")))?;
+        // A wrong passphrase shows as a padding failure or, rarely, as
+        // garbage that is not DER: both mean the passphrase.
+        let plain = info
+            .decrypt(passphrase)
+            .map_err(|_| Error::WrongPassphrase)?;
+        let algorithm = pkcs8::PrivateKeyInfo::try_from(plain.as_bytes())
+            .map_err(|_| Error::WrongPassphrase)?
+            .algorithm
+            .oid
+            .to_string();
+        let unreadable = |e: &dyn std::fmt::Display| Error::PrivateKey(e.to_string());
+        match algorithm.as_str() {
+            ED25519_OID => {
+                let inner = ed25519_dalek::SigningKey::from_pkcs8_der(plain.as_bytes())
+                    .map_err(|e| unreadable(&e))?;
+                Ok(PrivateKey::Ed25519(SigningKey { inner }))
+            }
+            EC_PUBLIC_KEY_OID => {
+                let secret = p256::SecretKey::from_pkcs8_der(plain.as_bytes()).map_err(|e| {
+                    Error::UnsupportedKey(format!("an ECDSA key that is not P-256: {e}"))
+                })?;
+                Ok(PrivateKey::P256(P256SigningKey::from_secret(
+                    &secret.to_bytes(),
+                )?))
+            }
+            other => Err(Error::UnsupportedKey(format!(
+                "private key of algorithm {other} (tagtrust signs with ed25519 and ECDSA P-256)"
+            ))),
+        }
+    }
+}
+
+impl TufSigner for PrivateKey {
+    fn sign_tuf(&self, message: &[u8]) -> Signature {
+        match self {
+            PrivateKey::Ed25519(key) => key.sign_tuf(message),
+            PrivateKey::P256(key) => key.sign_tuf(message),
+        }
+    }
+}
+
+/// A P-256 public key as TUF lists it: `ecdsa`, scheme
+/// `ecdsa-sha2-nistp256`, PEM SubjectPublicKeyInfo (securesystemslib's
+/// form), written one way so its key ID is the one its signatures carry.
+pub fn p256_public_key(key: &p256::ecdsa::VerifyingKey) -> PublicKey {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let pem = key
+        .to_public_key_pem(LineEnding::LF)
+        .expect("a P-256 key encodes");
+    PublicKey {
+        keytype: "ecdsa".into(),
+        scheme: "ecdsa-sha2-nistp256".into(),
+        keyval: KeyVal {
+            public: pem,
+            extra: Map::new(),
+        },
+        extra: Map::new(),
     }
 }
 
@@ -426,6 +544,19 @@ pub fn ed25519_public_from_pem(pem: &str) -> Result<PublicKey> {
     let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
         .map_err(|e| Error::InvalidKey(format!("not an ed25519 public key PEM: {e}")))?;
     Ok(PublicKey::ed25519(key.as_bytes()))
+}
+
+/// Parse an ed25519 or ECDSA P-256 public key PEM (SubjectPublicKeyInfo:
+/// `tagtrust key generate`'s, or `openssl pkey -pubout` of a key the
+/// keyring holds) into the TUF form the key's own signatures name.
+pub fn public_from_pem(pem: &str) -> Result<PublicKey> {
+    use p256::pkcs8::DecodePublicKey;
+    ed25519_public_from_pem(pem).or_else(|_| {
+        let key = p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
+            Error::InvalidKey("not an ed25519 or ECDSA P-256 public key PEM".into())
+        })?;
+        Ok(p256_public_key(&key))
+    })
 }
 
 /// The PEM (SubjectPublicKeyInfo) form of an ed25519 TUF key.
@@ -463,10 +594,80 @@ mod tests {
     }
 
     #[test]
+    fn p256_keys_round_trip_encrypted_and_sign_as_tuf_verifies() {
+        let key = PrivateKey::from(P256SigningKey::generate());
+        let pem = key.to_encrypted_pem("correct horse").unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let back = PrivateKey::from_encrypted_pem(&pem, "correct horse").unwrap();
+        assert!(matches!(back, PrivateKey::P256(_)));
+        assert_eq!(back.key_id(), key.key_id());
+        assert!(matches!(
+            PrivateKey::from_encrypted_pem(&pem, "wrong"),
+            Err(Error::WrongPassphrase)
+        ));
+        // Signed as securesystemslib does (DER, hex), verified by the one
+        // verification function, under the key ID the public key has.
+        let sig = back.sign_tuf(b"hello");
+        assert_eq!(sig.keyid, key.public_key().key_id());
+        assert_eq!(key.public_key().scheme, "ecdsa-sha2-nistp256");
+        assert!(p256::ecdsa::Signature::from_der(&hex::decode(&sig.sig).unwrap()).is_ok());
+        assert!(key.public_key().verify(b"hello", &sig.sig).unwrap());
+        assert!(!key.public_key().verify(b"hellp", &sig.sig).unwrap());
+        // Where only an ed25519 key will do, a P-256 one is said to be one.
+        assert!(matches!(
+            SigningKey::from_encrypted_pem(&pem, "correct horse"),
+            Err(Error::UnsupportedKey(_))
+        ));
+    }
+
+    #[test]
+    fn ed25519_key_files_read_as_private_keys() {
+        let key = SigningKey::generate();
+        let pem = key.to_encrypted_pem("pw").unwrap();
+        let back = PrivateKey::from_encrypted_pem(&pem, "pw").unwrap();
+        assert!(matches!(&back, PrivateKey::Ed25519(k) if k.key_id() == key.key_id()));
+        assert_eq!(back.sign_tuf(b"m").sig, key.sign(b"m").sig);
+        let again = PrivateKey::from(key.clone())
+            .to_encrypted_pem("pw")
+            .unwrap();
+        assert_eq!(
+            SigningKey::from_encrypted_pem(&again, "pw")
+                .unwrap()
+                .key_id(),
+            key.key_id()
+        );
+        for junk in [
+            "not a key",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        ] {
+            assert!(
+                matches!(
+                    PrivateKey::from_encrypted_pem(junk, "pw"),
+                    Err(Error::PrivateKey(_))
+                ),
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
     fn public_pem_round_trip() {
         let key = SigningKey::generate().public_key();
         let pem = ed25519_public_to_pem(&key).unwrap();
         assert_eq!(ed25519_public_from_pem(&pem).unwrap(), key);
+        assert_eq!(public_from_pem(&pem).unwrap(), key);
+        // A P-256 key, however its PEM is wrapped, reads as the TUF form
+        // its signatures name.
+        let p256 = P256SigningKey::generate();
+        let listed = p256.public_key();
+        let crlf = listed.keyval.public.replace('\n', "\r\n");
+        let read = public_from_pem(&format!("\n{crlf}\n")).unwrap();
+        assert_eq!(read, listed);
+        assert_eq!(read.key_id(), p256.sign_tuf(b"m").keyid);
+        assert!(
+            public_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .is_err()
+        );
     }
 
     fn key(keytype: &str, scheme: &str, public: &str) -> PublicKey {

@@ -37,7 +37,7 @@ pub mod verify;
 
 pub use error::Error;
 pub use gun::Gun;
-pub use keys::{P256SigningKey, PublicKey, SigningKey};
+pub use keys::{P256SigningKey, PrivateKey, PublicKey, SigningKey};
 pub use metadata::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, RoleKeys, Root, Signature, Snapshot,
     SuccinctRoles, TargetFile, Targets, Timestamp,

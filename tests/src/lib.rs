@@ -621,21 +621,28 @@ pub fn ngclient_lookup(
     target: &str,
     what: &str,
 ) -> serde_json::Value {
-    let md = tempfile::tempdir().unwrap();
-    let out = Command::new(python)
-        .arg(tests_dir().join("python/ngclient_lookup.py"))
-        .arg(metadata_url)
-        .arg(root)
-        .arg(md.path())
-        .arg(target)
-        .output()
-        .unwrap();
+    let out = ngclient_run(python, metadata_url, root, target);
     assert!(
         out.status.success(),
         "ngclient refused {what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Run tests/python/ngclient_lookup.py for `target` (as [`ngclient_lookup`]
+/// does) and return its output whatever the exit status: non-zero with
+/// `target … not found` on stderr when ngclient finds no such target.
+pub fn ngclient_run(python: &Path, metadata_url: &str, root: &Path, target: &str) -> Output {
+    let md = tempfile::tempdir().unwrap();
+    Command::new(python)
+        .arg(tests_dir().join("python/ngclient_lookup.py"))
+        .arg(metadata_url)
+        .arg(root)
+        .arg(md.path())
+        .arg(target)
+        .output()
+        .unwrap()
 }
 
 /// Every target tough's `RepositoryLoader` finds in the TUF repository at

@@ -132,7 +132,8 @@ impl Delegated {
     }
 
     fn robot_key(&self) -> SigningKey {
-        tagtrust::home::load_key_file(&self.robot_key_file, TEST_PASSPHRASE).unwrap()
+        let pem = std::fs::read_to_string(&self.robot_key_file).unwrap();
+        SigningKey::from_encrypted_pem(&pem, TEST_PASSPHRASE).unwrap()
     }
 }
 
@@ -993,9 +994,12 @@ fn root_signed_below_threshold_is_refused() {
     let root1 = Metadata::<Root>::from_bytes(&honest(&server, GUN, "1.root.json")).unwrap();
     let root_keyids = root1.signed.roles["root"].keyids.clone();
     let home = tagtrust::home::Home::at(publisher.home.path());
-    let key1 = home
+    let tagtrust_shared::PrivateKey::Ed25519(key1) = home
         .load_key(&gun, "root", &root_keyids, TEST_PASSPHRASE)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("tagtrust init makes ed25519 root keys")
+    };
     let key2 = SigningKey::generate();
     let mut root2 = root1.signed.clone();
     root2.version = 2;

@@ -12,7 +12,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tagtrust_tests::notary::{self_signed_certificate, Notary};
 use tagtrust_tests::proxy::TamperingProxy;
-use tagtrust_tests::{http, ngclient_lookup, python_with_tuf, Backend, Cli, TestServer};
+use tagtrust_tests::{
+    http, json, ngclient_lookup, ngclient_run, python_with_tuf, random_digest, succeeded, Backend,
+    Cli, TestServer,
+};
 
 const GUN: &str = "example.com/acme/app";
 const TUF_GUN: &str = "example.com/acme/app-tuf";
@@ -267,6 +270,28 @@ fn a_notary_repository_becomes_spec_tuf_that_python_tuf_and_tagtrust_resolve() {
         assert_eq!(delegated[1]["paths"][0], "ci-*");
         assert!(report["tags"].get("ci-7").is_none());
 
+        // The keys used are in the publisher's keyring: root, targets and
+        // the held delegation's.
+        assert_eq!(
+            fields(&report["stored_keys"], "role"),
+            ["root", "targets", "releases"]
+        );
+
+        // Nobody had to import anything: the migrated keys are in the
+        // publisher's keyring, so the repository lives on in tagtrust.
+        // Once: signing is the client's, the same on either backend.
+        if Some(&backend) == Backend::all().last() {
+            after_migration(&AfterMigration {
+                server: &server,
+                cli: &cli,
+                python: python.as_deref(),
+                root_file: &root_file,
+                delegate_trust_dir: delegate.trust_dir(),
+                push: &push,
+                backend,
+            });
+        }
+
         // Running it again cannot make a second repository.
         let said = one_line(&migrate(
             &cli,
@@ -280,4 +305,203 @@ fn a_notary_repository_becomes_spec_tuf_that_python_tuf_and_tagtrust_resolve() {
         let said = consumer.fails(&["lookup", &format!("{GUN}:v1")]);
         assert!(said.contains("Notary v1 repository"), "{said}");
     }
+}
+
+/// The string `field` of every object in the JSON array `array`.
+fn fields<'a>(array: &'a Value, field: &str) -> Vec<&'a str> {
+    let items = array.as_array().unwrap().iter();
+    items.map(|item| item[field].as_str().unwrap()).collect()
+}
+
+/// What the checks after the migration need.
+struct AfterMigration<'a> {
+    server: &'a TestServer,
+    /// The publisher who migrated (its home holds the migrated keys).
+    cli: &'a Cli,
+    python: Option<&'a std::path::Path>,
+    /// Root v1 of the migrated repository, what its consumers start from.
+    root_file: &'a std::path::Path,
+    /// The Notary trust directory of the delegate of `targets/ci`.
+    delegate_trust_dir: &'a std::path::Path,
+    push: &'a str,
+    backend: Backend,
+}
+
+/// python-tuf resolves `tag` in the migrated repository from root v1 to
+/// `digest` (`None`: it finds no such target).
+fn python_sees(after: &AfterMigration, tag: &str, digest: Option<&str>) {
+    let Some(python) = after.python else { return };
+    let what = format!(
+        "the migrated repository ({:?}) after tagtrust changed it",
+        after.backend
+    );
+    match digest {
+        Some(digest) => {
+            let theirs = ngclient_lookup(
+                python,
+                &after.server.tuf_url(TUF_GUN),
+                after.root_file,
+                tag,
+                &what,
+            );
+            assert_eq!(
+                format!("sha256:{}", theirs["sha256"].as_str().unwrap()),
+                digest,
+                "{tag}"
+            );
+        }
+        None => {
+            let out = ngclient_run(python, &after.server.tuf_url(TUF_GUN), after.root_file, tag);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && said.contains("not found"),
+                "{tag}: {said}"
+            );
+        }
+    }
+}
+
+/// A consumer who has never seen the repository resolves `tag` to
+/// `digest`; `None`: it says the tag is not signed.
+fn tagtrust_sees(after: &AfterMigration, tag: &str, digest: Option<&str>) {
+    let fresh = Cli::new(&after.server.url);
+    let root = after.root_file.to_str().unwrap();
+    let reference = format!("{TUF_GUN}:{tag}");
+    match digest {
+        Some(digest) => {
+            let ours = json(&fresh.ok(&["lookup", &reference, "--root", root, "-o", "json"]));
+            assert_eq!(ours["digest"], digest, "{tag}");
+        }
+        None => {
+            let said = fresh.fails(&["lookup", &reference, "--root", root]);
+            assert!(said.contains("is not signed"), "{tag}: {said}");
+        }
+    }
+}
+
+/// After the migration, with no extra step: tag changes and key rotations
+/// signed with the migrated P-256 keys, followed by python-tuf and
+/// tagtrust consumers; the delegate who holds only its Notary key imports
+/// it and publishes through its delegation.
+fn after_migration(after: &AfterMigration) {
+    let cli = after.cli;
+    // A consumer who follows the repository from the migration on.
+    let follower = Cli::new(&after.server.url);
+    let root = after.root_file.to_str().unwrap();
+    follower.ok(&["lookup", &format!("{TUF_GUN}:v1"), "--root", root]);
+
+    // The delegate-only role has published nothing yet: a lookup of a tag
+    // in its paths is a plain one-line miss naming the role.
+    let said = follower.fails(&["lookup", &format!("{TUF_GUN}:ci-7")]);
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(
+        said.contains("ci-7") && said.contains("role \"ci\"") && said.contains("not published"),
+        "{said}"
+    );
+
+    // Tag set and tag rm, signed with the migrated Notary targets key.
+    let v2 = cli.tag_set(TUF_GUN, "v2");
+    cli.ok(&["tag", "rm", &format!("{TUF_GUN}:latest")]);
+    for (tag, digest) in [("v2", Some(v2.as_str())), ("latest", None)] {
+        python_sees(after, tag, digest);
+        tagtrust_sees(after, tag, digest);
+    }
+
+    // The held delegation signs with its migrated key, found in the home
+    // by its role (no --key).
+    let (out, release) = cli.tag_set_with(TUF_GUN, "release-2", &["--role", "releases"]);
+    succeeded(&out);
+    let resolved = json(&follower.ok(&["lookup", &format!("{TUF_GUN}:release-2"), "-o", "json"]));
+    assert_eq!(
+        (&resolved["digest"], &resolved["signed_by"]),
+        (&release.into(), &"releases".into())
+    );
+
+    // Root rotation to a fresh ed25519 key: root v2 is signed by the old
+    // P-256 root key and the new key; then targets to a fresh key. Both
+    // consumers follow from root v1.
+    let rotated = json(&cli.ok(&["key", "rotate", TUF_GUN, "root", "-o", "json"]));
+    assert_eq!(rotated["root_version"], 2, "{rotated}");
+    let root2 = json(&String::from_utf8(after.server.fetch(TUF_GUN, "2.root.json")).unwrap());
+    let new_root_key = root2["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(root2["signed"]["keys"][new_root_key]["keytype"], "ed25519");
+    let signers = fields(&root2["signatures"], "keyid");
+    let root1 = json(&std::fs::read_to_string(after.root_file).unwrap());
+    let old_root_key = root1["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        signers.contains(&old_root_key) && signers.contains(&new_root_key),
+        "{signers:?}"
+    );
+    // A delegation added and removed, signed with the migrated targets key,
+    // to a P-256 public key PEM (as `openssl pkey -pubout` writes one).
+    let qa_key = tagtrust_shared::P256SigningKey::generate().public_key();
+    let qa_public = cli.home.path().join("qa.pub.pem");
+    std::fs::write(&qa_public, &qa_key.keyval.public).unwrap();
+    let qa = qa_public.to_str().unwrap();
+    cli.ok(&[
+        "delegation",
+        "add",
+        TUF_GUN,
+        "qa",
+        "--key",
+        qa,
+        "--path",
+        "qa-*",
+    ]);
+    let names = |cli: &Cli| -> Vec<String> {
+        let listed = json(&cli.ok(&["delegation", "list", TUF_GUN, "-o", "json"]));
+        fields(&listed, "name")
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(names(cli), ["releases", "ci", "qa"]);
+    let targets = json(&String::from_utf8(after.server.fetch(TUF_GUN, "targets.json")).unwrap());
+    assert_eq!(
+        targets["signed"]["delegations"]["keys"][qa_key.key_id()]["keytype"],
+        "ecdsa"
+    );
+    cli.ok(&["delegation", "rm", TUF_GUN, "qa"]);
+    assert_eq!(names(cli), ["releases", "ci"]);
+    cli.ok(&["key", "rotate", TUF_GUN, "targets"]);
+    let v3 = cli.tag_set(TUF_GUN, "v3");
+    python_sees(after, "v3", Some(&v3));
+    tagtrust_sees(after, "v3", Some(&v3));
+    assert_eq!(follower.lookup(TUF_GUN, "v3"), v3);
+
+    // The delegate of targets/ci holds only its Notary key: it imports it
+    // (its Notary passphrase opens it; stored under its tagtrust one) and
+    // publishes through its delegation, `ci`.
+    let notary_key = std::fs::read_dir(after.delegate_trust_dir.join("private"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            std::fs::read_to_string(path).is_ok_and(|text| text.contains("role: targets/ci"))
+        })
+        .expect("the delegate's Notary key file");
+    let delegate = Cli::new(&after.server.url).with_token(after.push);
+    let import = |notary_passphrase: &str| {
+        let mut cmd = delegate.command();
+        cmd.args(["key", "import", "-o", "json"]).arg(&notary_key);
+        cmd.env("NOTARY_DELEGATION_PASSPHRASE", notary_passphrase);
+        cmd.output().unwrap()
+    };
+    let said = one_line(&import("wrong"));
+    assert!(said.contains("wrong passphrase"), "{said}");
+    assert!(!delegate.home.path().join("keys").exists());
+    let imported = json(&succeeded(&import(NOTARY_PASSPHRASE)));
+    let key_file = imported["file"].as_str().unwrap();
+    assert!(key_file.contains("/ci."), "{key_file}");
+    let (digest, size) = random_digest();
+    let size = size.to_string();
+    let reference = format!("{TUF_GUN}:ci-8");
+    delegate.ok(&[
+        "tag", "set", &reference, &digest, "--size", &size, "--role", "ci", "--key", key_file,
+    ]);
+    python_sees(after, "ci-8", Some(&digest));
+    tagtrust_sees(after, "ci-8", Some(&digest));
 }

@@ -252,7 +252,9 @@ fn delegation_search_order_terminating_and_bounds() {
             succinct_roles: None,
             extra: Default::default(),
         };
-    let build = |a_terminating: bool| {
+    // `a_published`: false leaves a (and its child c) out of snapshot, as
+    // for a delegate that has not published yet.
+    let build = |a_terminating: bool, a_published: bool| {
         let mut top = Targets::new(1, repo.expires());
         top.delegations = Some(delegations(
             vec![
@@ -276,6 +278,7 @@ fn delegation_search_order_terminating_and_bounds() {
             1,
             &files
                 .iter()
+                .filter(|(n, _)| a_published || !["a", "c"].contains(n))
                 .map(|(n, b)| (*n, b.as_slice(), 1))
                 .collect::<Vec<_>>(),
         );
@@ -287,7 +290,7 @@ fn delegation_search_order_terminating_and_bounds() {
         repo.take_log();
     };
 
-    build(false);
+    build(false, true);
     let dir = init(&repo);
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     up.refresh().unwrap();
@@ -299,14 +302,26 @@ fn delegation_search_order_terminating_and_bounds() {
     assert!(repo.take_log().is_empty(), "roles are loaded once per run");
 
     // a terminating: b is never consulted.
-    build(true);
+    build(true, true);
     let dir = init(&repo);
     let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
     assert_eq!(up.get_targetinfo("x").unwrap(), None);
     assert!(!repo.take_log().iter().any(|u| u == "1.b.json"));
 
+    // a not published yet: the search says so and stops there; b, which
+    // snapshot lists, is not consulted in its place.
+    build(false, false);
+    let dir = init(&repo);
+    let mut up = open(dir.path(), &repo, UpdaterConfig::default()).unwrap();
+    let err = up.get_targetinfo("x").unwrap_err();
+    assert!(
+        matches!(&err, UpdateError::NotPublished { role, delegator } if role == "a" && delegator == "targets"),
+        "{err}"
+    );
+    assert!(!repo.take_log().iter().any(|u| u.ends_with(".b.json")));
+
     // max_delegations bounds the walk: with 1, only targets and a are visited.
-    build(false);
+    build(false, true);
     let dir = init(&repo);
     let config = UpdaterConfig {
         max_delegations: 1,

@@ -89,10 +89,11 @@ pub enum Command {
     /// Re-sign a role with a new expiry, content unchanged.
     Refresh {
         gun: Gun,
-        /// root, targets (default) or a delegated role (with --key)
+        /// root, targets (default) or a delegated role
         #[arg(long, default_value = "targets")]
         role: String,
-        /// Encrypted private key file, for a delegated role
+        /// Encrypted private key file, for a delegated role [default: the
+        /// home's one key of the role: of the GUN, or stored under its name]
         #[arg(long)]
         key: Option<PathBuf>,
     },
@@ -144,7 +145,9 @@ pub enum MigrateCommand {
     /// --server, signed with the publisher's own Notary root and targets
     /// keys from --trust-dir (passphrases from NOTARY_ROOT_PASSPHRASE,
     /// NOTARY_TARGETS_PASSPHRASE, NOTARY_DELEGATION_PASSPHRASE, else a
-    /// prompt). Needs a push: token for --to (TAGTRUST_TOKEN).
+    /// prompt), which are then stored in this home for --to, re-encrypted
+    /// under TAGTRUST_PASSPHRASE (else a prompt). Needs a push: token for
+    /// --to (TAGTRUST_TOKEN).
     Notary {
         gun: Gun,
         /// The Notary trust directory (`~/.docker/trust`, `notary -d DIR`)
@@ -321,15 +324,20 @@ pub enum KeyCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Bring an encrypted private key file into the home (checked with the passphrase).
+    /// Bring an encrypted private key file into the home (checked with the
+    /// passphrase): tagtrust's own, or a Notary trust directory's
+    /// `private/<keyid>.key` (ECDSA P-256; opened with its Notary passphrase,
+    /// NOTARY_DELEGATION_PASSPHRASE etc. or a prompt, and stored re-encrypted
+    /// under TAGTRUST_PASSPHRASE).
     Import {
         file: PathBuf,
         /// GUN the key belongs to (with --role); without it the key is stored by --role as a name
         #[arg(long)]
         gun: Option<Gun>,
-        /// Role (root, targets) or a name for the key
+        /// Role (root, targets) or a name for the key [default for a Notary
+        /// key file: its role, `targets/ci` as `ci`]
         #[arg(long)]
-        role: String,
+        role: Option<String>,
     },
     /// Replace the key of root, targets, snapshot or timestamp and publish
     /// a new root listing it (snapshot and timestamp keys are made by the server).
@@ -469,9 +477,10 @@ pub struct ConsumerArgs {
 #[derive(clap::Args)]
 pub struct SignerArgs {
     /// Delegated role to sign as (e.g. a CI robot's)
-    #[arg(long, requires = "key")]
+    #[arg(long)]
     pub role: Option<String>,
-    /// Encrypted private key file of the delegated role
+    /// Encrypted private key file of the delegated role [default: the
+    /// home's one key of the role: of the GUN, or stored under its name]
     #[arg(long, requires = "role")]
     pub key: Option<PathBuf>,
 }

@@ -2,10 +2,12 @@
 
 use super::Invocation;
 use crate::args::KeyCommand;
+use crate::environment::NotaryPassphrase;
 use crate::render;
 use anyhow::Result;
 use std::path::Path;
 use tagtrust::keyring::{self, KeyImport};
+use tagtrust::notary_migrate::NotaryPassphrases;
 use tagtrust::passphrase::PassphraseSource;
 use tagtrust_shared::Gun;
 
@@ -14,7 +16,7 @@ pub fn run(inv: &Invocation, command: KeyCommand) -> Result<()> {
         KeyCommand::Generate { name, out } => generate(inv, &name, out.as_deref()),
         KeyCommand::List => list(inv),
         KeyCommand::Export { key_id, out } => export(inv, &key_id, &out),
-        KeyCommand::Import { file, gun, role } => import(inv, &file, gun.as_ref(), &role),
+        KeyCommand::Import { file, gun, role } => import(inv, &file, gun.as_ref(), role.as_deref()),
         KeyCommand::Rotate { gun, role } => rotate(inv, &gun, &role),
     }
 }
@@ -36,12 +38,30 @@ fn export(inv: &Invocation, key_id: &str, out: &Path) -> Result<()> {
     inv.out.print(&key, || render::exported_key(&key))
 }
 
-fn import(inv: &Invocation, file: &Path, gun: Option<&Gun>, role: &str) -> Result<()> {
+/// A tagtrust key file is checked with its passphrase and stored as it
+/// is; a Notary key file is opened with its Notary passphrase and stored
+/// under the home's.
+fn import(inv: &Invocation, file: &Path, gun: Option<&Gun>, role: Option<&str>) -> Result<()> {
     let import = KeyImport::read(file)?;
-    let pass = inv
-        .passphrases
-        .passphrase(&format!("Passphrase for {}: ", file.display()))?;
-    let key = import.store(&inv.home, &pass, gun, role)?;
+    let role = match role {
+        Some(role) => role.to_string(),
+        None => import.default_role()?,
+    };
+    let key = match import.notary_key() {
+        Some((notary_role, key_id)) => {
+            let opened = import.open_notary(&NotaryPassphrase.passphrase(notary_role, key_id)?)?;
+            let pass = inv
+                .passphrases
+                .passphrase("Passphrase for the imported key in this home: ")?;
+            keyring::store_opened(&inv.home, &opened, &pass, gun, &role)?
+        }
+        None => {
+            let pass = inv
+                .passphrases
+                .passphrase(&format!("Passphrase for {}: ", file.display()))?;
+            import.store(&inv.home, &pass, gun, &role)?
+        }
+    };
     inv.out.print(&key, || render::imported_key(&key))
 }
 

@@ -54,6 +54,15 @@ pub fn run(inv: &Invocation, command: MigrateCommand) -> Result<()> {
                         escape(&role.role)
                     ));
                 }
+                let stored: Vec<String> = report
+                    .stored_keys
+                    .iter()
+                    .map(|key| format!("{} {}", escape(&key.role), key.key_id))
+                    .collect();
+                lines.push(format!(
+                    "keys stored in this home (under its passphrase): {}",
+                    stored.join(", ")
+                ));
                 for (tag, digest) in &report.tags {
                     lines.push(format!("  {}\t{}", escape(tag), escape(digest)));
                 }

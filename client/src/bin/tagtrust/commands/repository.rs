@@ -52,7 +52,7 @@ pub fn enable_bins(
 }
 
 pub fn refresh(inv: &Invocation, gun: &Gun, role: &str, key: Option<PathBuf>) -> Result<()> {
-    let signer = refresh_signer(role, key)?;
+    let signer = refresh_signer(&inv.home, gun, role, key)?;
     let report = inv.publisher()?.refresh_role(gun, &signer, role)?;
     inv.out
         .print(&report, || render::refreshed(role, gun, &report))

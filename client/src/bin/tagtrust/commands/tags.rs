@@ -69,7 +69,7 @@ fn set(
         http: &environment::http_options(),
     };
     let target = tag_target(reference, source, annotations, &registry)?;
-    let signer = tag_signer(signer.role, signer.key);
+    let signer = tag_signer(&inv.home, &reference.gun, signer.role, signer.key)?;
     let report = inv
         .publisher()?
         .tag_set(&reference.gun, &reference.tag, &target, &signer)?;
@@ -92,7 +92,7 @@ fn set_many(inv: &Invocation, gun: &str, list: &Path, signer: SignerArgs) -> Res
             .with_context(|| format!("reading the tag list {}", list.display()))?
     };
     let entries = parse_tag_list(&text).with_context(|| format!("tag list {}", list.display()))?;
-    let signer = tag_signer(signer.role, signer.key);
+    let signer = tag_signer(&inv.home, &gun, signer.role, signer.key)?;
     let report = inv.publisher()?.tag_set_many(&gun, &entries, &signer)?;
     if let Some(line) = tagtrust::announce::resigned(&report.resigned) {
         inv.notices.push(line);
@@ -102,7 +102,7 @@ fn set_many(inv: &Invocation, gun: &str, list: &Path, signer: SignerArgs) -> Res
 
 fn rm(inv: &Invocation, reference: &str, signer: SignerArgs) -> Result<()> {
     let reference = ImageReference::parse(reference)?;
-    let signer = tag_signer(signer.role, signer.key);
+    let signer = tag_signer(&inv.home, &reference.gun, signer.role, signer.key)?;
     let report = inv
         .publisher()?
         .tag_rm(&reference.gun, &reference.tag, &signer)?;
