@@ -32,15 +32,18 @@ async fn count_requests(
     Ok(res)
 }
 
-/// Request spans as tracing-actix-web makes them, with quieter outcomes:
-/// a 4xx is normal traffic here (every client's root walk ends on a 404,
-/// refused uploads are answered, not failures of ours) and is logged at
-/// debug; a 5xx is logged at error with its cause.
+/// Request spans as tracing-actix-web makes them, at debug level, with
+/// quieter outcomes: a 4xx is normal traffic here (every client's root walk
+/// ends on a 404, refused uploads are answered, not failures of ours) and
+/// is logged at debug; a 5xx is logged at error with its cause, method and
+/// path. At the default `info` filter no span is made: building one (its
+/// dozen fields formatted for the log layer) was a tenth of a cached read's
+/// CPU (BENCHMARKS.md); `RUST_LOG=debug` brings them back.
 struct RequestSpans;
 
 impl RootSpanBuilder for RequestSpans {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(request)
+        tracing_actix_web::root_span!(level = tracing::Level::DEBUG, request)
     }
 
     fn on_request_end<B: MessageBody>(
@@ -55,11 +58,21 @@ impl RootSpanBuilder for RequestSpans {
             Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
         };
         span.record("http.status_code", status.as_u16());
+        if !status.is_client_error() && !status.is_server_error() {
+            return;
+        }
         let error = error.unwrap_or_default();
+        let (method, path) = match outcome {
+            Ok(response) => (
+                response.request().method().as_str(),
+                response.request().path(),
+            ),
+            Err(_) => ("", ""),
+        };
         if status.is_server_error() {
-            tracing::error!(parent: &span, status = status.as_u16(), %error, "request failed");
-        } else if status.is_client_error() {
-            tracing::debug!(parent: &span, status = status.as_u16(), %error, "request refused");
+            tracing::error!(parent: &span, status = status.as_u16(), method, path = ?path, %error, "request failed");
+        } else {
+            tracing::debug!(parent: &span, status = status.as_u16(), method, path = ?path, %error, "request refused");
         }
     }
 }
