@@ -94,6 +94,36 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// Refuse `value` if any string in it, object key or value, is not in
+/// Unicode NFC. Canonical JSON writes strings in NFC, so such a string is
+/// signed as another one, and of two keys of one object that NFC makes
+/// equal only one is signed: the other would ride along unsigned in the
+/// parsed metadata (a forged `K1` beside a signed `\u{212a}1`, KELVIN SIGN,
+/// which NFC writes `K1`; a lookup of `K1` finds the forgery). Nothing
+/// that signs canonical JSON writes a string out of NFC, so nothing
+/// verifiable is refused.
+pub fn require_nfc(value: &Value) -> Result<()> {
+    let nfc = |s: &str| s.is_ascii() || unicode_normalization::is_nfc(s);
+    let refuse = |s: &str| {
+        Err(Error::Canonical(format!(
+            "string {:?} is not in Unicode Normalization Form C",
+            s.chars().take(100).collect::<String>()
+        )))
+    };
+    match value {
+        Value::String(s) if !nfc(s) => refuse(s),
+        Value::Array(items) => items.iter().try_for_each(require_nfc),
+        Value::Object(map) => map.iter().try_for_each(|(key, value)| {
+            if nfc(key) {
+                require_nfc(value)
+            } else {
+                refuse(key)
+            }
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `s` in NFC between quotes, `"` and `\` escaped by a backslash.
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
