@@ -364,7 +364,7 @@ mod tests {
             },
             // Floats, integral ones too: both writers must refuse them.
             3 if rng.below(8) == 0 => json!(*rng.pick(&[1.0, -0.5, 1e300, 2.0f64.powi(64)])),
-            3 | 4 | 5 => Value::String(random_string(rng)),
+            3..=5 => Value::String(random_string(rng)),
             6 => Value::Array(
                 (0..rng.below(5))
                     .map(|_| random_value(rng, depth - 1))
