@@ -570,13 +570,7 @@ fn as_read(full: &CurrentRepository, uploads: &[Upload]) -> CurrentRepository {
     }
     read.roles
         .retain(|role, _| !read.unread_bins.contains_key(role));
-    let named: Vec<String> = read
-        .explicitly_delegated()
-        .into_iter()
-        .filter(|name| read.unread_bins.contains_key(*name))
-        .map(str::to_string)
-        .collect();
-    for name in named {
+    for name in read.named_unread_bins() {
         read.unread_bins.remove(&name);
         read.roles.insert(name.clone(), full.roles[&name].clone());
     }
