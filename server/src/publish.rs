@@ -113,6 +113,15 @@ impl CurrentRepository {
             .flat_map(|d| d.roles().iter().map(|role| role.name.as_str()))
             .collect()
     }
+
+    /// The unread bins some role read names explicitly: to read after all.
+    pub fn named_unread_bins(&self) -> Vec<String> {
+        self.explicitly_delegated()
+            .into_iter()
+            .filter(|name| self.unread_bins.contains_key(*name))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 /// The current roles (`versions`: name and version) a publish of

@@ -75,6 +75,9 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
             let mut first = true;
             for (i, (key, value)) in entries.iter().enumerate() {
                 if entries.get(i + 1).is_some_and(|next| next.0 == *key) {
+                    // Dropped, but the formatter writes it before dropping
+                    // it: refuse what it refuses (a float) all the same.
+                    write_value(value, &mut Vec::new())?;
                     continue;
                 }
                 if !first {
@@ -89,6 +92,36 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuse `value` if any string in it, object key or value, is not in
+/// Unicode NFC. Canonical JSON writes strings in NFC, so such a string is
+/// signed as another one, and of two keys of one object that NFC makes
+/// equal only one is signed: the other would ride along unsigned in the
+/// parsed metadata (a forged `K1` beside a signed `\u{212a}1`, KELVIN SIGN,
+/// which NFC writes `K1`; a lookup of `K1` finds the forgery). Nothing
+/// that signs canonical JSON writes a string out of NFC, so nothing
+/// verifiable is refused.
+pub fn require_nfc(value: &Value) -> Result<()> {
+    let nfc = |s: &str| s.is_ascii() || unicode_normalization::is_nfc(s);
+    let refuse = |s: &str| {
+        Err(Error::Canonical(format!(
+            "string {:?} is not in Unicode Normalization Form C",
+            s.chars().take(100).collect::<String>()
+        )))
+    };
+    match value {
+        Value::String(s) if !nfc(s) => refuse(s),
+        Value::Array(items) => items.iter().try_for_each(require_nfc),
+        Value::Object(map) => map.iter().try_for_each(|(key, value)| {
+            if nfc(key) {
+                require_nfc(value)
+            } else {
+                refuse(key)
+            }
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `s` in NFC between quotes, `"` and `\` escaped by a backslash.
@@ -130,6 +163,8 @@ mod tests {
     fn refuses_floats() {
         assert!(to_canonical_json(&json!({"a": 1.5})).is_err());
         assert!(to_canonical_json(&json!([1.0])).is_err());
+        // Under a key a later NFC-equal one replaces (KELVIN SIGN is `K`).
+        assert!(canonical_value(&json!({"K": 1.0, "\u{212a}": 1})).is_err());
     }
 
     /// What `olpc_cjson`'s formatter (tough's canonical form) writes.
@@ -201,5 +236,180 @@ mod tests {
                 canonical_value(case).map(|b| String::from_utf8_lossy(&b).into_owned())
             );
         }
+    }
+
+    /// A small deterministic PRNG (xorshift64*), so a failure reproduces.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len())]
+        }
+    }
+
+    /// Characters that matter to the writer: the escaped two, every
+    /// control character, ASCII around the quote (sorting), starters NFC
+    /// composes with marks, combining marks of several classes (NFC
+    /// reorders them), singletons (Kelvin, Angstrom, Ohm, Greek question
+    /// mark), Hangul jamo that compose, and characters beyond the BMP.
+    fn random_char(rng: &mut Rng) -> char {
+        const SPECIAL: &[char] = &[
+            '"',
+            '\\',
+            '/',
+            '!',
+            '#',
+            'A',
+            'K',
+            'a',
+            'e',
+            'o',
+            ';',
+            '\u{7f}',
+            '\u{c5}',
+            '\u{e9}',
+            '\u{300}',
+            '\u{301}',
+            '\u{308}',
+            '\u{30a}',
+            '\u{323}',
+            '\u{327}',
+            '\u{344}',
+            '\u{345}',
+            '\u{5b0}',
+            '\u{1e9b}',
+            '\u{212a}',
+            '\u{212b}',
+            '\u{2126}',
+            '\u{37e}',
+            '\u{1100}',
+            '\u{1161}',
+            '\u{11a8}',
+            '\u{ac00}',
+            '\u{f900}',
+            '\u{fb2c}',
+            '\u{1d15e}',
+            '\u{1f600}',
+            '\u{10ffff}',
+        ];
+        match rng.below(4) {
+            0 => char::from(rng.below(0x20) as u8),
+            1 => char::from(0x20 + rng.below(0x5f) as u8),
+            2 => *rng.pick(SPECIAL),
+            _ => loop {
+                if let Some(c) = char::from_u32((rng.next() % 0x11_0000) as u32) {
+                    break c;
+                }
+            },
+        }
+    }
+
+    fn random_string(rng: &mut Rng) -> String {
+        (0..rng.below(7)).map(|_| random_char(rng)).collect()
+    }
+
+    /// Keys come mostly from a small pool of strings that are equal after
+    /// NFC, or sort differently raw and written, so objects hold collisions.
+    fn random_key(rng: &mut Rng) -> String {
+        const POOL: &[&str] = &[
+            "K",
+            "\u{212a}",
+            "\u{c5}",
+            "A\u{30a}",
+            "\u{212b}",
+            "a",
+            "a\"",
+            "a#",
+            "a!",
+            "a\\",
+            "e\u{301}",
+            "\u{e9}",
+            "o\u{323}\u{302}",
+            "o\u{302}\u{323}",
+            "\u{1100}\u{1161}",
+            "\u{ac00}",
+            "",
+        ];
+        if rng.below(6) == 0 {
+            random_string(rng)
+        } else {
+            let mut key = rng.pick(POOL).to_string();
+            if rng.below(2) == 0 {
+                key.push_str(rng.pick::<&str>(POOL));
+            }
+            key
+        }
+    }
+
+    fn random_value(rng: &mut Rng, depth: usize) -> Value {
+        let leaf = depth == 0 || rng.below(3) == 0;
+        match rng.below(if leaf { 6 } else { 8 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.below(2) == 0),
+            2 => match rng.below(5) {
+                0 => json!(rng.next()),
+                1 => json!(rng.next() as i64 | i64::MIN),
+                2 => json!(*rng.pick(&[0, 1, -1, i64::MAX, i64::MIN])),
+                3 => json!(u64::MAX),
+                _ => json!(rng.below(1000)),
+            },
+            // Floats, integral ones too: both writers must refuse them.
+            3 if rng.below(8) == 0 => json!(*rng.pick(&[1.0, -0.5, 1e300, 2.0f64.powi(64)])),
+            3..=5 => Value::String(random_string(rng)),
+            6 => Value::Array(
+                (0..rng.below(5))
+                    .map(|_| random_value(rng, depth - 1))
+                    .collect(),
+            ),
+            _ => Value::Object(
+                (0..rng.below(9))
+                    .map(|_| (random_key(rng), random_value(rng, depth - 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Does some object in `value` hold two keys equal after NFC?
+    fn has_nfc_collision(value: &Value) -> bool {
+        match value {
+            Value::Array(items) => items.iter().any(has_nfc_collision),
+            Value::Object(map) => {
+                let normal: std::collections::BTreeSet<String> =
+                    map.keys().map(|k| k.nfc().collect()).collect();
+                normal.len() < map.len() || map.values().any(has_nfc_collision)
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn random_values_are_written_as_olpc_cjson_writes_them() {
+        let mut rng = Rng(0x7461_6774_7275_7374);
+        let (mut refused, mut collided) = (0, 0);
+        for _ in 0..8000 {
+            let value = random_value(&mut rng, 4);
+            let ours = canonical_value(&value).ok();
+            assert_eq!(
+                ours,
+                olpc(&value),
+                "{value}: ours {:?}",
+                ours.as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            );
+            refused += usize::from(ours.is_none());
+            collided += usize::from(has_nfc_collision(&value));
+        }
+        // The generator reaches what it is for: refusals and collisions.
+        assert!(refused > 100, "{refused} refused");
+        assert!(collided > 50, "{collided} collided");
     }
 }

@@ -737,6 +737,8 @@ impl<T: Role> Metadata<T> {
             });
         }
         check_key_ids(T::TYPE, raw.signatures.iter().map(|s| &s.keyid))?;
+        // What is parsed must be what is signed (see `require_nfc`).
+        crate::canonical::require_nfc(&raw.signed)?;
         let canonical_signed = crate::canonical::canonical_value(&raw.signed)?;
         // `to_bytes` writes signatures canonically: refuse what it cannot
         // write (floats in a signature's unknown fields) here, not there.
@@ -855,6 +857,49 @@ mod tests {
         v["signed"]["x-custom"]["a"] = serde_json::json!(2);
         let md = Metadata::<Root>::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert!(md.signed.verify_role("root", &md).is_err());
+    }
+
+    /// Canonical JSON writes strings in Unicode NFC, so a string not in
+    /// NFC is signed as another one, and two keys of one object that NFC
+    /// makes equal are signed as one of them: here U+212A KELVIN SIGN,
+    /// which NFC writes `K`. A forged `K1` beside the signed entry moved
+    /// under `\u{212a}1` is not covered by the signature (the canonical
+    /// form keeps the later key), yet it is what a lookup of `K1` finds.
+    #[test]
+    fn keys_equal_after_nfc_are_refused() {
+        let (_, key) = signed_root();
+        let mut targets = Targets::new(1, Utc::now() + Duration::days(1));
+        targets.targets.insert(
+            "K1".into(),
+            TargetFile {
+                length: 1,
+                hashes: [("sha256".to_string(), "00".repeat(32))].into(),
+                custom: None,
+                extra: Default::default(),
+            },
+        );
+        let mut md = Metadata::new(targets).unwrap();
+        md.sign(&key);
+        let mut v: Value = serde_json::from_slice(&md.to_bytes()).unwrap();
+        let signed_entry = v["signed"]["targets"]["K1"].clone();
+        v["signed"]["targets"]["\u{212a}1"] = signed_entry;
+        v["signed"]["targets"]["K1"]["length"] = serde_json::json!(2);
+        let forged = serde_json::to_vec(&v).unwrap();
+        // The forgery canonicalises to exactly what was signed.
+        let signed = crate::canonical::canonical_value(&v["signed"]).unwrap();
+        assert_eq!(signed, md.canonical_signed());
+        assert!(matches!(
+            Metadata::<Targets>::from_bytes(&forged),
+            Err(Error::Canonical(_))
+        ));
+        // A string value not in NFC is refused too; NFC ones still parse.
+        let mut v: Value = serde_json::from_slice(&md.to_bytes()).unwrap();
+        v["signed"]["x-note"] = serde_json::json!("cafe\u{301}");
+        let bytes = serde_json::to_vec(&v).unwrap();
+        assert!(Metadata::<Targets>::from_bytes(&bytes).is_err());
+        v["signed"]["x-note"] = serde_json::json!("caf\u{e9}");
+        let bytes = serde_json::to_vec(&v).unwrap();
+        Metadata::<Targets>::from_bytes(&bytes).unwrap();
     }
 
     #[test]

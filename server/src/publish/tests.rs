@@ -182,10 +182,20 @@ fn first_publish() -> Vec<Upload> {
 
 /// The check (or conflict) `plan` refuses with.
 fn refusal(current: &CurrentRepository, uploads: Vec<Upload>) -> (String, &'static str) {
-    match plan(current, uploads, now()).expect_err("refused") {
-        Refusal::Conflict { role, .. } => (role, "CONFLICT"),
-        Refusal::Invalid { role, check, .. } => (role, check.code()),
-        Refusal::NoFiles => (String::new(), "NO_FILES"),
+    let refused = plan(current, uploads, now()).expect_err("refused");
+    let code = code(&refused);
+    match refused {
+        Refusal::Conflict { role, .. } | Refusal::Invalid { role, .. } => (role, code),
+        Refusal::NoFiles => (String::new(), code),
+    }
+}
+
+/// A refusal's check code, `CONFLICT` or `NO_FILES`.
+fn code(refused: &Refusal) -> &'static str {
+    match refused {
+        Refusal::Conflict { .. } => "CONFLICT",
+        Refusal::Invalid { check, .. } => check.code(),
+        Refusal::NoFiles => "NO_FILES",
     }
 }
 
@@ -539,4 +549,345 @@ fn every_role_is_read_when_targets_is_uploaded() {
     let release = release1();
     let versions = vec![("dev".to_string(), 1)];
     assert!(unread_bins(&release.roles["targets"].metadata, &versions, &[]).is_empty());
+}
+
+// The narrowed read (`unread_bins`, as `routes::publish::current_tuf` reads
+// a repository for a publish) must plan exactly as the full one.
+
+/// `full` as `current_tuf` reads it for `uploads`: every role the current
+/// snapshot lists (`full`'s, at their versions) except the bins
+/// [`unread_bins`] leaves, of which those a read role names explicitly are
+/// read after all.
+fn as_read(full: &CurrentRepository, uploads: &[Upload]) -> CurrentRepository {
+    let versions: Vec<(String, u64)> = full
+        .roles
+        .iter()
+        .map(|(role, r)| (role.clone(), r.metadata.signed.version))
+        .collect();
+    let mut read = full.clone();
+    if let Some(targets) = full.roles.get("targets") {
+        read.unread_bins = unread_bins(&targets.metadata, &versions, uploads);
+    }
+    read.roles
+        .retain(|role, _| !read.unread_bins.contains_key(role));
+    for name in read.named_unread_bins() {
+        read.unread_bins.remove(&name);
+        read.roles.insert(name.clone(), full.roles[&name].clone());
+    }
+    read
+}
+
+/// Plan `uploads` onto `full` and onto `full` as read for them, and assert
+/// both decide alike: the same refusal, or the same files stored and the
+/// same snapshot. Returns the refusal's code (`"OK"` when accepted) and how
+/// many bins the narrowed read left unread.
+fn same_plan(full: &CurrentRepository, uploads: Vec<Upload>) -> (&'static str, usize) {
+    let read = as_read(full, &uploads);
+    let (a, b) = (
+        plan(full, uploads.clone(), now()),
+        plan(&read, uploads, now()),
+    );
+    let code = match (&a, &b) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.store, b.store);
+            assert_eq!(a.snapshot_meta, b.snapshot_meta);
+            assert_eq!(
+                (a.snapshot_version, a.timestamp_version, &a.root.signed),
+                (b.snapshot_version, b.timestamp_version, &b.root.signed)
+            );
+            "OK"
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b);
+            code(a)
+        }
+        (a, b) => panic!("full read: {a:?}\nnarrowed read: {b:?}"),
+    };
+    (code, read.unread_bins.len())
+}
+
+/// A top-level targets at `version` delegating `2^bits` succinct bins
+/// named `prefix-…` to the dev key, signed by the targets key.
+fn succinct_targets(version: u64, bits: u8, prefix: &str) -> Vec<u8> {
+    let k = keys();
+    let mut t = Targets::new(version, later());
+    t.delegations = Some(Delegations {
+        keys: [(k.dev.key_id(), k.dev.public_key())].into(),
+        roles: None,
+        succinct_roles: Some(SuccinctRoles {
+            keyids: vec![k.dev.key_id()],
+            threshold: 1,
+            bit_length: bits.into(),
+            name_prefix: prefix.into(),
+            extra: Default::default(),
+        }),
+        extra: Default::default(),
+    });
+    let mut md = Metadata::new(t).unwrap();
+    md.sign(&k.targets);
+    md.to_bytes()
+}
+
+/// A tag that hashes into `bin` of [`binned`]'s bins.
+fn tag_in(bin: &str) -> String {
+    (0..1000)
+        .map(|n| format!("t{n}"))
+        .find(|t| binned(t).1 == bin)
+        .unwrap()
+}
+
+/// Put `bytes` into `repo` as the current `role`.
+fn store(repo: &mut CurrentRepository, role: &str, bytes: Vec<u8>) {
+    repo.add_files([(role, 1, bytes.as_slice())]).unwrap();
+}
+
+#[test]
+fn narrowed_reads_plan_as_full_reads() {
+    let k = keys();
+    let (full, _) = binned("latest");
+    let bin_up = |bin: &str, version: u64, tags: &[&str], key: &SigningKey| {
+        up(bin, targets(version, tags, &[], key, later()))
+    };
+    let t1 = tag_in("bins-1");
+    let t2 = tag_in("bins-2");
+    // (what, repository, uploads, expected code, bins left unread)
+    let mut cases: Vec<(&str, CurrentRepository, Vec<Upload>, &str, usize)> = vec![
+        (
+            "one bin",
+            full.clone(),
+            vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
+            "OK",
+            3,
+        ),
+        (
+            "a bin skipping versions",
+            full.clone(),
+            vec![bin_up("bins-1", 9, &[&t1], &k.dev)],
+            "OK",
+            3,
+        ),
+        (
+            "a stale bin",
+            full.clone(),
+            vec![bin_up("bins-1", 1, &[&t1], &k.dev)],
+            "CONFLICT",
+            3,
+        ),
+        (
+            "two bins",
+            full.clone(),
+            vec![
+                bin_up("bins-1", 2, &[&t1], &k.dev),
+                bin_up("bins-2", 2, &[&t2], &k.dev),
+            ],
+            "OK",
+            2,
+        ),
+        (
+            "a bin's tag in another bin",
+            full.clone(),
+            vec![bin_up("bins-1", 2, &[&t2], &k.dev)],
+            "PATH_NOT_DELEGATED",
+            3,
+        ),
+        (
+            "a bin by the wrong key",
+            full.clone(),
+            vec![bin_up("bins-1", 2, &[&t1], &k.other)],
+            "SIGNATURE",
+            3,
+        ),
+        (
+            "a bin of a wider width",
+            full.clone(),
+            vec![bin_up("bins-01", 1, &[], &k.dev)],
+            "UNKNOWN_ROLE",
+            4,
+        ),
+        (
+            "a bin out of range",
+            full.clone(),
+            vec![bin_up("bins-4", 1, &[], &k.dev)],
+            "UNKNOWN_ROLE",
+            4,
+        ),
+        (
+            "a bin delegating a sibling bin",
+            full.clone(),
+            vec![up(
+                "bins-1",
+                targets(2, &[&t1], &[("bins-2", &k.dev, "*")], &k.dev, later()),
+            )],
+            "OK",
+            3,
+        ),
+        (
+            "a bin delegating a role",
+            full.clone(),
+            vec![up(
+                "bins-1",
+                targets(2, &[&t1], &[("ops", &k.other, "*")], &k.dev, later()),
+            )],
+            "OK",
+            3,
+        ),
+        (
+            "targets re-signed",
+            full.clone(),
+            vec![up("targets", succinct_targets(2, 2, "bins"))],
+            "OK",
+            0,
+        ),
+        (
+            "targets re-binned",
+            full.clone(),
+            vec![
+                up("targets", succinct_targets(2, 3, "bins")),
+                bin_up("bins-5", 1, &[], &k.dev),
+            ],
+            "OK",
+            0,
+        ),
+        (
+            "targets re-binned under the old names",
+            full.clone(),
+            vec![
+                up("targets", succinct_targets(2, 1, "bins")),
+                bin_up("bins-1", 2, &[], &k.dev),
+            ],
+            "OK",
+            0,
+        ),
+        (
+            "root alone",
+            full.clone(),
+            vec![new_root(2, &k.root, &k.targets, &k.root)],
+            "OK",
+            4,
+        ),
+        (
+            "root orphaning targets",
+            full.clone(),
+            vec![new_root(2, &k.root, &k.other, &k.root)],
+            "SIGNATURE",
+            4,
+        ),
+    ];
+    // Bins not yet made: a first bin upload creates one.
+    let mut sparse = full.clone();
+    sparse.roles.remove("bins-3");
+    let t3 = tag_in("bins-3");
+    cases.push((
+        "a new bin",
+        sparse.clone(),
+        vec![bin_up("bins-3", 1, &[&t3], &k.dev)],
+        "OK",
+        3,
+    ));
+    cases.push((
+        "a new bin, from 2",
+        sparse,
+        vec![bin_up("bins-3", 2, &[&t3], &k.dev)],
+        "OK",
+        3,
+    ));
+    // A stored role no longer delegated that names a bin explicitly (read
+    // too), and one a bin delegates: neither is walked, in either read.
+    let mut named = full.clone();
+    store(
+        &mut named,
+        "dev",
+        targets(1, &[], &[("bins-2", &k.dev, "*")], &k.dev, later()),
+    );
+    cases.push((
+        "a bin a stray role names",
+        named.clone(),
+        vec![bin_up("bins-2", 2, &[&t2], &k.dev)],
+        "OK",
+        3,
+    ));
+    cases.push((
+        "another bin beside a named one",
+        named.clone(),
+        vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
+        "OK",
+        2,
+    ));
+    cases.push((
+        "the stray role",
+        named,
+        vec![dev(2, &[], &k.dev)],
+        "UNKNOWN_ROLE",
+        3,
+    ));
+    let mut delegating = full.clone();
+    store(
+        &mut delegating,
+        "bins-0",
+        targets(1, &[], &[("ops", &k.other, "*")], &k.dev, later()),
+    );
+    cases.push((
+        "a role a bin delegates",
+        delegating,
+        vec![up("ops", targets(1, &[], &[], &k.other, later()))],
+        "UNKNOWN_ROLE",
+        4,
+    ));
+    // Bins of an earlier binning stay listed, with their hashes.
+    let mut old = full.clone();
+    store(&mut old, "old-0", targets(1, &[], &[], &k.dev, later()));
+    cases.push((
+        "beside old bins",
+        old.clone(),
+        vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
+        "OK",
+        3,
+    ));
+    cases.push((
+        "an old bin",
+        old,
+        vec![bin_up("old-0", 2, &[], &k.dev)],
+        "UNKNOWN_ROLE",
+        4,
+    ));
+    // The same bins in the explicit path_hash_prefixes form: all read.
+    let succinct = full.roles["targets"]
+        .metadata
+        .signed
+        .delegations
+        .clone()
+        .unwrap();
+    let bins = succinct.succinct_roles.unwrap();
+    let mut t = Targets::new(2, later());
+    t.delegations = Some(Delegations {
+        keys: succinct.keys,
+        roles: Some(
+            bins.bin_names()
+                .map(|b| bins.as_delegated_role(&b).unwrap())
+                .collect(),
+        ),
+        succinct_roles: None,
+        extra: Default::default(),
+    });
+    let mut md = Metadata::new(t).unwrap();
+    md.sign(&k.targets);
+    let mut prefixed = full.clone();
+    store(&mut prefixed, "targets", md.to_bytes());
+    cases.push((
+        "a path-hash-prefix bin",
+        prefixed.clone(),
+        vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
+        "OK",
+        0,
+    ));
+    cases.push((
+        "a path-hash-prefix bin's stray tag",
+        prefixed,
+        vec![bin_up("bins-1", 2, &[&t2], &k.dev)],
+        "PATH_NOT_DELEGATED",
+        0,
+    ));
+    for (what, repo, uploads, code, unread) in cases {
+        assert_eq!(same_plan(&repo, uploads), (code, unread), "{what}");
+    }
 }

@@ -279,12 +279,7 @@ async fn current_tuf(
         .map_err(corrupt)?;
     // A bin that some role also names explicitly is walked as that role:
     // read it too (a clash `check_unique_delegations` refuses to create).
-    let named: Vec<String> = current
-        .explicitly_delegated()
-        .into_iter()
-        .filter(|name| current.unread_bins.contains_key(*name))
-        .map(str::to_string)
-        .collect();
+    let named = current.named_unread_bins();
     if !named.is_empty() {
         let names: Vec<&str> = named.iter().map(String::as_str).collect();
         let files = repo.current_files_of(&names).await?;
