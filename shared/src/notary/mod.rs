@@ -136,6 +136,10 @@ impl NotarySigned {
 /// character, a number that is not an integer within ±2^53.
 pub fn signed_bytes(signed: &Value) -> Result<Vec<u8>> {
     check_notary_json(signed)?;
+    // What is parsed must be what is signed: two keys equal after NFC would
+    // be one in the canonical form, the other riding along unsigned
+    // (`canonical::require_nfc`).
+    crate::canonical::require_nfc(signed)?;
     crate::canonical::canonical_value(signed)
 }
 

@@ -176,6 +176,8 @@ fn what_notary_cannot_sign_is_refused_before_verifying() {
         serde_json::json!({"a\u{1}": 1}),
         serde_json::json!({"n": 9007199254740993u64}),
         serde_json::json!({"n": 1.5}),
+        // Two keys one after NFC (KELVIN SIGN is K): one would ride along unsigned.
+        serde_json::json!({"K1": "forged", "\u{212a}1": "signed"}),
     ] {
         assert!(signed_bytes(&bad).is_err(), "{bad}");
     }
