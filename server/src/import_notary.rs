@@ -42,8 +42,8 @@ const FEED_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// rather than followed for ever.
 const MAX_VERSIONS: u64 = 100_000;
 
-/// What to import and from where.
-#[derive(Debug, Clone)]
+/// What to import and from where. Not `Debug`: it carries a credential.
+#[derive(Clone)]
 pub struct ImportNotary {
     /// The notary-server's base URL (`https://notary.example.com:4443`).
     pub from: String,

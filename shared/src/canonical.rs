@@ -27,11 +27,35 @@ pub fn to_canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// [`to_canonical_json`] of a parsed JSON value (no conversion first).
 pub fn canonical_value(value: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    write_value(value, &mut out)?;
+    write_value(value, Strings::Normalise, &mut out)?;
     Ok(out)
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
+/// The canonical bytes of a `signed` as parsed from a file, refusing it if
+/// any string in it, object key or value, is not in Unicode NFC.
+/// Canonical JSON writes strings in NFC, so such a string is signed as
+/// another one, and of two keys of one object that NFC makes equal only
+/// one is signed: the other would ride along unsigned in the parsed
+/// metadata (a forged `K1` beside a signed `\u{212a}1`, KELVIN SIGN, which
+/// NFC writes `K1`; a lookup of `K1` finds the forgery). Nothing that signs
+/// canonical JSON writes a string out of NFC, so nothing verifiable is
+/// refused. One walk: the check is made as each string is written.
+pub fn canonical_signed(value: &Value) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, Strings::RequireNfc, &mut out)?;
+    Ok(out)
+}
+
+/// What the writer does with a string not in NFC.
+#[derive(Clone, Copy)]
+enum Strings {
+    /// Write its NFC form, as olpc-cjson does.
+    Normalise,
+    /// Refuse it ([`canonical_signed`]).
+    RequireNfc,
+}
+
+fn write_value(value: &Value, strings: Strings, out: &mut Vec<u8>) -> Result<()> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -47,14 +71,14 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
                 ));
             }
         }
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => write_string(s, strings, out)?,
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out)?;
+                write_value(item, strings, out)?;
             }
             out.push(b']');
         }
@@ -66,10 +90,10 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
                 .iter()
                 .map(|(key, value)| {
                     let mut written = Vec::with_capacity(key.len() + 2);
-                    write_string(key, &mut written);
-                    (written, value)
+                    write_string(key, strings, &mut written)?;
+                    Ok((written, value))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep their order
             out.push(b'{');
             let mut first = true;
@@ -77,7 +101,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
                 if entries.get(i + 1).is_some_and(|next| next.0 == *key) {
                     // Dropped, but the formatter writes it before dropping
                     // it: refuse what it refuses (a float) all the same.
-                    write_value(value, &mut Vec::new())?;
+                    write_value(value, strings, &mut Vec::new())?;
                     continue;
                 }
                 if !first {
@@ -86,7 +110,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
                 first = false;
                 out.extend_from_slice(key);
                 out.push(b':');
-                write_value(value, out)?;
+                write_value(value, strings, out)?;
             }
             out.push(b'}');
         }
@@ -94,45 +118,26 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-/// Refuse `value` if any string in it, object key or value, is not in
-/// Unicode NFC. Canonical JSON writes strings in NFC, so such a string is
-/// signed as another one, and of two keys of one object that NFC makes
-/// equal only one is signed: the other would ride along unsigned in the
-/// parsed metadata (a forged `K1` beside a signed `\u{212a}1`, KELVIN SIGN,
-/// which NFC writes `K1`; a lookup of `K1` finds the forgery). Nothing
-/// that signs canonical JSON writes a string out of NFC, so nothing
-/// verifiable is refused.
-pub fn require_nfc(value: &Value) -> Result<()> {
-    let nfc = |s: &str| s.is_ascii() || unicode_normalization::is_nfc(s);
-    let refuse = |s: &str| {
-        Err(Error::Canonical(format!(
-            "string {:?} is not in Unicode Normalization Form C",
-            s.chars().take(100).collect::<String>()
-        )))
-    };
-    match value {
-        Value::String(s) if !nfc(s) => refuse(s),
-        Value::Array(items) => items.iter().try_for_each(require_nfc),
-        Value::Object(map) => map.iter().try_for_each(|(key, value)| {
-            if nfc(key) {
-                require_nfc(value)
-            } else {
-                refuse(key)
-            }
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// `s` in NFC between quotes, `"` and `\` escaped by a backslash.
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// `s` in NFC between quotes, `"` and `\` escaped by a backslash (or
+/// refused if it is not in NFC and `strings` says so).
+fn write_string(s: &str, strings: Strings, out: &mut Vec<u8>) -> Result<()> {
     out.push(b'"');
     if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
         escape_into(s.chars(), out);
     } else {
-        escape_into(s.nfc(), out);
+        match strings {
+            Strings::Normalise => escape_into(s.nfc(), out),
+            Strings::RequireNfc if unicode_normalization::is_nfc(s) => escape_into(s.chars(), out),
+            Strings::RequireNfc => {
+                return Err(Error::Canonical(format!(
+                    "string {:?} is not in Unicode Normalization Form C",
+                    s.chars().take(100).collect::<String>()
+                )))
+            }
+        }
     }
     out.push(b'"');
+    Ok(())
 }
 
 fn escape_into(chars: impl Iterator<Item = char>, out: &mut Vec<u8>) {

@@ -737,9 +737,8 @@ impl<T: Role> Metadata<T> {
             });
         }
         check_key_ids(T::TYPE, raw.signatures.iter().map(|s| &s.keyid))?;
-        // What is parsed must be what is signed (see `require_nfc`).
-        crate::canonical::require_nfc(&raw.signed)?;
-        let canonical_signed = crate::canonical::canonical_value(&raw.signed)?;
+        // What is parsed must be what is signed (see `canonical_signed`).
+        let canonical_signed = crate::canonical::canonical_signed(&raw.signed)?;
         // `to_bytes` writes signatures canonically: refuse what it cannot
         // write (floats in a signature's unknown fields) here, not there.
         to_canonical_json(&raw.signatures)?;

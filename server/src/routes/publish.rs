@@ -233,6 +233,21 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
     }
 }
 
+/// The `meta` of the snapshot among `files` (empty without one).
+pub(crate) fn stored_snapshot_meta(
+    files: &[StoredFile],
+) -> Result<std::collections::BTreeMap<String, tagtrust_shared::MetaFile>, ApiError> {
+    match files.iter().find(|f| f.role == TopLevelRole::Snapshot) {
+        Some(f) => Ok(
+            tagtrust_shared::Metadata::<tagtrust_shared::Snapshot>::from_bytes(&f.bytes)
+                .map_err(|e| ApiError::internal(format!("stored snapshot does not parse: {e}")))?
+                .signed
+                .meta,
+        ),
+        None => Ok(Default::default()),
+    }
+}
+
 /// The current files of a locked spec-TUF repository as the publish core
 /// takes them for `uploads` (only what it needs read:
 /// [`publish::unread_bins`]), with the server's bin keys.
@@ -249,19 +264,10 @@ async fn current_tuf(
     // Which targets roles there are, and their versions: the current
     // snapshot's meta, which this server signed in the transaction that
     // stored them (one row to read, not one per bin).
-    let versions: Vec<(String, u64)> = match head.iter().find(|f| f.role == TopLevelRole::Snapshot)
-    {
-        Some(f) => tagtrust_shared::Metadata::<tagtrust_shared::Snapshot>::from_bytes(&f.bytes)
-            .map_err(|e| ApiError::internal(format!("stored snapshot does not parse: {e}")))?
-            .signed
-            .meta
-            .into_iter()
-            .filter_map(|(name, file)| {
-                Some((name.strip_suffix(".json")?.to_string(), file.version))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let versions: Vec<(String, u64)> = stored_snapshot_meta(&head)?
+        .into_iter()
+        .filter_map(|(name, file)| Some((name.strip_suffix(".json")?.to_string(), file.version)))
+        .collect();
     current.unread_bins = match current.roles.get(targets) {
         Some(stored) => publish::unread_bins(&stored.metadata, &versions, uploads),
         None => Default::default(),

@@ -8,7 +8,9 @@
 //! touched bin at its next version with the bin key, sign snapshot and
 //! timestamp, commit. The answer has the new versions.
 
-use super::publish::{answer, read_body, sign_and_commit, upload_permit, NextOnline};
+use super::publish::{
+    answer, read_body, sign_and_commit, stored_snapshot_meta, upload_permit, NextOnline,
+};
 use crate::auth::Action;
 use crate::error::ApiError;
 use crate::online::signing;
@@ -18,7 +20,7 @@ use crate::storage::StoredFile;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 use tagtrust_shared::bins::TagChanges;
-use tagtrust_shared::{Gun, Metadata, Snapshot, TopLevelRole};
+use tagtrust_shared::{Gun, TopLevelRole};
 
 /// How a tag-change path ends.
 pub(crate) const SUFFIX: &str = "/_trust/tags";
@@ -35,9 +37,6 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
         ));
     }
     let now = chrono::Utc::now();
-    let corrupt = |role: &str, e: tagtrust_shared::Error| {
-        ApiError::internal(format!("stored {role} does not parse: {e}"))
-    };
     let stored_error = |e: publish::CorruptFile| ApiError::internal(e.to_string());
     // Read only what the change needs: root, targets, the touched bins and
     // the snapshot's meta (not every bin of the repository).
@@ -49,15 +48,7 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
         Some(targets) => server_bins::touched_bins(&targets.metadata.signed, changes),
         None => Default::default(),
     };
-    let snapshot_meta = match files.iter().find(|f| f.role == TopLevelRole::Snapshot) {
-        Some(f) => {
-            Metadata::<Snapshot>::from_bytes(&f.bytes)
-                .map_err(|e| corrupt(&f.role, e))?
-                .signed
-                .meta
-        }
-        None => Default::default(),
-    };
+    let snapshot_meta = stored_snapshot_meta(&files)?;
     let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
     let bins = repo.current_files_of(&touched).await?;
     current

@@ -138,9 +138,8 @@ pub fn signed_bytes(signed: &Value) -> Result<Vec<u8>> {
     check_notary_json(signed)?;
     // What is parsed must be what is signed: two keys equal after NFC would
     // be one in the canonical form, the other riding along unsigned
-    // (`canonical::require_nfc`).
-    crate::canonical::require_nfc(signed)?;
-    crate::canonical::canonical_value(signed)
+    // (`canonical::canonical_signed`).
+    crate::canonical::canonical_signed(signed)
 }
 
 /// An integer a float64 holds exactly (within ±2^53).
