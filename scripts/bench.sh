@@ -248,38 +248,8 @@ curl -fsS -o "$W/www/v2/$GUN/_trust/tuf/$TFILE" "$S/$TFILE"
 chmod -R a+rX "$W/www"
 NGPORT=$(free_port)
 NGZPORT=$(free_port)
-cat > "$W/nginx/nginx.conf" <<EOF
-worker_processes auto;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path $W/nginx/body;
-  proxy_temp_path $W/nginx/proxy;
-  fastcgi_temp_path $W/nginx/fastcgi;
-  uwsgi_temp_path $W/nginx/uwsgi;
-  scgi_temp_path $W/nginx/scgi;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:$NGPORT;
-    root $W/www;
-    location / { add_header Cache-Control no-cache; }
-  }
-  # The same files gzip-compressed on every request (nginx's default
-  # level 1), as actix-web's Compress middleware would: the reference for
-  # tagtrust's compressed-once copies.
-  server {
-    listen 127.0.0.1:$NGZPORT;
-    root $W/www;
-    gzip on;
-    gzip_types application/json;
-    location / { add_header Cache-Control no-cache; }
-  }
-}
-EOF
+source "$REPO/scripts/nginx-conf.sh"
+nginx_conf "$W/nginx" "$W/www" "$NGPORT" "$NGZPORT" > "$W/nginx/nginx.conf"
 "$NGINX" -e "$W/nginx/error.log" -p "$W/nginx" -c "$W/nginx/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$NGPORT/v2/$GUN/_trust/tuf/timestamp.json"

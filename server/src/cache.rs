@@ -125,12 +125,25 @@ impl ReadCache {
     /// The cached current file of `role` (`Some(None)`: known to have
     /// none), if fresh.
     pub fn get(&self, gun: &str, role: &str) -> Option<Option<StoredFile>> {
+        self.get_with(gun, role, |file| file.cloned())
+    }
+
+    /// What `read` makes of the cached current file of `role` (`None`
+    /// passed: known to have none), if fresh; for a reader that needs less
+    /// than a copy of the file (the timestamp read path wants the
+    /// snapshot's expiry only).
+    pub fn get_with<T>(
+        &self,
+        gun: &str,
+        role: &str,
+        read: impl FnOnce(Option<&StoredFile>) -> T,
+    ) -> Option<T> {
         if !self.enabled() {
             return None;
         }
         let state = self.state();
         let entry = state.entries.get(gun)?.get(role)?;
-        (entry.loaded.elapsed() < self.ttl).then(|| entry.file.clone())
+        (entry.loaded.elapsed() < self.ttl).then(|| read(entry.file.as_ref()))
     }
 
     /// Remember what a read that started in `epoch` found, unless an

@@ -2,7 +2,7 @@
 //! server and the re-sign scheduler.
 
 use crate::configuration::Settings;
-use crate::metrics::route_label;
+use crate::metrics::{method_label, route_label};
 use crate::routes;
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -11,70 +11,54 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use std::net::TcpListener;
-use tracing::Span;
-use tracing_actix_web::{RootSpanBuilder, TracingLogger};
+use tracing::Instrument;
 
-async fn count_requests(
+/// Every request, observed once: counted by route, method and status
+/// (`tagtrust_http_requests_total`); a failed one (5xx) logged at error
+/// with its cause, method and path, a refused one (4xx: normal traffic
+/// here, every client's root walk ends on a 404) at debug. With `debug`
+/// enabled each request also runs in a `request` span, so what its handler
+/// logs says which request it was; at the default `info` no span is made
+/// (building one, as tracing-actix-web did, with a random request ID from
+/// a `getrandom` system call, was a tenth of a cached read's CPU:
+/// BENCHMARKS.md).
+async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let route = route_label(req.path());
-    let method = req.method().as_str().to_string();
-    let metrics = req.app_data::<web::Data<AppState>>().cloned();
-    let res = next.call(req).await?;
-    if let Some(state) = metrics {
+    let method = method_label(req.method());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let outcome = if tracing::enabled!(tracing::Level::DEBUG) {
+        let span = tracing::debug_span!("request", method, path = %req.path());
+        next.call(req).instrument(span).await
+    } else {
+        next.call(req).await
+    };
+    let (status, error) = match &outcome {
+        Ok(response) => match response.response().error() {
+            Some(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+            None => (response.status(), None),
+        },
+        Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+    };
+    if let Some(state) = state {
         state
             .metrics
             .requests
-            .with_label_values(&[route, &method, res.status().as_str()])
+            .with_label_values(&[route, method, status.as_str()])
             .inc();
     }
-    Ok(res)
-}
-
-/// Request spans as tracing-actix-web makes them, at debug level, with
-/// quieter outcomes: a 4xx is normal traffic here (every client's root walk
-/// ends on a 404, refused uploads are answered, not failures of ours) and
-/// is logged at debug; a 5xx is logged at error with its cause, method and
-/// path. At the default `info` filter no span is made: building one (its
-/// dozen fields formatted for the log layer) was a tenth of a cached read's
-/// CPU (BENCHMARKS.md); `RUST_LOG=debug` brings them back.
-struct RequestSpans;
-
-impl RootSpanBuilder for RequestSpans {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(level = tracing::Level::DEBUG, request)
-    }
-
-    fn on_request_end<B: MessageBody>(
-        span: Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
-        let (status, error) = match outcome {
-            Ok(response) => match response.response().error() {
-                Some(e) => (e.as_response_error().status_code(), Some(e.to_string())),
-                None => (response.status(), None),
-            },
-            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
-        };
-        span.record("http.status_code", status.as_u16());
-        if !status.is_client_error() && !status.is_server_error() {
-            return;
-        }
+    if status.is_client_error() || status.is_server_error() {
+        let path = outcome.as_ref().map_or("", |r| r.request().path());
         let error = error.unwrap_or_default();
-        let (method, path) = match outcome {
-            Ok(response) => (
-                response.request().method().as_str(),
-                response.request().path(),
-            ),
-            Err(_) => ("", ""),
-        };
         if status.is_server_error() {
-            tracing::error!(parent: &span, status = status.as_u16(), method, path = ?path, %error, "request failed");
+            tracing::error!(status = status.as_u16(), method, path, %error, "request failed");
         } else {
-            tracing::debug!(parent: &span, status = status.as_u16(), method, path = ?path, %error, "request refused");
+            tracing::debug!(status = status.as_u16(), method, path, %error, "request refused");
         }
     }
+    outcome
 }
 
 /// Build the server on an already bound listener, around state shared
@@ -82,8 +66,7 @@ impl RootSpanBuilder for RequestSpans {
 fn build(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(from_fn(count_requests))
-            .wrap(TracingLogger::<RequestSpans>::new())
+            .wrap(from_fn(observe))
             .app_data(state.clone())
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/metrics", web::get().to(routes::health::metrics))
@@ -94,10 +77,10 @@ fn build(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Se
             )
             .route("/auth/token", web::get().to(routes::registry::token))
             .route("/v2/", web::get().to(routes::registry::ping))
-            .route("/v2/{tail:.*}", web::get().to(routes::get))
-            .route("/v2/{tail:.*}", web::post().to(routes::post))
-            .route("/v2/{tail:.*}", web::delete().to(routes::delete))
-            .default_service(web::to(routes::not_found))
+            // Everything else under /v2/ (GUNs have slashes): split by
+            // `routes::dispatch` itself, not by a `{tail:.*}` pattern,
+            // whose regex was a tenth of a cached read's instructions.
+            .default_service(web::to(routes::dispatch))
     })
     .listen(listener)?
     .run();

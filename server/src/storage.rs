@@ -492,6 +492,12 @@ impl Storage {
         role: &str,
     ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>> {
         if self.cache.enabled() {
+            if let Some(cached) = self
+                .cache
+                .get_with(gun, role, |f| f.map(StoredFile::expires))
+            {
+                return Ok(cached);
+            }
             return Ok(self.current(gun, role).await?.map(|file| file.expires()));
         }
         let row = sqlx::query(

@@ -122,28 +122,33 @@ pub fn parse_path(raw: &str) -> Result<(Gun, Target), ApiError> {
 }
 
 /// Turn a refusal into its JSON response here rather than handing it to the
-/// middleware as an error: tracing-actix-web would log every 404 (a normal
-/// end of a client's root walk) as a warning. Server faults are logged where
-/// they happen.
+/// middleware as an error (which actix would log, every 404 at the normal
+/// end of a client's root walk among them). Server faults are logged where
+/// they happen, and `startup.rs::observe` logs each 5xx.
 pub(crate) fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
     use actix_web::ResponseError;
     result.unwrap_or_else(|e| e.error_response())
 }
 
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    respond(get_inner(&req, &state).await)
-}
-
-pub async fn post(
+/// Every request outside the fixed paths of `startup.rs`: under `/v2/`, by
+/// method (a GUN has slashes, so the rest of the path is split by
+/// [`parse_path`] and the special suffixes here, not by the router);
+/// anything else is a JSON 404.
+pub async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    respond(post_inner(&req, payload, &state).await)
-}
-
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    respond(delete_inner(&req, &state).await)
+    use actix_web::http::Method;
+    if !req.path().starts_with("/v2/") {
+        return not_found().await;
+    }
+    respond(match *req.method() {
+        Method::GET => get_inner(&req, &state).await,
+        Method::POST => post_inner(&req, payload, &state).await,
+        Method::DELETE => delete_inner(&req, &state).await,
+        _ => Err(ApiError::not_found("no such endpoint")),
+    })
 }
 
 async fn get_inner(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
