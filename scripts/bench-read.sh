@@ -4,11 +4,11 @@
 #
 #   [BENCH_BEFORE=DIR] [BENCH_PG=1] scripts/bench-read.sh
 #
-# One repository of $BENCH_TAGS (860: a 95 KB targets.json, the size the
-# issue names) tags is published to a SQLite
-# tagtrust-server (and, with BENCH_PG=1, to one on a fresh PostgreSQL
-# database); its timestamp.json and N.targets.json are copied byte for byte
-# into a directory nginx serves (scripts/nginx-conf.sh: a worker per CPU, no access log, sendfile).
+# One repository of $BENCH_TAGS tags (860: a 95 KB targets.json) is
+# published to a SQLite tagtrust-server (and, with BENCH_PG=1, to one on a
+# fresh PostgreSQL database); its timestamp.json and N.targets.json are
+# copied byte for byte into a directory nginx serves (scripts/nginx-conf.sh:
+# a worker per CPU, no access log, sendfile).
 # Then, $BENCH_ROUNDS (3) times, each server in turn: `wrk $BENCH_WRK`
 # (-t2 -c64 -d8s) on each file after a 2 s warm-up, and the server's CPU time
 # over the run (utime+stime from /proc, all of nginx's workers) divided by

@@ -57,13 +57,15 @@ pub(crate) async fn current(
     let Some(current) = online.storage.current(gun, role.as_str()).await? else {
         return Ok(None);
     };
-    let fresh = |role: TopLevelRole, expires: Option<DateTime<Utc>>| {
-        expires.is_some_and(|e| !is_due(e, Utc::now(), read_window(online.settings, role)))
+    let fresh = |role: TopLevelRole, expires: Option<DateTime<Utc>>, now: DateTime<Utc>| {
+        expires.is_some_and(|e| !is_due(e, now, read_window(online.settings, role)))
     };
-    // What must be fresh for `role` to be served, given its current file
-    // and (for a timestamp) the current snapshot's expiry.
+    // What must be fresh for `role` to be served now, given its current
+    // file and (for a timestamp) the current snapshot's expiry.
     let all_fresh = |file: &StoredFile, snapshot: Option<Option<DateTime<Utc>>>| {
-        fresh(role, file.expires()) && snapshot.is_none_or(|e| fresh(TopLevelRole::Snapshot, e))
+        let now = Utc::now();
+        fresh(role, file.expires(), now)
+            && snapshot.is_none_or(|e| fresh(TopLevelRole::Snapshot, e, now))
     };
     if all_fresh(&current, named_snapshot_expiry(online, gun, role).await?) {
         return Ok(Some(current));
