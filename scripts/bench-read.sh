@@ -15,7 +15,8 @@
 # the requests: CPU per request, which the load of other processes moves less
 # than req/s. DIR, if given, holds the `tagtrust-server` to compare with (a
 # release build of the earlier commit), served from a copy of the same data.
-# Prints one Markdown table of medians with ratios to nginx.
+# Prints one Markdown table of medians with ratios to nginx, and each
+# server's peak RSS after the load.
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh" read
 TAGS=${BENCH_TAGS:-860}
@@ -124,8 +125,20 @@ PY
     done
   done
 done
+# Peak resident memory of each server after the load (VmHWM; nginx's
+# largest worker).
+rss=""
+for s in "${servers[@]}"; do
+  peak=0
+  for p in ${PIDS[$s]}; do
+    kb=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status")
+    ((kb > peak)) && peak=$kb
+  done
+  rss+="$s $((peak / 1024)) MiB; "
+done
 echo
 echo "$(nproc) CPUs, $(uname -r); $sizes; wrk $WRK_ARGS; medians of $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "peak RSS after the load: ${rss%; }"
 echo
 python3 - "$results" "${servers[@]}" <<'PY'
 import statistics, sys

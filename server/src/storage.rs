@@ -523,13 +523,16 @@ impl Storage {
         role: &str,
         version: u64,
     ) -> Result<Option<StoredFile>> {
+        let key = FileKey::Version(version);
+        if let Some(file) = self.files.get(gun, role, key) {
+            return Ok(Some(file));
+        }
         let Ok(db_version) = i64::try_from(version) else {
             return Ok(None);
         };
         let sql = format!("{SELECT_FILE} WHERE gun = $1 AND role = $2 AND version = $3");
         let query = sqlx::query(&sql).bind(gun).bind(role).bind(db_version);
-        self.immutable_file(gun, role, FileKey::Version(version), query)
-            .await
+        self.load_immutable(gun, role, key, query).await
     }
 
     pub async fn by_sha256(
@@ -538,26 +541,27 @@ impl Storage {
         role: &str,
         sha256: &str,
     ) -> Result<Option<StoredFile>> {
+        let key = FileKey::Sha256(sha256);
+        if let Some(file) = self.files.get(gun, role, key) {
+            return Ok(Some(file));
+        }
         let sql = format!(
             "{SELECT_FILE} WHERE gun = $1 AND role = $2 AND sha256 = $3 ORDER BY version DESC LIMIT 1"
         );
         let query = sqlx::query(&sql).bind(gun).bind(role).bind(sha256);
-        self.immutable_file(gun, role, FileKey::Sha256(sha256), query)
-            .await
+        self.load_immutable(gun, role, key, query).await
     }
 
-    /// A versioned or checksummed file: from the file cache, else what
-    /// `query` selects (then kept in the cache).
-    async fn immutable_file<'q>(
+    /// A versioned or checksummed file the file cache does not hold: what
+    /// `query` selects, then kept in the cache. (Callers look in the cache
+    /// first, before they build the query: most reads end there.)
+    async fn load_immutable<'q>(
         &self,
         gun: &str,
         role: &str,
         key: FileKey<'_>,
         query: Query<'q, Any, AnyArguments<'q>>,
     ) -> Result<Option<StoredFile>> {
-        if let Some(file) = self.files.get(gun, role, key) {
-            return Ok(Some(file));
-        }
         let epoch = self.files.epoch();
         let file = self.one_file(query).await?;
         if let Some(file) = &file {
