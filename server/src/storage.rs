@@ -1462,7 +1462,8 @@ mod repo_tx_tests {
             self.storage.pool.close().await;
             if let Some((admin, name)) = self.postgres {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                // FORCE: the store's change listener may still be connected.
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn)
                     .await
                     .unwrap();
@@ -1474,8 +1475,10 @@ mod repo_tx_tests {
     async fn databases() -> Vec<Db> {
         let mut out = Vec::new();
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::default();
-        settings.data_dir = dir.path().to_path_buf();
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
         out.push(Db {
             storage: Storage::connect(&settings).await.unwrap(),
             _dir: dir,
@@ -1493,9 +1496,11 @@ mod repo_tx_tests {
                 .unwrap();
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
             let dir = tempfile::tempdir().unwrap();
-            let mut settings = Settings::default();
-            settings.data_dir = dir.path().to_path_buf();
-            settings.database_url = Some(format!("{base}/{name}"));
+            let settings = Settings {
+                data_dir: dir.path().to_path_buf(),
+                database_url: Some(format!("{base}/{name}")),
+                ..Default::default()
+            };
             out.push(Db {
                 storage: Storage::connect(&settings).await.unwrap(),
                 _dir: dir,
