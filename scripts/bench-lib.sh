@@ -15,8 +15,9 @@ W=$(mktemp -d "/tmp/tagtrust-$1.XXXXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url=http://127.0.0.1:$port
 pid=
+DBARGS=()
 start() {
-  "$TTS" --listen "127.0.0.1:$port" --data-dir "$W/data" "$@" >>"$W/server.log" 2>&1 &
+  "$TTS" --listen "127.0.0.1:$port" --data-dir "$W/data" "${DBARGS[@]}" "$@" >>"$W/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fs "$url/healthz" >/dev/null && return; sleep 0.1; done
   echo "server did not start" >&2; exit 1
@@ -27,6 +28,6 @@ background() { "$@" >>"$W/background.log" 2>&1 & others+=($!); }
 trap 'kill $pid "${others[@]}" 2>/dev/null || true; rm -rf "$W"' EXIT
 publisher() {
   local token
-  token=$("$TTS" token create --data-dir "$W/data" --scope 'push:*' 2>/dev/null)
+  token=$("$TTS" token create --data-dir "$W/data" "${DBARGS[@]}" --scope 'push:*' 2>/dev/null)
   export TAGTRUST_HOME=$W/home TAGTRUST_PASSPHRASE=bench TAGTRUST_TOKEN=$token
 }

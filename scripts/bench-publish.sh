@@ -14,6 +14,10 @@
 # each, through bench-proxy.py, which times the server's part of the POST
 # (last request byte to last response byte), and the end-to-end wall time
 # of each `tag set`. Prints one Markdown table of medians.
+#
+# BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432 runs every server on
+# PostgreSQL instead: a fresh database on that server for each one
+# (created here, dropped after), not SQLite.
 set -euo pipefail
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(10 10000 100000)
@@ -22,6 +26,12 @@ source "$(dirname "$0")/bench-lib.sh" publish
 BINS=${BENCH_BINS:-1024}
 RUNS=${BENCH_RUNS:-10}
 PROXY=$PWD/scripts/bench-proxy.py
+PG_BASE=${BENCH_DATABASE_URL:-}
+pg_db=
+drop_db() { [[ -z $pg_db ]] || psql "$PG_BASE/postgres" -qAtc "DROP DATABASE IF EXISTS $pg_db" >/dev/null; pg_db=; }
+trap 'kill $pid "${others[@]}" 2>/dev/null || true; drop_db; rm -rf "$W"' EXIT
+backend=SQLite
+[[ -z $PG_BASE ]] || backend="PostgreSQL $(psql "$PG_BASE/postgres" -qAtc 'show server_version')"
 median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.stdin.read().split()]; print(f"{statistics.median(v):.1f}" if v else "-")'; }
 now_ms() { date +%s%3N; }
 
@@ -47,6 +57,11 @@ for side in before after; do
     # A new port each time: the previous server may still hold its own.
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     url=http://127.0.0.1:$port
+    if [[ -n $PG_BASE ]]; then
+      pg_db=tagtrust_benchpub_$$_${side}_$n
+      psql "$PG_BASE/postgres" -qAtc "CREATE DATABASE $pg_db" >/dev/null
+      DBARGS=(--database-url "$PG_BASE/$pg_db")
+    fi
     TTS=$server_bin start --max-body-bytes 67108864 --max-file-bytes 67108864
     TTS=$server_bin publisher
     pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -74,11 +89,12 @@ PY
     done
     kill "$proxy"
     stop
+    drop_db
     tail -n 3 "$W/server.log" >&2
   done
 done
 
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), load $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, medians (ms)"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $backend, load $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, medians (ms)"
 echo
 echo "| tags | bins | server before | server after | after ÷ before | end to end before | end to end after |"
 echo "|---:|---|---:|---:|---:|---:|---:|"

@@ -329,15 +329,10 @@ enum StoreError {
 /// rotation, in one transaction; refused if anything of `gun` is held.
 async fn store(storage: &Storage, gun: &Gun, plan: &NotaryImport) -> Result<(), StoreError> {
     let mut repo = storage.lock(gun.as_str()).await?;
-    if repo.has_keys().await?
-        || !repo.current_files().await?.is_empty()
-        || repo.is_mirrored().await?
-    {
+    if repo.has_keys().await? || !repo.current_files().await?.is_empty() || repo.is_mirrored() {
         return Err(StoreError::Held(gun.to_string()));
     }
-    for (role, version, bytes) in &plan.store {
-        repo.insert_metadata(role, *version, bytes).await?;
-    }
+    repo.insert_files(&plan.store).await?;
     repo.set_dialect(Dialect::Notary).await?;
     repo.set_awaiting_rotation(true).await?;
     repo.commit().await?;

@@ -19,7 +19,7 @@ use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tagtrust_shared::{PublicKey, TopLevelRole};
@@ -602,20 +602,23 @@ impl Storage {
 
     /// Start a write transaction holding `gun`'s lock until commit or drop
     /// (drop rolls back).
+    ///
+    /// One statement takes the lock and reads the flags every write checks
+    /// ([`RepoFlags`]): it creates the row if missing, else bumps
+    /// `lock_seq` — a write either way, so SQLite takes its write lock at
+    /// once and PostgreSQL row-locks until commit.
     pub async fn lock(&self, gun: &str) -> Result<RepoTx> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO repositories (gun, lock_seq, created_at) VALUES ($1, 0, $2) \
-             ON CONFLICT (gun) DO NOTHING",
+        let row = sqlx::query(
+            "INSERT INTO repositories (gun, lock_seq, created_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (gun) DO UPDATE SET lock_seq = repositories.lock_seq + 1 \
+             RETURNING mirrored, dialect, awaiting_rotation",
         )
         .bind(gun)
         .bind(now_secs())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("UPDATE repositories SET lock_seq = lock_seq + 1 WHERE gun = $1")
-            .bind(gun)
-            .execute(&mut *tx)
-            .await?;
+        let flags = RepoFlags::from_row(&row)?;
         Ok(RepoTx {
             tx,
             gun: gun.to_string(),
@@ -625,6 +628,8 @@ impl Storage {
             backend: self.backend,
             commit_delay_ms: self.commit_delay_ms,
             change: None,
+            flags,
+            keys: None,
         })
     }
 
@@ -965,6 +970,36 @@ pub struct RepoTx {
     commit_delay_ms: u64,
     /// The changefeed record this transaction adds when it commits.
     change: Option<Change>,
+    /// The repository row's flags, read as the lock was taken and kept up
+    /// to date by this transaction's setters (no one else can change them
+    /// while it holds the lock).
+    flags: RepoFlags,
+    /// Every server key of the repository by role, oldest first, once read
+    /// ([`RepoTx::keys`]: a publish asks for the bin, snapshot and
+    /// timestamp keys; one query answers all three).
+    keys: Option<BTreeMap<String, Vec<OnlineKeyRow>>>,
+}
+
+/// The flags of a repository's `repositories` row that its writes check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RepoFlags {
+    /// A transparent mirror here (see the migration).
+    pub(crate) mirrored: bool,
+    /// Its metadata dialect (`None`: never published).
+    pub(crate) dialect: Option<crate::dialect::Dialect>,
+    /// An imported Notary repository awaiting its timestamp key rotation.
+    pub(crate) awaiting_rotation: bool,
+}
+
+impl RepoFlags {
+    fn from_row(row: &AnyRow) -> Result<RepoFlags> {
+        let dialect: Option<String> = row.try_get("dialect")?;
+        Ok(RepoFlags {
+            mirrored: row.try_get::<i64, _>("mirrored")? != 0,
+            dialect: dialect.as_deref().and_then(crate::dialect::Dialect::parse),
+            awaiting_rotation: row.try_get::<i64, _>("awaiting_rotation")? != 0,
+        })
+    }
 }
 
 /// What a committed write did to a repository, as the changefeed tells it.
@@ -981,6 +1016,24 @@ enum Change {
 /// Most roles [`RepoTx::current_files_of`] binds as parameters of one
 /// statement (SQLite allows 32,766, PostgreSQL 65,535).
 const MAX_ROLES_BOUND: usize = 512;
+
+/// Most rows [`RepoTx::insert_files`] writes with one statement (7
+/// parameters each, well within both engines' limits).
+const MAX_ROWS_PER_INSERT: usize = 256;
+
+/// `head` followed by `rows` placeholder tuples of `columns` each
+/// (`($1, $2), ($3, $4)`), then `tail`.
+fn values_statement(head: &str, rows: usize, columns: usize, tail: &str) -> String {
+    let tuples: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!("{head} {}{tail}", tuples.join(", "))
+}
 
 /// The PostgreSQL notification channel commits announce their GUN on.
 const CHANGES_CHANNEL: &str = "tagtrust_changes";
@@ -1040,24 +1093,13 @@ impl RepoTx {
     }
 
     /// Is the repository a transparent mirror here?
-    pub(crate) async fn is_mirrored(&mut self) -> Result<bool> {
-        let mirrored: i64 = sqlx::query("SELECT mirrored FROM repositories WHERE gun = $1")
-            .bind(&self.gun)
-            .fetch_one(&mut *self.tx)
-            .await?
-            .try_get("mirrored")?;
-        Ok(mirrored != 0)
+    pub(crate) fn is_mirrored(&self) -> bool {
+        self.flags.mirrored
     }
 
     /// The repository's metadata dialect (`None`: never published).
-    pub(crate) async fn dialect(&mut self) -> Result<Option<crate::dialect::Dialect>> {
-        let dialect: Option<String> =
-            sqlx::query("SELECT dialect FROM repositories WHERE gun = $1")
-                .bind(&self.gun)
-                .fetch_one(&mut *self.tx)
-                .await?
-                .try_get("dialect")?;
-        Ok(dialect.as_deref().and_then(crate::dialect::Dialect::parse))
+    pub(crate) fn dialect(&self) -> Option<crate::dialect::Dialect> {
+        self.flags.dialect
     }
 
     /// Fix the repository's dialect (its first publish does).
@@ -1068,18 +1110,14 @@ impl RepoTx {
             .bind(&self.gun)
             .execute(&mut *self.tx)
             .await?;
+        self.flags.dialect = Some(dialect);
         Ok(())
     }
 
     /// Does the repository await its timestamp key rotation (an imported
     /// Notary repository; see the migration)?
-    pub(crate) async fn is_awaiting_rotation(&mut self) -> Result<bool> {
-        let flag: i64 = sqlx::query("SELECT awaiting_rotation FROM repositories WHERE gun = $1")
-            .bind(&self.gun)
-            .fetch_one(&mut *self.tx)
-            .await?
-            .try_get("awaiting_rotation")?;
-        Ok(flag != 0)
+    pub(crate) fn is_awaiting_rotation(&self) -> bool {
+        self.flags.awaiting_rotation
     }
 
     /// Mark the repository as awaiting (or no longer awaiting) its
@@ -1091,6 +1129,7 @@ impl RepoTx {
             .bind(&self.gun)
             .execute(&mut *self.tx)
             .await?;
+        self.flags.awaiting_rotation = awaiting;
         Ok(())
     }
 
@@ -1101,6 +1140,7 @@ impl RepoTx {
             .bind(&self.gun)
             .execute(&mut *self.tx)
             .await?;
+        self.flags.mirrored = true;
         Ok(())
     }
 
@@ -1140,16 +1180,31 @@ impl RepoTx {
         rows.iter().map(file_from_row).collect()
     }
 
-    /// Every server key of `role`, oldest first.
+    /// Every server key of `role`, oldest first. The repository's keys of
+    /// every role are read with the first call and kept for the
+    /// transaction ([`RepoTx::insert_key`] forgets them).
     pub(crate) async fn keys(&mut self, role: KeyRole) -> Result<Vec<OnlineKeyRow>> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_KEY} WHERE gun = $1 AND role = $2 ORDER BY seq"
-        ))
-        .bind(&self.gun)
-        .bind(role.as_str())
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter().map(key_from_row).collect()
+        let keys = match &mut self.keys {
+            Some(keys) => keys,
+            None => {
+                let rows = sqlx::query(
+                    "SELECT role, key_id, public_key, encrypted_seed FROM online_keys \
+                     WHERE gun = $1 ORDER BY role, seq",
+                )
+                .bind(&self.gun)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let mut by_role: BTreeMap<String, Vec<OnlineKeyRow>> = BTreeMap::new();
+                for row in &rows {
+                    by_role
+                        .entry(row.try_get("role")?)
+                        .or_default()
+                        .push(key_from_row(row)?);
+                }
+                self.keys.insert(by_role)
+            }
+        };
+        Ok(keys.get(role.as_str()).cloned().unwrap_or_default())
     }
 
     /// The public halves of [`RepoTx::keys`].
@@ -1194,49 +1249,107 @@ impl RepoTx {
         .bind(now_secs())
         .execute(&mut *self.tx)
         .await?;
+        self.keys = None;
         Ok(())
     }
 
     /// Store one new metadata version (exact bytes) and make it current.
     pub async fn insert_metadata(&mut self, role: &str, version: u64, bytes: &[u8]) -> Result<()> {
-        self.dirty = true;
-        let version = version_to_db(version)?;
-        let expires_at = expires_of(bytes).map(|t| t.timestamp());
-        let sha256 = tagtrust_shared::hashes::sha256_hex(bytes);
-        let newer = match &self.change {
-            Some(Change::Update { version: noted, .. }) => version > *noted,
-            _ => true,
-        };
-        if role == TopLevelRole::Timestamp.as_str() && newer {
-            self.change = Some(Change::Update {
+        self.insert_files(&[(role, version, bytes)]).await
+    }
+
+    /// Store new metadata versions as (role, version, exact bytes) and make
+    /// each role's newest of them current: one `INSERT` into each table for
+    /// up to [`MAX_ROWS_PER_INSERT`] files, not two statements per file (a
+    /// publish stores an uploaded bin, snapshot and timestamp together).
+    pub async fn insert_files<R: AsRef<str>, B: AsRef<[u8]>>(
+        &mut self,
+        files: &[(R, u64, B)],
+    ) -> Result<()> {
+        struct Row<'a> {
+            role: &'a str,
+            version: i64,
+            sha256: String,
+            bytes: &'a [u8],
+            expires_at: Option<i64>,
+        }
+        let mut rows = Vec::new();
+        for (role, version, bytes) in files {
+            let (role, bytes) = (role.as_ref(), bytes.as_ref());
+            let version = version_to_db(*version)?;
+            let sha256 = tagtrust_shared::hashes::sha256_hex(bytes);
+            let newer = match &self.change {
+                Some(Change::Update { version: noted, .. }) => version > *noted,
+                _ => true,
+            };
+            if role == TopLevelRole::Timestamp.as_str() && newer {
+                self.change = Some(Change::Update {
+                    version,
+                    sha256: sha256.clone(),
+                });
+            }
+            rows.push(Row {
+                role,
                 version,
-                sha256: sha256.clone(),
+                sha256,
+                bytes,
+                expires_at: expires_of(bytes).map(|t| t.timestamp()),
             });
         }
-        sqlx::query(
-            "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&self.gun)
-        .bind(role)
-        .bind(version)
-        .bind(sha256)
-        .bind(bytes.to_vec())
-        .bind(now_secs())
-        .bind(expires_at)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO current_metadata (gun, role, version, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, expires_at = excluded.expires_at \
-             WHERE current_metadata.version < excluded.version",
-        )
-        .bind(&self.gun)
-        .bind(role)
-        .bind(version)
-        .bind(expires_at)
-        .execute(&mut *self.tx)
-        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.dirty = true;
+        let created_at = now_secs();
+        for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+            let sql = values_statement(
+                "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) VALUES",
+                chunk.len(),
+                7,
+                "",
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(&self.gun)
+                    .bind(row.role)
+                    .bind(row.version)
+                    .bind(&row.sha256)
+                    .bind(row.bytes.to_vec())
+                    .bind(created_at)
+                    .bind(row.expires_at);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        // One current row per role, its newest version here (an upsert may
+        // not touch a row twice); older ones stay current only if newer
+        // than what is stored.
+        let mut current: BTreeMap<&str, &Row> = BTreeMap::new();
+        for row in &rows {
+            let newest = current.entry(row.role).or_insert(row);
+            if row.version > newest.version {
+                *newest = row;
+            }
+        }
+        let current: Vec<&Row> = current.into_values().collect();
+        for chunk in current.chunks(MAX_ROWS_PER_INSERT) {
+            let sql = values_statement(
+                "INSERT INTO current_metadata (gun, role, version, expires_at) VALUES",
+                chunk.len(),
+                4,
+                " ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, \
+                 expires_at = excluded.expires_at WHERE current_metadata.version < excluded.version",
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(&self.gun)
+                    .bind(row.role)
+                    .bind(row.version)
+                    .bind(row.expires_at);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
@@ -1335,6 +1448,250 @@ impl RepoTx {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod repo_tx_tests {
+    //! `RepoTx` against real databases: SQLite in a temporary directory,
+    //! and PostgreSQL (a fresh database) when `TAGTRUST_TEST_POSTGRES_URL`
+    //! is set.
+    use super::*;
+    use crate::dialect::Dialect;
+    use sqlx::Connection;
+
+    /// A connected store and what to drop after.
+    struct Db {
+        storage: Storage,
+        _dir: tempfile::TempDir,
+        postgres: Option<(String, String)>,
+    }
+
+    impl Db {
+        async fn drop_database(self) {
+            self.storage.pool.close().await;
+            if let Some((admin, name)) = self.postgres {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                // FORCE: the store's change listener may still be connected.
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// SQLite, then PostgreSQL if configured.
+    async fn databases() -> Vec<Db> {
+        let mut out = Vec::new();
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        out.push(Db {
+            storage: Storage::connect(&settings).await.unwrap(),
+            _dir: dir,
+            postgres: None,
+        });
+        if let Some(admin) = std::env::var("TAGTRUST_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            let name = format!("tagtrust_unit_{:016x}", rand::random::<u64>());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            let dir = tempfile::tempdir().unwrap();
+            let settings = Settings {
+                data_dir: dir.path().to_path_buf(),
+                database_url: Some(format!("{base}/{name}")),
+                ..Default::default()
+            };
+            out.push(Db {
+                storage: Storage::connect(&settings).await.unwrap(),
+                _dir: dir,
+                postgres: Some((admin, name)),
+            });
+        }
+        out
+    }
+
+    async fn lock_seq(storage: &Storage, gun: &str) -> Option<i64> {
+        sqlx::query("SELECT lock_seq FROM repositories WHERE gun = $1")
+            .bind(gun)
+            .fetch_optional(&storage.pool)
+            .await
+            .unwrap()
+            .map(|row| row.try_get("lock_seq").unwrap())
+    }
+
+    /// The lock's one statement creates the row, bumps `lock_seq` and
+    /// reads the flags; the setters change what the transaction sees and,
+    /// once committed, what the next lock reads; a rollback keeps nothing.
+    #[tokio::test]
+    async fn lock_reads_the_repository_flags() {
+        for db in databases().await {
+            let storage = &db.storage;
+            let repo = storage.lock("example.com/new").await.unwrap();
+            assert_eq!(
+                repo.flags,
+                RepoFlags {
+                    mirrored: false,
+                    dialect: None,
+                    awaiting_rotation: false
+                }
+            );
+            drop(repo);
+            assert_eq!(
+                lock_seq(storage, "example.com/new").await,
+                None,
+                "rolled back"
+            );
+
+            let mut repo = storage.lock("example.com/a").await.unwrap();
+            repo.set_dialect(Dialect::Notary).await.unwrap();
+            repo.set_awaiting_rotation(true).await.unwrap();
+            assert_eq!(repo.dialect(), Some(Dialect::Notary));
+            assert!(repo.is_awaiting_rotation() && !repo.is_mirrored());
+            repo.commit().await.unwrap();
+            assert_eq!(lock_seq(storage, "example.com/a").await, Some(1));
+
+            let mut repo = storage.lock("example.com/a").await.unwrap();
+            assert_eq!(repo.dialect(), Some(Dialect::Notary));
+            assert!(repo.is_awaiting_rotation());
+            repo.set_awaiting_rotation(false).await.unwrap();
+            repo.mark_mirrored().await.unwrap();
+            assert!(repo.is_mirrored() && !repo.is_awaiting_rotation());
+            repo.commit().await.unwrap();
+
+            let repo = storage.lock("example.com/a").await.unwrap();
+            assert_eq!(
+                repo.flags,
+                RepoFlags {
+                    mirrored: true,
+                    dialect: Some(Dialect::Notary),
+                    awaiting_rotation: false
+                }
+            );
+            repo.commit().await.unwrap();
+            assert_eq!(lock_seq(storage, "example.com/a").await, Some(3));
+            db.drop_database().await;
+        }
+    }
+
+    async fn current_expiry(storage: &Storage, gun: &str, role: &str) -> i64 {
+        sqlx::query("SELECT expires_at FROM current_metadata WHERE gun = $1 AND role = $2")
+            .bind(gun)
+            .bind(role)
+            .fetch_one(&storage.pool)
+            .await
+            .unwrap()
+            .try_get("expires_at")
+            .unwrap()
+    }
+
+    /// A file whose `signed.expires` is `expires` (so `expires_at` is set).
+    fn file(version: u64, expires: &str) -> Vec<u8> {
+        format!(r#"{{"signed":{{"expires":"{expires}","version":{version}}}}}"#).into_bytes()
+    }
+
+    /// Many files in one call, more than one statement's worth, several
+    /// versions of one role among them: every one stored with its hash and
+    /// expiry, the newest of each role current, an older one inserted
+    /// later not current, and the newest timestamp in the changefeed.
+    #[tokio::test]
+    async fn insert_files_stores_every_file_and_the_newest_is_current() {
+        for db in databases().await {
+            let storage = &db.storage;
+            let gun = "example.com/files";
+            let mut files: Vec<(String, u64, Vec<u8>)> = (0..MAX_ROWS_PER_INSERT + 10)
+                .map(|i| (format!("bins-{i:03x}"), 1, file(1, "2030-01-01T00:00:00Z")))
+                .collect();
+            files.push(("targets".into(), 2, file(2, "2031-01-01T00:00:00Z")));
+            files.push(("targets".into(), 1, file(1, "2030-06-01T00:00:00Z")));
+            files.push(("timestamp".into(), 4, file(4, "2030-01-02T00:00:00Z")));
+            files.push(("timestamp".into(), 3, file(3, "2030-01-01T00:00:00Z")));
+            let mut repo = storage.lock(gun).await.unwrap();
+            repo.insert_files(&files).await.unwrap();
+            repo.commit().await.unwrap();
+
+            let mut repo = storage.lock(gun).await.unwrap();
+            let stored = repo.stored_versions().await.unwrap();
+            assert_eq!(stored.len(), files.len());
+            for (role, version, bytes) in &files {
+                assert!(stored.contains(&(
+                    role.clone(),
+                    *version,
+                    tagtrust_shared::hashes::sha256_hex(bytes)
+                )));
+            }
+            let current = repo.current_files().await.unwrap();
+            assert_eq!(current.len(), MAX_ROWS_PER_INSERT + 12);
+            let of = |role: &str| current.iter().find(|f| f.role == role).unwrap();
+            assert_eq!(of("targets").version, 2);
+            assert_eq!(of("targets").bytes, file(2, "2031-01-01T00:00:00Z"));
+            assert_eq!(of("timestamp").version, 4);
+            // An older version stored later stays stored, not current.
+            repo.insert_files(&[("bins-000", 0, file(0, "2029-01-01T00:00:00Z"))])
+                .await
+                .unwrap();
+            repo.commit().await.unwrap();
+            assert_eq!(current_expiry(storage, gun, "targets").await, 1_924_992_000);
+            assert_eq!(
+                current_expiry(storage, gun, "bins-000").await,
+                1_893_456_000
+            );
+            let feed = storage
+                .changes(
+                    &FeedScope::Gun(gun.to_string()),
+                    FeedQuery {
+                        cursor: Cursor::After(0),
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap();
+            let versions: Vec<u64> = feed.iter().map(|c| c.version).collect();
+            assert_eq!(versions, [4], "one record, the newest timestamp");
+            db.drop_database().await;
+        }
+    }
+
+    /// A transaction reads the repository's keys once; a key it inserts
+    /// is among them after.
+    #[tokio::test]
+    async fn keys_are_read_once_and_see_a_new_key() {
+        for db in databases().await {
+            let mut repo = db.storage.lock("example.com/keys").await.unwrap();
+            let timestamp = KeyRole::Top(TopLevelRole::Timestamp);
+            assert!(repo.keys(timestamp).await.unwrap().is_empty());
+            let first = tagtrust_shared::SigningKey::generate().public_key();
+            repo.insert_key(timestamp, &first, b"sealed-1")
+                .await
+                .unwrap();
+            let second = tagtrust_shared::SigningKey::generate().public_key();
+            repo.insert_key(KeyRole::Bins, &second, b"sealed-2")
+                .await
+                .unwrap();
+            let keys = repo.keys(timestamp).await.unwrap();
+            assert_eq!(keys.len(), 1);
+            assert!(keys[0].public_key.same_key(&first));
+            assert_eq!(keys[0].sealed_seed, b"sealed-1");
+            let bins = repo.keys(KeyRole::Bins).await.unwrap();
+            assert_eq!(bins.len(), 1);
+            assert!(bins[0].public_key.same_key(&second));
+            assert!(repo
+                .keys(KeyRole::Top(TopLevelRole::Snapshot))
+                .await
+                .unwrap()
+                .is_empty());
+            repo.commit().await.unwrap();
+            db.drop_database().await;
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn store_import(
 ) -> Result<ImportPlan, StoreError> {
     let mut repo = storage.lock(gun.as_str()).await?;
     let versions = repo.stored_versions().await?;
-    let hosted = repo.has_keys().await? || (!versions.is_empty() && !repo.is_mirrored().await?);
+    let hosted = repo.has_keys().await? || (!versions.is_empty() && !repo.is_mirrored());
     let root = TopLevelRole::Root.as_str();
     let mut files = repo.all_versions(root).await?;
     files.extend(

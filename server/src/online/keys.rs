@@ -400,7 +400,7 @@ pub(crate) async fn add_key(
     kind: KeyType,
 ) -> Result<PublicKey, ApiError> {
     let mut repo = storage.lock(gun).await?;
-    if repo.is_mirrored().await? {
+    if repo.is_mirrored() {
         return Err(ApiError::mirrored(gun));
     }
     match why {
@@ -454,7 +454,7 @@ async fn check_rotation(repo: &mut RepoTx, role: KeyRole) -> Result<(), ApiError
                 ),
             )
         })?;
-    let root_keys = root_keys(&root.bytes, repo.dialect().await?)
+    let root_keys = root_keys(&root.bytes, repo.dialect())
         .map_err(|e| ApiError::internal(format!("stored root does not parse: {e}")))?;
     let keys = repo.keys(role).await?;
     let listed = |row: &OnlineKeyRow| root_keys.iter().any(|k| k.same_key(&row.public_key));

@@ -135,10 +135,10 @@ fn keep<M>(file: &StoredFile) -> SnapshotUpdate<M> {
 pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outcome, ApiError> {
     use TopLevelRole::{Root as RootRole, Snapshot as SnapshotRole, Timestamp as TimestampRole};
     let mut repo = online.storage.lock(gun).await?;
-    if repo.is_mirrored().await? {
+    if repo.is_mirrored() {
         return Ok(Outcome::Mirrored);
     }
-    if repo.is_awaiting_rotation().await? {
+    if repo.is_awaiting_rotation() {
         return Ok(Outcome::AwaitingRotation);
     }
     // The time after the lock: the decision is made on what is committed now.
@@ -160,7 +160,7 @@ pub(crate) async fn resign_if_due(online: Online<'_>, gun: &str) -> Result<Outco
             .resign_margin(role)
             .max(read_window(settings, role))
     };
-    let dialect = repo.dialect().await?;
+    let dialect = repo.dialect();
     let notary_root = match dialect {
         Some(Dialect::Notary) => Some(
             NotarySigned::from_bytes(&root.bytes)

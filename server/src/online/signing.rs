@@ -114,6 +114,11 @@ pub(crate) fn after(now: DateTime<Utc>, lifetime: std::time::Duration) -> DateTi
     now + chrono::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2))
 }
 
+/// Files signed and not yet stored, as (role, version, exact bytes): the
+/// caller stores them with the rest of its change in one
+/// [`RepoTx::insert_files`].
+pub(crate) type NewFiles = Vec<(String, u64, Vec<u8>)>;
+
 /// Sign (with the server keys `root` lists, opened with `master`) and store
 /// in `repo` a new snapshot if asked, and a new timestamp at
 /// `timestamp_version` pointing at the new or kept snapshot, each living as
@@ -128,6 +133,31 @@ pub(crate) async fn sign_and_store(
     timestamp_version: u64,
     now: DateTime<Utc>,
 ) -> Result<Signed, ApiError> {
+    let (signed, files) = sign(
+        repo,
+        master,
+        settings,
+        root,
+        snapshot,
+        timestamp_version,
+        now,
+    )
+    .await?;
+    repo.insert_files(&files).await?;
+    Ok(signed)
+}
+
+/// What [`sign_and_store`] signs, returned instead of stored (the new
+/// snapshot, if asked, then the timestamp).
+pub(crate) async fn sign(
+    repo: &mut RepoTx,
+    master: &MasterKey,
+    settings: &Settings,
+    root: &Root,
+    snapshot: SnapshotUpdate,
+    timestamp_version: u64,
+    now: DateTime<Utc>,
+) -> Result<(Signed, NewFiles), ApiError> {
     use TopLevelRole::{Snapshot as SnapshotRole, Timestamp as TimestampRole};
     let gun = repo.gun().to_string();
     let timestamp_keys = repo.keys(TimestampRole.into()).await?;
@@ -159,20 +189,24 @@ pub(crate) async fn sign_and_store(
         &timestamp_signers,
     )?;
 
+    let mut files = Vec::with_capacity(2);
     if new_snapshot {
-        repo.insert_metadata(SnapshotRole.as_str(), snapshot_version, &snapshot_bytes)
-            .await?;
+        files.push((
+            SnapshotRole.as_str().to_string(),
+            snapshot_version,
+            snapshot_bytes,
+        ));
     }
-    repo.insert_metadata(
-        TimestampRole.as_str(),
+    files.push((
+        TimestampRole.as_str().to_string(),
         timestamp_version,
-        &timestamp.to_bytes(),
-    )
-    .await?;
-    Ok(Signed {
+        timestamp.to_bytes(),
+    ));
+    let signed = Signed {
         snapshot_version: new_snapshot.then_some(snapshot_version),
         timestamp_version,
-    })
+    };
+    Ok((signed, files))
 }
 
 /// The public parts of the server's bin keys of the repository `repo`
@@ -204,6 +238,24 @@ pub(crate) async fn sign_and_store_bins(
     bins: Vec<NewBin>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, u64)>, ApiError> {
+    let files = sign_bins(repo, master, held, bins, now).await?;
+    repo.insert_files(&files).await?;
+    repo.note_bins_expiry().await?;
+    Ok(files
+        .into_iter()
+        .map(|(role, version, _)| (role, version))
+        .collect())
+}
+
+/// What [`sign_and_store_bins`] signs, returned instead of stored: the
+/// caller stores them and then calls [`RepoTx::note_bins_expiry`].
+pub(crate) async fn sign_bins(
+    repo: &mut RepoTx,
+    master: &MasterKey,
+    held: &HeldBins,
+    bins: Vec<NewBin>,
+    now: DateTime<Utc>,
+) -> Result<NewFiles, ApiError> {
     let gun = repo.gun().to_string();
     let keys = repo.keys(KeyRole::Bins).await?;
     let row = keys
@@ -211,7 +263,7 @@ pub(crate) async fn sign_and_store_bins(
         .find(|row| row.public_key.same_key(&held.key))
         .ok_or_else(|| ApiError::internal("the server's bin key is missing"))?;
     let key = master.open(&gun, KeyRole::Bins, &row.key_id, &row.sealed_seed)?;
-    let mut versions = Vec::with_capacity(bins.len());
+    let mut files = Vec::with_capacity(bins.len());
     for NewBin { role, mut targets } in bins {
         set_signed_at(&mut targets.extra, now);
         let version = targets.version;
@@ -219,9 +271,7 @@ pub(crate) async fn sign_and_store_bins(
         let mut sig = key.sign(md.canonical_signed());
         sig.keyid = held.key_id.clone();
         md.signatures.push(sig);
-        repo.insert_metadata(&role, version, &md.to_bytes()).await?;
-        versions.push((role, version));
+        files.push((role, version, md.to_bytes()));
     }
-    repo.note_bins_expiry().await?;
-    Ok(versions)
+    Ok(files)
 }

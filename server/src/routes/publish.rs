@@ -198,10 +198,10 @@ async fn parse_multipart<N: std::fmt::Display>(
 /// (for a first publish, the uploaded root's).
 async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Value, ApiError> {
     let mut repo = state.storage.lock(gun).await?;
-    if repo.is_mirrored().await? {
+    if repo.is_mirrored() {
         return Err(ApiError::mirrored(gun));
     }
-    let stored_dialect = repo.dialect().await?;
+    let stored_dialect = repo.dialect();
     let dialect = stored_dialect.unwrap_or_else(|| {
         uploads
             .iter()
@@ -233,19 +233,42 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
     }
 }
 
-/// The `meta` of the snapshot among `files` (empty without one).
-pub(crate) fn stored_snapshot_meta(
+/// The `meta` of the stored snapshot among `files` (empty without one),
+/// each entry read as `M`. Read straight into these types, not through
+/// [`tagtrust_shared::Metadata::from_bytes`]: its value tree and canonical
+/// form of the whole file were a quarter of a binned publish's CPU (1,024
+/// entries), and this snapshot is the server's own, signed in the
+/// transaction that stored it (nothing in it is checked here).
+pub(crate) fn stored_snapshot_meta<M: serde::de::DeserializeOwned>(
     files: &[StoredFile],
-) -> Result<std::collections::BTreeMap<String, tagtrust_shared::MetaFile>, ApiError> {
-    match files.iter().find(|f| f.role == TopLevelRole::Snapshot) {
-        Some(f) => Ok(
-            tagtrust_shared::Metadata::<tagtrust_shared::Snapshot>::from_bytes(&f.bytes)
-                .map_err(|e| ApiError::internal(format!("stored snapshot does not parse: {e}")))?
-                .signed
-                .meta,
-        ),
-        None => Ok(Default::default()),
+) -> Result<std::collections::BTreeMap<String, M>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<M> {
+        signed: Signed<M>,
     }
+    #[derive(serde::Deserialize)]
+    struct Signed<M> {
+        #[serde(rename = "_type")]
+        kind: String,
+        meta: std::collections::BTreeMap<String, M>,
+    }
+    let Some(file) = files.iter().find(|f| f.role == TopLevelRole::Snapshot) else {
+        return Ok(Default::default());
+    };
+    let corrupt =
+        |reason: String| ApiError::internal(format!("stored snapshot does not parse: {reason}"));
+    let envelope: Envelope<M> =
+        serde_json::from_slice(&file.bytes).map_err(|e| corrupt(e.to_string()))?;
+    if envelope.signed.kind != TopLevelRole::Snapshot.as_str() {
+        return Err(corrupt(format!("its _type is {:?}", envelope.signed.kind)));
+    }
+    Ok(envelope.signed.meta)
+}
+
+/// A snapshot `meta` entry's version, all a publish reads of it.
+#[derive(serde::Deserialize)]
+struct ListedVersion {
+    version: u64,
 }
 
 /// The current files of a locked spec-TUF repository as the publish core
@@ -256,15 +279,21 @@ async fn current_tuf(
     uploads: &[Upload],
 ) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
     let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
-    let top = TopLevelRole::ALL.map(TopLevelRole::as_str);
-    let head = repo.current_files_of(&top).await?;
+    // The top-level roles and the uploaded ones in one read: an uploaded
+    // role is read whenever it is stored (it is never an unread bin).
+    let first: Vec<&str> = TopLevelRole::ALL
+        .map(TopLevelRole::as_str)
+        .into_iter()
+        .chain(uploads.iter().map(|u| u.role.as_str()))
+        .collect();
+    let head = repo.current_files_of(&first).await?;
     let targets = TopLevelRole::Targets.as_str();
     let mut current = publish::CurrentRepository::from_files(head.iter().map(StoredFile::as_row))
         .map_err(corrupt)?;
     // Which targets roles there are, and their versions: the current
     // snapshot's meta, which this server signed in the transaction that
     // stored them (one row to read, not one per bin).
-    let versions: Vec<(String, u64)> = stored_snapshot_meta(&head)?
+    let versions: Vec<(String, u64)> = stored_snapshot_meta::<ListedVersion>(&head)?
         .into_iter()
         .filter_map(|(name, file)| Some((name.strip_suffix(".json")?.to_string(), file.version)))
         .collect();
@@ -276,7 +305,9 @@ async fn current_tuf(
         .iter()
         .map(|(role, _)| role.as_str())
         .filter(|role| {
-            TopLevelRole::parse(role).is_none() && !current.unread_bins.contains_key(*role)
+            TopLevelRole::parse(role).is_none()
+                && !current.unread_bins.contains_key(*role)
+                && !head.iter().any(|f| f.role == *role)
         })
         .collect();
     let files = repo.current_files_of(&rest).await?;
@@ -315,13 +346,14 @@ async fn apply_tuf(
         &server_keys,
         signing::bins_expiry(now, &state.settings),
     )?;
-    let mut versions = Map::new();
-    for (role, version, bytes) in &plan.store {
-        repo.insert_metadata(role, *version, bytes).await?;
-        versions.insert(role.clone(), json!(version));
-    }
+    let versions = plan
+        .store
+        .iter()
+        .map(|(role, version, _)| (role.clone(), json!(version)))
+        .collect();
     let next = NextOnline {
         root: &plan.root.signed,
+        store: plan.store,
         server_bins,
         snapshot_version: plan.snapshot_version,
         snapshot_meta: plan.snapshot_meta,
@@ -346,11 +378,12 @@ async fn apply_notary(
     let timestamp_keys = repo.public_keys(TopLevelRole::Timestamp.into()).await?;
     publish::notary::check_timestamp_key(&plan.root, &gun, &timestamp_keys)
         .map_err(notary_refusal)?;
-    let mut versions = Map::new();
-    for (role, version, bytes) in &plan.store {
-        repo.insert_metadata(role, *version, bytes).await?;
-        versions.insert(role.clone(), json!(version));
-    }
+    repo.insert_files(&plan.store).await?;
+    let mut versions: Map<String, Value> = plan
+        .store
+        .iter()
+        .map(|(role, version, _)| (role.clone(), json!(version)))
+        .collect();
     let snapshot = match plan.snapshot {
         // Stored above with the other uploads.
         SnapshotStep::Uploaded { version, bytes } => SnapshotUpdate::Keep { version, bytes },
@@ -369,7 +402,7 @@ async fn apply_notary(
     .await?;
     // An imported repository's root now lists this server's timestamp key
     // (checked above): it is an ordinary hosted one from here on.
-    if repo.is_awaiting_rotation().await? {
+    if repo.is_awaiting_rotation() {
         repo.set_awaiting_rotation(false).await?;
     }
     repo.commit().await?;
@@ -420,10 +453,12 @@ fn notary_refusal(refusal: publish::Refusal) -> ApiError {
     ApiError::bad_request(code, message).with_detail(json!({ "Name": name, "Error": error }))
 }
 
-/// What the server signs to end a change: the bins it holds that the change
-/// touched, then snapshot and timestamp.
+/// What ends a change: the uploaded files to store, then what the server
+/// signs: the bins it holds that the change touched, snapshot and timestamp.
 pub(crate) struct NextOnline<'a> {
     pub(crate) root: &'a tagtrust_shared::Root,
+    /// Uploaded files to store, as (role, version, exact bytes).
+    pub(crate) store: signing::NewFiles,
     pub(crate) server_bins: Option<(
         publish::server_bins::HeldBins,
         Vec<publish::server_bins::NewBin>,
@@ -433,9 +468,11 @@ pub(crate) struct NextOnline<'a> {
     pub(crate) timestamp_version: u64,
 }
 
-/// Sign and store `next`'s bins, snapshot and timestamp in `repo`, commit,
-/// and answer `{"gun", "versions"}`: the `versions` stored so far and the
-/// new bins', snapshot's and timestamp's.
+/// Sign `next`'s bins, snapshot and timestamp, store them with its uploaded
+/// files (one multi-row insert: each statement is a round trip to the
+/// database, and to sqlx's SQLite worker thread), commit, and answer
+/// `{"gun", "versions"}`: the `versions` stored so far and the new bins',
+/// snapshot's and timestamp's.
 pub(crate) async fn sign_and_commit(
     state: &AppState,
     mut repo: crate::storage::RepoTx,
@@ -443,14 +480,16 @@ pub(crate) async fn sign_and_commit(
     mut versions: Map<String, Value>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Value, ApiError> {
+    let mut files = next.store;
+    let signs_bins = next.server_bins.is_some();
     if let Some((held, bins)) = next.server_bins {
-        for (role, version) in
-            signing::sign_and_store_bins(&mut repo, &state.master, &held, bins, now).await?
-        {
-            versions.insert(role, json!(version));
+        let bins = signing::sign_bins(&mut repo, &state.master, &held, bins, now).await?;
+        for (role, version, _) in &bins {
+            versions.insert(role.clone(), json!(version));
         }
+        files.extend(bins);
     }
-    signing::sign_and_store(
+    let (_, online) = signing::sign(
         &mut repo,
         &state.master,
         &state.settings,
@@ -463,6 +502,11 @@ pub(crate) async fn sign_and_commit(
         now,
     )
     .await?;
+    files.extend(online);
+    repo.insert_files(&files).await?;
+    if signs_bins {
+        repo.note_bins_expiry().await?;
+    }
     let gun = repo.gun().to_string();
     repo.commit().await?;
     versions.insert(

@@ -27,10 +27,10 @@ pub(crate) const SUFFIX: &str = "/_trust/tags";
 
 async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Value, ApiError> {
     let mut repo = state.storage.lock(gun).await?;
-    if repo.is_mirrored().await? {
+    if repo.is_mirrored() {
         return Err(ApiError::mirrored(gun));
     }
-    if repo.dialect().await? == Some(crate::dialect::Dialect::Notary) {
+    if repo.dialect() == Some(crate::dialect::Dialect::Notary) {
         return Err(ApiError::bad_request(
             "WRONG_DIALECT",
             format!("{gun} is a Notary repository: it has no server-held bins"),
@@ -65,6 +65,7 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
     )?;
     let next = NextOnline {
         root: &plan.root.signed,
+        store: Vec::new(),
         server_bins: Some((plan.held, plan.bins)),
         snapshot_version: plan.snapshot_version,
         snapshot_meta: plan.snapshot_meta,
