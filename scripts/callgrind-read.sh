@@ -56,12 +56,13 @@ for _ in range(n):
     assert r.status == 200, r.status
 PY
 
-# count NAME PORT PID PATH: instructions per request of PATH.
+# count SERVER PORT PID PATH: instructions per request of PATH (each dump
+# is the next $OUT/SERVER.out.N).
 count() {
   python3 "$W/load.py" "$2" "$4" "$WARMUP"
   callgrind_control -z "$3" >/dev/null
   python3 "$W/load.py" "$2" "$4" "$REQUESTS"
-  callgrind_control -d "$1" "$3" >/dev/null
+  callgrind_control -d "$3" >/dev/null
   sleep 0.5
   local dump total
   dump=$(ls -t "$OUT/$1".out.* | head -1)
@@ -78,8 +79,8 @@ measure() { # NAME COMMAND…: run under callgrind on $port, count both files
   vp=$!
   for _ in $(seq 300); do curl -fs -o /dev/null "http://127.0.0.1:$port$base/timestamp.json" && break; sleep 0.2; done
   local ts tg
-  ts=$(count "$name-timestamp" "$port" "$vp" "$base/timestamp.json")
-  tg=$(count "$name-targets" "$port" "$vp" "$base/$tv.targets.json")
+  ts=$(count "$name" "$port" "$vp" "$base/timestamp.json")
+  tg=$(count "$name" "$port" "$vp" "$base/$tv.targets.json")
   kill "$vp"
   wait "$vp" 2>/dev/null || true
   rows+=("| $name | $ts | $tg |")
@@ -107,8 +108,8 @@ sed "s/PORT/$ngport/" "$W/nginx/nginx.conf.in" > "$W/nginx/nginx.conf"
 valgrind --tool=callgrind --callgrind-out-file="$OUT/nginx.out" "$NGINX" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$OUT/nginx.log" 2>&1 &
 vp=$!
 for _ in $(seq 300); do curl -fs -o /dev/null "http://127.0.0.1:$ngport$base/timestamp.json" && break; sleep 0.2; done
-ts=$(count nginx-timestamp "$ngport" "$vp" "$base/timestamp.json")
-tg=$(count nginx-targets "$ngport" "$vp" "$base/$tv.targets.json")
+ts=$(count nginx "$ngport" "$vp" "$base/timestamp.json")
+tg=$(count nginx "$ngport" "$vp" "$base/$tv.targets.json")
 kill "$vp"
 wait "$vp" 2>/dev/null || true
 rows+=("| nginx | $ts | $tg |")
