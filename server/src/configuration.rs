@@ -42,7 +42,7 @@ pub struct Settings {
     /// Re-sign the timestamp at least this often (seconds), whatever its
     /// expiry, so that clients may ask for recent timestamps (`max_age`).
     /// Published as `x-tagtrust-timestamp-max-age` (see
-    /// [`Settings::timestamp_max_age_secs`]).
+    /// `Settings::timestamp_max_age_secs`).
     pub timestamp_cadence_secs: u64,
     /// Require a `pull:` token for reads (and a `metrics:*` or `admin:*`
     /// token for `/metrics`).
