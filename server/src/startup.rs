@@ -18,7 +18,7 @@ use tracing::Instrument;
 /// with its cause, method and path, a refused one (4xx: normal traffic
 /// here, every client's root walk ends on a 404) at debug. With `debug`
 /// enabled each request also runs in a `request` span, so what its handler
-/// logs says which request it was; at the default `info` no span is made
+/// logs says which request it was (paths are written escaped, `?`); at the default `info` no span is made
 /// (building one, as tracing-actix-web did, with a random request ID from
 /// a `getrandom` system call, was a tenth of a cached read's CPU:
 /// BENCHMARKS.md).
@@ -30,7 +30,7 @@ async fn observe(
     let method = method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let outcome = if tracing::enabled!(tracing::Level::DEBUG) {
-        let span = tracing::debug_span!("request", method, path = %req.path());
+        let span = tracing::debug_span!("request", method, path = ?req.path());
         next.call(req).instrument(span).await
     } else {
         next.call(req).await
@@ -53,9 +53,9 @@ async fn observe(
         let path = outcome.as_ref().map_or("", |r| r.request().path());
         let error = error.unwrap_or_default();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), method, path, %error, "request failed");
+            tracing::error!(status = status.as_u16(), method, path = ?path, %error, "request failed");
         } else {
-            tracing::debug!(status = status.as_u16(), method, path, %error, "request refused");
+            tracing::debug!(status = status.as_u16(), method, path = ?path, %error, "request refused");
         }
     }
     outcome
