@@ -55,7 +55,7 @@ for side in before after; do
   for n in "${SIZES[@]}"; do
     rm -rf "$W/data" "$W/home"
     # A new port each time: the previous server may still hold its own.
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     url=http://127.0.0.1:$port
     if [[ -n $PG_BASE ]]; then
       pg_db=tagtrust_benchpub_$$_${side}_$n
@@ -64,15 +64,11 @@ for side in before after; do
     fi
     TTS=$server_bin start --max-body-bytes 67108864 --max-file-bytes 67108864
     TTS=$server_bin publisher
-    pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    pport=$(free_port)
     python3 "$PROXY" "$pport" "$port" "$W/proxy.jsonl" 3600 >/dev/null 2>&1 &
     proxy=$!
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pport/healthz" >/dev/null && break; sleep 0.1; done
-    python3 - "$n" > "$W/tags.txt" <<'PY'
-import hashlib, sys
-for i in range(int(sys.argv[1])):
-    print(f"t{i} sha256:{hashlib.sha256(b't%d' % i).hexdigest()} {1000 + i}")
-PY
+    tag_list "$n" > "$W/tags.txt"
     kinds=(bins)
     ((n > 10000)) || kinds+=(flat)
     for kind in "${kinds[@]}"; do

@@ -23,26 +23,13 @@ TAGS=${BENCH_TAGS:-860}
 ROUNDS=${BENCH_ROUNDS:-3}
 WRK_ARGS=${BENCH_WRK:--t2 -c64 -d8s}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # CPU ticks (utime+stime) of the given processes.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 hz=$(getconf CLK_TCK)
 
 start
 publisher
-gun=bench.example/read/app
-python3 - "$TAGS" > "$W/tags.txt" <<'PY'
-import hashlib, sys
-for i in range(int(sys.argv[1])):
-    print(f"v{i} sha256:{hashlib.sha256(b'v%d' % i).hexdigest()} {1000 + i}")
-PY
-"$TT" --server "$url" init "$gun" >/dev/null
-"$TT" --server "$url" tag set "$gun" --from-file "$W/tags.txt" >/dev/null
-base=/v2/$gun/_trust/tuf
-mkdir -p "$W/www$base"
-curl -fs "$url$base/timestamp.json" -o "$W/www$base/timestamp.json"
-tv=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["signed"]["version"])' <(curl -fs "$url$base/targets.json"))
-curl -fs "$url$base/$tv.targets.json" -o "$W/www$base/$tv.targets.json"
+read_repository "$TAGS"
 files=(timestamp.json "$tv.targets.json")
 sizes="timestamp.json $(stat -c %s "$W/www$base/timestamp.json") B, $tv.targets.json $(stat -c %s "$W/www$base/$tv.targets.json") B"
 
@@ -75,7 +62,6 @@ if [[ -n ${BENCH_PG:-} ]]; then
 fi
 ngport=$(free_port)
 mkdir -p "$W/nginx"
-chmod 755 "$W"
 source scripts/nginx-conf.sh
 nginx_conf "$W/nginx" "$W/www" "$ngport" > "$W/nginx/nginx.conf"
 "$NGINX" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log"

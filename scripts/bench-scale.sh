@@ -47,7 +47,6 @@ if ! "$VENV/bin/python" -c 'import tuf.ngclient' >/dev/null 2>&1; then
 fi
 PY=$VENV/bin/python
 PROXY=$PWD/scripts/bench-proxy.py
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 100); do curl -fs -o /dev/null "$1" && return; sleep 0.1; done; echo "nothing at $1" >&2; exit 1; }
 log() { echo "bench-scale.sh: $*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -119,11 +118,7 @@ via_proxy() { # label command count [prepare]
 for n in "${SIZES[@]}"; do
   runs=${BENCH_PUBLISH_RUNS:-$((n >= 100000 ? 3 : 10))}
   lruns=${BENCH_LOOKUP_RUNS:-$((n >= 100000 ? 5 : 20))}
-  "$PY" - "$n" > "$W/tags-$n.txt" <<'PY'
-import hashlib, sys
-for i in range(int(sys.argv[1])):
-    print(f"t{i} sha256:{hashlib.sha256(b't%d' % i).hexdigest()} {1000 + i}")
-PY
+  tag_list "$n" > "$W/tags-$n.txt"
   flat=bench.example/flat/n$n bins=bench.example/bins/n$n ngun=bench.example/notary/n$n
   log "$n tags: seeding (load $(load))"
   "$TT" --server "$url" init "$flat" >/dev/null

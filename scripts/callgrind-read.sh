@@ -25,23 +25,10 @@ REQUESTS=${BENCH_REQUESTS:-2000}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/tagtrust-callgrind.XXXXXX)}
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 start
 publisher
-gun=bench.example/read/app
-python3 - "$TAGS" > "$W/tags.txt" <<'PY'
-import hashlib, sys
-for i in range(int(sys.argv[1])):
-    print(f"v{i} sha256:{hashlib.sha256(b'v%d' % i).hexdigest()} {1000 + i}")
-PY
-"$TT" --server "$url" init "$gun" >/dev/null
-"$TT" --server "$url" tag set "$gun" --from-file "$W/tags.txt" >/dev/null
-base=/v2/$gun/_trust/tuf
-tv=$(curl -fs "$url$base/targets.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["signed"]["version"])')
-mkdir -p "$W/www$base"
-for f in timestamp.json "$tv.targets.json"; do curl -fs "$url$base/$f" -o "$W/www$base/$f"; done
-chmod -R a+rX "$W"
+read_repository "$TAGS"
 stop
 
 # N keep-alive GETs of a path on one connection, each answered 200.

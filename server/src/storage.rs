@@ -313,7 +313,7 @@ pub fn version_to_db(version: u64) -> Result<i64> {
 }
 
 const SELECT_FILE: &str = "SELECT role, version, sha256, bytes, expires_at FROM metadata";
-const SELECT_KEY: &str = "SELECT key_id, public_key, encrypted_seed FROM online_keys";
+const SELECT_KEY: &str = "SELECT role, key_id, public_key, encrypted_seed FROM online_keys";
 
 impl Storage {
     /// Connect (creating the SQLite file and data directory if needed) and
@@ -1187,13 +1187,10 @@ impl RepoTx {
         let keys = match &mut self.keys {
             Some(keys) => keys,
             None => {
-                let rows = sqlx::query(
-                    "SELECT role, key_id, public_key, encrypted_seed FROM online_keys \
-                     WHERE gun = $1 ORDER BY role, seq",
-                )
-                .bind(&self.gun)
-                .fetch_all(&mut *self.tx)
-                .await?;
+                let rows = sqlx::query(&format!("{SELECT_KEY} WHERE gun = $1 ORDER BY role, seq"))
+                    .bind(&self.gun)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
                 let mut by_role: BTreeMap<String, Vec<OnlineKeyRow>> = BTreeMap::new();
                 for row in &rows {
                     by_role
