@@ -712,14 +712,14 @@ pub fn plan(
     };
     let root_uploaded = store.iter().any(|(r, _, _)| r == ROOT);
 
-    // Effective targets roles: stored, overridden by what is uploaded.
+    // Effective targets roles: stored, overridden by what is uploaded
+    // (the unread bins' versions are in `current.unread_bins`).
     let mut effective: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
     let mut current_versions: BTreeMap<String, u64> = BTreeMap::new();
     for (role, file) in &current.roles {
         current_versions.insert(role.clone(), file.metadata.signed.version);
         effective.insert(role.clone(), file.metadata.clone());
     }
-    current_versions.extend(current.unread_bins.iter().map(|(r, v)| (r.clone(), *v)));
     let mut parsed_uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (role, bytes) in uploaded {
         let md = parse::<Targets>(&role, &bytes)?;
@@ -727,7 +727,10 @@ pub fn plan(
         if let Some(delegations) = &md.signed.delegations {
             check_distinct_keys(&role, "delegations", &delegations.keys)?;
         }
-        let current_version = current_versions.get(&role).copied();
+        let current_version = current_versions
+            .get(&role)
+            .or_else(|| current.unread_bins.get(&role))
+            .copied();
         if role == TARGETS {
             check_version(&role, md.signed.version, current_version)?;
         } else {

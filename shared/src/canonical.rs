@@ -11,24 +11,30 @@
 //! Form C with only `"` and `\` escaped (by a backslash; every other
 //! character written as is). The tests compare the two on every kind of
 //! input.
+//!
+//! One writer, [`Writer`], a `serde::Serializer`, serves typed roles and
+//! parsed `serde_json::Value`s alike: a typed role is written straight from
+//! its fields, without the `Value` tree `serde_json::to_value` would build
+//! first (a tree of 1,025 snapshot entries was a sixth of a binned
+//! publish). Each object is written in place in the order its entries
+//! come; only an object whose keys did not come sorted is put in order
+//! afterwards, by moving its own bytes once.
 
 use crate::error::{Error, Result};
-use serde::Serialize;
+use serde::ser::{self, Serialize};
 use serde_json::Value;
+use std::ops::Range;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// Serialise `value` as OLPC canonical JSON (sorted keys, no insignificant
 /// whitespace, integers only).
 pub fn to_canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let value = serde_json::to_value(value).map_err(|e| Error::Canonical(e.to_string()))?;
-    canonical_value(&value)
+    write(value, Strings::Normalise)
 }
 
-/// [`to_canonical_json`] of a parsed JSON value (no conversion first).
+/// [`to_canonical_json`] of a parsed JSON value.
 pub fn canonical_value(value: &Value) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
-    write_value(value, Strings::Normalise, &mut out)?;
-    Ok(out)
+    write(value, Strings::Normalise)
 }
 
 /// The canonical bytes of a `signed` as parsed from a file, refusing it if
@@ -41,8 +47,17 @@ pub fn canonical_value(value: &Value) -> Result<Vec<u8>> {
 /// canonical JSON writes a string out of NFC, so nothing verifiable is
 /// refused. One walk: the check is made as each string is written.
 pub fn canonical_signed(value: &Value) -> Result<Vec<u8>> {
+    write(value, Strings::RequireNfc)
+}
+
+fn write<T: Serialize + ?Sized>(value: &T, strings: Strings) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    write_value(value, Strings::RequireNfc, &mut out)?;
+    value
+        .serialize(Writer {
+            out: &mut out,
+            strings,
+        })
+        .map_err(|e| Error::Canonical(e.0))?;
     Ok(out)
 }
 
@@ -55,81 +70,44 @@ enum Strings {
     RequireNfc,
 }
 
-fn write_value(value: &Value, strings: Strings, out: &mut Vec<u8>) -> Result<()> {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            if let Some(i) = n.as_u64() {
-                out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
-            } else if let Some(i) = n.as_i64() {
-                out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
-            } else {
-                return Err(Error::Canonical(
-                    "floating point numbers are not allowed in canonical JSON".into(),
-                ));
-            }
-        }
-        Value::String(s) => write_string(s, strings, out)?,
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(item, strings, out)?;
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            // Sorted by the keys as written (normalised and escaped), as
-            // the formatter sorts them; of keys written alike (distinct
-            // keys with one normal form), the last one serialised wins.
-            let mut entries: Vec<(Vec<u8>, &Value)> = map
-                .iter()
-                .map(|(key, value)| {
-                    let mut written = Vec::with_capacity(key.len() + 2);
-                    write_string(key, strings, &mut written)?;
-                    Ok((written, value))
-                })
-                .collect::<Result<_>>()?;
-            entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep their order
-            out.push(b'{');
-            let mut first = true;
-            for (i, (key, value)) in entries.iter().enumerate() {
-                if entries.get(i + 1).is_some_and(|next| next.0 == *key) {
-                    // Dropped, but the formatter writes it before dropping
-                    // it: refuse what it refuses (a float) all the same.
-                    write_value(value, strings, &mut Vec::new())?;
-                    continue;
-                }
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                out.extend_from_slice(key);
-                out.push(b':');
-                write_value(value, strings, out)?;
-            }
-            out.push(b'}');
-        }
+/// Why a value has no canonical form (a float, a key that is not a
+/// string, a non-NFC string where one is refused, or the value's own
+/// `Serialize` refusing).
+#[derive(Debug)]
+struct Unwritable(String);
+
+impl std::fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
-    Ok(())
 }
+
+impl std::error::Error for Unwritable {}
+
+impl ser::Error for Unwritable {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Unwritable(msg.to_string())
+    }
+}
+
+fn no_floats() -> Unwritable {
+    Unwritable("floating point numbers are not allowed in canonical JSON".into())
+}
+
+type Written = std::result::Result<(), Unwritable>;
 
 /// `s` in NFC between quotes, `"` and `\` escaped by a backslash (or
 /// refused if it is not in NFC and `strings` says so).
-fn write_string(s: &str, strings: Strings, out: &mut Vec<u8>) -> Result<()> {
+fn write_string(s: &str, strings: Strings, out: &mut Vec<u8>) -> Written {
     out.push(b'"');
     if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
-        escape_into(s.chars(), out);
+        escape_str(s, out);
     } else {
         match strings {
-            Strings::Normalise => escape_into(s.nfc(), out),
-            Strings::RequireNfc if unicode_normalization::is_nfc(s) => escape_into(s.chars(), out),
+            Strings::Normalise => escape_str(&s.nfc().collect::<String>(), out),
+            Strings::RequireNfc if unicode_normalization::is_nfc(s) => escape_str(s, out),
             Strings::RequireNfc => {
-                return Err(Error::Canonical(format!(
+                return Err(Unwritable(format!(
                     "string {:?} is not in Unicode Normalization Form C",
                     s.chars().take(100).collect::<String>()
                 )))
@@ -140,13 +118,563 @@ fn write_string(s: &str, strings: Strings, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-fn escape_into(chars: impl Iterator<Item = char>, out: &mut Vec<u8>) {
-    let mut buf = [0; 4];
-    for c in chars {
-        if c == '"' || c == '\\' {
-            out.push(b'\\');
+/// `s` with `"` and `\` escaped, copied in runs: both are ASCII, so they
+/// never occur inside a multi-byte UTF-8 sequence.
+fn escape_str(s: &str, out: &mut Vec<u8>) {
+    let mut rest = s.as_bytes();
+    while let Some(at) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+        out.extend_from_slice(&rest[..at]);
+        out.push(b'\\');
+        out.push(rest[at]);
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// The serializer: appends the canonical form of what it is given to `out`.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    strings: Strings,
+}
+
+impl<'a> Writer<'a> {
+    fn integer(self, i: impl itoa::Integer) -> Written {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        Ok(())
+    }
+
+    fn raw(self, bytes: &[u8]) -> Written {
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn array(self) -> Array<'a> {
+        self.out.push(b'[');
+        Array {
+            out: self.out,
+            strings: self.strings,
+            first: true,
         }
-        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+
+    fn object(self) -> Object<'a> {
+        self.out.push(b'{');
+        let start = self.out.len();
+        Object {
+            out: self.out,
+            strings: self.strings,
+            start,
+            entries: Vec::new(),
+            sorted: true,
+        }
+    }
+
+    /// `{"variant":` … `}` around an enum variant's content.
+    fn variant(self, variant: &str) -> std::result::Result<Writer<'a>, Unwritable> {
+        self.out.push(b'{');
+        write_string(variant, self.strings, self.out)?;
+        self.out.push(b':');
+        Ok(self)
+    }
+}
+
+impl<'a> ser::Serializer for Writer<'a> {
+    type Ok = ();
+    type Error = Unwritable;
+    type SerializeSeq = Array<'a>;
+    type SerializeTuple = Array<'a>;
+    type SerializeTupleStruct = Array<'a>;
+    type SerializeTupleVariant = Variant<Array<'a>>;
+    type SerializeMap = Object<'a>;
+    type SerializeStruct = Object<'a>;
+    type SerializeStructVariant = Variant<Object<'a>>;
+
+    fn serialize_bool(self, v: bool) -> Written {
+        self.raw(if v { b"true" } else { b"false" })
+    }
+    fn serialize_i8(self, v: i8) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i16(self, v: i16) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i32(self, v: i32) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i64(self, v: i64) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i128(self, v: i128) -> Written {
+        // As serde_json's values hold them: within 64 bits.
+        match (u64::try_from(v), i64::try_from(v)) {
+            (Ok(v), _) => self.integer(v),
+            (_, Ok(v)) => self.integer(v),
+            _ => Err(Unwritable("number out of range".into())),
+        }
+    }
+    fn serialize_u8(self, v: u8) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u16(self, v: u16) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u32(self, v: u32) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u64(self, v: u64) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u128(self, v: u128) -> Written {
+        match u64::try_from(v) {
+            Ok(v) => self.integer(v),
+            Err(_) => Err(Unwritable("number out of range".into())),
+        }
+    }
+    fn serialize_f32(self, _: f32) -> Written {
+        Err(no_floats())
+    }
+    fn serialize_f64(self, _: f64) -> Written {
+        Err(no_floats())
+    }
+    fn serialize_char(self, v: char) -> Written {
+        write_string(v.encode_utf8(&mut [0; 4]), self.strings, self.out)
+    }
+    fn serialize_str(self, v: &str) -> Written {
+        write_string(v, self.strings, self.out)
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Written {
+        // As serde_json writes bytes: an array of numbers.
+        let mut array = self.array();
+        for b in v {
+            ser::SerializeSeq::serialize_element(&mut array, b)?;
+        }
+        ser::SerializeSeq::end(array)
+    }
+    fn serialize_none(self) -> Written {
+        self.raw(b"null")
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Written {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Written {
+        self.raw(b"null")
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Written {
+        self.raw(b"null")
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Written {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Written {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Written {
+        let Writer { out, strings } = self.variant(variant)?;
+        value.serialize(Writer {
+            out: &mut *out,
+            strings,
+        })?;
+        out.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> std::result::Result<Array<'a>, Unwritable> {
+        Ok(self.array())
+    }
+    fn serialize_tuple(self, _: usize) -> std::result::Result<Array<'a>, Unwritable> {
+        Ok(self.array())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Array<'a>, Unwritable> {
+        Ok(self.array())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> std::result::Result<Variant<Array<'a>>, Unwritable> {
+        Ok(Variant(self.variant(variant)?.array()))
+    }
+    fn serialize_map(self, _: Option<usize>) -> std::result::Result<Object<'a>, Unwritable> {
+        Ok(self.object())
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Object<'a>, Unwritable> {
+        Ok(self.object())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> std::result::Result<Variant<Object<'a>>, Unwritable> {
+        Ok(Variant(self.variant(variant)?.object()))
+    }
+}
+
+/// An array being written.
+struct Array<'a> {
+    out: &'a mut Vec<u8>,
+    strings: Strings,
+    first: bool,
+}
+
+impl<'a> Array<'a> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        value.serialize(Writer {
+            out: &mut *self.out,
+            strings: self.strings,
+        })
+    }
+
+    fn finish(self) -> &'a mut Vec<u8> {
+        self.out.push(b']');
+        self.out
+    }
+}
+
+/// The three sequence traits are one array to this writer.
+macro_rules! array_impl {
+    ($trait:ident, $method:ident) => {
+        impl ser::$trait for Array<'_> {
+            type Ok = ();
+            type Error = Unwritable;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
+                self.element(value)
+            }
+            fn end(self) -> Written {
+                self.finish();
+                Ok(())
+            }
+        }
+    };
+}
+array_impl!(SerializeSeq, serialize_element);
+array_impl!(SerializeTuple, serialize_element);
+array_impl!(SerializeTupleStruct, serialize_field);
+
+/// An object being written: its entries go to `out` as they come (after
+/// the `{` at `start`), each entry's key and value remembered by their
+/// place there, so an object whose keys came sorted (a `BTreeMap` of
+/// ASCII names, the usual case) is finished by its `}` alone.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    strings: Strings,
+    start: usize,
+    /// Each entry's written key (quotes included) and value, in `out`.
+    entries: Vec<(Range<usize>, Range<usize>)>,
+    /// Every key so far written after a smaller one.
+    sorted: bool,
+}
+
+impl<'a> Object<'a> {
+    fn key(&mut self, key: &str) -> Written {
+        if !self.entries.is_empty() {
+            self.out.push(b',');
+        }
+        let at = self.out.len();
+        write_string(key, self.strings, self.out)?;
+        self.key_written(at)
+    }
+
+    /// The key just written at `at`: note whether the keys are still in order.
+    fn key_written(&mut self, at: usize) -> Written {
+        let key = at..self.out.len();
+        if let Some((previous, _)) = self.entries.last() {
+            if self.out[previous.clone()] >= self.out[key.clone()] {
+                self.sorted = false;
+            }
+        }
+        self.out.push(b':');
+        let value_at = self.out.len();
+        self.entries.push((key, value_at..value_at));
+        Ok(())
+    }
+
+    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
+        value.serialize(Writer {
+            out: &mut *self.out,
+            strings: self.strings,
+        })?;
+        let end = self.out.len();
+        if let Some((_, written)) = self.entries.last_mut() {
+            written.end = end;
+        }
+        Ok(())
+    }
+
+    /// Sorted by the keys as written (normalised and escaped), as the
+    /// formatter sorts them; of keys written alike (distinct keys with one
+    /// normal form, or a flattened field repeating one), the last wins.
+    fn finish(mut self) -> &'a mut Vec<u8> {
+        if !self.sorted {
+            let start = self.start;
+            let written = self.out.split_off(start);
+            let at = |r: &Range<usize>| r.start - start..r.end - start;
+            let entries = &mut self.entries;
+            // Stable: keys written alike keep their order.
+            entries.sort_by(|a, b| written[at(&a.0)].cmp(&written[at(&b.0)]));
+            let mut first = true;
+            for (i, (key, value)) in entries.iter().enumerate() {
+                let key = &written[at(key)];
+                if entries
+                    .get(i + 1)
+                    .is_some_and(|next| &written[at(&next.0)] == key)
+                {
+                    continue;
+                }
+                if !first {
+                    self.out.push(b',');
+                }
+                first = false;
+                self.out.extend_from_slice(key);
+                self.out.push(b':');
+                self.out.extend_from_slice(&written[at(value)]);
+            }
+        }
+        self.out.push(b'}');
+        self.out
+    }
+}
+
+impl ser::SerializeMap for Object<'_> {
+    type Ok = ();
+    type Error = Unwritable;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Written {
+        if !self.entries.is_empty() {
+            self.out.push(b',');
+        }
+        let at = self.out.len();
+        key.serialize(KeyWriter {
+            out: &mut *self.out,
+            strings: self.strings,
+        })?;
+        self.key_written(at)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
+        self.value(value)
+    }
+    fn end(self) -> Written {
+        self.finish();
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for Object<'_> {
+    type Ok = ();
+    type Error = Unwritable;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Written {
+        self.key(key)?;
+        self.value(value)
+    }
+    fn end(self) -> Written {
+        self.finish();
+        Ok(())
+    }
+}
+
+/// An enum variant's content inside `{"variant":` … `}`.
+struct Variant<C>(C);
+
+impl ser::SerializeTupleVariant for Variant<Array<'_>> {
+    type Ok = ();
+    type Error = Unwritable;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
+        self.0.element(value)
+    }
+    fn end(self) -> Written {
+        self.0.finish().push(b'}');
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for Variant<Object<'_>> {
+    type Ok = ();
+    type Error = Unwritable;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Written {
+        self.0.key(key)?;
+        self.0.value(value)
+    }
+    fn end(self) -> Written {
+        self.0.finish().push(b'}');
+        Ok(())
+    }
+}
+
+/// An object key: a string (integers written as strings, as serde_json
+/// does); anything else has no canonical form.
+struct KeyWriter<'a> {
+    out: &'a mut Vec<u8>,
+    strings: Strings,
+}
+
+impl KeyWriter<'_> {
+    fn integer(self, i: impl itoa::Integer) -> Written {
+        self.out.push(b'"');
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        self.out.push(b'"');
+        Ok(())
+    }
+}
+
+fn not_a_string_key() -> Unwritable {
+    Unwritable("object keys must be strings".into())
+}
+
+impl ser::Serializer for KeyWriter<'_> {
+    type Ok = ();
+    type Error = Unwritable;
+    type SerializeSeq = ser::Impossible<(), Unwritable>;
+    type SerializeTuple = ser::Impossible<(), Unwritable>;
+    type SerializeTupleStruct = ser::Impossible<(), Unwritable>;
+    type SerializeTupleVariant = ser::Impossible<(), Unwritable>;
+    type SerializeMap = ser::Impossible<(), Unwritable>;
+    type SerializeStruct = ser::Impossible<(), Unwritable>;
+    type SerializeStructVariant = ser::Impossible<(), Unwritable>;
+
+    fn serialize_str(self, v: &str) -> Written {
+        write_string(v, self.strings, self.out)
+    }
+    fn serialize_char(self, v: char) -> Written {
+        write_string(v.encode_utf8(&mut [0; 4]), self.strings, self.out)
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Written {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Written {
+        value.serialize(self)
+    }
+    fn serialize_i8(self, v: i8) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i16(self, v: i16) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i32(self, v: i32) -> Written {
+        self.integer(v)
+    }
+    fn serialize_i64(self, v: i64) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u8(self, v: u8) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u16(self, v: u16) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u32(self, v: u32) -> Written {
+        self.integer(v)
+    }
+    fn serialize_u64(self, v: u64) -> Written {
+        self.integer(v)
+    }
+    fn serialize_bool(self, _: bool) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_f32(self, _: f32) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_f64(self, _: f64) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_none(self) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_unit(self) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Written {
+        Err(not_a_string_key())
+    }
+    fn serialize_seq(
+        self,
+        _: Option<usize>,
+    ) -> std::result::Result<Self::SerializeSeq, Unwritable> {
+        Err(not_a_string_key())
+    }
+    fn serialize_tuple(self, _: usize) -> std::result::Result<Self::SerializeTuple, Unwritable> {
+        Err(not_a_string_key())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeTupleStruct, Unwritable> {
+        Err(not_a_string_key())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeTupleVariant, Unwritable> {
+        Err(not_a_string_key())
+    }
+    fn serialize_map(
+        self,
+        _: Option<usize>,
+    ) -> std::result::Result<Self::SerializeMap, Unwritable> {
+        Err(not_a_string_key())
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeStruct, Unwritable> {
+        Err(not_a_string_key())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<Self::SerializeStructVariant, Unwritable> {
+        Err(not_a_string_key())
     }
 }
 
@@ -241,6 +769,108 @@ mod tests {
                 canonical_value(case).map(|b| String::from_utf8_lossy(&b).into_owned())
             );
         }
+    }
+
+    /// A typed value is written as its `serde_json::Value` is (what
+    /// `to_canonical_json` wrote by way of `serde_json::to_value` before it
+    /// wrote types directly): struct fields out of key order, a flattened
+    /// map repeating a field and holding NFC-equal keys, every kind of enum
+    /// variant, integer map keys, bytes, options, units.
+    #[test]
+    fn typed_values_are_written_as_their_json_values_are() {
+        #[derive(serde::Serialize)]
+        enum Kind {
+            Unit,
+            Newtype(u8),
+            Tuple(i32, String),
+            Struct { z: u8, a: Option<u8> },
+        }
+        #[derive(serde::Serialize)]
+        struct Unordered {
+            zeta: Vec<Kind>,
+            alpha: BTreeMap<u32, &'static str>,
+            #[serde(with = "serde_bytes_as_seq")]
+            bytes: Vec<u8>,
+            unit: (),
+            none: Option<u8>,
+            #[serde(flatten)]
+            extra: serde_json::Map<String, Value>,
+        }
+        mod serde_bytes_as_seq {
+            pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(v)
+            }
+        }
+        use std::collections::BTreeMap;
+        let mut extra = serde_json::Map::new();
+        extra.insert("alpha".into(), json!("replaces the field"));
+        extra.insert("K1".into(), json!(1));
+        extra.insert("\u{212a}1".into(), json!(2));
+        extra.insert(
+            "caf\u{e9}".into(),
+            json!({"b": [1, {"a": null}], "a": true}),
+        );
+        let value = Unordered {
+            zeta: vec![
+                Kind::Unit,
+                Kind::Newtype(7),
+                Kind::Tuple(-3, "t\"q".into()),
+                Kind::Struct { z: 1, a: None },
+            ],
+            alpha: [(10, "ten"), (2, "two")].into(),
+            bytes: vec![0, 255],
+            unit: (),
+            none: None,
+            extra,
+        };
+        let via_value = canonical_value(&serde_json::to_value(&value).unwrap()).unwrap();
+        assert_eq!(to_canonical_json(&value).unwrap(), via_value);
+
+        // Metadata as the client and server sign it: keys, delegations of
+        // both kinds, custom data and unknown fields.
+        let key = json!({"keytype": "ed25519", "scheme": "ed25519",
+                         "keyval": {"public": "ab".repeat(32)}, "x-extra": [1]});
+        let id = "0f".repeat(32);
+        let common = |kind: &str| {
+            json!({"_type": kind, "spec_version": "1.0.31", "version": 3,
+                                         "expires": "2030-01-01T00:00:00Z", "x-tagtrust-signed-at": 5})
+        };
+        let mut targets = common("targets");
+        targets["targets"] = json!({"latest": {"length": 12, "hashes": {"sha256": "00".repeat(32)},
+                                               "custom": {"mediaType": "m", "z": {"b": 1, "a": 2}}}});
+        targets["delegations"] = json!({"keys": {&id: key},
+            "roles": [{"name": "ci", "keyids": [&id], "threshold": 1, "terminating": false, "paths": ["v*"]}],
+            "succinct_roles": {"keyids": [&id], "threshold": 1, "bit_length": 10, "name_prefix": "bins"}});
+        let mut root = common("root");
+        root["consistent_snapshot"] = json!(true);
+        root["keys"] = json!({&id: key});
+        root["roles"] = json!({"root": {"keyids": [&id], "threshold": 1}});
+        let mut snapshot = common("snapshot");
+        snapshot["meta"] = json!({"targets.json": {"version": 3, "length": 9, "hashes": {"sha256": "11".repeat(32)}},
+                                  "bins-000.json": {"version": 1}});
+        let mut timestamp = common("timestamp");
+        timestamp["meta"] = json!({"snapshot.json": {"version": 4}});
+        fn same<T: serde::de::DeserializeOwned + Serialize>(value: Value) {
+            let typed: T = serde_json::from_value(value).unwrap();
+            assert_eq!(
+                to_canonical_json(&typed).unwrap(),
+                canonical_value(&serde_json::to_value(&typed).unwrap()).unwrap()
+            );
+        }
+        same::<crate::Targets>(targets);
+        same::<crate::Root>(root);
+        same::<crate::Snapshot>(snapshot);
+        same::<crate::Timestamp>(timestamp);
+    }
+
+    #[test]
+    fn typed_floats_and_keys_that_are_not_strings_are_refused() {
+        assert!(to_canonical_json(&1.5f64).is_err());
+        assert!(to_canonical_json(&[(0.5f32, 1)].into_iter().collect::<Vec<_>>()).is_err());
+        let sequence_keys: std::collections::BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+        assert!(to_canonical_json(&sequence_keys).is_err());
+        assert!(to_canonical_json(&u128::MAX).is_err());
+        assert_eq!(to_canonical_json(&-1i128).unwrap(), b"-1");
     }
 
     /// A small deterministic PRNG (xorshift64*), so a failure reproduces.

@@ -796,24 +796,28 @@ impl<T: Role> Metadata<T> {
         // members in key order, each in canonical form.
         let signatures = to_canonical_json(&self.signatures)
             .expect("no floats in signatures (checked at parse)");
-        let mut envelope = br#"{"signatures":"#.to_vec();
-        envelope.extend_from_slice(&signatures);
-        envelope.extend_from_slice(br#","signed":"#);
-        envelope.extend_from_slice(&self.canonical_signed);
-        envelope.push(b'}');
-        // Canonical JSON has no whitespace outside strings and UTF-8 has no
-        // byte below 0x20 in a multi-byte character: every such byte is a
-        // raw control character inside a string.
-        let mut out = Vec::with_capacity(envelope.len());
-        for b in envelope {
-            if b < 0x20 {
-                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-            } else {
-                out.push(b);
-            }
-        }
+        let mut out = Vec::with_capacity(signatures.len() + self.canonical_signed.len() + 32);
+        out.extend_from_slice(br#"{"signatures":"#);
+        escape_controls(&signatures, &mut out);
+        out.extend_from_slice(br#","signed":"#);
+        escape_controls(&self.canonical_signed, &mut out);
+        out.push(b'}');
         out
     }
+}
+
+/// `canonical` with each byte below 0x20 written `\u00XX`. Canonical JSON
+/// has no whitespace outside strings and UTF-8 has no byte below 0x20 in
+/// a multi-byte character: every such byte is a raw control character
+/// inside a string. (Copied in runs: a targets file has none, or few.)
+fn escape_controls(canonical: &[u8], out: &mut Vec<u8>) {
+    let mut rest = canonical;
+    while let Some(at) = rest.iter().position(|&b| b < 0x20) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(format!("\\u{:04x}", rest[at]).as_bytes());
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]

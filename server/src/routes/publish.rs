@@ -295,7 +295,12 @@ async fn current_tuf(
     // stored them (one row to read, not one per bin).
     let versions: Vec<(String, u64)> = stored_snapshot_meta::<ListedVersion>(&head)?
         .into_iter()
-        .filter_map(|(name, file)| Some((name.strip_suffix(".json")?.to_string(), file.version)))
+        .filter_map(|(mut name, file)| {
+            // The role's name in place: no copy per listed bin.
+            let role = name.strip_suffix(".json")?.len();
+            name.truncate(role);
+            Some((name, file.version))
+        })
         .collect();
     current.unread_bins = match current.roles.get(targets) {
         Some(stored) => publish::unread_bins(&stored.metadata, &versions, uploads),
