@@ -124,8 +124,9 @@ impl CurrentRepository {
     }
 }
 
-/// The current roles (`versions`: name and version) a publish of
-/// `uploads` need not read, because nothing their content says can change
+/// Take out of `versions` (the current roles' names and versions) those a
+/// publish of `uploads` need not read (moved, not copied: a repository of
+/// 1,024 bins lists them all), because nothing their content says can change
 /// its [`plan`]: the hashed bins of the stored top-level `targets`'
 /// succinct delegation, except those uploaded. [`plan`] reads a stored
 /// role's content only to walk the delegation graph (which follows
@@ -138,7 +139,7 @@ impl CurrentRepository {
 /// repository of 1,024 bins reads root, targets and one bin, not 11 MB.
 pub fn unread_bins(
     targets: &Metadata<Targets>,
-    versions: &[(String, u64)],
+    versions: &mut Vec<(String, u64)>,
     uploads: &[Upload],
 ) -> BTreeMap<String, u64> {
     let Some(bins) = targets
@@ -152,11 +153,19 @@ pub fn unread_bins(
     if uploads.iter().any(|u| u.role == TARGETS) {
         return BTreeMap::new();
     }
-    versions
-        .iter()
-        .filter(|(role, _)| bins.is_bin(role) && !uploads.iter().any(|u| &u.role == role))
-        .map(|(role, version)| (role.clone(), *version))
-        .collect()
+    let (unread, read): (Vec<_>, Vec<_>) = std::mem::take(versions)
+        .into_iter()
+        .partition(|(role, _)| bins.is_bin(role) && !uploads.iter().any(|u| &u.role == role));
+    *versions = read;
+    unread.into_iter().collect()
+}
+
+/// The snapshot `meta` name of `role`'s file.
+fn file_name(role: &str) -> String {
+    let mut name = String::with_capacity(role.len() + 5);
+    name.push_str(role);
+    name.push_str(".json");
+    name
 }
 
 /// Which check refused an upload. Each has its own code (the API's JSON
@@ -837,8 +846,7 @@ pub fn plan(
         .get("targets")
         .and_then(|t| t.signed.delegations.as_ref());
     let is_bin = |role: &str| bins.is_some_and(|d| d.is_bin(role));
-    let mut snapshot_meta = BTreeMap::new();
-    for role in effective.keys() {
+    let read = effective.keys().map(|role| {
         let bytes = store
             .iter()
             .find(|(r, _, _)| r == role)
@@ -846,18 +854,20 @@ pub fn plan(
             .or_else(|| current.roles.get(role).map(|f| f.bytes.as_slice()))
             .expect("an effective role is stored or uploaded");
         let version = effective[role].signed.version;
-        snapshot_meta.insert(
-            format!("{role}.json"),
+        (
+            file_name(role),
             snapshot_entry(is_bin(role), version, bytes),
-        );
-    }
+        )
+    });
     // Bins left unread are not uploaded, and targets is not (`unread_bins`):
-    // still bins of the effective targets, listed by version only.
-    for (role, version) in &current.unread_bins {
-        snapshot_meta
-            .entry(format!("{role}.json"))
-            .or_insert_with(|| MetaFile::version_only(*version));
-    }
+    // still bins of the effective targets, listed by version only. Collected
+    // in one go (sorted, then built), not inserted one by one: 1,024 bins.
+    let unread = current
+        .unread_bins
+        .iter()
+        .filter(|(role, _)| !effective.contains_key(*role))
+        .map(|(role, version)| (file_name(role), MetaFile::version_only(*version)));
+    let snapshot_meta: BTreeMap<String, MetaFile> = read.chain(unread).collect();
     let next = |version: Option<u64>| version.map_or(1, |v| v + 1);
     Ok(Plan {
         store,

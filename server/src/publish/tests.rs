@@ -498,7 +498,11 @@ fn binned_as_read(tag: &str, uploads: &[Upload]) -> (CurrentRepository, String) 
         .iter()
         .map(|(role, r)| (role.clone(), r.metadata.signed.version))
         .collect();
-    let unread = unread_bins(&full.roles["targets"].metadata, &versions, uploads);
+    let unread = unread_bins(
+        &full.roles["targets"].metadata,
+        &mut versions.clone(),
+        uploads,
+    );
     let mut read = full.clone();
     read.roles.retain(|role, _| !unread.contains_key(role));
     read.unread_bins = unread;
@@ -540,15 +544,22 @@ fn every_role_is_read_when_targets_is_uploaded() {
     let versions: Vec<(String, u64)> = full.roles.keys().map(|role| (role.clone(), 1)).collect();
     let mut uploads = uploads_of(&bin, &k);
     assert_eq!(
-        unread_bins(&full.roles["targets"].metadata, &versions, &uploads).len(),
+        unread_bins(
+            &full.roles["targets"].metadata,
+            &mut versions.clone(),
+            &uploads
+        )
+        .len(),
         3
     );
     uploads.push(top(2, &k.targets, later()));
-    assert!(unread_bins(&full.roles["targets"].metadata, &versions, &uploads).is_empty());
+    let mut all = versions.clone();
+    assert!(unread_bins(&full.roles["targets"].metadata, &mut all, &uploads).is_empty());
+    assert_eq!(all, versions, "nothing taken out");
     // Explicit delegations leave nothing unread: they are walked.
     let release = release1();
-    let versions = vec![("dev".to_string(), 1)];
-    assert!(unread_bins(&release.roles["targets"].metadata, &versions, &[]).is_empty());
+    let mut versions = vec![("dev".to_string(), 1)];
+    assert!(unread_bins(&release.roles["targets"].metadata, &mut versions, &[]).is_empty());
 }
 
 // The narrowed read (`unread_bins`, as `routes::publish::current_tuf` reads
@@ -566,7 +577,7 @@ fn as_read(full: &CurrentRepository, uploads: &[Upload]) -> CurrentRepository {
         .collect();
     let mut read = full.clone();
     if let Some(targets) = full.roles.get("targets") {
-        read.unread_bins = unread_bins(&targets.metadata, &versions, uploads);
+        read.unread_bins = unread_bins(&targets.metadata, &mut versions.clone(), uploads);
     }
     read.roles
         .retain(|role, _| !read.unread_bins.contains_key(role));

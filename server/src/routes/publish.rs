@@ -234,30 +234,31 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
 }
 
 /// The `meta` of the stored snapshot among `files` (empty without one),
-/// each entry read as `M`. Read straight into these types, not through
+/// read as `C` (a map of entries, or [`ListedVersions`]). Read straight
+/// into these types, not through
 /// [`tagtrust_shared::Metadata::from_bytes`]: its value tree and canonical
 /// form of the whole file were a quarter of a binned publish's CPU (1,024
 /// entries), and this snapshot is the server's own, signed in the
 /// transaction that stored it (nothing in it is checked here).
-pub(crate) fn stored_snapshot_meta<M: serde::de::DeserializeOwned>(
+pub(crate) fn stored_snapshot_meta<C: serde::de::DeserializeOwned + Default>(
     files: &[StoredFile],
-) -> Result<std::collections::BTreeMap<String, M>, ApiError> {
+) -> Result<C, ApiError> {
     #[derive(serde::Deserialize)]
-    struct Envelope<M> {
-        signed: Signed<M>,
+    struct Envelope<C> {
+        signed: Signed<C>,
     }
     #[derive(serde::Deserialize)]
-    struct Signed<M> {
+    struct Signed<C> {
         #[serde(rename = "_type")]
         kind: String,
-        meta: std::collections::BTreeMap<String, M>,
+        meta: C,
     }
     let Some(file) = files.iter().find(|f| f.role == TopLevelRole::Snapshot) else {
         return Ok(Default::default());
     };
     let corrupt =
         |reason: String| ApiError::internal(format!("stored snapshot does not parse: {reason}"));
-    let envelope: Envelope<M> =
+    let envelope: Envelope<C> =
         serde_json::from_slice(&file.bytes).map_err(|e| corrupt(e.to_string()))?;
     if envelope.signed.kind != TopLevelRole::Snapshot.as_str() {
         return Err(corrupt(format!("its _type is {:?}", envelope.signed.kind)));
@@ -269,6 +270,40 @@ pub(crate) fn stored_snapshot_meta<M: serde::de::DeserializeOwned>(
 #[derive(serde::Deserialize)]
 struct ListedVersion {
     version: u64,
+}
+
+/// A snapshot's `meta` as (role, version) in file order, role names
+/// without `.json` (an entry without it is left out: not a role). A list,
+/// not a map: building a map of 1,025 bins only to walk it once was a
+/// tenth of a binned publish.
+#[derive(Default)]
+struct ListedVersions(Vec<(String, u64)>);
+
+impl<'de> serde::Deserialize<'de> for ListedVersions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = ListedVersions;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("snapshot meta entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ListedVersions, A::Error> {
+                let mut listed = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((mut name, file)) = map.next_entry::<String, ListedVersion>()? {
+                    // The role's name in place: no copy per listed bin.
+                    if let Some(role) = name.strip_suffix(".json").map(str::len) {
+                        name.truncate(role);
+                        listed.push((name, file.version));
+                    }
+                }
+                Ok(ListedVersions(listed))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
 }
 
 /// The current files of a locked spec-TUF repository as the publish core
@@ -292,28 +327,17 @@ async fn current_tuf(
         .map_err(corrupt)?;
     // Which targets roles there are, and their versions: the current
     // snapshot's meta, which this server signed in the transaction that
-    // stored them (one row to read, not one per bin).
-    let versions: Vec<(String, u64)> = stored_snapshot_meta::<ListedVersion>(&head)?
-        .into_iter()
-        .filter_map(|(mut name, file)| {
-            // The role's name in place: no copy per listed bin.
-            let role = name.strip_suffix(".json")?.len();
-            name.truncate(role);
-            Some((name, file.version))
-        })
-        .collect();
+    // stored them (one row to read, not one per bin). What `unread_bins`
+    // leaves in it is read below.
+    let ListedVersions(mut versions) = stored_snapshot_meta(&head)?;
     current.unread_bins = match current.roles.get(targets) {
-        Some(stored) => publish::unread_bins(&stored.metadata, &versions, uploads),
+        Some(stored) => publish::unread_bins(&stored.metadata, &mut versions, uploads),
         None => Default::default(),
     };
     let rest: Vec<&str> = versions
         .iter()
         .map(|(role, _)| role.as_str())
-        .filter(|role| {
-            TopLevelRole::parse(role).is_none()
-                && !current.unread_bins.contains_key(*role)
-                && !head.iter().any(|f| f.role == *role)
-        })
+        .filter(|role| TopLevelRole::parse(role).is_none() && !head.iter().any(|f| f.role == *role))
         .collect();
     let files = repo.current_files_of(&rest).await?;
     current
