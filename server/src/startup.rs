@@ -102,6 +102,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     let state = web::Data::new(AppState::load(settings).await?);
     state.storage.listen_for_changes();
+    state.storage.checkpoint_in_background();
     let server = build(state.clone(), listener)?;
     let scheduler =
         actix_web::rt::spawn(async move { crate::online::scheduler::run(state.online()).await });
