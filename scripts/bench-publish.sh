@@ -13,7 +13,8 @@
 # `tag set --from-file`); then $BENCH_RUNS (10) publishes of one tag into
 # each, through bench-proxy.py, which times the server's part of the POST
 # (last request byte to last response byte), and the end-to-end wall time
-# of each `tag set`. Prints one Markdown table of medians.
+# of each `tag set`. Prints one Markdown table of medians (and the slowest
+# server time, where a COMMIT that checkpoints SQLite's WAL shows).
 #
 # BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432 runs every server on
 # PostgreSQL instead: a fresh database on that server for each one
@@ -33,6 +34,7 @@ trap 'kill $pid "${others[@]}" 2>/dev/null || true; drop_db; rm -rf "$W"' EXIT
 backend=SQLite
 [[ -z $PG_BASE ]] || backend="PostgreSQL $(psql "$PG_BASE/postgres" -qAtc 'show server_version')"
 median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.stdin.read().split()]; print(f"{statistics.median(v):.1f}" if v else "-")'; }
+slowest() { python3 -c 'import sys; v=[float(x) for x in sys.stdin.read().split()]; print(f"{max(v):.1f}" if v else "-")'; }
 now_ms() { date +%s%3N; }
 
 # One tag set into $2 through the proxy, $RUNS times: the server's POST
@@ -80,7 +82,7 @@ for side in before after; do
       out=$W/runs-$side-$kind-$n.txt
       : > "$out"
       publish_runs "$client" "$gun" "$out"
-      rows+=("$n|$kind|$side|$(cut -d' ' -f1 "$out" | median)|$(cut -d' ' -f2 "$out" | median)")
+      rows+=("$n|$kind|$side|$(cut -d' ' -f1 "$out" | median)|$(cut -d' ' -f2 "$out" | median)|$(cut -d' ' -f1 "$out" | slowest)")
       echo "bench-publish.sh: $side $kind $n tags: server $(cut -d' ' -f1 "$out" | median) ms (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     done
     kill "$proxy"
@@ -92,15 +94,16 @@ done
 
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $backend, load $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, medians (ms)"
 echo
-echo "| tags | bins | server before | server after | after ÷ before | end to end before | end to end after |"
-echo "|---:|---|---:|---:|---:|---:|---:|"
+echo "| tags | bins | server before | server after | after ÷ before | slowest server before | slowest after | end to end before | end to end after |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 python3 - "${rows[@]}" <<'PY'
 import sys
 rows = [r.split("|") for r in sys.argv[1:]]
-by = {(n, k, s): (float(a), float(b)) for n, k, s, a, b in rows}
-for n, k in sorted({(n, k) for n, k, _, _, _ in rows}, key=lambda x: (int(x[0]), x[1])):
-    (sb, eb), (sa, ea) = by[(n, k, "before")], by[(n, k, "after")]
+by = {(n, k, s): (float(a), float(b), float(m)) for n, k, s, a, b, m in rows}
+for n, k in sorted({(n, k) for n, k, *_ in rows}, key=lambda x: (int(x[0]), x[1])):
+    (sb, eb, mb), (sa, ea, ma) = by[(n, k, "before")], by[(n, k, "after")]
     bins = "1,024" if k == "bins" else "none"
     r = sa / sb
-    print(f"| {int(n):,} | {bins} | {sb:.1f} | {sa:.1f} | {r:.2f}× | {eb:.0f} | {ea:.0f} |" if r >= 0.1 else f"| {int(n):,} | {bins} | {sb:.1f} | {sa:.1f} | {r:.3f}× | {eb:.0f} | {ea:.0f} |")
+    ratio = f"{r:.2f}×" if r >= 0.1 else f"{r:.3f}×"
+    print(f"| {int(n):,} | {bins} | {sb:.1f} | {sa:.1f} | {ratio} | {mb:.1f} | {ma:.1f} | {eb:.0f} | {ea:.0f} |")
 PY
