@@ -84,15 +84,11 @@ impl GzipCache {
     }
 }
 
-/// `bytes` gzip-compressed at the fastest level. Every publish makes a new
-/// snapshot (and bin) that the next client asks for gzipped, so this runs
-/// on the request path: at the default level it was 6.5% of the server's
-/// CPU over binned `tag set`s. Measured with zlib on a 1,024-bin snapshot
-/// (30 KB), level 1 is 5.6× faster and no larger (3,360 against 3,403
-/// bytes); on a 10,000-tag targets file (1.1 MB) 2.8× faster for 4.6% more
-/// bytes (SHA-256 digests do not compress).
+/// `bytes` gzip-compressed (flate2's default level: once per file, so the
+/// few percent that level 9 would save elsewhere are not worth its time on
+/// a 10 MB file the first client waits for).
 pub(crate) fn gzip(bytes: &[u8]) -> Bytes {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::fast());
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::default());
     encoder
         .write_all(bytes)
         .and_then(|()| encoder.finish())
