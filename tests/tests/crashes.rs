@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tagtrust_shared::hashes::sha256_hex;
+use tagtrust_tests::database::{sqlite_file, sqlite_query};
 use tagtrust_tests::{
     env_number, meta_entry, parse_json as parse, seed, signed_digest, Backend, Cli, TestServer,
 };
@@ -492,21 +493,22 @@ fn sigkill_during_publishes_loses_nothing_acknowledged() {
 fn sqlite_checkpoints_its_wal_in_the_background() {
     let (server, publisher, _) = tagtrust_tests::initialised(Backend::Sqlite, "push:*", GUN);
     publisher.tag_set(GUN, "checkpointed");
-    let db = server.data_dir.path().join("tagtrust.db");
-    let newest_timestamp = |uri: String| {
-        let out = std::process::Command::new("sqlite3")
-            .arg(uri)
-            .arg(format!(
-                "SELECT max(version) FROM metadata WHERE gun = '{GUN}' AND role = 'timestamp'"
-            ))
-            .output()
-            .expect("the sqlite3 shell is installed");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let committed = newest_timestamp(db.display().to_string());
+    let db = sqlite_file(server.data_dir.path());
+    let sql =
+        format!("SELECT max(version) FROM metadata WHERE gun = '{GUN}' AND role = 'timestamp'");
+    let committed = sqlite_query(&db, &sql).concat();
     assert!(!committed.is_empty(), "the publish is not in the database");
+    // Not `sqlite_query`: until the first checkpoint the file may not even
+    // hold the schema, and the shell's error means "not yet".
+    let without_wal = format!("file:{}?immutable=1", db.display());
     tagtrust_tests::wait_for(
-        || newest_timestamp(format!("file:{}?immutable=1", db.display())) == committed,
+        || {
+            let out = std::process::Command::new("sqlite3")
+                .args([&without_wal, &sql])
+                .output()
+                .expect("the sqlite3 shell is installed");
+            String::from_utf8_lossy(&out.stdout).trim() == committed
+        },
         "the database file (without its WAL) to hold the publish",
     );
 }
