@@ -10,12 +10,11 @@
 //! read of a cached file as cheap as a plain one (BENCHMARKS.md,
 //! "Compressed responses").
 
+use crate::budget_lru::{BudgetLru, Cost};
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use hashlink::LruCache;
 use std::io::Write;
-use std::sync::Mutex;
 
 /// Files smaller than this are always sent as they are: a timestamp (about
 /// 500 bytes) fits in one packet either way, and gzip's header and trailer
@@ -29,58 +28,12 @@ pub(crate) const BLOCKING_GZIP_BYTES: usize = 64 * 1024;
 /// What an entry costs beyond its bytes (key, bookkeeping).
 const OVERHEAD: usize = 128;
 
-pub(crate) struct GzipCache {
-    max_bytes: usize,
-    state: Mutex<State>,
-}
+/// The gzip copies, by the sha256 of the uncompressed bytes.
+pub(crate) type GzipCache = BudgetLru<Bytes>;
 
-struct State {
-    entries: LruCache<String, Bytes>,
-    bytes: usize,
-}
-
-impl GzipCache {
-    /// A cache of at most `max_bytes` of compressed copies (0: off).
-    pub(crate) fn new(max_bytes: usize) -> GzipCache {
-        GzipCache {
-            max_bytes,
-            state: Mutex::new(State {
-                entries: LruCache::new_unbounded(),
-                bytes: 0,
-            }),
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The gzip copy of the file whose sha256 is `sha256`, if kept.
-    pub(crate) fn get(&self, sha256: &str) -> Option<Bytes> {
-        if self.max_bytes == 0 {
-            return None;
-        }
-        self.state().entries.get(sha256).cloned()
-    }
-
-    /// Keep `gzip`, the copy of the file whose sha256 is `sha256`; evict the
-    /// least recently used to fit.
-    pub(crate) fn put(&self, sha256: &str, gzip: Bytes) {
-        let cost = gzip.len() + OVERHEAD;
-        if cost > self.max_bytes {
-            return;
-        }
-        let mut state = self.state();
-        if let Some(old) = state.entries.insert(sha256.to_string(), gzip) {
-            state.bytes -= old.len() + OVERHEAD;
-        }
-        state.bytes += cost;
-        while state.bytes > self.max_bytes {
-            match state.entries.remove_lru() {
-                Some((_, old)) => state.bytes -= old.len() + OVERHEAD,
-                None => break,
-            }
-        }
+impl Cost for Bytes {
+    fn cost(&self) -> usize {
+        self.len() + OVERHEAD
     }
 }
 
@@ -168,7 +121,7 @@ mod tests {
             "the oldest went"
         );
         assert!(cache.get(&format!("{:064x}", 3)).is_some());
-        assert!(cache.state().bytes <= 3 * (100 + OVERHEAD));
+        assert!(cache.bytes() <= 3 * (100 + OVERHEAD));
         let off = GzipCache::new(0);
         off.put("a", Bytes::from_static(b"x"));
         assert!(off.get("a").is_none());

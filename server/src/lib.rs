@@ -11,6 +11,9 @@
 //!   `cache` (current files) and `file_cache` (immutable files) keep reads
 //!   off the database; `gzip_cache` keeps the gzip copies served to
 //!   clients that ask for them.
+//! * `snapshot_listings`: what recently signed snapshots list, so a
+//!   publish into hashed bins need not parse the one it reads. It and
+//!   `gzip_cache` keep their copies in a `budget_lru`.
 //! * `online`: the server's own keys (sealed under the master key), signing
 //!   snapshot and timestamp, the re-sign scheduler and the read path's
 //!   freshness guarantee.
@@ -26,6 +29,7 @@
 //! Only what the `tagtrust-server` binary and the fuzz crate use is public.
 
 pub(crate) mod auth;
+pub(crate) mod budget_lru;
 pub(crate) mod cache;
 pub(crate) mod changefeed;
 pub mod configuration;
@@ -40,6 +44,7 @@ pub(crate) mod mirror;
 pub(crate) mod online;
 pub mod publish;
 pub(crate) mod routes;
+pub(crate) mod snapshot_listings;
 pub mod startup;
 pub(crate) mod state;
 pub(crate) mod storage;

@@ -21,8 +21,10 @@ use actix_web::http::StatusCode;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
+use hashlink::LruCache;
 use serde_json::json;
 use std::path::Path;
+use std::sync::Mutex;
 use tagtrust_shared::notary::{NotaryRoot, NotarySigned};
 use tagtrust_shared::{Metadata, P256SigningKey, PublicKey, Root, SigningKey, TopLevelRole};
 
@@ -100,7 +102,18 @@ pub(crate) struct MasterKey {
     /// The key that signs registry bearer tokens, derived from the master
     /// key so every process sharing a database shares it too.
     token_secret: [u8; 32],
+    /// Keys [`MasterKey::open_online`] opened, by a digest of what it was
+    /// given (repository, role, key ID, sealed secret): a publish signs with
+    /// the same two keys each time, and deriving an ed25519 key's public
+    /// half from its seed, a scalar multiplication, was a twentieth of a
+    /// publish into hashed bins. Never stale: another sealed secret (a
+    /// rotated key, a changed row) is another entry.
+    opened: Mutex<LruCache<[u8; 32], OnlineKey>>,
 }
+
+/// How many opened keys [`MasterKey`] keeps (two per repository that
+/// publishes, a few hundred bytes each).
+const OPENED_KEYS: usize = 4096;
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,6 +150,7 @@ impl MasterKey {
         Ok(MasterKey {
             cipher,
             token_secret,
+            opened: Mutex::new(LruCache::new(OPENED_KEYS)),
         })
     }
 
@@ -231,6 +245,11 @@ impl MasterKey {
         let fail = || SignerError::Decrypt {
             key_id: row.key_id.clone(),
         };
+        let opened = Self::opened_id(gun, role, &row.key_id, &row.sealed_seed);
+        let cache = || self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = cache().get(&opened) {
+            return Ok(key.clone());
+        }
         let key = match KeyType::of(&row.public_key) {
             Some(KeyType::Ed25519) => {
                 OnlineKey::Ed25519(self.open(gun, role, &row.key_id, &row.sealed_seed)?)
@@ -244,7 +263,25 @@ impl MasterKey {
         if key.public_key().key_id() != row.key_id {
             return Err(fail());
         }
+        cache().insert(opened, key.clone());
         Ok(key)
+    }
+
+    /// What [`MasterKey::opened`] keys an opened key by.
+    fn opened_id(gun: &str, role: KeyRole, key_id: &str, sealed: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        // Each part length-prefixed: no two inputs digest alike.
+        let mut digest = Sha256::new();
+        for part in [
+            gun.as_bytes(),
+            role.as_str().as_bytes(),
+            key_id.as_bytes(),
+            sealed,
+        ] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
+        digest.finalize().into()
     }
 
     fn open_secret(
@@ -303,6 +340,7 @@ impl KeyType {
 }
 
 /// A server-held private key, opened for signing.
+#[derive(Clone)]
 pub(crate) enum OnlineKey {
     Ed25519(SigningKey),
     EcdsaP256(P256SigningKey),
@@ -534,7 +572,15 @@ mod tests {
             };
             let opened = master.open_online("g", TIMESTAMP, &row).unwrap();
             assert_eq!(opened.public_key(), public);
+            // Opened again (from `opened`), and still refused for another
+            // role, repository or sealed secret.
+            let again = master.open_online("g", TIMESTAMP, &row).unwrap();
+            assert_eq!(again.public_key(), public);
             assert!(master.open_online("g", SNAPSHOT, &row).is_err());
+            assert!(master.open_online("h", TIMESTAMP, &row).is_err());
+            let mut tampered = row.clone();
+            *tampered.sealed_seed.last_mut().unwrap() ^= 1;
+            assert!(master.open_online("g", TIMESTAMP, &tampered).is_err());
             let (method, sig) = opened.sign_notary(b"message");
             assert_eq!(
                 method,

@@ -8,6 +8,7 @@ use super::keys::{KeyRole, MasterKey};
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::publish::server_bins::{HeldBins, NewBin};
+use crate::snapshot_listings::ListedVersions;
 use crate::storage::{OnlineKeyRow, RepoTx};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -133,7 +134,7 @@ pub(crate) async fn sign_and_store(
     timestamp_version: u64,
     now: DateTime<Utc>,
 ) -> Result<Signed, ApiError> {
-    let (signed, files) = sign(
+    let SignedFiles { signed, files, .. } = sign(
         repo,
         master,
         settings,
@@ -147,8 +148,17 @@ pub(crate) async fn sign_and_store(
     Ok(signed)
 }
 
-/// What [`sign_and_store`] signs, returned instead of stored (the new
-/// snapshot, if asked, then the timestamp).
+/// What [`sign`] signed.
+pub(crate) struct SignedFiles {
+    pub(crate) signed: Signed,
+    /// The new snapshot, if asked, then the timestamp.
+    pub(crate) files: NewFiles,
+    /// The new snapshot's sha256 and what it lists, for
+    /// [`crate::snapshot_listings::SnapshotListings`] once committed.
+    pub(crate) snapshot_listing: Option<(String, ListedVersions)>,
+}
+
+/// What [`sign_and_store`] signs, returned instead of stored.
 pub(crate) async fn sign(
     repo: &mut RepoTx,
     master: &MasterKey,
@@ -157,12 +167,12 @@ pub(crate) async fn sign(
     snapshot: SnapshotUpdate,
     timestamp_version: u64,
     now: DateTime<Utc>,
-) -> Result<(Signed, NewFiles), ApiError> {
+) -> Result<SignedFiles, ApiError> {
     use TopLevelRole::{Snapshot as SnapshotRole, Timestamp as TimestampRole};
     let gun = repo.gun().to_string();
     let timestamp_keys = repo.keys(TimestampRole.into()).await?;
     let timestamp_signers = online_signers(root, TimestampRole, &timestamp_keys)?;
-    let (snapshot_version, snapshot_bytes, new_snapshot) = match snapshot {
+    let (snapshot_version, snapshot_bytes, listing) = match snapshot {
         SnapshotUpdate::New { version, meta } => {
             let snapshot_keys = repo.keys(SnapshotRole.into()).await?;
             let snapshot_signers = online_signers(root, SnapshotRole, &snapshot_keys)?;
@@ -170,14 +180,26 @@ pub(crate) async fn sign(
             set_signed_at(&mut signed.extra, now);
             let mut md = Metadata::new(signed).map_err(metadata_error)?;
             sign_with(master, &gun, SnapshotRole, &mut md, &snapshot_signers)?;
-            (version, md.to_bytes(), true)
+            let bytes = md.to_bytes();
+            let listing = ListedVersions::from_entries(
+                md.signed
+                    .meta
+                    .into_iter()
+                    .map(|(name, file)| (name, file.version)),
+            );
+            (version, bytes, Some(listing))
         }
-        SnapshotUpdate::Keep { version, bytes } => (version, bytes, false),
+        SnapshotUpdate::Keep { version, bytes } => (version, bytes, None),
     };
+    let described = MetaFile::describing(snapshot_version, &snapshot_bytes);
+    let snapshot_listing = listing.map(|listing| {
+        let sha256 = described.hashes.as_ref().and_then(|h| h.get("sha256"));
+        (sha256.cloned().unwrap_or_default(), listing)
+    });
     let mut signed = Timestamp::new(
         timestamp_version,
         expiry(now, settings, TimestampRole),
-        MetaFile::describing(snapshot_version, &snapshot_bytes),
+        described,
     );
     set_signed_at(&mut signed.extra, now);
     let mut timestamp = Metadata::new(signed).map_err(metadata_error)?;
@@ -190,7 +212,7 @@ pub(crate) async fn sign(
     )?;
 
     let mut files = Vec::with_capacity(2);
-    if new_snapshot {
+    if snapshot_listing.is_some() {
         files.push((
             SnapshotRole.as_str().to_string(),
             snapshot_version,
@@ -203,10 +225,14 @@ pub(crate) async fn sign(
         timestamp.to_bytes(),
     ));
     let signed = Signed {
-        snapshot_version: new_snapshot.then_some(snapshot_version),
+        snapshot_version: snapshot_listing.is_some().then_some(snapshot_version),
         timestamp_version,
     };
-    Ok((signed, files))
+    Ok(SignedFiles {
+        signed,
+        files,
+        snapshot_listing,
+    })
 }
 
 /// The public parts of the server's bin keys of the repository `repo`

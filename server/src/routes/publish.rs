@@ -9,6 +9,7 @@ use crate::online::notary_signing;
 use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::notary::SnapshotStep;
 use crate::publish::{self, Upload};
+use crate::snapshot_listings::{ListedVersions, SnapshotListings};
 use crate::state::AppState;
 use crate::storage::StoredFile;
 use actix_multipart::Multipart;
@@ -234,7 +235,7 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
 }
 
 /// The `meta` of the stored snapshot among `files` (empty without one),
-/// read as `C` (a map of entries, or [`ListedVersions`]). Read straight
+/// read as `C` (a map of entries, or a [`ListedVersions`]). Read straight
 /// into these types, not through
 /// [`tagtrust_shared::Metadata::from_bytes`]: its value tree and canonical
 /// form of the whole file were a quarter of a binned publish's CPU (1,024
@@ -266,51 +267,13 @@ pub(crate) fn stored_snapshot_meta<C: serde::de::DeserializeOwned + Default>(
     Ok(envelope.signed.meta)
 }
 
-/// A snapshot `meta` entry's version, all a publish reads of it.
-#[derive(serde::Deserialize)]
-struct ListedVersion {
-    version: u64,
-}
-
-/// A snapshot's `meta` as (role, version) in file order, role names
-/// without `.json` (an entry without it is left out: not a role). A list,
-/// not a map: building a map of 1,025 bins only to walk it once was a
-/// tenth of a binned publish.
-#[derive(Default)]
-struct ListedVersions(Vec<(String, u64)>);
-
-impl<'de> serde::Deserialize<'de> for ListedVersions {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = ListedVersions;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("snapshot meta entries")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<ListedVersions, A::Error> {
-                let mut listed = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((mut name, file)) = map.next_entry::<String, ListedVersion>()? {
-                    // The role's name in place: no copy per listed bin.
-                    if let Some(role) = name.strip_suffix(".json").map(str::len) {
-                        name.truncate(role);
-                        listed.push((name, file.version));
-                    }
-                }
-                Ok(ListedVersions(listed))
-            }
-        }
-        deserializer.deserialize_map(Entries)
-    }
-}
-
 /// The current files of a locked spec-TUF repository as the publish core
 /// takes them for `uploads` (only what it needs read:
-/// [`publish::unread_bins`]), with the server's bin keys.
+/// [`publish::unread_bins`]), with the server's bin keys. The stored
+/// snapshot's listing is taken from `listings` when kept there.
 async fn current_tuf(
     repo: &mut crate::storage::RepoTx,
+    listings: &SnapshotListings,
     uploads: &[Upload],
 ) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
     let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
@@ -329,7 +292,11 @@ async fn current_tuf(
     // snapshot's meta, which this server signed in the transaction that
     // stored them (one row to read, not one per bin). What `unread_bins`
     // leaves in it is read below.
-    let ListedVersions(mut versions) = stored_snapshot_meta(&head)?;
+    let snapshot = head.iter().find(|f| f.role == TopLevelRole::Snapshot);
+    let ListedVersions(mut versions) = match snapshot.and_then(|f| listings.take(&f.sha256)) {
+        Some(kept) => kept,
+        None => stored_snapshot_meta(&head)?,
+    };
     current.unread_bins = match current.roles.get(targets) {
         Some(stored) => publish::unread_bins(&stored.metadata, &mut versions, uploads),
         None => Default::default(),
@@ -366,7 +333,7 @@ async fn apply_tuf(
     for upload in &uploads {
         publish::role_from_filename(&upload.role)?;
     }
-    let (current, server_keys) = current_tuf(&mut repo, &uploads).await?;
+    let (current, server_keys) = current_tuf(&mut repo, &state.listings, &uploads).await?;
     let now = chrono::Utc::now();
     let mut plan = publish::plan(&current, uploads, now)?;
     let server_bins = publish::server_bins::bins_for_publish(
@@ -518,7 +485,11 @@ pub(crate) async fn sign_and_commit(
         }
         files.extend(bins);
     }
-    let (_, online) = signing::sign(
+    let signing::SignedFiles {
+        files: online,
+        snapshot_listing,
+        ..
+    } = signing::sign(
         &mut repo,
         &state.master,
         &state.settings,
@@ -538,6 +509,9 @@ pub(crate) async fn sign_and_commit(
     }
     let gun = repo.gun().to_string();
     repo.commit().await?;
+    if let Some((sha256, listing)) = snapshot_listing {
+        state.listings.put(&sha256, listing);
+    }
     versions.insert(
         TopLevelRole::Snapshot.to_string(),
         json!(next.snapshot_version),

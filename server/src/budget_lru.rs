@@ -1,0 +1,128 @@
+//! A least-recently-used map within a byte budget: what the server's
+//! content-addressed copies are kept in (`gzip_cache`, `snapshot_listings`).
+//! Their keys are sha256s of the files copied, so an entry is never stale
+//! and nothing invalidates one; each entry costs what [`Cost::cost`] says.
+
+use hashlink::LruCache;
+use std::sync::Mutex;
+
+/// What keeping a value costs, in bytes (bookkeeping included).
+pub(crate) trait Cost {
+    fn cost(&self) -> usize;
+}
+
+pub(crate) struct BudgetLru<V> {
+    max_bytes: usize,
+    state: Mutex<State<V>>,
+}
+
+struct State<V> {
+    entries: LruCache<String, V>,
+    bytes: usize,
+}
+
+impl<V: Cost> BudgetLru<V> {
+    /// Values costing at most `max_bytes` in all (0: none kept).
+    pub(crate) fn new(max_bytes: usize) -> BudgetLru<V> {
+        BudgetLru {
+            max_bytes,
+            state: Mutex::new(State {
+                entries: LruCache::new_unbounded(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State<V>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value kept under `key`, if any (now the most recently used).
+    pub(crate) fn get(&self, key: &str) -> Option<V>
+    where
+        V: Clone,
+    {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        self.state().entries.get(key).cloned()
+    }
+
+    /// The value kept under `key`, if any, taken out.
+    pub(crate) fn take(&self, key: &str) -> Option<V> {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        let mut state = self.state();
+        let value = state.entries.remove(key)?;
+        state.bytes -= value.cost();
+        Some(value)
+    }
+
+    /// Keep `value` under `key` (replacing what was), evicting the least
+    /// recently used to fit; a value larger than the whole budget is not kept.
+    pub(crate) fn put(&self, key: &str, value: V) {
+        let cost = value.cost();
+        if cost > self.max_bytes {
+            return;
+        }
+        let mut state = self.state();
+        if let Some(old) = state.entries.insert(key.to_string(), value) {
+            state.bytes -= old.cost();
+        }
+        state.bytes += cost;
+        while state.bytes > self.max_bytes {
+            match state.entries.remove_lru() {
+                Some((_, old)) => state.bytes -= old.cost(),
+                None => break,
+            }
+        }
+    }
+
+    /// What the kept values cost in all.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.state().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Sized(usize);
+    impl Cost for Sized {
+        fn cost(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn the_least_recently_used_go_first_and_the_budget_holds() {
+        let lru = BudgetLru::new(30);
+        lru.put("a", Sized(10));
+        lru.put("b", Sized(10));
+        lru.put("c", Sized(10));
+        assert_eq!(lru.get("a"), Some(Sized(10))); // "b" is now the least recent
+        lru.put("d", Sized(10));
+        assert_eq!(lru.get("b"), None);
+        assert_eq!(lru.bytes(), 30);
+        lru.put("a", Sized(20)); // replaced: "c" and "d" cost 20, so "c" goes
+        assert_eq!(lru.get("c"), None);
+        assert_eq!(lru.bytes(), 30);
+        assert_eq!(lru.take("a"), Some(Sized(20)));
+        assert_eq!(lru.take("a"), None);
+        assert_eq!(lru.bytes(), 10);
+        lru.put("huge", Sized(31));
+        assert_eq!(lru.get("huge"), None);
+    }
+
+    #[test]
+    fn a_budget_of_zero_keeps_nothing() {
+        let lru = BudgetLru::new(0);
+        lru.put("a", Sized(0));
+        assert_eq!(lru.get("a"), None);
+        assert_eq!(lru.take("a"), None);
+    }
+}
