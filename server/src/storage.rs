@@ -19,6 +19,7 @@ use anyhow::Context;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,6 +187,19 @@ pub fn expires_of(bytes: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
     serde_json::from_slice::<Head>(bytes)
         .ok()
         .map(|h| h.signed.expires)
+}
+
+/// A metadata file this server signed, to store
+/// ([`RepoTx::insert_signed`]): its exact bytes with the sha256 and
+/// `signed.expires` it was signed with, so storing it neither hashes nor
+/// parses it again.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedFile {
+    pub(crate) role: String,
+    pub(crate) version: u64,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) sha256: String,
+    pub(crate) expires: chrono::DateTime<chrono::Utc>,
 }
 
 /// One server-held key (public part plus the sealed seed).
@@ -1311,35 +1325,62 @@ impl RepoTx {
         &mut self,
         files: &[(R, u64, B)],
     ) -> Result<()> {
+        self.insert(files, &[]).await
+    }
+
+    /// [`RepoTx::insert_files`] of files this server signed, whose sha256
+    /// and expiry it knows.
+    pub(crate) async fn insert_signed(&mut self, signed: &[SignedFile]) -> Result<()> {
+        self.insert::<&str, &[u8]>(&[], signed).await
+    }
+
+    /// [`RepoTx::insert_files`] of `files` and `signed` together (in that
+    /// order): the sha256 and `signed.expires` of `files` are read off
+    /// their bytes, those of `signed` taken as they are (for a 1,024-bin
+    /// snapshot, a hash and a parse of 35 KB fewer).
+    pub(crate) async fn insert<R: AsRef<str>, B: AsRef<[u8]>>(
+        &mut self,
+        files: &[(R, u64, B)],
+        signed: &[SignedFile],
+    ) -> Result<()> {
         struct Row<'a> {
             role: &'a str,
             version: i64,
-            sha256: String,
+            sha256: Cow<'a, str>,
             bytes: &'a [u8],
             expires_at: Option<i64>,
         }
-        let mut rows = Vec::new();
-        for (role, version, bytes) in files {
-            let (role, bytes) = (role.as_ref(), bytes.as_ref());
-            let version = version_to_db(*version)?;
-            let sha256 = tagtrust_shared::hashes::sha256_hex(bytes);
-            let newer = match &self.change {
-                Some(Change::Update { version: noted, .. }) => version > *noted,
-                _ => true,
-            };
-            if role == TopLevelRole::Timestamp.as_str() && newer {
-                self.change = Some(Change::Update {
-                    version,
-                    sha256: sha256.clone(),
-                });
-            }
-            rows.push(Row {
-                role,
-                version,
-                sha256,
+        let read = files.iter().map(|(role, version, bytes)| {
+            let bytes = bytes.as_ref();
+            Ok(Row {
+                role: role.as_ref(),
+                version: version_to_db(*version)?,
+                sha256: Cow::Owned(tagtrust_shared::hashes::sha256_hex(bytes)),
                 bytes,
                 expires_at: expires_of(bytes).map(|t| t.timestamp()),
-            });
+            })
+        });
+        let known = signed.iter().map(|file| {
+            Ok(Row {
+                role: &file.role,
+                version: version_to_db(file.version)?,
+                sha256: Cow::Borrowed(&file.sha256),
+                bytes: &file.bytes,
+                expires_at: Some(file.expires.timestamp()),
+            })
+        });
+        let rows: Vec<Row> = read.chain(known).collect::<Result<_>>()?;
+        for row in &rows {
+            let newer = match &self.change {
+                Some(Change::Update { version: noted, .. }) => row.version > *noted,
+                _ => true,
+            };
+            if row.role == TopLevelRole::Timestamp.as_str() && newer {
+                self.change = Some(Change::Update {
+                    version: row.version,
+                    sha256: row.sha256.to_string(),
+                });
+            }
         }
         if rows.is_empty() {
             return Ok(());
@@ -1359,7 +1400,7 @@ impl RepoTx {
                     .bind(&self.gun)
                     .bind(row.role)
                     .bind(row.version)
-                    .bind(&row.sha256)
+                    .bind(row.sha256.as_ref())
                     .bind(row.bytes.to_vec())
                     .bind(created_at)
                     .bind(row.expires_at);

@@ -1,7 +1,9 @@
 //! The floors a publish cannot go below (issue 10, BENCHMARKS.md "Floors"):
 //! ed25519 sign and verify, canonical JSON, sha256 and parsing of a large
 //! targets file (10,000 tags, what `tag set` writes), and the encrypted key
-//! file's decryption (PBKDF2, 600,000 rounds) that every `tag set` pays.
+//! file's decryption (PBKDF2, 600,000 rounds) that every `tag set` pays;
+//! and what the server does to the snapshot of 1,024 bins it signs on
+//! every binned publish.
 //!
 //!   cargo bench -p tagtrust-shared --bench floors
 //!
@@ -13,10 +15,23 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use tagtrust_shared::canonical::to_canonical_json;
 use tagtrust_shared::hashes::sha256_hex;
-use tagtrust_shared::{Metadata, SigningKey, TargetFile, Targets};
+use tagtrust_shared::{MetaFile, Metadata, SigningKey, Snapshot, TargetFile, Targets};
 
 /// How many tags the large targets file holds.
 const TAGS: usize = 10_000;
+
+/// How many hashed bins the snapshot of a binned repository lists.
+const BINS: usize = 1024;
+
+/// The `signed` of a snapshot of `BINS` bins and targets, each listed by
+/// version only, as the server signs one on every binned publish.
+fn binned_snapshot() -> Snapshot {
+    let meta = (0..BINS)
+        .map(|n| (format!("bins-{n:03x}.json"), MetaFile::version_only(1)))
+        .chain([("targets.json".to_string(), MetaFile::version_only(2))])
+        .collect();
+    Snapshot::new(7, Utc::now() + Duration::days(7), meta)
+}
 
 /// A signed targets file of `TAGS` tags as `tag set` writes them (hex
 /// sha256, a size, the default media type left implicit).
@@ -78,6 +93,21 @@ fn floors(c: &mut Criterion) {
     });
     g.bench_function("envelope bytes (Metadata::to_bytes)", |b| {
         b.iter(|| black_box(&targets).to_bytes())
+    });
+    g.finish();
+
+    let snapshot = binned_snapshot();
+    let snapshot_canonical = to_canonical_json(&snapshot).unwrap();
+    let mut g = c.benchmark_group("snapshot of 1,024 bins");
+    g.throughput(Throughput::Bytes(snapshot_canonical.len() as u64));
+    g.bench_function("canonical JSON of the typed role", |b| {
+        b.iter(|| to_canonical_json(black_box(&snapshot)).unwrap())
+    });
+    g.bench_function("sign", |b| {
+        b.iter(|| key.sign(black_box(&snapshot_canonical)))
+    });
+    g.bench_function("sha256", |b| {
+        b.iter(|| sha256_hex(black_box(&snapshot_canonical)))
     });
     g.finish();
 

@@ -7,6 +7,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use tagtrust_tests::database::{postgres_query, sqlite_file, sqlite_query};
 use tagtrust_tests::proxy::{Forwarded, TamperingProxy};
 use tagtrust_tests::{
     json, ngclient_lookup, parse_json, python_with_tuf, random_digest, snapshot_versions,
@@ -465,4 +466,53 @@ fn bins_enable_on_a_repository_that_delegates_keeps_its_delegations() {
     assert_resolved(&server, &expected);
     let stderr = publisher.fails(&enable);
     assert!(stderr.contains("already has hashed bins"), "{stderr}");
+}
+
+/// Every stored version's `sha256` and `expires_at` columns are those of
+/// its bytes, also for the snapshots and timestamps the server signs and
+/// stores with the sha256 and expiry it signed them with (not read off the
+/// bytes again), and for those a publish signs from a snapshot listing
+/// kept in memory: the byChecksum reads, the changefeed and the re-sign
+/// scheduler go by those columns.
+#[test]
+fn stored_rows_say_what_their_bytes_say() {
+    for backend in Backend::all() {
+        let server = TestServer::spawn(backend);
+        let token = server.create_token(&["push:localhost:5000/bins/*"]);
+        let publisher = Cli::new(&server.url).with_token(&token);
+        publisher.ok(&["init", GUN, "--bins", "16"]);
+        for n in 0..3 {
+            tag_set_in_one_bin(&server, &publisher, &format!("2.{n}"));
+        }
+        let sql = |hex: &str| {
+            format!(
+                "SELECT role || ' ' || sha256 || ' ' || COALESCE(CAST(expires_at AS TEXT), '-') || ' ' || {hex} \
+                 FROM metadata WHERE gun = '{GUN}'"
+            )
+        };
+        let rows = match &server.database_url {
+            None => sqlite_query(&sqlite_file(server.data_dir.path()), &sql("hex(bytes)")),
+            Some(url) => postgres_query(url, &sql("encode(bytes, 'hex')")),
+        };
+        let mut signed_by_server = 0;
+        for row in &rows {
+            let [role, sha256, expires_at, bytes] = row.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("{row}");
+            };
+            let bytes = hex::decode(bytes.to_ascii_lowercase()).unwrap();
+            assert_eq!(
+                sha256,
+                tagtrust_shared::hashes::sha256_hex(&bytes),
+                "{role}"
+            );
+            let file: Value = serde_json::from_slice(&bytes).unwrap();
+            let expires =
+                chrono::DateTime::parse_from_rfc3339(file["signed"]["expires"].as_str().unwrap())
+                    .unwrap();
+            assert_eq!(expires_at, expires.timestamp().to_string(), "{role}");
+            signed_by_server += usize::from(role == "snapshot" || role == "timestamp");
+        }
+        // Each of the four publishes (init and three tag sets) signed both.
+        assert!(signed_by_server >= 8, "{rows:?}");
+    }
 }

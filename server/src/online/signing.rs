@@ -9,7 +9,7 @@ use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::publish::server_bins::{HeldBins, NewBin};
 use crate::snapshot_listings::ListedVersions;
-use crate::storage::{OnlineKeyRow, RepoTx};
+use crate::storage::{OnlineKeyRow, RepoTx, SignedFile};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -144,7 +144,7 @@ pub(crate) async fn sign_and_store(
         now,
     )
     .await?;
-    repo.insert_files(&files).await?;
+    repo.insert_signed(&files).await?;
     Ok(signed)
 }
 
@@ -152,7 +152,7 @@ pub(crate) async fn sign_and_store(
 pub(crate) struct SignedFiles {
     pub(crate) signed: Signed,
     /// The new snapshot, if asked, then the timestamp.
-    pub(crate) files: NewFiles,
+    pub(crate) files: Vec<SignedFile>,
     /// The new snapshot's sha256 and what it lists, for
     /// [`crate::snapshot_listings::SnapshotListings`] once committed.
     pub(crate) snapshot_listing: Option<(String, ListedVersions)>,
@@ -172,7 +172,8 @@ pub(crate) async fn sign(
     let gun = repo.gun().to_string();
     let timestamp_keys = repo.keys(TimestampRole.into()).await?;
     let timestamp_signers = online_signers(root, TimestampRole, &timestamp_keys)?;
-    let (snapshot_version, snapshot_bytes, listing) = match snapshot {
+    // A new snapshot's listing and expiry come along with its bytes.
+    let (snapshot_version, snapshot_bytes, new_snapshot) = match snapshot {
         SnapshotUpdate::New { version, meta } => {
             let snapshot_keys = repo.keys(SnapshotRole.into()).await?;
             let snapshot_signers = online_signers(root, SnapshotRole, &snapshot_keys)?;
@@ -187,15 +188,17 @@ pub(crate) async fn sign(
                     .into_iter()
                     .map(|(name, file)| (name, file.version)),
             );
-            (version, bytes, Some(listing))
+            (version, bytes, Some((listing, md.signed.expires)))
         }
         SnapshotUpdate::Keep { version, bytes } => (version, bytes, None),
     };
     let described = MetaFile::describing(snapshot_version, &snapshot_bytes);
-    let snapshot_listing = listing.map(|listing| {
-        let sha256 = described.hashes.as_ref().and_then(|h| h.get("sha256"));
-        (sha256.cloned().unwrap_or_default(), listing)
-    });
+    let snapshot_sha256 = described
+        .hashes
+        .as_ref()
+        .and_then(|h| h.get("sha256"))
+        .cloned()
+        .unwrap_or_else(|| tagtrust_shared::hashes::sha256_hex(&snapshot_bytes));
     let mut signed = Timestamp::new(
         timestamp_version,
         expiry(now, settings, TimestampRole),
@@ -212,18 +215,25 @@ pub(crate) async fn sign(
     )?;
 
     let mut files = Vec::with_capacity(2);
-    if snapshot_listing.is_some() {
-        files.push((
-            SnapshotRole.as_str().to_string(),
-            snapshot_version,
-            snapshot_bytes,
-        ));
+    let mut snapshot_listing = None;
+    if let Some((listing, expires)) = new_snapshot {
+        files.push(SignedFile {
+            role: SnapshotRole.as_str().to_string(),
+            version: snapshot_version,
+            bytes: snapshot_bytes,
+            sha256: snapshot_sha256.clone(),
+            expires,
+        });
+        snapshot_listing = Some((snapshot_sha256, listing));
     }
-    files.push((
-        TimestampRole.as_str().to_string(),
-        timestamp_version,
-        timestamp.to_bytes(),
-    ));
+    let bytes = timestamp.to_bytes();
+    files.push(SignedFile {
+        role: TimestampRole.as_str().to_string(),
+        version: timestamp_version,
+        sha256: tagtrust_shared::hashes::sha256_hex(&bytes),
+        bytes,
+        expires: timestamp.signed.expires,
+    });
     let signed = Signed {
         snapshot_version: snapshot_listing.is_some().then_some(snapshot_version),
         timestamp_version,

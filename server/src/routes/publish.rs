@@ -502,8 +502,7 @@ pub(crate) async fn sign_and_commit(
         now,
     )
     .await?;
-    files.extend(online);
-    repo.insert_files(&files).await?;
+    repo.insert(&files, &online).await?;
     if signs_bins {
         repo.note_bins_expiry().await?;
     }
