@@ -911,7 +911,7 @@ mod tests {
             role: "targets".into(),
             bytes: signed(new, &key(TARGETS_KEY)),
         }];
-        let mut plan = plan(current, uploads, now())?;
+        let mut plan = plan(&mut current.clone(), uploads, now())?;
         let made = bins_for_publish(current, &mut plan, &server_keys(), later())?;
         if let Some((_, bins)) = &made {
             for bin in bins {
@@ -1001,7 +1001,7 @@ mod tests {
             role: name.clone(),
             bytes: signed(bin, &key(SERVER_BINS)),
         }];
-        let mut plan = plan(&current, uploads, now()).unwrap();
+        let mut plan = plan(&mut current.clone(), uploads, now()).unwrap();
         assert!(matches!(
             bins_for_publish(&current, &mut plan, &server_keys(), later()),
             Err(Refusal::Invalid { check: Check::NotUploadable, role, .. }) if role == name

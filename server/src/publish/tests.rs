@@ -182,7 +182,7 @@ fn first_publish() -> Vec<Upload> {
 
 /// The check (or conflict) `plan` refuses with.
 fn refusal(current: &CurrentRepository, uploads: Vec<Upload>) -> (String, &'static str) {
-    let refused = plan(current, uploads, now()).expect_err("refused");
+    let refused = plan(&mut current.clone(), uploads, now()).expect_err("refused");
     let code = code(&refused);
     match refused {
         Refusal::Conflict { role, .. } | Refusal::Invalid { role, .. } => (role, code),
@@ -201,11 +201,11 @@ fn code(refused: &Refusal) -> &'static str {
 
 #[test]
 fn first_publish_and_next_release_are_accepted() {
-    let p = plan(&CurrentRepository::default(), first_publish(), now()).unwrap();
+    let p = plan(&mut CurrentRepository::default(), first_publish(), now()).unwrap();
     assert_eq!((p.snapshot_version, p.timestamp_version), (1, 1));
     assert_eq!(p.store.len(), 2);
     let k = keys();
-    let p = plan(&release1(), vec![dev(2, &["dev-2"], &k.dev)], now()).unwrap();
+    let p = plan(&mut release1(), vec![dev(2, &["dev-2"], &k.dev)], now()).unwrap();
     assert_eq!(p.store[0].1, 2);
     assert_eq!(p.snapshot_meta.len(), 2);
 }
@@ -346,7 +346,7 @@ refusals! {
 #[test]
 fn a_delegated_role_may_skip_versions_but_not_repeat_them() {
     let k = keys();
-    let p = plan(&release1(), vec![dev(7, &["dev-7"], &k.dev)], now()).unwrap();
+    let p = plan(&mut release1(), vec![dev(7, &["dev-7"], &k.dev)], now()).unwrap();
     assert_eq!(p.store[0].1, 7);
     assert_refused(
         &release1(),
@@ -397,7 +397,7 @@ fn duplicate_keys_are_refused_in_root_and_delegations() {
 #[test]
 fn refusal_names_the_check_and_its_details() {
     let k = keys();
-    let err = plan(&release1(), vec![dev(2, &["prod-1"], &k.dev)], now()).unwrap_err();
+    let err = plan(&mut release1(), vec![dev(2, &["prod-1"], &k.dev)], now()).unwrap_err();
     assert_eq!(
         err,
         Refusal::Invalid {
@@ -454,9 +454,9 @@ fn binned(tag: &str) -> (CurrentRepository, String) {
 #[test]
 fn a_bin_is_accepted_alone_with_the_tags_that_hash_into_it() {
     let k = keys();
-    let (current, bin) = binned("latest");
+    let (mut current, bin) = binned("latest");
     let uploads = vec![up(&bin, targets(2, &["latest"], &[], &k.dev, later()))];
-    let p = plan(&current, uploads, now()).unwrap();
+    let p = plan(&mut current, uploads, now()).unwrap();
     assert_eq!(p.store.len(), 1);
     assert_eq!(p.store[0].0, bin);
     // Snapshot lists the bin by version alone, targets with its hashes.
@@ -520,8 +520,8 @@ fn a_bin_publish_plans_the_same_without_reading_the_other_bins() {
     assert_eq!(read.unread_bins.len(), 3);
     assert!(!read.unread_bins.contains_key(&bin));
     let (a, b) = (
-        plan(&full, uploads.clone(), now()).unwrap(),
-        plan(&read, uploads, now()).unwrap(),
+        plan(&mut full.clone(), uploads.clone(), now()).unwrap(),
+        plan(&mut read.clone(), uploads, now()).unwrap(),
     );
     assert_eq!(a.snapshot_meta, b.snapshot_meta);
     assert_eq!(a.store, b.store);
@@ -595,8 +595,8 @@ fn as_read(full: &CurrentRepository, uploads: &[Upload]) -> CurrentRepository {
 fn same_plan(full: &CurrentRepository, uploads: Vec<Upload>) -> (&'static str, usize) {
     let read = as_read(full, &uploads);
     let (a, b) = (
-        plan(full, uploads.clone(), now()),
-        plan(&read, uploads, now()),
+        plan(&mut full.clone(), uploads.clone(), now()),
+        plan(&mut read.clone(), uploads, now()),
     );
     let code = match (&a, &b) {
         (Ok(a), Ok(b)) => {

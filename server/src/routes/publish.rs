@@ -333,9 +333,9 @@ async fn apply_tuf(
     for upload in &uploads {
         publish::role_from_filename(&upload.role)?;
     }
-    let (current, server_keys) = current_tuf(&mut repo, &state.listings, &uploads).await?;
+    let (mut current, server_keys) = current_tuf(&mut repo, &state.listings, &uploads).await?;
     let now = chrono::Utc::now();
-    let mut plan = publish::plan(&current, uploads, now)?;
+    let mut plan = publish::plan(&mut current, uploads, now)?;
     let server_bins = publish::server_bins::bins_for_publish(
         &current,
         &mut plan,
