@@ -19,6 +19,11 @@
 # BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432 runs every server on
 # PostgreSQL instead: a fresh database on that server for each one
 # (created here, dropped after), not SQLite.
+#
+# Above 100,000 tags the seed is split by bin into publishes of at most
+# 100,000 tags each (a publish that touches every bin uploads all of them:
+# ~110 MB at a million tags), and BENCH_BINS above 1,024 raises the
+# server's --max-parts: `BENCH_BINS=4096 scripts/bench-publish.sh 1000000`.
 set -euo pipefail
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(10 10000 100000)
@@ -51,6 +56,41 @@ publish_runs() { # client gun out
   done
 }
 
+# Publish the tags of $W/tags.txt into $2 with client $1: in one tag set,
+# or (bins, over 100,000 tags) in tag sets of whole bins, ≤ 100,000 tags each.
+seed() { # client gun kind
+  if [[ $3 == flat ]] || (($(wc -l < "$W/tags.txt") <= 100000)); then
+    "$1" --server "$url" tag set "$2" --from-file "$W/tags.txt" >/dev/null
+    return
+  fi
+  rm -f "$W"/seed-*.txt
+  python3 - "$W/tags.txt" "$BINS" "$W/seed" <<'PY'
+import hashlib, sys
+path, bins, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+bits = bins.bit_length() - 1
+by_bin = {}
+for line in open(path):
+    tag = line.split()[0]
+    # TAP 15: a target's bin is the first bit_length bits of its name's sha256.
+    b = int.from_bytes(hashlib.sha256(tag.encode()).digest()[:4], "big") >> (32 - bits)
+    by_bin.setdefault(b, []).append(line)
+chunk, n, files = [], 0, 0
+for b in sorted(by_bin):
+    if n + len(by_bin[b]) > 100000 and chunk:
+        open(f"{out}-{files:03d}.txt", "w").writelines(chunk)
+        chunk, n, files = [], 0, files + 1
+    chunk += by_bin[b]
+    n += len(by_bin[b])
+open(f"{out}-{files:03d}.txt", "w").writelines(chunk)
+PY
+  local part listed
+  for part in "$W"/seed-*.txt; do
+    "$1" --server "$url" tag set "$2" --from-file "$part" >/dev/null
+  done
+  listed=$("$1" --server "$url" list "$2" -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+  [[ $listed == $(wc -l < "$W/tags.txt") ]] || { echo "seeded $listed tags, not $(wc -l < "$W/tags.txt")" >&2; exit 1; }
+}
+
 rows=()
 for side in before after; do
   if [[ $side == before ]]; then client=$BEFORE/tagtrust server_bin=$BEFORE/tagtrust-server; else client=$TT server_bin=$TTS; fi
@@ -64,7 +104,7 @@ for side in before after; do
       psql "$PG_BASE/postgres" -qAtc "CREATE DATABASE $pg_db" >/dev/null
       DBARGS=(--database-url "$PG_BASE/$pg_db")
     fi
-    TTS=$server_bin start --max-body-bytes 67108864 --max-file-bytes 67108864
+    TTS=$server_bin start --max-body-bytes 67108864 --max-file-bytes 67108864 --max-parts $((BINS + 16))
     TTS=$server_bin publisher
     pport=$(free_port)
     python3 "$PROXY" "$pport" "$port" "$W/proxy.jsonl" 3600 >/dev/null 2>&1 &
@@ -77,7 +117,7 @@ for side in before after; do
       gun=bench.example/$kind/n$n
       if [[ $kind == bins ]]; then "$client" --server "$url" init "$gun" --bins "$BINS" >/dev/null
       else "$client" --server "$url" init "$gun" >/dev/null; fi
-      "$client" --server "$url" tag set "$gun" --from-file "$W/tags.txt" >/dev/null
+      seed "$client" "$gun" "$kind"
       "$client" --server "http://127.0.0.1:$pport" tag set "$gun:warm" "sha256:$(openssl rand -hex 32)" --size 1 >/dev/null
       out=$W/runs-$side-$kind-$n.txt
       : > "$out"
@@ -96,13 +136,14 @@ echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $backend, load $(cut -d' ' -f1-3 /pr
 echo
 echo "| tags | bins | server before | server after | after ÷ before | slowest server before | slowest after | end to end before | end to end after |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
-python3 - "${rows[@]}" <<'PY'
+python3 - "$BINS" "${rows[@]}" <<'PY'
 import sys
-rows = [r.split("|") for r in sys.argv[1:]]
+bin_count = int(sys.argv[1])
+rows = [r.split("|") for r in sys.argv[2:]]
 by = {(n, k, s): (float(a), float(b), float(m)) for n, k, s, a, b, m in rows}
 for n, k in sorted({(n, k) for n, k, *_ in rows}, key=lambda x: (int(x[0]), x[1])):
     (sb, eb, mb), (sa, ea, ma) = by[(n, k, "before")], by[(n, k, "after")]
-    bins = "1,024" if k == "bins" else "none"
+    bins = f"{bin_count:,}" if k == "bins" else "none"
     r = sa / sb
     ratio = f"{r:.2f}×" if r >= 0.1 else f"{r:.3f}×"
     print(f"| {int(n):,} | {bins} | {sb:.1f} | {sa:.1f} | {ratio} | {mb:.1f} | {ma:.1f} | {eb:.0f} | {ea:.0f} |")

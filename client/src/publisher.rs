@@ -632,6 +632,13 @@ impl Publisher {
         for skipped in &walk.skipped {
             self.session.notices.push(skipped.notice());
         }
+        if let Some(first) = walk.beyond_limit.first() {
+            self.session.notices.push(format!(
+                "{} delegated roles (from {first:?}) are beyond the {} a lookup reads: their tags are not listed, and consumers cannot resolve them",
+                walk.beyond_limit.len(),
+                repo.updater.max_delegations()
+            ));
+        }
         let candidates: std::collections::BTreeSet<String> = walk
             .roles
             .iter()

@@ -125,6 +125,10 @@ pub struct RoleWalk {
     pub delegators: std::collections::BTreeMap<String, String>,
     /// Branches that failed and were left out, with their subtrees.
     pub skipped: Vec<SkippedRole>,
+    /// Delegated roles not read because the walk had read
+    /// `max_delegations` others (with their subtrees): a search would not
+    /// reach them either.
+    pub beyond_limit: Vec<String>,
 }
 
 /// A delegated role the walk could not trust through one delegator.
@@ -219,6 +223,12 @@ impl<F: Fetcher> Updater<F> {
             trusted: TrustedMetadataSet::from_root(root, Utc::now()),
             refreshed: false,
         }
+    }
+
+    /// How many delegated roles (hashed bins aside) a search or a walk
+    /// reads at most.
+    pub fn max_delegations(&self) -> usize {
+        self.config.max_delegations
     }
 
     /// The trusted metadata: after [`Self::refresh`], what this run verified
@@ -504,9 +514,16 @@ impl<F: Fetcher> Updater<F> {
 
     /// Load every delegated role reachable from top-level targets that
     /// snapshot lists (a delegated role not published yet has nothing to
-    /// load), pre-order, each once, at most `max_delegations`. For
+    /// load), pre-order, each once, at most `max_delegations` of them
+    /// besides hashed bins (the rest in [`RoleWalk::beyond_limit`]). For
     /// publishers and listings; a lookup uses [`Self::get_targetinfo`],
     /// which fetches only what its search visits.
+    ///
+    /// Hashed bins (succinct, or explicit roles selected by name hash
+    /// alone) do not count against the limit: a search visits the one bin
+    /// a tag hashes to, so every bin's tags are found by lookups, and a
+    /// repository of 1,024 bins has 1,024 roles by design, each listed in
+    /// the snapshot (whose size bounds them).
     ///
     /// A delegated branch that fails (its role does not verify under the
     /// keys its delegator gives it, cannot be fetched, or is a name already
@@ -518,9 +535,12 @@ impl<F: Fetcher> Updater<F> {
         if !self.refreshed {
             self.refresh()?;
         }
-        let mut to_visit = vec![("targets".to_string(), "root".to_string())];
+        // (role, its delegator, is it a hashed bin of that delegator?)
+        let mut to_visit = vec![("targets".to_string(), "root".to_string(), false)];
         let mut walk = RoleWalk::default();
-        while let Some((role, delegator)) = to_visit.pop() {
+        // Roles read that count against `max_delegations`: all but bins.
+        let mut counted = 0;
+        while let Some((role, delegator, bin)) = to_visit.pop() {
             if walk.roles.contains(&role) {
                 // Reached again through another delegator: it must vouch
                 // for the same metadata, or that branch is skipped.
@@ -533,8 +553,9 @@ impl<F: Fetcher> Updater<F> {
                 }
                 continue;
             }
-            if walk.roles.len() > self.config.max_delegations {
-                break;
+            if !bin && counted > self.config.max_delegations {
+                walk.beyond_limit.push(role);
+                continue;
             }
             if let Err(error) = self.load_targets(&role, &delegator) {
                 if role == "targets" {
@@ -549,6 +570,7 @@ impl<F: Fetcher> Updater<F> {
             }
             walk.roles.push(role.clone());
             walk.delegators.insert(role.clone(), delegator);
+            counted += usize::from(!bin);
             let targets = self
                 .trusted
                 .targets_role(&role)
@@ -560,8 +582,11 @@ impl<F: Fetcher> Updater<F> {
             let Some(delegations) = &targets.signed.delegations else {
                 continue;
             };
-            let mut children: Vec<String> =
-                delegations.roles().iter().map(|r| r.name.clone()).collect();
+            let mut children: Vec<(String, bool)> = delegations
+                .roles()
+                .iter()
+                .map(|r| (r.name.clone(), r.is_hash_bin()))
+                .collect();
             if let Some(succinct) = &delegations.succinct_roles {
                 children.extend(
                     snapshot
@@ -570,14 +595,14 @@ impl<F: Fetcher> Updater<F> {
                         .keys()
                         .filter_map(|file| file.strip_suffix(".json"))
                         .filter(|name| succinct.is_bin(name))
-                        .map(str::to_string),
+                        .map(|name| (name.to_string(), true)),
                 );
             }
             to_visit.extend(
                 children
                     .into_iter()
-                    .filter(|child| snapshot.signed.role_meta(child).is_some())
-                    .map(|child| (child, role.clone()))
+                    .filter(|(child, _)| snapshot.signed.role_meta(child).is_some())
+                    .map(|(child, bin)| (child, role.clone(), bin))
                     .rev(),
             );
         }

@@ -333,6 +333,58 @@ fn delegation_search_order_terminating_and_bounds() {
         .take_log()
         .iter()
         .any(|u| u == "1.b.json" || u == "1.c.json"));
+    // And the walk of every role: targets and a, in pre-order, are read;
+    // c and b are beyond the limit, and said to be.
+    let walk = up.load_all_roles().unwrap();
+    assert_eq!(walk.roles, ["targets", "a"]);
+    assert_eq!(walk.beyond_limit, ["c", "b"]);
+}
+
+/// A walk of every role reads every published bin however few
+/// delegations it may read: a lookup of any tag reads the one bin it
+/// hashes to, so a listing that stopped after `max_delegations` bins would
+/// leave out tags consumers resolve.
+#[test]
+fn a_walk_reads_every_bin_beyond_max_delegations() {
+    let repo = RepositorySimulator::new();
+    let bin_key = SigningKey::generate();
+    let succinct = sixteen_bins(&bin_key);
+    let mut top = Targets::new(1, repo.expires());
+    top.delegations = Some(Delegations {
+        keys: [(bin_key.key_id(), bin_key.public_key())]
+            .into_iter()
+            .collect(),
+        roles: None,
+        succinct_roles: Some(succinct.clone()),
+        extra: Default::default(),
+    });
+    let top = sign(top, &[&repo.targets_key]);
+    let bins: Vec<(String, Vec<u8>)> = succinct
+        .bin_names()
+        .into_iter()
+        .map(|name| (name, sign(Targets::new(1, repo.expires()), &[&bin_key])))
+        .collect();
+    let mut listed: Vec<(&str, &[u8], u64)> = vec![("targets", &top, 1)];
+    listed.extend(
+        bins.iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice(), 1)),
+    );
+    let snap = repo.snapshot(1, &listed);
+    repo.put("timestamp.json", &repo.timestamp(1, &snap, 1));
+    repo.put("1.snapshot.json", &snap);
+    repo.put("1.targets.json", &top);
+    for (name, bytes) in &bins {
+        repo.put(&format!("1.{name}.json"), bytes);
+    }
+    let dir = init(&repo);
+    let config = UpdaterConfig {
+        max_delegations: 2,
+        ..UpdaterConfig::default()
+    };
+    let mut up = open(dir.path(), &repo, config).unwrap();
+    let walk = up.load_all_roles().unwrap();
+    assert_eq!(walk.roles.len(), 17, "{:?}", walk.roles);
+    assert!(walk.beyond_limit.is_empty() && walk.skipped.is_empty());
 }
 
 /// TAP 15 bins `bin-0` … `bin-f` signed by `bin_key`.
