@@ -516,3 +516,30 @@ fn stored_rows_say_what_their_bytes_say() {
         assert!(signed_by_server >= 8, "{rows:?}");
     }
 }
+
+/// `list` shows every tag of a repository with more bins than the 32
+/// delegated roles a search reads (a lookup reads the one bin its tag
+/// hashes to, so every one of them resolves): it once stopped after 32
+/// bins and left most tags out, without a word.
+#[test]
+fn list_shows_the_tags_of_every_bin() {
+    let server = TestServer::spawn(Backend::Sqlite);
+    let token = server.create_token(&["push:localhost:5000/bins/*"]);
+    let publisher = Cli::new(&server.url).with_token(&token);
+    publisher.ok(&["init", GUN, "--bins", "64"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (list, digests) = tag_list(dir.path(), 300);
+    tag_set_from_file(&publisher, &list);
+    let consumer = Cli::new(&server.url);
+    let listed = json(&consumer.ok(&["list", GUN, "-o", "json"]));
+    let listed: BTreeMap<String, String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let tag = e["tag"].as_str().unwrap().to_string();
+            (tag, e["digest"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(listed, digests);
+}

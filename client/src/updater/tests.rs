@@ -361,7 +361,6 @@ fn a_walk_reads_every_bin_beyond_max_delegations() {
     let top = sign(top, &[&repo.targets_key]);
     let bins: Vec<(String, Vec<u8>)> = succinct
         .bin_names()
-        .into_iter()
         .map(|name| (name, sign(Targets::new(1, repo.expires()), &[&bin_key])))
         .collect();
     let mut listed: Vec<(&str, &[u8], u64)> = vec![("targets", &top, 1)];
