@@ -348,18 +348,8 @@ fn delegation_search_order_terminating_and_bounds() {
 fn a_walk_reads_every_bin_beyond_max_delegations() {
     let repo = RepositorySimulator::new();
     let bin_key = SigningKey::generate();
-    let succinct = sixteen_bins(&bin_key);
-    let mut top = Targets::new(1, repo.expires());
-    top.delegations = Some(Delegations {
-        keys: [(bin_key.key_id(), bin_key.public_key())]
-            .into_iter()
-            .collect(),
-        roles: None,
-        succinct_roles: Some(succinct.clone()),
-        extra: Default::default(),
-    });
-    let top = sign(top, &[&repo.targets_key]);
-    let bins: Vec<(String, Vec<u8>)> = succinct
+    let top = targets_of_sixteen_bins(&repo, &bin_key);
+    let bins: Vec<(String, Vec<u8>)> = sixteen_bins(&bin_key)
         .bin_names()
         .map(|name| (name, sign(Targets::new(1, repo.expires()), &[&bin_key])))
         .collect();
@@ -397,6 +387,20 @@ fn sixteen_bins(bin_key: &SigningKey) -> tagtrust_shared::SuccinctRoles {
     }
 }
 
+/// Top-level targets (signed) delegating to [`sixteen_bins`] of `bin_key`.
+fn targets_of_sixteen_bins(repo: &RepositorySimulator, bin_key: &SigningKey) -> Vec<u8> {
+    let mut top = Targets::new(1, repo.expires());
+    top.delegations = Some(Delegations {
+        keys: [(bin_key.key_id(), bin_key.public_key())]
+            .into_iter()
+            .collect(),
+        roles: None,
+        succinct_roles: Some(sixteen_bins(bin_key)),
+        extra: Default::default(),
+    });
+    sign(top, &[&repo.targets_key])
+}
+
 /// A repository whose targets delegate to 16 bins signed by `bin_key`, with
 /// the bin of `latest` holding `tags` and signed by `signer`; the bin's name.
 fn binned(
@@ -405,18 +409,8 @@ fn binned(
     tags: &[&str],
     signer: &SigningKey,
 ) -> String {
-    let succinct = sixteen_bins(bin_key);
-    let bin = succinct.role_for_target("latest");
-    let mut top = Targets::new(1, repo.expires());
-    top.delegations = Some(Delegations {
-        keys: [(bin_key.key_id(), bin_key.public_key())]
-            .into_iter()
-            .collect(),
-        roles: None,
-        succinct_roles: Some(succinct),
-        extra: Default::default(),
-    });
-    let top = sign(top, &[&repo.targets_key]);
+    let bin = sixteen_bins(bin_key).role_for_target("latest");
+    let top = targets_of_sixteen_bins(repo, bin_key);
     let mut b = Targets::new(1, repo.expires());
     for tag in tags {
         b.targets.insert(tag.to_string(), target_file(b"digest"));
