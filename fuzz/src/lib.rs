@@ -470,7 +470,7 @@ pub fn trusted_set(data: &[u8]) {
 pub fn publish_input(data: &[u8]) {
     let repo = repo();
     let (flags, files) = split(data);
-    let current = if flags & 1 != 0 {
+    let mut current = if flags & 1 != 0 {
         repo.stored_release1()
     } else {
         publish::CurrentRepository::default()
@@ -499,7 +499,7 @@ pub fn publish_input(data: &[u8]) {
             });
         }
     }
-    let Ok(plan) = publish::plan(&current, uploads, now()) else {
+    let Ok(plan) = publish::plan(&mut current, uploads, now()) else {
         return;
     };
     repo.assert_genuine("root", &plan.root, "plan (root)");
@@ -605,7 +605,7 @@ pub fn self_check() {
         upload("targets", &r1.targets),
         upload("dev", &r1.dev),
     ];
-    if let Err(e) = publish::plan(&Default::default(), first, now()) {
+    if let Err(e) = publish::plan(&mut Default::default(), first, now()) {
         panic!("first publish refused: {e}");
     }
     let next = vec![
@@ -613,7 +613,7 @@ pub fn self_check() {
         upload("targets", &r2.targets),
         upload("dev", &r2.dev),
     ];
-    if let Err(e) = publish::plan(&repo.stored_release1(), next, now()) {
+    if let Err(e) = publish::plan(&mut repo.stored_release1(), next, now()) {
         panic!("release 2 refused: {e}");
     }
 }
