@@ -516,20 +516,25 @@ fn a_bin_publish_plans_the_same_without_reading_the_other_bins() {
     let uploads = vec![up(&bin, targets(2, &["latest"], &[], &k.dev, later()))];
     let (full, _) = binned("latest");
     let (read, _) = binned_as_read("latest", &uploads);
-    // Root and targets are read, and the uploaded bin; 3 bins are not.
-    assert_eq!(read.unread_bins.len(), 3);
-    assert!(!read.unread_bins.contains_key(&bin));
+    // Root and targets are read; the 4 bins are not, the uploaded one too.
+    assert_eq!(read.unread_bins.len(), 4);
+    assert!(read.unread_bins.contains_key(&bin));
     let (a, b) = (
         plan(&mut full.clone(), uploads.clone(), now()).unwrap(),
         plan(&mut read.clone(), uploads, now()).unwrap(),
     );
     assert_eq!(a.snapshot_meta, b.snapshot_meta);
     assert_eq!(a.store, b.store);
-    // A bin is read when it is uploaded, whatever its version.
-    let other = read.unread_bins.keys().next().unwrap().clone();
+    // An uploaded bin left unread is checked against its listed version.
+    let other = read
+        .unread_bins
+        .keys()
+        .find(|b| **b != bin)
+        .unwrap()
+        .clone();
     let stale = vec![up(&other, targets(1, &[], &[], &k.dev, later()))];
     let (read, _) = binned_as_read("latest", &stale);
-    assert!(!read.unread_bins.contains_key(&other));
+    assert!(!read.roles.contains_key(&other));
     assert_eq!(refusal(&read, stale), (other, "CONFLICT"));
 }
 
@@ -550,7 +555,7 @@ fn every_role_is_read_when_targets_is_uploaded() {
             &uploads
         )
         .len(),
-        3
+        4
     );
     uploads.push(top(2, &k.targets, later()));
     let mut all = versions.clone();
@@ -668,21 +673,21 @@ fn narrowed_reads_plan_as_full_reads() {
             full.clone(),
             vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
             "OK",
-            3,
+            4,
         ),
         (
             "a bin skipping versions",
             full.clone(),
             vec![bin_up("bins-1", 9, &[&t1], &k.dev)],
             "OK",
-            3,
+            4,
         ),
         (
             "a stale bin",
             full.clone(),
             vec![bin_up("bins-1", 1, &[&t1], &k.dev)],
             "CONFLICT",
-            3,
+            4,
         ),
         (
             "two bins",
@@ -692,21 +697,21 @@ fn narrowed_reads_plan_as_full_reads() {
                 bin_up("bins-2", 2, &[&t2], &k.dev),
             ],
             "OK",
-            2,
+            4,
         ),
         (
             "a bin's tag in another bin",
             full.clone(),
             vec![bin_up("bins-1", 2, &[&t2], &k.dev)],
             "PATH_NOT_DELEGATED",
-            3,
+            4,
         ),
         (
             "a bin by the wrong key",
             full.clone(),
             vec![bin_up("bins-1", 2, &[&t1], &k.other)],
             "SIGNATURE",
-            3,
+            4,
         ),
         (
             "a bin of a wider width",
@@ -730,7 +735,7 @@ fn narrowed_reads_plan_as_full_reads() {
                 targets(2, &[&t1], &[("bins-2", &k.dev, "*")], &k.dev, later()),
             )],
             "OK",
-            3,
+            4,
         ),
         (
             "a bin delegating a role",
@@ -740,7 +745,7 @@ fn narrowed_reads_plan_as_full_reads() {
                 targets(2, &[&t1], &[("ops", &k.other, "*")], &k.dev, later()),
             )],
             "OK",
-            3,
+            4,
         ),
         (
             "targets re-signed",
@@ -822,7 +827,7 @@ fn narrowed_reads_plan_as_full_reads() {
         named.clone(),
         vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
         "OK",
-        2,
+        3,
     ));
     cases.push((
         "the stray role",
@@ -852,7 +857,7 @@ fn narrowed_reads_plan_as_full_reads() {
         old.clone(),
         vec![bin_up("bins-1", 2, &[&t1], &k.dev)],
         "OK",
-        3,
+        4,
     ));
     cases.push((
         "an old bin",

@@ -277,14 +277,11 @@ async fn current_tuf(
     uploads: &[Upload],
 ) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
     let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
-    // The top-level roles and the uploaded ones in one read: an uploaded
-    // role is read whenever it is stored (it is never an unread bin).
-    let first: Vec<&str> = TopLevelRole::ALL
-        .map(TopLevelRole::as_str)
-        .into_iter()
-        .chain(uploads.iter().map(|u| u.role.as_str()))
-        .collect();
-    let head = repo.current_files_of(&first).await?;
+    // The top-level roles first; the delegated ones the snapshot lists
+    // below, less the bins `unread_bins` leaves (uploaded ones too).
+    let head = repo
+        .current_files_of(&TopLevelRole::ALL.map(TopLevelRole::as_str))
+        .await?;
     let targets = TopLevelRole::Targets.as_str();
     let mut current = publish::CurrentRepository::from_files(head.iter().map(StoredFile::as_row))
         .map_err(corrupt)?;
