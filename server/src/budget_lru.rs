@@ -1,7 +1,7 @@
 //! A least-recently-used map within a byte budget: what the server's
-//! content-addressed copies are kept in (`gzip_cache`, `snapshot_listings`).
-//! Their keys are sha256s of the files copied, so an entry is never stale
-//! and nothing invalidates one; each entry costs what [`Cost::cost`] says.
+//! copies of stored files are kept in (`gzip_cache`, `kept_current`).
+//! Each entry is known by the sha256s of the files copied, so it is never
+//! stale and nothing invalidates one; each costs what [`Cost::cost`] says.
 
 use hashlink::LruCache;
 use std::sync::Mutex;

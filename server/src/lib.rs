@@ -11,9 +11,10 @@
 //!   `cache` (current files) and `file_cache` (immutable files) keep reads
 //!   off the database; `gzip_cache` keeps the gzip copies served to
 //!   clients that ask for them.
-//! * `snapshot_listings`: what recently signed snapshots list, so a
-//!   publish into hashed bins need not parse the one it reads. It and
-//!   `gzip_cache` keep their copies in a `budget_lru`.
+//! * `kept_current`: what a publish left parsed of a repository's current
+//!   files (root, targets, the snapshot's listing), so the next publish
+//!   reads and parses only what changed since. It and `gzip_cache` keep
+//!   their copies in a `budget_lru`.
 //! * `online`: the server's own keys (sealed under the master key), signing
 //!   snapshot and timestamp, the re-sign scheduler and the read path's
 //!   freshness guarantee.
@@ -39,12 +40,12 @@ pub(crate) mod file_cache;
 pub(crate) mod gzip_cache;
 pub mod import;
 pub mod import_notary;
+pub(crate) mod kept_current;
 pub(crate) mod metrics;
 pub(crate) mod mirror;
 pub(crate) mod online;
 pub mod publish;
 pub(crate) mod routes;
-pub(crate) mod snapshot_listings;
 pub mod startup;
 pub(crate) mod state;
 pub(crate) mod storage;

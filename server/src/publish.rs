@@ -17,7 +17,7 @@ use tagtrust_shared::{
 pub mod notary;
 pub mod server_bins;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The name of the role root is.
 const ROOT: &str = TopLevelRole::Root.as_str();
@@ -324,6 +324,8 @@ pub struct Plan {
     pub snapshot_meta: BTreeMap<String, MetaFile>,
     pub snapshot_version: u64,
     pub timestamp_version: u64,
+    /// The uploaded targets roles of `store`, parsed.
+    pub parsed: BTreeMap<String, Metadata<Targets>>,
 }
 
 /// Refuse JSON nested deeper than `max` before any parser sees it (serde's
@@ -876,6 +878,11 @@ pub fn plan(
             (role, MetaFile::version_only(version))
         });
     let snapshot_meta: BTreeMap<String, MetaFile> = read.chain(unread).collect();
+    let parsed = store
+        .iter()
+        .filter(|(role, _, _)| role != ROOT)
+        .filter_map(|(role, _, _)| Some((role.clone(), effective.remove(role)?)))
+        .collect();
     let next = |version: Option<u64>| version.map_or(1, |v| v + 1);
     Ok(Plan {
         store,
@@ -883,5 +890,6 @@ pub fn plan(
         snapshot_meta,
         snapshot_version: next(current.snapshot_version),
         timestamp_version: next(current.timestamp_version),
+        parsed,
     })
 }

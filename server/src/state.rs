@@ -5,10 +5,10 @@ use crate::auth::registry_token::RegistryTokens;
 use crate::auth::Auth;
 use crate::configuration::Settings;
 use crate::gzip_cache::GzipCache;
+use crate::kept_current::KeptRepositories;
 use crate::metrics::Metrics;
 use crate::online::keys::MasterKey;
 use crate::online::Online;
-use crate::snapshot_listings::SnapshotListings;
 use crate::storage::Storage;
 use anyhow::Context;
 
@@ -23,8 +23,8 @@ pub(crate) struct AppState {
     pub(crate) uploads: tokio::sync::Semaphore,
     /// Gzip copies of served files (`gzip_cache.rs`).
     pub(crate) gzip: GzipCache,
-    /// What recently signed snapshots list (`snapshot_listings.rs`).
-    pub(crate) listings: SnapshotListings,
+    /// What recent publishes left parsed, by GUN (`kept_current.rs`).
+    pub(crate) kept: KeptRepositories,
 }
 
 impl AppState {
@@ -58,9 +58,9 @@ impl AppState {
             // Compressed copies are smaller than the files they copy: a
             // quarter of the immutable files' budget holds most of them.
             gzip: GzipCache::new(settings.file_cache_bytes / 4),
-            // A 1,024-bin listing is about 70 KB: an eighth of the default
-            // budget keeps over a hundred repositories' listings.
-            listings: SnapshotListings::new(settings.file_cache_bytes / 8),
+            // A 1,024-bin repository's entry is about 80 KB (its listing):
+            // an eighth of the default budget keeps about a hundred.
+            kept: KeptRepositories::new(settings.file_cache_bytes / 8),
             auth: Auth::new(storage.clone(), tokens, settings.token_realm.clone()),
             settings,
             storage,

@@ -123,6 +123,27 @@ impl StoredFile {
     }
 }
 
+/// A current file as [`RepoTx::current_files_known`] reads it: without
+/// its bytes when the caller said it holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentFile {
+    pub role: String,
+    pub version: u64,
+    pub sha256: String,
+    pub bytes: Option<bytes::Bytes>,
+}
+
+impl From<StoredFile> for CurrentFile {
+    fn from(file: StoredFile) -> CurrentFile {
+        CurrentFile {
+            role: file.role,
+            version: file.version,
+            sha256: file.sha256,
+            bytes: Some(file.bytes),
+        }
+    }
+}
+
 /// The current version of one role of one repository and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiryRow {
@@ -1154,6 +1175,54 @@ impl RepoTx {
         rows.iter().map(file_from_row).collect()
     }
 
+    /// [`RepoTx::current_files_of`], but without the bytes of a file whose
+    /// `role:sha256` is in `known` (the caller holds it parsed already,
+    /// `kept_current.rs`): `bytes` is `None` for those. The sha256 decides,
+    /// so a file another process stored in between is read as usual.
+    pub(crate) async fn current_files_known(
+        &mut self,
+        roles: &[&str],
+        known: &[String],
+    ) -> Result<Vec<CurrentFile>> {
+        if known.is_empty() || roles.len() + known.len() > MAX_ROLES_BOUND {
+            let files = self.current_files_of(roles).await?;
+            return Ok(files.into_iter().map(CurrentFile::from).collect());
+        }
+        let placeholders = |from: usize, n: usize| -> String {
+            (from..from + n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sql = format!(
+            "SELECT m.role, m.version, m.sha256, \
+             CASE WHEN m.role || ':' || m.sha256 IN ({}) THEN NULL ELSE m.bytes END AS bytes \
+             FROM metadata m \
+             JOIN current_metadata c ON c.gun = m.gun AND c.role = m.role AND c.version = m.version \
+             WHERE m.gun = $1 AND m.role IN ({})",
+            placeholders(2, known.len()),
+            placeholders(2 + known.len(), roles.len()),
+        );
+        let mut query = sqlx::query(&sql).bind(&self.gun);
+        for key in known {
+            query = query.bind(key.as_str());
+        }
+        for role in roles {
+            query = query.bind(*role);
+        }
+        let rows = query.fetch_all(&mut *self.tx).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CurrentFile {
+                    role: row.try_get("role")?,
+                    version: version_from_db(row.try_get("version")?)?,
+                    sha256: row.try_get("sha256")?,
+                    bytes: row.try_get::<Option<Vec<u8>>, _>("bytes")?.map(Into::into),
+                })
+            })
+            .collect()
+    }
+
     /// Is the repository a transparent mirror here?
     pub(crate) fn is_mirrored(&self) -> bool {
         self.flags.mirrored
@@ -1746,6 +1815,63 @@ mod repo_tx_tests {
                 .unwrap();
             let versions: Vec<u64> = feed.iter().map(|c| c.version).collect();
             assert_eq!(versions, [4], "one record, the newest timestamp");
+            db.drop_database().await;
+        }
+    }
+
+    /// Bytes are left out exactly for the files named by role and sha256:
+    /// not for another version of a named role, nor for the same bytes
+    /// under another role's name.
+    #[tokio::test]
+    async fn current_files_known_leaves_out_only_the_named_files() {
+        for db in databases().await {
+            let gun = "example.com/known";
+            let mut repo = db.storage.lock(gun).await.unwrap();
+            let same = file(1, "2030-01-01T00:00:00Z");
+            repo.insert_files(&[
+                ("root", 1, file(1, "2031-01-01T00:00:00Z")),
+                ("targets", 1, file(1, "2032-01-01T00:00:00Z")),
+                ("a", 1, same.clone()),
+                ("b", 1, same.clone()),
+            ])
+            .await
+            .unwrap();
+            repo.commit().await.unwrap();
+            let sha = |bytes: &[u8]| tagtrust_shared::hashes::sha256_hex(bytes);
+            let targets_v1 = sha(&file(1, "2032-01-01T00:00:00Z"));
+            let mut repo = db.storage.lock(gun).await.unwrap();
+            repo.insert_files(&[("targets", 2, file(2, "2032-01-01T00:00:00Z"))])
+                .await
+                .unwrap();
+            let known = [
+                format!("root:{}", sha(&file(1, "2031-01-01T00:00:00Z"))),
+                format!("targets:{targets_v1}"),
+                format!("a:{}", sha(&same)),
+            ];
+            let mut read = repo
+                .current_files_known(&["root", "targets", "a", "b", "none"], &known)
+                .await
+                .unwrap();
+            read.sort_by(|x, y| x.role.cmp(&y.role));
+            let summary: Vec<(&str, u64, bool)> = read
+                .iter()
+                .map(|f| (f.role.as_str(), f.version, f.bytes.is_some()))
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    ("a", 1, false),
+                    ("b", 1, true),
+                    ("root", 1, false),
+                    ("targets", 2, true)
+                ]
+            );
+            assert_eq!(read[1].bytes.as_deref(), Some(&same[..]));
+            assert_eq!(read[0].sha256, sha(&same));
+            // Nothing known: every file with its bytes.
+            let all = repo.current_files_known(&["root", "a"], &[]).await.unwrap();
+            assert!(all.iter().all(|f| f.bytes.is_some()) && all.len() == 2);
+            drop(repo);
             db.drop_database().await;
         }
     }

@@ -7,8 +7,8 @@
 use super::keys::{KeyRole, MasterKey};
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::kept_current::ListedVersions;
 use crate::publish::server_bins::{HeldBins, NewBin};
-use crate::snapshot_listings::ListedVersions;
 use crate::storage::{OnlineKeyRow, RepoTx, SignedFile};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -154,7 +154,7 @@ pub(crate) struct SignedFiles {
     /// The new snapshot, if asked, then the timestamp.
     pub(crate) files: Vec<SignedFile>,
     /// The new snapshot's sha256 and what it lists, for
-    /// [`crate::snapshot_listings::SnapshotListings`] once committed.
+    /// [`crate::kept_current::KeptCurrent`] once committed.
     pub(crate) snapshot_listing: Option<(String, ListedVersions)>,
 }
 

@@ -420,7 +420,7 @@ fn corrupt_stored_file_is_not_a_refusal() {
 
 /// A repository whose targets delegate to 4 bins (`bins-0` … `bins-3`)
 /// signed by `dev`, each bin at version 1 and empty; and the bin of `tag`.
-fn binned(tag: &str) -> (CurrentRepository, String) {
+pub(crate) fn binned(tag: &str) -> (CurrentRepository, String) {
     let k = keys();
     let succinct = tagtrust_shared::SuccinctRoles {
         keyids: vec![k.dev.key_id()],

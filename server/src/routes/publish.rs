@@ -5,11 +5,11 @@
 use crate::auth::Action;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
+use crate::kept_current::{KeptCurrent, ListedVersions};
 use crate::online::notary_signing;
 use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::notary::SnapshotStep;
 use crate::publish::{self, Upload};
-use crate::snapshot_listings::{ListedVersions, SnapshotListings};
 use crate::state::AppState;
 use crate::storage::StoredFile;
 use actix_multipart::Multipart;
@@ -17,6 +17,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use tagtrust_shared::TopLevelRole;
 
 fn too_large(limit: usize) -> ApiError {
@@ -244,6 +245,14 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
 pub(crate) fn stored_snapshot_meta<C: serde::de::DeserializeOwned + Default>(
     files: &[StoredFile],
 ) -> Result<C, ApiError> {
+    match files.iter().find(|f| f.role == TopLevelRole::Snapshot) {
+        Some(file) => snapshot_meta_of(&file.bytes),
+        None => Ok(Default::default()),
+    }
+}
+
+/// The `meta` of the stored snapshot `bytes` (see [`stored_snapshot_meta`]).
+fn snapshot_meta_of<C: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<C, ApiError> {
     #[derive(serde::Deserialize)]
     struct Envelope<C> {
         signed: Signed<C>,
@@ -254,46 +263,59 @@ pub(crate) fn stored_snapshot_meta<C: serde::de::DeserializeOwned + Default>(
         kind: String,
         meta: C,
     }
-    let Some(file) = files.iter().find(|f| f.role == TopLevelRole::Snapshot) else {
-        return Ok(Default::default());
-    };
     let corrupt =
         |reason: String| ApiError::internal(format!("stored snapshot does not parse: {reason}"));
     let envelope: Envelope<C> =
-        serde_json::from_slice(&file.bytes).map_err(|e| corrupt(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     if envelope.signed.kind != TopLevelRole::Snapshot.as_str() {
         return Err(corrupt(format!("its _type is {:?}", envelope.signed.kind)));
     }
     Ok(envelope.signed.meta)
 }
 
+/// What [`current_tuf`] read: the repository as the publish core takes it,
+/// the server's bin keys, and the sha256 of each file read by role (what
+/// can be kept of it, [`KeptCurrent::of`]).
+struct CurrentTuf {
+    current: publish::CurrentRepository,
+    server_keys: Vec<tagtrust_shared::PublicKey>,
+    read: BTreeMap<String, String>,
+}
+
 /// The current files of a locked spec-TUF repository as the publish core
 /// takes them for `uploads` (only what it needs read:
-/// [`publish::unread_bins`]), with the server's bin keys. The stored
-/// snapshot's listing is taken from `listings` when kept there.
+/// [`publish::unread_bins`]), with the server's bin keys. What `kept`
+/// holds of them (the last publish's through this process) is taken from
+/// it, not read.
 async fn current_tuf(
     repo: &mut crate::storage::RepoTx,
-    listings: &SnapshotListings,
+    mut kept: KeptCurrent,
     uploads: &[Upload],
-) -> Result<(publish::CurrentRepository, Vec<tagtrust_shared::PublicKey>), ApiError> {
+) -> Result<CurrentTuf, ApiError> {
     let corrupt = |e: publish::CorruptFile| ApiError::internal(e.to_string());
+    let mut current = publish::CurrentRepository::default();
+    let mut read = BTreeMap::new();
+    let mut listing = None;
     // The top-level roles first; the delegated ones the snapshot lists
     // below, less the bins `unread_bins` leaves (uploaded ones too).
-    let head = repo
-        .current_files_of(&TopLevelRole::ALL.map(TopLevelRole::as_str))
-        .await?;
-    let targets = TopLevelRole::Targets.as_str();
-    let mut current = publish::CurrentRepository::from_files(head.iter().map(StoredFile::as_row))
+    let top = TopLevelRole::ALL.map(TopLevelRole::as_str);
+    let head = repo.current_files_known(&top, &kept.known(&top)).await?;
+    let snapshot_bytes = head
+        .iter()
+        .find(|f| f.role == TopLevelRole::Snapshot)
+        .and_then(|f| f.bytes.clone());
+    kept.add_read(head, &mut current, &mut listing, &mut read)
         .map_err(corrupt)?;
     // Which targets roles there are, and their versions: the current
     // snapshot's meta, which this server signed in the transaction that
     // stored them (one row to read, not one per bin). What `unread_bins`
     // leaves in it is read below.
-    let snapshot = head.iter().find(|f| f.role == TopLevelRole::Snapshot);
-    let ListedVersions(mut versions) = match snapshot.and_then(|f| listings.take(&f.sha256)) {
-        Some(kept) => kept,
-        None => stored_snapshot_meta(&head)?,
+    let ListedVersions(mut versions) = match (listing.take(), snapshot_bytes) {
+        (Some(kept), _) => kept,
+        (None, Some(bytes)) => snapshot_meta_of(&bytes)?,
+        (None, None) => ListedVersions::default(),
     };
+    let targets = TopLevelRole::Targets.as_str();
     current.unread_bins = match current.roles.get(targets) {
         Some(stored) => publish::unread_bins(&stored.metadata, &mut versions, uploads),
         None => Default::default(),
@@ -301,25 +323,27 @@ async fn current_tuf(
     let rest: Vec<&str> = versions
         .iter()
         .map(|(role, _)| role.as_str())
-        .filter(|role| TopLevelRole::parse(role).is_none() && !head.iter().any(|f| f.role == *role))
+        .filter(|role| TopLevelRole::parse(role).is_none())
         .collect();
-    let files = repo.current_files_of(&rest).await?;
-    current
-        .add_files(files.iter().map(StoredFile::as_row))
+    let files = repo.current_files_known(&rest, &kept.known(&rest)).await?;
+    kept.add_read(files, &mut current, &mut listing, &mut read)
         .map_err(corrupt)?;
     // A bin that some role also names explicitly is walked as that role:
     // read it too (a clash `check_unique_delegations` refuses to create).
     let named = current.named_unread_bins();
     if !named.is_empty() {
         let names: Vec<&str> = named.iter().map(String::as_str).collect();
-        let files = repo.current_files_of(&names).await?;
-        current
-            .add_files(files.iter().map(StoredFile::as_row))
+        let files = repo.current_files_known(&names, &[]).await?;
+        kept.add_read(files, &mut current, &mut listing, &mut read)
             .map_err(corrupt)?;
         current.unread_bins.retain(|role, _| !named.contains(role));
     }
     let server_keys = signing::bin_keys(repo).await?;
-    Ok((current, server_keys))
+    Ok(CurrentTuf {
+        current,
+        server_keys,
+        read,
+    })
 }
 
 async fn apply_tuf(
@@ -330,15 +354,44 @@ async fn apply_tuf(
     for upload in &uploads {
         publish::role_from_filename(&upload.role)?;
     }
-    let (mut current, server_keys) = current_tuf(&mut repo, &state.listings, &uploads).await?;
+    let kept = state.kept.take(repo.gun()).unwrap_or_default();
+    let CurrentTuf {
+        mut current,
+        server_keys,
+        mut read,
+    } = current_tuf(&mut repo, kept, &uploads).await?;
     let now = chrono::Utc::now();
-    let mut plan = publish::plan(&mut current, uploads, now)?;
-    let server_bins = publish::server_bins::bins_for_publish(
-        &current,
-        &mut plan,
-        &server_keys,
-        signing::bins_expiry(now, &state.settings),
-    )?;
+    let planned = publish::plan(&mut current, uploads, now).and_then(|mut plan| {
+        let bins = publish::server_bins::bins_for_publish(
+            &current,
+            &mut plan,
+            &server_keys,
+            signing::bins_expiry(now, &state.settings),
+        )?;
+        Ok((plan, bins))
+    });
+    let (mut plan, server_bins) = match planned {
+        Ok(planned) => planned,
+        Err(refusal) => {
+            // Nothing changed: what was read stays as good to keep.
+            state
+                .kept
+                .put(repo.gun(), KeptCurrent::of(current, &read, None));
+            return Err(refusal.into());
+        }
+    };
+    // The repository as it will be: the uploaded roles replace the read ones.
+    for (role, _, bytes) in &plan.store {
+        read.insert(role.clone(), tagtrust_shared::hashes::sha256_hex(bytes));
+        if role == TopLevelRole::Root.as_str() {
+            current.root = Some(plan.root.clone());
+        } else if let Some(metadata) = plan.parsed.remove(role) {
+            let bytes = bytes.clone();
+            current
+                .roles
+                .insert(role.clone(), publish::CurrentRole { metadata, bytes });
+        }
+    }
     let versions = plan
         .store
         .iter()
@@ -351,6 +404,7 @@ async fn apply_tuf(
         snapshot_version: plan.snapshot_version,
         snapshot_meta: plan.snapshot_meta,
         timestamp_version: plan.timestamp_version,
+        kept: Some((current, read)),
     };
     sign_and_commit(state, repo, next, versions, now).await
 }
@@ -459,6 +513,10 @@ pub(crate) struct NextOnline<'a> {
     pub(crate) snapshot_version: u64,
     pub(crate) snapshot_meta: std::collections::BTreeMap<String, tagtrust_shared::MetaFile>,
     pub(crate) timestamp_version: u64,
+    /// The repository as it will be and the sha256s of its files so far,
+    /// to keep once committed ([`KeptCurrent::of`]); `None` keeps only the
+    /// new snapshot's listing.
+    pub(crate) kept: Option<(publish::CurrentRepository, BTreeMap<String, String>)>,
 }
 
 /// Sign `next`'s bins, snapshot and timestamp, store them with its uploaded
@@ -505,9 +563,14 @@ pub(crate) async fn sign_and_commit(
     }
     let gun = repo.gun().to_string();
     repo.commit().await?;
-    if let Some((sha256, listing)) = snapshot_listing {
-        state.listings.put(&sha256, listing);
-    }
+    let (current, mut read) = next.kept.unwrap_or_default();
+    let listing = snapshot_listing.map(|(sha256, listing)| {
+        read.insert(TopLevelRole::Snapshot.to_string(), sha256);
+        listing
+    });
+    state
+        .kept
+        .put(&gun, KeptCurrent::of(current, &read, listing));
     versions.insert(
         TopLevelRole::Snapshot.to_string(),
         json!(next.snapshot_version),

@@ -70,6 +70,7 @@ async fn apply(state: &AppState, gun: &str, changes: &TagChanges) -> Result<Valu
         snapshot_version: plan.snapshot_version,
         snapshot_meta: plan.snapshot_meta,
         timestamp_version: plan.timestamp_version,
+        kept: None,
     };
     sign_and_commit(state, repo, next, Map::new(), now).await
 }
