@@ -866,18 +866,25 @@ pub fn plan(
             snapshot_entry(is_bin(role), version, bytes),
         )
     });
-    // Bins left unread are not uploaded, and targets is not (`unread_bins`):
-    // still bins of the effective targets, listed by version only. Collected
-    // in one go (sorted, then built), not inserted one by one: 1,024 bins,
-    // each name moved and made its file's name in place.
-    let unread = std::mem::take(&mut current.unread_bins)
-        .into_iter()
-        .filter(|(role, _)| !effective.contains_key(role))
-        .map(|(mut role, version)| {
-            role.push_str(".json");
-            (role, MetaFile::version_only(version))
-        });
-    let snapshot_meta: BTreeMap<String, MetaFile> = read.chain(unread).collect();
+    // Bins left unread (those uploaded are effective, listed above) are
+    // still bins of the effective targets, as targets is not uploaded
+    // (`unread_bins`): listed by version only. Collected in one go (sorted,
+    // then built), not inserted one by one: 1,024 bins, each name moved and
+    // made its file's name in place, into a list sized up front (growing
+    // it copied the entries ten times over).
+    let unread_bins = std::mem::take(&mut current.unread_bins);
+    let mut entries = Vec::with_capacity(effective.len() + unread_bins.len());
+    entries.extend(read);
+    entries.extend(
+        unread_bins
+            .into_iter()
+            .filter(|(role, _)| !effective.contains_key(role))
+            .map(|(mut role, version)| {
+                role.push_str(".json");
+                (role, MetaFile::version_only(version))
+            }),
+    );
+    let snapshot_meta: BTreeMap<String, MetaFile> = entries.into_iter().collect();
     let parsed = store
         .iter()
         .filter(|(role, _, _)| role != ROOT)
