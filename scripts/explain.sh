@@ -44,6 +44,8 @@ explain "Current file (a read-cache miss)" \
   "SELECT role, version, sha256, bytes, expires_at FROM metadata WHERE gun = $G AND role = 'timestamp' ORDER BY version DESC LIMIT 1"
 explain "Versioned file (a file-cache miss)" \
   "SELECT role, version, sha256, bytes, expires_at FROM metadata WHERE gun = $G AND role = 'snapshot' AND version = 1"
+explain "A publish's current files (root and snapshot kept, their bytes left out: RepoTx::current_files_known)" \
+  "SELECT m.role, m.version, m.sha256, CASE WHEN m.role || ':' || m.sha256 IN ('root:' || md5($G || 'root') || md5('root' || $G), 'snapshot:' || md5($G || 'snapshot') || md5('snapshot' || $G)) THEN NULL ELSE m.bytes END AS bytes FROM metadata m JOIN current_metadata c ON c.gun = m.gun AND c.role = m.role AND c.version = m.version WHERE m.gun = $G AND m.role IN ('root', 'targets', 'snapshot', 'timestamp')"
 explain "Re-sign candidates (the scheduler's pass; nothing due)" \
   "SELECT DISTINCT c.gun FROM current_metadata c WHERE ((c.role = 'timestamp' AND (c.expires_at < $((now + 43200 - 65536)) OR c.expires_at > $((now + 86400)))) OR (c.role = 'snapshot' AND c.expires_at < $((now + 302400 - 65536))) OR (c.role IN ('timestamp', 'snapshot') AND c.expires_at IS NULL)) AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.gun = c.gun AND r.mirrored <> 0) ORDER BY c.gun"
 explain "Re-sign candidates (about 1 in 3 timestamps due)" \
