@@ -149,14 +149,9 @@ pub fn bins_for_publish(
     expires: DateTime<Utc>,
 ) -> Result<Option<(HeldBins, Vec<NewBin>)>, Refusal> {
     let old = current.roles.get(TARGETS).map(|r| &r.metadata.signed);
-    let uploaded = plan
-        .store
-        .iter()
-        .find(|(role, _, _)| role == TARGETS)
-        .map(|(_, _, bytes)| Metadata::<Targets>::from_bytes(bytes))
-        .transpose()
-        .map_err(|e| refuse(TARGETS, Check::Malformed, format!("{TARGETS}: {e}")))?;
-    let new = uploaded.as_ref().map(|m| &m.signed).or(old);
+    // As `plan` parsed it, not parsed again (1.8 MB at 10,000 tags).
+    let uploaded = plan.parsed.get(TARGETS);
+    let new = uploaded.map(|m| &m.signed).or(old);
     let Some(held) = new
         .map(|t| held_bins(t, server_keys))
         .transpose()?
@@ -171,7 +166,7 @@ pub fn bins_for_publish(
             format!("{role} is a bin signed by the server; change its tags with POST /_trust/tags"),
         ));
     }
-    let Some(new) = uploaded.as_ref().map(|m| &m.signed) else {
+    let Some(new) = uploaded.map(|m| &m.signed) else {
         return Ok(None);
     };
     if old.is_some_and(|old| same_bins(old, &held)) {
