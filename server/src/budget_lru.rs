@@ -1,7 +1,9 @@
 //! A least-recently-used map within a byte budget: what the server's
 //! copies of stored files are kept in (`gzip_cache`, `kept_current`).
-//! Each entry is known by the sha256s of the files copied, so it is never
-//! stale and nothing invalidates one; each costs what [`Cost::cost`] says.
+//! Nothing invalidates an entry: a gzip copy is keyed by its file's
+//! sha256, and a kept repository (keyed by GUN) holds each file's sha256,
+//! which its user checks against the store's. Each costs what
+//! [`Cost::cost`] says.
 
 use hashlink::LruCache;
 use std::sync::Mutex;

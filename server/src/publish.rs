@@ -134,11 +134,12 @@ impl CurrentRepository {
 /// explicitly delegated, [`CurrentRepository::explicitly_delegated`]) and
 /// to describe it in the new snapshot (bins are listed by version only);
 /// an uploaded bin replaces the stored one in both, and its version is
-/// checked against the listed one. At 100,000 tags in 1,024 bins, parsing
-/// the stored copy of the bin being replaced was ~100 µs of a tag change. When targets itself is uploaded its delegations may change
-/// (re-binning; bins the server creates from the old targets' tags), so
-/// every role is read: the answer is empty. So a tag change in a
-/// repository of 1,024 bins reads root and targets, not 11 MB.
+/// checked against the listed one (at 100,000 tags in 1,024 bins, parsing
+/// the stored copy of the bin being replaced was ~100 µs of a tag change).
+/// When targets itself is uploaded its delegations may change (re-binning;
+/// bins the server creates from the old targets' tags), so every role is
+/// read: the answer is empty. So a tag change in a repository of 1,024
+/// bins reads root and targets, not 11 MB.
 pub fn unread_bins(
     targets: &Metadata<Targets>,
     versions: &mut Vec<(String, u64)>,

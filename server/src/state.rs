@@ -60,7 +60,7 @@ impl AppState {
             gzip: GzipCache::new(settings.file_cache_bytes / 4),
             // A 1,024-bin repository's entry is about 80 KB (its listing):
             // an eighth of the default budget keeps about a hundred.
-            kept: KeptRepositories::new(settings.file_cache_bytes / 8),
+            kept: KeptRepositories::new(settings.file_cache_bytes / 4),
             auth: Auth::new(storage.clone(), tokens, settings.token_realm.clone()),
             settings,
             storage,

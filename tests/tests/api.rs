@@ -598,6 +598,67 @@ fn delegated_roles_inside_and_outside_their_paths() {
     }
 }
 
+/// A delegated role stored but missing from the snapshot's listing (which
+/// the server signs itself, so only a damaged database has one) is still
+/// read when uploaded: its version is checked against the stored file, so
+/// an older copy is answered 409 as anywhere else (unread, it was taken to
+/// be new and only the store's unique versions stopped it, with a 500).
+#[test]
+fn an_uploaded_role_the_snapshot_does_not_list_is_checked_against_the_stored_one() {
+    use tagtrust_tests::database::{postgres_query, sqlite_file, sqlite_query};
+    for backend in Backend::all() {
+        let (api, publisher) = Api::published(backend, &[]);
+        let robot = SigningKey::generate();
+        let ci1 = sign(targets_with(1, &["release-1"]), &[&robot]);
+        let t2 = publisher.targets(delegating_targets(2, &robot, &["release-*"]));
+        let (status, body) = api.publish(GUN, &[("targets", t2), ("ci", ci1.clone())]);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ci2 = sign(targets_with(2, &["release-2"]), &[&robot]);
+        let (status, body) = api.publish(GUN, &[("ci", ci2)]);
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // The current snapshot's listing loses `ci.json` (and its sha256
+        // changes, so nothing the server kept of it is used).
+        let current_snapshot = format!(
+            "gun = '{GUN}' AND role = 'snapshot' AND version = \
+             (SELECT version FROM current_metadata WHERE gun = '{GUN}' AND role = 'snapshot')"
+        );
+        let changed = match &api.server.database_url {
+            None => sqlite_query(
+                &sqlite_file(api.server.data_dir.path()),
+                &format!(
+                    "UPDATE metadata SET sha256 = 'damaged', bytes = \
+                     CAST(replace(CAST(bytes AS TEXT), '\"ci.json\"', '\"cx.json\"') AS BLOB) \
+                     WHERE {current_snapshot}; SELECT changes();"
+                ),
+            ),
+            Some(url) => postgres_query(
+                url,
+                &format!(
+                    "UPDATE metadata SET sha256 = 'damaged', bytes = convert_to(replace(\
+                     convert_from(bytes, 'UTF8'), '\"ci.json\"', '\"cx.json\"'), 'UTF8') \
+                     WHERE {current_snapshot} RETURNING role::text"
+                ),
+            ),
+        };
+        assert_eq!(changed.len(), 1, "{changed:?}");
+
+        // Version 1 again: older than the stored version 2, refused.
+        let (status, body) = api.publish(GUN, &[("ci", ci1)]);
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(
+            body["errors"][0]["detail"],
+            json!({"role": "ci", "current_version": 2})
+        );
+        // Version 3 is taken, and listed again.
+        let ci3 = sign(targets_with(3, &["release-3"]), &[&robot]);
+        let (status, body) = api.publish(GUN, &[("ci", ci3)]);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let snap = Metadata::<Snapshot>::from_bytes(&api.bytes(GUN, "snapshot.json")).unwrap();
+        assert_eq!(snap.signed.role_meta("ci").unwrap().version, 3);
+    }
+}
+
 #[test]
 fn invalid_uploads_are_refused_and_change_nothing() {
     for backend in Backend::all() {

@@ -5,7 +5,7 @@
 use crate::auth::Action;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
-use crate::kept_current::{KeptCurrent, ListedVersions};
+use crate::kept_current::{Kept, KeptCurrent, ListedVersions};
 use crate::online::notary_signing;
 use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::notary::SnapshotStep;
@@ -320,9 +320,18 @@ async fn current_tuf(
         Some(stored) => publish::unread_bins(&stored.metadata, &mut versions, uploads),
         None => Default::default(),
     };
+    // And any uploaded role the listing does not name, in case it is
+    // stored all the same (the listing is the server's own, so never
+    // today): its version is checked against the stored file, not taken
+    // to be new.
+    let unlisted = uploads.iter().map(|u| u.role.as_str()).filter(|role| {
+        !versions.iter().any(|(listed, _)| listed == role)
+            && !current.unread_bins.contains_key(*role)
+    });
     let rest: Vec<&str> = versions
         .iter()
         .map(|(role, _)| role.as_str())
+        .chain(unlisted)
         .filter(|role| TopLevelRole::parse(role).is_none())
         .collect();
     let files = repo.current_files_known(&rest, &kept.known(&rest)).await?;
@@ -514,8 +523,9 @@ pub(crate) struct NextOnline<'a> {
     pub(crate) snapshot_meta: std::collections::BTreeMap<String, tagtrust_shared::MetaFile>,
     pub(crate) timestamp_version: u64,
     /// The repository as it will be and the sha256s of its files so far,
-    /// to keep once committed ([`KeptCurrent::of`]); `None` keeps only the
-    /// new snapshot's listing.
+    /// to keep once committed ([`KeptCurrent::of`]); `None` (a change that
+    /// read nothing kept) keeps what was kept, with the new snapshot's
+    /// listing.
     pub(crate) kept: Option<(publish::CurrentRepository, BTreeMap<String, String>)>,
 }
 
@@ -563,14 +573,15 @@ pub(crate) async fn sign_and_commit(
     }
     let gun = repo.gun().to_string();
     repo.commit().await?;
-    let (current, mut read) = next.kept.unwrap_or_default();
-    let listing = snapshot_listing.map(|(sha256, listing)| {
-        read.insert(TopLevelRole::Snapshot.to_string(), sha256);
-        listing
-    });
-    state
-        .kept
-        .put(&gun, KeptCurrent::of(current, &read, listing));
+    let mut kept = match next.kept {
+        Some((current, read)) => KeptCurrent::of(current, &read, None),
+        // A change that read nothing kept (tags.rs): what the last publish
+        // left stays (each file is checked by its sha256 on use), with the
+        // new snapshot's listing.
+        None => state.kept.take(&gun).unwrap_or_default(),
+    };
+    kept.snapshot = snapshot_listing.map(|(sha256, value)| Kept { sha256, value });
+    state.kept.put(&gun, kept);
     versions.insert(
         TopLevelRole::Snapshot.to_string(),
         json!(next.snapshot_version),
