@@ -12,7 +12,7 @@
 //! character written as is). The tests compare the two on every kind of
 //! input.
 //!
-//! One writer, [`Writer`], a `serde::Serializer`, serves typed roles and
+//! One writer, `Writer`, a `serde::Serializer`, serves typed roles and
 //! parsed `serde_json::Value`s alike: a typed role is written straight from
 //! its fields, without the `Value` tree `serde_json::to_value` would build
 //! first (a tree of 1,025 snapshot entries was a sixth of a binned
