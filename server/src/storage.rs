@@ -1107,10 +1107,23 @@ const MAX_ROWS_PER_INSERT: usize = 256;
 /// `head` followed by `rows` placeholder tuples of `columns` each
 /// (`($1, $2), ($3, $4)`), then `tail`.
 fn values_statement(head: &str, rows: usize, columns: usize, tail: &str) -> String {
+    values_statement_after(0, head, rows, columns, tail)
+}
+
+/// [`values_statement`] whose parameters start after the first `before`
+/// (a statement following another in one SQLite execute: parameters are
+/// numbered across the whole text).
+fn values_statement_after(
+    before: usize,
+    head: &str,
+    rows: usize,
+    columns: usize,
+    tail: &str,
+) -> String {
     let tuples: Vec<String> = (0..rows)
         .map(|row| {
             let params: Vec<String> = (1..=columns)
-                .map(|column| format!("${}", row * columns + column))
+                .map(|column| format!("${}", before + row * columns + column))
                 .collect();
             format!("({})", params.join(", "))
         })
@@ -1456,26 +1469,6 @@ impl RepoTx {
         }
         self.dirty = true;
         let created_at = now_secs();
-        for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
-            let sql = values_statement(
-                "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) VALUES",
-                chunk.len(),
-                7,
-                "",
-            );
-            let mut query = sqlx::query(&sql);
-            for row in chunk {
-                query = query
-                    .bind(&self.gun)
-                    .bind(row.role)
-                    .bind(row.version)
-                    .bind(row.sha256.as_ref())
-                    .bind(row.bytes.to_vec())
-                    .bind(created_at)
-                    .bind(row.expires_at);
-            }
-            query.execute(&mut *self.tx).await?;
-        }
         // One current row per role, its newest version here (an upsert may
         // not touch a row twice); older ones stay current only if newer
         // than what is stored.
@@ -1487,21 +1480,63 @@ impl RepoTx {
             }
         }
         let current: Vec<&Row> = current.into_values().collect();
-        for chunk in current.chunks(MAX_ROWS_PER_INSERT) {
-            let sql = values_statement(
-                "INSERT INTO current_metadata (gun, role, version, expires_at) VALUES",
-                chunk.len(),
-                4,
-                " ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, \
-                 expires_at = excluded.expires_at WHERE current_metadata.version < excluded.version",
+        const FILES: &str =
+            "INSERT INTO metadata (gun, role, version, sha256, bytes, created_at, expires_at) VALUES";
+        const CURRENT: &str =
+            "INSERT INTO current_metadata (gun, role, version, expires_at) VALUES";
+        const CURRENT_TAIL: &str =
+            " ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, \
+             expires_at = excluded.expires_at WHERE current_metadata.version < excluded.version";
+        type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
+        fn bind_file<'q>(query: Q<'q>, gun: &'q str, row: &'q Row<'q>, created_at: i64) -> Q<'q> {
+            query
+                .bind(gun)
+                .bind(row.role)
+                .bind(row.version)
+                .bind(row.sha256.as_ref())
+                .bind(row.bytes.to_vec())
+                .bind(created_at)
+                .bind(row.expires_at)
+        }
+        fn bind_current<'q>(query: Q<'q>, gun: &'q str, row: &'q Row<'q>) -> Q<'q> {
+            query
+                .bind(gun)
+                .bind(row.role)
+                .bind(row.version)
+                .bind(row.expires_at)
+        }
+        if self.backend == Backend::Sqlite && rows.len() <= MAX_ROWS_PER_INSERT {
+            // Both statements in one execute (its parameters are numbered
+            // across the text): one hop to sqlx's SQLite worker thread, not
+            // two (BENCHMARKS.md, 2026-12-07).
+            let sql = format!(
+                "{}; {}",
+                values_statement(FILES, rows.len(), 7, ""),
+                values_statement_after(rows.len() * 7, CURRENT, current.len(), 4, CURRENT_TAIL)
             );
             let mut query = sqlx::query(&sql);
+            for row in &rows {
+                query = bind_file(query, &self.gun, row, created_at);
+            }
+            for row in &current {
+                query = bind_current(query, &self.gun, row);
+            }
+            query.execute(&mut *self.tx).await?;
+            return Ok(());
+        }
+        for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+            let sql = values_statement(FILES, chunk.len(), 7, "");
+            let mut query = sqlx::query(&sql);
             for row in chunk {
-                query = query
-                    .bind(&self.gun)
-                    .bind(row.role)
-                    .bind(row.version)
-                    .bind(row.expires_at);
+                query = bind_file(query, &self.gun, row, created_at);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        for chunk in current.chunks(MAX_ROWS_PER_INSERT) {
+            let sql = values_statement(CURRENT, chunk.len(), 4, CURRENT_TAIL);
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = bind_current(query, &self.gun, row);
             }
             query.execute(&mut *self.tx).await?;
         }
