@@ -1402,7 +1402,8 @@ impl RepoTx {
     /// Store new metadata versions as (role, version, exact bytes) and make
     /// each role's newest of them current: one `INSERT` into each table for
     /// up to [`MAX_ROWS_PER_INSERT`] files, not two statements per file (a
-    /// publish stores an uploaded bin, snapshot and timestamp together).
+    /// publish stores an uploaded bin, snapshot and timestamp together); on
+    /// SQLite, both in one execute when the files fit in one `INSERT`.
     pub async fn insert_files<R: AsRef<str>, B: AsRef<[u8]>>(
         &mut self,
         files: &[(R, u64, B)],

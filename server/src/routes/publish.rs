@@ -320,19 +320,29 @@ async fn current_tuf(
         Some(stored) => publish::unread_bins(&stored.metadata, &mut versions, uploads),
         None => Default::default(),
     };
-    // And any uploaded role the listing does not name, in case it is
+    // Read too: any uploaded role the listing does not name, in case it is
     // stored all the same (the listing is the server's own, so never
     // today): its version is checked against the stored file, not taken
-    // to be new.
-    let unlisted = uploads.iter().map(|u| u.role.as_str()).filter(|role| {
-        !versions.iter().any(|(listed, _)| listed == role)
-            && !current.unread_bins.contains_key(*role)
-    });
+    // to be new. The listed names are gathered into a set only when some
+    // upload is neither top-level nor an unread bin (a tag change uploads
+    // one bin; a re-binning every bin, against 1,025 listed names).
+    let mut unlisted: Vec<&str> = uploads
+        .iter()
+        .map(|u| u.role.as_str())
+        .filter(|role| {
+            TopLevelRole::parse(role).is_none() && !current.unread_bins.contains_key(*role)
+        })
+        .collect();
+    if !unlisted.is_empty() {
+        let listed: std::collections::HashSet<&str> =
+            versions.iter().map(|(role, _)| role.as_str()).collect();
+        unlisted.retain(|role| !listed.contains(role));
+    }
     let rest: Vec<&str> = versions
         .iter()
         .map(|(role, _)| role.as_str())
-        .chain(unlisted)
         .filter(|role| TopLevelRole::parse(role).is_none())
+        .chain(unlisted)
         .collect();
     let files = repo.current_files_known(&rest, &kept.known(&rest)).await?;
     kept.add_read(files, &mut current, &mut listing, &mut read)
