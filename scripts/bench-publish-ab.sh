@@ -15,13 +15,18 @@
 # repository of $BENCH_TAGS (10) tags in $BENCH_BINS (1,024; 0: none)
 # hashed bins seeded with one `tag set --from-file`, one warm-up tag set,
 # then $BENCH_RUNS (40) tag sets of one tag per side. Prints the median,
-# quartiles and slowest of each side, in ms.
+# quartiles and slowest of each side, in ms, and what the disk under the
+# data took to sync a publish's worth of WAL frames in the same run (the
+# COMMIT's fsync is a third or more of a binned tag set, and varies with
+# the machine's state: compare runs by it). $BENCH_DIR (default /tmp)
+# holds the data: /dev/shm (tmpfs, whose fsync costs nothing) measures
+# the server's share without the disk's.
 set -euo pipefail
 A=${1:?DIR_A}; B=${2:?DIR_B}
 RUNS=${BENCH_RUNS:-40}; BINS=${BENCH_BINS:-1024}; TAGS=${BENCH_TAGS:-10}
 cd "$(dirname "$0")/.."
 PROXY=$PWD/scripts/bench-proxy.py
-W=$(mktemp -d /tmp/tagtrust-publish-ab.XXXXXX)
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/tagtrust-publish-ab.XXXXXX")
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$W"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -71,7 +76,27 @@ setup b "$B" "${BENCH_ARGS_B:-}"
 for i in $(seq "$RUNS"); do
   if ((i % 2)); then one a "$A"; one b "$B"; else one b "$B"; one a "$A"; fi
 done
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), SQLite, $TAGS tags, $BINS bins, $RUNS tag sets per side, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), SQLite, $TAGS tags, $BINS bins, $RUNS tag sets per side, load $(cut -d' ' -f1-3 /proc/loadavg), data in $W"
+# The disk's share: what a binned tag set's COMMIT writes to the WAL (25
+# frames of a 24-byte header and a 4 KB page: BENCHMARKS.md, 2026-12-07),
+# then one fsync, over the same file in place, as SQLite rewrites its WAL
+# after a checkpoint; median of 50.
+python3 - "$W/fsync-probe" <<'PY'
+import os, statistics, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+page, frames, took = os.urandom(4096), 25, []
+for _ in range(50):
+    for i in range(frames):
+        os.pwrite(fd, b"h" * 24, i * 4120)
+        os.pwrite(fd, page, i * 4120 + 24)
+    start = time.perf_counter()
+    os.fsync(fd)
+    took.append(time.perf_counter() - start)
+    time.sleep(0.01)
+os.close(fd)
+os.unlink(sys.argv[1])
+print(f"disk: fsync after {frames} WAL frames, median of 50: {statistics.median(took) * 1e6:.0f} µs")
+PY
 python3 - "$W" "$A ${BENCH_ARGS_A:-}" "$B ${BENCH_ARGS_B:-}" <<'PY'
 import statistics, sys
 w, names = sys.argv[1], {"a": sys.argv[2], "b": sys.argv[3]}
