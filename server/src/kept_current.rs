@@ -3,9 +3,9 @@
 //! targets roles as the publish left them (read or uploaded), less the
 //! hashed bins of a succinct delegation (which a publish leaves unread:
 //! `publish::unread_bins`; explicit `path_hash_prefixes` bins are read by
-//! every publish, so they are kept like any role), and the snapshot's list
-//! of roles and versions, each with the sha256 of the stored file it was
-//! parsed from. Kept per GUN, least recently used evicted first, within a
+//! every publish, so they are kept like any role), and the snapshot's
+//! `meta` entries (as signed, so the next snapshot starts from them), each
+//! with the sha256 of the stored file it was parsed from. Kept per GUN, least recently used evicted first, within a
 //! byte budget (a quarter of `--file-cache-bytes`; 0 keeps none; a
 //! repository costing more than the whole budget is not kept).
 //!
@@ -23,34 +23,28 @@ use crate::budget_lru::{BudgetLru, Cost};
 use crate::publish::{CurrentRepository, CurrentRole};
 use crate::storage::CurrentFile;
 use std::collections::BTreeMap;
-use tagtrust_shared::{Metadata, Root, TopLevelRole};
+use tagtrust_shared::{MetaFile, Metadata, Root, TopLevelRole};
 
-/// A snapshot's `meta` as (role, version) in file order, role names
-/// without `.json` (an entry without it is left out: not a role). A list,
-/// not a map: building a map of 1,025 bins only to walk it once was a
-/// tenth of a binned publish.
+/// A snapshot's `meta` entries by file name: as this server signed them
+/// when kept by the publish that signed it, each by version only when
+/// parsed from a stored snapshot (all a publish reads of an entry). A map,
+/// as the new snapshot's `meta` is: [`crate::publish::unread_bins`] takes
+/// the bins out of it whole, and [`crate::publish::plan`] starts the new
+/// `meta` from them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ListedVersions(pub(crate) Vec<(String, u64)>);
+pub(crate) struct SnapshotListing(pub(crate) BTreeMap<String, MetaFile>);
 
-impl ListedVersions {
-    /// From `meta` entries as (file name, version), in order: what parsing
-    /// a snapshot with these entries gives.
-    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (String, u64)>) -> Self {
-        ListedVersions(
-            entries
-                .into_iter()
-                .filter_map(|(mut name, version)| {
-                    // The role's name in place: no copy per listed bin.
-                    let role = name.strip_suffix(".json")?.len();
-                    name.truncate(role);
-                    Some((name, version))
-                })
-                .collect(),
-        )
+impl SnapshotListing {
+    /// The roles listed, with their versions: the entries' file names less
+    /// `.json` (an entry without it is left out: not a role).
+    pub(crate) fn roles(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0
+            .iter()
+            .filter_map(|(name, entry)| Some((name.strip_suffix(".json")?, entry.version)))
     }
 }
 
-impl<'de> serde::Deserialize<'de> for ListedVersions {
+impl<'de> serde::Deserialize<'de> for SnapshotListing {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         /// A `meta` entry's version, all a listing reads of it.
         #[derive(serde::Deserialize)]
@@ -59,19 +53,19 @@ impl<'de> serde::Deserialize<'de> for ListedVersions {
         }
         struct Entries;
         impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = ListedVersions;
+            type Value = SnapshotListing;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("snapshot meta entries")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<ListedVersions, A::Error> {
+            ) -> Result<SnapshotListing, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some((name, file)) = map.next_entry::<String, ListedVersion>()? {
-                    entries.push((name, file.version));
+                    entries.push((name, MetaFile::version_only(file.version)));
                 }
-                Ok(ListedVersions::from_entries(entries))
+                Ok(SnapshotListing(entries.into_iter().collect()))
             }
         }
         deserializer.deserialize_map(Entries)
@@ -91,7 +85,7 @@ pub(crate) struct KeptCurrent {
     pub(crate) root: Option<Kept<Metadata<Root>>>,
     /// Targets and delegated roles by name, as a publish holds them.
     pub(crate) roles: BTreeMap<String, Kept<CurrentRole>>,
-    pub(crate) snapshot: Option<Kept<ListedVersions>>,
+    pub(crate) snapshot: Option<Kept<SnapshotListing>>,
 }
 
 /// The kept entries, by GUN.
@@ -127,7 +121,7 @@ impl KeptCurrent {
         &mut self,
         files: Vec<CurrentFile>,
         current: &mut CurrentRepository,
-        listing: &mut Option<ListedVersions>,
+        listing: &mut Option<SnapshotListing>,
         read: &mut BTreeMap<String, String>,
     ) -> Result<(), crate::publish::CorruptFile> {
         let missing = |role: &str| crate::publish::CorruptFile {
@@ -170,7 +164,7 @@ impl KeptCurrent {
     pub(crate) fn of(
         current: CurrentRepository,
         read: &BTreeMap<String, String>,
-        listing: Option<ListedVersions>,
+        listing: Option<SnapshotListing>,
     ) -> KeptCurrent {
         let kept = |role: &str| read.get(role).cloned();
         let bins = current
@@ -214,12 +208,12 @@ const PARSED_TARGETS_PER_BYTE: usize = 10;
 /// 3.8× for a root of four roles; its size is up to the publish limit).
 const PARSED_ROOT_PER_BYTE: usize = 4;
 
-impl Cost for ListedVersions {
-    /// Roughly: each role's string and slot.
+impl Cost for SnapshotListing {
+    /// Roughly: each entry's name, its slot and a share of the map's node.
     fn cost(&self) -> usize {
         self.0
-            .iter()
-            .map(|(role, _)| role.capacity() + std::mem::size_of::<(String, u64)>())
+            .keys()
+            .map(|name| name.capacity() + 2 * std::mem::size_of::<(String, MetaFile)>())
             .sum::<usize>()
     }
 }
@@ -246,21 +240,26 @@ mod tests {
     use super::*;
     use crate::publish::CurrentRepository;
 
-    fn listing(roles: &[(&str, u64)]) -> ListedVersions {
-        ListedVersions(roles.iter().map(|(r, v)| (r.to_string(), *v)).collect())
+    fn listing(roles: &[(&str, u64)]) -> SnapshotListing {
+        SnapshotListing(
+            roles
+                .iter()
+                .map(|(r, v)| (format!("{r}.json"), MetaFile::version_only(*v)))
+                .collect(),
+        )
     }
 
     #[test]
-    fn entries_are_listed_as_parsing_lists_them() {
+    fn entries_are_listed_by_version_and_roles_are_the_json_files() {
         let meta = r#"{"targets.json":{"version":3},"bins-0.json":{"version":1,"length":9},"notes.txt":{"version":2}}"#;
-        let parsed: ListedVersions = serde_json::from_str(meta).unwrap();
-        assert_eq!(parsed, listing(&[("targets", 3), ("bins-0", 1)]));
-        let built = ListedVersions::from_entries([
-            ("targets.json".to_string(), 3),
-            ("bins-0.json".to_string(), 1),
-            ("notes.txt".to_string(), 2),
-        ]);
-        assert_eq!(built, parsed);
+        let parsed: SnapshotListing = serde_json::from_str(meta).unwrap();
+        let mut expected = listing(&[("targets", 3), ("bins-0", 1)]);
+        expected
+            .0
+            .insert("notes.txt".to_string(), MetaFile::version_only(2));
+        assert_eq!(parsed, expected);
+        let roles: Vec<(&str, u64)> = parsed.roles().collect();
+        assert_eq!(roles, [("bins-0", 1), ("targets", 3)]);
     }
 
     fn row(role: &str, version: u64, sha256: &str, bytes: Option<&[u8]>) -> CurrentFile {

@@ -46,11 +46,50 @@ pub struct CurrentRepository {
     /// Targets and delegated roles by name.
     pub roles: BTreeMap<String, CurrentRole>,
     /// Hashed bins of the stored top-level targets' succinct delegation
-    /// that the publish does not read, by current version (see
-    /// [`unread_bins`]). Empty when every role was read.
-    pub unread_bins: BTreeMap<String, u64>,
+    /// that the publish does not read (see [`unread_bins`]). Empty when
+    /// every role was read.
+    pub unread_bins: UnreadBins,
     pub snapshot_version: Option<u64>,
     pub timestamp_version: Option<u64>,
+}
+
+/// The hashed bins a publish leaves unread ([`unread_bins`]), as the
+/// current snapshot lists them: its `meta` entries by file name
+/// (`bins-0a.json`), by version only. Held in that form so that [`plan`]
+/// starts the new snapshot's `meta` from them and changes only the entries
+/// of the roles it read or was given: taking the 1,024 bins apart into
+/// (role, version) and building their entries again was about a tenth of a
+/// binned publish (BENCHMARKS.md, 2026-12-07).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnreadBins(BTreeMap<String, MetaFile>);
+
+impl UnreadBins {
+    /// The listed version of the bin `role`, if it is one of these.
+    pub fn version(&self, role: &str) -> Option<u64> {
+        self.0.get(&file_name(role)).map(|entry| entry.version)
+    }
+
+    pub fn contains(&self, role: &str) -> bool {
+        self.0.contains_key(&file_name(role))
+    }
+
+    /// Read `role` after all: it is no longer left unread.
+    pub fn remove(&mut self, role: &str) {
+        self.0.remove(&file_name(role));
+    }
+
+    /// The bins' role names, in order.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().filter_map(|name| name.strip_suffix(".json"))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A stored file that does not parse (the store is corrupt, not the upload).
@@ -118,15 +157,15 @@ impl CurrentRepository {
     pub fn named_unread_bins(&self) -> Vec<String> {
         self.explicitly_delegated()
             .into_iter()
-            .filter(|name| self.unread_bins.contains_key(*name))
+            .filter(|name| self.unread_bins.contains(name))
             .map(str::to_string)
             .collect()
     }
 }
 
-/// Take out of `versions` (the current roles' names and versions) those a
-/// publish of `uploads` need not read (moved, not copied: a repository of
-/// 1,024 bins lists them all), because nothing their content says can change
+/// Take out of `listing` (the current snapshot's `meta` entries by file
+/// name) the entries of the roles a publish of `uploads` need not read
+/// (moved, not copied: a repository of 1,024 bins lists them all), because nothing their content says can change
 /// its [`plan`]: the hashed bins of the stored top-level `targets`'
 /// succinct delegation, uploaded or not. [`plan`] reads a stored role's
 /// content only to walk the delegation graph (which follows explicitly
@@ -142,25 +181,41 @@ impl CurrentRepository {
 /// bins reads root and targets, not 11 MB.
 pub fn unread_bins(
     targets: &Metadata<Targets>,
-    versions: &mut Vec<(String, u64)>,
+    listing: &mut BTreeMap<String, MetaFile>,
     uploads: &[Upload],
-) -> BTreeMap<String, u64> {
+) -> UnreadBins {
     let Some(bins) = targets
         .signed
         .delegations
         .as_ref()
         .and_then(|d| d.succinct_roles.as_ref())
     else {
-        return BTreeMap::new();
+        return UnreadBins::default();
     };
     if uploads.iter().any(|u| u.role == TARGETS) {
-        return BTreeMap::new();
+        return UnreadBins::default();
     }
-    let (unread, read): (Vec<_>, Vec<_>) = std::mem::take(versions)
-        .into_iter()
-        .partition(|(role, _)| bins.is_bin(role));
-    *versions = read;
-    unread.into_iter().collect()
+    let is_bin = |name: &str| name.strip_suffix(".json").is_some_and(|r| bins.is_bin(r));
+    // The few entries that are not bins move back into `listing`; the
+    // bins stay in the map they came in, each entry by version only (as
+    // `plan` lists a bin).
+    let mut unread = std::mem::take(listing);
+    let others: Vec<String> = unread
+        .keys()
+        .filter(|name| !is_bin(name))
+        .cloned()
+        .collect();
+    for name in others {
+        if let Some(entry) = unread.remove(&name) {
+            listing.insert(name, entry);
+        }
+    }
+    for entry in unread.values_mut() {
+        if entry.length.is_some() || entry.hashes.is_some() || !entry.extra.is_empty() {
+            *entry = MetaFile::version_only(entry.version);
+        }
+    }
+    UnreadBins(unread)
 }
 
 /// The snapshot `meta` name of `role`'s file.
@@ -746,8 +801,8 @@ pub fn plan(
         }
         let current_version = current_versions
             .get(&role)
-            .or_else(|| current.unread_bins.get(&role))
-            .copied();
+            .copied()
+            .or_else(|| current.unread_bins.version(&role));
         if role == TARGETS {
             check_version(&role, md.signed.version, current_version)?;
         } else {
@@ -869,23 +924,11 @@ pub fn plan(
     });
     // Bins left unread (those uploaded are effective, listed above) are
     // still bins of the effective targets, as targets is not uploaded
-    // (`unread_bins`): listed by version only. Collected in one go (sorted,
-    // then built), not inserted one by one: 1,024 bins, each name moved and
-    // made its file's name in place, into a list sized up front (growing
-    // it copied the entries ten times over).
-    let unread_bins = std::mem::take(&mut current.unread_bins);
-    let mut entries = Vec::with_capacity(effective.len() + unread_bins.len());
-    entries.extend(read);
-    entries.extend(
-        unread_bins
-            .into_iter()
-            .filter(|(role, _)| !effective.contains_key(role))
-            .map(|(mut role, version)| {
-                role.push_str(".json");
-                (role, MetaFile::version_only(version))
-            }),
-    );
-    let snapshot_meta: BTreeMap<String, MetaFile> = entries.into_iter().collect();
+    // (`unread_bins`): listed by version only, as they are listed now. The
+    // new `meta` starts from their entries; an effective role's entry
+    // replaces a bin's of the same name.
+    let UnreadBins(mut snapshot_meta) = std::mem::take(&mut current.unread_bins);
+    snapshot_meta.extend(read);
     let parsed = store
         .iter()
         .filter(|(role, _, _)| role != ROOT)

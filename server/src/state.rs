@@ -58,10 +58,11 @@ impl AppState {
             // Compressed copies are smaller than the files they copy: a
             // quarter of the immutable files' budget holds most of them.
             gzip: GzipCache::new(settings.file_cache_bytes / 4),
-            // A 1,024-bin repository's entry is about 80 KB (its listing), a
-            // flat 10,000-tag one about 11.5 MB (`kept_current.rs`): a
-            // quarter of the default budget keeps about two hundred of the
-            // one, or one of the other.
+            // A 1,024-bin repository's entry is about 250 KB (its listing:
+            // the snapshot's meta map, costed at about 200 bytes an entry),
+            // a flat 10,000-tag one about 11.5 MB (`kept_current.rs`): a
+            // quarter of the default budget keeps about sixty of the one,
+            // or one of the other.
             kept: KeptRepositories::new(settings.file_cache_bytes / 4),
             auth: Auth::new(storage.clone(), tokens, settings.token_realm.clone()),
             settings,

@@ -7,7 +7,7 @@
 use super::keys::{KeyRole, MasterKey};
 use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::kept_current::ListedVersions;
+use crate::kept_current::SnapshotListing;
 use crate::publish::server_bins::{HeldBins, NewBin};
 use crate::storage::{OnlineKeyRow, RepoTx, SignedFile};
 use chrono::{DateTime, Utc};
@@ -155,7 +155,7 @@ pub(crate) struct SignedFiles {
     pub(crate) files: Vec<SignedFile>,
     /// The new snapshot's sha256 and what it lists, for
     /// [`crate::kept_current::KeptCurrent`] once committed.
-    pub(crate) snapshot_listing: Option<(String, ListedVersions)>,
+    pub(crate) snapshot_listing: Option<(String, SnapshotListing)>,
 }
 
 /// What [`sign_and_store`] signs, returned instead of stored.
@@ -182,13 +182,10 @@ pub(crate) async fn sign(
             let mut md = Metadata::new(signed).map_err(metadata_error)?;
             sign_with(master, &gun, SnapshotRole, &mut md, &snapshot_signers)?;
             let bytes = md.to_bytes();
-            let listing = ListedVersions::from_entries(
-                md.signed
-                    .meta
-                    .into_iter()
-                    .map(|(name, file)| (name, file.version)),
-            );
-            (version, bytes, Some((listing, md.signed.expires)))
+            // Kept as it is for the next publish (`SnapshotListing`).
+            let expires = md.signed.expires;
+            let listing = SnapshotListing(md.signed.meta);
+            (version, bytes, Some((listing, expires)))
         }
         SnapshotUpdate::Keep { version, bytes } => (version, bytes, None),
     };

@@ -489,22 +489,38 @@ fn a_tag_in_another_bin() {
     assert_refused(&current, uploads, &bin, "PATH_NOT_DELEGATED");
 }
 
+/// A snapshot's `meta` listing `roles` at their versions (what
+/// `routes::publish::current_tuf` gives [`unread_bins`]).
+fn listing_of<'a>(
+    roles: impl IntoIterator<Item = (&'a String, u64)>,
+) -> BTreeMap<String, MetaFile> {
+    roles
+        .into_iter()
+        .map(|(role, version)| (format!("{role}.json"), MetaFile::version_only(version)))
+        .collect()
+}
+
+/// The listing of `current`'s roles at their versions.
+fn listing_of_roles(current: &CurrentRepository) -> BTreeMap<String, MetaFile> {
+    listing_of(
+        current
+            .roles
+            .iter()
+            .map(|(role, r)| (role, r.metadata.signed.version)),
+    )
+}
+
 /// [`binned`] as a publish of `uploads` reads it: root, targets and what
 /// [`unread_bins`] leaves, the other bins by version only.
 fn binned_as_read(tag: &str, uploads: &[Upload]) -> (CurrentRepository, String) {
     let (full, bin) = binned(tag);
-    let versions: Vec<(String, u64)> = full
-        .roles
-        .iter()
-        .map(|(role, r)| (role.clone(), r.metadata.signed.version))
-        .collect();
     let unread = unread_bins(
         &full.roles["targets"].metadata,
-        &mut versions.clone(),
+        &mut listing_of_roles(&full),
         uploads,
     );
     let mut read = full.clone();
-    read.roles.retain(|role, _| !unread.contains_key(role));
+    read.roles.retain(|role, _| !unread.contains(role));
     read.unread_bins = unread;
     (read, bin)
 }
@@ -518,7 +534,7 @@ fn a_bin_publish_plans_the_same_without_reading_the_other_bins() {
     let (read, _) = binned_as_read("latest", &uploads);
     // Root and targets are read; the 4 bins are not, the uploaded one too.
     assert_eq!(read.unread_bins.len(), 4);
-    assert!(read.unread_bins.contains_key(&bin));
+    assert!(read.unread_bins.contains(&bin));
     let (a, b) = (
         plan(&mut full.clone(), uploads.clone(), now()).unwrap(),
         plan(&mut read.clone(), uploads, now()).unwrap(),
@@ -528,10 +544,10 @@ fn a_bin_publish_plans_the_same_without_reading_the_other_bins() {
     // An uploaded bin left unread is checked against its listed version.
     let other = read
         .unread_bins
-        .keys()
-        .find(|b| **b != bin)
+        .roles()
+        .find(|b| *b != bin)
         .unwrap()
-        .clone();
+        .to_string();
     let stale = vec![up(&other, targets(1, &[], &[], &k.dev, later()))];
     let (read, _) = binned_as_read("latest", &stale);
     assert!(!read.roles.contains_key(&other));
@@ -546,7 +562,7 @@ fn uploads_of(bin: &str, k: &Keys) -> Vec<Upload> {
 fn every_role_is_read_when_targets_is_uploaded() {
     let k = keys();
     let (full, bin) = binned("latest");
-    let versions: Vec<(String, u64)> = full.roles.keys().map(|role| (role.clone(), 1)).collect();
+    let versions = listing_of(full.roles.keys().map(|role| (role, 1)));
     let mut uploads = uploads_of(&bin, &k);
     assert_eq!(
         unread_bins(
@@ -563,8 +579,31 @@ fn every_role_is_read_when_targets_is_uploaded() {
     assert_eq!(all, versions, "nothing taken out");
     // Explicit delegations leave nothing unread: they are walked.
     let release = release1();
-    let mut versions = vec![("dev".to_string(), 1)];
+    let mut versions = listing_of([(&"dev".to_string(), 1)]);
     assert!(unread_bins(&release.roles["targets"].metadata, &mut versions, &[]).is_empty());
+    assert_eq!(versions.len(), 1, "nothing taken out");
+}
+
+#[test]
+fn unread_bins_leave_the_other_entries_listed_and_list_bins_by_version_only() {
+    let k = keys();
+    let (full, bin) = binned("latest");
+    let mut listing = listing_of_roles(&full);
+    listing.insert(format!("{bin}.json"), MetaFile::describing(7, b"a bin"));
+    listing.insert("notes.txt".to_string(), MetaFile::version_only(2));
+    let unread = unread_bins(
+        &full.roles["targets"].metadata,
+        &mut listing,
+        &uploads_of(&bin, &k),
+    );
+    assert_eq!(unread.len(), 4);
+    assert_eq!(unread.version(&bin), Some(7));
+    assert!(unread
+        .0
+        .values()
+        .all(|entry| *entry == MetaFile::version_only(entry.version)));
+    let left: Vec<&str> = listing.keys().map(String::as_str).collect();
+    assert_eq!(left, ["notes.txt", "targets.json"]);
 }
 
 // The narrowed read (`unread_bins`, as `routes::publish::current_tuf` reads
@@ -575,17 +614,12 @@ fn every_role_is_read_when_targets_is_uploaded() {
 /// [`unread_bins`] leaves, of which those a read role names explicitly are
 /// read after all.
 fn as_read(full: &CurrentRepository, uploads: &[Upload]) -> CurrentRepository {
-    let versions: Vec<(String, u64)> = full
-        .roles
-        .iter()
-        .map(|(role, r)| (role.clone(), r.metadata.signed.version))
-        .collect();
     let mut read = full.clone();
     if let Some(targets) = full.roles.get("targets") {
-        read.unread_bins = unread_bins(&targets.metadata, &mut versions.clone(), uploads);
+        read.unread_bins = unread_bins(&targets.metadata, &mut listing_of_roles(full), uploads);
     }
     read.roles
-        .retain(|role, _| !read.unread_bins.contains_key(role));
+        .retain(|role, _| !read.unread_bins.contains(role));
     for name in read.named_unread_bins() {
         read.unread_bins.remove(&name);
         read.roles.insert(name.clone(), full.roles[&name].clone());

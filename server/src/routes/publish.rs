@@ -5,7 +5,7 @@
 use crate::auth::Action;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
-use crate::kept_current::{Kept, KeptCurrent, ListedVersions};
+use crate::kept_current::{Kept, KeptCurrent, SnapshotListing};
 use crate::online::notary_signing;
 use crate::online::signing::{self, SnapshotUpdate};
 use crate::publish::notary::SnapshotStep;
@@ -236,7 +236,7 @@ async fn apply(state: &AppState, gun: &str, uploads: Vec<Upload>) -> Result<Valu
 }
 
 /// The `meta` of the stored snapshot among `files` (empty without one),
-/// read as `C` (a map of entries, or a [`ListedVersions`]). Read straight
+/// read as `C` (a map of entries, or a [`SnapshotListing`]). Read straight
 /// into these types, not through
 /// [`tagtrust_shared::Metadata::from_bytes`]: its value tree and canonical
 /// form of the whole file were a quarter of a binned publish's CPU (1,024
@@ -310,14 +310,14 @@ async fn current_tuf(
     // snapshot's meta, which this server signed in the transaction that
     // stored them (one row to read, not one per bin). What `unread_bins`
     // leaves in it is read below.
-    let ListedVersions(mut versions) = match (listing.take(), snapshot_bytes) {
+    let mut listed = match (listing.take(), snapshot_bytes) {
         (Some(kept), _) => kept,
         (None, Some(bytes)) => snapshot_meta_of(&bytes)?,
-        (None, None) => ListedVersions::default(),
+        (None, None) => SnapshotListing::default(),
     };
     let targets = TopLevelRole::Targets.as_str();
     current.unread_bins = match current.roles.get(targets) {
-        Some(stored) => publish::unread_bins(&stored.metadata, &mut versions, uploads),
+        Some(stored) => publish::unread_bins(&stored.metadata, &mut listed.0, uploads),
         None => Default::default(),
     };
     // Read too: any uploaded role the listing does not name, in case it is
@@ -329,18 +329,15 @@ async fn current_tuf(
     let mut unlisted: Vec<&str> = uploads
         .iter()
         .map(|u| u.role.as_str())
-        .filter(|role| {
-            TopLevelRole::parse(role).is_none() && !current.unread_bins.contains_key(*role)
-        })
+        .filter(|role| TopLevelRole::parse(role).is_none() && !current.unread_bins.contains(role))
         .collect();
     if !unlisted.is_empty() {
-        let listed: std::collections::HashSet<&str> =
-            versions.iter().map(|(role, _)| role.as_str()).collect();
-        unlisted.retain(|role| !listed.contains(role));
+        let names: std::collections::HashSet<&str> = listed.roles().map(|(role, _)| role).collect();
+        unlisted.retain(|role| !names.contains(role));
     }
-    let rest: Vec<&str> = versions
-        .iter()
-        .map(|(role, _)| role.as_str())
+    let rest: Vec<&str> = listed
+        .roles()
+        .map(|(role, _)| role)
         .filter(|role| TopLevelRole::parse(role).is_none())
         .chain(unlisted)
         .collect();
@@ -355,7 +352,9 @@ async fn current_tuf(
         let files = repo.current_files_known(&names, &[]).await?;
         kept.add_read(files, &mut current, &mut listing, &mut read)
             .map_err(corrupt)?;
-        current.unread_bins.retain(|role, _| !named.contains(role));
+        for name in &named {
+            current.unread_bins.remove(name);
+        }
     }
     let server_keys = signing::bin_keys(repo).await?;
     Ok(CurrentTuf {
