@@ -5,9 +5,10 @@
 //! `publish::unread_bins`; explicit `path_hash_prefixes` bins are read by
 //! every publish, so they are kept like any role), and the snapshot's
 //! `meta` entries (as signed, so the next snapshot starts from them), each
-//! with the sha256 of the stored file it was parsed from. Kept per GUN, least recently used evicted first, within a
-//! byte budget (a quarter of `--file-cache-bytes`; 0 keeps none; a
-//! repository costing more than the whole budget is not kept).
+//! with the sha256 of the stored file it was parsed from. Kept per GUN,
+//! least recently used evicted first, within a byte budget (a quarter of
+//! `--file-cache-bytes`; 0 keeps none; a repository costing more than the
+//! whole budget is not kept).
 //!
 //! The next publish takes the entry out and asks the store for its current
 //! files without the bytes of those it holds by role and sha256
@@ -208,12 +209,29 @@ const PARSED_TARGETS_PER_BYTE: usize = 10;
 /// 3.8× for a root of four roles; its size is up to the publish limit).
 const PARSED_ROOT_PER_BYTE: usize = 4;
 
+/// Heap bytes of a `BTreeMap<String, String>` of a few entries: one leaf
+/// node (eleven key and value slots) besides the strings themselves.
+const HASHES_NODE: usize = 544;
+
 impl Cost for SnapshotListing {
-    /// Roughly: each entry's name, its slot and a share of the map's node.
+    /// Roughly: each entry's name, its slot and a share of the map's node,
+    /// and the hashes of the entries that have them (a listing kept from
+    /// the snapshot the server signed describes targets and delegated
+    /// roles fully: about 620 bytes more each). The server's snapshot
+    /// entries carry no other fields (`snapshot_entry`).
     fn cost(&self) -> usize {
         self.0
-            .keys()
-            .map(|name| name.capacity() + 2 * std::mem::size_of::<(String, MetaFile)>())
+            .iter()
+            .map(|(name, entry)| {
+                let hashes = entry.hashes.as_ref().map_or(0, |hashes| {
+                    HASHES_NODE
+                        + hashes
+                            .iter()
+                            .map(|(k, v)| k.capacity() + v.capacity())
+                            .sum::<usize>()
+                });
+                name.capacity() + 2 * std::mem::size_of::<(String, MetaFile)>() + hashes
+            })
             .sum::<usize>()
     }
 }
@@ -260,6 +278,20 @@ mod tests {
         assert_eq!(parsed, expected);
         let roles: Vec<(&str, u64)> = parsed.roles().collect();
         assert_eq!(roles, [("bins-0", 1), ("targets", 3)]);
+    }
+
+    /// A listing kept from the server's own snapshot describes targets
+    /// fully: its hashes are counted, not only its name and version.
+    #[test]
+    fn a_described_entry_costs_its_hashes_too() {
+        let bare = listing(&[("targets", 3)]);
+        let mut described = bare.clone();
+        described.0.insert(
+            "targets.json".to_string(),
+            MetaFile::describing(3, b"the targets file"),
+        );
+        let digest = described.0["targets.json"].hashes.as_ref().unwrap()["sha256"].len();
+        assert!(described.cost() >= bare.cost() + HASHES_NODE + digest);
     }
 
     fn row(role: &str, version: u64, sha256: &str, bytes: Option<&[u8]>) -> CurrentFile {

@@ -64,7 +64,8 @@ pub struct CurrentRepository {
 pub struct UnreadBins(BTreeMap<String, MetaFile>);
 
 impl UnreadBins {
-    /// The listed version of the bin `role`, if it is one of these.
+    /// The listed version of the bin `role`, if it is one of these. (Each
+    /// lookup makes the file name: a publish asks once per uploaded role.)
     pub fn version(&self, role: &str) -> Option<u64> {
         self.0.get(&file_name(role)).map(|entry| entry.version)
     }
@@ -165,8 +166,9 @@ impl CurrentRepository {
 
 /// Take out of `listing` (the current snapshot's `meta` entries by file
 /// name) the entries of the roles a publish of `uploads` need not read
-/// (moved, not copied: a repository of 1,024 bins lists them all), because nothing their content says can change
-/// its [`plan`]: the hashed bins of the stored top-level `targets`'
+/// (moved, not copied: a repository of 1,024 bins lists them all),
+/// because nothing their content says can change its [`plan`]: the hashed
+/// bins of the stored top-level `targets`'
 /// succinct delegation, uploaded or not. [`plan`] reads a stored role's
 /// content only to walk the delegation graph (which follows explicitly
 /// named roles, never succinct bins: the caller reads any bin that is also

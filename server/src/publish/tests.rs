@@ -510,19 +510,26 @@ fn listing_of_roles(current: &CurrentRepository) -> BTreeMap<String, MetaFile> {
     )
 }
 
+/// `full` (a binned repository) as a publish of `uploads` reads it when
+/// the current snapshot lists `listing`: the roles [`unread_bins`] leaves
+/// are not read.
+fn narrowed(
+    full: &CurrentRepository,
+    mut listing: BTreeMap<String, MetaFile>,
+    uploads: &[Upload],
+) -> CurrentRepository {
+    let unread = unread_bins(&full.roles["targets"].metadata, &mut listing, uploads);
+    let mut read = full.clone();
+    read.roles.retain(|role, _| !unread.contains(role));
+    read.unread_bins = unread;
+    read
+}
+
 /// [`binned`] as a publish of `uploads` reads it: root, targets and what
 /// [`unread_bins`] leaves, the other bins by version only.
 fn binned_as_read(tag: &str, uploads: &[Upload]) -> (CurrentRepository, String) {
     let (full, bin) = binned(tag);
-    let unread = unread_bins(
-        &full.roles["targets"].metadata,
-        &mut listing_of_roles(&full),
-        uploads,
-    );
-    let mut read = full.clone();
-    read.roles.retain(|role, _| !unread.contains(role));
-    read.unread_bins = unread;
-    (read, bin)
+    (narrowed(&full, listing_of_roles(&full), uploads), bin)
 }
 
 #[test]
@@ -590,7 +597,11 @@ fn unread_bins_leave_the_other_entries_listed_and_list_bins_by_version_only() {
     let (full, bin) = binned("latest");
     let mut listing = listing_of_roles(&full);
     listing.insert(format!("{bin}.json"), MetaFile::describing(7, b"a bin"));
-    listing.insert("notes.txt".to_string(), MetaFile::version_only(2));
+    // Not bins of `bins-0` … `bins-3`: a wider width, a doubled suffix,
+    // a delegated role, a file that is no role.
+    for name in ["bins-01.json", "bins-1.json.json", "dev.json", "notes.txt"] {
+        listing.insert(name.to_string(), MetaFile::version_only(2));
+    }
     let unread = unread_bins(
         &full.roles["targets"].metadata,
         &mut listing,
@@ -603,7 +614,101 @@ fn unread_bins_leave_the_other_entries_listed_and_list_bins_by_version_only() {
         .values()
         .all(|entry| *entry == MetaFile::version_only(entry.version)));
     let left: Vec<&str> = listing.keys().map(String::as_str).collect();
-    assert_eq!(left, ["notes.txt", "targets.json"]);
+    assert_eq!(
+        left,
+        [
+            "bins-01.json",
+            "bins-1.json.json",
+            "dev.json",
+            "notes.txt",
+            "targets.json"
+        ]
+    );
+}
+
+/// An uploaded bin is checked against the version the snapshot lists when
+/// it is left unread, and against the stored one when it is read after
+/// all (as when a read role names it).
+#[test]
+fn an_unread_bin_is_checked_against_its_listed_version() {
+    let k = keys();
+    let (full, _) = binned("latest");
+    let t1 = tag_in("bins-1");
+    let upload = || vec![up("bins-1", targets(3, &[&t1], &[], &k.dev, later()))];
+    let mut listing = listing_of_roles(&full);
+    listing.insert("bins-1.json".to_string(), MetaFile::version_only(5));
+    let mut read = narrowed(&full, listing, &upload());
+    let refused = plan(&mut read.clone(), upload(), now()).expect_err("listed at 5");
+    assert!(
+        matches!(&refused, Refusal::Conflict { role, current_version: 5, .. } if role == "bins-1"),
+        "{refused:?}"
+    );
+    read.unread_bins.remove("bins-1");
+    read.roles
+        .insert("bins-1".to_string(), full.roles["bins-1"].clone());
+    let p = plan(&mut read, upload(), now()).expect("stored at 1");
+    assert_eq!(p.snapshot_meta["bins-1.json"], MetaFile::version_only(3));
+}
+
+/// What a publish keeps of its snapshot for the next one is the `meta` it
+/// signed, targets described in full: the next publish planned from that
+/// listing lists what a full read lists, and refuses what it refuses.
+#[test]
+fn a_publish_planned_from_the_last_signed_listing_plans_as_a_full_read() {
+    let k = keys();
+    let (mut full, _) = binned("latest");
+    let (t1, t2) = (tag_in("bins-1"), tag_in("bins-2"));
+    let first = plan(
+        &mut full.clone(),
+        vec![up("bins-1", targets(2, &[&t1], &[], &k.dev, later()))],
+        now(),
+    )
+    .unwrap();
+    full.add_files(
+        first
+            .store
+            .iter()
+            .map(|(r, v, b)| (r.as_str(), *v, b.as_slice())),
+    )
+    .unwrap();
+    let mut signed = first.snapshot_meta.clone();
+    assert!(signed["targets.json"].hashes.is_some());
+    signed.insert("notes.txt".to_string(), MetaFile::version_only(1));
+    let uploads = || {
+        vec![
+            up("bins-1", targets(3, &[&t1], &[], &k.dev, later())),
+            up("bins-2", targets(2, &[&t2], &[], &k.dev, later())),
+        ]
+    };
+    let read = narrowed(&full, signed.clone(), &uploads());
+    assert_eq!(read.unread_bins.len(), 4);
+    let (a, b) = (
+        plan(&mut full.clone(), uploads(), now()).unwrap(),
+        plan(&mut read.clone(), uploads(), now()).unwrap(),
+    );
+    assert_eq!(a.snapshot_meta, b.snapshot_meta);
+    assert_eq!(a.store, b.store);
+    assert_eq!(b.snapshot_meta["bins-1.json"], MetaFile::version_only(3));
+    assert!(!b.snapshot_meta.contains_key("notes.txt"));
+    let again = vec![up("bins-1", targets(2, &[&t1], &[], &k.dev, later()))];
+    let read = narrowed(&full, signed, &again);
+    assert_eq!(refusal(&read, again), ("bins-1".to_string(), "CONFLICT"));
+}
+
+/// A bin the snapshot lists but the store lacks is not read by a publish
+/// that leaves it unread, so the new snapshot lists it as before.
+#[test]
+fn a_listed_bin_missing_from_the_store_stays_listed() {
+    let k = keys();
+    let (mut sparse, _) = binned("latest");
+    let listing = listing_of_roles(&sparse);
+    sparse.roles.remove("bins-3");
+    let t1 = tag_in("bins-1");
+    let uploads = vec![up("bins-1", targets(2, &[&t1], &[], &k.dev, later()))];
+    let mut read = narrowed(&sparse, listing, &uploads);
+    let p = plan(&mut read, uploads, now()).unwrap();
+    assert_eq!(p.snapshot_meta["bins-3.json"], MetaFile::version_only(1));
+    assert_eq!(p.snapshot_meta.len(), 5, "targets and the four bins");
 }
 
 // The narrowed read (`unread_bins`, as `routes::publish::current_tuf` reads
