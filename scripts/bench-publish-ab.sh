@@ -20,7 +20,9 @@
 # COMMIT's fsync is a third or more of a binned tag set, and varies with
 # the machine's state: compare runs by it). $BENCH_DIR (default /tmp)
 # holds the data: /dev/shm (tmpfs, whose fsync costs nothing) measures
-# the server's share without the disk's.
+# the server's share without the disk's. BENCH_DATABASE_URL=postgres://
+# postgres@127.0.0.1:5432 runs both servers on PostgreSQL instead, a fresh
+# database each (created here, dropped after).
 set -euo pipefail
 A=${1:?DIR_A}; B=${2:?DIR_B}
 RUNS=${BENCH_RUNS:-40}; BINS=${BENCH_BINS:-1024}; TAGS=${BENCH_TAGS:-10}
@@ -28,7 +30,12 @@ cd "$(dirname "$0")/.."
 PROXY=$PWD/scripts/bench-proxy.py
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/tagtrust-publish-ab.XXXXXX")
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$W"' EXIT
+PG_BASE=${BENCH_DATABASE_URL:-}
+pg_dbs=()
+drop_dbs() {
+  for db in "${pg_dbs[@]}"; do psql "$PG_BASE/postgres" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true; done
+}
+trap 'kill "${pids[@]}" 2>/dev/null || true; drop_dbs; rm -rf "$W"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 gun=bench.example/ab/app
 python3 - "$TAGS" > "$W/tags.txt" <<'PY'
@@ -44,9 +51,16 @@ setup() { # side dir extra-args
   local side=$1 dir=$2 port pport
   port=$(free_port); pport=$(free_port)
   mkdir -p "$W/$side"
-  "$dir/tagtrust-server" token create --data-dir "$W/$side/data" --scope 'push:*' 2>/dev/null > "$W/$side/token"
+  local db=()
+  if [[ -n $PG_BASE ]]; then
+    local name="tagtrust_ab_${side}_$$"
+    psql "$PG_BASE/postgres" -qAtc "CREATE DATABASE $name" >/dev/null
+    pg_dbs+=("$name")
+    db=(--database-url "$PG_BASE/$name")
+  fi
+  "$dir/tagtrust-server" token create --data-dir "$W/$side/data" "${db[@]}" --scope 'push:*' 2>/dev/null > "$W/$side/token"
   # shellcheck disable=SC2086 # the extra arguments are words
-  "$dir/tagtrust-server" --listen "127.0.0.1:$port" --data-dir "$W/$side/data" \
+  "$dir/tagtrust-server" --listen "127.0.0.1:$port" --data-dir "$W/$side/data" "${db[@]}" \
     --max-body-bytes 67108864 --max-file-bytes 67108864 --max-parts $((BINS + 16)) $3 \
     >"$W/$side/server.log" 2>&1 &
   pids+=($!)
@@ -76,7 +90,9 @@ setup b "$B" "${BENCH_ARGS_B:-}"
 for i in $(seq "$RUNS"); do
   if ((i % 2)); then one a "$A"; one b "$B"; else one b "$B"; one a "$A"; fi
 done
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), SQLite, $TAGS tags, $BINS bins, $RUNS tag sets per side, load $(cut -d' ' -f1-3 /proc/loadavg), data in $W"
+backend=SQLite
+[[ -z $PG_BASE ]] || backend="PostgreSQL $(psql "$PG_BASE/postgres" -qAtc 'show server_version')"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $backend, $TAGS tags, $BINS bins, $RUNS tag sets per side, load $(cut -d' ' -f1-3 /proc/loadavg), data in $W"
 # The disk's share: what a binned tag set's COMMIT writes to the WAL (25
 # frames of a 24-byte header and a 4 KB page: BENCHMARKS.md, 2026-12-07),
 # then one fsync, over the same file in place, as SQLite rewrites its WAL
