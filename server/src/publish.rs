@@ -521,14 +521,15 @@ fn check_expiry(role: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> Resul
 #[derive(Clone)]
 enum Hop {
     Role(DelegatedRole),
-    Bin(SuccinctRoles, String),
+    /// Bin number `.1` of these bins.
+    Bin(SuccinctRoles, u64),
 }
 
 impl Hop {
     fn allows(&self, target: &str) -> bool {
         match self {
             Hop::Role(role) => role.is_delegated_path(target),
-            Hop::Bin(bins, name) => bins.role_for_target(target) == *name,
+            Hop::Bin(bins, number) => bins.bin_for_target(target) == *number,
         }
     }
 }
@@ -588,9 +589,9 @@ fn find_delegators(
             }
         }
         if let Some(bins) = &delegations.succinct_roles {
-            if bins.is_bin(name) {
+            if let Some(number) = bins.bin_number(name) {
                 let mut chain = hops.to_vec();
-                chain.push(Hop::Bin(bins.clone(), name.to_string()));
+                chain.push(Hop::Bin(bins.clone(), number));
                 found.push((role.to_string(), chain));
             }
         }

@@ -502,6 +502,14 @@ pub struct SuccinctRoles {
 impl SuccinctRoles {
     /// The bin role responsible for `target` (TAP 15).
     pub fn role_for_target(&self, target: &str) -> String {
+        self.bin_name(self.bin_for_target(target))
+    }
+
+    /// The number of the bin responsible for `target`: the first
+    /// `bit_length` bits of the sha256 of its name (TAP 15). Checking a
+    /// bin's tags compares these numbers rather than names (a bin of 98
+    /// tags made 98 names).
+    pub fn bin_for_target(&self, target: &str) -> u64 {
         use sha2::{Digest, Sha256};
         let hash = Sha256::digest(target.as_bytes());
         let first = u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
@@ -510,7 +518,7 @@ impl SuccinctRoles {
         } else {
             first >> (32 - self.bit_length)
         };
-        self.bin_name(u64::from(bin))
+        u64::from(bin)
     }
 
     /// The name of bin number `bin`: the prefix, `-`, the number in
@@ -553,15 +561,28 @@ impl SuccinctRoles {
 
     /// Is `role` one of the bins (name and number in range)?
     pub fn is_bin(&self, role: &str) -> bool {
-        let Some(suffix) = role
+        self.bin_number(role).is_some()
+    }
+
+    /// The number of bin `role` ([`Self::bin_name`] backwards), if it is
+    /// one of these bins: exactly the name `bin_name` gives, lower-case
+    /// hex digits of its width (`from_str_radix` alone also takes a `+`
+    /// sign and upper case, so `bin-+f` and `bin-0F` passed for `bin-0f`).
+    pub fn bin_number(&self, role: &str) -> Option<u64> {
+        let suffix = role
             .strip_prefix(&self.name_prefix)
-            .and_then(|s| s.strip_prefix('-'))
-        else {
-            return false;
-        };
+            .and_then(|s| s.strip_prefix('-'))?;
         let width = self.bit_length.div_ceil(4) as usize;
-        suffix.len() == width
-            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < (1u64 << self.bit_length))
+        if suffix.len() != width
+            || !suffix
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return None;
+        }
+        u64::from_str_radix(suffix, 16)
+            .ok()
+            .filter(|n| *n < (1u64 << self.bit_length))
     }
 }
 
@@ -1033,6 +1054,18 @@ mod tests {
         );
         assert!(names.iter().all(|n| s.is_bin(n)));
         assert!(names.contains(&name));
+        // Numbers and names are one another's inverse, and a target's bin
+        // number names its bin.
+        for (number, name) in names.iter().enumerate() {
+            assert_eq!(s.bin_number(name), Some(number as u64));
+            assert_eq!(s.bin_name(number as u64), *name);
+        }
+        assert_eq!(s.bin_name(s.bin_for_target("latest")), name);
+        for stray in [
+            "bin-100", "bin-0", "bin-0g", "bins-00", "bin00", "bin-+f", "bin-0F",
+        ] {
+            assert_eq!(s.bin_number(stray), None, "{stray}");
+        }
         // As explicit roles, the bins' hash prefixes select what
         // role_for_target selects, for a bit length that is not a multiple
         // of 4 too.
