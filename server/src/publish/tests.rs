@@ -783,6 +783,29 @@ fn succinct_targets(version: u64, bits: u8, prefix: &str) -> Vec<u8> {
     md.to_bytes()
 }
 
+/// A bin's name is exactly the one TAP 15 gives it: lower-case hex of
+/// its width. `bins-0F` and `bins-+f` name no bin (they read as bin 15
+/// once, and an empty one was accepted and listed in the snapshot).
+#[test]
+fn a_bin_name_in_upper_case_or_with_a_sign_is_no_bin() {
+    let k = keys();
+    let files = [
+        ("root", root(1, &k.root, &k.targets, &[&k.root])),
+        ("targets", succinct_targets(1, 8, "bins")),
+    ];
+    let repo =
+        CurrentRepository::from_files(files.iter().map(|(r, b)| (*r, 1, b.as_slice()))).unwrap();
+    let bin = |name: &str| vec![up(name, targets(1, &[], &[], &k.dev, later()))];
+    for stray in ["bins-0F", "bins-+f"] {
+        assert_eq!(
+            refusal(&repo, bin(stray)),
+            (stray.to_string(), "UNKNOWN_ROLE")
+        );
+    }
+    let p = plan(&mut repo.clone(), bin("bins-0f"), now()).expect("bin 15");
+    assert!(p.snapshot_meta.contains_key("bins-0f.json"));
+}
+
 /// A tag that hashes into `bin` of [`binned`]'s bins.
 fn tag_in(bin: &str) -> String {
     (0..1000)
