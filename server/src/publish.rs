@@ -202,16 +202,7 @@ pub fn unread_bins(
     // bins stay in the map they came in, each entry by version only (as
     // `plan` lists a bin).
     let mut unread = std::mem::take(listing);
-    let others: Vec<String> = unread
-        .keys()
-        .filter(|name| !is_bin(name))
-        .cloned()
-        .collect();
-    for name in others {
-        if let Some(entry) = unread.remove(&name) {
-            listing.insert(name, entry);
-        }
-    }
+    listing.extend(unread.extract_if(.., |name, _| !is_bin(name)));
     for entry in unread.values_mut() {
         if entry.length.is_some() || entry.hashes.is_some() || !entry.extra.is_empty() {
             *entry = MetaFile::version_only(entry.version);

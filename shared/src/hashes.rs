@@ -4,6 +4,12 @@ use crate::error::{Error, Result};
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::BTreeMap;
 
+/// Is `s` made of lower-case hex digits only (as digests, key IDs and bin
+/// numbers are written)? True of the empty string: callers check lengths.
+pub fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -114,7 +114,7 @@ impl RoleKeys {
 /// implementation writes them). Anything else is refused at parse, before a
 /// key ID can reach a terminal, a file name or a comparison.
 pub fn validate_key_id(owner: &str, id: &str) -> Result<()> {
-    if id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if id.len() == 64 && crate::hashes::is_lower_hex(id) {
         return Ok(());
     }
     let shown: String = id.chars().take(80).collect();
@@ -573,11 +573,7 @@ impl SuccinctRoles {
             .strip_prefix(&self.name_prefix)
             .and_then(|s| s.strip_prefix('-'))?;
         let width = self.bit_length.div_ceil(4) as usize;
-        if suffix.len() != width
-            || !suffix
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if suffix.len() != width || !crate::hashes::is_lower_hex(suffix) {
             return None;
         }
         u64::from_str_radix(suffix, 16)

@@ -278,11 +278,7 @@ fn check_target(tag: &str, file: &TargetFile) -> Result<(), Refusal> {
             format!("{tag}: {reason}"),
         )
     };
-    let hex_ok = |h: &String| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
+    let hex_ok = |h: &String| h.len() == 64 && tagtrust_shared::hashes::is_lower_hex(h);
     match file.hashes.get("sha256") {
         Some(h) if file.hashes.len() == 1 && hex_ok(h) => {}
         _ => {

@@ -719,12 +719,10 @@ fn a_listed_bin_missing_from_the_store_stays_listed() {
 /// [`unread_bins`] leaves, of which those a read role names explicitly are
 /// read after all.
 fn as_read(full: &CurrentRepository, uploads: &[Upload]) -> CurrentRepository {
-    let mut read = full.clone();
-    if let Some(targets) = full.roles.get("targets") {
-        read.unread_bins = unread_bins(&targets.metadata, &mut listing_of_roles(full), uploads);
-    }
-    read.roles
-        .retain(|role, _| !read.unread_bins.contains(role));
+    let mut read = match full.roles.get("targets") {
+        Some(_) => narrowed(full, listing_of_roles(full), uploads),
+        None => full.clone(),
+    };
     for name in read.named_unread_bins() {
         read.unread_bins.remove(&name);
         read.roles.insert(name.clone(), full.roles[&name].clone());

@@ -55,24 +55,21 @@ fn invalid_role(name: &str, e: tagtrust_shared::Error) -> ApiError {
 
 /// `{N}.{role}.json`, `{role}.{sha256}.json` or `{role}.json` (without `.json`).
 fn parse_file(stem: &str) -> Result<FileRef, ApiError> {
-    let file = if let Some((digits, role)) = stem
-        .split_once('.')
-        .filter(|(d, r)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !r.is_empty())
-    {
-        let version = digits
-            .parse::<u64>()
-            .map_err(|_| ApiError::not_found(format!("no version {digits}")))?;
-        FileRef::Version(role.to_string(), version)
-    } else if let Some((role, hash)) = stem.rsplit_once('.').filter(|(r, h)| {
-        !r.is_empty()
-            && h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    }) {
-        FileRef::Sha256(role.to_string(), hash.to_string())
-    } else {
-        FileRef::Current(stem.to_string())
-    };
+    let file =
+        if let Some((digits, role)) = stem.split_once('.').filter(|(d, r)| {
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !r.is_empty()
+        }) {
+            let version = digits
+                .parse::<u64>()
+                .map_err(|_| ApiError::not_found(format!("no version {digits}")))?;
+            FileRef::Version(role.to_string(), version)
+        } else if let Some((role, hash)) = stem.rsplit_once('.').filter(|(r, h)| {
+            !r.is_empty() && h.len() == 64 && tagtrust_shared::hashes::is_lower_hex(h)
+        }) {
+            FileRef::Sha256(role.to_string(), hash.to_string())
+        } else {
+            FileRef::Current(stem.to_string())
+        };
     validate_role(file.role())?;
     Ok(file)
 }
